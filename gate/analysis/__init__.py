@@ -1,0 +1,1 @@
+"""Pure analysis: numbers in, frozen dataclasses out; no I/O, no clock."""

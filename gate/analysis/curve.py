@@ -1,0 +1,85 @@
+"""Put memory on a requests axis: snapshots and process samples against requests served.
+
+Time is a poor x-axis on shared machines (throughput varies from run to run); requests
+completed are comparable across runs. The load timeline maps one onto the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from gate.model import Curve, CurvePoint, LoadSample
+
+MAX_POINTS = 200
+
+
+class NotEnoughData(ValueError):
+    """Too few snapshots fell inside the load to draw a curve."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TimedMemory:
+    """A memory snapshot at an absolute time (seconds since the epoch)."""
+
+    t: float
+    rss: int
+    heap: int
+
+
+def requests_at(times: Sequence[float] | np.ndarray, timeline: Sequence[LoadSample]) -> np.ndarray:
+    """Requests completed at each time, interpolated linearly on the timeline.
+
+    Before the first sample it is that sample's count (0 at the start of the load);
+    after the last, the last sample's.
+    """
+    xs = np.fromiter((s.t for s in timeline), dtype=float, count=len(timeline))
+    ys = np.fromiter((s.requests for s in timeline), dtype=float, count=len(timeline))
+    return np.asarray(np.interp(np.asarray(times, dtype=float), xs, ys), dtype=float)
+
+
+def build_curve(
+    snapshots: Sequence[TimedMemory],
+    timeline: Sequence[LoadSample],
+    *,
+    load_start: float,
+    load_end: float,
+    warmup_requests: int,
+    max_points: int = MAX_POINTS,
+) -> tuple[Curve, list[int]]:
+    """The memory curve from the load's start to its end, and the snapshot index of each point.
+
+    Points are real snapshots, chosen evenly spaced in requests (at most ``max_points``);
+    the first snapshot at or past the warm-up and the last one of the load are always
+    points. ``timeline`` times are absolute like the snapshots'; the curve's ``t`` is
+    relative to ``load_start``.
+    """
+    times = np.fromiter((s.t for s in snapshots), dtype=float, count=len(snapshots))
+    inside = np.flatnonzero((times >= load_start) & (times <= load_end))
+    if len(inside) < 2:
+        raise NotEnoughData(
+            f"only {len(inside)} memory snapshot(s) fell inside the load's"
+            f" {load_end - load_start:.1f} s"
+        )
+    reqs = requests_at(times[inside], timeline)
+    targets = np.linspace(0.0, reqs[-1], max_points)
+    chosen = set(np.searchsorted(reqs, targets, side="left").clip(0, len(inside) - 1).tolist())
+    chosen.add(len(inside) - 1)
+    warm = int(np.searchsorted(reqs, warmup_requests, side="left"))
+    if warm < len(inside):
+        chosen.add(warm)
+    order = sorted(chosen)
+    points = tuple(
+        CurvePoint(
+            requests=round(float(reqs[i]), 1),
+            t=round(float(times[inside[i]] - load_start), 3),
+            heap=snapshots[inside[i]].heap,
+            rss=snapshots[inside[i]].rss,
+        )
+        for i in order
+    )
+    warmup_index = order.index(warm) if warm < len(inside) else len(order) - 1
+    curve = Curve(points=points, warmup_requests=warmup_requests, warmup_index=warmup_index)
+    return curve, [int(inside[i]) for i in order]

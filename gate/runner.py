@@ -1,0 +1,278 @@
+"""One run of a scenario: service under memray, Locust load, capture read into a result.
+
+This is where the edges meet: ``service`` (processes), ``load`` (Locust, in its own
+process), ``capture`` (memray files) and the pure ``analysis``. It writes only into the
+run's output folder and keeps everything there when a run fails, for a post-mortem.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import platform
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Protocol
+
+import gate
+from gate.analysis.curve import NotEnoughData, TimedMemory, build_curve, requests_at
+from gate.analysis.sites import rank_sites
+from gate.capture import Capture, UnreadableCapture
+from gate.errors import RunError
+from gate.load import LoadConfig, LoadOutcome, LoadProcess
+from gate.model import (
+    CaptureInfo,
+    LoadSample,
+    LoadStats,
+    ProcessSample,
+    Provenance,
+    RunResult,
+    ScenarioRef,
+)
+from gate.result import SCHEMA_VERSION
+from gate.scenario import Scenario
+from gate.service import RawProcessSample, ServiceProcess, free_port
+
+POLL_S = 0.1
+
+
+class RunObserver(Protocol):
+    """What a run reports while it goes (the CLI draws it; tests may ignore it)."""
+
+    def phase(self, name: str) -> None: ...
+
+    def load_progress(self, phase: str, requests: int, failures: int) -> None: ...
+
+
+class QuietObserver:
+    def phase(self, name: str) -> None:
+        pass
+
+    def load_progress(self, phase: str, requests: int, failures: int) -> None:
+        pass
+
+
+def run_scenario(
+    scenario: Scenario, out_dir: Path, observer: RunObserver | None = None
+) -> RunResult:
+    """Run ``scenario`` once; write its files into ``out_dir``; return what it measured.
+
+    Raises :class:`RunError` when the run could not measure (the service did not start
+    or died, the load failed or served no successful request, the capture is unusable).
+    """
+    observer = observer or QuietObserver()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started_at = datetime.datetime.now(datetime.UTC)
+    port = free_port()
+    service = ServiceProcess(scenario, port, out_dir)
+    observer.phase("starting the service under memray")
+    service.start()
+    try:
+        service.wait_healthy()
+        outcome = _drive_load(scenario, service, out_dir, observer)
+    finally:
+        observer.phase("stopping the service")
+        stop = service.stop()
+    _check_load(outcome, scenario, out_dir)
+    if stop.signal == "SIGKILL":
+        raise RunError(
+            f"service ignored SIGINT and SIGTERM and was killed; its capture is incomplete"
+            f" (see {service.log_path})"
+        )
+    observer.phase("reading the capture")
+    return _build_result(scenario, service, outcome, out_dir, started_at)
+
+
+def _drive_load(
+    scenario: Scenario, service: ServiceProcess, out_dir: Path, observer: RunObserver
+) -> LoadOutcome:
+    spec = scenario.load
+    health = urllib.parse.urlsplit(service.health_url)
+    config = LoadConfig(
+        locustfile=str(scenario.locustfile),
+        user_classes=list(spec.user_classes),
+        host=f"{health.scheme}://{health.netloc}",
+        users=spec.users,
+        spawn_rate=spec.spawn_rate,
+        warmup_requests=spec.warmup_requests,
+        requests=spec.requests,
+        duration=spec.duration,
+        time_limit=spec.time_limit,
+        timeline_path=str(out_dir / "load.jsonl"),
+    )
+    load = LoadProcess(config, out_dir / "load.log")
+    observer.phase("load")
+    load.start()
+    try:
+        while True:
+            finished = load.poll() is not None
+            progress = load.progress
+            observer.load_progress(progress.phase, progress.requests, progress.failures)
+            if finished:
+                break
+            code = service.exit_code()
+            if code is not None:
+                raise RunError(
+                    f"service died under load with exit code {code} after"
+                    f" {progress.requests} requests (see {service.log_path})"
+                )
+            time.sleep(POLL_S)
+    finally:
+        load.kill()
+    return load.outcome()
+
+
+def _check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
+    last = outcome.samples[-1] if outcome.samples else LoadSample(0.0, 0, 0)
+    if last.requests - last.failures <= 0:
+        raise RunError(
+            f"load produced no successful requests ({last.requests} sent, all failed;"
+            f" see {out_dir / 'load.log'})"
+        )
+    if outcome.warmup_done_at is None:
+        raise RunError(
+            f"load completed only {last.requests} of {scenario.load.warmup_requests}"
+            f" warm-up requests within the {scenario.load.time_limit:g} s time limit"
+        )
+
+
+def _build_result(
+    scenario: Scenario,
+    service: ServiceProcess,
+    outcome: LoadOutcome,
+    out_dir: Path,
+    started_at: datetime.datetime,
+) -> RunResult:
+    read_started = time.perf_counter()
+    timeline = outcome.samples
+    warmup_done = _requests_when(timeline, outcome.warmup_done_at)
+    try:
+        with Capture(service.capture_path) as capture:
+            snapshots = capture.snapshots()
+            curve, indexes = build_curve(
+                [TimedMemory(s.t, s.rss, s.heap) for s in snapshots],
+                timeline,
+                load_start=outcome.started_at,
+                load_end=outcome.ended_at,
+                warmup_requests=warmup_done,
+            )
+            measured = timeline[-1].requests - warmup_done
+            sites = rank_sites(
+                ((s.stack, s.live) for s in capture.live_bytes_by_stack(indexes)),
+                warmup_index=curve.warmup_index,
+                measured_requests=measured,
+                library_roots=library_roots(),
+                base=str(scenario.service_cwd),
+            )
+    except UnreadableCapture as exc:
+        raise RunError(str(exc)) from None
+    except NotEnoughData as exc:
+        raise RunError(f"{service.capture_path}: {exc}") from None
+    read_seconds = time.perf_counter() - read_started
+
+    total = timeline[-1]
+    duration = outcome.ended_at - outcome.started_at
+    measured_duration = outcome.ended_at - (outcome.warmup_done_at or outcome.started_at)
+    load = LoadStats(
+        requests=total.requests,
+        failures=total.failures,
+        warmup_requests=warmup_done,
+        measured_requests=total.requests - warmup_done,
+        duration_s=round(duration, 3),
+        measured_duration_s=round(measured_duration, 3),
+        requests_per_second=round((total.requests - warmup_done) / max(measured_duration, 1e-9), 1),
+        stop_reason=outcome.stop_reason,
+        endpoints=outcome.endpoints,
+    )
+    return RunResult(
+        schema_version=SCHEMA_VERSION,
+        scenario=ScenarioRef(name=scenario.name, path=str(scenario.path), sha256=scenario.sha256),
+        settings=scenario.model_dump(mode="json", exclude={"path", "sha256"}),
+        provenance=provenance(started_at, scenario.service_cwd),
+        load=load,
+        curve=curve,
+        sites=sites,
+        timeline=tuple(
+            LoadSample(round(s.t - outcome.started_at, 3), s.requests, s.failures) for s in timeline
+        ),
+        processes=_process_samples(
+            [s for s in service.samples() if outcome.started_at <= s.t <= outcome.ended_at],
+            timeline,
+            outcome.started_at,
+        ),
+        capture=CaptureInfo(
+            file=service.capture_path.name,
+            bytes=service.capture_path.stat().st_size,
+            read_seconds=round(read_seconds, 3),
+            snapshots=len(snapshots),
+        ),
+        files={
+            "service_log": service.log_path.name,
+            "load_log": "load.log",
+            "load_timeline": "load.jsonl",
+        },
+    )
+
+
+def _requests_when(timeline: tuple[LoadSample, ...], when: float | None) -> int:
+    if when is None:
+        return 0
+    return round(float(requests_at([when], timeline)[0]))
+
+
+def _process_samples(
+    raw: list[RawProcessSample], timeline: tuple[LoadSample, ...], start: float
+) -> tuple[ProcessSample, ...]:
+    if not raw:
+        return ()
+    reqs = requests_at([s.t for s in raw], timeline)
+    return tuple(
+        ProcessSample(
+            t=round(s.t - start, 3),
+            requests=round(float(r), 1),
+            rss=s.rss,
+            threads=s.threads,
+            fds=s.fds,
+            processes=s.processes,
+        )
+        for s, r in zip(raw, reqs, strict=True)
+    )
+
+
+def library_roots() -> list[str]:
+    """Folders whose code is not the user's: the standard library and site-packages."""
+    names = ("stdlib", "platstdlib", "purelib", "platlib")
+    roots = {sysconfig.get_path(name) for name in names}
+    roots |= {
+        sysconfig.get_path(name, vars={"base": sys.base_prefix, "platbase": sys.base_prefix})
+        for name in names
+    }
+    return sorted(root for root in roots if root)
+
+
+def provenance(started_at: datetime.datetime, cwd: Path) -> Provenance:
+    return Provenance(
+        started_at=started_at.isoformat(timespec="seconds"),
+        memgate=gate.__version__,
+        python=platform.python_version(),
+        memray=importlib.metadata.version("memray"),
+        locust=importlib.metadata.version("locust"),
+        platform=platform.platform(),
+        hostname=socket.gethostname(),
+        commit=_git_commit(cwd),
+    )
+
+
+def _git_commit(cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None

@@ -1,0 +1,199 @@
+"""Read and validate scenario files (TOML).
+
+A scenario says how to start the service, how to drive it with Locust, and how to
+profile it. The format is documented in ``scenarios/README.md``; ``scenarios/demo.toml``
+is the worked example. Relative paths are relative to the scenario file's folder.
+The placeholder ``{port}`` in the command, the environment values and the health URL
+is replaced by a free port on 127.0.0.1 chosen for each run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import tomllib
+import urllib.parse
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gate.errors import InputError
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=24 * 3600)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ServiceSpec(_Strict):
+    """How to start the service under test."""
+
+    command: list[str] = Field(min_length=1)
+    """``python app.py``, ``python -m module ...`` or an installed console script."""
+    cwd: str = "."
+    env: dict[str, str] = {}
+    health_url: str
+    """Polled until it answers 2xx; its host must be loopback."""
+    startup_timeout: PositiveSeconds = 30.0
+    stop_timeout: PositiveSeconds = 15.0
+    """Seconds to wait after SIGINT (then SIGTERM, then SIGKILL)."""
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split_command(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return shlex.split(value)
+        return value
+
+    @field_validator("health_url")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        parts = urllib.parse.urlsplit(value.replace("{port}", "0"))
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        if parts.hostname not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"host {parts.hostname!r} is not loopback: memgate only loads 127.0.0.1"
+            )
+        return value
+
+
+class LoadSpec(_Strict):
+    """The Locust load: a plain locustfile, bounded in requests and time."""
+
+    locustfile: str
+    user_classes: list[str] = []
+    """Names of the User classes to run; all of the file's by default."""
+    users: int = Field(default=4, ge=1, le=10_000)
+    spawn_rate: float = Field(default=4.0, gt=0)
+    warmup_requests: int = Field(default=500, ge=0)
+    """Requests sent before measuring starts; imports, pools and caches fill here."""
+    requests: int | None = Field(default=None, ge=1)
+    """Requests measured after the warm-up."""
+    duration: PositiveSeconds | None = None
+    """Seconds measured after the warm-up (whichever of requests and duration comes first)."""
+    time_limit: PositiveSeconds = 600.0
+    """Hard limit on the whole load, warm-up included."""
+
+    @model_validator(mode="after")
+    def _bounded(self) -> LoadSpec:
+        if self.requests is None and self.duration is None:
+            raise ValueError("set requests or duration (or both): the load must be bounded")
+        return self
+
+
+class ProfileSpec(_Strict):
+    """How memray profiles the service."""
+
+    trace_python_allocators: bool = True
+    """See every Python object allocation (needed to name the leaking line)."""
+    native: bool = False
+    """Also record native (C) stacks: slower, for leaks in extension modules."""
+    follow_fork: bool = False
+    """Also profile processes forked by the service (prefork servers)."""
+
+
+class Scenario(_Strict):
+    """A validated scenario with its paths resolved."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    description: str = ""
+    service: ServiceSpec
+    load: LoadSpec
+    profile: ProfileSpec = ProfileSpec()
+    path: Path = Path()
+    """The scenario file (set by :func:`load_scenario`)."""
+    sha256: str = ""
+    """Hash of the file's bytes, so a baseline knows which version it was made with."""
+
+    @property
+    def service_cwd(self) -> Path:
+        return (self.path.parent / self.service.cwd).resolve()
+
+    @property
+    def locustfile(self) -> Path:
+        return (self.path.parent / self.load.locustfile).resolve()
+
+    def with_overrides(
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        requests: int | None = None,
+        duration: float | None = None,
+        warmup: int | None = None,
+    ) -> Scenario:
+        """The scenario with command-line overrides applied (validated again)."""
+        service = self.service.model_dump()
+        load = self.load.model_dump()
+        if env:
+            service["env"] = {**service["env"], **env}
+        if requests is not None:
+            load["requests"] = requests
+            load["duration"] = duration
+        elif duration is not None:
+            load["duration"] = duration
+            load["requests"] = None
+        if warmup is not None:
+            load["warmup_requests"] = warmup
+        data = {**self.model_dump(), "service": service, "load": load}
+        return _validate(data, self.path)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, validate and resolve a scenario file; raise :class:`InputError` with one line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such scenario file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read scenario: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: scenario is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    data.setdefault("name", path.stem)
+    for key in ("path", "sha256"):
+        if key in data:
+            raise InputError(f"{path}: {key}: set by memgate, not allowed in the file")
+    data["path"] = path.resolve()
+    data["sha256"] = hashlib.sha256(raw).hexdigest()
+    scenario = _validate(data, path)
+    if not scenario.locustfile.is_file():
+        raise InputError(f"{path}: load.locustfile: no such file {scenario.locustfile}")
+    if not scenario.service_cwd.is_dir():
+        raise InputError(f"{path}: service.cwd: no such folder {scenario.service_cwd}")
+    return scenario
+
+
+def _validate(data: dict[str, Any], path: Path) -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(f"{path}: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "scenario"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}"

@@ -1,0 +1,265 @@
+"""Start the service under memray, wait until it is healthy, sample it, stop it.
+
+The gate owns the service's process: it runs in a session of its own, is stopped with
+SIGINT (which lets memray finish its capture; SIGTERM with default handlers loses it),
+then SIGTERM, then SIGKILL if it hangs. psutil samples its process tree from outside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from gate._files import last_line
+from gate.errors import InputError, RunError
+from gate.scenario import ProfileSpec, Scenario
+
+_PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
+HEALTH_POLL_S = 0.1
+SAMPLE_INTERVAL_S = 0.1
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fill_port(text: str, port: int) -> str:
+    return text.replace("{port}", str(port))
+
+
+def python_target(command: list[str], search_path: str) -> list[str]:
+    """What this interpreter must run for the service command: ``[script, args...]``,
+    ``["-m", module, args...]`` or ``["-c", code]``.
+
+    ``python app.py``, ``python -m module`` and ``python -c code`` run under this
+    interpreter (memray must be importable beside the service's packages); any other
+    program is looked up on ``search_path`` and must be a Python script, such as a
+    console script installed by pip.
+    """
+    head, *rest = command
+    if _PYTHON_NAME.match(os.path.basename(head)):
+        if not rest:
+            raise InputError("service.command: 'python' needs a script, -m module or -c code")
+        if rest[0].startswith("-") and rest[0] not in ("-m", "-c"):
+            raise InputError(
+                f"service.command: interpreter option {rest[0]!r} is not supported;"
+                " use python SCRIPT, python -m MODULE or python -c CODE"
+            )
+        return rest
+    found = shutil.which(head, path=search_path)
+    if found is None:
+        raise RunError(f"service command not found: {head!r}")
+    if not _is_python_script(Path(found)):
+        raise InputError(
+            f"service.command: {found} is not a Python program; memray profiles Python"
+        )
+    return [found, *rest]
+
+
+def profiled_command(target: list[str], profile: ProfileSpec, capture: Path) -> list[str]:
+    """``target`` (see :func:`python_target`) run under ``memray run``."""
+    memray = [sys.executable, "-m", "memray", "run", "--quiet", "--force", "--no-compress"]
+    memray += ["--output", str(capture)]
+    if profile.trace_python_allocators:
+        memray.append("--trace-python-allocators")
+    if profile.native:
+        memray.append("--native")
+    if profile.follow_fork:
+        memray.append("--follow-fork")
+    return [*memray, *target]
+
+
+def _is_python_script(path: Path) -> bool:
+    if path.suffix == ".py":
+        return True
+    try:
+        with open(path, "rb") as script:
+            first = script.readline(256)
+    except OSError:
+        return False
+    return first.startswith(b"#!") and b"python" in first
+
+
+@dataclasses.dataclass(frozen=True)
+class RawProcessSample:
+    t: float
+    """Seconds since the epoch."""
+    rss: int
+    threads: int
+    fds: int
+    processes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StopInfo:
+    signal: str
+    """The last signal it took to stop the service: SIGINT, SIGTERM or SIGKILL."""
+    returncode: int | None
+
+
+class ServiceProcess:
+    """The service under memray: started, health-checked, sampled and stopped."""
+
+    def __init__(
+        self, scenario: Scenario, port: int, out_dir: Path, *, profiled: bool = True
+    ) -> None:
+        self.scenario = scenario
+        self.profiled = profiled
+        """``False`` runs the service without memray (to measure what profiling costs)."""
+        self.port = port
+        self.capture_path = out_dir / "capture.bin"
+        self.log_path = out_dir / "service.log"
+        self.health_url = fill_port(scenario.service.health_url, port)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._samples: list[RawProcessSample] = []
+        self._stop_sampling = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def start(self) -> None:
+        spec = self.scenario.service
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env["PORT"] = env["MEMGATE_PORT"] = str(self.port)
+        env.update({key: fill_port(value, self.port) for key, value in spec.env.items()})
+        search_path = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+        command = [fill_port(arg, self.port) for arg in spec.command]
+        target = python_target(command, search_path)
+        if self.profiled:
+            argv = profiled_command(target, self.scenario.profile, self.capture_path)
+        else:
+            argv = [sys.executable, *target]
+        with open(self.log_path, "wb") as log:
+            try:
+                self._proc = subprocess.Popen(
+                    argv,
+                    cwd=self.scenario.service_cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise RunError(f"could not start the service: {exc}") from None
+        self._sampler = threading.Thread(target=self._sample_loop, daemon=True)
+        self._sampler.start()
+
+    def wait_healthy(self) -> float:
+        """Poll the health URL; return the seconds it took, or raise :class:`RunError`."""
+        assert self._proc is not None
+        timeout = self.scenario.service.startup_timeout
+        started = time.monotonic()
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                raise RunError(
+                    f"service exited with code {code} during start-up"
+                    f" (see {self.log_path}): {last_line(self.log_path)}"
+                )
+            try:
+                with urllib.request.urlopen(self.health_url, timeout=1.0) as response:
+                    if 200 <= response.status < 300:
+                        return time.monotonic() - started
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() - started > timeout:
+                raise RunError(
+                    f"service did not answer {self.health_url} within {timeout:g} s"
+                    f" (see {self.log_path})"
+                )
+            time.sleep(HEALTH_POLL_S)
+
+    def exit_code(self) -> int | None:
+        """The exit code if the service has ended, else ``None``."""
+        assert self._proc is not None
+        return self._proc.poll()
+
+    def stop(self) -> StopInfo:
+        """Stop the service so that memray completes its capture, escalating if it hangs."""
+        assert self._proc is not None
+        proc = self._proc
+        used = "none"
+        if proc.poll() is None:
+            for sig, wait_s in (
+                (signal.SIGINT, self.scenario.service.stop_timeout),
+                (signal.SIGTERM, 5.0),
+                (signal.SIGKILL, 5.0),
+            ):
+                used = sig.name
+                self._signal(sig, group=sig is not signal.SIGINT)
+                try:
+                    proc.wait(timeout=wait_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        # Whatever the leader left behind (workers, helpers) goes with it.
+        self._signal(signal.SIGKILL, group=True)
+        self._stop_sampling.set()
+        if self._sampler is not None:
+            self._sampler.join()
+        return StopInfo(signal=used, returncode=proc.poll())
+
+    def samples(self) -> list[RawProcessSample]:
+        return list(self._samples)
+
+    def _signal(self, sig: signal.Signals, *, group: bool) -> None:
+        assert self._proc is not None
+        try:
+            if group:
+                os.killpg(self._proc.pid, sig)
+            else:
+                self._proc.send_signal(sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _sample_loop(self) -> None:
+        assert self._proc is not None
+        try:
+            root = psutil.Process(self._proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._stop_sampling.wait(SAMPLE_INTERVAL_S):
+            sample = _sample_tree(root)
+            if sample is None:
+                return
+            self._samples.append(sample)
+
+
+def _sample_tree(root: psutil.Process) -> RawProcessSample | None:
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return None
+    rss = threads = fds = alive = 0
+    for proc in procs:
+        try:
+            with proc.oneshot():
+                rss += proc.memory_info().rss
+                threads += proc.num_threads()
+                fds += proc.num_fds()
+            alive += 1
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    if alive == 0:
+        return None
+    return RawProcessSample(t=time.time(), rss=rss, threads=threads, fds=fds, processes=alive)

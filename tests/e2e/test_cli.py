@@ -1,0 +1,103 @@
+"""The installed ``memgate`` command, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO_SCENARIO, MINIMAL, REPO, planted_leak_line
+
+pytestmark = pytest.mark.e2e
+
+MEMGATE = shutil.which("memgate", path=os.path.dirname(sys.executable))
+
+
+def memgate(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    assert MEMGATE, "memgate is not installed beside this interpreter"
+    return subprocess.run([MEMGATE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_help_for_every_command() -> None:
+    top = memgate("--help")
+    assert top.returncode == 0 and "run" in top.stdout
+    run = memgate("run", "--help")
+    assert run.returncode == 0
+    for option in ("--out", "--env", "--requests", "--duration", "--warmup"):
+        assert option in run.stdout
+    assert subprocess.run(
+        [sys.executable, "-m", "gate", "--version"], capture_output=True, text=True
+    ).stdout.startswith("memgate ")
+
+
+def test_leak_of_1024_bytes_per_request(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = memgate(
+        "run",
+        str(DEMO_SCENARIO),
+        "--out",
+        str(out),
+        "--env",
+        "DEMO_LEAK_BYTES=1024",
+        "--requests",
+        "5000",
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "result.json").read_text())
+    assert result["schema_version"] == 1
+    points = result["curve"]["points"]
+    warm, end = points[result["curve"]["warmup_index"]], points[-1]
+    expected = 1024 * (end["requests"] - warm["requests"])
+    assert expected / 2 <= end["heap"] - warm["heap"] <= expected * 2
+    top = result["sites"][0]["user_frame"]
+    assert (top["file"], top["line"]) == ("examples/demo_service/app.py", planted_leak_line())
+    assert f"examples/demo_service/app.py:{planted_leak_line()} in __call__" in done.stdout
+    assert (out / "capture.bin").is_file() and (out / "service.log").is_file()
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    return lines[0]
+
+
+def test_malformed_scenario_exits_2(write_scenario) -> None:
+    path = write_scenario(MINIMAL.replace("requests = 100", "requests = 0"))
+    done = memgate("run", str(path))
+    assert done.returncode == 2
+    assert one_line_error(done) == (
+        f"memgate: error: {path}: load.requests: Input should be greater than or equal to 1"
+    )
+
+
+def test_missing_scenario_exits_2(tmp_path: Path) -> None:
+    done = memgate("run", str(tmp_path / "nope.toml"))
+    assert done.returncode == 2
+    assert "no such scenario file" in one_line_error(done)
+
+
+def test_bad_option_exits_2() -> None:
+    done = memgate("run", str(DEMO_SCENARIO), "--requests", "lots")
+    assert done.returncode == 2
+    assert "not a whole number: 'lots'" in done.stderr
+
+
+def test_service_that_exits_at_start_exits_3(write_scenario, tmp_path: Path) -> None:
+    path = write_scenario(
+        MINIMAL.replace(
+            "python -m http.server {port} --bind 127.0.0.1",
+            "python -c 'raise SystemExit(\\\"cannot bind\\\")'",
+        )
+    )
+    done = memgate("run", str(path), "--out", str(tmp_path / "out"))
+    assert done.returncode == 3
+    line = one_line_error(done)
+    assert "service exited with code 1 during start-up" in line
+    assert line.endswith(": cannot bind")
+    assert (tmp_path / "out" / "service.log").is_file()

@@ -1,0 +1,80 @@
+"""Hand-made values for unit tests."""
+
+from __future__ import annotations
+
+from gate.model import (
+    CaptureInfo,
+    Curve,
+    CurvePoint,
+    EndpointStats,
+    Frame,
+    LoadSample,
+    LoadStats,
+    ProcessSample,
+    Provenance,
+    RunResult,
+    ScenarioRef,
+    Site,
+)
+from gate.result import SCHEMA_VERSION
+
+
+def make_result(leak_per_request: int = 100) -> RunResult:
+    """A run of 1000 requests (200 warm-up) whose heap grows ``leak_per_request``."""
+    points = tuple(
+        CurvePoint(
+            requests=float(r),
+            t=r / 100,
+            heap=1_000_000 + leak_per_request * max(r - 200, 0),
+            rss=40_000_000 + 2 * leak_per_request * max(r - 200, 0),
+        )
+        for r in range(0, 1001, 50)
+    )
+    leak = Site(
+        stack=(Frame("__call__", "app.py", 54), Frame("run", "/venv/lib/uvicorn/x.py", 9)),
+        user_frame=Frame("__call__", "app.py", 54),
+        live_bytes_warmup=0,
+        live_bytes_end=leak_per_request * 800,
+        growth_per_request=float(leak_per_request),
+        series=tuple(leak_per_request * max(int(p.requests) - 200, 0) for p in points),
+    )
+    steady = Site(
+        stack=(Frame("dumps", "/usr/lib/python3.11/json/__init__.py", 231),),
+        user_frame=None,
+        live_bytes_warmup=2048,
+        live_bytes_end=2048,
+        growth_per_request=0.0,
+        series=tuple(2048 for _ in points),
+    )
+    return RunResult(
+        schema_version=SCHEMA_VERSION,
+        scenario=ScenarioRef(name="demo", path="/repo/scenarios/demo.toml", sha256="ab" * 32),
+        settings={"load": {"users": 4}},
+        provenance=Provenance(
+            started_at="2026-11-21T07:00:00+00:00",
+            memgate="0.1.0",
+            python="3.11.7",
+            memray="1.20.0",
+            locust="2.47.0",
+            platform="Linux",
+            hostname="ci",
+            commit=None,
+        ),
+        load=LoadStats(
+            requests=1000,
+            failures=0,
+            warmup_requests=200,
+            measured_requests=800,
+            duration_s=10.0,
+            measured_duration_s=8.0,
+            requests_per_second=100.0,
+            stop_reason="requests",
+            endpoints=(EndpointStats("GET", "/items/[id]", 1000, 0, 3.0, 5.0),),
+        ),
+        curve=Curve(points=points, warmup_requests=200, warmup_index=4),
+        sites=(leak, steady),
+        timeline=(LoadSample(0.0, 0, 0), LoadSample(10.0, 1000, 0)),
+        processes=(ProcessSample(0.5, 50.0, 40_000_000, 3, 12, 1),),
+        capture=CaptureInfo(file="capture.bin", bytes=50 * 2**20, read_seconds=4.2, snapshots=900),
+        files={"service_log": "service.log"},
+    )

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gate.analysis.curve import NotEnoughData, TimedMemory, build_curve, requests_at
+from gate.model import LoadSample
+
+T0 = 1_700_000_000.0
+
+
+def timeline(rate: float = 100.0, seconds: int = 10) -> list[LoadSample]:
+    """A load of ``rate`` requests per second, sampled every 0.5 s, in absolute time."""
+    return [LoadSample(T0 + i / 2, int(rate * i / 2), 0) for i in range(2 * seconds + 1)]
+
+
+def snapshots(
+    every: float = 0.01, start: float = T0 - 1, end: float = T0 + 11
+) -> list[TimedMemory]:
+    """Heap = 1000 bytes per second since T0 (so 10 bytes a request at 100 req/s)."""
+    times = np.arange(start, end, every)
+    return [TimedMemory(float(t), 50_000_000, int(max(t - T0, 0) * 1000) + 4096) for t in times]
+
+
+def test_requests_at_interpolates_and_clamps() -> None:
+    line = [LoadSample(10.0, 0, 0), LoadSample(11.0, 100, 0), LoadSample(12.0, 100, 3)]
+    assert requests_at([9.0, 10.5, 11.0, 11.7, 20.0], line).tolist() == [0, 50, 100, 100, 100]
+
+
+def test_curve_keeps_the_load_window_on_a_requests_axis() -> None:
+    curve, indexes = build_curve(
+        snapshots(), timeline(), load_start=T0, load_end=T0 + 10, warmup_requests=200
+    )
+    points = curve.points
+    assert 20 <= len(points) <= 202
+    assert points[0].t >= 0 and points[-1].t <= 10
+    assert points[-1].requests == pytest.approx(1000, abs=2)
+    assert [p.requests for p in points] == sorted(p.requests for p in points)
+    # Evenly spaced in requests: no gap much wider than 1000 / 199.
+    gaps = np.diff([p.requests for p in points])
+    assert gaps.max() < 2 * 1000 / 199
+    # The warm-up point is the first at or past 200 requests.
+    warm = points[curve.warmup_index]
+    assert warm.requests >= 200 and points[curve.warmup_index - 1].requests < 200
+    # Heap grows 10 bytes per request along the curve.
+    slope = (points[-1].heap - warm.heap) / (points[-1].requests - warm.requests)
+    assert slope == pytest.approx(10, rel=0.05)
+    # Each point is the snapshot its index names.
+    snaps = snapshots()
+    assert [snaps[i].heap for i in indexes] == [p.heap for p in points]
+
+
+def test_short_captures_give_all_their_points() -> None:
+    snaps = snapshots(every=1.0)
+    curve, indexes = build_curve(
+        snaps, timeline(), load_start=T0, load_end=T0 + 10, warmup_requests=0
+    )
+    assert len(curve.points) == 11
+    assert curve.warmup_index == 0
+    assert len(set(indexes)) == len(indexes)
+
+
+def test_no_snapshots_inside_the_load_is_not_enough_data() -> None:
+    with pytest.raises(NotEnoughData, match="only 0 memory snapshot"):
+        build_curve(
+            snapshots(start=T0 - 5, end=T0 - 1),
+            timeline(),
+            load_start=T0,
+            load_end=T0 + 10,
+            warmup_requests=0,
+        )

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gate.errors import InputError
+from gate.result import SCHEMA_VERSION, dumps, read_result, write_result
+from tests.support import make_result
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    result = make_result()
+    path = tmp_path / "result.json"
+    write_result(result, path)
+    assert read_result(path) == result
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["sites"][0]["user_frame"] == {"function": "__call__", "file": "app.py", "line": 54}
+    assert path.stat().st_mode & 0o777 != 0o600  # readable like any file the user writes
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "not valid JSON"),
+        (b'{"schema_version": 1', "not valid JSON"),
+        (b"[1, 2]", "not a memgate result"),
+        (b'{"schema_version": 99}', "schema_version 99 is newer"),
+        (b'{"schema_version": 1}', "scenario: Field required"),
+    ],
+)
+def test_bad_result_files(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "result.json"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as caught:
+        read_result(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_wrong_type_names_the_field(tmp_path: Path) -> None:
+    data = json.loads(dumps(make_result()))
+    data["load"]["requests"] = "lots"
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"load\.requests: Input should be a valid integer"):
+        read_result(path)

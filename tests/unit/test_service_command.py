@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from gate.errors import InputError, RunError
+from gate.scenario import ProfileSpec
+from gate.service import fill_port, free_port, profiled_command, python_target
+
+CAPTURE = Path("/out/capture.bin")
+MEMRAY = [
+    sys.executable,
+    "-m",
+    "memray",
+    "run",
+    "--quiet",
+    "--force",
+    "--no-compress",
+    "--output",
+    str(CAPTURE),
+]
+
+
+def test_python_module_runs_under_this_interpreter_with_allocator_tracing() -> None:
+    target = python_target(["python", "-m", "uvicorn", "app:app"], "")
+    argv = profiled_command(target, ProfileSpec(), CAPTURE)
+    assert argv == [*MEMRAY, "--trace-python-allocators", "-m", "uvicorn", "app:app"]
+
+
+def test_python_script_with_native_and_follow_fork() -> None:
+    profile = ProfileSpec(trace_python_allocators=False, native=True, follow_fork=True)
+    argv = profiled_command(python_target(["python3.11", "app.py", "--x"], ""), profile, CAPTURE)
+    assert argv == [*MEMRAY, "--native", "--follow-fork", "app.py", "--x"]
+
+
+def test_console_script_is_found_on_the_search_path(tmp_path: Path) -> None:
+    script = tmp_path / "serve"
+    script.write_text("#!/usr/bin/env python3\nprint('hi')\n")
+    script.chmod(0o755)
+    assert python_target(["serve", "--port", "1"], str(tmp_path)) == [str(script), "--port", "1"]
+
+
+def test_non_python_program_is_refused(tmp_path: Path) -> None:
+    binary = tmp_path / "server"
+    binary.write_bytes(b"\x7fELF\x02\x01")
+    binary.chmod(0o755)
+    with pytest.raises(InputError, match="is not a Python program"):
+        python_target(["server"], str(tmp_path))
+
+
+def test_missing_program_is_a_run_error(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="service command not found: 'no-such-server'"):
+        python_target(["no-such-server"], str(tmp_path))
+
+
+@pytest.mark.parametrize("command", [["python"], ["python", "-u", "app.py"]])
+def test_unsupported_python_invocations(command: list[str]) -> None:
+    with pytest.raises(InputError, match=r"service\.command"):
+        python_target(command, os.defpath)
+
+
+def test_free_port_and_fill() -> None:
+    port = free_port()
+    assert 0 < port < 65536
+    assert fill_port("http://127.0.0.1:{port}/h", port) == f"http://127.0.0.1:{port}/h"
