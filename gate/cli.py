@@ -8,6 +8,7 @@ memgate can name.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -84,7 +85,7 @@ class RunCommand:
         with _TerminalObserver(scenario, quiet=args.quiet) as observer:
             result = run_scenario(scenario, out_dir, observer)
         write_result(result, out_dir / "result.json")
-        print(render_run(result), end="")
+        print(render_run(result, width=max(shutil.get_terminal_size().columns, 100)), end="")
         print(f"result: {out_dir / 'result.json'}")
         return ExitCode.PASS
 

@@ -19,7 +19,9 @@ def size(num: float) -> str:
     value = abs(float(num))
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
-            return f"{sign}{value:.0f} {unit}" if unit == "B" else f"{sign}{value:.1f} {unit}"
+            if unit == "B":
+                return f"{sign}{value:.1f} B" if 0 < value < 10 else f"{sign}{value:.0f} B"
+            return f"{sign}{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
 

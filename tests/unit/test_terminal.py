@@ -5,8 +5,9 @@ from tests.support import make_result
 
 
 def test_size_units() -> None:
-    assert [size(0), size(1023), size(1536), size(-3 * 2**20), size(5 * 2**30)] == [
+    assert [size(0), size(0.25), size(1023), size(1536), size(-3 * 2**20), size(5 * 2**30)] == [
         "0 B",
+        "0.2 B",
         "1023 B",
         "1.5 KiB",
         "-3.0 MiB",
