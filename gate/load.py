@@ -22,11 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gate._files import last_line
-from gate.errors import RunError
+from gate._files import last_line, open_log
+from gate.errors import InputError, RunError
 from gate.model import EndpointStats, LoadSample
 
 SAMPLE_INTERVAL_S = 0.1
+DEADLINE_GRACE_S = 30.0
+"""How long past its time limit the parent waits before it kills the load process."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,11 +77,14 @@ class LoadProcess:
         self._events: list[dict[str, Any]] = []
         self._offset = 0
         self.progress = LoadProgress()
+        self.deadline = float("inf")
+        """``time.monotonic()`` past which the load process is hung (set by :meth:`start`)."""
 
     def start(self) -> None:
         Path(self.config.timeline_path).write_text("")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(self.log_path, "wb") as log:
+        self.deadline = time.monotonic() + self.config.time_limit + DEADLINE_GRACE_S
+        with open_log(self.log_path) as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "gate.load", json.dumps(dataclasses.asdict(self.config))],
                 stdin=subprocess.DEVNULL,
@@ -108,7 +113,8 @@ class LoadProcess:
         self._read_events()
         for event in self._events:
             if event["event"] == "error":
-                raise RunError(f"load failed: {event['message']} (see {self.log_path})")
+                error = InputError if event.get("kind") == "input" else RunError
+                raise error(f"load failed: {event['message']} (see {self.log_path})")
         by_kind = {event["event"]: event for event in self._events}
         if code != 0 or "end" not in by_kind:
             raise RunError(
@@ -161,18 +167,21 @@ def _child_main(config: LoadConfig) -> int:
         def emit(event: str, **fields: Any) -> None:
             timeline.write(json.dumps({"event": event, "t": time.time(), **fields}) + "\n")
 
+        stage = "input"
         try:
-            return _drive(config, emit)
+            environment = _prepare(config)
+            stage = "run"
+            return _drive(config, environment, emit)
         except BaseException as exc:  # the user's locustfile may raise anything, or exit
             if isinstance(exc, KeyboardInterrupt):
                 raise
             message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-            emit("error", message=message)
+            emit("error", message=message, kind=stage)
             raise
 
 
-def _drive(config: LoadConfig, emit: Any) -> int:
-    import gevent
+def _prepare(config: LoadConfig) -> Any:
+    """Import the locustfile and pick its User classes: a failure here is bad input."""
     import locust
     from locust.env import Environment
     from locust.util.load_locustfile import load_locustfile
@@ -188,9 +197,14 @@ def _drive(config: LoadConfig, emit: Any) -> int:
     if not classes:
         raise LookupError(f"no User class in {config.locustfile}")
 
-    env = Environment(user_classes=classes, host=config.host, events=locust.events)
+    return Environment(user_classes=classes, host=config.host, events=locust.events)
+
+
+def _drive(config: LoadConfig, env: Any, emit: Any) -> int:
+    import gevent
+
     runner = env.create_local_runner()
-    env.events.init.fire(environment=env, runner=runner, web_ui=None)  # type: ignore[no-untyped-call]
+    env.events.init.fire(environment=env, runner=runner, web_ui=None)
     started = time.monotonic()
     emit("start", requests=0, failures=0)
     runner.start(config.users, spawn_rate=config.spawn_rate)

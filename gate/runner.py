@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Protocol
 
 import gate
+from gate._files import last_line
 from gate.analysis.curve import NotEnoughData, TimedMemory, build_curve, requests_at
 from gate.analysis.sites import rank_sites
 from gate.capture import Capture, UnreadableCapture
-from gate.errors import RunError
-from gate.load import LoadConfig, LoadOutcome, LoadProcess
+from gate.errors import InputError, RunError
+from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess
 from gate.model import (
     CaptureInfo,
     LoadSample,
@@ -36,7 +37,7 @@ from gate.model import (
 )
 from gate.result import SCHEMA_VERSION
 from gate.scenario import Scenario
-from gate.service import RawProcessSample, ServiceProcess, free_port
+from gate.service import RawProcessSample, ServiceProcess, StopInfo, free_port
 
 POLL_S = 0.1
 
@@ -66,7 +67,10 @@ def run_scenario(
     or died, the load failed or served no successful request, the capture is unusable).
     """
     observer = observer or QuietObserver()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
     started_at = datetime.datetime.now(datetime.UTC)
     port = free_port()
     service = ServiceProcess(scenario, port, out_dir)
@@ -78,12 +82,8 @@ def run_scenario(
     finally:
         observer.phase("stopping the service")
         stop = service.stop()
-    _check_load(outcome, scenario, out_dir)
-    if stop.signal == "SIGKILL":
-        raise RunError(
-            f"service ignored SIGINT and SIGTERM and was killed; its capture is incomplete"
-            f" (see {service.log_path})"
-        )
+    check_stop(stop, service.log_path)
+    check_load(outcome, scenario, out_dir)
     observer.phase("reading the capture")
     return _build_result(scenario, service, outcome, out_dir, started_at)
 
@@ -113,13 +113,18 @@ def _drive_load(
             finished = load.poll() is not None
             progress = load.progress
             observer.load_progress(progress.phase, progress.requests, progress.failures)
-            if finished:
-                break
             code = service.exit_code()
             if code is not None:
                 raise RunError(
                     f"service died under load with exit code {code} after"
                     f" {progress.requests} requests (see {service.log_path})"
+                )
+            if finished:
+                break
+            if time.monotonic() > load.deadline:
+                raise RunError(
+                    f"load process hung: still running {DEADLINE_GRACE_S:g} s past its"
+                    f" {spec.time_limit:g} s time limit (see {load.log_path})"
                 )
             time.sleep(POLL_S)
     finally:
@@ -127,18 +132,52 @@ def _drive_load(
     return load.outcome()
 
 
-def _check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
+def check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
+    """Refuse a load that did not give something to measure: :class:`RunError`."""
     last = outcome.samples[-1] if outcome.samples else LoadSample(0.0, 0, 0)
     if last.requests - last.failures <= 0:
         raise RunError(
             f"load produced no successful requests ({last.requests} sent, all failed;"
             f" see {out_dir / 'load.log'})"
         )
+    spec = scenario.load
     if outcome.warmup_done_at is None:
         raise RunError(
-            f"load completed only {last.requests} of {scenario.load.warmup_requests}"
-            f" warm-up requests within the {scenario.load.time_limit:g} s time limit"
+            f"load completed only {last.requests} of {spec.warmup_requests}"
+            f" warm-up requests within the {spec.time_limit:g} s time limit"
         )
+    warm = _sample_at(outcome.samples, outcome.warmup_done_at)
+    measured = last.requests - warm.requests
+    if (last.requests - last.failures) - (warm.requests - warm.failures) <= 0:
+        raise RunError(
+            f"no successful requests after warm-up ({measured} sent, all failed;"
+            f" see {out_dir / 'load.log'})"
+        )
+    if outcome.stop_reason == "time_limit":
+        wanted = f"{spec.requests} requests" if spec.requests else f"{spec.duration:g} s"
+        raise RunError(
+            f"load hit its {spec.time_limit:g} s time limit after measuring {measured}"
+            f" requests, before the {wanted} asked for"
+        )
+
+
+def check_stop(stop: StopInfo, service_log: Path) -> None:
+    """Refuse a service that was not stopped by memgate's SIGINT or SIGTERM."""
+    if stop.signal == "none":
+        raise RunError(
+            f"service exited with code {stop.returncode} during the load"
+            f" (see {service_log}): {last_line(service_log)}"
+        )
+    if stop.signal == "SIGKILL":
+        raise RunError(
+            f"service ignored SIGINT and SIGTERM and was killed; its capture is incomplete"
+            f" (see {service_log})"
+        )
+
+
+def _sample_at(samples: tuple[LoadSample, ...], when: float) -> LoadSample:
+    """The first sample at or after ``when`` (the last one if none is)."""
+    return next((s for s in samples if s.t >= when), samples[-1])
 
 
 def _build_result(
@@ -161,7 +200,8 @@ def _build_result(
                 load_end=outcome.ended_at,
                 warmup_requests=warmup_done,
             )
-            measured = timeline[-1].requests - warmup_done
+            warm, end = curve.points[curve.warmup_index], curve.points[-1]
+            measured = round(end.requests - warm.requests)
             sites = rank_sites(
                 ((s.stack, s.live) for s in capture.live_bytes_by_stack(indexes)),
                 warmup_index=curve.warmup_index,

@@ -66,6 +66,10 @@ class ServiceSpec(_Strict):
             raise ValueError(
                 f"host {parts.hostname!r} is not loopback: memgate only loads 127.0.0.1"
             )
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError("port must be a number or {port}") from None
         return value
 
 
@@ -101,13 +105,21 @@ class ProfileSpec(_Strict):
     native: bool = False
     """Also record native (C) stacks: slower, for leaks in extension modules."""
     follow_fork: bool = False
-    """Also profile processes forked by the service (prefork servers)."""
+    """Also profile processes forked by the service (prefork servers). Not supported yet:
+    only the first process's capture is read, so a worker's leak would go unseen."""
+
+    @field_validator("follow_fork")
+    @classmethod
+    def _not_yet(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("not supported yet: workers' captures are not read")
+        return value
 
 
 class Scenario(_Strict):
     """A validated scenario with its paths resolved."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
     description: str = ""
     service: ServiceSpec
     load: LoadSpec

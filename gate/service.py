@@ -8,6 +8,7 @@ then SIGTERM, then SIGKILL if it hangs. psutil samples its process tree from out
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import os
 import re
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from gate._files import last_line
+from gate._files import last_line, open_log
 from gate.errors import InputError, RunError
 from gate.scenario import ProfileSpec, Scenario
 
@@ -148,7 +149,7 @@ class ServiceProcess:
             argv = profiled_command(target, self.scenario.profile, self.capture_path)
         else:
             argv = [sys.executable, *target]
-        with open(self.log_path, "wb") as log:
+        with open_log(self.log_path) as log:
             try:
                 self._proc = subprocess.Popen(
                     argv,
@@ -180,8 +181,8 @@ class ServiceProcess:
                 with urllib.request.urlopen(self.health_url, timeout=1.0) as response:
                     if 200 <= response.status < 300:
                         return time.monotonic() - started
-            except (urllib.error.URLError, OSError):
-                pass
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
+                pass  # not listening yet, or not speaking HTTP yet
             if time.monotonic() - started > timeout:
                 raise RunError(
                     f"service did not answer {self.health_url} within {timeout:g} s"

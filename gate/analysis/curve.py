@@ -14,6 +14,9 @@ import numpy as np
 from gate.model import Curve, CurvePoint, LoadSample
 
 MAX_POINTS = 200
+COVERAGE_SLACK_S = 1.0
+"""How long before the end of the load the last snapshot may be (memray takes one
+every 10 ms, so a longer gap means the capture stopped early)."""
 
 
 class NotEnoughData(ValueError):
@@ -63,7 +66,12 @@ def build_curve(
             f"only {len(inside)} memory snapshot(s) fell inside the load's"
             f" {load_end - load_start:.1f} s"
         )
+    late = load_end - times[inside[-1]]
+    if late > COVERAGE_SLACK_S:
+        raise NotEnoughData(f"the capture ends {late:.1f} s before the load did")
     reqs = requests_at(times[inside], timeline)
+    if np.count_nonzero(reqs >= warmup_requests) < 2:
+        raise NotEnoughData("fewer than 2 memory snapshots fell after the warm-up")
     targets = np.linspace(0.0, reqs[-1], max_points)
     chosen = set(np.searchsorted(reqs, targets, side="left").clip(0, len(inside) - 1).tolist())
     chosen.add(len(inside) - 1)

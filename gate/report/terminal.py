@@ -32,7 +32,7 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     points = result.curve.points
     warm = points[result.curve.warmup_index]
     end = points[-1]
-    per_request = max(load.measured_requests, 1)
+    per_request = max(end.requests - warm.requests, 1)
 
     summary = Table(box=box.SIMPLE, show_header=False, title=f"memgate run: {result.scenario.name}")
     summary.add_column(style="bold")

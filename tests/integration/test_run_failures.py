@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from gate.errors import ExitCode, RunError
+from gate.errors import ExitCode, InputError, RunError
 from gate.runner import run_scenario
 from gate.scenario import load_scenario
 
@@ -78,15 +78,21 @@ def run(tmp_path: Path, command: str, path: str = "/") -> str:
     return message
 
 
-def no_children_left() -> bool:
-    return not psutil.Process().children(recursive=True)
+def leftovers(tmp_path: Path) -> list[psutil.Process]:
+    """Processes of this run still alive: the service's and the load's command lines
+    name files in ``tmp_path``, wherever they were re-parented."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if str(tmp_path) in " ".join(proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
 
 
 def test_service_that_exits_at_start(tmp_path: Path) -> None:
     message = run(tmp_path, "python -c \"import sys; print('no database'); sys.exit(4)\"")
     assert "service exited with code 4 during start-up" in message
     assert message.endswith(": no database")
-    assert no_children_left()
+    assert not leftovers(tmp_path)
 
 
 def test_service_that_never_becomes_healthy(tmp_path: Path) -> None:
@@ -94,7 +100,7 @@ def test_service_that_never_becomes_healthy(tmp_path: Path) -> None:
     scenario.write_text(scenario.read_text().replace("startup_timeout = 10", "startup_timeout = 2"))
     with pytest.raises(RunError, match=r"did not answer http://127\.0\.0\.1:\d+/ within 2 s"):
         run_scenario(load_scenario(scenario), tmp_path / "out")
-    assert no_children_left()
+    assert not leftovers(tmp_path)
 
 
 def test_service_that_dies_under_load(tmp_path: Path) -> None:
@@ -105,7 +111,7 @@ def test_service_that_dies_under_load(tmp_path: Path) -> None:
         run_scenario(load_scenario(scenario), tmp_path / "out")
     assert "\n" not in str(caught.value)
     assert (tmp_path / "out" / "load.jsonl").stat().st_size > 0
-    assert no_children_left()
+    assert not leftovers(tmp_path)
 
 
 def test_load_where_every_request_fails(tmp_path: Path) -> None:
@@ -113,9 +119,9 @@ def test_load_where_every_request_fails(tmp_path: Path) -> None:
     assert message.startswith("load produced no successful requests")
 
 
-def test_locustfile_that_raises(tmp_path: Path) -> None:
+def test_locustfile_that_raises_is_bad_input(tmp_path: Path) -> None:
     scenario = scenario_file(tmp_path, "python -m http.server {port} --bind 127.0.0.1")
     (tmp_path / "locustfile.py").write_text("raise RuntimeError('fixture is broken')\n")
-    with pytest.raises(RunError, match="load failed: RuntimeError: fixture is broken"):
+    with pytest.raises(InputError, match="load failed: RuntimeError: fixture is broken"):
         run_scenario(load_scenario(scenario), tmp_path / "out")
-    assert no_children_left()
+    assert not leftovers(tmp_path)

@@ -3,6 +3,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from gate.errors import InputError, RunError
 from gate.load import LoadConfig, LoadProcess
 
 
@@ -38,3 +41,84 @@ def test_progress_follows_complete_lines_only(tmp_path: Path) -> None:
         12,
         1,
     )
+
+
+class FinishedProcess:
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+    def wait(self) -> int:
+        return self.code
+
+    def poll(self) -> int:
+        return self.code
+
+
+def finished_load(tmp_path: Path, events: list[dict[str, object]], code: int = 0) -> LoadProcess:
+    load = LoadProcess(config(tmp_path), tmp_path / "load.log")
+    (tmp_path / "load.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (tmp_path / "load.log").write_text("locust said something\n")
+    load._proc = FinishedProcess(code)  # type: ignore[assignment]
+    return load
+
+
+def test_outcome_of_a_finished_load(tmp_path: Path) -> None:
+    load = finished_load(
+        tmp_path,
+        [
+            {"event": "start", "t": 10.0, "requests": 0, "failures": 0},
+            {"event": "warmup_done", "t": 10.5, "requests": 12},
+            {"event": "sample", "t": 10.6, "requests": 14, "failures": 0},
+            {
+                "event": "end",
+                "t": 11.0,
+                "requests": 40,
+                "failures": 1,
+                "stop_reason": "requests",
+                "endpoints": [
+                    {
+                        "method": "GET",
+                        "name": "/",
+                        "requests": 40,
+                        "failures": 1,
+                        "median_ms": 2.0,
+                        "p95_ms": 4.0,
+                    }
+                ],
+            },
+        ],
+    )
+    outcome = load.outcome()
+    assert [s.requests for s in outcome.samples] == [0, 14, 40]
+    assert (outcome.started_at, outcome.warmup_done_at, outcome.ended_at) == (10.0, 10.5, 11.0)
+    assert outcome.endpoints[0].p95_ms == 4.0
+
+
+def test_locustfile_errors_are_bad_input_and_load_errors_are_run_errors(tmp_path: Path) -> None:
+    bad_file = finished_load(
+        tmp_path,
+        [{"event": "error", "t": 1.0, "message": "SyntaxError: invalid syntax", "kind": "input"}],
+        code=1,
+    )
+    with pytest.raises(InputError, match="load failed: SyntaxError: invalid syntax"):
+        bad_file.outcome()
+    crashed = finished_load(
+        tmp_path,
+        [
+            {"event": "start", "t": 1.0, "requests": 0, "failures": 0},
+            {"event": "error", "t": 2.0, "message": "RuntimeError: boom", "kind": "run"},
+        ],
+        code=1,
+    )
+    with pytest.raises(RunError, match="load failed: RuntimeError: boom"):
+        crashed.outcome()
+
+
+def test_a_load_that_exits_without_an_end_is_a_run_error(tmp_path: Path) -> None:
+    load = finished_load(
+        tmp_path, [{"event": "start", "t": 1.0, "requests": 0, "failures": 0}], code=-9
+    )
+    with pytest.raises(
+        RunError, match=r"exited with code -9 before finishing .*: locust said something"
+    ):
+        load.outcome()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ def test_round_trip(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     assert data["schema_version"] == SCHEMA_VERSION
     assert data["sites"][0]["user_frame"] == {"function": "__call__", "file": "app.py", "line": 54}
-    assert path.stat().st_mode & 0o777 != 0o600  # readable like any file the user writes
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # like any file the user writes
     assert not list(tmp_path.glob(".*.tmp"))
 
 

@@ -69,6 +69,12 @@ def test_defaults_and_string_command_split(write_scenario) -> None:
         ),
         (lambda t: t.replace("[load]", "[load"), "not valid TOML"),
         (lambda t: "sha256 = 'x'\n" + t, "sha256: set by memgate"),
+        (lambda t: "name = '..'\n" + t, "name: String should match pattern"),
+        (lambda t: t.replace("{port}/", "{port}x/"), "service.health_url: port must be a number"),
+        (
+            lambda t: t + "\n[profile]\nfollow_fork = true\n",
+            "profile.follow_fork: not supported yet",
+        ),
     ],
 )
 def test_invalid_scenarios_name_file_and_field(write_scenario, edit, expected) -> None:

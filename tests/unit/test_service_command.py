@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -30,10 +31,10 @@ def test_python_module_runs_under_this_interpreter_with_allocator_tracing() -> N
     assert argv == [*MEMRAY, "--trace-python-allocators", "-m", "uvicorn", "app:app"]
 
 
-def test_python_script_with_native_and_follow_fork() -> None:
-    profile = ProfileSpec(trace_python_allocators=False, native=True, follow_fork=True)
+def test_python_script_in_native_mode() -> None:
+    profile = ProfileSpec(trace_python_allocators=False, native=True)
     argv = profiled_command(python_target(["python3.11", "app.py", "--x"], ""), profile, CAPTURE)
-    assert argv == [*MEMRAY, "--native", "--follow-fork", "app.py", "--x"]
+    assert argv == [*MEMRAY, "--native", "app.py", "--x"]
 
 
 def test_console_script_is_found_on_the_search_path(tmp_path: Path) -> None:
@@ -62,7 +63,8 @@ def test_unsupported_python_invocations(command: list[str]) -> None:
         python_target(command, os.defpath)
 
 
-def test_free_port_and_fill() -> None:
+def test_free_port_can_be_bound_and_filled_in() -> None:
     port = free_port()
-    assert 0 < port < 65536
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
     assert fill_port("http://127.0.0.1:{port}/h", port) == f"http://127.0.0.1:{port}/h"

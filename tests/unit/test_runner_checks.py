@@ -1,0 +1,78 @@
+"""The runner's refusals: a load or a stop that leaves nothing honest to measure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gate.errors import RunError
+from gate.load import LoadOutcome
+from gate.model import LoadSample
+from gate.runner import check_load, check_stop
+from gate.scenario import load_scenario
+from gate.service import StopInfo
+from tests.conftest import MINIMAL
+
+
+def outcome(
+    samples: list[tuple[float, int, int]], warmup_at: float | None = 1.0, stop: str = "requests"
+) -> LoadOutcome:
+    return LoadOutcome(
+        started_at=0.0,
+        warmup_done_at=warmup_at,
+        ended_at=samples[-1][0],
+        samples=tuple(LoadSample(*s) for s in samples),
+        stop_reason=stop,
+        endpoints=(),
+    )
+
+
+@pytest.fixture
+def scenario(write_scenario):
+    return load_scenario(write_scenario(MINIMAL))
+
+
+def test_a_good_load_passes(scenario, tmp_path: Path) -> None:
+    check_load(outcome([(0, 0, 0), (1, 500, 0), (2, 700, 3)]), scenario, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("load", "message"),
+    [
+        (
+            outcome([(0, 0, 0), (1, 500, 500), (2, 700, 700)]),
+            "load produced no successful requests (700 sent",
+        ),
+        (
+            outcome([(0, 0, 0), (2, 20, 0)], warmup_at=None, stop="time_limit"),
+            "load completed only 20 of 500 warm-up",
+        ),
+        (
+            outcome([(0, 0, 0), (1, 500, 0), (2, 700, 200)]),
+            "no successful requests after warm-up (200 sent",
+        ),
+        (
+            outcome([(0, 0, 0), (1, 500, 0), (2, 540, 0)], stop="time_limit"),
+            "load hit its 600 s time limit after measuring 40 requests,"
+            " before the 100 requests asked for",
+        ),
+    ],
+)
+def test_loads_that_cannot_be_measured(scenario, tmp_path: Path, load, message) -> None:
+    with pytest.raises(RunError) as caught:
+        check_load(load, scenario, tmp_path)
+    assert str(caught.value).startswith(message)
+
+
+def test_stops(tmp_path: Path) -> None:
+    log = tmp_path / "service.log"
+    log.write_text("Traceback...\nMemoryError\n")
+    check_stop(StopInfo("SIGINT", 0), log)
+    check_stop(StopInfo("SIGTERM", -15), log)
+    with pytest.raises(
+        RunError, match=r"service exited with code 1 during the load .*: MemoryError$"
+    ):
+        check_stop(StopInfo("none", 1), log)
+    with pytest.raises(RunError, match="ignored SIGINT and SIGTERM and was killed"):
+        check_stop(StopInfo("SIGKILL", -9), log)
