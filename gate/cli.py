@@ -87,7 +87,8 @@ class RunCommand:
         with _TerminalObserver(scenario, quiet=args.quiet) as observer:
             result = run_scenario(scenario, out_dir, observer)
         write_result(result, out_dir / "result.json")
-        print(render_run(result, width=max(shutil.get_terminal_size().columns, 100)), end="")
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 160
+        print(render_run(result, width=max(width, 100)), end="")
         print(f"result: {out_dir / 'result.json'}")
         return ExitCode.PASS
 

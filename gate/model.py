@@ -8,6 +8,7 @@ in bytes; ``requests`` always counts completed requests (successes and failures)
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any
 
 
@@ -44,6 +45,9 @@ class ProcessSample:
     """Requests completed at ``t``, interpolated on the load timeline."""
     rss: int
     """Resident set size summed over the tree."""
+    rss_anon: int
+    """Anonymous resident memory summed over the tree (RSS less file-backed and shared
+    pages, such as memray's memory-mapped capture file)."""
     threads: int
     fds: int
     """Open file descriptors summed over the tree."""
@@ -59,6 +63,9 @@ class CurvePoint:
     heap: int
     """Bytes memray saw allocated and not yet freed."""
     rss: int
+    """Anonymous resident memory of the service's processes (from the process samples;
+    memray's own RSS figure when there are none). File-backed pages are left out: the
+    capture file memray maps into the process makes them swing by megabytes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +79,86 @@ class Curve:
     """Index of the first point at or past the warm-up."""
 
 
+class Shape(enum.StrEnum):
+    """How memory behaves over the steady state."""
+
+    FLAT = "flat"
+    """Neither grows nor steps: what a healthy service looks like."""
+    LEAK = "leak"
+    """Keeps growing linearly with requests."""
+    PLATEAU = "plateau"
+    """Grew, then levelled off (a bounded cache, a pool filling)."""
+    FRAGMENTATION = "fragmentation"
+    """RSS keeps growing while the traced heap does not (only for the whole run)."""
+    STEP = "step"
+    """Jumped once between two flat levels (a buffer resized, a batch loaded)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Trend:
+    """Growth of one series over the steady state, in bytes per request."""
+
+    slope: float
+    """Theil-Sen estimate on block medians."""
+    low: float
+    high: float
+    """Confidence interval of the slope (95%), widened for the residuals' autocorrelation."""
+    p_value: float
+    """Mann-Kendall trend test with the Hamed-Rao correction for autocorrelation."""
+    tau: float
+    """Kendall's tau of the block medians against requests: 1 grows at every block."""
+    noise: float
+    """Robust spread (1.4826 x MAD) of the block medians around the fitted line, bytes."""
+    growth: float
+    """``slope`` times the requests the steady state spans, bytes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFit:
+    """How well one shape's model fits a curve's block medians."""
+
+    model: str
+    """``flat`` (constant), ``linear``, ``plateau`` (rise then flat) or ``step`` (one jump)."""
+    rms: float
+    """Root-mean-square residual, bytes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CurveShape:
+    """The shape of one curve (heap or RSS) and the evidence for it."""
+
+    shape: Shape
+    trend: Trend
+    """Over the steady state."""
+    rise_before_steady: float
+    """Bytes gained between the end of the configured warm-up and the steady state."""
+    fits: tuple[ModelFit, ...]
+    """Every model's fit over the measured phase (after the configured warm-up)."""
+    reason: str
+    """One sentence: why this shape."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SteadyState:
+    """Where the warm-up really ended: the analysis looks only at what follows."""
+
+    index: int
+    """First curve point of the steady state."""
+    requests: float
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """What the curves say, for the whole run."""
+
+    steady: SteadyState
+    heap: CurveShape
+    rss: CurveShape
+    shape: Shape
+    """The run's shape: the heap's, or ``fragmentation`` when RSS leaks and the heap does not."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Site:
     """An allocation stack and how much of what it allocated stayed alive."""
@@ -81,14 +168,21 @@ class Site:
     user_frame: Frame | None
     """The innermost frame in the user's own code (not the standard library or
     site-packages), where an annotation belongs; ``None`` when there is none."""
-    live_bytes_warmup: int
-    """Live bytes at the curve point where warm-up ends."""
+    live_bytes_steady: int
+    """Live bytes at the first point of the steady state."""
     live_bytes_end: int
     """Live bytes at the last point of the load."""
-    growth_per_request: float
-    """(end - warm-up) / measured requests."""
+    trend: Trend
+    """Growth over the steady state."""
+    confidence: float
+    """0 to 1: how surely this site grows with requests (Kendall's tau, discounted by the
+    trend test's p-value); a cache filled once scores near 0, a leak near 1."""
     series: tuple[int, ...]
     """Live bytes at each point of the curve."""
+
+    @property
+    def growth_per_request(self) -> float:
+        return self.trend.slope
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +257,9 @@ class RunResult:
     provenance: Provenance
     load: LoadStats
     curve: Curve
+    analysis: Analysis
     sites: tuple[Site, ...]
-    """Sites ranked by growth during the measured phase, largest first."""
+    """Sites most likely to be leaking first (growth per request times confidence)."""
     timeline: tuple[LoadSample, ...]
     processes: tuple[ProcessSample, ...]
     capture: CaptureInfo

@@ -21,7 +21,8 @@ from typing import Protocol
 
 import gate
 from gate._files import last_line
-from gate.analysis.curve import NotEnoughData, TimedMemory, build_curve, requests_at
+from gate.analysis.curve import NotEnoughData, TimedMemory, build_curve, requests_at, with_rss
+from gate.analysis.shape import NotEnoughPoints, analyse_curve
 from gate.analysis.sites import rank_sites
 from gate.capture import Capture, UnreadableCapture
 from gate.errors import InputError, RunError
@@ -190,6 +191,11 @@ def _build_result(
     read_started = time.perf_counter()
     timeline = outcome.samples
     warmup_done = _requests_when(timeline, outcome.warmup_done_at)
+    processes = _process_samples(
+        [s for s in service.samples() if outcome.started_at <= s.t <= outcome.ended_at],
+        timeline,
+        outcome.started_at,
+    )
     try:
         with Capture(service.capture_path) as capture:
             snapshots = capture.snapshots()
@@ -200,18 +206,18 @@ def _build_result(
                 load_end=outcome.ended_at,
                 warmup_requests=warmup_done,
             )
-            warm, end = curve.points[curve.warmup_index], curve.points[-1]
-            measured = round(end.requests - warm.requests)
+            curve = with_rss(curve, [(s.t, s.rss_anon) for s in processes])
+            analysis = analyse_curve(curve)
             sites = rank_sites(
                 ((s.stack, s.live) for s in capture.live_bytes_by_stack(indexes)),
-                warmup_index=curve.warmup_index,
-                measured_requests=measured,
+                requests=[p.requests for p in curve.points],
+                steady_index=analysis.steady.index,
                 library_roots=library_roots(),
                 base=str(scenario.service_cwd),
             )
     except UnreadableCapture as exc:
         raise RunError(str(exc)) from None
-    except NotEnoughData as exc:
+    except (NotEnoughData, NotEnoughPoints) as exc:
         raise RunError(f"{service.capture_path}: {exc}") from None
     read_seconds = time.perf_counter() - read_started
 
@@ -236,15 +242,12 @@ def _build_result(
         provenance=provenance(started_at, scenario.service_cwd),
         load=load,
         curve=curve,
+        analysis=analysis,
         sites=sites,
         timeline=tuple(
             LoadSample(round(s.t - outcome.started_at, 3), s.requests, s.failures) for s in timeline
         ),
-        processes=_process_samples(
-            [s for s in service.samples() if outcome.started_at <= s.t <= outcome.ended_at],
-            timeline,
-            outcome.started_at,
-        ),
+        processes=processes,
         capture=CaptureInfo(
             file=service.capture_path.name,
             bytes=service.capture_path.stat().st_size,
@@ -276,6 +279,7 @@ def _process_samples(
             t=round(s.t - start, 3),
             requests=round(float(r), 1),
             rss=s.rss,
+            rss_anon=s.rss_anon,
             threads=s.threads,
             fds=s.fds,
             processes=s.processes,

@@ -102,6 +102,7 @@ class RawProcessSample:
     t: float
     """Seconds since the epoch."""
     rss: int
+    rss_anon: int
     threads: int
     fds: int
     processes: int
@@ -251,11 +252,13 @@ def _sample_tree(root: psutil.Process) -> RawProcessSample | None:
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return None
-    rss = threads = fds = alive = 0
+    rss = anon = threads = fds = alive = 0
     for proc in procs:
         try:
             with proc.oneshot():
-                rss += proc.memory_info().rss
+                memory = proc.memory_info()
+                rss += memory.rss
+                anon += memory.rss - getattr(memory, "shared", 0)
                 threads += proc.num_threads()
                 fds += proc.num_fds()
             alive += 1
@@ -263,4 +266,6 @@ def _sample_tree(root: psutil.Process) -> RawProcessSample | None:
             continue
     if alive == 0:
         return None
-    return RawProcessSample(t=time.time(), rss=rss, threads=threads, fds=fds, processes=alive)
+    return RawProcessSample(
+        t=time.time(), rss=rss, rss_anon=anon, threads=threads, fds=fds, processes=alive
+    )

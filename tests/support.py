@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from gate.model import (
+    Analysis,
     CaptureInfo,
     Curve,
     CurvePoint,
+    CurveShape,
     EndpointStats,
     Frame,
     LoadSample,
     LoadStats,
+    ModelFit,
     ProcessSample,
     Provenance,
     RunResult,
     ScenarioRef,
+    Shape,
     Site,
+    SteadyState,
+    Trend,
 )
 from gate.result import SCHEMA_VERSION
 
@@ -30,21 +38,50 @@ def make_result(leak_per_request: int = 100) -> RunResult:
         )
         for r in range(0, 1001, 50)
     )
+    slope = float(leak_per_request)
+    growing = Trend(
+        slope,
+        slope - 1.5,
+        slope + 2.0,
+        1e-6 if slope else 1.0,
+        1.0 if slope else 0.0,
+        100.0,
+        slope * 800,
+    )
+    still = Trend(0.0, -0.2, 0.2, 0.8, 0.01, 10.0, 0.0)
     leak = Site(
         stack=(Frame("__call__", "app.py", 54), Frame("run", "/venv/lib/uvicorn/x.py", 9)),
         user_frame=Frame("__call__", "app.py", 54),
-        live_bytes_warmup=0,
+        live_bytes_steady=0,
         live_bytes_end=leak_per_request * 800,
-        growth_per_request=float(leak_per_request),
+        trend=growing,
+        confidence=1.0 if slope else 0.0,
         series=tuple(leak_per_request * max(int(p.requests) - 200, 0) for p in points),
     )
     steady = Site(
         stack=(Frame("dumps", "/usr/lib/python3.11/json/__init__.py", 231),),
         user_frame=None,
-        live_bytes_warmup=2048,
+        live_bytes_steady=2048,
         live_bytes_end=2048,
-        growth_per_request=0.0,
+        trend=still,
+        confidence=0.0,
         series=tuple(2048 for _ in points),
+    )
+    fits = (
+        ModelFit("flat", 9000.0),
+        ModelFit("linear", 90.0),
+        ModelFit("plateau", 95.0),
+        ModelFit("step", 5000.0),
+    )
+    shape = Shape.LEAK if slope else Shape.FLAT
+    reason = f"grows {slope:.1f} bytes per request" if slope else "no material growth"
+    analysis = Analysis(
+        steady=SteadyState(
+            4, 200.0, "no slowdown after the warm-up: the steady state starts there"
+        ),
+        heap=CurveShape(shape, growing, 0.0, fits, reason),
+        rss=CurveShape(shape, dataclasses.replace(growing, slope=2 * slope), 0.0, fits, reason),
+        shape=shape,
     )
     return RunResult(
         schema_version=SCHEMA_VERSION,
@@ -72,9 +109,10 @@ def make_result(leak_per_request: int = 100) -> RunResult:
             endpoints=(EndpointStats("GET", "/items/[id]", 1000, 0, 3.0, 5.0),),
         ),
         curve=Curve(points=points, warmup_requests=200, warmup_index=4),
+        analysis=analysis,
         sites=(leak, steady),
         timeline=(LoadSample(0.0, 0, 0), LoadSample(10.0, 1000, 0)),
-        processes=(ProcessSample(0.5, 50.0, 40_000_000, 3, 12, 1),),
+        processes=(ProcessSample(0.5, 50.0, 40_000_000, 30_000_000, 3, 12, 1),),
         capture=CaptureInfo(file="capture.bin", bytes=50 * 2**20, read_seconds=4.2, snapshots=900),
         files={"service_log": "service.log"},
     )

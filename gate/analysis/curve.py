@@ -43,6 +43,20 @@ def requests_at(times: Sequence[float] | np.ndarray, timeline: Sequence[LoadSamp
     return np.asarray(np.interp(np.asarray(times, dtype=float), xs, ys), dtype=float)
 
 
+def with_rss(curve: Curve, samples: Sequence[tuple[float, int]]) -> Curve:
+    """The curve with each point's RSS taken from ``samples`` (``(t, bytes)``, ``t``
+    relative to the load's start like the points'), linearly interpolated."""
+    if len(samples) < 2:
+        return curve
+    ts = np.array([t for t, _ in samples], dtype=float)
+    values = np.array([v for _, v in samples], dtype=float)
+    at = np.interp([p.t for p in curve.points], ts, values)
+    points = tuple(
+        dataclasses.replace(p, rss=round(v)) for p, v in zip(curve.points, at, strict=True)
+    )
+    return dataclasses.replace(curve, points=points)
+
+
 def build_curve(
     snapshots: Sequence[TimedMemory],
     timeline: Sequence[LoadSample],

@@ -1,4 +1,4 @@
-"""Allocation sites: which stacks kept memory alive through the measured phase."""
+"""Allocation sites: which stacks keep memory alive as requests go by, and how surely."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import heapq
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
+from gate.analysis.trend import blocks, trend
 from gate.model import Frame, Site
 
 MAX_SITES = 50
+CANDIDATES = 200
+"""Stacks kept by raw growth before their trends are estimated (the rest grew less)."""
 
 
 def user_frame(stack: Sequence[Frame], library_roots: Sequence[str]) -> Frame | None:
@@ -44,39 +47,46 @@ def relative_frames(stack: Sequence[Frame], base: str) -> tuple[Frame, ...]:
 def rank_sites(
     stacks: Iterable[tuple[Sequence[Frame], Sequence[int]]],
     *,
-    warmup_index: int,
-    measured_requests: int,
+    requests: Sequence[float],
+    steady_index: int,
     library_roots: Sequence[str],
     base: str,
     limit: int = MAX_SITES,
 ) -> tuple[Site, ...]:
-    """The ``limit`` stacks whose live bytes grew most between the warm-up point and the
-    last point, largest growth first.
+    """The ``limit`` stacks most likely to be leaking, most likely first.
 
-    ``stacks`` gives each stack with its live bytes at every curve point; it is consumed
-    once and only ``limit`` sites are held at a time.
+    ``stacks`` gives each stack with its live bytes at every curve point (``requests``
+    gives the points' x); it is consumed once, keeping only the ``CANDIDATES`` that grew
+    most over the steady state. Each candidate's growth per request is estimated like the
+    heap's (:func:`gate.analysis.trend.trend`); sites are ranked by that growth times
+    their confidence, so that a cache filled once ranks low and a site that grows with
+    every request ranks first.
     """
-    ranked = heapq.nlargest(
-        limit,
+    candidates = heapq.nlargest(
+        CANDIDATES,
         (
-            (live[-1] - live[warmup_index], i, stack, live)
+            (live[-1] - live[steady_index], i, stack, live)
             for i, (stack, live) in enumerate(stacks)
-            if live[-1] or live[warmup_index]
+            if live[-1] or live[steady_index]
         ),
         key=lambda item: (item[0], -item[1]),
     )
-    per_request = max(measured_requests, 1)
+    xs = requests[steady_index:]
     sites = []
-    for growth, _, stack, live in ranked:
+    for _, _, stack, live in candidates:
+        xb, yb = blocks(xs, live[steady_index:])
+        growth = trend(xb, yb)
         found = user_frame(stack, library_roots)
         sites.append(
             Site(
                 stack=relative_frames(stack, base),
                 user_frame=relative_frames([found], base)[0] if found else None,
-                live_bytes_warmup=int(live[warmup_index]),
+                live_bytes_steady=int(live[steady_index]),
                 live_bytes_end=int(live[-1]),
-                growth_per_request=round(growth / per_request, 3),
+                trend=growth,
+                confidence=round(max(growth.tau, 0.0) * (1.0 - growth.p_value), 3),
                 series=tuple(int(v) for v in live),
             )
         )
-    return tuple(sites)
+    sites.sort(key=lambda s: (s.trend.slope * s.confidence, s.trend.slope), reverse=True)
+    return tuple(sites[:limit])

@@ -1,4 +1,4 @@
-"""The short summary ``memgate run`` prints: load, memory, capture and top sites."""
+"""The summary ``memgate run`` prints: load, shape, curves, capture and top sites."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from gate.model import RunResult
+from gate.model import CurveShape, RunResult, Trend
 
 TOP_SITES = 5
+MIN_CONFIDENCE = 0.5
+"""Sites listed must grow with an interval above zero and at least this confidence."""
 
 
 def size(num: float) -> str:
@@ -26,13 +28,22 @@ def size(num: float) -> str:
     raise AssertionError("unreachable")
 
 
+def rate(trend: Trend) -> str:
+    """``256.7 B/request [256.0, 257.5]``: the slope and its interval."""
+    return f"{_num(trend.slope)} B/request [{_num(trend.low)}, {_num(trend.high)}]"
+
+
+def _num(value: float) -> str:
+    return f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
 def render_run(result: RunResult, *, width: int = 100) -> str:
     """The run summary as plain text."""
     load = result.load
+    analysis = result.analysis
     points = result.curve.points
-    warm = points[result.curve.warmup_index]
+    steady = points[analysis.steady.index]
     end = points[-1]
-    per_request = max(end.requests - warm.requests, 1)
 
     summary = Table(box=box.SIMPLE, show_header=False, title=f"memgate run: {result.scenario.name}")
     summary.add_column(style="bold")
@@ -43,35 +54,47 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
         f" {load.measured_requests:,} measured), {load.failures:,} failed;"
         f" {load.requests_per_second:,.0f} req/s measured; stopped by {load.stop_reason}",
     )
-    for name, before, after in (("heap", warm.heap, end.heap), ("rss", warm.rss, end.rss)):
-        summary.add_row(
-            name,
-            f"{size(before)} after warm-up -> {size(after)} at end"
-            f" ({size((after - before) / per_request)}/request)",
-        )
+    summary.add_row("shape", f"{analysis.shape.value.upper()}")
+    summary.add_row("steady", f"from {steady.requests:,.0f} requests: {analysis.steady.reason}")
+    for name, shape, before, after in (
+        ("heap", analysis.heap, steady.heap, end.heap),
+        ("rss", analysis.rss, steady.rss, end.rss),
+    ):
+        summary.add_row(name, _curve_line(shape, before, after))
     summary.add_row(
         "capture",
         f"{result.capture.file}: {size(result.capture.bytes)}, {result.capture.snapshots:,}"
         f" snapshots, read in {result.capture.read_seconds:.1f} s",
     )
 
-    sites = Table(box=box.SIMPLE, title="allocation sites that grew most after warm-up")
+    sites = Table(box=box.SIMPLE, title="allocation sites most likely to be leaking")
     sites.add_column("#", justify="right")
-    sites.add_column("growth/request", justify="right")
+    sites.add_column("growth [95% interval]", justify="right", no_wrap=True)
+    sites.add_column("confidence", justify="right")
     sites.add_column("live at end", justify="right")
-    sites.add_column("where")
-    growing = [site for site in result.sites if site.growth_per_request > 0][:TOP_SITES]
+    sites.add_column("where", overflow="fold")
+    growing = [s for s in result.sites if s.trend.low > 0 and s.confidence >= MIN_CONFIDENCE]
+    growing = growing[:TOP_SITES]
     if not growing:
-        sites.caption = "no allocation site grew after warm-up"
+        sites.caption = "no allocation site grew steadily through the steady state"
     for rank, site in enumerate(growing, start=1):
         frame = site.user_frame or (site.stack[0] if site.stack else None)
         where = f"{frame.file}:{frame.line} in {frame.function}" if frame else "(no Python frame)"
         if site.user_frame is None and frame is not None:
             where += " (not user code)"
-        sites.add_row(str(rank), size(site.growth_per_request), size(site.live_bytes_end), where)
+        sites.add_row(
+            str(rank), rate(site.trend), f"{site.confidence:.2f}", size(site.live_bytes_end), where
+        )
 
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, highlight=False)
     console.print(summary)
     console.print(sites)
     return out.getvalue()
+
+
+def _curve_line(shape: CurveShape, before: int, after: int) -> str:
+    return (
+        f"{shape.shape.value}: {size(before)} at steady start -> {size(after)} at end;"
+        f" {shape.reason}"
+    )

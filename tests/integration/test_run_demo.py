@@ -7,25 +7,27 @@ from pathlib import Path
 
 import pytest
 
-from gate.model import RunResult
+from gate.model import RunResult, Shape
 from gate.runner import run_scenario
 from gate.scenario import load_scenario
 from tests.conftest import DEMO_SCENARIO, planted_leak_line
 
 pytestmark = pytest.mark.integration
 
-REQUESTS = 3000
+REQUESTS = 4000
 
 
-def run_demo(out: Path, **env: str) -> RunResult:
-    scenario = load_scenario(DEMO_SCENARIO).with_overrides(env=env, requests=REQUESTS, warmup=500)
+def run_demo(out: Path, requests: int = REQUESTS, **env: str) -> RunResult:
+    scenario = load_scenario(DEMO_SCENARIO).with_overrides(
+        env=env, requests=requests, warmup=500
+    )
     return run_scenario(scenario, out)
 
 
 @pytest.fixture(scope="module")
 def leak_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
     out = tmp_path_factory.mktemp("leak")
-    return run_demo(out, DEMO_LEAK_BYTES="1024"), out
+    return run_demo(out, DEMO_LEAK_BYTES="256"), out
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +36,14 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path
     return run_demo(out), out
 
 
-def heap_growth_per_request(result: RunResult) -> float:
-    warm = result.curve.points[result.curve.warmup_index]
-    end = result.curve.points[-1]
-    return (end.heap - warm.heap) / (end.requests - warm.requests)
+@pytest.fixture(scope="module")
+def lru_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
+    out = tmp_path_factory.mktemp("lru")
+    # The cache holds 2000 items, full after about 2500 requests; then it must level off.
+    return run_demo(out, requests=8000, DEMO_CACHE="lru"), out
 
 
-@pytest.mark.parametrize("which", ["leak_run", "clean_run"])
+@pytest.mark.parametrize("which", ["leak_run", "clean_run", "lru_run"])
 def test_run_invariants(which: str, request: pytest.FixtureRequest) -> None:
     result, out = request.getfixturevalue(which)
     load = result.load
@@ -54,29 +57,48 @@ def test_run_invariants(which: str, request: pytest.FixtureRequest) -> None:
     assert all(a.requests <= b.requests and a.t <= b.t for a, b in itertools.pairwise(points))
     assert points[-1].requests == pytest.approx(load.requests, rel=0.02)
     assert all(p.heap > 0 and p.rss > p.heap for p in points[result.curve.warmup_index :])
-    assert result.processes and all(s.fds > 0 and s.threads >= 1 for s in result.processes)
+    assert result.processes
+    assert all(s.fds > 0 and s.threads >= 1 and 0 < s.rss_anon < s.rss for s in result.processes)
     assert result.timeline[0].requests == 0
     assert result.timeline[-1].requests == load.requests
     assert (out / "capture.bin").stat().st_size == result.capture.bytes > 0
     assert (out / "service.log").is_file()
+    assert result.curve.warmup_index <= result.analysis.steady.index < len(points)
     for site in result.sites:
         assert len(site.series) == len(points)
         assert site.series[-1] == site.live_bytes_end
+        assert 0 <= site.confidence <= 1
 
 
-def test_planted_leak_grows_heap_and_is_the_top_site(leak_run: tuple[RunResult, Path]) -> None:
+def test_planted_leak_is_a_leak_at_its_rate_on_its_line(leak_run) -> None:
     result, _ = leak_run
-    assert 512 <= heap_growth_per_request(result) <= 2048
+    analysis = result.analysis
+    assert analysis.shape is Shape.LEAK, analysis.heap.reason
+    trend = analysis.heap.trend
+    assert trend.low <= 512 and trend.high >= 128  # the interval reaches within 2x of 256
     top = result.sites[0]
     assert top.user_frame is not None
     assert (top.user_frame.file, top.user_frame.line) == (
         "examples/demo_service/app.py",
         planted_leak_line(),
     )
-    assert 512 <= top.growth_per_request <= 2048
+    assert 128 <= top.growth_per_request <= 512
+    assert top.confidence > 0.9
 
 
-def test_clean_service_heap_stays_flat(clean_run: tuple[RunResult, Path]) -> None:
+def test_clean_service_is_flat(clean_run) -> None:
     result, _ = clean_run
-    assert abs(heap_growth_per_request(result)) < 32
-    assert all(site.growth_per_request < 32 for site in result.sites)
+    assert result.analysis.shape is Shape.FLAT, (
+        result.analysis.heap.reason,
+        result.analysis.rss.reason,
+    )
+    assert abs(result.analysis.heap.trend.slope) < 16
+    assert not [s for s in result.sites if s.growth_per_request > 16 and s.confidence > 0.9]
+
+
+def test_bounded_cache_is_a_plateau(lru_run) -> None:
+    result, _ = lru_run
+    analysis = result.analysis
+    assert analysis.shape is Shape.PLATEAU, (analysis.heap.reason, analysis.rss.reason)
+    assert analysis.heap.rise_before_steady > 256 * 1024
+    assert analysis.steady.requests > 1500

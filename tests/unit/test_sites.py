@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import numpy as np
+
 from gate.analysis.sites import rank_sites, relative_frames, user_frame
 from gate.model import Frame
 
@@ -8,6 +10,7 @@ APP = Frame("handler", "/srv/app/api.py", 42)
 STDLIB = Frame("dumps", "/usr/lib/python3.11/json/__init__.py", 231)
 SITE = Frame("run_asgi", "/venv/lib/python3.11/site-packages/uvicorn/h11.py", 400)
 FROZEN = Frame("_call_with_frames_removed", "<frozen importlib._bootstrap>", 241)
+REQUESTS = [float(r) for r in np.linspace(0, 10_000, 100)]
 
 
 def test_user_frame_skips_stdlib_site_packages_and_frozen() -> None:
@@ -25,15 +28,20 @@ def test_relative_frames_only_below_base() -> None:
     )
 
 
-def test_rank_sites_orders_by_growth_after_warmup() -> None:
-    cache = ([Frame("fill", "/srv/app/cache.py", 9), APP], [0, 5000, 5000, 5000])
-    leak = ([STDLIB, Frame("leak", "/srv/app/leak.py", 3)], [0, 100, 600, 1100])
-    freed = ([SITE], [0, 300, 0, 0])
-    gone = ([FROZEN], [0, 0, 0, 0])
+def series(f) -> list[int]:
+    rng = np.random.default_rng(len(REQUESTS))
+    return [max(int(f(r) + rng.normal(0, 200)), 0) for r in REQUESTS]
+
+
+def test_a_steady_leak_outranks_a_bigger_cache_filled_once() -> None:
+    # The cache gains 2 MB, more than the leak's 0.5 MB, but all before request 1000.
+    cache = ([Frame("fill", "/srv/app/cache.py", 9), APP], series(lambda r: 2e6 * min(r / 1000, 1)))
+    leak = ([STDLIB, Frame("leak", "/srv/app/leak.py", 3)], series(lambda r: 50.0 * r))
+    freed = ([SITE], series(lambda r: 3e5 if r < 5000 else 0))
     sites = rank_sites(
-        iter([cache, leak, freed, gone]),
-        warmup_index=1,
-        measured_requests=100,
+        iter([cache, leak, freed]),
+        requests=REQUESTS,
+        steady_index=5,
         library_roots=LIB,
         base="/srv/app",
     )
@@ -42,22 +50,25 @@ def test_rank_sites_orders_by_growth_after_warmup() -> None:
         Frame("fill", "cache.py", 9),
         None,
     ]
-    leak_site = sites[0]
-    assert leak_site.growth_per_request == 10.0
-    assert (leak_site.live_bytes_warmup, leak_site.live_bytes_end) == (100, 1100)
-    assert leak_site.series == (0, 100, 600, 1100)
+    leak_site, cache_site, _ = sites
+    assert leak_site.trend.low <= 50 <= leak_site.trend.high
+    assert leak_site.confidence > 0.95
+    assert cache_site.confidence < 0.5
     assert leak_site.stack[0] == STDLIB
-    assert sites[2].growth_per_request == -3.0
+    assert leak_site.series[-1] == leak_site.live_bytes_end
+    assert leak_site.live_bytes_steady == leak_site.series[5]
 
 
 def test_rank_sites_keeps_only_the_limit() -> None:
-    stacks = [([Frame("f", f"/srv/app/m{i}.py", i)], [0, 0, i]) for i in range(1, 100)]
+    stacks = [
+        ([Frame("f", f"/srv/app/m{i}.py", i)], series(lambda r, i=i: i * r)) for i in range(1, 30)
+    ]
     sites = rank_sites(
         iter(stacks),
-        warmup_index=1,
-        measured_requests=1,
+        requests=REQUESTS,
+        steady_index=0,
         library_roots=LIB,
         base="/srv/app",
         limit=3,
     )
-    assert [s.live_bytes_end for s in sites] == [99, 98, 97]
+    assert [s.stack[0].file for s in sites] == ["m29.py", "m28.py", "m27.py"]

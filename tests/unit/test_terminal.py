@@ -15,22 +15,32 @@ def test_size_units() -> None:
     ]
 
 
-def test_run_summary_names_growth_and_the_leaking_line() -> None:
-    text = render_run(make_result(leak_per_request=100), width=120)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+def squeeze(text: str) -> list[str]:
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+
+
+def test_run_summary_names_the_shape_and_the_leaking_line() -> None:
+    lines = squeeze(render_run(make_result(leak_per_request=100), width=140))
     assert lines[0] == "memgate run: demo"
     assert (
-        "load      1,000 requests (200 warm-up, 800 measured), 0 failed; 100 req/s measured;"
+        "load 1,000 requests (200 warm-up, 800 measured), 0 failed; 100 req/s measured;"
         " stopped by requests" in lines
     )
-    assert "heap      976.6 KiB after warm-up -> 1.0 MiB at end (100 B/request)" in lines
-    assert "rss       38.1 MiB after warm-up -> 38.3 MiB at end (200 B/request)" in lines
-    assert "capture   capture.bin: 50.0 MiB, 900 snapshots, read in 4.2 s" in lines
-    assert "1 100 B 78.1 KiB app.py:54 in __call__" in [" ".join(line.split()) for line in lines]
-    # The steady site did not grow: it is not listed.
+    assert "shape LEAK" in lines
+    assert (
+        "steady from 200 requests: no slowdown after the warm-up: the steady state starts there"
+        in lines
+    )
+    assert (
+        "heap leak: 976.6 KiB at steady start -> 1.0 MiB at end; grows 100.0 bytes per request"
+        in lines
+    )
+    assert "capture capture.bin: 50.0 MiB, 900 snapshots, read in 4.2 s" in lines
+    assert "1 100.0 B/request [98.5, 102.0] 1.00 78.1 KiB app.py:54 in __call__" in lines
+
+
+def test_run_summary_lists_only_growing_sites() -> None:
+    text = render_run(make_result(leak_per_request=0), width=140)
+    assert "shape FLAT" in squeeze(text)
+    assert "no allocation site grew steadily through the steady state" in text
     assert "json" not in text
-
-
-def test_run_summary_says_when_nothing_grew() -> None:
-    text = render_run(make_result(leak_per_request=0), width=120)
-    assert "no allocation site grew after warm-up" in text

@@ -1,0 +1,231 @@
+"""Where the steady state starts, and what shape each memory curve has after it.
+
+Everything here works on **block medians** of the measured phase (the curve after the
+configured warm-up), see :mod:`gate.analysis.trend`. Four models are fitted to them by
+least squares, and their residuals are the evidence reported with the shape:
+
+``flat``     y = a
+``linear``   y = a + b x
+``plateau``  y = a + b min(x, k)                 (rises until k, then flat)
+``step``     y = a + h [x >= k]                   (one jump at k)
+
+The **steady state** starts where growth slows down for good: the best "hinge"
+y = a + b1 min(x, k) + b2 max(x - k, 0) with b1 > b2, kept only when it beats one line by
+a wide margin (BIC) and the rise before k is material. Then, over the steady state:
+
+- ``step``: one jump explains the curve far better than a line (and is more than half of
+  any rise before the steady state);
+- ``leak``: a significant trend (Mann-Kendall, p < 0.01), a slope interval above zero,
+  at least ``MIN_SLOPE`` bytes per request and a material total growth;
+- ``plateau``: no such trend, but a material rise before the steady state (``step``
+  instead when that rise was one jump);
+- ``flat``: none of these.
+
+The run's shape is the heap's, except ``fragmentation`` when RSS leaks while the heap
+is flat, a plateau or a step. "Material" means more than ``MIN_RISE`` bytes and more
+than ``NOISE_FACTOR`` times the noise of the block medians.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from gate.analysis.trend import MIN_BLOCKS, TooFewPoints, blocks, robust_spread, trend
+from gate.model import Analysis, Curve, CurveShape, ModelFit, Shape, SteadyState, Trend
+
+ALPHA = 0.01
+MIN_SLOPE = 1.0
+"""Bytes per request below which growth is not called a leak."""
+MIN_RISE = 64 * 1024
+"""Bytes below which a rise, a step or a total growth is not material."""
+NOISE_FACTOR = 4.0
+BIC_MARGIN = 10.0
+"""How much better (in BIC) a hinge must fit than one line to move the steady state."""
+STEP_FIT_RATIO = 0.25
+"""One jump explains the steady state when its squared residuals are at most this share
+of a line's. (A rise before the steady state is a step when a jump fits it better than a
+gradual rise does.)"""
+
+
+class NotEnoughPoints(ValueError):
+    """The measured phase has too few curve points to analyse."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Series:
+    x: np.ndarray
+    y: np.ndarray
+    first_point: np.ndarray
+    """Index in the curve of each block's first point."""
+
+
+def analyse_curve(curve: Curve) -> Analysis:
+    """Steady state, and heap and RSS shapes, of a run's curve."""
+    points = curve.points[curve.warmup_index :]
+    heap = _series(curve, [p.heap for p in points])
+    rss = _series(curve, [p.rss for p in points])
+    cut, reason = steady_start(heap.x, heap.y)
+    heap_shape = classify(heap.x, heap.y, cut)
+    rss_cut, _ = steady_start(rss.x, rss.y)
+    rss_shape = classify(rss.x, rss.y, rss_cut)
+    index = int(heap.first_point[cut])
+    steady = SteadyState(index=index, requests=curve.points[index].requests, reason=reason)
+    shape = heap_shape.shape
+    if rss_shape.shape is Shape.LEAK and shape is not Shape.LEAK:
+        shape = Shape.FRAGMENTATION
+    return Analysis(steady=steady, heap=heap_shape, rss=rss_shape, shape=shape)
+
+
+def _series(curve: Curve, values: Sequence[int]) -> _Series:
+    offset = curve.warmup_index
+    x = [p.requests for p in curve.points[offset:]]
+    try:
+        xb, yb = blocks(x, values)
+    except TooFewPoints as exc:
+        raise NotEnoughPoints(f"measured phase: {exc}") from None
+    sizes = [len(part) for part in np.array_split(np.arange(len(x)), len(xb))]
+    first = offset + np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    return _Series(xb, yb, first)
+
+
+def steady_start(x: np.ndarray, y: np.ndarray) -> tuple[int, str]:
+    """The block where the steady state starts (0: right after the warm-up), and why."""
+    n = len(x)
+    line_rss = _lstsq_rss(np.column_stack([np.ones(n), x]), y)
+    best: tuple[float, int, float] | None = None
+    for k in range(1, n - MIN_BLOCKS + 1):
+        design = np.column_stack(
+            [np.ones(n), np.minimum(x, x[k]) - x[0], np.maximum(x - x[k], 0.0)]
+        )
+        coef, rss = _lstsq(design, y)
+        rise = coef[1] * (x[k] - x[0])
+        if coef[1] <= 0 or coef[1] <= coef[2]:
+            continue
+        bic = _bic(rss, n, 3)
+        if best is None or bic < best[0]:
+            best = (bic, k, rise)
+    if best is None:
+        return 0, "no slowdown after the warm-up: the steady state starts there"
+    bic, k, rise = best
+    noise = robust_spread(y[k:] - np.median(y[k:]))
+    gain = _bic(line_rss, n, 2) - bic
+    if gain < BIC_MARGIN or rise < max(MIN_RISE, NOISE_FACTOR * noise):
+        return 0, "no slowdown after the warm-up: the steady state starts there"
+    return k, (
+        f"growth slowed down after {x[k]:,.0f} requests (a rise of {rise:,.0f} bytes"
+        f" before it); the steady state starts there"
+    )
+
+
+def classify(x: np.ndarray, y: np.ndarray, cut: int) -> CurveShape:
+    """The shape of block medians ``y`` over requests ``x``, steady from block ``cut``."""
+    fits = _fits(x, y)
+    xs, ys = x[cut:], y[cut:]
+    steady_trend = trend(xs, ys)
+    noise = max(steady_trend.noise, 1.0)
+    material = max(MIN_RISE, NOISE_FACTOR * noise)
+    rise = float(y[cut] - y[0]) if cut else 0.0
+
+    jump, step_ratio, step_noise = _best_step(xs, ys)
+    # A jump smaller than half the rise before it is part of levelling off (a dict
+    # resizing once a bounded cache is full), not a shape of its own.
+    step_material = max(MIN_RISE, NOISE_FACTOR * step_noise, rise / 2)
+    if abs(jump) > step_material and step_ratio <= STEP_FIT_RATIO:
+        return CurveShape(
+            Shape.STEP,
+            steady_trend,
+            rise,
+            fits,
+            f"one jump of {jump:,.0f} bytes explains the steady state better than a line",
+        )
+    if _is_growing(steady_trend, material):
+        return CurveShape(
+            Shape.LEAK,
+            steady_trend,
+            rise,
+            fits,
+            f"grows {steady_trend.slope:,.1f} bytes per request"
+            f" [{steady_trend.low:,.1f}, {steady_trend.high:,.1f}] through the steady state"
+            f" (trend p = {steady_trend.p_value:.2g})",
+        )
+    if rise > material:
+        by_name = {fit.model: fit.rms for fit in fits}
+        if by_name["step"] < by_name["plateau"]:
+            return CurveShape(
+                Shape.STEP,
+                steady_trend,
+                rise,
+                fits,
+                f"jumped {rise:,.0f} bytes at once, then stayed flat",
+            )
+        return CurveShape(
+            Shape.PLATEAU,
+            steady_trend,
+            rise,
+            fits,
+            f"rose {rise:,.0f} bytes, then levelled off"
+            f" ({steady_trend.slope:,.1f} bytes per request since)",
+        )
+    return CurveShape(
+        Shape.FLAT,
+        steady_trend,
+        rise,
+        fits,
+        f"no material growth ({steady_trend.slope:,.1f} bytes per request"
+        f" [{steady_trend.low:,.1f}, {steady_trend.high:,.1f}], p = {steady_trend.p_value:.2g})",
+    )
+
+
+def _is_growing(t: Trend, material: float) -> bool:
+    return t.p_value < ALPHA and t.low > 0 and t.slope >= MIN_SLOPE and t.growth > material
+
+
+def _best_step(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """The best single jump: its height, its squared residuals over a line's, and the
+    robust spread of its residuals."""
+    n = len(x)
+    line_rss = _lstsq_rss(np.column_stack([np.ones(n), x]), y)
+    best_rss, best_k = np.inf, 0
+    for k in range(2, n - 1):
+        left, right = y[:k], y[k:]
+        rss = float(((left - left.mean()) ** 2).sum() + ((right - right.mean()) ** 2).sum())
+        if rss < best_rss:
+            best_rss, best_k = rss, k
+    if best_k == 0 or line_rss <= 0:
+        return 0.0, np.inf, 0.0
+    left, right = y[:best_k], y[best_k:]
+    residuals = np.concatenate([left - left.mean(), right - right.mean()])
+    jump = float(right.mean() - left.mean())
+    return jump, best_rss / line_rss, robust_spread(residuals)
+
+
+def _fits(x: np.ndarray, y: np.ndarray) -> tuple[ModelFit, ...]:
+    n = len(x)
+    ones = np.ones(n)
+    flat = float(((y - y.mean()) ** 2).sum())
+    linear = _lstsq_rss(np.column_stack([ones, x]), y)
+    plateau = min(_lstsq_rss(np.column_stack([ones, np.minimum(x, x[k])]), y) for k in range(1, n))
+    step = min(
+        float(((y[:k] - y[:k].mean()) ** 2).sum() + ((y[k:] - y[k:].mean()) ** 2).sum())
+        for k in range(1, n)
+    )
+    return tuple(
+        ModelFit(name, round(float(np.sqrt(rss / n)), 1))
+        for name, rss in (("flat", flat), ("linear", linear), ("plateau", plateau), ("step", step))
+    )
+
+
+def _lstsq(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return coef, float(((y - design @ coef) ** 2).sum())
+
+
+def _lstsq_rss(design: np.ndarray, y: np.ndarray) -> float:
+    return _lstsq(design, y)[1]
+
+
+def _bic(rss: float, n: int, params: int) -> float:
+    return float(n * np.log(max(rss, 1.0) / n) + params * np.log(n))

@@ -1,0 +1,115 @@
+"""Shapes from hand-made curves: white and autocorrelated noise, each shape once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from gate.analysis.shape import analyse_curve
+from gate.model import Curve, CurvePoint, Shape
+
+TOTAL = 10_000
+WARMUP = 500
+BASE_HEAP = 6 * 2**20
+BASE_RSS = 34 * 2**20
+
+
+def ar1(n: int, sigma: float, phi: float, rng: np.random.Generator) -> np.ndarray:
+    """Autocorrelated noise: e[t] = phi e[t-1] + sigma z[t] (stationary spread sigma)."""
+    out = np.empty(n)
+    out[0] = rng.normal(0, sigma)
+    innovation = sigma * np.sqrt(1 - phi**2)
+    for i in range(1, n):
+        out[i] = phi * out[i - 1] + rng.normal(0, innovation)
+    return out
+
+
+def curve(
+    heap: Callable[[np.ndarray], np.ndarray],
+    rss: Callable[[np.ndarray], np.ndarray] = lambda r: 0 * r,
+    *,
+    sigma: float = 20_000,
+    phi: float = 0.0,
+    seed: int = 0,
+    n: int = 200,
+) -> Curve:
+    rng = np.random.default_rng(seed)
+    requests = np.linspace(0, TOTAL, n)
+    heap_values = BASE_HEAP + heap(requests) + ar1(n, sigma, phi, rng)
+    rss_values = BASE_RSS + rss(requests) + ar1(n, 4 * sigma, phi, rng)
+    points = tuple(
+        CurvePoint(requests=float(r), t=float(r) / 1000, heap=int(h), rss=int(s))
+        for r, h, s in zip(requests, heap_values, rss_values, strict=True)
+    )
+    warmup_index = int(np.searchsorted(requests, WARMUP))
+    return Curve(points=points, warmup_requests=WARMUP, warmup_index=warmup_index)
+
+
+def after_warmup(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda r: f(np.maximum(r - WARMUP, 0))
+
+
+FLAT = after_warmup(lambda r: 0 * r)
+LEAK_64 = after_warmup(lambda r: 64.0 * r)
+PLATEAU = after_warmup(lambda r: 1.5e6 * np.minimum(r / 3000, 1.0))
+STEP = after_warmup(lambda r: 1e6 * (r >= 6000))
+RSS_GROWTH = after_warmup(lambda r: 300.0 * r)
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.9])
+@pytest.mark.parametrize(
+    ("heap", "rss", "expected"),
+    [
+        (FLAT, FLAT, Shape.FLAT),
+        (LEAK_64, LEAK_64, Shape.LEAK),
+        (PLATEAU, PLATEAU, Shape.PLATEAU),
+        (STEP, STEP, Shape.STEP),
+        (FLAT, RSS_GROWTH, Shape.FRAGMENTATION),
+    ],
+    ids=["flat", "leak", "plateau", "step", "fragmentation"],
+)
+def test_each_shape_in_white_and_autocorrelated_noise(heap, rss, expected, phi) -> None:
+    for seed in range(5):
+        analysis = analyse_curve(curve(heap, rss, phi=phi, seed=seed))
+        assert analysis.shape is expected, (seed, analysis.heap.reason, analysis.rss.reason)
+
+
+def test_leak_slope_interval_contains_the_planted_rate() -> None:
+    analysis = analyse_curve(curve(LEAK_64, phi=0.9, seed=3))
+    trend = analysis.heap.trend
+    assert trend.low <= 64 <= trend.high
+    assert trend.p_value < 0.01
+    assert re.match(r"grows 6\d\.\d bytes per request \[", analysis.heap.reason)
+
+
+def test_plateau_moves_the_steady_state_to_where_growth_stops() -> None:
+    analysis = analyse_curve(curve(PLATEAU, seed=1))
+    assert 2500 <= analysis.steady.requests - WARMUP <= 4500
+    assert "slowed down" in analysis.steady.reason
+    assert analysis.heap.rise_before_steady == pytest.approx(1.5e6, rel=0.1)
+    fits = {fit.model: fit.rms for fit in analysis.heap.fits}
+    assert fits["plateau"] < fits["linear"] and fits["plateau"] < fits["step"]
+
+
+def test_warmup_growth_then_a_leak_is_a_leak_measured_after_the_warmup() -> None:
+    imports = after_warmup(lambda r: 2e6 * (1 - np.exp(-r / 600)) + 100.0 * r)
+    analysis = analyse_curve(curve(imports, seed=2))
+    assert analysis.shape is Shape.LEAK
+    assert analysis.steady.requests > WARMUP
+    assert analysis.heap.trend.low <= 100 <= analysis.heap.trend.high
+
+
+def test_no_false_leaks_in_strongly_autocorrelated_flat_noise() -> None:
+    shapes = [
+        analyse_curve(curve(FLAT, phi=0.95, sigma=50_000, seed=seed)).shape for seed in range(40)
+    ]
+    assert shapes.count(Shape.LEAK) == 0
+    assert shapes.count(Shape.FLAT) >= 38
+
+
+def test_a_small_leak_below_the_noise_is_still_found_over_enough_requests() -> None:
+    small = after_warmup(lambda r: 16.0 * r)  # 150 KB over the run, noise 20 KB
+    assert analyse_curve(curve(small, seed=4)).shape is Shape.LEAK
