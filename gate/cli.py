@@ -130,6 +130,7 @@ class _TerminalObserver:
             disable=not self._enabled,
         )
         self._task = self._progress.add_task("starting", total=self._total, failures=0)
+        self.show_capture_progress = self._enabled
 
     def __enter__(self) -> _TerminalObserver:
         self._progress.start()
@@ -139,6 +140,9 @@ class _TerminalObserver:
         self._progress.stop()
 
     def phase(self, name: str) -> None:
+        if name == "reading the capture":
+            # memray draws its own progress bars while it reads; ours steps aside.
+            self._progress.stop()
         self._progress.update(self._task, description=name)
 
     def load_progress(self, phase: str, requests: int, failures: int) -> None:

@@ -46,12 +46,17 @@ POLL_S = 0.1
 class RunObserver(Protocol):
     """What a run reports while it goes (the CLI draws it; tests may ignore it)."""
 
+    show_capture_progress: bool
+    """Let memray draw its own progress bars while the capture is read (long reads)."""
+
     def phase(self, name: str) -> None: ...
 
     def load_progress(self, phase: str, requests: int, failures: int) -> None: ...
 
 
 class QuietObserver:
+    show_capture_progress = False
+
     def phase(self, name: str) -> None:
         pass
 
@@ -86,7 +91,9 @@ def run_scenario(
     check_stop(stop, service.log_path)
     check_load(outcome, scenario, out_dir)
     observer.phase("reading the capture")
-    return _build_result(scenario, service, outcome, out_dir, started_at)
+    return _build_result(
+        scenario, service, outcome, out_dir, started_at, observer.show_capture_progress
+    )
 
 
 def _drive_load(
@@ -187,6 +194,7 @@ def _build_result(
     outcome: LoadOutcome,
     out_dir: Path,
     started_at: datetime.datetime,
+    show_progress: bool,
 ) -> RunResult:
     read_started = time.perf_counter()
     timeline = outcome.samples
@@ -197,7 +205,7 @@ def _build_result(
         outcome.started_at,
     )
     try:
-        with Capture(service.capture_path) as capture:
+        with Capture(service.capture_path, show_progress=show_progress) as capture:
             snapshots = capture.snapshots()
             curve, indexes = build_curve(
                 [TimedMemory(s.t, s.rss, s.heap) for s in snapshots],
