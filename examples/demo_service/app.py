@@ -6,9 +6,10 @@ uvicorn (``python -m uvicorn examples.demo_service.app:app``).
 Environment:
 
 ``DEMO_LEAK_BYTES=N``
-    every request retains about N bytes forever (a true leak), on the line marked
-    ``# planted leak``. The retained object is sized so that it and its slot in the
-    list come to N bytes; below 42 bytes that floor is what each request keeps.
+    every request retains N bytes forever on average (a true leak), on the line marked
+    ``# planted leak``: a bytes object sized so that it and its slot in a list come to
+    N bytes. The smallest such pair takes 42 bytes, so below that one request in every
+    ``ceil(42 / N)`` keeps ``N x that`` bytes.
 ``DEMO_CACHE=unbounded|lru``
     ``GET /items/{id}`` caches each rendered item by id: ``unbounded`` never evicts
     (grows with every new id), ``lru`` keeps the ``DEMO_CACHE_SIZE`` most recent
@@ -20,6 +21,8 @@ unset
 from __future__ import annotations
 
 import collections
+import itertools
+import math
 import os
 import sys
 from typing import Any
@@ -39,8 +42,10 @@ if CACHE_MODE not in ("", "unbounded", "lru"):
 
 # A bytes object of n bytes takes sys.getsizeof(b"") + n; the list slot holding it 8 more.
 _OBJECT_OVERHEAD = sys.getsizeof(b"") + 8
-_LEAK_PAYLOAD = max(LEAK_BYTES - _OBJECT_OVERHEAD, 1)
+_LEAK_EVERY = max(math.ceil((_OBJECT_OVERHEAD + 1) / LEAK_BYTES), 1) if LEAK_BYTES else 1
+_LEAK_PAYLOAD = LEAK_BYTES * _LEAK_EVERY - _OBJECT_OVERHEAD
 _retained: list[bytes] = []
+_requests = itertools.count()
 
 
 class RetainPerRequest:
@@ -50,7 +55,7 @@ class RetainPerRequest:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if LEAK_BYTES and scope["type"] == "http":
+        if LEAK_BYTES and scope["type"] == "http" and next(_requests) % _LEAK_EVERY == 0:
             _retained.append(bytes(_LEAK_PAYLOAD))  # planted leak
         await self.app(scope, receive, send)
 

@@ -1,0 +1,180 @@
+"""Detection benchmark: how often memgate finds planted leaks, and names their line.
+
+    .venv/bin/python benchmarks/detection.py --quick      # CI: 5 s runs, 1 repeat
+    .venv/bin/python benchmarks/detection.py --full       # the figures: 60 s runs, 5 repeats
+    .venv/bin/python benchmarks/detection.py --seconds 30 --repeats 3 --cases clean leak64
+
+Each case runs the demo scenario (``memgate run``'s own code path) with the example
+service switched by environment: planted leaks of 16, 64, 256 and 1024 bytes per
+request, the unbounded and LRU caches, and the clean service. Runs go round-robin over
+the cases, so that a slow stretch of the machine hits them alike, and each finished run
+is appended to ``--record`` (JSON lines), so an interrupted benchmark keeps its figures.
+The table prints, per case, how often the run's shape was the expected one, how often
+the planted line was the top-ranked site, and the median slope and reading time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from gate.errors import MemgateError  # noqa: E402
+from gate.model import RunResult, Shape  # noqa: E402
+from gate.runner import run_scenario  # noqa: E402
+from gate.scenario import load_scenario  # noqa: E402
+
+APP = "examples/demo_service/app.py"
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    env: dict[str, str]
+    expected: Shape
+    line: int | None
+    """The planted line the top site should name, if any."""
+
+
+def _line_of(marker: str) -> int:
+    for number, line in enumerate((REPO / APP).read_text().splitlines(), start=1):
+        if line.rstrip().endswith(marker) and not line.lstrip().startswith("#"):
+            return number
+    raise LookupError(marker)
+
+
+def cases() -> list[Case]:
+    leak = _line_of("# planted leak")
+    out = [Case("clean", {}, Shape.FLAT, None)]
+    out += [
+        Case(f"leak{n}", {"DEMO_LEAK_BYTES": str(n)}, Shape.LEAK, leak) for n in (16, 64, 256, 1024)
+    ]
+    out += [
+        Case("unbounded", {"DEMO_CACHE": "unbounded"}, Shape.LEAK, None),
+        Case("lru", {"DEMO_CACHE": "lru"}, Shape.PLATEAU, None),
+    ]
+    return out
+
+
+def run_once(case: Case, seconds: float, workdir: Path) -> dict[str, object]:
+    scenario = load_scenario(REPO / "scenarios" / "demo.toml").with_overrides(
+        env=case.env, duration=seconds, warmup=500
+    )
+    out = workdir / case.name
+    started = time.perf_counter()
+    try:
+        result: RunResult = run_scenario(scenario, out)
+    except MemgateError as exc:
+        return {"case": case.name, "error": str(exc)}
+    finally:
+        (out / "capture.bin").unlink(missing_ok=True)
+    top = next((s for s in result.sites), None)
+    frame = top.user_frame if top else None
+    return {
+        "case": case.name,
+        "shape": result.analysis.shape.value,
+        "expected": case.expected.value,
+        "slope": result.analysis.heap.trend.slope,
+        "low": result.analysis.heap.trend.low,
+        "high": result.analysis.heap.trend.high,
+        "top_site": f"{frame.file}:{frame.line}" if frame else None,
+        "top_is_planted": bool(
+            frame and case.line and (frame.file, frame.line) == (APP, case.line)
+        ),
+        "measured_requests": result.load.measured_requests,
+        "rps": result.load.requests_per_second,
+        "capture_mb": round(result.capture.bytes / 2**20, 1),
+        "read_s": result.capture.read_seconds,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def table(records: list[dict[str, object]], planted: dict[str, int | None]) -> str:
+    rows = [
+        "| case | runs | expected | detected as expected | top site is the planted line"
+        " | median heap slope B/req [interval] | median req/s | median capture MiB, read s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    by_case: dict[str, list[dict[str, object]]] = {}
+    for record in records:
+        by_case.setdefault(str(record["case"]), []).append(record)
+    for name, runs in by_case.items():
+        ok = [r for r in runs if "error" not in r]
+        errors = len(runs) - len(ok)
+        if not ok:
+            rows.append(f"| {name} | {len(runs)} | | all failed: {runs[0]['error']} | | | | |")
+            continue
+        expected = ok[0]["expected"]
+        hits = sum(r["shape"] == expected for r in ok)
+        shapes = ", ".join(sorted({str(r["shape"]) for r in ok if r["shape"] != expected}))
+        attributed = (
+            f"{sum(bool(r['top_is_planted']) for r in ok)}/{len(ok)}"
+            if planted.get(name)
+            else "n/a"
+        )
+        slope = statistics.median(float(r["slope"]) for r in ok)  # type: ignore[arg-type]
+        low = statistics.median(float(r["low"]) for r in ok)  # type: ignore[arg-type]
+        high = statistics.median(float(r["high"]) for r in ok)  # type: ignore[arg-type]
+        rows.append(
+            f"| {name} | {len(runs)}{f' ({errors} failed)' if errors else ''} | {expected}"
+            f" | {hits}/{len(ok)} = {hits / len(ok):.0%}{f' (else {shapes})' if shapes else ''}"
+            f" | {attributed} | {slope:.1f} [{low:.1f}, {high:.1f}]"
+            f" | {statistics.median(float(r['rps']) for r in ok):.0f}"  # type: ignore[arg-type]
+            f" | {statistics.median(float(r['capture_mb']) for r in ok):.0f},"  # type: ignore[arg-type]
+            f" {statistics.median(float(r['read_s']) for r in ok):.1f} |"  # type: ignore[arg-type]
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="5 s runs, 1 repeat (CI)")
+    mode.add_argument("--full", action="store_true", help="60 s runs, 5 repeats")
+    parser.add_argument("--seconds", type=float, help="measured seconds per run")
+    parser.add_argument("--repeats", type=int, help="runs per case")
+    parser.add_argument("--cases", nargs="*", help="case names (default: all)")
+    parser.add_argument("--record", type=Path, help="append each run here (JSON lines)")
+    parser.add_argument("--table-only", action="store_true", help="print the table of --record")
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (60.0 if args.full else 5.0)
+    repeats = args.repeats or (5 if args.full else 1)
+    chosen = [c for c in cases() if not args.cases or c.name in args.cases]
+    planted = {c.name: c.line for c in cases()}
+    record = args.record or Path(tempfile.mkdtemp(prefix="memgate-detect-")) / "runs.jsonl"
+    if args.table_only:
+        records = [json.loads(line) for line in record.read_text().splitlines() if line]
+        print(table(records, planted))
+        return 0
+    workdir = Path(tempfile.mkdtemp(prefix="memgate-detect-"))
+    records = []
+    print(
+        f"{len(chosen)} cases x {repeats} runs of {seconds:g} s; runs recorded in {record}",
+        file=sys.stderr,
+    )
+    try:
+        for repeat in range(repeats):
+            for case in chosen:
+                outcome = run_once(case, seconds, workdir)
+                outcome["repeat"] = repeat
+                records.append(outcome)
+                with open(record, "a") as out:
+                    out.write(json.dumps(outcome) + "\n")
+                print(json.dumps(outcome), file=sys.stderr)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(table(records, planted))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
