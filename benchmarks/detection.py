@@ -1,6 +1,6 @@
 """Detection benchmark: how often memgate finds planted leaks, and names their line.
 
-    .venv/bin/python benchmarks/detection.py --quick      # CI: 5 s runs, 1 repeat
+    .venv/bin/python benchmarks/detection.py --quick      # CI: 4 cases, 8 s, 1 repeat
     .venv/bin/python benchmarks/detection.py --full       # the figures: 60 s runs, 5 repeats
     .venv/bin/python benchmarks/detection.py --seconds 30 --repeats 3 --cases clean leak64
 
@@ -34,6 +34,8 @@ from gate.runner import run_scenario  # noqa: E402
 from gate.scenario import load_scenario  # noqa: E402
 
 APP = "examples/demo_service/app.py"
+QUICK_CASES = ["clean", "leak256", "unbounded", "lru"]
+"""Short runs tell these apart reliably; the smaller leaks need the full mode's length."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,17 +140,23 @@ def table(records: list[dict[str, object]], planted: dict[str, int | None]) -> s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="5 s runs, 1 repeat (CI)")
+    mode.add_argument(
+        "--quick", action="store_true", help=f"cases {', '.join(QUICK_CASES)}: 8 s, 1 repeat (CI)"
+    )
     mode.add_argument("--full", action="store_true", help="60 s runs, 5 repeats")
     parser.add_argument("--seconds", type=float, help="measured seconds per run")
     parser.add_argument("--repeats", type=int, help="runs per case")
     parser.add_argument("--cases", nargs="*", help="case names (default: all)")
     parser.add_argument("--record", type=Path, help="append each run here (JSON lines)")
     parser.add_argument("--table-only", action="store_true", help="print the table of --record")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if a run failed or missed its expected shape"
+    )
     args = parser.parse_args(argv)
-    seconds = args.seconds or (60.0 if args.full else 5.0)
+    seconds = args.seconds or (60.0 if args.full else 8.0)
     repeats = args.repeats or (5 if args.full else 1)
-    chosen = [c for c in cases() if not args.cases or c.name in args.cases]
+    names = args.cases or (QUICK_CASES if args.quick else None)
+    chosen = [c for c in cases() if not names or c.name in names]
     planted = {c.name: c.line for c in cases()}
     record = args.record or Path(tempfile.mkdtemp(prefix="memgate-detect-")) / "runs.jsonl"
     if args.table_only:
@@ -173,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(table(records, planted))
+    missed = [r for r in records if "error" in r or r["shape"] != r["expected"]]
+    if args.check and missed:
+        for r in missed:
+            print(f"missed: {r['case']}: {r.get('error') or r['shape']}", file=sys.stderr)
+        return 1
     return 0
 
 

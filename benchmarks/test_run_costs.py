@@ -21,10 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.capture import Capture
-from gate.load import LoadConfig, LoadProcess
-from gate.scenario import ProfileSpec, Scenario, load_scenario
-from gate.service import ServiceProcess, free_port
+from benchmarks._serve import read_capture, serve_once
+from gate.scenario import ProfileSpec, load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("MEMGATE_BENCH_SECONDS", "8"))
@@ -34,43 +32,6 @@ MODES = {
     "default (python allocators)": ProfileSpec(),
     "native": ProfileSpec(native=True),
 }
-
-
-def serve_once(scenario: Scenario, out: Path, profile: ProfileSpec | None) -> tuple[float, int]:
-    """Requests per second of the measured phase, and the capture's size in bytes."""
-    out.mkdir(parents=True, exist_ok=True)
-    if profile is not None:
-        scenario = scenario.model_copy(update={"profile": profile})
-    port = free_port()
-    service = ServiceProcess(scenario, port, out, profiled=profile is not None)
-    service.start()
-    try:
-        service.wait_healthy()
-        load = LoadProcess(
-            LoadConfig(
-                locustfile=str(scenario.locustfile),
-                user_classes=[],
-                host=f"http://127.0.0.1:{port}",
-                users=scenario.load.users,
-                spawn_rate=scenario.load.spawn_rate,
-                warmup_requests=300,
-                requests=None,
-                duration=SECONDS,
-                time_limit=SECONDS + 60,
-                timeline_path=str(out / "load.jsonl"),
-            ),
-            out / "load.log",
-        )
-        load.start()
-        outcome = load.outcome()
-    finally:
-        service.stop()
-    assert outcome.warmup_done_at is not None
-    warm = next(s for s in outcome.samples if s.t >= outcome.warmup_done_at)
-    served = outcome.samples[-1].requests - warm.requests
-    rps = served / (outcome.ended_at - warm.t)
-    size = service.capture_path.stat().st_size if profile is not None else 0
-    return rps, size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +50,7 @@ def throughput(tmp_path_factory: pytest.TempPathFactory) -> Throughput:
     for round_ in range(ROUNDS):
         for mode, profile in MODES.items():
             out = tmp_path_factory.mktemp(f"round{round_}")
-            runs[mode].append(serve_once(scenario, out, profile))
+            runs[mode].append(serve_once(scenario, out, profile, SECONDS))
             if profile == ProfileSpec():
                 capture = out / "capture.bin"
     return Throughput(runs, capture)
@@ -107,15 +68,6 @@ def test_profiling_overhead(throughput: Throughput, figure) -> None:
             f" capture about {mb_per_s:.1f} MiB per measured second",
         )
     assert plain > 0
-
-
-def read_capture(path: Path) -> int:
-    """What ``memgate run`` does with a capture: snapshots, then live bytes per stack."""
-    with Capture(path) as capture:
-        snapshots = capture.snapshots()
-        step = max(len(snapshots) // 200, 1)
-        indexes = list(range(0, len(snapshots), step))
-        return sum(1 for _ in capture.live_bytes_by_stack(indexes))
 
 
 def test_read_capture(benchmark, throughput: Throughput, figure) -> None:
