@@ -19,6 +19,16 @@ def last_line(path: Path) -> str:
     return lines[-1].strip() if lines else "(no output)"
 
 
+def read_input(path: Path, kind: str) -> bytes:
+    """The bytes of a file given to memgate; :class:`InputError` with one line if none."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {kind} file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {kind}: {exc.strerror}") from None
+
+
 def open_log(path: Path) -> BinaryIO:
     """Open a log for a child process to write; :class:`InputError` if it cannot be."""
     try:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from gate._files import write_atomic
+from gate._files import read_input, write_atomic
 from gate.errors import InputError
 from gate.model import RunResult
 
@@ -37,12 +37,7 @@ def write_result(result: RunResult, path: Path) -> None:
 
 def read_result(path: Path) -> RunResult:
     """Read and validate a result file; :class:`InputError` with one line if it is bad."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such result file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read result: {exc.strerror}") from None
+    raw = read_input(path, "result")
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from gate._files import read_input
 from gate.errors import InputError
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -165,12 +166,7 @@ class Scenario(_Strict):
 def load_scenario(path: str | Path) -> Scenario:
     """Read, validate and resolve a scenario file; raise :class:`InputError` with one line."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such scenario file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read scenario: {exc.strerror}") from None
+    raw = read_input(path, "scenario")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
