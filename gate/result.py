@@ -2,8 +2,8 @@
 
 The schema is the dataclasses of ``gate.model``; ``schema_version`` changes whenever a
 field is renamed, removed or changes meaning (adding an optional field does not). Older
-versions will be migrated on read (1 is the first), newer ones are refused.
-Documented in ``docs/result-schema.md``.
+versions are migrated on read, newer ones refused. Documented in
+``docs/result-schema.md``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,14 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from gate._files import read_input, write_atomic
+from gate.analysis.shape import analyse_curve
+from gate.analysis.sites import measure_site, most_likely_first
 from gate.errors import InputError
-from gate.model import RunResult
+from gate.model import Curve, Frame, RunResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: ``analysis``, sites with ``trend`` and ``confidence``, anonymous RSS (memgate 0.1,
+analysis engine). 1: curve and sites only (memgate 0.1, first version)."""
 
 
 @functools.cache
@@ -49,14 +53,49 @@ def parse_result(data: Any, *, source: str) -> RunResult:
     if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int):
         raise InputError(f"{source}: not a memgate result (no integer schema_version)")
     version = data["schema_version"]
+    if version < 1:
+        raise InputError(f"{source}: schema_version {version} is not a memgate result version")
     if version > SCHEMA_VERSION:
         raise InputError(
             f"{source}: schema_version {version} is newer than this memgate"
             f" understands ({SCHEMA_VERSION}); upgrade memgate"
         )
     try:
+        if version == 1:
+            data = _v1_to_v2(data)
         return _adapter().validate_python(data)
+    except KeyError as exc:
+        raise InputError(f"{source}: not a complete version 1 result: {exc} is missing") from None
+    except TypeError as exc:
+        raise InputError(f"{source}: not a version 1 result: {exc}") from None
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])
         raise InputError(f"{source}: {where}: {first['msg']}") from None
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had no ``analysis``, sites with a plain ``growth_per_request`` from the
+    warm-up point, and memray's VmRSS as the curve's RSS. The analysis is pure, so it is
+    recomputed from the stored curve and site series; the anonymous RSS was not sampled,
+    so ``rss_anon`` is taken as ``rss`` (file-backed pages included)."""
+    curve = TypeAdapter(Curve).validate_python(data["curve"])
+    analysis = analyse_curve(curve)
+    requests = [p.requests for p in curve.points]
+    sites = most_likely_first(
+        measure_site(
+            tuple(TypeAdapter(tuple[Frame, ...]).validate_python(site["stack"])),
+            TypeAdapter(Frame | None).validate_python(site["user_frame"]),
+            site["series"],
+            requests=requests,
+            steady_index=analysis.steady.index,
+        )
+        for site in data["sites"]
+    )
+    return {
+        **data,
+        "schema_version": SCHEMA_VERSION,
+        "analysis": analysis,
+        "sites": sites,
+        "processes": [{**p, "rss_anon": p.get("rss_anon", p["rss"])} for p in data["processes"]],
+    }

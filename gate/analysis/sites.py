@@ -71,22 +71,44 @@ def rank_sites(
         ),
         key=lambda item: (item[0], -item[1]),
     )
-    xs = requests[steady_index:]
     sites = []
     for _, _, stack, live in candidates:
-        xb, yb = blocks(xs, live[steady_index:])
-        growth = trend(xb, yb)
         found = user_frame(stack, library_roots)
         sites.append(
-            Site(
-                stack=relative_frames(stack, base),
-                user_frame=relative_frames([found], base)[0] if found else None,
-                live_bytes_steady=int(live[steady_index]),
-                live_bytes_end=int(live[-1]),
-                trend=growth,
-                confidence=round(max(growth.tau, 0.0) * (1.0 - growth.p_value), 3),
-                series=tuple(int(v) for v in live),
+            measure_site(
+                relative_frames(stack, base),
+                relative_frames([found], base)[0] if found else None,
+                live,
+                requests=requests,
+                steady_index=steady_index,
             )
         )
-    sites.sort(key=lambda s: (s.trend.slope * s.confidence, s.trend.slope), reverse=True)
-    return tuple(sites[:limit])
+    return most_likely_first(sites)[:limit]
+
+
+def measure_site(
+    stack: tuple[Frame, ...],
+    frame: Frame | None,
+    live: Sequence[int],
+    *,
+    requests: Sequence[float],
+    steady_index: int,
+) -> Site:
+    """A site with its growth over the steady state and the confidence in it."""
+    growth = trend(*blocks(requests[steady_index:], live[steady_index:]))
+    return Site(
+        stack=stack,
+        user_frame=frame,
+        live_bytes_steady=int(live[steady_index]),
+        live_bytes_end=int(live[-1]),
+        trend=growth,
+        confidence=round(max(growth.tau, 0.0) * (1.0 - growth.p_value), 3),
+        series=tuple(int(v) for v in live),
+    )
+
+
+def most_likely_first(sites: Iterable[Site]) -> tuple[Site, ...]:
+    """Sites ordered by growth per request times confidence, largest first."""
+    return tuple(
+        sorted(sites, key=lambda s: (s.trend.slope * s.confidence, s.trend.slope), reverse=True)
+    )

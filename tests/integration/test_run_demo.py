@@ -18,9 +18,7 @@ REQUESTS = 4000
 
 
 def run_demo(out: Path, requests: int = REQUESTS, **env: str) -> RunResult:
-    scenario = load_scenario(DEMO_SCENARIO).with_overrides(
-        env=env, requests=requests, warmup=500
-    )
+    scenario = load_scenario(DEMO_SCENARIO).with_overrides(env=env, requests=requests, warmup=500)
     return run_scenario(scenario, out)
 
 

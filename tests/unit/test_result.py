@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from gate.errors import InputError
-from gate.result import SCHEMA_VERSION, dumps, read_result, write_result
+from gate.model import Frame, Shape
+from gate.result import SCHEMA_VERSION, dumps, parse_result, read_result, write_result
 from tests.support import make_result
 
 
@@ -32,7 +33,9 @@ def test_round_trip(tmp_path: Path) -> None:
         (b'{"schema_version": 1', "not valid JSON"),
         (b"[1, 2]", "not a memgate result"),
         (b'{"schema_version": 99}', "schema_version 99 is newer"),
-        (b'{"schema_version": 1}', "scenario: Field required"),
+        (b'{"schema_version": 0}', "schema_version 0 is not a memgate result version"),
+        (b'{"schema_version": 2}', "scenario: Field required"),
+        (b'{"schema_version": 1}', "not a complete version 1 result: 'curve' is missing"),
     ],
 )
 def test_bad_result_files(tmp_path: Path, content: bytes, message: str) -> None:
@@ -50,3 +53,21 @@ def test_wrong_type_names_the_field(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match=r"load\.requests: Input should be a valid integer"):
         read_result(path)
+
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def test_version_1_results_migrate_with_a_recomputed_analysis() -> None:
+    """A real result written by the first memgate run (DEMO_LEAK_BYTES=256, 10,000
+    requests), from before the analysis engine."""
+    result = read_result(FIXTURES / "result-v1-leak256.json")
+    assert result.schema_version == SCHEMA_VERSION
+    assert result.analysis.shape is Shape.LEAK
+    assert result.analysis.heap.trend.low <= 256 <= result.analysis.heap.trend.high * 1.01
+    top = result.sites[0]
+    assert top.user_frame == Frame("__call__", "examples/demo_service/app.py", 54)
+    assert top.confidence > 0.9
+    assert all(p.rss_anon == p.rss for p in result.processes)
+    # Migrated once, it writes and reads back as the current version.
+    assert parse_result(json.loads(dumps(result)), source="again") == result
