@@ -244,6 +244,10 @@ class Provenance:
     hostname: str
     commit: str | None
     """``git rev-parse HEAD`` of the service's working directory, if it is a checkout."""
+    branch: str | None
+    """The branch (GitHub's head or pushed branch in Actions, else git's), if known."""
+    env_key: str
+    """Runs are compared only within one environment key (see ``gate.provenance``)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,9 @@ from gate.analysis.shape import analyse_curve
 from gate.analysis.sites import measure_site, most_likely_first
 from gate.errors import InputError
 from gate.model import Curve, Frame, RunResult
+from gate.provenance import env_key
+
+_MACHINES = frozenset({"x86_64", "aarch64", "arm64", "i686", "ppc64le", "s390x"})
 
 SCHEMA_VERSION = 2
 """2: ``analysis``, sites with ``trend`` and ``confidence``, anonymous RSS (memgate 0.1,
@@ -76,9 +79,11 @@ def parse_result(data: Any, *, source: str) -> RunResult:
 
 def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     """Version 1 had no ``analysis``, sites with a plain ``growth_per_request`` from the
-    warm-up point, and memray's VmRSS as the curve's RSS. The analysis is pure, so it is
-    recomputed from the stored curve and site series; the anonymous RSS was not sampled,
-    so ``rss_anon`` is taken as ``rss`` (file-backed pages included)."""
+    warm-up point, memray's VmRSS as the curve's RSS, and no branch or environment key.
+    The analysis is pure, so it is recomputed from the stored curve and site series; the
+    anonymous RSS was not sampled, so ``rss_anon`` is taken as ``rss``; the environment
+    key is rebuilt from the platform string, with the CPU count unknown (``?cpu``), so
+    a version 1 run never silently matches a current environment."""
     curve = TypeAdapter(Curve).validate_python(data["curve"])
     analysis = analyse_curve(curve)
     requests = [p.requests for p in curve.points]
@@ -92,8 +97,16 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
         )
         for site in data["sites"]
     )
+    old = data["provenance"]
+    system, _, rest = str(old["platform"]).partition("-")
+    machine = next((part for part in rest.split("-") if part in _MACHINES), "unknown")
     return {
         **data,
+        "provenance": {
+            **old,
+            "branch": None,
+            "env_key": env_key(system, machine, old["python"], old["memray"], None),
+        },
         "schema_version": SCHEMA_VERSION,
         "analysis": analysis,
         "sites": sites,

@@ -8,10 +8,6 @@ run's output folder and keeps everything there when a run fails, for a post-mort
 from __future__ import annotations
 
 import datetime
-import importlib.metadata
-import platform
-import socket
-import subprocess
 import sys
 import sysconfig
 import time
@@ -19,7 +15,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Protocol
 
-import gate
+from gate import provenance
 from gate._files import last_line
 from gate.analysis.curve import NotEnoughData, TimedMemory, build_curve, requests_at, with_rss
 from gate.analysis.shape import NotEnoughPoints, analyse_curve
@@ -32,7 +28,6 @@ from gate.model import (
     LoadSample,
     LoadStats,
     ProcessSample,
-    Provenance,
     RunResult,
     ScenarioRef,
 )
@@ -247,7 +242,7 @@ def _build_result(
         schema_version=SCHEMA_VERSION,
         scenario=ScenarioRef(name=scenario.name, path=str(scenario.path), sha256=scenario.sha256),
         settings=scenario.model_dump(mode="json", exclude={"path", "sha256"}),
-        provenance=provenance(started_at, scenario.service_cwd),
+        provenance=provenance.collect(started_at, scenario.service_cwd),
         load=load,
         curve=curve,
         analysis=analysis,
@@ -305,26 +300,3 @@ def library_roots() -> list[str]:
         for name in names
     }
     return sorted(root for root in roots if root)
-
-
-def provenance(started_at: datetime.datetime, cwd: Path) -> Provenance:
-    return Provenance(
-        started_at=started_at.isoformat(timespec="seconds"),
-        memgate=gate.__version__,
-        python=platform.python_version(),
-        memray=importlib.metadata.version("memray"),
-        locust=importlib.metadata.version("locust"),
-        platform=platform.platform(),
-        hostname=socket.gethostname(),
-        commit=_git_commit(cwd),
-    )
-
-
-def _git_commit(cwd: Path) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None

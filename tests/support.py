@@ -96,6 +96,8 @@ def make_result(leak_per_request: int = 100) -> RunResult:
             platform="Linux",
             hostname="ci",
             commit=None,
+            branch="main",
+            env_key="Linux-x86_64-py3.11-memray1.20-2cpu",
         ),
         load=LoadStats(
             requests=1000,
