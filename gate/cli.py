@@ -8,6 +8,7 @@ memgate can name.
 from __future__ import annotations
 
 import argparse
+import enum
 import os
 import shutil
 import signal
@@ -16,10 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from gate.errors import ExitCode, MemgateError
+from gate.errors import ExitCode, InputError, MemgateError
 
 if TYPE_CHECKING:
+    from gate.baseline import BaselineStore
+    from gate.model import RunResult
     from gate.scenario import Scenario
+    from gate.verdict import Decision
 
 
 class Command(Protocol):
@@ -72,24 +76,201 @@ class RunCommand:
         add_run_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from gate.report.terminal import render_run
-        from gate.result import write_result
-        from gate.runner import run_scenario
-        from gate.scenario import load_scenario
+        _run_one(args.scenario, args, args.out)
+        return ExitCode.PASS
 
-        scenario = load_scenario(args.scenario).with_overrides(
-            env=dict(args.env),
-            requests=args.requests,
-            duration=args.duration,
-            warmup=args.warmup,
+
+def _run_one(path: Path, args: argparse.Namespace, out: Path | None) -> tuple[RunResult, Path]:
+    """Run one scenario with the run options in ``args``; print its summary."""
+    from gate.report.terminal import render_run
+    from gate.result import write_result
+    from gate.runner import run_scenario
+    from gate.scenario import load_scenario
+
+    scenario = load_scenario(path).with_overrides(
+        env=dict(args.env),
+        requests=args.requests,
+        duration=args.duration,
+        warmup=args.warmup,
+    )
+    out_dir = out or Path("memgate-out") / scenario.name
+    with _TerminalObserver(scenario, quiet=args.quiet) as observer:
+        result = run_scenario(scenario, out_dir, observer)
+    write_result(result, out_dir / "result.json")
+    print(render_run(result, width=_width()), end="")
+    print(f"result: {out_dir / 'result.json'}")
+    return result, out_dir / "result.json"
+
+
+def _width() -> int:
+    return max(shutil.get_terminal_size().columns if sys.stdout.isatty() else 160, 100)
+
+
+def _add_baseline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--baselines",
+        type=Path,
+        default=Path("baselines"),
+        help="folder of baseline histories (default: baselines)",
+    )
+
+
+def _add_fail_on(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fail-on",
+        type=FailOn,
+        choices=list(FailOn),
+        default=FailOn.FAIL,
+        help="'flag' also fails the build on flags (default: only on failures)",
+    )
+
+
+class FailOn(enum.StrEnum):
+    FAIL = "fail"
+    FLAG = "flag"
+
+
+def _decide(result: RunResult, store: BaselineStore, fail_on: FailOn) -> tuple[Decision, int]:
+    """Compare ``result`` with its history; print the findings; the exit code."""
+    from gate.baseline import summarize
+    from gate.report.terminal import render_decision
+    from gate.scenario import BudgetSpec
+    from gate.verdict import Verdict, decide
+
+    budgets = BudgetSpec.model_validate(result.settings.get("budgets", {}))
+    decision = decide(summarize(result), store.load(result.scenario.name), budgets)
+    print(render_decision(result.scenario.name, decision, width=_width()), end="")
+    failed = decision.verdict is Verdict.FAIL or (
+        decision.verdict is Verdict.FLAG and fail_on is FailOn.FLAG
+    )
+    return decision, int(ExitCode.REGRESSION if failed else ExitCode.PASS)
+
+
+def _worst(codes: list[int]) -> int:
+    """One exit code for several scenarios: bad input, then a failed run, then a
+    regression, then a pass."""
+    for code in (ExitCode.BAD_INPUT, ExitCode.RUN_FAILED, ExitCode.REGRESSION):
+        if code in codes:
+            return int(code)
+    return int(ExitCode.PASS)
+
+
+class CheckCommand:
+    """Run scenarios and compare each with its baseline history: pass, flag or fail.
+
+    With --record, a run that did not fail is appended to the history (main-branch
+    builds); a failing run enters the history only through `memgate baseline accept`.
+    """
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("scenarios", type=Path, nargs="+", metavar="SCENARIO")
+        parser.add_argument(
+            "--out",
+            type=Path,
+            help="folder for the runs' outputs, one subfolder per scenario (default: memgate-out)",
         )
-        out_dir = args.out or Path("memgate-out") / scenario.name
-        with _TerminalObserver(scenario, quiet=args.quiet) as observer:
-            result = run_scenario(scenario, out_dir, observer)
-        write_result(result, out_dir / "result.json")
-        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 160
-        print(render_run(result, width=max(width, 100)), end="")
-        print(f"result: {out_dir / 'result.json'}")
+        parser.add_argument(
+            "--record",
+            action="store_true",
+            help="append runs that did not fail to the baseline history",
+        )
+        _add_baseline_options(parser)
+        _add_fail_on(parser)
+        add_run_options(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from gate.baseline import BaselineStore
+        from gate.scenario import load_scenario
+        from gate.verdict import Verdict
+
+        store = BaselineStore(args.baselines)
+        codes = []
+        for path in args.scenarios:
+            try:
+                name = load_scenario(path).name
+                out = (args.out or Path("memgate-out")) / name
+                result, _ = _run_one(path, args, out)
+                decision, code = _decide(result, store, args.fail_on)
+                if args.record and decision.verdict is not Verdict.FAIL:
+                    keep = int(result.settings.get("gate", {}).get("keep", 20))
+                    history = store.record(result, keep=keep)
+                    print(f"recorded in {store.path(name)} ({len(history.runs)} runs)")
+                codes.append(code)
+            except MemgateError as exc:
+                print(f"memgate: error: {exc}", file=sys.stderr)
+                codes.append(int(exc.exit_code))
+        return _worst(codes)
+
+
+class CompareCommand:
+    """Compare a result.json with its baseline history, offline (no load)."""
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("result", type=Path, help="a result.json written by memgate")
+        _add_baseline_options(parser)
+        _add_fail_on(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from gate.baseline import BaselineStore
+        from gate.result import read_result
+
+        result = read_result(args.result)
+        _, code = _decide(result, BaselineStore(args.baselines), args.fail_on)
+        return code
+
+
+class BaselineCommand:
+    """Keep baseline histories: record a run, show a history, accept a regression."""
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        record = actions.add_parser("record", help="append a result to its scenario's history")
+        record.add_argument("result", type=Path)
+        record.add_argument(
+            "--keep",
+            type=_whole_number(2),
+            help="runs kept (default: the scenario's gate.keep, 20)",
+        )
+        show = actions.add_parser("show", help="print a scenario's history and audit log")
+        show.add_argument("scenario", help="scenario name (or its .toml file)")
+        accept = actions.add_parser(
+            "accept",
+            help="accept a regression: the result becomes the reference, with a reason",
+        )
+        accept.add_argument("result", type=Path)
+        accept.add_argument("--reason", required=True, help="why this regression is accepted")
+        for sub in (record, show, accept):
+            _add_baseline_options(sub)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from gate.baseline import BaselineStore
+        from gate.provenance import who
+        from gate.report.terminal import render_history
+        from gate.result import read_result
+
+        store = BaselineStore(args.baselines)
+        if args.action == "show":
+            name = Path(args.scenario).stem if args.scenario.endswith(".toml") else args.scenario
+            history = store.load(name)
+            if history is None:
+                raise InputError(f"no baseline for scenario {name!r} in {args.baselines}")
+            print(render_history(history, store.audit(name), width=_width()), end="")
+            return ExitCode.PASS
+        result = read_result(args.result)
+        keep = (
+            args.keep
+            if args.action == "record" and args.keep
+            else int(result.settings.get("gate", {}).get("keep", 20))
+        )
+        if args.action == "record":
+            history = store.record(result, keep=keep)
+            print(f"recorded in {store.path(history.scenario)} ({len(history.runs)} runs)")
+        else:
+            history = store.accept(result, reason=args.reason, who=who(Path.cwd()), keep=keep)
+            print(
+                f"accepted {history.reference} as the reference of {history.scenario};"
+                f" audit entry in {store.audit_path(history.scenario)}"
+            )
         return ExitCode.PASS
 
 
@@ -153,6 +334,9 @@ class _TerminalObserver:
 
 COMMANDS: dict[str, Command] = {
     "run": RunCommand(),
+    "check": CheckCommand(),
+    "compare": CompareCommand(),
+    "baseline": BaselineCommand(),
 }
 
 

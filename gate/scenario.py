@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    ByteSize,
     ConfigDict,
     Field,
     ValidationError,
@@ -27,6 +28,7 @@ from pydantic import (
 
 from gate._files import read_input
 from gate.errors import InputError
+from gate.model import Shape
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -117,6 +119,25 @@ class ProfileSpec(_Strict):
         return value
 
 
+class BudgetSpec(_Strict):
+    """Absolute limits: any run past one fails, whatever the history says."""
+
+    max_peak_heap: ByteSize | None = None
+    """Bytes, or a size such as ``"64MiB"``."""
+    max_peak_rss: ByteSize | None = None
+    max_growth_per_request: float | None = Field(default=None, ge=0)
+    """Heap growth per request, bytes."""
+    forbid_shapes: list[Shape] = []
+    """Shapes that fail a run, for example ``["leak", "fragmentation"]``."""
+
+
+class GateSpec(_Strict):
+    """How ``memgate check`` keeps history for this scenario."""
+
+    keep: int = Field(default=20, ge=2, le=1000)
+    """Runs kept in the baseline history."""
+
+
 class Scenario(_Strict):
     """A validated scenario with its paths resolved."""
 
@@ -125,6 +146,8 @@ class Scenario(_Strict):
     service: ServiceSpec
     load: LoadSpec
     profile: ProfileSpec = ProfileSpec()
+    budgets: BudgetSpec = BudgetSpec()
+    gate: GateSpec = GateSpec()
     path: Path = Path()
     """The scenario file (set by :func:`load_scenario`)."""
     sha256: str = ""

@@ -118,3 +118,49 @@ def make_result(leak_per_request: int = 100) -> RunResult:
         capture=CaptureInfo(file="capture.bin", bytes=50 * 2**20, read_seconds=4.2, snapshots=900),
         files={"service_log": "service.log"},
     )
+
+
+def make_summary(
+    *,
+    slope: float = 0.0,
+    low: float | None = None,
+    high: float | None = None,
+    shape: Shape = Shape.FLAT,
+    peak_heap: int = 6 * 2**20,
+    peak_rss: int = 34 * 2**20,
+    env_key: str = "Linux-x86_64-py3.11-memray1.20-2cpu",
+    sites: tuple[tuple[str, float], ...] = (),
+    run_id: str = "run",
+    settings: str = "settings",
+):
+    """A baseline run summary: heap growth ``slope`` [low, high] B/request, and growing
+    sites given as ``(file:function, slope)``."""
+    from gate.baseline import RunSummary, SiteSummary, TrendSummary
+
+    low = slope - 0.5 if low is None else low
+    high = slope + 0.5 if high is None else high
+    provenance = dataclasses.replace(make_result().provenance, env_key=env_key)
+    return RunSummary(
+        run_id=run_id,
+        recorded_at="2026-11-21T07:00:00+00:00",
+        provenance=provenance,
+        scenario_sha256="ab" * 32,
+        settings_sha256=settings,
+        shape=shape,
+        heap=TrendSummary(slope, low, high, 1e-6 if slope > 1 else 0.5),
+        rss=TrendSummary(slope, low, high, 1e-6 if slope > 1 else 0.5),
+        peak_heap=peak_heap,
+        final_heap=peak_heap,
+        peak_rss=peak_rss,
+        final_rss=peak_rss,
+        measured_requests=10_000,
+        sites=tuple(
+            SiteSummary(
+                key,
+                Frame(key.split(":")[1], key.split(":")[0], 10),
+                TrendSummary(s, s - 0.5, s + 0.5, 1e-6),
+                0.99,
+            )
+            for key, s in sites
+        ),
+    )

@@ -8,24 +8,14 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from gate.baseline import AuditEntry, History
 from gate.model import CurveShape, RunResult, Trend
+from gate.units import quantity, size
+from gate.verdict import Decision
 
 TOP_SITES = 5
 MIN_CONFIDENCE = 0.5
 """Sites listed must grow with an interval above zero and at least this confidence."""
-
-
-def size(num: float) -> str:
-    """Bytes in binary units, signed when negative: ``1.5 MiB``, ``-512 B``."""
-    sign = "-" if num < 0 else ""
-    value = abs(float(num))
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            if unit == "B":
-                return f"{sign}{value:.1f} B" if 0 < value < 10 else f"{sign}{value:.0f} B"
-            return f"{sign}{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def rate(trend: Trend) -> str:
@@ -98,3 +88,73 @@ def _curve_line(shape: CurveShape, before: int, after: int) -> str:
         f"{shape.shape.value}: {size(before)} at steady start -> {size(after)} at end;"
         f" {shape.reason}"
     )
+
+
+def render_decision(scenario: str, decision: Decision, *, width: int = 100) -> str:
+    """The verdict and its findings as plain text; the verdict is the first line."""
+    head = (
+        f"memgate check: {scenario}: {decision.verdict.value.upper()}"
+        f" (compared with {decision.compared_runs} baseline run"
+        f"{'' if decision.compared_runs == 1 else 's'})"
+    )
+    if not decision.findings:
+        return head + "\n  nothing past the history's noise, no budget exceeded\n"
+    table = Table(box=box.SIMPLE, show_header=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("metric")
+    table.add_column("baseline ± spread", justify="right")
+    table.add_column("current", justify="right")
+    table.add_column("why", overflow="fold")
+    table.add_column("where", overflow="fold")
+    for f in decision.findings:
+        baseline = (
+            f"{quantity(f.baseline, f.unit)} ± {quantity(f.spread or 0, f.unit)}"
+            if f.baseline is not None
+            else ""
+        )
+        current = quantity(f.current, f.unit) if f.current is not None else ""
+        where = f"{f.where.file}:{f.where.line} in {f.where.function}" if f.where else ""
+        table.add_row(f.severity.value.upper(), f.metric, baseline, current, f.message, where)
+    out = io.StringIO()
+    console = Console(file=out, width=width, color_system=None, highlight=False)
+    console.print(table)
+    return head + "\n" + out.getvalue()
+
+
+def render_history(history: History, audit: list[AuditEntry], *, width: int = 100) -> str:
+    """A scenario's baseline history, newest last, and its audit log."""
+    table = Table(box=box.SIMPLE, title=f"baseline: {history.scenario}")
+    for column in (
+        "run",
+        "recorded",
+        "commit",
+        "branch",
+        "shape",
+        "heap growth",
+        "peak heap",
+        "peak RSS",
+        "environment",
+    ):
+        table.add_column(column)
+    for run in history.runs:
+        mark = " (reference)" if run.run_id == history.reference else ""
+        table.add_row(
+            run.run_id + mark,
+            run.recorded_at,
+            (run.provenance.commit or "")[:10],
+            run.provenance.branch or "",
+            run.shape.value,
+            f"{run.heap.slope:,.1f} B/request",
+            size(run.peak_heap),
+            size(run.peak_rss),
+            run.provenance.env_key,
+        )
+    out = io.StringIO()
+    console = Console(file=out, width=width, color_system=None, highlight=False)
+    console.print(table)
+    for entry in audit:
+        console.print(
+            f"{entry.at} {entry.who} {entry.action}ed {entry.run_id}"
+            f" (commit {(entry.commit or '?')[:10]}): {entry.reason}"
+        )
+    return out.getvalue()

@@ -70,6 +70,18 @@ def test_defaults_and_string_command_split(write_scenario) -> None:
         (lambda t: t.replace("[load]", "[load"), "not valid TOML"),
         (lambda t: "sha256 = 'x'\n" + t, "sha256: set by memgate"),
         (lambda t: "name = '..'\n" + t, "name: String should match pattern"),
+        (
+            lambda t: t + "\n[budgets]\nforbid_shapes = ['leek']\n",
+            "budgets.forbid_shapes.0: Input should be",
+        ),
+        (
+            lambda t: t + "\n[budgets]\nmax_peak_heap = 'lots'\n",
+            "budgets.max_peak_heap: could not parse",
+        ),
+        (
+            lambda t: t + "\n[gate]\nkeep = 1\n",
+            "gate.keep: Input should be greater than or equal to 2",
+        ),
         (lambda t: t.replace("{port}/", "{port}x/"), "service.health_url: port must be a number"),
         (
             lambda t: t + "\n[profile]\nfollow_fork = true\n",
@@ -104,3 +116,12 @@ def test_overrides_replace_bounds_and_merge_env(write_scenario) -> None:
     by_time = scenario.with_overrides(duration=5.0)
     assert (by_time.load.requests, by_time.load.duration) == (None, 5.0)
     assert scenario.with_overrides() == scenario
+
+
+def test_budgets_and_gate_settings(write_scenario) -> None:
+    text = MINIMAL + "\n[budgets]\nmax_peak_heap = '64MiB'\nforbid_shapes = ['leak']\n"
+    text += "\n[gate]\nkeep = 5\n"
+    scenario = load_scenario(write_scenario(text))
+    assert scenario.budgets.max_peak_heap == 64 * 2**20
+    assert [s.value for s in scenario.budgets.forbid_shapes] == ["leak"]
+    assert scenario.gate.keep == 5

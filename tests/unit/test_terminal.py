@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from gate.report.terminal import render_run, size
+from gate.report.terminal import render_run
+from gate.units import size
 from tests.support import make_result
 
 

@@ -1,0 +1,280 @@
+"""The baseline store: the accepted history of each scenario, in ``baselines/``.
+
+One JSON file per scenario, ``NAME.json``, reviewable in a pull request: the last
+``keep`` recorded runs (oldest first), each a :class:`RunSummary` with its provenance,
+and the id of the **reference** run, the one a release manager last accepted (checks
+compare with the runs from the reference on). Beside it, ``NAME.audit.jsonl`` keeps
+one line per accepted regression: when, who, which run, and why.
+
+Writes take an exclusive lock (``.NAME.lock``) for the read-modify-write, and replace
+the file atomically (temporary file, fsync, rename): a concurrent or crashed writer
+never leaves half a file, and a file that does not validate is reported (exit 2) and
+never written over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import fcntl
+import functools
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from gate._files import read_input, write_atomic
+from gate.errors import InputError
+from gate.model import Frame, Provenance, RunResult, Shape, Site
+from gate.result import dumps
+
+SCHEMA_VERSION = 1
+DEFAULT_KEEP = 20
+SITES_KEPT = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class TrendSummary:
+    slope: float
+    """Bytes per request."""
+    low: float
+    high: float
+    p_value: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteSummary:
+    """A site that grew in a recorded run, keyed by where it is in the user's code."""
+
+    key: str
+    """``file:function`` of the user frame (or of the innermost frame when none):
+    stable when lines move."""
+    frame: Frame | None
+    trend: TrendSummary
+    confidence: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """What the history keeps of one run."""
+
+    run_id: str
+    """Hash of the result file: recording the same result twice is a no-op."""
+    recorded_at: str
+    provenance: Provenance
+    scenario_sha256: str
+    settings_sha256: str
+    """Hash of the effective settings (scenario after command-line overrides)."""
+    shape: Shape
+    heap: TrendSummary
+    rss: TrendSummary
+    peak_heap: int
+    final_heap: int
+    peak_rss: int
+    final_rss: int
+    measured_requests: int
+    sites: tuple[SiteSummary, ...]
+    """The growing sites (interval above zero), most likely leaking first."""
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    schema_version: int
+    scenario: str
+    runs: tuple[RunSummary, ...]
+    """Oldest first."""
+    reference: str | None = None
+    """``run_id`` of the last accepted run; checks compare with the runs from it on."""
+
+    def comparable(self) -> tuple[RunSummary, ...]:
+        """The runs a check compares with: the reference and the runs after it."""
+        ids = [run.run_id for run in self.runs]
+        start = ids.index(self.reference) if self.reference in ids else 0
+        return self.runs[start:]
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEntry:
+    at: str
+    who: str
+    action: str
+    run_id: str
+    commit: str | None
+    reason: str
+
+
+def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> RunSummary:
+    """The history's summary of a run."""
+    points = result.curve.points
+    measured = points[result.curve.warmup_index :]
+    growing = [s for s in result.sites if s.trend.low > 0][:SITES_KEPT]
+    when = (now or datetime.datetime.now(datetime.UTC)).isoformat(timespec="seconds")
+    return RunSummary(
+        run_id=hashlib.sha256(dumps(result)).hexdigest()[:16],
+        recorded_at=when,
+        provenance=result.provenance,
+        scenario_sha256=result.scenario.sha256,
+        settings_sha256=hashlib.sha256(
+            json.dumps(result.settings, sort_keys=True).encode()
+        ).hexdigest()[:16],
+        shape=result.analysis.shape,
+        heap=_trend(result.analysis.heap.trend),
+        rss=_trend(result.analysis.rss.trend),
+        peak_heap=max(p.heap for p in measured),
+        final_heap=points[-1].heap,
+        peak_rss=max(p.rss for p in measured),
+        final_rss=points[-1].rss,
+        measured_requests=result.load.measured_requests,
+        sites=tuple(_site(s) for s in growing),
+    )
+
+
+def site_key(frame: Frame | None) -> str:
+    return f"{frame.file}:{frame.function}" if frame else "(no Python frame)"
+
+
+def _site(site: Site) -> SiteSummary:
+    frame = site.user_frame or (site.stack[0] if site.stack else None)
+    return SiteSummary(site_key(frame), frame, _trend(site.trend), site.confidence)
+
+
+def _trend(trend: Any) -> TrendSummary:
+    return TrendSummary(trend.slope, trend.low, trend.high, trend.p_value)
+
+
+@functools.cache
+def _history_adapter() -> TypeAdapter[History]:
+    return TypeAdapter(History)
+
+
+class BaselineStore:
+    """The histories under one folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, scenario: str) -> Path:
+        return self.root / f"{scenario}.json"
+
+    def audit_path(self, scenario: str) -> Path:
+        return self.root / f"{scenario}.audit.jsonl"
+
+    def load(self, scenario: str) -> History | None:
+        """The scenario's history, ``None`` if it has none; :class:`InputError` (one line
+        naming the file) if the file is not a valid history."""
+        path = self.path(scenario)
+        if not path.exists():
+            return None
+        raw = read_input(path, "baseline")
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: baseline is not valid JSON: {exc}") from None
+        history = _parse(data, path)
+        if history.scenario != scenario:
+            raise InputError(f"{path}: holds scenario {history.scenario!r}, not {scenario!r}")
+        return history
+
+    def record(self, result: RunResult, *, keep: int = DEFAULT_KEEP) -> History:
+        """Append ``result`` to its scenario's history, keeping the last ``keep`` runs
+        (the reference is always kept)."""
+        summary = summarize(result)
+        with self._locked(result.scenario.name):
+            history = self.load(result.scenario.name) or History(
+                SCHEMA_VERSION, result.scenario.name, ()
+            )
+            updated = _append(history, summary, keep)
+            self._write(updated)
+        return updated
+
+    def accept(
+        self, result: RunResult, *, reason: str, who: str, keep: int = DEFAULT_KEEP
+    ) -> History:
+        """Record ``result`` and make it the reference, with an audit entry."""
+        reason = " ".join(reason.split())
+        if not reason:
+            raise InputError("baseline accept: --reason must say why the regression is accepted")
+        summary = summarize(result)
+        name = result.scenario.name
+        with self._locked(name):
+            history = self.load(name) or History(SCHEMA_VERSION, name, ())
+            entries = self.audit(name)
+            updated = dataclasses.replace(_append(history, summary, keep), reference=summary.run_id)
+            entry = AuditEntry(
+                at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                who=who,
+                action="accept",
+                run_id=summary.run_id,
+                commit=result.provenance.commit,
+                reason=reason,
+            )
+            lines = [json.dumps(dataclasses.asdict(e)) for e in (*entries, entry)]
+            write_atomic(self.audit_path(name), ("\n".join(lines) + "\n").encode())
+            self._write(updated)
+        return updated
+
+    def audit(self, scenario: str) -> list[AuditEntry]:
+        path = self.audit_path(scenario)
+        if not path.exists():
+            return []
+        entries = []
+        for number, line in enumerate(read_input(path, "audit log").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(TypeAdapter(AuditEntry).validate_json(line))
+            except ValidationError:
+                raise InputError(f"{path}:{number}: not an audit entry") from None
+        return entries
+
+    def _write(self, history: History) -> None:
+        data = _history_adapter().dump_json(history, indent=2) + b"\n"
+        write_atomic(self.path(history.scenario), data)
+
+    @contextlib.contextmanager
+    def _locked(self, scenario: str) -> Iterator[None]:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock = open(self.root / f".{scenario}.lock", "a+b")  # noqa: SIM115
+        except OSError as exc:
+            raise InputError(f"cannot write baselines in {self.root}: {exc.strerror}") from None
+        with lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _append(history: History, summary: RunSummary, keep: int) -> History:
+    if any(run.run_id == summary.run_id for run in history.runs):
+        return history
+    runs = (*history.runs, summary)
+    if len(runs) > keep:
+        newest = runs[len(runs) - keep :]
+        if history.reference and history.reference not in {r.run_id for r in newest}:
+            reference = next(r for r in runs if r.run_id == history.reference)
+            newest = (reference, *runs[len(runs) - keep + 1 :])
+        runs = newest
+    return dataclasses.replace(history, runs=runs)
+
+
+def _parse(data: Any, path: Path) -> History:
+    if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int):
+        raise InputError(f"{path}: not a memgate baseline (no integer schema_version)")
+    version = data["schema_version"]
+    if not 1 <= version <= SCHEMA_VERSION:
+        raise InputError(
+            f"{path}: baseline schema_version {version} is not one this memgate reads"
+            f" (1 to {SCHEMA_VERSION})"
+        )
+    try:
+        return _history_adapter().validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InputError(f"{path}: {where}: {first['msg']}") from None

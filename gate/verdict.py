@@ -1,0 +1,369 @@
+"""Checks -> findings -> verdict: is this run a memory regression?
+
+Every check is a small object whose ``findings(current, history)`` returns what it
+found, or nothing. Metrics all have a direction (here: more memory is worse).
+
+**Relative to history** (the runs from the reference on, same environment key):
+``center`` is the median of the history's values, ``spread`` 1.4826 x their median
+absolute deviation (0 with fewer than 3 runs), and the limit is
+
+    center + max(3 x spread, min_effect, min_relative x |center|)
+
+so that a change must be beyond the noise the history shows *and* large enough to
+matter. A value past the limit fails the build; for a growth rate, it fails only when
+the run's own 95% interval also lies above the center (otherwise it is a flag).
+
+**Absolute**: the scenario's ``[budgets]``, and the shape: a run that ``leak``s when no
+compared run did fails (also with no history at all: a leak is a leak); a new
+``fragmentation`` is a flag.
+
+No history, another environment, or other run settings than the history's are said
+plainly as flags; with another environment, relative failures become flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import statistics
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from gate.baseline import History, RunSummary
+from gate.model import Frame, Shape
+from gate.scenario import BudgetSpec
+from gate.units import quantity
+
+K_SPREAD = 3.0
+SITE_MIN_CONFIDENCE = 0.8
+SITE_MIN_SLOPE = 4.0
+"""Bytes per request below which a growing site is not reported."""
+
+
+class Severity(enum.StrEnum):
+    FLAG = "flag"
+    FAIL = "fail"
+
+
+class Verdict(enum.StrEnum):
+    PASS = "pass"
+    FLAG = "flag"
+    FAIL = "fail"
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One thing a check found: what was measured, against what, and why it matters."""
+
+    check: str
+    severity: Severity
+    metric: str
+    unit: str
+    current: float | None
+    baseline: float | None
+    """The history's center (median), if compared with history."""
+    spread: float | None
+    limit: float | None
+    """The value past which this is a finding."""
+    message: str
+    """One sentence: why this is a failure or a flag."""
+    where: Frame | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    findings: tuple[Finding, ...]
+    compared_runs: int
+    """History runs the relative checks used."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    value: Callable[[RunSummary], float]
+    min_effect: float
+    min_relative: float
+    interval: Callable[[RunSummary], tuple[float, float]] | None = None
+
+
+MIB = 2**20
+METRICS = (
+    Metric(
+        "heap growth per request",
+        "B/request",
+        lambda r: r.heap.slope,
+        4.0,
+        0.25,
+        lambda r: (r.heap.low, r.heap.high),
+    ),
+    Metric(
+        "RSS growth per request",
+        "B/request",
+        lambda r: r.rss.slope,
+        16.0,
+        0.25,
+        lambda r: (r.rss.low, r.rss.high),
+    ),
+    Metric("peak heap", "B", lambda r: r.peak_heap, 1 * MIB, 0.10),
+    Metric("final heap", "B", lambda r: r.final_heap, 1 * MIB, 0.10),
+    Metric("peak RSS", "B", lambda r: r.peak_rss, 4 * MIB, 0.10),
+    Metric("final RSS", "B", lambda r: r.final_rss, 4 * MIB, 0.10),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Band:
+    center: float
+    spread: float
+    limit: float
+
+
+def band(values: Sequence[float], min_effect: float, min_relative: float) -> Band:
+    """Where the history's values lie, and the limit past which a value is a change."""
+    center = statistics.median(values)
+    spread = 0.0
+    if len(values) >= 3:
+        spread = 1.4826 * statistics.median(abs(v - center) for v in values)
+    margin = max(K_SPREAD * spread, min_effect, min_relative * abs(center))
+    return Band(center, spread, center + margin)
+
+
+class Check(Protocol):
+    def findings(self, current: RunSummary, runs: Sequence[RunSummary]) -> list[Finding]: ...
+
+
+class RelativeCheck:
+    """A metric of the run against the same metric over the history."""
+
+    def __init__(self, metric: Metric) -> None:
+        self.metric = metric
+
+    def findings(self, current: RunSummary, runs: Sequence[RunSummary]) -> list[Finding]:
+        if not runs:
+            return []
+        m = self.metric
+        b = band([m.value(r) for r in runs], m.min_effect, m.min_relative)
+        value = m.value(current)
+        if value <= b.limit:
+            return []
+        sure = m.interval is None or m.interval(current)[0] > b.center
+        severity = Severity.FAIL if sure else Severity.FLAG
+        why = f"{m.name} {_fmt(value, m.unit)} is past the history's {_fmt(b.center, m.unit)}"
+        why += f" ± {_fmt(b.spread, m.unit)} (limit {_fmt(b.limit, m.unit)})"
+        if not sure:
+            low = m.interval(current)[0] if m.interval else value
+            why += f", but this run's interval reaches down to {_fmt(low, m.unit)}"
+        return [
+            Finding("history", severity, m.name, m.unit, value, b.center, b.spread, b.limit, why)
+        ]
+
+
+class SiteCheck:
+    """Sites that grow with requests: new ones, or ones growing faster than before."""
+
+    def findings(self, current: RunSummary, runs: Sequence[RunSummary]) -> list[Finding]:
+        out = []
+        for site in current.sites:
+            if site.confidence < SITE_MIN_CONFIDENCE or site.trend.slope < SITE_MIN_SLOPE:
+                continue
+            before = [_slope_of(site.key, run) for run in runs]
+            slope = site.trend.slope
+            if runs and not any(_has(site.key, run) for run in runs):
+                out.append(
+                    Finding(
+                        "site",
+                        Severity.FAIL,
+                        "site growth per request",
+                        "B/request",
+                        slope,
+                        None,
+                        None,
+                        None,
+                        f"{site.key} grows {_fmt(slope, 'B/request')} [{_fmt(site.trend.low, '')},"
+                        f" {_fmt(site.trend.high, '')}] and grew in none of the {len(runs)}"
+                        " baseline runs",
+                        site.frame,
+                    )
+                )
+                continue
+            if not runs:
+                continue
+            b = band(before, SITE_MIN_SLOPE, 0.25)
+            if slope > b.limit:
+                sure = site.trend.low > b.center
+                out.append(
+                    Finding(
+                        "site",
+                        Severity.FAIL if sure else Severity.FLAG,
+                        "site growth per request",
+                        "B/request",
+                        slope,
+                        b.center,
+                        b.spread,
+                        b.limit,
+                        f"{site.key} grows {_fmt(slope, 'B/request')}, past the history's"
+                        f" {_fmt(b.center, 'B/request')} (limit {_fmt(b.limit, 'B/request')})",
+                        site.frame,
+                    )
+                )
+        return out
+
+
+class ShapeCheck:
+    """A run that leaks when the history did not."""
+
+    def findings(self, current: RunSummary, runs: Sequence[RunSummary]) -> list[Finding]:
+        before = {run.shape for run in runs}
+        top = current.sites[0] if current.sites else None
+        where = f"; top growing site {top.key}" if top else ""
+        if current.shape is Shape.LEAK and Shape.LEAK not in before:
+            since = f"none of the {len(runs)} baseline runs did" if runs else "no baseline yet"
+            return [
+                Finding(
+                    "shape",
+                    Severity.FAIL,
+                    "shape",
+                    "",
+                    None,
+                    None,
+                    None,
+                    None,
+                    f"memory leaks: the heap grows {_fmt(current.heap.slope, 'B/request')}"
+                    f" [{_fmt(current.heap.low, '')}, {_fmt(current.heap.high, '')}] through the"
+                    f" steady state ({since}){where}",
+                    top.frame if top else None,
+                )
+            ]
+        if current.shape is Shape.FRAGMENTATION and Shape.FRAGMENTATION not in before:
+            return [
+                Finding(
+                    "shape",
+                    Severity.FLAG,
+                    "shape",
+                    "",
+                    None,
+                    None,
+                    None,
+                    None,
+                    f"RSS grows {_fmt(current.rss.slope, 'B/request')} while the traced heap does"
+                    " not: fragmentation or native memory",
+                )
+            ]
+        return []
+
+
+class BudgetCheck:
+    """The scenario's absolute budgets."""
+
+    def __init__(self, budgets: BudgetSpec) -> None:
+        self.budgets = budgets
+
+    def findings(self, current: RunSummary, runs: Sequence[RunSummary]) -> list[Finding]:
+        b = self.budgets
+        limits: list[tuple[str, str, float, float | None]] = [
+            ("peak heap", "B", current.peak_heap, b.max_peak_heap),
+            ("peak RSS", "B", current.peak_rss, b.max_peak_rss),
+            ("heap growth per request", "B/request", current.heap.slope, b.max_growth_per_request),
+        ]
+        out = [
+            Finding(
+                "budget",
+                Severity.FAIL,
+                name,
+                unit,
+                value,
+                None,
+                None,
+                limit,
+                f"{name} {_fmt(value, unit)} is over the scenario's budget of {_fmt(limit, unit)}",
+            )
+            for name, unit, value, limit in limits
+            if limit is not None and value > limit
+        ]
+        if current.shape in b.forbid_shapes:
+            out.append(
+                Finding(
+                    "budget",
+                    Severity.FAIL,
+                    "shape",
+                    "",
+                    None,
+                    None,
+                    None,
+                    None,
+                    f"shape {current.shape.value} is forbidden by the scenario's budgets",
+                )
+            )
+        return out
+
+
+def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) -> Decision:
+    """Run every check; the verdict is the worst finding's."""
+    findings: list[Finding] = []
+    runs: Sequence[RunSummary] = ()
+    if history is None or not history.runs:
+        findings.append(
+            _flag(
+                "baseline",
+                "no baseline yet: nothing to compare with; record one"
+                " (memgate check --record, or memgate baseline record)",
+            )
+        )
+    else:
+        comparable = history.comparable()
+        same_env = [r for r in comparable if r.provenance.env_key == current.provenance.env_key]
+        runs = same_env or comparable
+        if not same_env:
+            keys = sorted({r.provenance.env_key for r in comparable})
+            findings.append(
+                _flag(
+                    "baseline",
+                    f"the baseline comes from another environment ({', '.join(keys)}; this run:"
+                    f" {current.provenance.env_key}): compared anyway, failures reported as flags",
+                )
+            )
+        if {r.settings_sha256 for r in runs} != {current.settings_sha256}:
+            findings.append(
+                _flag(
+                    "baseline",
+                    "this run's settings (scenario file or overrides) differ from some"
+                    " baseline runs': figures that depend on run length may not compare",
+                )
+            )
+    relative: list[Finding] = []
+    checks: list[Check] = [*(RelativeCheck(m) for m in METRICS), SiteCheck()]
+    for check in checks:
+        relative += check.findings(current, runs)
+    if (
+        history is not None
+        and runs
+        and not any(r.provenance.env_key == current.provenance.env_key for r in runs)
+    ):
+        relative = [dataclasses.replace(f, severity=Severity.FLAG) for f in relative]
+    findings += relative
+    findings += ShapeCheck().findings(current, runs)
+    findings += BudgetCheck(budgets).findings(current, runs)
+    verdict = Verdict.PASS
+    if any(f.severity is Severity.FAIL for f in findings):
+        verdict = Verdict.FAIL
+    elif findings:
+        verdict = Verdict.FLAG
+    return Decision(verdict, tuple(findings), len(runs))
+
+
+def _flag(check: str, message: str) -> Finding:
+    return Finding(check, Severity.FLAG, check, "", None, None, None, None, message)
+
+
+def _has(key: str, run: RunSummary) -> bool:
+    return any(s.key == key for s in run.sites)
+
+
+def _slope_of(key: str, run: RunSummary) -> float:
+    return next((s.trend.slope for s in run.sites if s.key == key), 0.0)
+
+
+def _fmt(value: float, unit: str) -> str:
+    return quantity(value, unit)

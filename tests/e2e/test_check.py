@@ -1,0 +1,122 @@
+"""``memgate check`` / ``compare`` / ``baseline`` on the demo service, as CI runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO_SCENARIO, planted_leak_line
+from tests.e2e.test_cli import memgate, one_line_error
+
+pytestmark = pytest.mark.e2e
+
+RUN = ("--requests", "3000", "--warmup", "500", "--quiet")
+
+
+def check(baselines: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return memgate(
+        "check",
+        str(DEMO_SCENARIO),
+        "--baselines",
+        str(baselines),
+        "--out",
+        str(out),
+        *extra,
+        *RUN,
+    )
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose baselines/ holds three recorded clean runs."""
+    root = tmp_path_factory.mktemp("check")
+    for n in range(3):
+        done = check(root / "baselines", root / f"record{n}", "--record")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "recorded in" in done.stdout
+    history = json.loads((root / "baselines" / "demo.json").read_text())
+    assert len(history["runs"]) == 3
+    return root
+
+
+@pytest.fixture(scope="module")
+def leak_check(recorded: Path) -> subprocess.CompletedProcess[str]:
+    return check(recorded / "baselines", recorded / "leak", "--env", "DEMO_LEAK_BYTES=256")
+
+
+def test_first_check_without_baseline_flags_and_passes(tmp_path: Path) -> None:
+    done = check(tmp_path / "none", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert "memgate check: demo: FLAG" in done.stdout
+    assert "no baseline yet" in done.stdout
+    strict = memgate(
+        "compare",
+        str(tmp_path / "out" / "demo" / "result.json"),
+        "--baselines",
+        str(tmp_path / "none"),
+        "--fail-on",
+        "flag",
+    )
+    assert strict.returncode == 1
+
+
+def test_clean_run_passes_and_leak_fails_naming_the_line(recorded: Path, leak_check) -> None:
+    clean = check(recorded / "baselines", recorded / "clean")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "memgate check: demo: PASS (compared with 3 baseline runs)" in clean.stdout
+    assert leak_check.returncode == 1, leak_check.stdout + leak_check.stderr
+    assert "memgate check: demo: FAIL" in leak_check.stdout
+    line = f"examples/demo_service/app.py:{planted_leak_line()} in __call__"
+    assert line in leak_check.stdout
+    offline = memgate(
+        "compare",
+        str(recorded / "leak" / "demo" / "result.json"),
+        "--baselines",
+        str(recorded / "baselines"),
+    )
+    assert offline.returncode == 1
+    assert "memgate check: demo: FAIL" in offline.stdout
+
+
+@pytest.mark.parametrize("content", [b'{"schema_version": 1, "scenario": "demo", "ru', b"\x00junk"])
+def test_a_broken_baseline_exits_2_and_stays_as_it_was(
+    recorded: Path, tmp_path: Path, content: bytes
+) -> None:
+    broken = tmp_path / "baselines"
+    broken.mkdir()
+    (broken / "demo.json").write_bytes(content)
+    result = str(recorded / "record0" / "demo" / "result.json")
+    done = memgate("compare", result, "--baselines", str(broken))
+    assert done.returncode == 2
+    assert one_line_error(done).startswith(f"memgate: error: {broken / 'demo.json'}: ")
+    record = memgate("baseline", "record", result, "--baselines", str(broken))
+    assert record.returncode == 2
+    assert (broken / "demo.json").read_bytes() == content
+
+
+def test_accept_keeps_an_audit_entry_and_becomes_the_reference(
+    recorded: Path, leak_check, tmp_path: Path
+) -> None:
+    assert leak_check.returncode == 1
+    baselines = tmp_path / "baselines"
+    shutil.copytree(recorded / "baselines", baselines)
+    leak_result = str(recorded / "leak" / "demo" / "result.json")
+    reason = "retains request ids for the audit feature"
+    accepted = memgate(
+        "baseline", "accept", leak_result, "--baselines", str(baselines), "--reason", reason
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    audit = (baselines / "demo.audit.jsonl").read_text().splitlines()
+    (entry,) = [json.loads(line) for line in audit]
+    assert (entry["reason"], entry["action"]) == (reason, "accept")
+    assert entry["who"]
+    again = memgate("compare", leak_result, "--baselines", str(baselines))
+    assert again.returncode == 0, again.stdout
+    assert "(compared with 1 baseline run)" in again.stdout
+    shown = memgate("baseline", "show", "demo", "--baselines", str(baselines))
+    assert shown.returncode == 0
+    assert "(reference)" in shown.stdout and reason in shown.stdout

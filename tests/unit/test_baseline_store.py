@@ -1,0 +1,152 @@
+"""The history store: records, trims, accepts with an audit trail, refuses bad files
+without touching them, and loses nothing to concurrent or crashing writers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gate.baseline import BaselineStore, summarize
+from gate.errors import InputError
+from gate.model import RunResult
+from gate.result import read_result
+from tests.support import make_result
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def result_number(n: int) -> RunResult:
+    """Distinct results (distinct run ids) of the same scenario."""
+    base = make_result()
+    return dataclasses.replace(base, load=dataclasses.replace(base.load, requests=1000 + n))
+
+
+def test_record_appends_and_reads_back(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path / "baselines")
+    assert store.load("demo") is None
+    store.record(result_number(1))
+    history = store.record(result_number(2))
+    assert [r.measured_requests for r in history.runs] == [800, 800]
+    assert store.load("demo") == history
+    assert json.loads(store.path("demo").read_text())["schema_version"] == 1
+    # Recording the same result again changes nothing.
+    assert store.record(result_number(2)) == history
+
+
+def test_keep_trims_oldest_but_never_the_reference(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path)
+    store.accept(result_number(0), reason="cache added on purpose", who="rm")
+    for n in range(1, 6):
+        history = store.record(result_number(n), keep=3)
+    ids = [r.run_id for r in history.runs]
+    assert len(ids) == 3
+    assert ids[0] == history.reference == summarize(result_number(0)).run_id
+    assert ids[1:] == [summarize(result_number(n)).run_id for n in (4, 5)]
+
+
+def test_accept_sets_the_reference_and_writes_the_audit_log(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path)
+    store.record(result_number(1))
+    history = store.accept(result_number(2), reason="  bigger pool,\n by design ", who="alice")
+    assert history.reference == history.runs[-1].run_id
+    assert history.comparable() == (history.runs[-1],)
+    (entry,) = store.audit("demo")
+    assert (entry.who, entry.action, entry.reason) == ("alice", "accept", "bigger pool, by design")
+    assert entry.run_id == history.reference
+    with pytest.raises(InputError, match="--reason must say why"):
+        store.accept(result_number(3), reason="   ", who="alice")
+
+
+def test_a_version_1_result_can_be_recorded(tmp_path: Path) -> None:
+    old = read_result(FIXTURES / "result-v1-leak256.json")
+    history = BaselineStore(tmp_path).record(old)
+    assert history.runs[0].provenance.env_key.endswith("?cpu")
+    assert history.runs[0].sites[0].key == "examples/demo_service/app.py:__call__"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"schema_version": 1, "scenario": "demo", "runs": [', "baseline is not valid JSON"),
+        (b"\x00\xff garbage", "baseline is not valid JSON"),
+        (b'{"runs": []}', "not a memgate baseline"),
+        (b'{"schema_version": 7, "scenario": "demo", "runs": []}', "schema_version 7 is not"),
+        (b'{"schema_version": 1, "scenario": "demo", "runs": [{"run_id": 3}]}', "runs.0.run_id"),
+        (b'{"schema_version": 1, "scenario": "other", "runs": []}', "holds scenario 'other'"),
+    ],
+)
+def test_a_broken_file_is_reported_and_left_untouched(tmp_path: Path, content, message) -> None:
+    store = BaselineStore(tmp_path)
+    store.path("demo").write_bytes(content)
+    for attempt in (
+        lambda: store.load("demo"),
+        lambda: store.record(make_result()),
+        lambda: store.accept(make_result(), reason="x", who="y"),
+    ):
+        with pytest.raises(InputError, match=message) as caught:
+            attempt()
+        assert str(caught.value).startswith(f"{store.path('demo')}: ")
+        assert "\n" not in str(caught.value)
+    assert store.path("demo").read_bytes() == content
+    assert not store.audit_path("demo").exists()
+
+
+def test_a_crash_while_writing_leaves_the_old_history(tmp_path: Path, monkeypatch) -> None:
+    store = BaselineStore(tmp_path)
+    store.record(result_number(1))
+    before = store.path("demo").read_bytes()
+
+    def crash(src: object, dst: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        store.record(result_number(2))
+    assert store.path("demo").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".demo.lock", "demo.json"]
+
+
+def _append_one(args: tuple[str, int]) -> None:
+    root, n = args
+    BaselineStore(Path(root)).record(result_number(n), keep=100)
+
+
+def test_concurrent_appends_lose_nothing(tmp_path: Path) -> None:
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        pool.map(_append_one, [(str(tmp_path), n) for n in range(24)])
+    history = BaselineStore(tmp_path).load("demo")
+    assert history is not None
+    expected = {summarize(result_number(n)).run_id for n in range(24)}
+    assert {r.run_id for r in history.runs} == expected
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["record", "accept"]), st.integers(0, 6)), min_size=1, max_size=12
+    ),
+    st.integers(2, 5),
+)
+def test_any_sequence_of_writes_keeps_the_history_valid(tmp_path_factory, ops, keep) -> None:
+    store = BaselineStore(tmp_path_factory.mktemp("store"))
+    accepted = 0
+    for action, n in ops:
+        if action == "record":
+            history = store.record(result_number(n), keep=keep)
+        else:
+            history = store.accept(result_number(n), reason="ok", who="t", keep=keep)
+            accepted += 1
+        reread = store.load("demo")
+        assert reread == history
+        assert len(history.runs) <= keep
+        assert len({r.run_id for r in history.runs}) == len(history.runs)
+        if history.reference is not None:
+            assert history.reference in {r.run_id for r in history.runs}
+    assert len(store.audit("demo")) == accepted
