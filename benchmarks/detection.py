@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from gate.errors import MemgateError  # noqa: E402
 from gate.model import RunResult, Shape  # noqa: E402
+from gate.result import read_result  # noqa: E402
 from gate.runner import run_scenario  # noqa: E402
 from gate.scenario import load_scenario  # noqa: E402
 
@@ -67,7 +68,9 @@ def cases() -> list[Case]:
     return out
 
 
-def run_once(case: Case, seconds: float, workdir: Path) -> dict[str, object]:
+def run_once(
+    case: Case, seconds: float, workdir: Path, keep: Path | None = None
+) -> dict[str, object]:
     scenario = load_scenario(REPO / "scenarios" / "demo.toml").with_overrides(
         env=case.env, duration=seconds, warmup=500
     )
@@ -79,6 +82,14 @@ def run_once(case: Case, seconds: float, workdir: Path) -> dict[str, object]:
         return {"case": case.name, "error": str(exc)}
     finally:
         (out / "capture.bin").unlink(missing_ok=True)
+    if keep is not None:
+        # The analysis is pure: a kept result can be analysed again (--reanalyse).
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "result.json", keep / f"{case.name}-{int(time.time() * 1000)}.json")
+    return summarize(case, result, started)
+
+
+def summarize(case: Case, result: RunResult, started: float | None = None) -> dict[str, object]:
     top = next((s for s in result.sites), None)
     frame = top.user_frame if top else None
     return {
@@ -96,8 +107,24 @@ def run_once(case: Case, seconds: float, workdir: Path) -> dict[str, object]:
         "rps": result.load.requests_per_second,
         "capture_mb": round(result.capture.bytes / 2**20, 1),
         "read_s": result.capture.read_seconds,
-        "wall_s": round(time.perf_counter() - started, 1),
+        "wall_s": round(time.perf_counter() - started, 1) if started else None,
     }
+
+
+def _reanalysed(result: RunResult) -> RunResult:
+    """The result with its analysis and site ranking computed by this memgate."""
+    from gate.analysis.shape import analyse_curve
+    from gate.analysis.sites import measure_site, most_likely_first
+
+    analysis = analyse_curve(result.curve)
+    requests = [p.requests for p in result.curve.points]
+    sites = most_likely_first(
+        measure_site(
+            s.stack, s.user_frame, s.series, requests=requests, steady_index=analysis.steady.index
+        )
+        for s in result.sites
+    )
+    return dataclasses.replace(result, analysis=analysis, sites=sites)
 
 
 def table(records: list[dict[str, object]], planted: dict[str, int | None]) -> str:
@@ -149,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="*", help="case names (default: all)")
     parser.add_argument("--record", type=Path, help="append each run here (JSON lines)")
     parser.add_argument("--table-only", action="store_true", help="print the table of --record")
+    parser.add_argument("--keep", type=Path, help="keep every run's result.json in this folder")
+    parser.add_argument(
+        "--reanalyse",
+        type=Path,
+        metavar="FOLDER",
+        help="print the table for the results kept in FOLDER, analysed by this memgate",
+    )
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if a run failed or missed its expected shape"
     )
@@ -159,6 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [c for c in cases() if not names or c.name in names]
     planted = {c.name: c.line for c in cases()}
     record = args.record or Path(tempfile.mkdtemp(prefix="memgate-detect-")) / "runs.jsonl"
+    if args.reanalyse:
+        by_name = {c.name: c for c in cases()}
+        records = []
+        for path in sorted(args.reanalyse.glob("*.json")):
+            case = by_name[path.name.rsplit("-", 1)[0]]
+            result = read_result(path)  # version 1 files are migrated: analysis recomputed
+            records.append(summarize(case, _reanalysed(result)))
+        print(table(records, planted))
+        return 0
     if args.table_only:
         records = [json.loads(line) for line in record.read_text().splitlines() if line]
         print(table(records, planted))
@@ -172,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for repeat in range(repeats):
             for case in chosen:
-                outcome = run_once(case, seconds, workdir)
+                outcome = run_once(case, seconds, workdir, args.keep)
                 outcome["repeat"] = repeat
                 records.append(outcome)
                 with open(record, "a") as out:

@@ -133,6 +133,24 @@ def classify(x: np.ndarray, y: np.ndarray, cut: int) -> CurveShape:
     # A jump smaller than half the rise before it is part of levelling off (a dict
     # resizing once a bounded cache is full), not a shape of its own.
     step_material = max(MIN_RISE, NOISE_FACTOR * step_noise, rise / 2)
+    if abs(jump) > step_material:
+        # A leak may also jump once (a buffer resized on the way): fit the jump together
+        # with a slope, and judge the growth with the jump taken out.
+        height, at, ratio = _jump_beside_a_slope(xs, ys)
+        # The block the jump falls in holds a bit of both levels: leave it out.
+        keep = np.arange(len(ys)) != at
+        besides = trend(xs[keep], (ys - height * (np.arange(len(ys)) >= at))[keep])
+        material_besides = max(MIN_RISE, NOISE_FACTOR * max(besides.noise, 1.0))
+        if ratio <= STEP_FIT_RATIO and _is_growing(besides, material_besides):
+            return CurveShape(
+                Shape.LEAK,
+                besides,
+                rise,
+                fits,
+                f"grows {besides.slope:,.1f} bytes per request"
+                f" [{besides.low:,.1f}, {besides.high:,.1f}] through the steady state besides"
+                f" one jump of {height:,.0f} bytes (trend p = {besides.p_value:.2g})",
+            )
     if abs(jump) > step_material and step_ratio <= STEP_FIT_RATIO:
         return CurveShape(
             Shape.STEP,
@@ -183,9 +201,23 @@ def _is_growing(t: Trend, material: float) -> bool:
     return t.p_value < ALPHA and t.low > 0 and t.slope >= MIN_SLOPE and t.growth > material
 
 
+def _jump_beside_a_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, int, float]:
+    """The jump of the best fit y = a + b x + h [i >= k]: its height h, index k, and
+    that fit's squared residuals over a line's."""
+    n = len(x)
+    line_rss = _lstsq_rss(np.column_stack([np.ones(n), x]), y)
+    best = (np.inf, 0.0, 0)
+    for k in range(2, n - 1):
+        design = np.column_stack([np.ones(n), x, (np.arange(n) >= k).astype(float)])
+        coef, rss = _lstsq(design, y)
+        if rss < best[0]:
+            best = (rss, float(coef[2]), k)
+    return best[1], best[2], (best[0] / line_rss if line_rss > 0 else np.inf)
+
+
 def _best_step(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """The best single jump: its height, its squared residuals over a line's, and the
-    robust spread of its residuals."""
+    """The best single jump between two flat levels: its height, its squared residuals
+    over a line's, and the robust spread of its residuals."""
     n = len(x)
     line_rss = _lstsq_rss(np.column_stack([np.ones(n), x]), y)
     best_rss, best_k = np.inf, 0

@@ -58,9 +58,9 @@ def rank_sites(
     ``stacks`` gives each stack with its live bytes at every curve point (``requests``
     gives the points' x); it is consumed once, keeping only the ``CANDIDATES`` that grew
     most over the steady state. Each candidate's growth per request is estimated like the
-    heap's (:func:`gate.analysis.trend.trend`); sites are ranked by that growth times
-    their confidence, so that a cache filled once ranks low and a site that grows with
-    every request ranks first.
+    heap's (:func:`gate.analysis.trend.trend`); sites are ranked by
+    :func:`most_likely_first`, so that a cache filled once ranks low and a site that grows
+    with every request ranks first.
     """
     candidates = heapq.nlargest(
         CANDIDATES,
@@ -108,7 +108,13 @@ def measure_site(
 
 
 def most_likely_first(sites: Iterable[Site]) -> tuple[Site, ...]:
-    """Sites ordered by growth per request times confidence, largest first."""
+    """Sites ordered by the growth per request they surely have (the interval's lower
+    bound, at least 0) times confidence, largest first: a cache that grew a lot for a
+    while, with a wide interval, ranks below a site that grows with every request."""
     return tuple(
-        sorted(sites, key=lambda s: (s.trend.slope * s.confidence, s.trend.slope), reverse=True)
+        sorted(
+            sites,
+            key=lambda s: (max(s.trend.low, 0.0) * s.confidence, s.trend.slope),
+            reverse=True,
+        )
     )

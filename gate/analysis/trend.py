@@ -5,7 +5,8 @@ collection or an arena kept for a while moves many neighbouring samples together
 series are first reduced to **block medians** (contiguous blocks of points, a few dozen
 blocks), the slope is the **Theil-Sen** estimate on those (robust to outlying blocks), its
 confidence interval is widened by the residuals' lag-1 autocorrelation, and the trend
-test is **Mann-Kendall with the Hamed-Rao correction** for autocorrelation.
+test is **Mann-Kendall with the Hamed-Rao correction** for autocorrelation (never more
+confident than the uncorrected test).
 """
 
 from __future__ import annotations
@@ -69,18 +70,18 @@ def trend(xb: np.ndarray, yb: np.ndarray) -> Trend:
     high = slope + (float(fit.high_slope) - slope) * widen
     with np.errstate(invalid="ignore"):
         test = pymannkendall.hamed_rao_modification_test(yb)
-    if not np.isfinite(test.p):
-        # Hamed-Rao's variance correction goes negative for some negatively
-        # autocorrelated series; the uncorrected test is the conservative choice there.
-        test = pymannkendall.original_test(yb)
-    p_value = float(test.p)
+    plain = pymannkendall.original_test(yb)
+    # Hamed-Rao widens the test's variance for positive autocorrelation, but shrinks it
+    # (or makes it negative: NaN) for negative autocorrelation. Like the interval's lag-1
+    # clip at 0, never be more confident than the uncorrected test.
+    p_value = float(plain.p) if not np.isfinite(test.p) else max(float(test.p), float(plain.p))
     span = float(xb[-1] - xb[0])
     return Trend(
         slope=_round(slope),
         low=_round(low),
         high=_round(high),
         p_value=float(f"{p_value:.3g}"),
-        tau=round(float(test.Tau), 3),
+        tau=round(float(plain.Tau), 3),
         noise=round(robust_spread(residuals), 1),
         growth=round(slope * span, 1),
     )

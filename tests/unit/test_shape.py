@@ -113,3 +113,12 @@ def test_no_false_leaks_in_strongly_autocorrelated_flat_noise() -> None:
 def test_a_small_leak_below_the_noise_is_still_found_over_enough_requests() -> None:
     small = after_warmup(lambda r: 16.0 * r)  # 150 KB over the run, noise 20 KB
     assert analyse_curve(curve(small, seed=4)).shape is Shape.LEAK
+
+
+def test_a_leak_that_also_jumps_once_is_still_a_leak() -> None:
+    jumpy = after_warmup(lambda r: 40.0 * r + 6e5 * (r >= 6500))
+    for seed in range(5):
+        analysis = analyse_curve(curve(jumpy, phi=0.9, seed=seed))
+        assert analysis.shape is Shape.LEAK, (seed, analysis.heap.reason)
+        assert "besides one jump" in analysis.heap.reason
+        assert analysis.heap.trend.slope == pytest.approx(40, rel=0.15)

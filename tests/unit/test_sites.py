@@ -72,3 +72,18 @@ def test_rank_sites_keeps_only_the_limit() -> None:
         limit=3,
     )
     assert [s.stack[0].file for s in sites] == ["m29.py", "m28.py", "m27.py"]
+
+
+def test_a_cache_filling_through_the_steady_state_ranks_below_a_leak() -> None:
+    # 3 MB filled evenly over the first half: a big slope, but a wide interval.
+    cache = ([Frame("fill", "/srv/app/cache.py", 9)], series(lambda r: 3e6 * min(r / 5000, 1)))
+    leak = ([Frame("leak", "/srv/app/leak.py", 3)], series(lambda r: 64.0 * r))
+    sites = rank_sites(
+        iter([cache, leak]),
+        requests=REQUESTS,
+        steady_index=0,
+        library_roots=LIB,
+        base="/srv/app",
+    )
+    assert sites[0].user_frame == Frame("leak", "leak.py", 3)
+    assert sites[1].trend.slope > sites[0].trend.slope

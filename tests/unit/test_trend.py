@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pymannkendall
 import pytest
 from scipy import stats
 
@@ -49,3 +50,10 @@ def test_interval_stays_honest_under_autocorrelation() -> None:
         naive_covered += naive.low_slope <= 3.0 <= naive.high_slope
     assert covered / runs >= 0.8
     assert naive_covered / runs < covered / runs - 0.2
+
+
+def test_negative_autocorrelation_does_not_make_the_test_overconfident() -> None:
+    xb = np.arange(30.0)
+    yb = 0.5 * xb + np.where(np.arange(30) % 2 == 0, 10.0, -10.0)
+    uncorrected = pymannkendall.original_test(yb).p
+    assert trend(xb, yb).p_value >= uncorrected > 0
