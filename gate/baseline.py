@@ -21,6 +21,7 @@ import fcntl
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from gate.result import dumps
 
 SCHEMA_VERSION = 1
 DEFAULT_KEEP = 20
-SITES_KEPT = 20
+SITES_KEPT = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +135,14 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
 
 
 def site_key(frame: Frame | None) -> str:
-    return f"{frame.file}:{frame.function}" if frame else "(no Python frame)"
+    """``file:function``: the same site whatever its line number, and for library code
+    whatever the folder Python or the virtual environment lives in."""
+    if frame is None:
+        return "(no Python frame)"
+    return f"{_LIBRARY_PREFIX.sub('', frame.file)}:{frame.function}"
+
+
+_LIBRARY_PREFIX = re.compile(r"^/.*/(?:site-packages|dist-packages|lib/python\d+\.\d+)/")
 
 
 def _site(site: Site) -> SiteSummary:
@@ -172,8 +180,9 @@ class BaselineStore:
         raw = read_input(path, "baseline")
         try:
             data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path}: baseline is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge numbers
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"{path}: baseline is not valid JSON: {reason}") from None
         history = _parse(data, path)
         if history.scenario != scenario:
             raise InputError(f"{path}: holds scenario {history.scenario!r}, not {scenario!r}")
@@ -213,8 +222,17 @@ class BaselineStore:
                 reason=reason,
             )
             lines = [json.dumps(dataclasses.asdict(e)) for e in (*entries, entry)]
-            write_atomic(self.audit_path(name), ("\n".join(lines) + "\n").encode())
+            before = self.path(name).read_bytes() if self.path(name).exists() else None
             self._write(updated)
+            try:
+                write_atomic(self.audit_path(name), ("\n".join(lines) + "\n").encode())
+            except BaseException:
+                # No accept without its audit entry: put the history back as it was.
+                if before is None:
+                    self.path(name).unlink(missing_ok=True)
+                else:
+                    write_atomic(self.path(name), before)
+                raise
         return updated
 
     def audit(self, scenario: str) -> list[AuditEntry]:
@@ -251,6 +269,8 @@ class BaselineStore:
 
 
 def _append(history: History, summary: RunSummary, keep: int) -> History:
+    if keep < 2:
+        raise InputError(f"keep must be at least 2 runs, not {keep}")
     if any(run.run_id == summary.run_id for run in history.runs):
         return history
     runs = (*history.runs, summary)

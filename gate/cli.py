@@ -22,7 +22,7 @@ from gate.errors import ExitCode, InputError, MemgateError
 if TYPE_CHECKING:
     from gate.baseline import BaselineStore
     from gate.model import RunResult
-    from gate.scenario import Scenario
+    from gate.scenario import BudgetSpec, GateSpec, Scenario
     from gate.verdict import Decision
 
 
@@ -134,16 +134,31 @@ def _decide(result: RunResult, store: BaselineStore, fail_on: FailOn) -> tuple[D
     """Compare ``result`` with its history; print the findings; the exit code."""
     from gate.baseline import summarize
     from gate.report.terminal import render_decision
-    from gate.scenario import BudgetSpec
     from gate.verdict import Verdict, decide
 
-    budgets = BudgetSpec.model_validate(result.settings.get("budgets", {}))
-    decision = decide(summarize(result), store.load(result.scenario.name), budgets)
+    decision = decide(summarize(result), store.load(result.scenario.name), _settings(result)[0])
     print(render_decision(result.scenario.name, decision, width=_width()), end="")
     failed = decision.verdict is Verdict.FAIL or (
         decision.verdict is Verdict.FLAG and fail_on is FailOn.FLAG
     )
     return decision, int(ExitCode.REGRESSION if failed else ExitCode.PASS)
+
+
+def _settings(result: RunResult) -> tuple[BudgetSpec, GateSpec]:
+    """The budgets and gate settings a result was run with, validated."""
+    from pydantic import ValidationError
+
+    from gate.scenario import BudgetSpec, GateSpec
+
+    section = "budgets"
+    try:
+        budgets = BudgetSpec.model_validate(result.settings.get(section, {}))
+        section = "gate"
+        return budgets, GateSpec.model_validate(result.settings.get(section, {}))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in (section, *first["loc"]))
+        raise InputError(f"result settings: {where}: {first['msg']}") from None
 
 
 def _worst(codes: list[int]) -> int:
@@ -188,12 +203,12 @@ class CheckCommand:
         for path in args.scenarios:
             try:
                 name = load_scenario(path).name
+                store.load(name)  # a broken baseline is bad input: say so before the run
                 out = (args.out or Path("memgate-out")) / name
                 result, _ = _run_one(path, args, out)
                 decision, code = _decide(result, store, args.fail_on)
                 if args.record and decision.verdict is not Verdict.FAIL:
-                    keep = int(result.settings.get("gate", {}).get("keep", 20))
-                    history = store.record(result, keep=keep)
+                    history = store.record(result, keep=_settings(result)[1].keep)
                     print(f"recorded in {store.path(name)} ({len(history.runs)} runs)")
                 codes.append(code)
             except MemgateError as exc:
@@ -257,11 +272,7 @@ class BaselineCommand:
             print(render_history(history, store.audit(name), width=_width()), end="")
             return ExitCode.PASS
         result = read_result(args.result)
-        keep = (
-            args.keep
-            if args.action == "record" and args.keep
-            else int(result.settings.get("gate", {}).get("keep", 20))
-        )
+        keep = args.keep if args.action == "record" and args.keep else _settings(result)[1].keep
         if args.action == "record":
             history = store.record(result, keep=keep)
             print(f"recorded in {store.path(history.scenario)} ({len(history.runs)} runs)")

@@ -47,8 +47,8 @@ def read_result(path: Path) -> RunResult:
     raw = read_input(path, "result")
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge numbers
+        raise InputError(f"{path}: not valid JSON: {_first_line(exc)}") from None
     return parse_result(data, source=str(path))
 
 
@@ -66,15 +66,41 @@ def parse_result(data: Any, *, source: str) -> RunResult:
     try:
         if version == 1:
             data = _v1_to_v2(data)
-        return _adapter().validate_python(data)
+        result = _adapter().validate_python(data)
     except KeyError as exc:
         raise InputError(f"{source}: not a complete version 1 result: {exc} is missing") from None
-    except TypeError as exc:
-        raise InputError(f"{source}: not a version 1 result: {exc}") from None
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])
         raise InputError(f"{source}: {where}: {first['msg']}") from None
+    except (TypeError, ValueError, IndexError) as exc:  # a version 1 file that cannot migrate
+        raise InputError(
+            f"{source}: version 1 result cannot be migrated: {_first_line(exc)}"
+        ) from None
+    problem = _inconsistency(result)
+    if problem:
+        raise InputError(f"{source}: {problem}")
+    return result
+
+
+def _inconsistency(result: RunResult) -> str | None:
+    """What makes a well-typed result unusable, if anything."""
+    n = len(result.curve.points)
+    if n < 2:
+        return f"curve.points: {n} point(s), at least 2 are needed"
+    if not 0 <= result.curve.warmup_index < n:
+        return f"curve.warmup_index: {result.curve.warmup_index} is not a point of the curve"
+    if not result.curve.warmup_index <= result.analysis.steady.index < n:
+        return f"analysis.steady.index: {result.analysis.steady.index} is not a measured point"
+    for number, site in enumerate(result.sites):
+        if len(site.series) != n:
+            return f"sites.{number}.series: {len(site.series)} values for {n} curve points"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:

@@ -150,3 +150,44 @@ def test_any_sequence_of_writes_keeps_the_history_valid(tmp_path_factory, ops, k
         if history.reference is not None:
             assert history.reference in {r.run_id for r in history.runs}
     assert len(store.audit("demo")) == accepted
+
+
+def test_site_keys_do_not_depend_on_where_python_lives() -> None:
+    from gate.baseline import site_key
+    from gate.model import Frame
+
+    assert site_key(Frame("f", "examples/app.py", 3)) == "examples/app.py:f"
+    venv = Frame("run", "/home/ci/.venv/lib/python3.11/site-packages/uvicorn/main.py", 9)
+    other = Frame("run", "/opt/py/lib/python3.11/site-packages/uvicorn/main.py", 12)
+    assert site_key(venv) == site_key(other) == "uvicorn/main.py:run"
+    stdlib = Frame("dumps", "/root/.pyenv/versions/3.11.7/lib/python3.11/json/__init__.py", 1)
+    assert site_key(stdlib) == "json/__init__.py:dumps"
+    assert site_key(None) == "(no Python frame)"
+
+
+def test_keep_below_two_is_refused(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path)
+    store.record(result_number(1))
+    with pytest.raises(InputError, match="keep must be at least 2"):
+        store.record(result_number(2), keep=0)
+    history = store.load("demo")
+    assert history is not None and len(history.runs) == 1
+
+
+def test_an_accept_whose_audit_entry_cannot_be_written_is_undone(tmp_path, monkeypatch) -> None:
+    import gate.baseline
+
+    store = BaselineStore(tmp_path)
+    store.record(result_number(1))
+    before = store.path("demo").read_bytes()
+    real = gate.baseline.write_atomic
+
+    def fail_on_audit(path: Path, data: bytes) -> None:
+        if path.name.endswith(".audit.jsonl"):
+            raise OSError("read-only audit log")
+        real(path, data)
+
+    monkeypatch.setattr(gate.baseline, "write_atomic", fail_on_audit)
+    with pytest.raises(OSError, match="read-only audit log"):
+        store.accept(result_number(2), reason="why", who="me")
+    assert store.path("demo").read_bytes() == before

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,47 @@ def test_version_1_results_migrate_with_a_recomputed_analysis() -> None:
     assert all(p.rss_anon == p.rss for p in result.processes)
     # Migrated once, it writes and reads back as the current version.
     assert parse_result(json.loads(dumps(result)), source="again") == result
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["curve"].update(points=d["curve"]["points"][:1]), "curve.points: 1 point(s)"),
+        (lambda d: d["curve"].update(warmup_index=10_000), "curve.warmup_index: 10000 is not"),
+        (lambda d: d["sites"][0].update(series=[1, 2]), "sites.0.series: 2 values for 21"),
+    ],
+)
+def test_inconsistent_results_are_bad_input(tmp_path: Path, edit, message) -> None:
+    data = json.loads(dumps(make_result()))
+    edit(data)
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_result(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["curve"].update(points=d["curve"]["points"][:3]), "cannot be migrated"),
+        (
+            lambda d: d["sites"][0].update(series=["a"] * len(d["sites"][0]["series"])),
+            "cannot be migrated",
+        ),
+    ],
+)
+def test_version_1_results_that_cannot_migrate(tmp_path: Path, edit, message) -> None:
+    data = json.loads((FIXTURES / "result-v1-leak256.json").read_text())
+    edit(data)
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=message):
+        read_result(path)
+
+
+@pytest.mark.parametrize("content", [b"[" * 200_000, b'{"schema_version": 1' + b"9" * 5000 + b"}"])
+def test_pathological_json_is_bad_input(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "result.json"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="not valid JSON"):
+        read_result(path)
