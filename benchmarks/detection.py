@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from gate.errors import MemgateError  # noqa: E402
 from gate.model import RunResult, Shape  # noqa: E402
-from gate.result import read_result  # noqa: E402
+from gate.result import read_result, write_result  # noqa: E402
 from gate.runner import run_scenario  # noqa: E402
 from gate.scenario import load_scenario  # noqa: E402
 
@@ -85,7 +85,7 @@ def run_once(
     if keep is not None:
         # The analysis is pure: a kept result can be analysed again (--reanalyse).
         keep.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / "result.json", keep / f"{case.name}-{int(time.time() * 1000)}.json")
+        write_result(result, keep / f"{case.name}-{int(time.time() * 1000)}.json")
     return summarize(case, result, started)
 
 
