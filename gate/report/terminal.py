@@ -8,6 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from gate.analysis.shape import MIN_SLOPE
 from gate.baseline import AuditEntry, History
 from gate.model import CurveShape, RunResult, Trend
 from gate.units import quantity, size
@@ -15,7 +16,8 @@ from gate.verdict import Decision
 
 TOP_SITES = 5
 MIN_CONFIDENCE = 0.5
-"""Sites listed must grow with an interval above zero and at least this confidence."""
+"""Sites listed must grow at least MIN_SLOPE bytes per request, with an interval above
+zero and at least this confidence."""
 
 
 def rate(trend: Trend) -> str:
@@ -63,7 +65,11 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     sites.add_column("confidence", justify="right")
     sites.add_column("live at end", justify="right")
     sites.add_column("where", overflow="fold")
-    growing = [s for s in result.sites if s.trend.low > 0 and s.confidence >= MIN_CONFIDENCE]
+    growing = [
+        s
+        for s in result.sites
+        if s.trend.low > 0 and s.trend.slope >= MIN_SLOPE and s.confidence >= MIN_CONFIDENCE
+    ]
     growing = growing[:TOP_SITES]
     if not growing:
         sites.caption = "no allocation site grew steadily through the steady state"
