@@ -69,7 +69,10 @@ class RunSummary:
     provenance: Provenance
     scenario_sha256: str
     settings_sha256: str
-    """Hash of the effective settings (scenario after command-line overrides)."""
+    """Hash of the effective load and profile settings (after command-line overrides):
+    what decides how long a run is and how it is measured, so whether its figures
+    compare. The service's command and environment are left out: they are what a check
+    compares."""
     shape: Shape
     heap: TrendSummary
     rss: TrendSummary
@@ -120,7 +123,9 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
         provenance=result.provenance,
         scenario_sha256=result.scenario.sha256,
         settings_sha256=hashlib.sha256(
-            json.dumps(result.settings, sort_keys=True).encode()
+            json.dumps(
+                {key: result.settings.get(key) for key in ("load", "profile")}, sort_keys=True
+            ).encode()
         ).hexdigest()[:16],
         shape=result.analysis.shape,
         heap=_trend(result.analysis.heap.trend),

@@ -328,8 +328,8 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
             findings.append(
                 _flag(
                     "baseline",
-                    "this run's settings (scenario file or overrides) differ from some"
-                    " baseline runs': figures that depend on run length may not compare",
+                    "this run's load or profile settings (scenario file or overrides) differ"
+                    " from some baseline runs': figures that depend on run length may not compare",
                 )
             )
     relative: list[Finding] = []

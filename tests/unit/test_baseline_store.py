@@ -191,3 +191,13 @@ def test_an_accept_whose_audit_entry_cannot_be_written_is_undone(tmp_path, monke
     with pytest.raises(OSError, match="read-only audit log"):
         store.accept(result_number(2), reason="why", who="me")
     assert store.path("demo").read_bytes() == before
+
+
+def test_settings_hash_follows_load_and_profile_not_the_service() -> None:
+    base = make_result()
+    with_env = dataclasses.replace(
+        base, settings={**base.settings, "service": {"env": {"DEMO_LEAK_BYTES": "256"}}}
+    )
+    longer = dataclasses.replace(base, settings={**base.settings, "load": {"users": 8}})
+    assert summarize(with_env).settings_sha256 == summarize(base).settings_sha256
+    assert summarize(longer).settings_sha256 != summarize(base).settings_sha256
