@@ -221,15 +221,9 @@ class ShapeCheck:
         if current.shape is Shape.LEAK and Shape.LEAK not in before:
             since = f"none of the {len(runs)} baseline runs did" if runs else "no baseline yet"
             return [
-                Finding(
+                _plain(
                     "shape",
                     Severity.FAIL,
-                    "shape",
-                    "",
-                    None,
-                    None,
-                    None,
-                    None,
                     f"memory leaks: the heap grows {_fmt(current.heap.slope, 'B/request')}"
                     f" [{_fmt(current.heap.low, '')}, {_fmt(current.heap.high, '')}] through the"
                     f" steady state ({since}){where}",
@@ -238,15 +232,9 @@ class ShapeCheck:
             ]
         if current.shape is Shape.FRAGMENTATION and Shape.FRAGMENTATION not in before:
             return [
-                Finding(
+                _plain(
                     "shape",
                     Severity.FLAG,
-                    "shape",
-                    "",
-                    None,
-                    None,
-                    None,
-                    None,
                     f"RSS grows {_fmt(current.rss.slope, 'B/request')} while the traced heap does"
                     " not: fragmentation or native memory",
                 )
@@ -284,15 +272,9 @@ class BudgetCheck:
         ]
         if current.shape in b.forbid_shapes:
             out.append(
-                Finding(
+                _plain(
                     "budget",
                     Severity.FAIL,
-                    "shape",
-                    "",
-                    None,
-                    None,
-                    None,
-                    None,
                     f"shape {current.shape.value} is forbidden by the scenario's budgets",
                 )
             )
@@ -354,7 +336,14 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
 
 
 def _flag(check: str, message: str) -> Finding:
-    return Finding(check, Severity.FLAG, check, "", None, None, None, None, message)
+    return _plain(check, Severity.FLAG, message, metric=check)
+
+
+def _plain(
+    check: str, severity: Severity, message: str, where: Frame | None = None, metric: str = "shape"
+) -> Finding:
+    """A finding with no figures to compare (a shape, a missing baseline)."""
+    return Finding(check, severity, metric, "", None, None, None, None, message, where)
 
 
 def _has(key: str, run: RunSummary) -> bool:
