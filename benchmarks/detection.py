@@ -114,15 +114,13 @@ def summarize(case: Case, result: RunResult, started: float | None = None) -> di
 def _reanalysed(result: RunResult) -> RunResult:
     """The result with its analysis and site ranking computed by this memgate."""
     from gate.analysis.shape import analyse_curve
-    from gate.analysis.sites import measure_site, most_likely_first
+    from gate.analysis.sites import remeasure
 
     analysis = analyse_curve(result.curve)
-    requests = [p.requests for p in result.curve.points]
-    sites = most_likely_first(
-        measure_site(
-            s.stack, s.user_frame, s.series, requests=requests, steady_index=analysis.steady.index
-        )
-        for s in result.sites
+    sites = remeasure(
+        ((s.stack, s.user_frame, s.series) for s in result.sites),
+        requests=[p.requests for p in result.curve.points],
+        steady_index=analysis.steady.index,
     )
     return dataclasses.replace(result, analysis=analysis, sites=sites)
 

@@ -17,21 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from gate.errors import InputError
-from gate.model import Frame
+from gate.model import Frame, MemorySnapshot
 
 DEFAULT_MAX_SNAPSHOTS = 2000
 
 
 class UnreadableCapture(InputError):
     """The capture file is missing, truncated, empty or not a memray capture."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Snapshot:
-    t: float
-    """Seconds since the epoch."""
-    rss: int
-    heap: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +58,6 @@ class Capture:
         except (OSError, RuntimeError, ValueError, OverflowError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UnreadableCapture(f"{path}: not a readable memray capture: {reason}") from None
-        self._show_progress = show_progress
 
     def __enter__(self) -> Capture:
         return self
@@ -74,9 +65,9 @@ class Capture:
     def __exit__(self, *exc_info: object) -> None:
         self._reader.close()
 
-    def snapshots(self) -> list[Snapshot]:
+    def snapshots(self) -> list[MemorySnapshot]:
         return [
-            Snapshot(t=snap.time / 1000.0, rss=snap.rss, heap=snap.heap)
+            MemorySnapshot(t=snap.time / 1000.0, rss=snap.rss, heap=snap.heap)
             for snap in self._reader.get_memory_snapshots()
         ]
 

@@ -55,6 +55,16 @@ class ProcessSample:
 
 
 @dataclasses.dataclass(frozen=True)
+class MemorySnapshot:
+    """What memray records every 10 ms: heap and RSS of the profiled process."""
+
+    t: float
+    """Seconds since the epoch."""
+    rss: int
+    heap: int
+
+
+@dataclasses.dataclass(frozen=True)
 class CurvePoint:
     """Memory of the profiled process after ``requests`` requests."""
 

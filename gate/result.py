@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from gate._files import read_input, write_atomic
 from gate.analysis.shape import analyse_curve
-from gate.analysis.sites import measure_site, most_likely_first
+from gate.analysis.sites import remeasure
 from gate.errors import InputError
 from gate.model import Curve, Frame, RunResult
 from gate.provenance import env_key
@@ -112,16 +112,17 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     a version 1 run never silently matches a current environment."""
     curve = TypeAdapter(Curve).validate_python(data["curve"])
     analysis = analyse_curve(curve)
-    requests = [p.requests for p in curve.points]
-    sites = most_likely_first(
-        measure_site(
-            tuple(TypeAdapter(tuple[Frame, ...]).validate_python(site["stack"])),
-            TypeAdapter(Frame | None).validate_python(site["user_frame"]),
-            site["series"],
-            requests=requests,
-            steady_index=analysis.steady.index,
-        )
-        for site in data["sites"]
+    sites = remeasure(
+        (
+            (
+                tuple(TypeAdapter(tuple[Frame, ...]).validate_python(site["stack"])),
+                TypeAdapter(Frame | None).validate_python(site["user_frame"]),
+                site["series"],
+            )
+            for site in data["sites"]
+        ),
+        requests=[p.requests for p in curve.points],
+        steady_index=analysis.steady.index,
     )
     old = data["provenance"]
     system, _, rest = str(old["platform"]).partition("-")

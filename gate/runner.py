@@ -17,7 +17,7 @@ from typing import Protocol
 
 from gate import provenance
 from gate._files import last_line
-from gate.analysis.curve import NotEnoughData, TimedMemory, build_curve, requests_at, with_rss
+from gate.analysis.curve import NotEnoughData, build_curve, requests_at, with_rss
 from gate.analysis.shape import NotEnoughPoints, analyse_curve
 from gate.analysis.sites import rank_sites
 from gate.capture import Capture, UnreadableCapture
@@ -203,7 +203,7 @@ def _build_result(
         with Capture(service.capture_path, show_progress=show_progress) as capture:
             snapshots = capture.snapshots()
             curve, indexes = build_curve(
-                [TimedMemory(s.t, s.rss, s.heap) for s in snapshots],
+                snapshots,
                 timeline,
                 load_start=outcome.started_at,
                 load_end=outcome.ended_at,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gate.model import Curve, CurvePoint, LoadSample
+from gate.model import Curve, CurvePoint, LoadSample, MemorySnapshot
 
 MAX_POINTS = 200
 COVERAGE_SLACK_S = 1.0
@@ -21,15 +21,6 @@ every 10 ms, so a longer gap means the capture stopped early)."""
 
 class NotEnoughData(ValueError):
     """Too few snapshots fell inside the load to draw a curve."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TimedMemory:
-    """A memory snapshot at an absolute time (seconds since the epoch)."""
-
-    t: float
-    rss: int
-    heap: int
 
 
 def requests_at(times: Sequence[float] | np.ndarray, timeline: Sequence[LoadSample]) -> np.ndarray:
@@ -58,7 +49,7 @@ def with_rss(curve: Curve, samples: Sequence[tuple[float, int]]) -> Curve:
 
 
 def build_curve(
-    snapshots: Sequence[TimedMemory],
+    snapshots: Sequence[MemorySnapshot],
     timeline: Sequence[LoadSample],
     *,
     load_start: float,

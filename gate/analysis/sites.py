@@ -86,6 +86,20 @@ def rank_sites(
     return most_likely_first(sites)[:limit]
 
 
+def remeasure(
+    sites: Iterable[tuple[tuple[Frame, ...], Frame | None, Sequence[int]]],
+    *,
+    requests: Sequence[float],
+    steady_index: int,
+) -> tuple[Site, ...]:
+    """Sites already found (stack, user frame, live-bytes series) measured again over a
+    steady state, most likely leaking first: for results written by an older memgate."""
+    return most_likely_first(
+        measure_site(stack, frame, live, requests=requests, steady_index=steady_index)
+        for stack, frame, live in sites
+    )
+
+
 def measure_site(
     stack: tuple[Frame, ...],
     frame: Frame | None,

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gate.analysis.curve import NotEnoughData, TimedMemory, build_curve, requests_at
-from gate.model import LoadSample
+from gate.analysis.curve import NotEnoughData, build_curve, requests_at
+from gate.model import LoadSample, MemorySnapshot
 
 T0 = 1_700_000_000.0
 
@@ -16,10 +16,10 @@ def timeline(rate: float = 100.0, seconds: int = 10) -> list[LoadSample]:
 
 def snapshots(
     every: float = 0.01, start: float = T0 - 1, end: float = T0 + 11
-) -> list[TimedMemory]:
+) -> list[MemorySnapshot]:
     """Heap = 1000 bytes per second since T0 (so 10 bytes a request at 100 req/s)."""
     times = np.arange(start, end, every)
-    return [TimedMemory(float(t), 50_000_000, int(max(t - T0, 0) * 1000) + 4096) for t in times]
+    return [MemorySnapshot(float(t), 50_000_000, int(max(t - T0, 0) * 1000) + 4096) for t in times]
 
 
 def test_requests_at_interpolates_and_clamps() -> None:
