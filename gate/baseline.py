@@ -22,9 +22,9 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -33,9 +33,13 @@ from gate.errors import InputError
 from gate.model import Frame, Provenance, RunResult, Shape, Site
 from gate.result import dumps
 
-SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+SCHEMA_VERSION = 2
 DEFAULT_KEEP = 20
 SITES_KEPT = 50
+CURVE_KEPT = 60
+"""Points of each run's curve kept in the history, to draw it beside a later run."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +49,15 @@ class TrendSummary:
     low: float
     high: float
     p_value: float
+
+
+@dataclasses.dataclass(frozen=True)
+class CurveSample:
+    """One point of a recorded run's curve (the history keeps at most ``CURVE_KEPT``)."""
+
+    requests: float
+    heap: int
+    rss: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +96,9 @@ class RunSummary:
     measured_requests: int
     sites: tuple[SiteSummary, ...]
     """The growing sites (interval above zero), most likely leaking first."""
+    curve: tuple[CurveSample, ...] = ()
+    """Heap and RSS against requests, thinned to at most ``CURVE_KEPT`` points (empty
+    for runs recorded by schema 1)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +152,16 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
         final_rss=points[-1].rss,
         measured_requests=result.load.measured_requests,
         sites=tuple(_site(s) for s in growing),
+        curve=tuple(CurveSample(p.requests, p.heap, p.rss) for p in thin(points, CURVE_KEPT)),
     )
+
+
+def thin(items: Sequence[T], most: int) -> list[T]:
+    """At most ``most`` items, evenly spread, keeping the first and the last."""
+    if len(items) <= most:
+        return list(items)
+    step = (len(items) - 1) / (most - 1)
+    return [items[round(i * step)] for i in range(most)]
 
 
 def site_key(frame: Frame | None) -> str:
@@ -297,6 +322,9 @@ def _parse(data: Any, path: Path) -> History:
             f"{path}: baseline schema_version {version} is not one this memgate reads"
             f" (1 to {SCHEMA_VERSION})"
         )
+    if version == 1:
+        # Schema 2 added each run's thinned curve; schema 1 runs have none to draw.
+        data = {**data, "schema_version": 2}
     try:
         return _history_adapter().validate_python(data)
     except ValidationError as exc:

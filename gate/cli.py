@@ -22,8 +22,8 @@ from gate.errors import ExitCode, InputError, MemgateError
 if TYPE_CHECKING:
     from gate.baseline import BaselineStore
     from gate.model import RunResult
+    from gate.report import Report
     from gate.scenario import BudgetSpec, GateSpec, Scenario
-    from gate.verdict import Decision
 
 
 class Command(Protocol):
@@ -130,18 +130,44 @@ class FailOn(enum.StrEnum):
     FLAG = "flag"
 
 
-def _decide(result: RunResult, store: BaselineStore, fail_on: FailOn) -> tuple[Decision, int]:
-    """Compare ``result`` with its history; print the findings; the exit code."""
+class Format(enum.StrEnum):
+    TERMINAL = "terminal"
+    JSON = "json"
+    MARKDOWN = "markdown"
+    GITHUB = "github"
+    HTML = "html"
+
+
+def _decide(
+    result: RunResult,
+    store: BaselineStore,
+    fail_on: FailOn,
+    *,
+    result_path: Path | None = None,
+    quiet: bool = False,
+) -> tuple[Report, int]:
+    """Compare ``result`` with its history (less the run itself, if it was recorded);
+    print the findings unless ``quiet``; the report and the exit code."""
+    import dataclasses
+
     from gate.baseline import summarize
+    from gate.report import Report
     from gate.report.terminal import render_decision
     from gate.verdict import Verdict, decide
 
-    decision = decide(summarize(result), store.load(result.scenario.name), _settings(result)[0])
-    print(render_decision(result.scenario.name, decision, width=_width()), end="")
+    current = summarize(result)
+    history = store.load(result.scenario.name)
+    if history is not None:
+        runs = tuple(r for r in history.runs if r.run_id != current.run_id)
+        history = dataclasses.replace(history, runs=runs)
+    decision = decide(current, history, _settings(result)[0])
+    if not quiet:
+        print(render_decision(result.scenario.name, decision, width=_width()), end="")
     failed = decision.verdict is Verdict.FAIL or (
         decision.verdict is Verdict.FLAG and fail_on is FailOn.FLAG
     )
-    return decision, int(ExitCode.REGRESSION if failed else ExitCode.PASS)
+    report = Report(result, current, decision, str(result_path) if result_path else None)
+    return report, int(ExitCode.REGRESSION if failed else ExitCode.PASS)
 
 
 def _settings(result: RunResult) -> tuple[BudgetSpec, GateSpec]:
@@ -194,27 +220,102 @@ class CheckCommand:
         add_run_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
+        from gate import github
         from gate.baseline import BaselineStore
         from gate.scenario import load_scenario
         from gate.verdict import Verdict
 
         store = BaselineStore(args.baselines)
-        codes = []
-        for path in args.scenarios:
-            try:
-                name = load_scenario(path).name
-                store.load(name)  # a broken baseline is bad input: say so before the run
-                out = (args.out or Path("memgate-out")) / name
-                result, _ = _run_one(path, args, out)
-                decision, code = _decide(result, store, args.fail_on)
-                if args.record and decision.verdict is not Verdict.FAIL:
-                    history = store.record(result, keep=_settings(result)[1].keep)
-                    print(f"recorded in {store.path(name)} ({len(history.runs)} runs)")
-                codes.append(code)
-            except MemgateError as exc:
-                print(f"memgate: error: {exc}", file=sys.stderr)
-                codes.append(int(exc.exit_code))
+        root = args.out or Path("memgate-out")
+        codes: list[int] = []
+        done: list[tuple[Report, dict[Format, Path]]] = []
+        errors: list[tuple[str, str]] = []
+        with github.commands_paused():
+            for path in args.scenarios:
+                try:
+                    name = load_scenario(path).name
+                    store.load(name)  # a broken baseline is bad input: say so before the run
+                    result, result_path = _run_one(path, args, root / name)
+                    report, code = _decide(result, store, args.fail_on, result_path=result_path)
+                    written = _write_reports(report, result_path.parent)
+                    print("reports: " + ", ".join(str(p) for p in written.values()))
+                    if args.record and report.decision.verdict is not Verdict.FAIL:
+                        history = store.record(result, keep=_settings(result)[1].keep)
+                        print(f"recorded in {store.path(name)} ({len(history.runs)} runs)")
+                    done.append((report, written))
+                    codes.append(code)
+                except MemgateError as exc:
+                    print(f"memgate: error: {exc}", file=sys.stderr)
+                    errors.append((str(path), str(exc)))
+                    codes.append(int(exc.exit_code))
+        if github.in_actions():
+            _publish(done, errors, root)
         return _worst(codes)
+
+
+def _write_reports(report: Report, folder: Path) -> dict[Format, Path]:
+    """The JSON and HTML reports beside the run's result.json."""
+    from gate._files import write_atomic
+
+    written = {}
+    for fmt, name in ((Format.JSON, "report.json"), (Format.HTML, "report.html")):
+        write_atomic(folder / name, render(report, fmt).encode())
+        written[fmt] = folder / name
+    return written
+
+
+def _publish(
+    done: list[tuple[Report, dict[Format, Path]]], errors: list[tuple[str, str]], root: Path
+) -> None:
+    """Inside GitHub Actions: annotations, one job summary, and the step outputs."""
+    from gate import github
+    from gate.report.github import Annotation, annotate, render_annotations
+    from gate.report.markdown import md, render_markdown
+
+    workspace = github.workspace() or os.getcwd()
+    notes = [a for report, _ in done for a in annotate(report, workspace)]
+    notes += [
+        Annotation("error", "memgate: the run could not be done", f"{path}: {why}")
+        for path, why in errors
+    ]
+    summary = [render_markdown(report) for report, _ in done]
+    summary += [f"## ❗ memgate {md(path)}: ERROR\n\n{md(why)}\n" for path, why in errors]
+    verdicts = {report.decision.verdict.value for report, _ in done}
+    verdict = next((v for v in ("fail", "flag", "pass") if v in verdicts), "error")
+    if errors:
+        verdict = "error"
+    outputs = {
+        "verdict": verdict,
+        "out-dir": str(root),
+        "json-report": "\n".join(str(w[Format.JSON]) for _, w in done),
+        "html-report": "\n".join(str(w[Format.HTML]) for _, w in done),
+    }
+    github.publish(render_annotations(notes), "\n".join(summary), outputs)
+
+
+def render(report: Report, fmt: Format, workspace: str | None = None) -> str:
+    """``report`` in one format (the reporters are imported only when used)."""
+    if fmt is Format.TERMINAL:
+        from gate.report.terminal import render_decision, render_run
+
+        return render_run(report.result, width=_width()) + render_decision(
+            report.result.scenario.name, report.decision, width=_width()
+        )
+    if fmt is Format.JSON:
+        from gate.report.json import render_json
+
+        return render_json(report)
+    if fmt is Format.MARKDOWN:
+        from gate.report.markdown import render_markdown
+
+        return render_markdown(report)
+    if fmt is Format.GITHUB:
+        from gate.report.github import render_github
+
+        return render_github(report, workspace or os.getcwd())
+    from gate.report.html import render_html
+
+    return render_html(report)
 
 
 class CompareCommand:
@@ -232,6 +333,49 @@ class CompareCommand:
         result = read_result(args.result)
         _, code = _decide(result, BaselineStore(args.baselines), args.fail_on)
         return code
+
+
+class ReportCommand:
+    """Render a result.json and its verdict against the baselines in one format.
+
+    The run is compared with its history as `memgate compare` does (leaving the run
+    itself out if it was recorded); the report goes to standard output or --out.
+    """
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("result", type=Path, help="a result.json written by memgate")
+        parser.add_argument(
+            "--format",
+            type=Format,
+            choices=list(Format),
+            default=Format.TERMINAL,
+            help="terminal (default), json, markdown (job summary), github (annotations)"
+            " or html (one self-contained file)",
+        )
+        parser.add_argument("--out", type=Path, help="write the report to this file")
+        parser.add_argument(
+            "--workspace",
+            help="annotations' files are relative to this folder"
+            " (default: GITHUB_WORKSPACE in Actions, else the current folder)",
+        )
+        _add_baseline_options(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from gate import github
+        from gate._files import write_atomic
+        from gate.baseline import BaselineStore
+        from gate.result import read_result
+
+        result = read_result(args.result)
+        report, _ = _decide(
+            result, BaselineStore(args.baselines), FailOn.FAIL, result_path=args.result, quiet=True
+        )
+        text = render(report, args.format, args.workspace or github.workspace())
+        if args.out is None:
+            print(text, end="")
+        else:
+            write_atomic(args.out, text.encode())
+        return ExitCode.PASS
 
 
 class BaselineCommand:
@@ -348,6 +492,7 @@ COMMANDS: dict[str, Command] = {
     "check": CheckCommand(),
     "compare": CompareCommand(),
     "baseline": BaselineCommand(),
+    "report": ReportCommand(),
 }
 
 

@@ -74,8 +74,17 @@ class Finding:
 class Decision:
     verdict: Verdict
     findings: tuple[Finding, ...]
-    compared_runs: int
-    """History runs the relative checks used."""
+    compared: tuple[RunSummary, ...]
+    """The history runs the relative checks used, oldest first."""
+
+    @property
+    def compared_runs(self) -> int:
+        return len(self.compared)
+
+    @property
+    def baseline(self) -> RunSummary | None:
+        """The run to show beside this one: the newest one compared."""
+        return self.compared[-1] if self.compared else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,7 +341,7 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
         verdict = Verdict.FAIL
     elif findings:
         verdict = Verdict.FLAG
-    return Decision(verdict, tuple(findings), len(runs))
+    return Decision(verdict, tuple(findings), tuple(runs))
 
 
 def _flag(check: str, message: str) -> Finding:

@@ -1,1 +1,154 @@
-"""Reporters: each turns results into a string; only the CLI writes it anywhere."""
+"""Reporters: each turns a :class:`Report` into a string; the CLI writes it.
+
+``terminal`` (the summary ``memgate run`` and ``check`` print), ``json`` (machine
+readable, ``docs/report-schema.md``), ``markdown`` (the GitHub job summary), ``github``
+(workflow-command annotations) and ``html`` (one self-contained file for review).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os.path
+from collections.abc import Sequence
+
+import numpy as np
+
+from gate.analysis.shape import MIN_SLOPE
+from gate.baseline import RunSummary, thin
+from gate.model import Frame, RunResult, Site, Trend
+from gate.units import quantity
+from gate.verdict import Decision, Finding
+
+TOP_SITES = 5
+MIN_CONFIDENCE = 0.5
+"""Sites listed must grow at least MIN_SLOPE bytes per request, with an interval above
+zero and at least this confidence."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """What every reporter is given: a run, the figures its checks used, the verdict."""
+
+    result: RunResult
+    current: RunSummary
+    """The run as the checks saw it (``gate.baseline.summarize``)."""
+    decision: Decision
+    result_path: str | None = None
+    """Where ``result.json`` is, for the commands a report suggests."""
+
+    @property
+    def baseline(self) -> RunSummary | None:
+        return self.decision.baseline
+
+
+def growing_sites(result: RunResult, top: int = TOP_SITES) -> list[Site]:
+    """The sites worth showing: growing surely (interval above zero), materially and
+    with some confidence, most likely leaking first."""
+    return [
+        s
+        for s in result.sites
+        if s.trend.low > 0 and s.trend.slope >= MIN_SLOPE and s.confidence >= MIN_CONFIDENCE
+    ][:top]
+
+
+def shown_frame(site: Site) -> Frame | None:
+    """The frame a site is named by: its user frame, else its innermost one."""
+    return site.user_frame or (site.stack[0] if site.stack else None)
+
+
+def rate(trend: Trend) -> str:
+    """``256.7 B/request [256.0, 257.5]``: the slope and its interval."""
+    return f"{_num(trend.slope)} B/request [{_num(trend.low)}, {_num(trend.high)}]"
+
+
+def _num(value: float) -> str:
+    return f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def where(frame: Frame | None) -> str:
+    return f"{frame.file}:{frame.line} in {frame.function}" if frame else ""
+
+
+def change(finding: Finding) -> str:
+    """``+250.3 B/request (+41%)``: the current value against the history's center."""
+    if finding.current is None or finding.baseline is None:
+        return ""
+    delta = finding.current - finding.baseline
+    text = ("+" if delta >= 0 else "-") + quantity(abs(delta), finding.unit)
+    if abs(finding.baseline) > 1e-9 and abs(delta / finding.baseline) < 10:
+        text += f" ({delta / abs(finding.baseline):+.0%})"
+    return text
+
+
+def baseline_text(finding: Finding) -> str:
+    """``1.2 B/request ± 0.4``, or nothing when the finding has no history."""
+    if finding.baseline is None:
+        return ""
+    spread = quantity(finding.spread or 0, finding.unit)
+    return f"{quantity(finding.baseline, finding.unit)} ± {spread}"
+
+
+def source_path(result: RunResult, frame: Frame, workspace: str) -> str | None:
+    """``frame``'s file relative to ``workspace`` (POSIX), or ``None`` when it lies outside.
+
+    Frames are stored relative to the service's working directory when they lie below
+    it, so they are resolved against that first."""
+    service = result.settings.get("service", {})
+    scenario_dir = os.path.dirname(result.scenario.path)
+    root = os.path.normpath(os.path.join(scenario_dir, str(service.get("cwd", "."))))
+    path = os.path.normpath(os.path.join(root, frame.file))
+    workspace = os.path.normpath(workspace)
+    if not os.path.isabs(path) or not (path == workspace or path.startswith(workspace + os.sep)):
+        return None
+    return os.path.relpath(path, workspace).replace(os.sep, "/")
+
+
+def is_user_frame(result: RunResult, frame: Frame | None) -> bool:
+    """Whether ``frame`` is some site's user frame (not the standard library's or a
+    package's): the only frames an annotation may point at."""
+    return frame is not None and any(site.user_frame == frame for site in result.sites)
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    """One curve to draw: memory against requests."""
+
+    label: str
+    requests: tuple[float, ...]
+    values: tuple[float, ...]
+    """Bytes."""
+
+
+def lines(report: Report, metric: str, most: int = 400) -> list[Line]:
+    """This run's ``heap`` or ``rss`` curve (thinned to ``most`` points) and, when the
+    newest compared baseline run kept one, the baseline's."""
+    points = thin(report.result.curve.points, most)
+    out = [
+        Line(
+            "this run",
+            tuple(p.requests for p in points),
+            tuple(float(getattr(p, metric)) for p in points),
+        )
+    ]
+    base = report.baseline
+    if base is not None and base.curve:
+        commit = (base.provenance.commit or "")[:7]
+        out.append(
+            Line(
+                f"baseline{' ' + commit if commit else ''}",
+                tuple(c.requests for c in base.curve),
+                tuple(float(getattr(c, metric)) for c in base.curve),
+            )
+        )
+    return out
+
+
+def on_grid(series: Sequence[Line], points: int) -> tuple[list[float], list[list[float]]]:
+    """The lines resampled (linearly) at ``points`` evenly spaced request counts from 0
+    to where the shortest line ends, so that they share one x-axis."""
+    end = min(line.requests[-1] for line in series)
+    grid = np.linspace(0.0, end, points)
+    return (
+        [float(x) for x in grid],
+        [[float(v) for v in np.interp(grid, line.requests, line.values)] for line in series],
+    )

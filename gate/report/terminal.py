@@ -8,25 +8,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from gate.analysis.shape import MIN_SLOPE
 from gate.baseline import AuditEntry, History
-from gate.model import CurveShape, RunResult, Trend
+from gate.model import CurveShape, RunResult
+from gate.report import baseline_text, growing_sites, rate, shown_frame, where
 from gate.units import quantity, size
 from gate.verdict import Decision
-
-TOP_SITES = 5
-MIN_CONFIDENCE = 0.5
-"""Sites listed must grow at least MIN_SLOPE bytes per request, with an interval above
-zero and at least this confidence."""
-
-
-def rate(trend: Trend) -> str:
-    """``256.7 B/request [256.0, 257.5]``: the slope and its interval."""
-    return f"{_num(trend.slope)} B/request [{_num(trend.low)}, {_num(trend.high)}]"
-
-
-def _num(value: float) -> str:
-    return f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def render_run(result: RunResult, *, width: int = 100) -> str:
@@ -65,21 +51,16 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     sites.add_column("confidence", justify="right")
     sites.add_column("live at end", justify="right")
     sites.add_column("where", overflow="fold")
-    growing = [
-        s
-        for s in result.sites
-        if s.trend.low > 0 and s.trend.slope >= MIN_SLOPE and s.confidence >= MIN_CONFIDENCE
-    ]
-    growing = growing[:TOP_SITES]
+    growing = growing_sites(result)
     if not growing:
         sites.caption = "no allocation site grew steadily through the steady state"
     for rank, site in enumerate(growing, start=1):
-        frame = site.user_frame or (site.stack[0] if site.stack else None)
-        where = f"{frame.file}:{frame.line} in {frame.function}" if frame else "(no Python frame)"
+        frame = shown_frame(site)
+        place = where(frame) or "(no Python frame)"
         if site.user_frame is None and frame is not None:
-            where += " (not user code)"
+            place += " (not user code)"
         sites.add_row(
-            str(rank), rate(site.trend), f"{site.confidence:.2f}", size(site.live_bytes_end), where
+            str(rank), rate(site.trend), f"{site.confidence:.2f}", size(site.live_bytes_end), place
         )
 
     out = io.StringIO()
@@ -113,14 +94,10 @@ def render_decision(scenario: str, decision: Decision, *, width: int = 100) -> s
     table.add_column("why", overflow="fold")
     table.add_column("where", overflow="fold")
     for f in decision.findings:
-        baseline = (
-            f"{quantity(f.baseline, f.unit)} ± {quantity(f.spread or 0, f.unit)}"
-            if f.baseline is not None
-            else ""
-        )
         current = quantity(f.current, f.unit) if f.current is not None else ""
-        where = f"{f.where.file}:{f.where.line} in {f.where.function}" if f.where else ""
-        table.add_row(f.severity.value.upper(), f.metric, baseline, current, f.message, where)
+        table.add_row(
+            f.severity.value.upper(), f.metric, baseline_text(f), current, f.message, where(f.where)
+        )
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, highlight=False)
     console.print(table)

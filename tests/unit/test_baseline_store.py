@@ -7,13 +7,14 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gate.baseline import BaselineStore, summarize
+from gate.baseline import CURVE_KEPT, BaselineStore, summarize, thin
 from gate.errors import InputError
 from gate.model import RunResult
 from gate.result import read_result
@@ -35,9 +36,36 @@ def test_record_appends_and_reads_back(tmp_path: Path) -> None:
     history = store.record(result_number(2))
     assert [r.measured_requests for r in history.runs] == [800, 800]
     assert store.load("demo") == history
-    assert json.loads(store.path("demo").read_text())["schema_version"] == 1
+    assert json.loads(store.path("demo").read_text())["schema_version"] == 2
+    # The run's curve is kept, thinned, first and last points included.
+    points = result_number(2).curve.points
+    curve = history.runs[-1].curve
+    assert len(curve) == len(points) <= CURVE_KEPT
+    assert (curve[0].requests, curve[-1].heap) == (points[0].requests, points[-1].heap)
     # Recording the same result again changes nothing.
     assert store.record(result_number(2)) == history
+
+
+def test_schema_1_history_migrates_and_is_written_back_as_schema_2(tmp_path: Path) -> None:
+    """A real history recorded by schema 1 (three clean demo runs, no curves) reads,
+    compares and takes a new run; the file is then schema 2 with every old run kept."""
+    store = BaselineStore(tmp_path)
+    shutil.copy(FIXTURES / "baseline-v1-demo.json", store.path("demo"))
+    old = store.load("demo")
+    assert old is not None and old.schema_version == 2
+    assert [len(r.curve) for r in old.runs] == [0, 0, 0]
+    history = store.record(result_number(1))
+    written = json.loads(store.path("demo").read_text())
+    assert written["schema_version"] == 2
+    assert [r["run_id"] for r in written["runs"]][:3] == [r.run_id for r in old.runs]
+    assert len(written["runs"][-1]["curve"]) == len(result_number(1).curve.points)
+    assert history.runs[:3] == old.runs
+
+
+def test_thin_keeps_ends_and_spreads_evenly() -> None:
+    assert thin(list(range(10)), 20) == list(range(10))
+    assert thin(list(range(101)), 5) == [0, 25, 50, 75, 100]
+    assert thin(list(range(7)), 2) == [0, 6]
 
 
 def test_keep_trims_oldest_but_never_the_reference(tmp_path: Path) -> None:

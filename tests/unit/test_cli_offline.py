@@ -13,6 +13,7 @@ from tests.support import make_result
 
 
 def result_file(tmp_path: Path, **settings: object) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     result = make_result()
     result = dataclasses.replace(result, settings={**result.settings, **settings})
     path = tmp_path / "result.json"
@@ -21,15 +22,26 @@ def result_file(tmp_path: Path, **settings: object) -> Path:
 
 
 def test_record_show_compare(tmp_path: Path, capsys) -> None:
-    path = result_file(tmp_path)
+    recorded = result_file(tmp_path / "one")
+    path = result_file(tmp_path, users=5)  # another run (another run id) of the same scenario
     baselines = str(tmp_path / "b")
-    assert main(["baseline", "record", str(path), "--baselines", baselines]) == 0
+    assert main(["baseline", "record", str(recorded), "--baselines", baselines]) == 0
     assert main(["baseline", "show", "demo", "--baselines", baselines]) == 0
     # The fixture leaks, but so did the run recorded: compared by rate, it passes.
     assert main(["compare", str(path), "--baselines", baselines]) == 0
     out = capsys.readouterr().out
     assert "recorded in" in out and "baseline: demo" in out
     assert "memgate check: demo: PASS (compared with 1 baseline run)" in out
+
+
+def test_a_recorded_run_is_not_compared_with_itself(tmp_path: Path, capsys) -> None:
+    path = result_file(tmp_path)
+    baselines = str(tmp_path / "b")
+    assert main(["baseline", "record", str(path), "--baselines", baselines]) == 0
+    # Its only history is itself: left out, there is nothing to compare with, and a leak
+    # with no baseline fails.
+    assert main(["compare", str(path), "--baselines", baselines]) == 1
+    assert "FAIL (compared with 0 baseline runs)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

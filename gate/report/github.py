@@ -1,0 +1,71 @@
+"""Findings as GitHub workflow-command annotations: ``::error`` for failures,
+``::warning`` for flags, on the line of the user's code that grew.
+
+The commands are built by github-action-utils, which escapes message data (``%``, CR,
+LF) and property values (also ``:`` and ``,``): a file or function name from the
+measured code cannot end its command early or start another. Its functions print, so
+they print into a buffer here and the reporter still returns a string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+from typing import Literal
+
+import github_action_utils as gau
+
+from gate.report import Report, is_user_frame, source_path
+from gate.verdict import Severity
+
+LEVEL: dict[Severity, Literal["error", "warning"]] = {
+    Severity.FAIL: "error",
+    Severity.FLAG: "warning",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Annotation:
+    level: Literal["error", "warning"]
+    title: str
+    message: str
+    file: str | None = None
+    """Relative to the workspace; ``None`` for an annotation on the run as a whole."""
+    line: int | None = None
+
+
+def annotate(report: Report, workspace: str) -> list[Annotation]:
+    """One annotation per place and level: findings at the same line are merged into
+    one, so the line shows one error that lists them all."""
+    merged: dict[tuple[Literal["error", "warning"], str | None, int | None], list[str]] = {}
+    for finding in report.decision.findings:
+        file = line = None
+        frame = finding.where
+        if frame is not None and is_user_frame(report.result, frame):
+            file = source_path(report.result, frame, workspace)
+            line = frame.line if file else None
+        merged.setdefault((LEVEL[finding.severity], file, line), []).append(finding.message)
+    name = report.result.scenario.name
+    out = []
+    for (level, file, line), messages in merged.items():
+        what = "memory regression" if level == "error" else "memory flag"
+        title = f"memgate {name}: {what}"
+        if len(messages) > 1:
+            title += f" ({len(messages)} findings)"
+        out.append(Annotation(level, title, "\n".join(messages), file, line))
+    return out
+
+
+def render_annotations(items: list[Annotation]) -> str:
+    """The workflow commands, one line each."""
+    buffer = io.StringIO()
+    emit = {"error": gau.error, "warning": gau.warning}
+    with contextlib.redirect_stdout(buffer):
+        for a in items:
+            emit[a.level](a.message, title=a.title, file=a.file, line=a.line)
+    return buffer.getvalue()
+
+
+def render_github(report: Report, workspace: str) -> str:
+    return render_annotations(annotate(report, workspace))

@@ -1,0 +1,150 @@
+"""One self-contained HTML file for release managers: curves (inline SVG), findings,
+sites with full stacks, provenance, and what to do next.
+
+The page is a Jinja2 template with autoescaping on: names from the measured code are
+text, never markup. It loads nothing from the network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jinja2
+
+from gate.report import (
+    Line,
+    Report,
+    baseline_text,
+    change,
+    growing_sites,
+    lines,
+    rate,
+    shown_frame,
+    where,
+)
+from gate.units import quantity, size
+
+WIDTH, HEIGHT = 760, 300
+LEFT, RIGHT, TOP, BOTTOM = 70, 20, 20, 44
+COLOURS = ("#d62728", "#1f77b4")
+SITES = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Tick:
+    at: float
+    """Pixel position along the axis."""
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Chart:
+    title: str
+    polylines: tuple[tuple[str, str, str], ...]
+    """(label, colour, SVG points) per line."""
+    x_ticks: tuple[Tick, ...]
+    y_ticks: tuple[Tick, ...]
+    markers: tuple[Tick, ...]
+    """Vertical lines: warm-up end, steady-state start."""
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round values spanning ``low``..``high`` (steps of 1, 2 or 5 times a power of 10)."""
+    span = high - low
+    if span <= 0:
+        return [low]
+    raw = span / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(low / step) * step
+    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def chart(title: str, series: list[Line], markers: list[tuple[float, str]]) -> Chart:
+    """Lines of bytes against requests, scaled into the SVG's plot area."""
+    x_max = max(max(line.requests) for line in series) or 1.0
+    values = [v / 2**20 for line in series for v in line.values]
+    y_low, y_high = min(values), max(values)
+    pad = max((y_high - y_low) * 0.08, 0.05)
+    y_low, y_high = max(y_low - pad, 0.0), y_high + pad
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def px(x: float) -> float:
+        return LEFT + x / x_max * plot_w
+
+    def py(mib: float) -> float:
+        return TOP + (1 - (mib - y_low) / (y_high - y_low)) * plot_h
+
+    polylines = tuple(
+        (
+            line.label,
+            COLOURS[i % len(COLOURS)],
+            " ".join(
+                f"{px(x):.1f},{py(v / 2**20):.1f}"
+                for x, v in zip(line.requests, line.values, strict=True)
+            ),
+        )
+        for i, line in enumerate(series)
+    )
+    return Chart(
+        title,
+        polylines,
+        tuple(Tick(px(x), f"{x:,.0f}") for x in nice_ticks(0, x_max)),
+        tuple(Tick(py(y), f"{y:,.1f}") for y in nice_ticks(y_low, y_high)),
+        tuple(Tick(px(x), label) for x, label in markers if 0 <= x <= x_max),
+    )
+
+
+@functools.cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("gate.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["size"] = size
+    env.filters["rate"] = rate
+    return env.get_template("report.html.j2")
+
+
+def render_html(report: Report) -> str:
+    result = report.result
+    markers = [
+        (float(result.curve.warmup_requests), "warm-up ends"),
+        (result.analysis.steady.requests, "steady state"),
+    ]
+    charts = [
+        chart(f"{title} (MiB) against requests", lines(report, metric), markers)
+        for metric, title in (("heap", "Heap"), ("rss", "Anonymous RSS"))
+    ]
+    findings = [
+        {
+            "severity": f.severity.value,
+            "metric": f.metric,
+            "baseline": baseline_text(f),
+            "current": quantity(f.current, f.unit) if f.current is not None else "",
+            "change": change(f),
+            "message": f.message,
+            "where": where(f.where),
+        }
+        for f in report.decision.findings
+    ]
+    sites = [
+        {"site": site, "where": where(shown_frame(site)), "user": site.user_frame is not None}
+        for site in growing_sites(result, SITES)
+    ]
+    return _template().render(
+        report=report,
+        result=result,
+        decision=report.decision,
+        baseline=report.baseline,
+        charts=charts,
+        findings=findings,
+        sites=sites,
+        size=(WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM),
+        result_path=report.result_path or "RESULT.json",
+    )

@@ -1,0 +1,111 @@
+"""The verdict, its findings and the run's figures as JSON (``docs/report-schema.md``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+from gate import __version__
+from gate.baseline import RunSummary
+from gate.model import Frame, Trend
+from gate.report import Report, change, growing_sites, shown_frame
+
+REPORT_VERSION = 1
+STACK_FRAMES = 20
+"""Frames of each site's stack kept in the report (innermost first)."""
+
+
+def render_json(report: Report) -> str:
+    result, current, decision = report.result, report.current, report.decision
+    analysis = result.analysis
+    doc = {
+        "report_version": REPORT_VERSION,
+        "memgate": __version__,
+        "scenario": dataclasses.asdict(result.scenario),
+        "verdict": decision.verdict.value,
+        "compared_runs": decision.compared_runs,
+        "findings": [
+            {
+                **{k: v for k, v in dataclasses.asdict(f).items() if k != "where"},
+                "change": change(f) or None,
+                "where": _frame(f.where),
+            }
+            for f in decision.findings
+        ],
+        "run": {
+            **_figures(current),
+            "steady_from_requests": analysis.steady.requests,
+            "heap_shape": analysis.heap.shape.value,
+            "heap_reason": analysis.heap.reason,
+            "rss_shape": analysis.rss.shape.value,
+            "rss_reason": analysis.rss.reason,
+            "load": {
+                "requests": result.load.requests,
+                "failures": result.load.failures,
+                "measured_requests": result.load.measured_requests,
+                "requests_per_second": result.load.requests_per_second,
+                "stop_reason": result.load.stop_reason,
+            },
+            "provenance": dataclasses.asdict(result.provenance),
+            "result": report.result_path,
+        },
+        "baseline": _baseline(report.baseline),
+        "sites": [
+            {
+                "rank": rank,
+                "growth": _trend(site.trend),
+                "confidence": site.confidence,
+                "live_bytes_end": site.live_bytes_end,
+                "frame": _frame(shown_frame(site)),
+                "user_code": site.user_frame is not None,
+                "stack": [_frame(f) for f in site.stack[:STACK_FRAMES]],
+            }
+            for rank, site in enumerate(growing_sites(result), start=1)
+        ],
+    }
+    return json.dumps(_finite(doc), indent=2) + "\n"
+
+
+def _figures(run: RunSummary) -> dict[str, Any]:
+    return {
+        "shape": run.shape.value,
+        "heap_growth": dataclasses.asdict(run.heap),
+        "rss_growth": dataclasses.asdict(run.rss),
+        "peak_heap": run.peak_heap,
+        "final_heap": run.final_heap,
+        "peak_rss": run.peak_rss,
+        "final_rss": run.final_rss,
+        "measured_requests": run.measured_requests,
+    }
+
+
+def _baseline(run: RunSummary | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "run_id": run.run_id,
+        "recorded_at": run.recorded_at,
+        **_figures(run),
+        "provenance": dataclasses.asdict(run.provenance),
+    }
+
+
+def _trend(trend: Trend) -> dict[str, float]:
+    return {"slope": trend.slope, "low": trend.low, "high": trend.high, "p_value": trend.p_value}
+
+
+def _frame(frame: Frame | None) -> dict[str, Any] | None:
+    return dataclasses.asdict(frame) if frame else None
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write ``null`` for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,212 @@
+"""The job summary: verdict first, findings table, curves (Mermaid), sites, provenance.
+
+GitHub renders Markdown with Mermaid ``xychart-beta`` blocks. Everything that comes from
+the measured code (file and function names, messages quoting them) is escaped, so a
+name cannot break the table or inject markup.
+"""
+
+from __future__ import annotations
+
+import re
+
+from gate.baseline import RunSummary
+from gate.model import Frame, Provenance
+from gate.report import (
+    Report,
+    baseline_text,
+    change,
+    growing_sites,
+    lines,
+    on_grid,
+    rate,
+    shown_frame,
+)
+from gate.units import quantity, size
+from gate.verdict import Severity, Verdict
+
+CHART_POINTS = 30
+PALETTE = ("#d62728", "#1f77b4")
+"""Line colours in the charts: this run, then the baseline."""
+ICON = {Verdict.PASS: "✅", Verdict.FLAG: "⚠️", Verdict.FAIL: "❌"}
+MARK = {Severity.FAIL: "❌ fail", Severity.FLAG: "⚠️ flag"}
+STACK_FRAMES = 12
+
+_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#~!&$])")
+
+
+def md(text: str) -> str:
+    """Text safe anywhere in a line of Markdown, table cells included."""
+    return _SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def code(text: str) -> str:
+    """Inline code, or escaped text when the code span could not hold it."""
+    text = " ".join(text.split())
+    if "`" in text:
+        return md(text)
+    return "`" + text.replace("|", "\\|") + "`"
+
+
+def fenced(text: str, info: str = "") -> str:
+    """A fenced block whose fence is longer than any backtick run inside."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text}\n{fence}"
+
+
+def render_markdown(report: Report) -> str:
+    result, decision = report.result, report.decision
+    name = result.scenario.name
+    verdict = decision.verdict
+    out = [f"## {ICON[verdict]} memgate {code(name)}: {verdict.value.upper()}", ""]
+    load = result.load
+    compared = decision.compared_runs
+    base = report.baseline
+    against = (
+        f"compared with {compared} baseline run{'' if compared == 1 else 's'}"
+        + (f" (newest: {_run_name(base.provenance)})" if base else "")
+        if compared
+        else "no baseline runs to compare with"
+    )
+    out.append(
+        f"{load.measured_requests:,} measured requests at {load.requests_per_second:,.0f} req/s;"
+        f" shape **{result.analysis.shape.value}**; heap {md(rate(result.analysis.heap.trend))};"
+        f" {against}."
+    )
+    out.append("")
+    if decision.findings:
+        out += [
+            "| | metric | baseline ± spread | current | change | where |",
+            "|---|---|--:|--:|--:|---|",
+        ]
+        for f in decision.findings:
+            current = quantity(f.current, f.unit) if f.current is not None else ""
+            out.append(
+                f"| {MARK[f.severity]} | {md(f.metric)} | {md(baseline_text(f))} | {md(current)}"
+                f" | {md(change(f))} | {_where(f.where)} |"
+            )
+        out.append("")
+        out += [f"- {MARK[f.severity]}: {md(f.message)}" for f in decision.findings]
+    else:
+        out.append("Nothing past the history's noise, no budget exceeded.")
+    out.append("")
+    out += _charts(report)
+    out += _sites(report)
+    out += _provenance(result.provenance, base)
+    out += _next(report)
+    return "\n".join(out) + "\n"
+
+
+def _where(frame: Frame | None) -> str:
+    if frame is None:
+        return ""
+    return f"{code(f'{frame.file}:{frame.line}')} in {code(frame.function)}"
+
+
+def _run_name(provenance: Provenance) -> str:
+    commit = (provenance.commit or "")[:7]
+    parts = [code(commit) if commit else "no commit"]
+    if provenance.branch:
+        parts.append(f"on {code(provenance.branch)}")
+    return " ".join(parts)
+
+
+def _charts(report: Report) -> list[str]:
+    out = ["### Memory against requests", ""]
+    for metric, title in (("heap", "Heap"), ("rss", "Anonymous RSS")):
+        series = lines(report, metric)
+        grid, values = on_grid(series, CHART_POINTS)
+        low = min(min(v) for v in values) / 2**20
+        high = max(max(v) for v in values) / 2**20
+        pad = max((high - low) * 0.1, 0.1)
+        chart = [
+            "---",
+            "config:",
+            "  themeVariables:",
+            "    xyChart:",
+            f'      plotColorPalette: "{", ".join(PALETTE)}"',
+            "---",
+            "xychart-beta",
+            f'  title "{title} (MiB) against requests"',
+            f'  x-axis "requests" 0 --> {grid[-1]:.0f}',
+            f'  y-axis "MiB" {max(low - pad, 0):.1f} --> {high + pad:.1f}',
+            *(f"  line [{', '.join(f'{v / 2**20:.2f}' for v in line)}]" for line in values),
+        ]
+        out += [fenced("\n".join(chart), "mermaid"), ""]
+    series = lines(report, "heap")
+    legend = "Red: this run."
+    if len(series) > 1:
+        legend += f" Blue: {md(series[1].label)} (the newest baseline run compared)."
+        ends = [line.requests[-1] for line in series]
+        if max(ends) > 1.05 * min(ends):
+            legend += f" Drawn up to {min(ends):,.0f} requests, where both runs have points."
+    elif report.baseline is not None:
+        legend += " The baseline run was recorded without its curve (baseline schema 1)."
+    steady = report.result.analysis.steady.requests
+    legend += f" Warm-up ends at {report.result.curve.warmup_requests:,} requests;"
+    legend += f" the steady state analysed starts at {steady:,.0f}."
+    return [*out, legend, ""]
+
+
+def _sites(report: Report) -> list[str]:
+    sites = growing_sites(report.result)
+    out = ["### Allocation sites growing with requests", ""]
+    if not sites:
+        return [*out, "No allocation site grew steadily through the steady state.", ""]
+    for rank, site in enumerate(sites, start=1):
+        frame = shown_frame(site)
+        owner = "" if site.user_frame else " (not user code)"
+        out.append(
+            f"{rank}. **{md(rate(site.trend))}**, confidence {site.confidence:.2f},"
+            f" {size(site.live_bytes_end)} live at the end: {_where(frame)}{owner}"
+        )
+        stack = "\n".join(f"{f.function}  {f.file}:{f.line}" for f in site.stack[:STACK_FRAMES])
+        more = len(site.stack) - STACK_FRAMES
+        if more > 0:
+            stack += f"\n... {more} more frames"
+        out += ["", "   <details><summary>stack</summary>", "", _indent(fenced(stack))]
+        out += ["", "   </details>", ""]
+    return out
+
+
+def _indent(text: str) -> str:
+    return "\n".join("   " + line for line in text.splitlines())
+
+
+def _provenance(this: Provenance, base: RunSummary | None) -> list[str]:
+    def rows(p: Provenance) -> list[tuple[str, str]]:
+        return [
+            ("commit", p.commit or ""),
+            ("branch", p.branch or ""),
+            ("started", p.started_at),
+            ("environment", p.env_key),
+            ("memgate / memray / locust", f"{p.memgate} / {p.memray} / {p.locust}"),
+            ("host", p.hostname),
+        ]
+
+    header = "| | this run | baseline (newest compared) |" if base else "| | this run |"
+    out = ["### Provenance", "", header, "|---|---|---|" if base else "|---|---|"]
+    others = rows(base.provenance) if base else None
+    for i, (label, value) in enumerate(rows(this)):
+        cells = [value] + ([others[i][1]] if others else [])
+        out.append(f"| {label} | " + " | ".join(code(c) if c else "" for c in cells) + " |")
+    return [*out, ""]
+
+
+def _next(report: Report) -> list[str]:
+    verdict = report.decision.verdict
+    if verdict is Verdict.PASS:
+        return []
+    result = report.result_path or "RESULT.json"
+    out = ["### What to do next", ""]
+    top = next(iter(growing_sites(report.result)), None)
+    fix = "Fix the growth"
+    if top is not None and shown_frame(top) is not None:
+        fix += f", starting at {_where(shown_frame(top))}"
+    out.append(f"- {fix}; the HTML report has every site's full stack.")
+    out.append(
+        "- Or, if the growth is intended, accept it on the record (the run becomes the"
+        " reference the next checks compare with):"
+    )
+    out += ["", _indent(fenced(f'memgate baseline accept {result} --reason "why"', "sh")), ""]
+    return out
