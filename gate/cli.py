@@ -158,7 +158,11 @@ def _decide(
     current = summarize(result)
     history = store.load(result.scenario.name)
     if history is not None:
-        runs = tuple(r for r in history.runs if r.run_id != current.run_id)
+        # A run already recorded is not compared with itself, unless it is the reference:
+        # an accepted run is where the history now starts.
+        runs = tuple(
+            r for r in history.runs if r.run_id != current.run_id or r.run_id == history.reference
+        )
         history = dataclasses.replace(history, runs=runs)
     decision = decide(current, history, _settings(result)[0])
     if not quiet:

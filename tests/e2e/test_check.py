@@ -9,15 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_SCENARIO, planted_leak_line
+from tests.conftest import DEMO_SCENARIO, REPO, planted_leak_line
 from tests.e2e.test_cli import memgate, one_line_error
+from tests.support import parse_command, read_file_commands
 
 pytestmark = pytest.mark.e2e
 
 RUN = ("--requests", "3000", "--warmup", "500", "--quiet")
 
 
-def check(baselines: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def check(
+    baselines: Path, out: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return memgate(
         "check",
         str(DEMO_SCENARIO),
@@ -27,6 +30,7 @@ def check(baselines: Path, out: Path, *extra: str) -> subprocess.CompletedProces
         str(out),
         *extra,
         *RUN,
+        env=env,
     )
 
 
@@ -44,8 +48,30 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def leak_check(recorded: Path) -> subprocess.CompletedProcess[str]:
-    return check(recorded / "baselines", recorded / "leak", "--env", "DEMO_LEAK_BYTES=256")
+def actions(recorded: Path) -> dict[str, str]:
+    """A simulated GitHub Actions step: its environment and the files it appends to."""
+    step = recorded / "step"
+    step.mkdir()
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(REPO),
+        "GITHUB_STEP_SUMMARY": str(step / "summary.md"),
+        "GITHUB_OUTPUT": str(step / "output"),
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_HEAD_REF": "feature/cache-ids",
+        "GITHUB_ACTOR": "octocat",
+    }
+    for name in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):
+        Path(env[name]).write_text("")
+    return env
+
+
+@pytest.fixture(scope="module")
+def leak_check(recorded: Path, actions: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The leaking service checked inside (simulated) GitHub Actions."""
+    return check(
+        recorded / "baselines", recorded / "leak", "--env", "DEMO_LEAK_BYTES=256", env=actions
+    )
 
 
 def test_first_check_without_baseline_flags_and_passes(tmp_path: Path) -> None:
@@ -68,6 +94,13 @@ def test_clean_run_passes_and_leak_fails_naming_the_line(recorded: Path, leak_ch
     clean = check(recorded / "baselines", recorded / "clean")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "memgate check: demo: PASS (compared with 3 baseline runs)" in clean.stdout
+    # Outside Actions: the reports are written, but no workflow command is printed.
+    assert not [line for line in clean.stdout.splitlines() if line.startswith("::")]
+    for name in ("report.json", "report.html"):
+        assert (recorded / "clean" / "demo" / name).is_file()
+    assert (
+        json.loads((recorded / "clean" / "demo" / "report.json").read_text())["verdict"] == "pass"
+    )
     assert leak_check.returncode == 1, leak_check.stdout + leak_check.stderr
     assert "memgate check: demo: FAIL" in leak_check.stdout
     line = f"examples/demo_service/app.py:{planted_leak_line()} in __call__"
@@ -120,3 +153,39 @@ def test_accept_keeps_an_audit_entry_and_becomes_the_reference(
     shown = memgate("baseline", "show", "demo", "--baselines", str(baselines))
     assert shown.returncode == 0
     assert "(reference)" in shown.stdout and reason in shown.stdout
+
+
+def test_inside_actions_a_leak_is_annotated_summarized_and_output(
+    leak_check, actions: dict[str, str], recorded: Path
+) -> None:
+    assert leak_check.returncode == 1, leak_check.stdout + leak_check.stderr
+    commands = [
+        parse_command(line) for line in leak_check.stdout.splitlines() if line.startswith("::")
+    ]
+    # Everything memgate printed before its own annotations was between stop-commands.
+    names = [name for name, _, _ in commands]
+    token = names[0] == "stop-commands" and commands[0][2]
+    assert token and f"::{token}::" in leak_check.stdout
+    errors = [(props, data) for name, props, data in commands if name == "error"]
+    at_leak = [
+        props
+        for props, _ in errors
+        if props.get("file") == "examples/demo_service/app.py"
+        and props.get("line") == str(planted_leak_line())
+    ]
+    assert len(at_leak) == 1, errors
+    assert at_leak[0]["title"].startswith("memgate demo: memory regression")
+    # The job summary: appended once, verdict first, findings table, Mermaid chart.
+    summary = Path(actions["GITHUB_STEP_SUMMARY"]).read_text()
+    assert summary.startswith("## ❌ memgate `demo`: FAIL\n")
+    assert summary.count("## ❌ memgate") == 1
+    assert "| | metric | baseline ± spread | current | change | where |" in summary
+    assert "heap growth per request" in summary
+    assert "```mermaid\n" in summary and "xychart-beta" in summary
+    assert f"`examples/demo_service/app.py:{planted_leak_line()}` in `__call__`" in summary
+    outputs = read_file_commands(Path(actions["GITHUB_OUTPUT"]).read_text())
+    assert outputs["verdict"] == "fail"
+    report = Path(outputs["json-report"])
+    assert report == recorded / "leak" / "demo" / "report.json"
+    assert json.loads(report.read_text())["verdict"] == "fail"
+    assert Path(outputs["html-report"]).read_text().startswith("<!DOCTYPE html>")

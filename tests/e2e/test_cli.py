@@ -18,9 +18,20 @@ pytestmark = pytest.mark.e2e
 MEMGATE = shutil.which("memgate", path=os.path.dirname(sys.executable))
 
 
-def memgate(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def memgate(
+    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed command; outside GitHub Actions unless ``env`` says otherwise."""
     assert MEMGATE, "memgate is not installed beside this interpreter"
-    return subprocess.run([MEMGATE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    return subprocess.run(
+        [MEMGATE, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**base, **(env or {})},
+    )
 
 
 def test_help_for_every_command() -> None:
