@@ -42,7 +42,7 @@ def md(text: str) -> str:
 def code(text: str) -> str:
     """Inline code, or escaped text when the code span could not hold it."""
     text = " ".join(text.split())
-    if "`" in text:
+    if "`" in text or "\\" in text:  # a backslash would escape the pipe's escape
         return md(text)
     return "`" + text.replace("|", "\\|") + "`"
 

@@ -1,0 +1,78 @@
+"""The HTML report opened in a real headless Chromium: no errors, nothing fetched from
+the network, and the curves drawn.
+
+Needs Debian's ``chromium`` (``.ci/run`` installs it). Without it the test is skipped,
+unless ``MEMGATE_REQUIRE_BROWSER=1`` (set by ``.ci/run``) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gate.cli import Format, render
+from tests.unit.test_reports import leak_report
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        if os.environ.get("MEMGATE_REQUIRE_BROWSER"):
+            pytest.fail("MEMGATE_REQUIRE_BROWSER is set but no chromium is installed")
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+def test_report_opens_without_errors_and_draws_both_curves(browser, tmp_path: Path) -> None:
+    page_file = tmp_path / "report.html"
+    page_file.write_text(render(leak_report(), Format.HTML))
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith("file:") else problems.append(f"fetched {r.url}"),
+    )
+    page.goto(page_file.as_uri())
+    assert problems == []
+    assert page.title() == "memgate demo: FAIL"
+    charts = page.locator("svg")
+    assert charts.count() == 2
+    for i in range(2):
+        chart = charts.nth(i)
+        box = chart.bounding_box()
+        assert box is not None and box["width"] > 500 and box["height"] > 200
+        # This run and the baseline: two lines of many points each, inside the chart.
+        lines = chart.locator("polyline")
+        assert lines.count() == 2
+        for j in range(2):
+            line = lines.nth(j).bounding_box()
+            assert line is not None and line["width"] > 300
+            assert box["y"] <= line["y"] and line["y"] + line["height"] <= box["y"] + box["height"]
+    assert page.get_by_text("examples/demo_service/app.py:54 in __call__").first.is_visible()
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000
+    if os.environ.get("MEMGATE_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["MEMGATE_KEEP_SCREENSHOT"])

@@ -1,0 +1,130 @@
+"""``action.yml`` and the example workflows: a thin, injection-safe adapter whose
+outputs memgate really sets, and workflows that keep pull requests from writing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gate import cli
+from tests.conftest import REPO
+from tests.support import read_file_commands
+from tests.unit.test_reports import leak_report
+
+ACTION = REPO / "action.yml"
+WORKFLOWS = REPO / "examples" / "workflows"
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in strings(v)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_every_input_is_used_and_only_through_env_or_with() -> None:
+    action = load(ACTION)
+    steps = action["runs"]["steps"]
+    assert action["runs"]["using"] == "composite"
+    used = set()
+    for step in steps:
+        # No expression is ever expanded inside a shell script.
+        assert "${{" not in step.get("run", ""), step.get("name")
+        for text in strings({k: v for k, v in step.items() if k != "run"}):
+            used |= set(re.findall(r"inputs\.([A-Za-z0-9_-]+)", text))
+    assert used == set(action["inputs"]), "inputs declared but unused, or used undeclared"
+    for name, spec in action["inputs"].items():
+        assert spec.get("description"), name
+
+
+def test_every_output_is_one_memgate_sets(tmp_path: Path, monkeypatch, capsys) -> None:
+    action = load(ACTION)
+    check = next(s for s in action["runs"]["steps"] if s.get("id") == "check")
+    assert "memgate check" in check["run"]
+    # What memgate check sets, from the real code path, in a simulated step.
+    output = tmp_path / "output"
+    output.write_text("")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    report = leak_report()
+    written = {fmt: tmp_path / f"report.{fmt.value}" for fmt in (cli.Format.JSON, cli.Format.HTML)}
+    cli._publish([(report, written)], [], tmp_path)
+    set_by_memgate = read_file_commands(output.read_text())
+    assert set_by_memgate["verdict"] == "fail"
+    for name, spec in action["outputs"].items():
+        assert spec["value"] == f"${{{{ steps.check.outputs.{name} }}}}"
+        assert name in set_by_memgate
+    assert set(set_by_memgate) == set(action["outputs"])
+    printed = capsys.readouterr().out
+    assert printed.startswith("::warning ") and "::error " in printed
+
+
+def test_an_error_is_never_published_as_a_pass(tmp_path: Path, monkeypatch, capsys) -> None:
+    output = tmp_path / "output"
+    output.write_text("")
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    cli._publish([], [("scenarios/x.toml", "the service exited at start (exit code 1)")], tmp_path)
+    assert read_file_commands(output.read_text())["verdict"] == "error"
+    assert summary.read_text().startswith("## ❗ memgate scenarios/x.toml: ERROR")
+    assert capsys.readouterr().out.startswith("::error title=memgate%3A the run could not be done")
+
+
+def test_record_is_refused_on_pull_requests() -> None:
+    script = next(s for s in load(ACTION)["runs"]["steps"] if s.get("id") == "check")["run"]
+    assert "pull_request|pull_request_target)" in script and "exit 2" in script
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yml")), ids=lambda p: p.name)
+def test_example_workflows_pass_values_through_env(path: Path) -> None:
+    workflow = load(path)
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            assert "${{" not in step.get("run", ""), (path.name, step.get("name"))
+
+
+def test_pull_request_workflow_cannot_write_or_use_secrets() -> None:
+    workflow = load(WORKFLOWS / "memgate-pull-request.yml")
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert set(triggers) == {"pull_request"}
+    assert workflow["permissions"] == {"contents": "read"}
+    text = (WORKFLOWS / "memgate-pull-request.yml").read_text()
+    assert "secrets.GITHUB" not in text and "${{ secrets" not in text
+    assert "pull_request_target:" not in text
+    (job,) = workflow["jobs"].values()
+    uses = [s for s in job["steps"] if s.get("uses") == "./"]
+    assert uses and all(s["with"]["record"] == "false" for s in uses)
+
+
+def test_main_workflow_records_only_on_push_to_main() -> None:
+    workflow = load(WORKFLOWS / "memgate-main.yml")
+    assert set(workflow[True]) == {"push"}
+    assert workflow[True]["push"]["branches"] == ["main"]
+    (job,) = workflow["jobs"].values()
+    assert "refs/heads/main" in job["if"]
+    assert any(s.get("with", {}).get("record") == "true" for s in job["steps"])
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+
+
+def test_soak_workflow_runs_the_soak_scenario_on_dispatch_or_tag() -> None:
+    workflow = load(WORKFLOWS / "memgate-soak.yml")
+    assert set(workflow[True]) == {"workflow_dispatch", "push"}
+    (job,) = workflow["jobs"].values()
+    memgate = next(s for s in job["steps"] if s.get("uses") == "./")
+    scenario = REPO / memgate["with"]["scenarios"]
+    assert scenario.is_file()
+    assert memgate["with"]["fail-on"] == "flag"

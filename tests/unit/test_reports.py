@@ -1,0 +1,245 @@
+"""Every report format against golden files, and the escaping that keeps names from the
+measured code from breaking out of a table, a page or a workflow command.
+
+Regenerate the golden files after an intended change with
+``MEMGATE_UPDATE_GOLDEN=1 pytest tests/unit/test_reports.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import html.parser
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gate.baseline import CurveSample, History, summarize
+from gate.cli import Format, render
+from gate.model import Frame, RunResult
+from gate.report import Report, change, source_path
+from gate.report.github import Annotation, annotate, render_annotations
+from gate.report.markdown import code, fenced, md
+from gate.result import read_result
+from gate.scenario import BudgetSpec
+from gate.verdict import Finding, Severity, decide
+from tests.support import make_summary, parse_command
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+NOW = datetime.datetime(2026, 11, 21, 8, 0, tzinfo=datetime.UTC)
+
+
+def flat_curve(heap: int, rss: int) -> tuple[CurveSample, ...]:
+    return tuple(CurveSample(float(r), heap + (r % 3) * 1000, rss) for r in range(0, 10_001, 500))
+
+
+def leak_report(**history_changes: object) -> Report:
+    """The real 256 B/request leak run (fixture) against three clean baseline runs."""
+    result = read_result(FIXTURES / "result-v1-leak256.json")
+    runs = tuple(
+        dataclasses.replace(
+            make_summary(run_id=f"clean{i}", peak_heap=5_700_000 + i * 1000, peak_rss=52 * 2**20),
+            curve=flat_curve(5_700_000, 50 * 2**20),
+            provenance=dataclasses.replace(result.provenance, commit=f"{i}abcdef0123"),
+        )
+        for i in range(3)
+    )
+    history = dataclasses.replace(History(2, "demo", runs), **history_changes)
+    current = summarize(result, now=NOW)
+    decision = decide(current, history, BudgetSpec())
+    return Report(result, current, decision, "memgate-out/demo/result.json")
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("MEMGATE_UPDATE_GOLDEN"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} differs from its golden file"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [
+        (Format.JSON, "leak256.report.json"),
+        (Format.MARKDOWN, "leak256.summary.md"),
+        (Format.GITHUB, "leak256.annotations.txt"),
+        (Format.HTML, "leak256.report.html"),
+    ],
+)
+def test_every_format_matches_its_golden_file(fmt: Format, name: str) -> None:
+    golden(name, render(leak_report(), fmt, workspace="/repo"))
+
+
+def test_terminal_report_has_the_run_and_the_verdict() -> None:
+    text = render(leak_report(), Format.TERMINAL)
+    assert "memgate run: demo" in text
+    assert "memgate check: demo: FAIL (compared with 3 baseline runs)" in text
+
+
+def test_json_report_figures() -> None:
+    doc = json.loads(render(leak_report(), Format.JSON))
+    assert (doc["report_version"], doc["verdict"], doc["compared_runs"]) == (1, "fail", 3)
+    assert doc["run"]["heap_growth"]["low"] > 250
+    assert doc["baseline"]["run_id"] == "clean2"
+    leak = doc["sites"][0]
+    assert (leak["frame"]["file"], leak["user_code"]) == ("examples/demo_service/app.py", True)
+    shape = next(f for f in doc["findings"] if f["check"] == "shape")
+    assert shape["where"]["function"] == "__call__"
+
+
+def test_a_pass_without_baseline_has_one_line_in_each_chart() -> None:
+    report = leak_report(runs=())
+    text = render(report, Format.MARKDOWN)
+    assert text.startswith("## ❌ memgate `demo`: FAIL\n")  # a leak with no baseline fails
+    assert "no baseline runs to compare with" in text
+    charts = text.split("```mermaid")[1:]
+    assert len(charts) == 2 and all(chart.count("  line [") == 1 for chart in charts)
+
+
+def test_findings_at_one_line_become_one_annotation() -> None:
+    notes = annotate(leak_report(), "/repo")
+    placed = [n for n in notes if n.file]
+    assert [(n.level, n.file) for n in placed] == [("error", "examples/demo_service/app.py")]
+    assert placed[0].title == "memgate demo: memory regression (2 findings)"
+    assert len(placed[0].message.splitlines()) == 2
+    assert all(n.file is None for n in notes if n is not placed[0])
+
+
+def test_annotations_outside_the_workspace_have_no_file() -> None:
+    assert all(n.file is None for n in annotate(leak_report(), "/somewhere/else"))
+
+
+def test_source_path_resolves_against_the_service_folder() -> None:
+    result = leak_report().result
+    frame = Frame("f", "examples/demo_service/app.py", 3)
+    assert source_path(result, frame, "/repo") == "examples/demo_service/app.py"
+    assert source_path(result, frame, "/repo/examples") == "demo_service/app.py"
+    assert source_path(result, frame, "/rep") is None
+    assert source_path(result, Frame("f", "/usr/lib/python3.11/json.py", 1), "/repo") is None
+
+
+def test_change_is_signed_and_relative_only_when_meaningful() -> None:
+    def finding(current: float, baseline: float) -> Finding:
+        return Finding("history", Severity.FAIL, "m", "B", current, baseline, 0, 0, "")
+
+    assert change(finding(3 * 2**20, 2 * 2**20)) == "+1.0 MiB (+50%)"
+    assert change(finding(1024, 2048)) == "-1.0 KiB (-50%)"
+    assert change(finding(256, 0.01)) == "+256 B"
+
+
+HOSTILE = st.text(
+    alphabet=st.sampled_from(list("ab:,%=\r\n|`<>&*_[]#!$\\\"' ")) | st.characters(),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=HOSTILE, message=HOSTILE, file=HOSTILE, line=st.integers(1, 10**6))
+def test_hostile_annotation_text_parses_back_to_one_command(
+    title: str, message: str, file: str, line: int
+) -> None:
+    notes = [
+        Annotation("error", title, message, file, line),
+        Annotation("warning", message, title),
+    ]
+    text = render_annotations(notes)
+    lines = runner_lines(text)
+    # CR and LF are escaped: one line per annotation, whatever the names held.
+    assert len(lines) == 2
+    first = parse_command(lines[0])
+    assert first == ("error", {"title": title, "file": file, "line": str(line)}, message)
+    assert parse_command(lines[1]) == ("warning", {"title": message}, title)
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=HOSTILE, function=HOSTILE)
+def test_hostile_frame_names_through_the_whole_reporter(name: str, function: str) -> None:
+    """A leaking site whose file and function names are hostile: still one command per
+    annotation, at the same file, and no markup in the summary or the page."""
+    report = leak_report()
+    old = report.result.sites[0].user_frame
+    assert old is not None
+    frame = Frame(function, f"examples/{name}.py", old.line)
+    result = _with_leak_frame(report.result, old, frame)
+    current = summarize(result, now=NOW)
+    decision = decide(current, History(2, "demo", report.decision.compared), BudgetSpec())
+    hostile = Report(result, current, decision, report.result_path)
+    notes = annotate(hostile, "/repo")
+    lines = runner_lines(render_annotations(notes))
+    assert len(lines) == len(notes)
+    back = [parse_command(line) for line in lines]
+    assert back == [
+        (
+            n.level,
+            {"title": n.title} | ({"file": n.file, "line": str(n.line)} if n.file else {}),
+            n.message,
+        )
+        for n in notes
+    ]
+    assert any(n.line == old.line for n in notes) == any(n.file for n in notes)
+    summary = render(hostile, Format.MARKDOWN)
+    for table_row in (line for line in summary.splitlines() if line.startswith("| ❌")):
+        # every row still has exactly its 6 cells: no unescaped pipe from a name
+        assert len(_cells(table_row)) == 6, table_row
+    page = render(hostile, Format.HTML)
+    assert _tags(page) == _tags(render(leak_report(), Format.HTML))
+
+
+def runner_lines(text: str) -> list[str]:
+    """Lines as the Actions runner reads a step's output: ended by LF, CR or CRLF only
+    (not by the other separators Python's ``splitlines`` knows)."""
+    assert text.endswith("\n")
+    return text[:-1].replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _with_leak_frame(result: RunResult, old: Frame, new: Frame) -> RunResult:
+    sites = tuple(
+        dataclasses.replace(
+            site,
+            user_frame=new if site.user_frame == old else site.user_frame,
+            stack=tuple(new if f == old else f for f in site.stack),
+        )
+        for site in result.sites
+    )
+    return dataclasses.replace(result, sites=sites)
+
+
+def _cells(row: str) -> list[str]:
+    """The cells of a GFM table row: split on pipes that are not escaped."""
+    cells, cell, escaped = [], "", False
+    for char in row.strip()[1:-1]:
+        if char == "|" and not escaped:
+            cells.append(cell)
+            cell = ""
+        else:
+            cell += char
+        escaped = char == "\\" and not escaped
+    return [*cells, cell]
+
+
+def _tags(page: str) -> list[str]:
+    """The page's element structure: the same whatever text the names hold."""
+    tags: list[str] = []
+
+    class Collector(html.parser.HTMLParser):
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            tags.append(tag)
+
+    Collector().feed(page)
+    return tags
+
+
+def test_markdown_escaping() -> None:
+    assert md("a|b *c* <script>") == "a\\|b \\*c\\* \\<script\\>"
+    assert md("two\nlines") == "two lines"
+    assert code("x|y") == "`x\\|y`"
+    assert code("a`b") == "a\\`b"
+    assert code("a\\|b") == "a\\\\\\|b"
+    assert fenced("has ``` inside") == "````\nhas ``` inside\n````"
