@@ -279,7 +279,7 @@ def _publish(
     workspace = github.workspace() or os.getcwd()
     notes = [a for report, _ in done for a in annotate(report, workspace)]
     notes += [
-        Annotation("error", "memgate: the run could not be done", f"{path}: {why}")
+        Annotation("error", "memgate: error", f"{path}: {why}")
         for path, why in errors
     ]
     summary = [render_markdown(report) for report, _ in done]
