@@ -81,7 +81,8 @@ def test_an_error_is_never_published_as_a_pass(tmp_path: Path, monkeypatch, caps
     cli._publish([], [("scenarios/x.toml", "the service exited at start (exit code 1)")], tmp_path)
     assert read_file_commands(output.read_text())["verdict"] == "error"
     assert summary.read_text().startswith("## ❗ memgate scenarios/x.toml: ERROR")
-    assert capsys.readouterr().out.startswith("::error title=memgate%3A error::scenarios/x.toml: the")
+    printed = capsys.readouterr().out
+    assert printed.startswith("::error title=memgate%3A error::scenarios/x.toml: the")
 
 
 def test_record_is_refused_on_pull_requests() -> None:
