@@ -278,10 +278,7 @@ def _publish(
 
     workspace = github.workspace() or os.getcwd()
     notes = [a for report, _ in done for a in annotate(report, workspace)]
-    notes += [
-        Annotation("error", "memgate: error", f"{path}: {why}")
-        for path, why in errors
-    ]
+    notes += [Annotation("error", "memgate: error", f"{path}: {why}") for path, why in errors]
     summary = [render_markdown(report) for report, _ in done]
     summary += [f"## ❗ memgate {md(path)}: ERROR\n\n{md(why)}\n" for path, why in errors]
     verdicts = {report.decision.verdict.value for report, _ in done}
