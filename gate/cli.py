@@ -230,28 +230,32 @@ class CheckCommand:
         from gate.verdict import Verdict
 
         store = BaselineStore(args.baselines)
-        root = args.out or Path("memgate-out")
+        root = (args.out or Path("memgate-out")).absolute()
         codes: list[int] = []
         done: list[tuple[Report, dict[Format, Path]]] = []
         errors: list[tuple[str, str]] = []
-        with github.commands_paused():
-            for path in args.scenarios:
-                try:
-                    name = load_scenario(path).name
-                    store.load(name)  # a broken baseline is bad input: say so before the run
-                    result, result_path = _run_one(path, args, root / name)
-                    report, code = _decide(result, store, args.fail_on, result_path=result_path)
-                    written = _write_reports(report, result_path.parent)
-                    print("reports: " + ", ".join(str(p) for p in written.values()))
-                    if args.record and report.decision.verdict is not Verdict.FAIL:
-                        history = store.record(result, keep=_settings(result)[1].keep)
-                        print(f"recorded in {store.path(name)} ({len(history.runs)} runs)")
-                    done.append((report, written))
-                    codes.append(code)
-                except MemgateError as exc:
-                    print(f"memgate: error: {exc}", file=sys.stderr)
-                    errors.append((str(path), str(exc)))
-                    codes.append(int(exc.exit_code))
+        if args.record and github.in_pull_request():
+            why = "--record is refused in a pull request's workflow: it must not write baselines"
+            say_error(f"memgate: error: {why}")
+            _publish([], [("--record", why)], root)
+            return int(ExitCode.BAD_INPUT)
+        for path in args.scenarios:
+            try:
+                name = load_scenario(path).name
+                store.load(name)  # a broken baseline is bad input: say so before the run
+                result, result_path = _run_one(path, args, root / name)
+                report, code = _decide(result, store, args.fail_on, result_path=result_path)
+                written = _write_reports(report, result_path.parent)
+                print("reports: " + ", ".join(str(p) for p in written.values()))
+                if args.record and report.decision.verdict is not Verdict.FAIL:
+                    history = store.record(result, keep=_settings(result)[1].keep)
+                    print(f"recorded in {store.path(name)} ({len(history.runs)} runs)")
+                done.append((report, written))
+                codes.append(code)
+            except MemgateError as exc:
+                say_error(f"memgate: error: {exc}")
+                errors.append((str(path), str(exc)))
+                codes.append(int(exc.exit_code))
         if github.in_actions():
             _publish(done, errors, root)
         return _worst(codes)
@@ -276,7 +280,7 @@ def _publish(
     from gate.report.github import Annotation, annotate, render_annotations
     from gate.report.markdown import md, render_markdown
 
-    workspace = github.workspace() or os.getcwd()
+    workspace = github.workspace() or os.path.realpath(os.getcwd())
     notes = [a for report, _ in done for a in annotate(report, workspace)]
     notes += [Annotation("error", "memgate: error", f"{path}: {why}") for path, why in errors]
     summary = [render_markdown(report) for report, _ in done]
@@ -313,7 +317,7 @@ def render(report: Report, fmt: Format, workspace: str | None = None) -> str:
     if fmt is Format.GITHUB:
         from gate.report.github import render_github
 
-        return render_github(report, workspace or os.getcwd())
+        return render_github(report, workspace or os.path.realpath(os.getcwd()))
     from gate.report.html import render_html
 
     return render_html(report)
@@ -371,8 +375,11 @@ class ReportCommand:
         report, _ = _decide(
             result, BaselineStore(args.baselines), FailOn.FAIL, result_path=args.result, quiet=True
         )
-        text = render(report, args.format, args.workspace or github.workspace())
-        if args.out is None:
+        workspace = os.path.realpath(args.workspace) if args.workspace else github.workspace()
+        text = render(report, args.format, workspace)
+        if args.out is None and args.format is Format.GITHUB:
+            github.emit_commands(text)  # meant to be read as commands
+        elif args.out is None:
             print(text, end="")
         else:
             write_atomic(args.out, text.encode())
@@ -515,29 +522,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gate import github
+
     parser = build_parser()
     args = parser.parse_args(argv)
     # A CI cancel sends SIGTERM: unwind like Ctrl-C so the service and load are stopped.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        # Inside Actions, nothing memgate prints is read as a workflow command, but for
+        # the annotations it emits on purpose (gate.github.emit_commands).
+        with github.commands_paused():
+            return _run_command(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    try:
         return int(COMMANDS[args.command].run(args))
     except MemgateError as exc:
-        print(f"memgate: error: {exc}", file=sys.stderr)
+        say_error(f"memgate: error: {exc}")
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        print("memgate: interrupted", file=sys.stderr)
+        say_error("memgate: interrupted")
         return 130
     except Exception as exc:  # a bug in memgate: still one line, and never a pass
         if os.environ.get("MEMGATE_DEBUG"):
             raise
-        print(
+        say_error(
             f"memgate: internal error: {type(exc).__name__}: {exc}"
-            " (set MEMGATE_DEBUG=1 for the traceback)",
-            file=sys.stderr,
+            " (set MEMGATE_DEBUG=1 for the traceback)"
         )
         return int(ExitCode.RUN_FAILED)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+
+
+def say_error(line: str) -> None:
+    """One line on standard error; on standard output inside Actions, where the runner
+    reads the two streams apart, so that the pause of workflow commands covers it."""
+    from gate import github
+
+    print(line, file=sys.stdout if github.in_actions() else sys.stderr, flush=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:

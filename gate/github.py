@@ -32,30 +32,61 @@ def actor() -> str | None:
 
 
 def workspace() -> str | None:
-    """The checkout annotations are relative to."""
+    """The checkout annotations are relative to (symbolic links resolved, as scenario
+    paths are)."""
     if not in_actions():
         return None
-    return os.environ.get("GITHUB_WORKSPACE") or None
+    path = os.environ.get("GITHUB_WORKSPACE")
+    return os.path.realpath(path) if path else None
+
+
+def in_pull_request() -> bool:
+    """Whether this workflow run was triggered by a pull request (which must not write
+    baselines)."""
+    return in_actions() and os.environ.get("GITHUB_EVENT_NAME", "").startswith("pull_request")
+
+
+_resume_token: str | None = None
+"""Set while the runner is told to ignore workflow commands."""
 
 
 @contextlib.contextmanager
 def commands_paused() -> Iterator[None]:
-    """Inside Actions, stop the runner from reading workflow commands in what is printed
-    meanwhile (service names, file and function names from the measured code): only
-    memgate's own annotations, printed after, are commands. Outside Actions, nothing."""
-    if not in_actions():
+    """Inside Actions, stop the runner from reading workflow commands in what memgate
+    prints meanwhile (service logs' last lines, file and function names from the
+    measured code); :func:`emit_commands` still gets memgate's own through. Outside
+    Actions, or when already paused, nothing."""
+    global _resume_token
+    if not in_actions() or _resume_token is not None:
         yield
         return
-    with gau.stop_commands():
+    _resume_token = gau.begin_stop_commands()
+    try:
         yield
+    finally:
+        gau.end_stop_commands(_resume_token)
+        _resume_token = None
+
+
+def emit_commands(text: str) -> None:
+    """Print workflow commands (annotations) so that the runner reads them, resuming
+    command processing around them if it is paused."""
+    global _resume_token
+    if not text:
+        return
+    if _resume_token is None:
+        print(text, end="", flush=True)
+        return
+    gau.end_stop_commands(_resume_token)
+    print(text, end="", flush=True)
+    _resume_token = gau.begin_stop_commands()
 
 
 def publish(annotations: str, summary: str, outputs: dict[str, str]) -> None:
     """Print the annotations, append the job summary once, set the step outputs."""
     if not in_actions():
         return
-    if annotations:
-        print(annotations, end="", flush=True)
+    emit_commands(annotations)
     if summary and os.environ.get("GITHUB_STEP_SUMMARY"):
         gau.append_job_summary(summary)
     if os.environ.get("GITHUB_OUTPUT"):

@@ -81,11 +81,6 @@ class Decision:
     def compared_runs(self) -> int:
         return len(self.compared)
 
-    @property
-    def baseline(self) -> RunSummary | None:
-        """The run to show beside this one: the newest one compared."""
-        return self.compared[-1] if self.compared else None
-
 
 @dataclasses.dataclass(frozen=True)
 class Metric:

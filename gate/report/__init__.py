@@ -38,7 +38,10 @@ class Report:
 
     @property
     def baseline(self) -> RunSummary | None:
-        return self.decision.baseline
+        """The run to show beside this one: the newest compared, other than this run
+        (which a history holds when it was accepted as the reference)."""
+        others = [r for r in self.decision.compared if r.run_id != self.current.run_id]
+        return others[-1] if others else None
 
 
 def growing_sites(result: RunResult, top: int = TOP_SITES) -> list[Site]:
@@ -146,7 +149,7 @@ def lines(report: Report, metric: str, most: int = 400) -> list[Line]:
 def on_grid(series: Sequence[Line], points: int) -> tuple[list[float], list[list[float]]]:
     """The lines resampled (linearly) at ``points`` evenly spaced request counts from 0
     to where the shortest line ends, so that they share one x-axis."""
-    end = min(line.requests[-1] for line in series)
+    end = min(line.requests[-1] for line in series) or max(line.requests[-1] for line in series)
     grid = np.linspace(0.0, end, points)
     return (
         [float(x) for x in grid],

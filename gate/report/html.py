@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import shlex
 
 import jinja2
 
@@ -62,6 +63,13 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
+def _decimals(ticks: list[float]) -> int:
+    """Decimals enough to tell the ticks apart (none for steps of 1 or more)."""
+    if len(ticks) < 2:
+        return 1
+    return max(0, -math.floor(math.log10(ticks[1] - ticks[0]) + 1e-9))
+
+
 def chart(title: str, series: list[Line], markers: list[tuple[float, str]]) -> Chart:
     """Lines of bytes against requests, scaled into the SVG's plot area."""
     x_max = max(max(line.requests) for line in series) or 1.0
@@ -88,11 +96,12 @@ def chart(title: str, series: list[Line], markers: list[tuple[float, str]]) -> C
         )
         for i, line in enumerate(series)
     )
+    x_ticks, y_ticks = nice_ticks(0, x_max), nice_ticks(y_low, y_high)
     return Chart(
         title,
         polylines,
-        tuple(Tick(px(x), f"{x:,.0f}") for x in nice_ticks(0, x_max)),
-        tuple(Tick(py(y), f"{y:,.1f}") for y in nice_ticks(y_low, y_high)),
+        tuple(Tick(px(x), f"{x:,.{_decimals(x_ticks)}f}") for x in x_ticks),
+        tuple(Tick(py(y), f"{y:,.{_decimals(y_ticks)}f}") for y in y_ticks),
         tuple(Tick(px(x), label) for x, label in markers if 0 <= x <= x_max),
     )
 
@@ -146,5 +155,6 @@ def render_html(report: Report) -> str:
         findings=findings,
         sites=sites,
         size=(WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM),
-        result_path=report.result_path or "RESULT.json",
+        accept=f"memgate baseline accept {shlex.quote(report.result_path or 'RESULT.json')}"
+        ' --reason "why this growth is expected"',
     )

@@ -8,6 +8,7 @@ name cannot break the table or inject markup.
 from __future__ import annotations
 
 import re
+import shlex
 
 from gate.baseline import RunSummary
 from gate.model import Frame, Provenance
@@ -39,12 +40,13 @@ def md(text: str) -> str:
     return _SPECIAL.sub(r"\\\1", " ".join(text.split()))
 
 
-def code(text: str) -> str:
-    """Inline code, or escaped text when the code span could not hold it."""
+def code(text: str, *, cell: bool = False) -> str:
+    """Inline code, or escaped text when the code span could not hold it. In a table
+    ``cell``, a pipe is escaped even inside the code span (GitHub's rule)."""
     text = " ".join(text.split())
-    if "`" in text or "\\" in text:  # a backslash would escape the pipe's escape
+    if "`" in text or (cell and "\\" in text):  # a backslash would escape the pipe's escape
         return md(text)
-    return "`" + text.replace("|", "\\|") + "`"
+    return "`" + (text.replace("|", "\\|") if cell else text) + "`"
 
 
 def fenced(text: str, info: str = "") -> str:
@@ -83,7 +85,7 @@ def render_markdown(report: Report) -> str:
             current = quantity(f.current, f.unit) if f.current is not None else ""
             out.append(
                 f"| {MARK[f.severity]} | {md(f.metric)} | {md(baseline_text(f))} | {md(current)}"
-                f" | {md(change(f))} | {_where(f.where)} |"
+                f" | {md(change(f))} | {_where(f.where, cell=True)} |"
             )
         out.append("")
         out += [f"- {MARK[f.severity]}: {md(f.message)}" for f in decision.findings]
@@ -97,10 +99,10 @@ def render_markdown(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
-def _where(frame: Frame | None) -> str:
+def _where(frame: Frame | None, *, cell: bool = False) -> str:
     if frame is None:
         return ""
-    return f"{code(f'{frame.file}:{frame.line}')} in {code(frame.function)}"
+    return f"{code(f'{frame.file}:{frame.line}', cell=cell)} in {code(frame.function, cell=cell)}"
 
 
 def _run_name(provenance: Provenance) -> str:
@@ -160,13 +162,20 @@ def _sites(report: Report) -> list[str]:
             f"{rank}. **{md(rate(site.trend))}**, confidence {site.confidence:.2f},"
             f" {size(site.live_bytes_end)} live at the end: {_where(frame)}{owner}"
         )
-        stack = "\n".join(f"{f.function}  {f.file}:{f.line}" for f in site.stack[:STACK_FRAMES])
+        stack = "\n".join(
+            f"{_oneline(f.function)}  {_oneline(f.file)}:{f.line}"
+            for f in site.stack[:STACK_FRAMES]
+        )
         more = len(site.stack) - STACK_FRAMES
         if more > 0:
             stack += f"\n... {more} more frames"
         out += ["", "   <details><summary>stack</summary>", "", _indent(fenced(stack))]
         out += ["", "   </details>", ""]
     return out
+
+
+def _oneline(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _indent(text: str) -> str:
@@ -189,7 +198,9 @@ def _provenance(this: Provenance, base: RunSummary | None) -> list[str]:
     others = rows(base.provenance) if base else None
     for i, (label, value) in enumerate(rows(this)):
         cells = [value] + ([others[i][1]] if others else [])
-        out.append(f"| {label} | " + " | ".join(code(c) if c else "" for c in cells) + " |")
+        out.append(
+            f"| {label} | " + " | ".join(code(c, cell=True) if c else "" for c in cells) + " |"
+        )
     return [*out, ""]
 
 
@@ -208,5 +219,6 @@ def _next(report: Report) -> list[str]:
         "- Or, if the growth is intended, accept it on the record (the run becomes the"
         " reference the next checks compare with):"
     )
-    out += ["", _indent(fenced(f'memgate baseline accept {result} --reason "why"', "sh")), ""]
+    command = f'memgate baseline accept {shlex.quote(result)} --reason "why"'
+    out += ["", _indent(fenced(command, "sh")), ""]
     return out

@@ -74,10 +74,20 @@ def copy_repo(tmp_path: Path) -> Path:
 
 def test_record_on_a_pull_request_is_refused_before_anything_runs(tmp_path: Path) -> None:
     copy_repo(tmp_path)
-    done = run_step(tmp_path, "pull_request", record="true", **{"working-directory": "repo"})
+    for how in ({"record": "true"}, {"args": "--record"}):
+        done = run_step(tmp_path, "pull_request", **how, **{"working-directory": "repo"})
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "::error title=memgate%3A error::--record: --record is refused" in done.stdout
+        assert read_file_commands((tmp_path / "output").read_text())["verdict"] == "error"
+        assert not (tmp_path / "repo" / "memgate-out").exists()
+        assert not (tmp_path / "repo" / "baselines").exists()
+
+
+def test_bad_arguments_still_give_a_verdict(tmp_path: Path) -> None:
+    copy_repo(tmp_path)
+    done = run_step(tmp_path, "push", **{"fail-on": "never", "working-directory": "repo"})
     assert done.returncode == 2
-    assert done.stdout.startswith("::error title=memgate::record: true is refused")
-    assert not (tmp_path / "repo" / "memgate-out").exists()
+    assert read_file_commands((tmp_path / "output").read_text()) == {"verdict": "error"}
 
 
 def test_check_step_runs_a_glob_of_scenarios_with_extra_arguments(tmp_path: Path) -> None:
@@ -93,7 +103,7 @@ def test_check_step_runs_a_glob_of_scenarios_with_extra_arguments(tmp_path: Path
     assert done.returncode == 0, done.stdout + done.stderr
     outputs = read_file_commands((tmp_path / "output").read_text())
     assert outputs["verdict"] == "flag"  # the first run: no baseline yet
-    assert outputs["out-dir"] == "out dir"
+    assert outputs["out-dir"] == str(repo / "out dir")
     assert (repo / "out dir" / "demo" / "report.html").is_file()
     assert (repo / "baselines" / "demo.json").is_file()  # recorded on push
     assert "no baseline yet" in (tmp_path / "summary.md").read_text()

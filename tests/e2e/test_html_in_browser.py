@@ -36,7 +36,12 @@ def browser():
         if os.environ.get("MEMGATE_REQUIRE_BROWSER"):
             pytest.fail("MEMGATE_REQUIRE_BROWSER is set but no chromium is installed")
         pytest.skip("no chromium on this machine (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        if os.environ.get("MEMGATE_REQUIRE_BROWSER"):
+            pytest.fail("MEMGATE_REQUIRE_BROWSER is set but playwright is not installed")
+        pytest.skip("playwright is not installed")
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield launched

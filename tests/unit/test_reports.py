@@ -12,6 +12,7 @@ import datetime
 import html.parser
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,9 @@ from hypothesis import strategies as st
 from gate.baseline import CurveSample, History, summarize
 from gate.cli import Format, render
 from gate.model import Frame, RunResult
-from gate.report import Report, change, source_path
+from gate.report import Line, Report, change, source_path
 from gate.report.github import Annotation, annotate, render_annotations
+from gate.report.html import chart
 from gate.report.markdown import code, fenced, md
 from gate.result import read_result
 from gate.scenario import BudgetSpec
@@ -134,7 +136,8 @@ def test_change_is_signed_and_relative_only_when_meaningful() -> None:
 
 
 HOSTILE = st.text(
-    alphabet=st.sampled_from(list("ab:,%=\r\n|`<>&*_[]#!$\\\"' ")) | st.characters(),
+    alphabet=st.sampled_from(list("ab:,%=\r\n|`<>&*_[]#!$\\\"' "))
+    | st.characters(exclude_categories=("Cs",)),  # lone surrogates are not text
     min_size=1,
     max_size=40,
 )
@@ -184,10 +187,10 @@ def test_hostile_frame_names_through_the_whole_reporter(name: str, function: str
         for n in notes
     ]
     assert any(n.line == old.line for n in notes) == any(n.file for n in notes)
+    # The summary has the same structure as with plain names: headings, table rows with
+    # their number of cells, list items, fences: no name broke out of its place.
     summary = render(hostile, Format.MARKDOWN)
-    for table_row in (line for line in summary.splitlines() if line.startswith("| ❌")):
-        # every row still has exactly its 6 cells: no unescaped pipe from a name
-        assert len(_cells(table_row)) == 6, table_row
+    assert _structure(summary) == _structure(render(leak_report(), Format.MARKDOWN))
     page = render(hostile, Format.HTML)
     assert _tags(page) == _tags(render(leak_report(), Format.HTML))
 
@@ -224,6 +227,24 @@ def _cells(row: str) -> list[str]:
     return [*cells, cell]
 
 
+def _structure(markdown: str) -> list[str]:
+    """What each line of a summary is, as a Markdown renderer would see it (lines end
+    at LF only)."""
+    kinds = []
+    for line in markdown.split("\n"):
+        if line.lstrip().startswith("```"):
+            kinds.append("fence")
+        elif line.startswith("#"):
+            kinds.append("heading")
+        elif line.startswith("|"):
+            kinds.append(f"row of {len(_cells(line))}")
+        elif re.match(r"(- |\d+\. )", line):
+            kinds.append("item")
+        else:
+            kinds.append("text" if line.strip() else "blank")
+    return kinds
+
+
 def _tags(page: str) -> list[str]:
     """The page's element structure: the same whatever text the names hold."""
     tags: list[str] = []
@@ -236,10 +257,28 @@ def _tags(page: str) -> list[str]:
     return tags
 
 
+def test_chart_ticks_are_distinct_on_a_flat_curve() -> None:
+    flat = Line("this run", (0.0, 1000.0), (5.4 * 2**20, 5.4 * 2**20))
+    drawn = chart("heap", [flat], [])
+    for ticks in (drawn.y_ticks, drawn.x_ticks):
+        labels = [t.label for t in ticks]
+        assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
+
+
+def test_a_report_never_shows_the_run_itself_as_its_baseline() -> None:
+    report = leak_report()
+    itself = dataclasses.replace(
+        report.decision, compared=(*report.decision.compared, report.current)
+    )
+    shown = Report(report.result, report.current, itself).baseline
+    assert shown is not None and shown.run_id == "clean2"
+
+
 def test_markdown_escaping() -> None:
     assert md("a|b *c* <script>") == "a\\|b \\*c\\* \\<script\\>"
     assert md("two\nlines") == "two lines"
-    assert code("x|y") == "`x\\|y`"
+    assert code("x|y") == "`x|y`"  # outside a table, a pipe is a pipe
+    assert code("x|y", cell=True) == "`x\\|y`"
     assert code("a`b") == "a\\`b"
-    assert code("a\\|b") == "a\\\\\\|b"
+    assert code("a\\|b", cell=True) == "a\\\\\\|b"
     assert fenced("has ``` inside") == "````\nhas ``` inside\n````"
