@@ -283,19 +283,24 @@ class BaselineStore:
         data = _history_adapter().dump_json(history, indent=2) + b"\n"
         write_atomic(self.path(history.scenario), data)
 
-    @contextlib.contextmanager
-    def _locked(self, scenario: str) -> Iterator[None]:
+    def _locked(self, scenario: str) -> contextlib.AbstractContextManager[None]:
+        return _locked(self.root, scenario)
+
+
+@contextlib.contextmanager
+def _locked(root: Path, name: str) -> Iterator[None]:
+    """An exclusive lock (``root/.NAME.lock``) for a read-modify-write of one history."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f".{name}.lock", "a+b")  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"cannot write baselines in {root}: {exc.strerror}") from None
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            lock = open(self.root / f".{scenario}.lock", "a+b")  # noqa: SIM115
-        except OSError as exc:
-            raise InputError(f"cannot write baselines in {self.root}: {exc.strerror}") from None
-        with lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def _append(history: History, summary: RunSummary, keep: int) -> History:
@@ -331,3 +336,67 @@ def _parse(data: Any, path: Path) -> History:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])
         raise InputError(f"{path}: {where}: {first['msg']}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class CallsRun:
+    """One recorded measurement of a function-level memory test (``memgate_calls``)."""
+
+    recorded_at: str
+    commit: str | None
+    env_key: str
+    growth_per_call: float
+    """Bytes per call over the rounds after the warm-up."""
+    low: float
+    high: float
+    peak: int
+    """Highest heap while tracking, bytes."""
+    calls_per_round: int
+    rounds: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CallsHistory:
+    schema_version: int
+    test_id: str
+    """pytest's node id of the test."""
+    runs: tuple[CallsRun, ...]
+    """Oldest first."""
+
+
+CALLS_SCHEMA_VERSION = 1
+
+
+class CallsStore:
+    """Histories of function-level memory tests, one file per test in ``ROOT/calls/``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "calls"
+
+    def path(self, test_id: str) -> Path:
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id)[-80:].strip("_.")
+        digest = hashlib.sha256(test_id.encode()).hexdigest()[:8]
+        return self.root / f"{slug}-{digest}.json"
+
+    def load(self, test_id: str) -> CallsHistory | None:
+        path = self.path(test_id)
+        if not path.exists():
+            return None
+        try:
+            history = TypeAdapter(CallsHistory).validate_json(read_input(path, "baseline"))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise InputError(f"{path}: {where}: {first['msg']}") from None
+        if history.schema_version != CALLS_SCHEMA_VERSION or history.test_id != test_id:
+            raise InputError(f"{path}: not a version 1 history of {test_id}")
+        return history
+
+    def record(self, test_id: str, run: CallsRun, *, keep: int = DEFAULT_KEEP) -> CallsHistory:
+        path = self.path(test_id)
+        with _locked(self.root, path.stem):
+            old = self.load(test_id) or CallsHistory(CALLS_SCHEMA_VERSION, test_id, ())
+            history = dataclasses.replace(old, runs=(*old.runs, run)[-keep:])
+            data = TypeAdapter(CallsHistory).dump_json(history, indent=2) + b"\n"
+            write_atomic(path, data)
+        return history

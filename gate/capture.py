@@ -10,6 +10,7 @@ memory both passes need whatever the capture's length.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -126,3 +127,26 @@ def live_bytes_at(
     removed = np.concatenate(([0], np.cumsum(sizes[order])))
     freed = removed[np.searchsorted(ends[order], at, side="right")]
     return np.asarray(allocated - freed, dtype=np.int64)
+
+
+@contextlib.contextmanager
+def tracking(path: Path, *, interval_ms: int = 1) -> Iterator[None]:
+    """Record this process's allocations (Python allocators traced, every object seen)
+    into ``path`` while the block runs, with memory snapshots every ``interval_ms``."""
+    from memray import FileFormat, Tracker
+
+    path.unlink(missing_ok=True)
+    tracker = Tracker(
+        path,
+        trace_python_allocators=True,
+        memory_interval_ms=interval_ms,
+        file_format=FileFormat.ALL_ALLOCATIONS,
+    )
+    try:
+        tracker.__enter__()
+    except RuntimeError as exc:  # another tracker is active (pytest-memray, say)
+        raise InputError(f"cannot track allocations: {exc}") from None
+    try:
+        yield
+    finally:
+        tracker.__exit__(None, None, None)

@@ -226,8 +226,6 @@ class CheckCommand:
     def run(self, args: argparse.Namespace) -> int:
         from gate import github
         from gate.baseline import BaselineStore
-        from gate.scenario import load_scenario
-        from gate.verdict import Verdict
 
         store = BaselineStore(args.baselines)
         root = (args.out or Path("memgate-out")).absolute()
@@ -241,15 +239,7 @@ class CheckCommand:
             return int(ExitCode.BAD_INPUT)
         for path in args.scenarios:
             try:
-                name = load_scenario(path).name
-                store.load(name)  # a broken baseline is bad input: say so before the run
-                result, result_path = _run_one(path, args, root / name)
-                report, code = _decide(result, store, args.fail_on, result_path=result_path)
-                written = _write_reports(report, result_path.parent)
-                print("reports: " + ", ".join(str(p) for p in written.values()))
-                if args.record and report.decision.verdict is not Verdict.FAIL:
-                    history = store.record(result, keep=_settings(result)[1].keep)
-                    print(f"recorded in {store.path(name)} ({len(history.runs)} runs)")
+                report, code, written = check_scenario(path, args, store, root)
                 done.append((report, written))
                 codes.append(code)
             except MemgateError as exc:
@@ -259,6 +249,27 @@ class CheckCommand:
         if github.in_actions():
             _publish(done, errors, root)
         return _worst(codes)
+
+
+def check_scenario(
+    path: Path, args: argparse.Namespace, store: BaselineStore, root: Path
+) -> tuple[Report, int, dict[Format, Path]]:
+    """Run one scenario into ``root/NAME`` with the run options in ``args``, compare it
+    with its history, write its reports, record it if ``args.record`` and it did not
+    fail; print what happened. The report, the exit code and the report files."""
+    from gate.scenario import load_scenario
+    from gate.verdict import Verdict
+
+    name = load_scenario(path).name
+    store.load(name)  # a broken baseline is bad input: say so before the run
+    result, result_path = _run_one(path, args, root / name)
+    report, code = _decide(result, store, args.fail_on, result_path=result_path)
+    written = _write_reports(report, result_path.parent)
+    print("reports: " + ", ".join(str(p) for p in written.values()))
+    if args.record and report.decision.verdict is not Verdict.FAIL:
+        history = store.record(result, keep=_settings(result)[1].keep)
+        print(f"recorded in {store.path(name)} ({len(history.runs)} runs)")
+    return report, code, written
 
 
 def _write_reports(report: Report, folder: Path) -> dict[Format, Path]:

@@ -1,0 +1,218 @@
+"""Function-level memory tests: call a function many times under memray and measure
+what it keeps per call.
+
+The calls run in rounds. After each round the garbage collector runs and memray's
+heap (bytes allocated while tracking and not yet freed) is read at that moment; the
+growth per call is the trend of those readings against calls made, after the first
+(warm-up) rounds. So a cache that fills once, in the warm-up, does not count, and one
+that keeps filling does: unlike a check of what is left at the end, which counts both.
+The sites that grew are ranked as for a service.
+"""
+
+from __future__ import annotations
+
+import array
+import datetime
+import bisect
+import dataclasses
+import gc
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gate.analysis.sites import rank_sites
+from gate.analysis.trend import blocks, trend
+from gate.capture import Capture, tracking
+from gate.errors import InputError
+from gate.model import Site, Trend
+from gate.units import size
+
+SETTLE_S = 0.005
+"""Pause after each round, so that memray takes a snapshot of the heap in it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CallsResult:
+    """What repeated calls of one function kept."""
+
+    calls_per_round: int
+    rounds: int
+    warmup_rounds: int
+    heap: tuple[int, ...]
+    """memray's heap after each round (bytes)."""
+    trend: Trend
+    """Growth per call over the rounds after the warm-up."""
+    peak: int
+    """Highest heap seen while tracking, bytes."""
+    sites: tuple[Site, ...]
+    """Stacks most likely keeping memory, most likely first."""
+
+    @property
+    def growth_per_call(self) -> float:
+        return self.trend.slope
+
+
+def measure_calls(
+    fn: Callable[[], Any],
+    *,
+    calls: int = 100,
+    rounds: int = 10,
+    warmup_rounds: int = 1,
+    capture: Path,
+    base: str,
+    library_roots: list[str],
+) -> CallsResult:
+    """Call ``fn`` ``calls`` times per round for ``warmup_rounds + rounds`` rounds,
+    tracked by memray into ``capture``."""
+    if rounds < 6:
+        raise InputError(f"rounds must be at least 6 to estimate a trend, not {rounds}")
+    if calls < 1 or warmup_rounds < 0:
+        raise InputError("calls must be at least 1 and warmup_rounds at least 0")
+    # Round ends, kept as C doubles: storing them allocates nothing that lives on.
+    marks = array.array("d", bytes(8 * (warmup_rounds + rounds + 1)))
+    gc.collect()
+    with tracking(capture):
+        time.sleep(SETTLE_S)
+        marks[0] = time.time()
+        time.sleep(SETTLE_S)
+        for done in range(1, warmup_rounds + rounds + 1):
+            for _ in range(calls):
+                fn()
+            gc.collect()
+            time.sleep(SETTLE_S)
+            marks[done] = time.time()
+            time.sleep(SETTLE_S)
+    with Capture(capture) as reader:
+        snapshots = reader.snapshots()
+        times = [s.t for s in snapshots]
+        indexes = [min(bisect.bisect_left(times, mark), len(times) - 1) for mark in marks]
+        heap = tuple(snapshots[i].heap for i in indexes)
+        x = [float(calls * i) for i in range(len(heap))]
+        sites = rank_sites(
+            ((s.stack, s.live) for s in reader.live_bytes_by_stack(indexes)),
+            requests=x,
+            steady_index=warmup_rounds,
+            library_roots=library_roots,
+            base=base,
+        )
+    xb, yb = blocks(x[warmup_rounds:], heap[warmup_rounds:])
+    return CallsResult(
+        calls_per_round=calls,
+        rounds=rounds,
+        warmup_rounds=warmup_rounds,
+        heap=heap,
+        trend=trend(xb, yb),
+        peak=max(s.heap for s in snapshots),
+        sites=sites,
+    )
+
+
+def retains(result: CallsResult, max_growth_per_call: float) -> bool:
+    """Whether the calls surely keep more than ``max_growth_per_call`` bytes each: the
+    growth is past it and its 95% interval lies above zero."""
+    return result.trend.slope > max_growth_per_call and result.trend.low > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class CallsOutcome:
+    """A function-level test's measurement and what is wrong with it, if anything."""
+
+    test_id: str
+    result: CallsResult
+    problems: tuple[str, ...]
+    compared_runs: int
+
+    def text(self) -> str:
+        """The failure text: each problem, then the sites that grew."""
+        r = self.result
+        lines = [f"memgate: {self.test_id}: memory grows with calls"]
+        lines += [f"  - {problem}" for problem in self.problems]
+        head = (
+            f"  heap after each round of {r.calls_per_round} calls"
+            f" ({r.warmup_rounds} warm-up): {', '.join(size(h) for h in r.heap)}"
+        )
+        lines.append(head)
+        growing = [s for s in r.sites if s.trend.low > 0 and s.trend.slope >= 1.0][:5]
+        for rank, site in enumerate(growing, start=1):
+            frame = site.user_frame or (site.stack[0] if site.stack else None)
+            where = f"{frame.file}:{frame.line} in {frame.function}" if frame else "?"
+            lines.append(
+                f"  {rank}. {site.trend.slope:,.1f} B/call [{site.trend.low:,.1f},"
+                f" {site.trend.high:,.1f}] at {where}"
+            )
+        return "\n".join(lines)
+
+
+def check_calls(
+    fn: Callable[[], Any],
+    *,
+    test_id: str,
+    calls: int,
+    rounds: int,
+    warmup_rounds: int,
+    max_growth_per_call: float,
+    capture: Path,
+    baselines: Path | None,
+    record: bool,
+    base: str,
+) -> CallsOutcome:
+    """Measure ``fn``; judge it by ``max_growth_per_call`` and, with ``baselines``,
+    against its history (same environment key); record it if asked and it passed."""
+    from gate.baseline import CallsRun, CallsStore
+    from gate.provenance import collect
+    from gate.runner import library_roots
+    from gate.verdict import band
+
+    result = measure_calls(
+        fn,
+        calls=calls,
+        rounds=rounds,
+        warmup_rounds=warmup_rounds,
+        capture=capture,
+        base=base,
+        library_roots=library_roots(),
+    )
+    t = result.trend
+    problems = []
+    if retains(result, max_growth_per_call):
+        problems.append(
+            f"keeps {t.slope:,.1f} B per call [{t.low:,.1f}, {t.high:,.1f}] after the warm-up,"
+            f" more than {max_growth_per_call:g} B"
+        )
+    compared = 0
+    if baselines is not None:
+        store = CallsStore(baselines)
+        provenance = collect(datetime.datetime.now(datetime.UTC), Path(base))
+        history = store.load(test_id)
+        runs = [r for r in (history.runs if history else ()) if r.env_key == provenance.env_key]
+        compared = len(runs)
+        if runs:
+            growth = band([r.growth_per_call for r in runs], 1.0, 0.25)
+            if t.slope > growth.limit and t.low > growth.center:
+                problems.append(
+                    f"grows {t.slope:,.1f} B per call, past its history's {growth.center:,.1f}"
+                    f" ± {growth.spread:,.1f} (limit {growth.limit:,.1f}, {compared} runs)"
+                )
+            peak = band([float(r.peak) for r in runs], 64 * 1024, 0.10)
+            if result.peak > peak.limit:
+                problems.append(
+                    f"peak {size(result.peak)} is past its history's {size(peak.center)}"
+                    f" (limit {size(peak.limit)}, {compared} runs)"
+                )
+        if record and not problems:
+            store.record(
+                test_id,
+                CallsRun(
+                    recorded_at=provenance.started_at,
+                    commit=provenance.commit,
+                    env_key=provenance.env_key,
+                    growth_per_call=t.slope,
+                    low=t.low,
+                    high=t.high,
+                    peak=result.peak,
+                    calls_per_round=calls,
+                    rounds=rounds,
+                ),
+            )
+    return CallsOutcome(test_id, result, tuple(problems), compared)

@@ -1,0 +1,188 @@
+"""memgate inside pytest (registered through the ``pytest11`` entry point).
+
+Off unless asked for:
+
+- ``pytest --memgate`` collects scenario files (``scenarios/*.toml``, not its subfolders,
+  or the ``.toml`` paths given) as test items: each runs its scenario, compares it with its baseline
+  history like ``memgate check`` and fails with the findings as its failure text.
+  ``--memgate-baselines DIR``, ``--memgate-record``, ``--memgate-env KEY=VALUE``,
+  ``--memgate-requests N`` and ``--memgate-out DIR`` mean what ``check``'s options do.
+- The ``memgate_calls`` fixture (always available) measures a function called many times
+  under memray and fails the test when it keeps memory per call; with
+  ``--memgate-baselines`` it also fails when the growth per call or the peak regressed
+  against that test's recorded history (``--memgate-record`` records it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gate.errors import ExitCode, MemgateError
+
+DEFAULT_SCENARIOS = "scenarios"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("memgate", "memory regression gate")
+    group.addoption(
+        "--memgate",
+        action="store_true",
+        help="collect scenario files (scenarios/*.toml, or .toml paths given) as tests",
+    )
+    group.addoption(
+        "--memgate-baselines",
+        type=Path,
+        default=None,
+        help="folder of baseline histories (scenarios: default baselines; function"
+        " tests are compared only when this is given)",
+    )
+    group.addoption(
+        "--memgate-record",
+        action="store_true",
+        help="record runs and function measurements that did not fail in the histories",
+    )
+    group.addoption(
+        "--memgate-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment variable for the scenarios' services (repeatable)",
+    )
+    group.addoption("--memgate-requests", type=int, help="measured requests per scenario")
+    group.addoption(
+        "--memgate-out",
+        type=Path,
+        default=Path("memgate-out"),
+        help="folder for the scenarios' results and reports (default: memgate-out)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "memgate_scenario: a scenario file run as a test by --memgate"
+    )
+    if not config.getoption("memgate"):
+        return
+    given = [arg for arg in config.args if arg.split("::")[0].endswith(".toml")]
+    if not given:
+        # The scenarios/*.toml files themselves: subfolders (soak runs) only when named.
+        config.args += [
+            str(p) for p in sorted((config.rootpath / DEFAULT_SCENARIOS).glob("*.toml"))
+        ]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix != ".toml" or not parent.config.getoption("memgate"):
+        return None
+    if not _is_scenario(file_path):
+        return None
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+def _is_scenario(path: Path) -> bool:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return path.parent.name == DEFAULT_SCENARIOS  # broken scenario: report it as such
+    return isinstance(data.get("service"), dict)
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        item = ScenarioItem.from_parent(self, name=self.path.stem)
+        item.add_marker("memgate_scenario")
+        yield item
+
+
+class ScenarioFailed(Exception):
+    """The scenario regressed, or could not be run; the text says why."""
+
+
+class ScenarioItem(pytest.Item):
+    def runtest(self) -> None:
+        from gate.baseline import BaselineStore
+        from gate.cli import FailOn, check_scenario
+        from gate.report.terminal import render_decision
+
+        config = self.config
+        args = argparse.Namespace(
+            env=[_env_pair(text) for text in config.getoption("memgate_env")],
+            requests=config.getoption("memgate_requests"),
+            duration=None,
+            warmup=None,
+            quiet=True,
+            record=config.getoption("memgate_record"),
+            fail_on=FailOn.FAIL,
+        )
+        store = BaselineStore(config.getoption("memgate_baselines") or Path("baselines"))
+        try:
+            report, code, _ = check_scenario(
+                self.path, args, store, config.getoption("memgate_out").absolute()
+            )
+        except MemgateError as exc:
+            raise ScenarioFailed(f"memgate: error: {exc}") from None
+        if code != ExitCode.PASS:
+            text = render_decision(report.result.scenario.name, report.decision, width=120)
+            raise ScenarioFailed(text.rstrip())
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, ScenarioFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"memgate scenario {self.name}"
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise pytest.UsageError(f"--memgate-env: expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+@pytest.fixture
+def memgate_calls(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Any]:
+    """``memgate_calls(fn, calls=100, rounds=10, warmup_rounds=1, max_growth_per_call=1.0)``
+    calls ``fn()`` ``calls`` times in each of ``warmup_rounds + rounds`` rounds under
+    memray and fails the test when, after the warm-up rounds, memory grows more than
+    ``max_growth_per_call`` bytes per call (its 95% interval above zero), or regressed
+    against the test's baseline history. Returns the measurement."""
+    from gate import calls as callcheck
+
+    def measure(
+        fn: Callable[[], Any],
+        *,
+        calls: int = 100,
+        rounds: int = 10,
+        warmup_rounds: int = 1,
+        max_growth_per_call: float = 1.0,
+    ) -> Any:
+        outcome = callcheck.check_calls(
+            fn,
+            test_id=request.node.nodeid,
+            calls=calls,
+            rounds=rounds,
+            warmup_rounds=warmup_rounds,
+            max_growth_per_call=max_growth_per_call,
+            capture=tmp_path / f"calls-{_slug(request.node.name)}.bin",
+            baselines=request.config.getoption("memgate_baselines"),
+            record=request.config.getoption("memgate_record"),
+            base=str(request.config.rootpath),
+        )
+        if outcome.problems:
+            pytest.fail(outcome.text(), pytrace=False)
+        return outcome.result
+
+    return measure
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80]

@@ -1,0 +1,77 @@
+"""The pytest plugin as a user runs it: pytest in a subprocess, the plugin loaded from
+its ``pytest11`` entry point."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO_SCENARIO, REPO, planted_leak_line
+
+pytestmark = pytest.mark.e2e
+
+FUNCTION_TESTS = """
+import functools, itertools
+
+KEPT = []
+
+def test_leaks_100_bytes_per_call(memgate_calls):
+    memgate_calls(lambda: KEPT.append(bytes(67)))
+
+@functools.lru_cache(maxsize=64)
+def render(n):
+    return "item %d" % n * 3
+
+NUMBERS = itertools.cycle(range(64))
+
+def test_fills_a_bounded_cache_once(memgate_calls):
+    result = memgate_calls(lambda: render(next(NUMBERS)), calls=200)
+    assert result.growth_per_call < 1
+"""
+
+
+def pytest_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
+def test_function_level_leak_fails_and_bounded_cache_passes(tmp_path: Path) -> None:
+    (tmp_path / "test_functions.py").write_text(FUNCTION_TESTS)
+    done = pytest_run("test_functions.py", cwd=tmp_path)
+    assert "1 failed, 1 passed" in done.stdout, done.stdout + done.stderr
+    failure = done.stdout[done.stdout.index("test_leaks_100_bytes_per_call") :]
+    assert "memory grows with calls" in failure
+    assert "keeps 10" in failure and "B per call" in failure  # 100-odd bytes per call
+    assert "test_functions.py:7 in <lambda>" in failure
+
+
+def test_without_the_option_scenarios_are_not_collected(tmp_path: Path) -> None:
+    done = pytest_run(str(DEMO_SCENARIO), "--collect-only", cwd=REPO)
+    assert "no tests collected" in done.stdout or "ScenarioItem" not in done.stdout
+
+
+def test_scenario_passes_against_its_baseline_and_fails_with_a_leak(tmp_path: Path) -> None:
+    """The committed baselines/demo.json: a clean run passes, a leaking one fails and its
+    failure text is the findings table, naming the planted line."""
+    assert (REPO / "baselines" / "demo.json").is_file()
+    common = ("--memgate", str(DEMO_SCENARIO), "--memgate-out", str(tmp_path / "out"))
+    common += ("--memgate-requests", "3000")
+    clean = pytest_run(*common, cwd=REPO)
+    assert "1 passed" in clean.stdout, clean.stdout + clean.stderr
+    leak = pytest_run(*common, "--memgate-env", "DEMO_LEAK_BYTES=256", cwd=REPO)
+    assert "1 failed" in leak.stdout, leak.stdout + leak.stderr
+    assert "memgate check: demo: FAIL" in leak.stdout
+    assert f"examples/demo_service/app.py:{planted_leak_line()} in __call__" in leak.stdout
+    assert "heap growth per request" in leak.stdout
+    assert "Traceback" not in leak.stdout

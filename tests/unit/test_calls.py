@@ -1,0 +1,105 @@
+"""Function-level measurement (gate.calls) with the real memray Tracker, in-process."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from pathlib import Path
+
+import pytest
+
+from gate.baseline import CallsRun, CallsStore
+from gate.calls import check_calls, measure_calls, retains
+from gate.errors import InputError
+from gate.runner import library_roots
+
+KEPT: list[bytes] = []
+
+
+def leak_100_bytes() -> None:
+    KEPT.append(bytes(67))  # a 100-byte object (33 bytes of header), kept
+
+
+@functools.lru_cache(maxsize=50)
+def _square(n: int) -> list[int]:
+    return [n] * 10
+
+
+_numbers = itertools.cycle(range(50))
+
+
+def fill_a_bounded_cache() -> None:
+    _square(next(_numbers))  # 50 entries, all made in the first round
+
+
+def measure(fn, tmp_path: Path, **kw):
+    return measure_calls(
+        fn, capture=tmp_path / "c.bin", base=str(Path.cwd()), library_roots=library_roots(), **kw
+    )
+
+
+def test_a_leak_of_100_bytes_per_call_is_measured_and_attributed(tmp_path: Path) -> None:
+    result = measure(leak_100_bytes, tmp_path)
+    assert 100 <= result.trend.low <= result.trend.slope <= result.trend.high <= 125
+    assert retains(result, 1.0)
+    top = result.sites[0]
+    assert top.user_frame is not None and top.user_frame.function == "leak_100_bytes"
+    assert len(result.heap) == 1 + result.warmup_rounds + result.rounds
+
+
+def test_a_cache_filled_once_keeps_nothing_per_call(tmp_path: Path) -> None:
+    result = measure(fill_a_bounded_cache, tmp_path)
+    assert not retains(result, 1.0)
+    assert abs(result.trend.slope) < 1.0
+    assert result.heap[1] > result.heap[0]  # it did fill, in the warm-up round
+
+
+def test_too_few_rounds_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="rounds must be at least 6"):
+        measure(leak_100_bytes, tmp_path, rounds=3)
+
+
+def test_history_catches_a_regression_below_the_absolute_limit(tmp_path: Path) -> None:
+    kept: list[bytes] = []
+    size = {"n": 17}  # 50-byte objects at first
+
+    def grows() -> None:
+        kept.append(bytes(size["n"]))
+
+    def check(record: bool):
+        return check_calls(
+            grows,
+            test_id="tests/test_x.py::test_grows",
+            calls=100,
+            rounds=6,
+            warmup_rounds=1,
+            max_growth_per_call=1000.0,
+            capture=tmp_path / "c.bin",
+            baselines=tmp_path / "baselines",
+            record=record,
+            base=str(Path.cwd()),
+        )
+
+    for _ in range(3):
+        first = check(record=True)
+        assert first.problems == ()
+    history = CallsStore(tmp_path / "baselines").load("tests/test_x.py::test_grows")
+    assert history is not None and len(history.runs) == 3
+    size["n"] = 167  # now 200 bytes per call: under the absolute limit, past the history
+    worse = check(record=True)
+    assert worse.compared_runs == 3
+    growth, peak = worse.problems  # it keeps more per call, so its peak grew too
+    assert growth.startswith("grows 2") and "past its history's 5" in growth
+    assert peak.startswith("peak ") and "past its history's" in peak
+    assert "grows" in worse.text() and "test_calls.py" in worse.text()
+    again = CallsStore(tmp_path / "baselines").load("tests/test_x.py::test_grows")
+    assert again is not None and len(again.runs) == 3  # a failing run is not recorded
+
+
+def test_calls_store_refuses_a_broken_history(tmp_path: Path) -> None:
+    store = CallsStore(tmp_path)
+    run = CallsRun("2026-11-21T00:00:00+00:00", None, "env", 1.0, 0.5, 1.5, 1000, 100, 10)
+    store.record("t::a", run)
+    store.path("t::a").write_text('{"schema_version": 1, "test_id": "t::a", "runs": [{}]}')
+    with pytest.raises(InputError, match="runs.0"):
+        store.load("t::a")
