@@ -12,9 +12,9 @@ The sites that grew are ranked as for a service.
 from __future__ import annotations
 
 import array
-import datetime
 import bisect
 import dataclasses
+import datetime
 import gc
 import time
 from collections.abc import Callable

@@ -101,5 +101,5 @@ def test_calls_store_refuses_a_broken_history(tmp_path: Path) -> None:
     run = CallsRun("2026-11-21T00:00:00+00:00", None, "env", 1.0, 0.5, 1.5, 1000, 100, 10)
     store.record("t::a", run)
     store.path("t::a").write_text('{"schema_version": 1, "test_id": "t::a", "runs": [{}]}')
-    with pytest.raises(InputError, match="runs.0"):
+    with pytest.raises(InputError, match=r"runs\.0"):
         store.load("t::a")
