@@ -29,7 +29,8 @@ SECONDS = float(os.environ.get("MEMGATE_BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("MEMGATE_BENCH_ROUNDS", "3"))
 MODES = {
     "unprofiled": None,
-    "default (python allocators)": ProfileSpec(),
+    "memgate default (python allocators traced)": ProfileSpec(),
+    "memray's own default (arenas only)": ProfileSpec(trace_python_allocators=False),
     "native": ProfileSpec(native=True),
 }
 

@@ -90,11 +90,15 @@ class Capture:
                     merged[key] = live
         except (OSError, RuntimeError, ValueError, NotImplementedError) as exc:
             raise UnreadableCapture(f"{self.path}: cannot read allocations: {exc}") from None
+        frames: dict[tuple[str, str, int], Frame] = {}  # one Frame per place, shared
         for key, live in merged.items():
-            yield StackLiveBytes(
-                stack=tuple(Frame(function=f, file=file, line=line) for f, file, line in key),
-                live=tuple(int(v) for v in live),
-            )
+            stack = []
+            for place in key:
+                frame = frames.get(place)
+                if frame is None:
+                    frame = frames[place] = Frame(function=place[0], file=place[1], line=place[2])
+                stack.append(frame)
+            yield StackLiveBytes(stack=tuple(stack), live=tuple(live.tolist()))
 
 
 def _live_at(intervals: Sequence[object], at: np.ndarray) -> np.ndarray:
@@ -103,17 +107,17 @@ def _live_at(intervals: Sequence[object], at: np.ndarray) -> np.ndarray:
     An interval allocated before snapshot ``g`` and freed before snapshot ``d`` is alive
     at snapshots ``g .. d-1`` (``d`` is ``None`` when it was never freed).
     """
-    n = len(intervals)
-    starts = np.empty(n, dtype=np.int64)
-    ends = np.empty(n, dtype=np.int64)
-    sizes = np.empty(n, dtype=np.int64)
     never = np.iinfo(np.int64).max
-    for i, interval in enumerate(intervals):
-        starts[i] = interval.allocated_before_snapshot  # type: ignore[attr-defined]
-        end = interval.deallocated_before_snapshot  # type: ignore[attr-defined]
-        ends[i] = never if end is None else end
-        sizes[i] = interval.n_bytes  # type: ignore[attr-defined]
-    return live_bytes_at(starts, ends, sizes, at)
+    rows = [
+        (
+            i.allocated_before_snapshot,  # type: ignore[attr-defined]
+            never if i.deallocated_before_snapshot is None else i.deallocated_before_snapshot,  # type: ignore[attr-defined]
+            i.n_bytes,  # type: ignore[attr-defined]
+        )
+        for i in intervals
+    ]
+    table = np.array(rows, dtype=np.int64).reshape(len(rows), 3)
+    return live_bytes_at(table[:, 0], table[:, 1], table[:, 2], at)
 
 
 def live_bytes_at(
