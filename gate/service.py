@@ -75,7 +75,10 @@ def python_target(command: list[str], search_path: str) -> list[str]:
 
 def profiled_command(target: list[str], profile: ProfileSpec, capture: Path) -> list[str]:
     """``target`` (see :func:`python_target`) run under ``memray run``."""
-    memray = [sys.executable, "-m", "memray", "run", "--quiet", "--force", "--no-compress"]
+    # memray compresses the capture with lz4 when the service exits: a few tenths of a
+    # second at shutdown for a file about half the size that reads about a third faster
+    # (its reader makes hundreds of thousands of tiny reads on an uncompressed file).
+    memray = [sys.executable, "-m", "memray", "run", "--quiet", "--force"]
     memray += ["--output", str(capture)]
     if profile.trace_python_allocators:
         memray.append("--trace-python-allocators")

@@ -19,7 +19,6 @@ MEMRAY = [
     "run",
     "--quiet",
     "--force",
-    "--no-compress",
     "--output",
     str(CAPTURE),
 ]
