@@ -75,62 +75,82 @@ class Capture:
     def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]:
         """Live bytes of each Python stack at each snapshot index in ``indexes``.
 
-        Records that differ only by thread or allocator are merged into one stack.
+        Records that differ only by thread or allocator are merged into one stack. The
+        records' intervals are gathered into flat arrays as memray yields them; the
+        sums are then made with numpy, a block of stacks at a time.
         """
-        at = np.asarray(indexes, dtype=np.int64)
-        merged: dict[tuple[tuple[str, str, int], ...], np.ndarray] = {}
+        never = np.iinfo(np.int64).max
+        stacks: dict[tuple[tuple[str, str, int], ...], int] = {}
+        groups: list[int] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        sizes: list[int] = []
         try:
             records = self._reader.get_temporal_allocation_records(merge_threads=True)
             for record in records:
-                key = tuple(record.stack_trace())
-                live = _live_at(record.intervals, at)
-                if key in merged:
-                    merged[key] += live
-                else:
-                    merged[key] = live
+                group = stacks.setdefault(tuple(record.stack_trace()), len(stacks))
+                for interval in record.intervals:
+                    groups.append(group)
+                    starts.append(interval.allocated_before_snapshot)
+                    end = interval.deallocated_before_snapshot
+                    ends.append(never if end is None else end)
+                    sizes.append(interval.n_bytes)
         except (OSError, RuntimeError, ValueError, NotImplementedError) as exc:
             raise UnreadableCapture(f"{self.path}: cannot read allocations: {exc}") from None
+        live = live_bytes_by_group(
+            np.asarray(groups, dtype=np.int64),
+            np.asarray(starts, dtype=np.int64),
+            np.asarray(ends, dtype=np.int64),
+            np.asarray(sizes, dtype=np.int64),
+            np.asarray(indexes, dtype=np.int64),
+            len(stacks),
+        )
         frames: dict[tuple[str, str, int], Frame] = {}  # one Frame per place, shared
-        for key, live in merged.items():
+        for key, row in zip(stacks, live, strict=True):
             stack = []
             for place in key:
                 frame = frames.get(place)
                 if frame is None:
                     frame = frames[place] = Frame(function=place[0], file=place[1], line=place[2])
                 stack.append(frame)
-            yield StackLiveBytes(stack=tuple(stack), live=tuple(live.tolist()))
+            yield StackLiveBytes(stack=tuple(stack), live=tuple(row.tolist()))
 
 
-def _live_at(intervals: Sequence[object], at: np.ndarray) -> np.ndarray:
-    """Bytes alive at each snapshot index in ``at``.
+BLOCK = 1024
+"""Stacks summed at a time: bounds the working array to BLOCK x len(indexes) integers."""
+
+
+def live_bytes_by_group(
+    groups: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    sizes: np.ndarray,
+    at: np.ndarray,
+    n_groups: int,
+) -> Iterator[np.ndarray]:
+    """For each group ``0 .. n_groups - 1`` in order, the sum of the ``sizes`` of its
+    intervals ``[start, end)`` that contain each value of ``at``.
 
     An interval allocated before snapshot ``g`` and freed before snapshot ``d`` is alive
-    at snapshots ``g .. d-1`` (``d`` is ``None`` when it was never freed).
+    at snapshots ``g .. d-1``. Each interval adds its size to a difference array at the
+    first value of ``at`` it covers and takes it away at the first it does not; a
+    cumulative sum along ``at`` gives the live bytes.
     """
-    never = np.iinfo(np.int64).max
-    rows = [
-        (
-            i.allocated_before_snapshot,  # type: ignore[attr-defined]
-            never if i.deallocated_before_snapshot is None else i.deallocated_before_snapshot,  # type: ignore[attr-defined]
-            i.n_bytes,  # type: ignore[attr-defined]
-        )
-        for i in intervals
-    ]
-    table = np.array(rows, dtype=np.int64).reshape(len(rows), 3)
-    return live_bytes_at(table[:, 0], table[:, 1], table[:, 2], at)
-
-
-def live_bytes_at(
-    starts: np.ndarray, ends: np.ndarray, sizes: np.ndarray, at: np.ndarray
-) -> np.ndarray:
-    """Sum of ``sizes`` whose ``[start, end)`` contains each value of ``at``."""
-    order = np.argsort(starts, kind="stable")
-    added = np.concatenate(([0], np.cumsum(sizes[order])))
-    allocated = added[np.searchsorted(starts[order], at, side="right")]
-    order = np.argsort(ends, kind="stable")
-    removed = np.concatenate(([0], np.cumsum(sizes[order])))
-    freed = removed[np.searchsorted(ends[order], at, side="right")]
-    return np.asarray(allocated - freed, dtype=np.int64)
+    order = np.argsort(at, kind="stable")
+    ordered = at[order]
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    first = np.searchsorted(ordered, starts, side="left")
+    stop = np.searchsorted(ordered, ends, side="left")
+    by_group = np.argsort(groups, kind="stable")
+    bounds = np.searchsorted(groups[by_group], np.arange(0, n_groups + BLOCK, BLOCK))
+    for block, low in enumerate(range(0, n_groups, BLOCK)):
+        rows = min(BLOCK, n_groups - low)
+        picked = by_group[bounds[block] : bounds[block + 1]]
+        diff = np.zeros((rows, len(at) + 1), dtype=np.int64)
+        np.add.at(diff, (groups[picked] - low, first[picked]), sizes[picked])
+        np.add.at(diff, (groups[picked] - low, stop[picked]), -sizes[picked])
+        yield from np.cumsum(diff, axis=1)[:, :-1][:, back]
 
 
 @contextlib.contextmanager

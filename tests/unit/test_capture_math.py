@@ -1,32 +1,62 @@
+"""Live bytes at chosen snapshots, from memray's allocation intervals."""
+
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gate.capture import _live_at, live_bytes_at
+from gate import capture
+from gate.capture import live_bytes_by_group
 
 NEVER = np.iinfo(np.int64).max
+
+
+def live(groups, starts, ends, sizes, at, n_groups):
+    arrays = [np.asarray(v, dtype=np.int64) for v in (groups, starts, ends, sizes, at)]
+    return [row.tolist() for row in live_bytes_by_group(*arrays, n_groups)]
 
 
 def test_intervals_are_alive_from_allocation_to_just_before_deallocation() -> None:
     # allocated before snapshot 1, freed before 3: alive at 1 and 2.
     # allocated before snapshot 2, never freed: alive from 2 on.
-    starts = np.array([1, 2])
-    ends = np.array([3, NEVER])
-    sizes = np.array([100, 7])
-    live = live_bytes_at(starts, ends, sizes, np.array([0, 1, 2, 3, 9]))
-    assert live.tolist() == [0, 100, 107, 7, 7]
+    assert live([0, 0], [1, 2], [3, NEVER], [100, 7], [0, 1, 2, 3, 9], 1) == [[0, 100, 107, 7, 7]]
 
 
-def test_memray_intervals_never_freed_stay_alive() -> None:
-    intervals = [
-        SimpleNamespace(allocated_before_snapshot=0, deallocated_before_snapshot=None, n_bytes=64),
-        SimpleNamespace(allocated_before_snapshot=3, deallocated_before_snapshot=4, n_bytes=1000),
-    ]
-    assert _live_at(intervals, np.array([0, 2, 3, 4, 10**6])).tolist() == [64, 64, 1064, 64, 64]
+def test_groups_are_summed_apart_and_in_order() -> None:
+    got = live([1, 0, 1], [0, 3, 0], [NEVER, 4, 2], [64, 1000, 5], [0, 2, 3, 4], 3)
+    assert got == [[0, 0, 1000, 0], [69, 64, 64, 64], [0, 0, 0, 0]]
 
 
-def test_empty_intervals_give_zero() -> None:
-    empty = np.array([], dtype=np.int64)
-    assert live_bytes_at(empty, empty, empty, np.array([0, 5])).tolist() == [0, 0]
+def test_snapshots_asked_out_of_order_come_back_in_that_order() -> None:
+    assert live([0], [2], [5], [10], [9, 2, 0, 4], 1) == [[0, 10, 0, 10]]
+
+
+def test_no_intervals_give_zero() -> None:
+    assert live([], [], [], [], [0, 5], 2) == [[0, 0], [0, 0]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2500),  # group: more than one block of stacks
+            st.integers(0, 30),
+            st.integers(0, 12) | st.none(),  # snapshots alive; None: never freed
+            st.integers(1, 10**6),
+        ),
+        max_size=60,
+    ),
+    st.lists(st.integers(0, 40), min_size=1, max_size=12),
+)
+def test_matches_counting_by_hand(intervals, at) -> None:
+    n_groups = 2501
+    intervals = [(g, s, NEVER if n is None else s + n, size) for g, s, n, size in intervals]
+    expected = [[0] * len(at) for _ in range(n_groups)]
+    for group, start, end, size in intervals:
+        for j, snapshot in enumerate(at):
+            if start <= snapshot < end:
+                expected[group][j] += size
+    columns = list(zip(*intervals, strict=True)) if intervals else [[], [], [], []]
+    assert live(*columns, at, n_groups) == expected
+    assert n_groups > capture.BLOCK
