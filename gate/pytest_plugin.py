@@ -108,7 +108,8 @@ class ScenarioFailed(Exception):
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         from gate.baseline import BaselineStore
-        from gate.cli import FailOn, check_scenario
+        from gate.cli import FailOn, Format, check_scenario
+        from gate.report import where
         from gate.report.terminal import render_decision
 
         config = self.config
@@ -123,14 +124,19 @@ class ScenarioItem(pytest.Item):
         )
         store = BaselineStore(config.getoption("memgate_baselines") or Path("baselines"))
         try:
-            report, code, _ = check_scenario(
+            report, code, written = check_scenario(
                 self.path, args, store, config.getoption("memgate_out").absolute()
             )
         except MemgateError as exc:
             raise ScenarioFailed(f"memgate: error: {exc}") from None
         if code != ExitCode.PASS:
-            text = render_decision(report.result.scenario.name, report.decision, width=120)
-            raise ScenarioFailed(text.rstrip())
+            head = render_decision(report.result.scenario.name, report.decision).splitlines()[0]
+            lines = [head]
+            for f in report.decision.findings:
+                at = f" (at {where(f.where)})" if f.where else ""
+                lines.append(f"  {f.severity.value.upper()}  {f.message}{at}")
+            lines.append(f"  report: {written[Format.HTML]}")
+            raise ScenarioFailed("\n".join(lines))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ScenarioFailed):
