@@ -26,6 +26,7 @@ from gate.analysis.trend import blocks, trend
 from gate.capture import Capture, tracking
 from gate.errors import InputError
 from gate.model import Site, Trend
+from gate.report import shown_frame, where
 from gate.units import size
 
 SETTLE_S = 0.005
@@ -135,11 +136,10 @@ class CallsOutcome:
         lines.append(head)
         growing = [s for s in r.sites if s.trend.low > 0 and s.trend.slope >= 1.0][:5]
         for rank, site in enumerate(growing, start=1):
-            frame = site.user_frame or (site.stack[0] if site.stack else None)
-            where = f"{frame.file}:{frame.line} in {frame.function}" if frame else "?"
+            place = where(shown_frame(site)) or "(no Python frame)"
             lines.append(
                 f"  {rank}. {site.trend.slope:,.1f} B/call [{site.trend.low:,.1f},"
-                f" {site.trend.high:,.1f}] at {where}"
+                f" {site.trend.high:,.1f}] at {place}"
             )
         return "\n".join(lines)
 

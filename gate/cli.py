@@ -32,7 +32,7 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-def _env_pair(text: str) -> tuple[str, str]:
+def env_pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -452,7 +452,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs a scenario."""
     parser.add_argument(
         "--env",
-        type=_env_pair,
+        type=env_pair,
         action="append",
         default=[],
         metavar="KEY=VALUE",

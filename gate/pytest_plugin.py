@@ -148,10 +148,12 @@ class ScenarioItem(pytest.Item):
 
 
 def _env_pair(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise pytest.UsageError(f"--memgate-env: expected KEY=VALUE, got {text!r}")
-    return key, value
+    from gate.cli import env_pair
+
+    try:
+        return env_pair(text)
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"--memgate-env: {exc}") from None
 
 
 @pytest.fixture
