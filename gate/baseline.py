@@ -333,9 +333,14 @@ def _parse(data: Any, path: Path) -> History:
     try:
         return _history_adapter().validate_python(data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InputError(f"{path}: {where}: {first['msg']}") from None
+        raise _invalid(path, exc) from None
+
+
+def _invalid(path: Path, exc: ValidationError) -> InputError:
+    """One line naming the file, the first bad field and what is wrong with it."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return InputError(f"{path}: {where}: {first['msg']}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,9 +390,7 @@ class CallsStore:
         try:
             history = TypeAdapter(CallsHistory).validate_json(read_input(path, "baseline"))
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise InputError(f"{path}: {where}: {first['msg']}") from None
+            raise _invalid(path, exc) from None
         if history.schema_version != CALLS_SCHEMA_VERSION or history.test_id != test_id:
             raise InputError(f"{path}: not a version 1 history of {test_id}")
         return history

@@ -26,7 +26,7 @@ from gate.analysis.trend import blocks, trend
 from gate.capture import Capture, tracking
 from gate.errors import InputError
 from gate.model import Site, Trend
-from gate.report import shown_frame, where
+from gate.report import growing_sites, shown_frame, where
 from gate.units import size
 
 SETTLE_S = 0.005
@@ -134,8 +134,7 @@ class CallsOutcome:
             f" ({r.warmup_rounds} warm-up): {', '.join(size(h) for h in r.heap)}"
         )
         lines.append(head)
-        growing = [s for s in r.sites if s.trend.low > 0 and s.trend.slope >= 1.0][:5]
-        for rank, site in enumerate(growing, start=1):
+        for rank, site in enumerate(growing_sites(r.sites), start=1):
             place = where(shown_frame(site)) or "(no Python frame)"
             lines.append(
                 f"  {rank}. {site.trend.slope:,.1f} B/call [{site.trend.low:,.1f},"

@@ -296,10 +296,10 @@ def _publish(
     notes += [Annotation("error", "memgate: error", f"{path}: {why}") for path, why in errors]
     summary = [render_markdown(report) for report, _ in done]
     summary += [f"## ❗ memgate {md(path)}: ERROR\n\n{md(why)}\n" for path, why in errors]
+    # The worst verdict; "error" when any scenario could not be checked (or none was).
     verdicts = {report.decision.verdict.value for report, _ in done}
-    verdict = next((v for v in ("fail", "flag", "pass") if v in verdicts), "error")
-    if errors:
-        verdict = "error"
+    worst = ("fail", "flag", "pass")
+    verdict = "error" if errors else next((v for v in worst if v in verdicts), "error")
     outputs = {
         "verdict": verdict,
         "out-dir": str(root),

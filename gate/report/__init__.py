@@ -44,12 +44,12 @@ class Report:
         return others[-1] if others else None
 
 
-def growing_sites(result: RunResult, top: int = TOP_SITES) -> list[Site]:
+def growing_sites(sites: Sequence[Site], top: int = TOP_SITES) -> list[Site]:
     """The sites worth showing: growing surely (interval above zero), materially and
     with some confidence, most likely leaking first."""
     return [
         s
-        for s in result.sites
+        for s in sites
         if s.trend.low > 0 and s.trend.slope >= MIN_SLOPE and s.confidence >= MIN_CONFIDENCE
     ][:top]
 

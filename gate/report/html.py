@@ -144,7 +144,7 @@ def render_html(report: Report) -> str:
     ]
     sites = [
         {"site": site, "where": where(shown_frame(site)), "user": site.user_frame is not None}
-        for site in growing_sites(result, SITES)
+        for site in growing_sites(result.sites, SITES)
     ]
     return _template().render(
         report=report,

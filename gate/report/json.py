@@ -62,7 +62,7 @@ def render_json(report: Report) -> str:
                 "user_code": site.user_frame is not None,
                 "stack": [_frame(f) for f in site.stack[:STACK_FRAMES]],
             }
-            for rank, site in enumerate(growing_sites(result), start=1)
+            for rank, site in enumerate(growing_sites(result.sites), start=1)
         ],
     }
     return json.dumps(_finite(doc), indent=2) + "\n"

@@ -151,7 +151,7 @@ def _charts(report: Report) -> list[str]:
 
 
 def _sites(report: Report) -> list[str]:
-    sites = growing_sites(report.result)
+    sites = growing_sites(report.result.sites)
     out = ["### Allocation sites growing with requests", ""]
     if not sites:
         return [*out, "No allocation site grew steadily through the steady state.", ""]
@@ -210,7 +210,7 @@ def _next(report: Report) -> list[str]:
         return []
     result = report.result_path or "RESULT.json"
     out = ["### What to do next", ""]
-    top = next(iter(growing_sites(report.result)), None)
+    top = next(iter(growing_sites(report.result.sites)), None)
     fix = "Fix the growth"
     if top is not None and shown_frame(top) is not None:
         fix += f", starting at {_where(shown_frame(top))}"

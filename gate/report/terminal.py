@@ -51,7 +51,7 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     sites.add_column("confidence", justify="right")
     sites.add_column("live at end", justify="right")
     sites.add_column("where", overflow="fold")
-    growing = growing_sites(result)
+    growing = growing_sites(result.sites)
     if not growing:
         sites.caption = "no allocation site grew steadily through the steady state"
     for rank, site in enumerate(growing, start=1):

@@ -56,9 +56,16 @@ def test_function_level_leak_fails_and_bounded_cache_passes(tmp_path: Path) -> N
     assert "test_functions.py:7 in <lambda>" in failure
 
 
-def test_without_the_option_scenarios_are_not_collected(tmp_path: Path) -> None:
-    done = pytest_run(str(DEMO_SCENARIO), "--collect-only", cwd=REPO)
-    assert "no tests collected" in done.stdout or "ScenarioItem" not in done.stdout
+def test_scenarios_are_collected_only_with_the_option(tmp_path: Path) -> None:
+    without = pytest_run(str(DEMO_SCENARIO), "--collect-only", cwd=REPO)
+    # Without --memgate nothing collects a .toml file: pytest finds no test in it.
+    assert without.returncode == 4, without.stdout
+    assert "not found" in without.stderr and "demo.toml::demo" not in without.stdout
+    with_option = pytest_run("--memgate", "--collect-only", cwd=REPO)
+    assert with_option.returncode == 0, with_option.stdout + with_option.stderr
+    collected = with_option.stdout.splitlines()
+    assert "scenarios/demo.toml::demo" in collected
+    assert not [line for line in collected if "soak" in line]  # subfolders only when named
 
 
 def test_scenario_passes_against_its_baseline_and_fails_with_a_leak(tmp_path: Path) -> None:
