@@ -223,6 +223,24 @@ class LoadStats:
 
 
 @dataclasses.dataclass(frozen=True)
+class ProcessCurve:
+    """The heap of one profiled process of a service that forks (a prefork server's
+    master and workers), on the run's curve points."""
+
+    pid: int
+    capture: str
+    """Its memray capture, relative to the result's directory."""
+    main: bool
+    """The process memgate started (a prefork server's master); the others are forks."""
+    heap: tuple[int, ...]
+    """Heap at each curve point; 0 where the process was not running."""
+    running: tuple[int, int]
+    """First and last curve point at which the process was running."""
+    trend: Trend | None
+    """Heap growth over the steady state; ``None`` if it did not run through it."""
+
+
+@dataclasses.dataclass(frozen=True)
 class CaptureInfo:
     file: str
     """Path of the memray capture, relative to the result's directory."""
@@ -230,7 +248,9 @@ class CaptureInfo:
     read_seconds: float
     """Time spent reading the capture into curve and sites."""
     snapshots: int
-    """Memory snapshots memray recorded (after its own striding)."""
+    """Memory snapshots memray recorded (after its own striding), in the main capture."""
+    forks: int = 0
+    """Captures of forked processes read besides the main one (``bytes`` counts all)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,3 +299,6 @@ class RunResult:
     capture: CaptureInfo
     files: dict[str, str]
     """Other files of the run (service log, load log), relative to the result's directory."""
+    process_curves: tuple[ProcessCurve, ...] = ()
+    """Per process, when the service forked profiled processes (``curve`` is their sum);
+    empty for a single process."""

@@ -7,6 +7,7 @@ run's output folder and keeps everything there when a run fails, for a post-mort
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import sys
 import sysconfig
@@ -17,16 +18,26 @@ from typing import Protocol
 
 from gate import provenance
 from gate._files import last_line
-from gate.analysis.curve import NotEnoughData, build_curve, requests_at, with_rss
+from gate.analysis.curve import (
+    NotEnoughData,
+    build_curve,
+    requests_at,
+    snapshot_indexes,
+    with_heaps,
+    with_rss,
+)
 from gate.analysis.shape import NotEnoughPoints, analyse_curve
-from gate.analysis.sites import rank_sites
+from gate.analysis.sites import rank_sites, sum_by_stack
+from gate.analysis.trend import blocks, trend
 from gate.capture import Capture, UnreadableCapture
 from gate.errors import InputError, RunError
 from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess
 from gate.model import (
     CaptureInfo,
+    Curve,
     LoadSample,
     LoadStats,
+    ProcessCurve,
     ProcessSample,
     RunResult,
     ScenarioRef,
@@ -199,9 +210,14 @@ def _build_result(
         timeline,
         outcome.started_at,
     )
+    paths = service.capture_paths()
+    check_profiled(service, paths, outcome, scenario.profile.follow_fork)
     try:
-        with Capture(service.capture_path, show_progress=show_progress) as capture:
-            snapshots = capture.snapshots()
+        with contextlib.ExitStack() as opened:
+            captures = [
+                opened.enter_context(Capture(path, show_progress=show_progress)) for path in paths
+            ]
+            snapshots = captures[0].snapshots()
             curve, indexes = build_curve(
                 snapshots,
                 timeline,
@@ -209,10 +225,25 @@ def _build_result(
                 load_end=outcome.ended_at,
                 warmup_requests=warmup_done,
             )
+            # Forks are read at the main capture's points: at each, their last snapshot.
+            at = [outcome.started_at + p.t for p in curve.points]
+            per_capture, heaps = [indexes], [[p.heap for p in curve.points]]
+            for capture in captures[1:]:
+                theirs = capture.snapshots()
+                chosen = snapshot_indexes(theirs, at)
+                per_capture.append(chosen)
+                heaps.append([theirs[i].heap if i >= 0 else 0 for i in chosen])
+            curve = with_heaps(curve, heaps)
             curve = with_rss(curve, [(s.t, s.rss_anon) for s in processes])
             analysis = analyse_curve(curve)
+            stacks = sum_by_stack(
+                [
+                    ((s.stack, s.live) for s in capture.live_bytes_by_stack(chosen))
+                    for capture, chosen in zip(captures, per_capture, strict=True)
+                ]
+            )
             sites = rank_sites(
-                ((s.stack, s.live) for s in capture.live_bytes_by_stack(indexes)),
+                stacks,
                 requests=[p.requests for p in curve.points],
                 steady_index=analysis.steady.index,
                 library_roots=library_roots(),
@@ -222,6 +253,11 @@ def _build_result(
         raise RunError(str(exc)) from None
     except (NotEnoughData, NotEnoughPoints) as exc:
         raise RunError(f"{service.capture_path}: {exc}") from None
+    process_curves = (
+        _process_curves(service.pid, paths, per_capture, heaps, curve, analysis.steady.index)
+        if len(paths) > 1
+        else ()
+    )
     read_seconds = time.perf_counter() - read_started
 
     total = timeline[-1]
@@ -253,16 +289,78 @@ def _build_result(
         processes=processes,
         capture=CaptureInfo(
             file=service.capture_path.name,
-            bytes=service.capture_path.stat().st_size,
+            bytes=sum(path.stat().st_size for path in paths),
             read_seconds=round(read_seconds, 3),
             snapshots=len(snapshots),
+            forks=len(paths) - 1,
         ),
         files={
             "service_log": service.log_path.name,
             "load_log": "load.log",
             "load_timeline": "load.jsonl",
         },
+        process_curves=process_curves,
     )
+
+
+def check_profiled(
+    service: ServiceProcess, paths: list[Path], outcome: LoadOutcome, follow_fork: bool
+) -> None:
+    """Refuse a run whose service did its work in processes memray did not profile: its
+    flat main process would otherwise pass whatever the workers did."""
+    during = [s for s in service.samples() if outcome.started_at <= s.t <= outcome.ended_at]
+    seen: dict[int, int] = {}
+    for sample in during:
+        for pid in sample.pids[1:]:
+            seen[pid] = seen.get(pid, 0) + 1
+    captured = {int(path.name.rpartition(".")[2]) for path in paths[1:]}
+    missed = sorted(pid for pid, n in seen.items() if n * 2 > len(during) and pid not in captured)
+    if not missed:
+        return
+    listed = ", ".join(str(pid) for pid in missed[:5])
+    if not follow_fork:
+        raise RunError(
+            f"the service ran {len(missed)} more process(es) through the load (pid {listed})"
+            " that memray did not profile; set [profile] follow_fork = true for a prefork"
+            " server"
+        )
+    raise RunError(
+        f"{len(missed)} process(es) of the service ran through the load without a capture"
+        f" (pid {listed}): memray follows fork, not spawn or exec (uvicorn --workers"
+        " spawns; gunicorn with uvicorn_worker.UvicornWorker forks)"
+    )
+
+
+def _process_curves(
+    main_pid: int,
+    paths: list[Path],
+    per_capture: list[list[int]],
+    heaps: list[list[int]],
+    curve: Curve,
+    steady: int,
+) -> tuple[ProcessCurve, ...]:
+    """Each profiled process's heap on the curve, with its growth when it ran through
+    the whole steady state (a worker restarted midway has none)."""
+    requests = [p.requests for p in curve.points]
+    out = []
+    for number, (path, chosen, heap) in enumerate(zip(paths, per_capture, heaps, strict=True)):
+        running = [i for i, index in enumerate(chosen) if index >= 0]
+        if not running:
+            continue
+        first, last = running[0], running[-1]
+        whole = first <= steady and last == len(chosen) - 1
+        growth = trend(*blocks(requests[steady:], heap[steady:])) if whole else None
+        out.append(
+            ProcessCurve(
+                pid=int(path.name.rpartition(".")[2]) if number else main_pid,
+                capture=path.name,
+                main=number == 0,
+                heap=tuple(heap),
+                running=(first, last),
+                trend=growth,
+            )
+        )
+    return tuple(out)
 
 
 def _requests_when(timeline: tuple[LoadSample, ...], when: float | None) -> int:

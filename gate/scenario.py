@@ -108,15 +108,9 @@ class ProfileSpec(_Strict):
     native: bool = False
     """Also record native (C) stacks: slower, for leaks in extension modules."""
     follow_fork: bool = False
-    """Also profile processes forked by the service (prefork servers). Not supported yet:
-    only the first process's capture is read, so a worker's leak would go unseen."""
-
-    @field_validator("follow_fork")
-    @classmethod
-    def _not_yet(cls, value: bool) -> bool:
-        if value:
-            raise ValueError("not supported yet: workers' captures are not read")
-        return value
+    """Also profile the processes the service forks (a prefork server's workers, such as
+    gunicorn's): one capture each, read and summed with the main one. Needed whenever
+    the service's work is done in forked processes."""
 
 
 class BudgetSpec(_Strict):

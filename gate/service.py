@@ -109,6 +109,8 @@ class RawProcessSample:
     threads: int
     fds: int
     processes: int
+    pids: tuple[int, ...] = ()
+    """The processes of the tree, the service's own first."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +229,16 @@ class ServiceProcess:
     def samples(self) -> list[RawProcessSample]:
         return list(self._samples)
 
+    def capture_paths(self) -> list[Path]:
+        """The main capture, then those of forked processes (memray names each after
+        the main one and the process id), oldest process first."""
+        forks = []
+        for path in self.capture_path.parent.glob(self.capture_path.name + ".*"):
+            pid = path.name.removeprefix(self.capture_path.name + ".")
+            if pid.isdigit():
+                forks.append((int(pid), path))
+        return [self.capture_path, *(path for _, path in sorted(forks))]
+
     def _signal(self, sig: signal.Signals, *, group: bool) -> None:
         assert self._proc is not None
         try:
@@ -255,7 +267,8 @@ def _sample_tree(root: psutil.Process) -> RawProcessSample | None:
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return None
-    rss = anon = threads = fds = alive = 0
+    rss = anon = threads = fds = 0
+    pids = []
     for proc in procs:
         try:
             with proc.oneshot():
@@ -264,11 +277,17 @@ def _sample_tree(root: psutil.Process) -> RawProcessSample | None:
                 anon += memory.rss - getattr(memory, "shared", 0)
                 threads += proc.num_threads()
                 fds += proc.num_fds()
-            alive += 1
+            pids.append(proc.pid)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-    if alive == 0:
+    if not pids:
         return None
     return RawProcessSample(
-        t=time.time(), rss=rss, rss_anon=anon, threads=threads, fds=fds, processes=alive
+        t=time.time(),
+        rss=rss,
+        rss_anon=anon,
+        threads=threads,
+        fds=fds,
+        processes=len(pids),
+        pids=tuple(pids),
     )

@@ -9,12 +9,12 @@ DEMO_SCENARIO = REPO / "scenarios" / "demo.toml"
 DEMO_APP = REPO / "examples" / "demo_service" / "app.py"
 
 
-def planted_leak_line() -> int:
-    """The line of the demo service that carries the ``# planted leak`` comment."""
-    for number, line in enumerate(DEMO_APP.read_text().splitlines(), start=1):
+def planted_leak_line(app: Path = DEMO_APP) -> int:
+    """The line of an example service that carries the ``# planted leak`` comment."""
+    for number, line in enumerate(app.read_text().splitlines(), start=1):
         if line.rstrip().endswith("# planted leak") and not line.lstrip().startswith("#"):
             return number
-    raise AssertionError("the demo service has no '# planted leak' line")
+    raise AssertionError(f"{app} has no '# planted leak' line")
 
 
 @pytest.fixture

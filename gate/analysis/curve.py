@@ -96,3 +96,27 @@ def build_curve(
     warmup_index = order.index(warm) if warm < len(inside) else len(order) - 1
     curve = Curve(points=points, warmup_requests=warmup_requests, warmup_index=warmup_index)
     return curve, [int(inside[i]) for i in order]
+
+
+def snapshot_indexes(
+    snapshots: Sequence[MemorySnapshot], at: Sequence[float], slack: float = COVERAGE_SLACK_S
+) -> list[int]:
+    """For each time in ``at`` (absolute, like the snapshots'), the index of the last
+    snapshot at or before it; -1 where the process was not running: before its first
+    snapshot, or more than ``slack`` seconds after its last."""
+    when = np.asarray(at, dtype=float)
+    if not snapshots:
+        return [-1] * len(when)
+    times = np.fromiter((s.t for s in snapshots), dtype=float, count=len(snapshots))
+    found = np.searchsorted(times, when, side="right") - 1
+    found[when > times[-1] + slack] = -1
+    return [int(i) for i in found]
+
+
+def with_heaps(curve: Curve, heaps: Sequence[Sequence[int]]) -> Curve:
+    """The curve with each point's heap the sum of ``heaps`` (one series per process)."""
+    total = np.sum(np.asarray(heaps, dtype=np.int64), axis=0)
+    points = tuple(
+        dataclasses.replace(p, heap=int(h)) for p, h in zip(curve.points, total, strict=True)
+    )
+    return dataclasses.replace(curve, points=points)

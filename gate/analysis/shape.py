@@ -149,7 +149,7 @@ def classify(x: np.ndarray, y: np.ndarray, cut: int, min_rise: float = MIN_RISE)
         keep = np.arange(len(ys)) != at
         besides = trend(xs[keep], (ys - height * (np.arange(len(ys)) >= at))[keep])
         material_besides = max(min_rise, NOISE_FACTOR * max(besides.noise, 1.0))
-        if ratio <= STEP_FIT_RATIO and _is_growing(besides, material_besides):
+        if ratio <= STEP_FIT_RATIO and is_growing(besides, material_besides):
             return CurveShape(
                 Shape.LEAK,
                 besides,
@@ -167,7 +167,7 @@ def classify(x: np.ndarray, y: np.ndarray, cut: int, min_rise: float = MIN_RISE)
             fits,
             f"one jump of {jump:,.0f} bytes explains the steady state better than a line",
         )
-    if _is_growing(steady_trend, material):
+    if is_growing(steady_trend, material):
         return CurveShape(
             Shape.LEAK,
             steady_trend,
@@ -205,7 +205,8 @@ def classify(x: np.ndarray, y: np.ndarray, cut: int, min_rise: float = MIN_RISE)
     )
 
 
-def _is_growing(t: Trend, material: float) -> bool:
+def is_growing(t: Trend, material: float) -> bool:
+    """Surely (the trend test and the interval) and materially (rate and total) growing."""
     return t.p_value < ALPHA and t.low > 0 and t.slope >= MIN_SLOPE and t.growth > material
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import PurePosixPath
+
+import numpy as np
 
 from gate.analysis.trend import blocks, trend
 from gate.model import Frame, Site
@@ -42,6 +44,26 @@ def relative_frames(stack: Sequence[Frame], base: str) -> tuple[Frame, ...]:
         else:
             out.append(frame)
     return tuple(out)
+
+
+def sum_by_stack(
+    streams: Sequence[Iterable[tuple[tuple[Frame, ...], Sequence[int]]]],
+) -> Iterator[tuple[tuple[Frame, ...], Sequence[int]]]:
+    """The stacks of several processes' captures, each stack's live bytes summed over
+    the processes (the same code in a prefork server's workers is one site)."""
+    if len(streams) == 1:
+        yield from streams[0]
+        return
+    totals: dict[tuple[Frame, ...], np.ndarray] = {}
+    for stream in streams:
+        for stack, live in stream:
+            values = np.asarray(live, dtype=np.int64)
+            if stack in totals:
+                totals[stack] += values
+            else:
+                totals[stack] = values.copy()
+    for stack, summed in totals.items():
+        yield stack, summed.tolist()
 
 
 def rank_sites(

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gate.analysis.shape import MIN_SLOPE
+from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
 from gate.baseline import RunSummary, thin
-from gate.model import Frame, RunResult, Site, Trend
+from gate.model import Frame, ProcessCurve, RunResult, Site, Trend
 from gate.units import quantity
 from gate.verdict import Decision, Finding
 
@@ -52,6 +52,17 @@ def growing_sites(sites: Sequence[Site], top: int = TOP_SITES) -> list[Site]:
         for s in sites
         if s.trend.low > 0 and s.trend.slope >= MIN_SLOPE and s.confidence >= MIN_CONFIDENCE
     ][:top]
+
+
+def growing_processes(result: RunResult) -> list[ProcessCurve]:
+    """The profiled processes whose heap grew surely and materially through the steady
+    state (a leaking prefork worker), fastest first."""
+    grew = [p for p in result.process_curves if p.trend and is_growing(p.trend, MIN_RISE)]
+    return sorted(grew, key=lambda p: p.trend.slope if p.trend else 0.0, reverse=True)
+
+
+def process_name(process: ProcessCurve) -> str:
+    return f"{'main process' if process.main else 'fork'} {process.pid}"
 
 
 def shown_frame(site: Site) -> Frame | None:

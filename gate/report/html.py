@@ -19,8 +19,10 @@ from gate.report import (
     Report,
     baseline_text,
     change,
+    growing_processes,
     growing_sites,
     lines,
+    process_name,
     rate,
     shown_frame,
     where,
@@ -29,7 +31,8 @@ from gate.units import quantity, size
 
 WIDTH, HEIGHT = 760, 300
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 20, 44
-COLOURS = ("#d62728", "#1f77b4")
+COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+"""This run red, the baseline blue; processes take the palette in order."""
 SITES = 20
 
 
@@ -130,6 +133,29 @@ def render_html(report: Report) -> str:
         chart(f"{title} (MiB) against requests", lines(report, metric), markers)
         for metric, title in (("heap", "Heap"), ("rss", "Anonymous RSS"))
     ]
+    grew = growing_processes(result)
+    requests = tuple(p.requests for p in result.curve.points)
+    processes = [
+        {
+            "name": process_name(process),
+            "capture": process.capture,
+            "steady": process.heap[result.analysis.steady.index],
+            "end": process.heap[-1],
+            "growth": rate(process.trend) if process.trend else "not running throughout",
+            "grows": process in grew,
+        }
+        for process in result.process_curves
+    ]
+    if result.process_curves:
+        per_process = [
+            Line(
+                f"{process_name(p)}{' (grows)' if p in grew else ''}",
+                requests[p.running[0] : p.running[1] + 1],
+                tuple(float(v) for v in p.heap[p.running[0] : p.running[1] + 1]),
+            )
+            for p in result.process_curves
+        ]
+        charts.append(chart("Heap of each process (MiB) against requests", per_process, markers))
     findings = [
         {
             "severity": f.severity.value,
@@ -154,6 +180,7 @@ def render_html(report: Report) -> str:
         charts=charts,
         findings=findings,
         sites=sites,
+        processes=processes,
         size=(WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM),
         accept=f"memgate baseline accept {shlex.quote(report.result_path or 'RESULT.json')}"
         ' --reason "why this growth is expected"',

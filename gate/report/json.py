@@ -10,7 +10,7 @@ from typing import Any
 from gate import __version__
 from gate.baseline import RunSummary
 from gate.model import Frame, Trend
-from gate.report import Report, change, growing_sites, shown_frame
+from gate.report import Report, change, growing_processes, growing_sites, shown_frame
 
 REPORT_VERSION = 1
 STACK_FRAMES = 20
@@ -20,6 +20,7 @@ STACK_FRAMES = 20
 def render_json(report: Report) -> str:
     result, current, decision = report.result, report.current, report.decision
     analysis = result.analysis
+    grew = growing_processes(result)
     doc = {
         "report_version": REPORT_VERSION,
         "memgate": __version__,
@@ -63,6 +64,18 @@ def render_json(report: Report) -> str:
                 "stack": [_frame(f) for f in site.stack[:STACK_FRAMES]],
             }
             for rank, site in enumerate(growing_sites(result.sites), start=1)
+        ],
+        "processes": [
+            {
+                "pid": process.pid,
+                "main": process.main,
+                "capture": process.capture,
+                "heap_steady": process.heap[analysis.steady.index],
+                "heap_end": process.heap[-1],
+                "growth": _trend(process.trend) if process.trend else None,
+                "grows": process in grew,
+            }
+            for process in result.process_curves
         ],
     }
     return json.dumps(_finite(doc), indent=2) + "\n"

@@ -16,9 +16,11 @@ from gate.report import (
     Report,
     baseline_text,
     change,
+    growing_processes,
     growing_sites,
     lines,
     on_grid,
+    process_name,
     rate,
     shown_frame,
 )
@@ -93,6 +95,7 @@ def render_markdown(report: Report) -> str:
         out.append("Nothing past the history's noise, no budget exceeded.")
     out.append("")
     out += _charts(report)
+    out += _processes(report)
     out += _sites(report)
     out += _provenance(result.provenance, base)
     out += _next(report)
@@ -148,6 +151,29 @@ def _charts(report: Report) -> list[str]:
     legend += f" Warm-up ends at {report.result.curve.warmup_requests:,} requests;"
     legend += f" the steady state analysed starts at {steady:,.0f}."
     return [*out, legend, ""]
+
+
+def _processes(report: Report) -> list[str]:
+    result = report.result
+    if not result.process_curves:
+        return []
+    steady, end = result.analysis.steady.index, len(result.curve.points) - 1
+    grew = growing_processes(result)
+    out = ["### Heap of each process", ""]
+    if grew:
+        named = ", ".join(f"{process_name(p)} ({code(p.capture)})" for p in grew)
+        out += [f"Grew through the steady state: **{named}**.", ""]
+    else:
+        out += ["No process's heap grew through the steady state.", ""]
+    out += ["| process | at steady start | at end | growth | |", "|---|--:|--:|--:|---|"]
+    for process in result.process_curves:
+        growth = rate(process.trend) if process.trend else "not running throughout"
+        mark = "**grows**" if process in grew else ""
+        out.append(
+            f"| {process_name(process)} | {size(process.heap[steady])}"
+            f" | {size(process.heap[end])} | {md(growth)} | {mark} |"
+        )
+    return [*out, ""]
 
 
 def _sites(report: Report) -> list[str]:

@@ -10,7 +10,15 @@ from rich.table import Table
 
 from gate.baseline import AuditEntry, History
 from gate.model import CurveShape, RunResult
-from gate.report import baseline_text, growing_sites, rate, shown_frame, where
+from gate.report import (
+    baseline_text,
+    growing_processes,
+    growing_sites,
+    process_name,
+    rate,
+    shown_frame,
+    where,
+)
 from gate.units import quantity, size
 from gate.verdict import Decision
 
@@ -39,10 +47,11 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
         ("rss", analysis.rss, steady.rss, end.rss),
     ):
         summary.add_row(name, _curve_line(shape, before, after))
+    forks = f" and {result.capture.forks} forks" if result.capture.forks else ""
     summary.add_row(
         "capture",
-        f"{result.capture.file}: {size(result.capture.bytes)}, {result.capture.snapshots:,}"
-        f" snapshots, read in {result.capture.read_seconds:.1f} s",
+        f"{result.capture.file}{forks}: {size(result.capture.bytes)},"
+        f" {result.capture.snapshots:,} snapshots, read in {result.capture.read_seconds:.1f} s",
     )
 
     sites = Table(box=box.SIMPLE, title="allocation sites most likely to be leaking")
@@ -66,8 +75,30 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, highlight=False)
     console.print(summary)
+    if result.process_curves:
+        console.print(_processes(result))
     console.print(sites)
     return out.getvalue()
+
+
+def _processes(result: RunResult) -> Table:
+    steady, end = result.analysis.steady.index, len(result.curve.points) - 1
+    grew = {p.pid for p in growing_processes(result)}
+    table = Table(box=box.SIMPLE, title="heap of each profiled process")
+    table.add_column("process")
+    table.add_column("at steady start", justify="right")
+    table.add_column("at end", justify="right")
+    table.add_column("growth [95% interval]", justify="right", no_wrap=True)
+    table.add_column("")
+    for process in result.process_curves:
+        table.add_row(
+            process_name(process),
+            size(process.heap[steady]),
+            size(process.heap[end]),
+            rate(process.trend) if process.trend else "(not running throughout)",
+            "GROWS" if process.pid in grew else "",
+        )
+    return table
 
 
 def _curve_line(shape: CurveShape, before: int, after: int) -> str:

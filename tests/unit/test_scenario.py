@@ -84,8 +84,8 @@ def test_defaults_and_string_command_split(write_scenario) -> None:
         ),
         (lambda t: t.replace("{port}/", "{port}x/"), "service.health_url: port must be a number"),
         (
-            lambda t: t + "\n[profile]\nfollow_fork = true\n",
-            "profile.follow_fork: not supported yet",
+            lambda t: t + '\n[profile]\nfollow_fork = "workers"\n',
+            "profile.follow_fork: Input should be a valid boolean",
         ),
     ],
 )

@@ -1,0 +1,59 @@
+"""A prefork service (gunicorn, three workers) with a leak planted in one worker only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, planted_leak_line
+from tests.e2e.test_cli import memgate
+
+pytestmark = pytest.mark.e2e
+
+SCENARIO = REPO / "scenarios" / "prefork.toml"
+APP = REPO / "examples" / "prefork_service" / "app.py"
+RUN = ("--requests", "3000", "--warmup", "500", "--quiet")
+
+
+@pytest.mark.parametrize("leaking", [True, False], ids=["leak-in-worker-2", "clean"])
+def test_the_leaking_worker_and_line_are_named(tmp_path: Path, leaking: bool) -> None:
+    env = ("--env", "PREFORK_LEAK_BYTES=256", "--env", "PREFORK_LEAK_WORKER=2")
+    done = memgate(
+        "check",
+        str(SCENARIO),
+        "--baselines",
+        str(tmp_path / "baselines"),
+        "--out",
+        str(tmp_path / "out"),
+        *(env if leaking else ()),
+        *RUN,
+    )
+    assert done.returncode == (1 if leaking else 0), done.stdout + done.stderr
+    out = tmp_path / "out" / "prefork"
+    report = json.loads((out / "report.json").read_text())
+    result = json.loads((out / "result.json").read_text())
+    processes = report["processes"]
+    # The master and three workers, each with its own capture, summed into the curve.
+    assert len(processes) == 4 and sum(p["main"] for p in processes) == 1
+    assert {p["capture"] for p in processes} == {p.name for p in out.glob("capture.bin*")}
+    heaps = [p["heap"] for p in result["process_curves"]]
+    summed = [sum(at) for at in zip(*heaps, strict=True)]
+    assert summed == [p["heap"] for p in result["curve"]["points"]]
+    growing = [p for p in processes if p["grows"]]
+    html = (out / "report.html").read_text()
+    assert "Heap of each process" in html
+    if not leaking:
+        assert growing == [] and report["verdict"] == "flag"  # no baseline yet
+        return
+    # One worker of three leaks 256 B per request it serves: about a third of that per
+    # request served by the service, all of it in that worker.
+    assert len(growing) == 1 and not growing[0]["main"], processes
+    assert 256 / 3 * 0.6 < growing[0]["growth"]["slope"] < 256 / 3 * 1.6
+    assert report["sites"][0]["frame"] == {
+        "function": "remember",
+        "file": "examples/prefork_service/app.py",
+        "line": planted_leak_line(APP),
+    }
+    assert f"fork {growing[0]['pid']} (grows)" in html

@@ -1,0 +1,97 @@
+"""Services that fork: each process's capture on the main one's curve points, summed."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gate.analysis.curve import snapshot_indexes, with_heaps
+from gate.analysis.sites import sum_by_stack
+from gate.capture import live_bytes_by_group
+from gate.errors import RunError
+from gate.model import Curve, CurvePoint, Frame, MemorySnapshot
+from gate.runner import check_profiled
+from gate.service import RawProcessSample
+
+A = (Frame("f", "app.py", 1),)
+B = (Frame("g", "app.py", 2),)
+
+
+def snaps(*times: float) -> list[MemorySnapshot]:
+    return [MemorySnapshot(t=t, rss=0, heap=int(t * 10)) for t in times]
+
+
+def test_each_time_takes_the_last_snapshot_at_or_before_it() -> None:
+    assert snapshot_indexes(snaps(10.0, 10.5, 11.0), [10.0, 10.7, 11.0, 11.9]) == [0, 1, 2, 2]
+
+
+def test_times_outside_a_process_life_are_minus_one() -> None:
+    # started at 10 s, last snapshot at 11 s: before it, and past the slack after it, -1.
+    assert snapshot_indexes(snaps(10.0, 11.0), [9.0, 10.0, 11.5, 13.0], slack=1.0) == [
+        -1,
+        0,
+        1,
+        -1,
+    ]
+    assert snapshot_indexes([], [1.0, 2.0]) == [-1, -1]
+
+
+def test_a_snapshot_index_of_minus_one_has_nothing_alive() -> None:
+    never = np.iinfo(np.int64).max
+    arrays = [np.asarray(v, dtype=np.int64) for v in ([0], [0], [never], [100], [-1, 0, 3, -1])]
+    assert [row.tolist() for row in live_bytes_by_group(*arrays, 1)] == [[0, 100, 100, 0]]
+
+
+def test_heaps_of_the_processes_are_summed_point_by_point() -> None:
+    points = tuple(CurvePoint(requests=r, t=r, heap=1, rss=5) for r in (0.0, 1.0, 2.0))
+    curve = with_heaps(Curve(points, 0, 0), [[10, 20, 30], [0, 1, 2], [5, 5, 0]])
+    assert [p.heap for p in curve.points] == [15, 26, 32]
+    assert [p.rss for p in curve.points] == [5, 5, 5]
+
+
+def test_the_same_stack_in_several_processes_is_one_site() -> None:
+    merged = dict(sum_by_stack([[(A, [1, 2]), (B, [5, 5])], [(A, [10, 20])], []]))
+    assert merged == {A: [11, 22], B: [5, 5]}
+
+
+def test_one_process_is_passed_through() -> None:
+    stream = [(A, (1, 2))]
+    assert list(sum_by_stack([stream])) == stream
+
+
+@dataclasses.dataclass
+class FakeService:
+    runs: list[RawProcessSample]
+
+    def samples(self) -> list[RawProcessSample]:
+        return self.runs
+
+
+def tree(t: float, *pids: int) -> RawProcessSample:
+    return RawProcessSample(t, 0, 0, 1, 1, len(pids), pids)
+
+
+class Outcome:
+    started_at, ended_at = 0.0, 10.0
+
+
+def captures(*pids: int) -> list[Path]:
+    return [Path("capture.bin"), *(Path(f"capture.bin.{pid}") for pid in pids)]
+
+
+def test_workers_without_captures_are_refused() -> None:
+    service = FakeService([tree(t, 1, 2, 3) for t in range(10)])
+    with pytest.raises(RunError, match=r"2 more process.*follow_fork = true"):
+        check_profiled(service, captures(), Outcome(), follow_fork=False)  # type: ignore[arg-type]
+    with pytest.raises(RunError, match=r"pid 3\).*not spawn"):
+        check_profiled(service, captures(2), Outcome(), follow_fork=True)  # type: ignore[arg-type]
+
+
+def test_profiled_workers_and_brief_helpers_pass() -> None:
+    # pid 9 lived for 2 of 10 samples (a helper command): not a worker left unprofiled.
+    service = FakeService([tree(t, 1, 2, 3, *([9] if t < 2 else [])) for t in range(10)])
+    check_profiled(service, captures(2, 3), Outcome(), follow_fork=True)  # type: ignore[arg-type]
+    check_profiled(FakeService([tree(t, 1) for t in range(10)]), captures(), Outcome(), False)  # type: ignore[arg-type]
