@@ -7,7 +7,9 @@ worker_class = "sync"
 accesslog = None
 
 
-def post_fork(server, worker):  # type: ignore[no-untyped-def]
+def post_fork(server, worker):
     # Workers import the app after this (no preload), so it sees its number.
     os.environ["PREFORK_WORKER"] = str(worker.age)
+
+
 control_socket_disable = True  # no socket in $HOME shared by concurrent runs
