@@ -243,8 +243,8 @@ class CheckCommand:
                 done.append((report, written))
                 codes.append(code)
             except MemgateError as exc:
-                say_error(f"memgate: error: {exc}")
-                errors.append((str(path), str(exc)))
+                say_error(f"memgate: error: {error_text(exc)}")
+                errors.append((str(path), error_text(exc)))
                 codes.append(int(exc.exit_code))
         if github.in_actions():
             _publish(done, errors, root)
@@ -552,7 +552,7 @@ def _run_command(args: argparse.Namespace) -> int:
     try:
         return int(COMMANDS[args.command].run(args))
     except MemgateError as exc:
-        say_error(f"memgate: error: {exc}")
+        say_error(f"memgate: error: {error_text(exc)}")
         return int(exc.exit_code)
     except KeyboardInterrupt:
         say_error("memgate: interrupted")
@@ -565,6 +565,12 @@ def _run_command(args: argparse.Namespace) -> int:
             " (set MEMGATE_DEBUG=1 for the traceback)"
         )
         return int(ExitCode.RUN_FAILED)
+
+
+def error_text(exc: MemgateError) -> str:
+    """The error's line, pointing at what a failed run kept."""
+    kept = getattr(exc, "kept", None)
+    return f"{exc}; what the run saw is in {kept}" if kept else str(exc)
 
 
 def say_error(line: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 
 
 class ExitCode(enum.IntEnum):
@@ -32,3 +33,5 @@ class RunError(MemgateError):
     """The run itself could not be done; what was captured so far is kept."""
 
     exit_code = ExitCode.RUN_FAILED
+    kept: Path | None = None
+    """``failure.json`` of the run, beside everything it left, once written."""

@@ -108,7 +108,7 @@ class ScenarioFailed(Exception):
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         from gate.baseline import BaselineStore
-        from gate.cli import FailOn, Format, check_scenario
+        from gate.cli import FailOn, Format, check_scenario, error_text
         from gate.report import where
         from gate.report.terminal import render_decision
 
@@ -128,7 +128,7 @@ class ScenarioItem(pytest.Item):
                 self.path, args, store, config.getoption("memgate_out").absolute()
             )
         except MemgateError as exc:
-            raise ScenarioFailed(f"memgate: error: {exc}") from None
+            raise ScenarioFailed(f"memgate: error: {error_text(exc)}") from None
         if code != ExitCode.PASS:
             head = render_decision(report.result.scenario.name, report.decision).splitlines()[0]
             lines = [head]

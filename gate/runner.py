@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
+import signal
 import sys
 import sysconfig
 import time
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gate import provenance
-from gate._files import last_line
+from gate._files import last_line, write_atomic
 from gate.analysis.curve import (
     NotEnoughData,
     build_curve,
@@ -29,6 +31,7 @@ from gate.analysis.curve import (
 from gate.analysis.shape import NotEnoughPoints, analyse_curve
 from gate.analysis.sites import rank_sites, sum_by_stack
 from gate.analysis.trend import blocks, trend
+from gate.baseline import thin
 from gate.capture import Capture, UnreadableCapture
 from gate.errors import InputError, RunError
 from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess
@@ -86,20 +89,87 @@ def run_scenario(
     started_at = datetime.datetime.now(datetime.UTC)
     port = free_port()
     service = ServiceProcess(scenario, port, out_dir)
-    observer.phase("starting the service under memray")
-    service.start()
+    watched = _Watched(observer)
     try:
-        service.wait_healthy()
-        outcome = _drive_load(scenario, service, out_dir, observer)
-    finally:
-        observer.phase("stopping the service")
-        stop = service.stop()
-    check_stop(stop, service.log_path)
-    check_load(outcome, scenario, out_dir)
-    observer.phase("reading the capture")
-    return _build_result(
-        scenario, service, outcome, out_dir, started_at, observer.show_capture_progress
-    )
+        watched.phase("starting the service under memray")
+        service.start()
+        try:
+            service.wait_healthy()
+            outcome = _drive_load(scenario, service, out_dir, watched)
+        except RunError:
+            watched.failed_in = watched.last_phase  # not the stop that follows
+            raise
+        finally:
+            watched.phase("stopping the service")
+            stop = service.stop()
+        check_stop(stop, service.log_path)
+        check_load(outcome, scenario, out_dir)
+        watched.phase("reading the capture")
+        return _build_result(
+            scenario, service, outcome, out_dir, started_at, observer.show_capture_progress
+        )
+    except RunError as exc:
+        exc.kept = write_failure(out_dir, scenario, exc, service, watched)
+        raise
+
+
+class _Watched:
+    """Passes the run's progress on to its observer, and remembers the last of it."""
+
+    def __init__(self, observer: RunObserver) -> None:
+        self.observer = observer
+        self.show_capture_progress = observer.show_capture_progress
+        self.last_phase = self.failed_in = ""
+        self.requests = self.failures = 0
+
+    def phase(self, name: str) -> None:
+        self.last_phase = name
+        self.observer.phase(name)
+
+    def load_progress(self, phase: str, requests: int, failures: int) -> None:
+        self.requests, self.failures = requests, failures
+        self.observer.load_progress(phase, requests, failures)
+
+
+FAILURE_SAMPLES = 200
+
+
+def write_failure(
+    out_dir: Path, scenario: Scenario, error: RunError, service: ServiceProcess, run: _Watched
+) -> Path:
+    """``failure.json`` beside what the run left (service log, load timeline, captures):
+    why it failed, in which phase, the load so far and the service's process tree over
+    time, so that a run that could not measure still tells what it saw."""
+    samples = service.samples()
+    start = samples[0].t if samples else 0.0
+    doc = {
+        "failure_version": 1,
+        "scenario": scenario.name,
+        "reason": str(error),
+        "exit_code": int(error.exit_code),
+        "phase": run.failed_in or run.last_phase,
+        "load": {"requests": run.requests, "failures": run.failures},
+        "service": {"returncode": service.returncode()},
+        "processes": [
+            {
+                "t": round(s.t - start, 3),
+                "rss": s.rss,
+                "rss_anon": s.rss_anon,
+                "threads": s.threads,
+                "fds": s.fds,
+                "processes": s.processes,
+            }
+            for s in thin(samples, FAILURE_SAMPLES)
+        ],
+        "files": {
+            path.name: path.stat().st_size
+            for path in sorted(out_dir.iterdir())
+            if path.is_file() and path.name != "failure.json"
+        },
+    }
+    path = out_dir / "failure.json"
+    write_atomic(path, json.dumps(doc, indent=2).encode() + b"\n")
+    return path
 
 
 def _drive_load(
@@ -130,7 +200,7 @@ def _drive_load(
             code = service.exit_code()
             if code is not None:
                 raise RunError(
-                    f"service died under load with exit code {code} after"
+                    f"service died under load ({exit_text(code)}) after"
                     f" {progress.requests} requests (see {service.log_path})"
                 )
             if finished:
@@ -175,11 +245,24 @@ def check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
         )
 
 
+def exit_text(code: int | None) -> str:
+    """How a process ended, for people: its exit code, or the signal that killed it."""
+    if code is None or code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    if name == "SIGKILL":
+        return "killed by SIGKILL, as the kernel's OOM killer does when memory runs out"
+    return f"killed by {name}"
+
+
 def check_stop(stop: StopInfo, service_log: Path) -> None:
     """Refuse a service that was not stopped by memgate's SIGINT or SIGTERM."""
     if stop.signal == "none":
         raise RunError(
-            f"service exited with code {stop.returncode} during the load"
+            f"service ended during the load ({exit_text(stop.returncode)})"
             f" (see {service_log}): {last_line(service_log)}"
         )
     if stop.signal == "SIGKILL":

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -185,10 +186,12 @@ class ServiceProcess:
                 )
             try:
                 with urllib.request.urlopen(self.health_url, timeout=1.0) as response:
-                    if 200 <= response.status < 300:
-                        return time.monotonic() - started
+                    healthy = 200 <= response.status < 300
             except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
-                pass  # not listening yet, or not speaking HTTP yet
+                healthy = False  # not listening yet, or not speaking HTTP yet
+            if healthy:
+                self._check_listening()
+                return time.monotonic() - started
             if time.monotonic() - started > timeout:
                 raise RunError(
                     f"service did not answer {self.health_url} within {timeout:g} s"
@@ -196,10 +199,37 @@ class ServiceProcess:
                 )
             time.sleep(HEALTH_POLL_S)
 
+    def _check_listening(self) -> None:
+        """Refuse a health check answered by another program on the port (one the
+        service could not bind): the load would measure the wrong process."""
+        assert self._proc is not None
+        port = urllib.parse.urlsplit(self.health_url).port or 80
+        try:
+            root = psutil.Process(self._proc.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return  # it died just now: the next poll or the load says so
+        for proc in tree:
+            try:
+                sockets = proc.net_connections(kind="tcp")
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in sockets):
+                return
+        raise RunError(
+            f"{self.health_url} answered, but no process of the service listens on port"
+            f" {port}: another program holds it (see {self.log_path})"
+        )
+
     def exit_code(self) -> int | None:
         """The exit code if the service has ended, else ``None``."""
         assert self._proc is not None
         return self._proc.poll()
+
+    def returncode(self) -> int | None:
+        """The exit code (negative: the signal that ended it), ``None`` if it runs or
+        never started."""
+        return self._proc.poll() if self._proc is not None else None
 
     def stop(self) -> StopInfo:
         """Stop the service so that memray completes its capture, escalating if it hangs."""

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -68,14 +75,28 @@ def scenario_file(tmp_path: Path, command: str, path: str = "/") -> Path:
 
 
 def run(tmp_path: Path, command: str, path: str = "/") -> str:
-    scenario = load_scenario(scenario_file(tmp_path, command, path))
+    return run_file(tmp_path, scenario_file(tmp_path, command, path))
+
+
+def run_file(tmp_path: Path, scenario: Path) -> str:
+    """Run ``scenario``, which must fail: its one-line reason, after checking that what
+    the run saw is kept in ``failure.json`` beside the files it left."""
     with pytest.raises(RunError) as caught:
-        run_scenario(scenario, tmp_path / "out")
+        run_scenario(load_scenario(scenario), tmp_path / "out")
     assert caught.value.exit_code == ExitCode.RUN_FAILED
     message = str(caught.value)
     assert "\n" not in message
     assert (tmp_path / "out" / "service.log").is_file()
+    assert caught.value.kept == tmp_path / "out" / "failure.json"
+    failure = json.loads(caught.value.kept.read_text())
+    assert failure["reason"] == message and failure["exit_code"] == 3
+    assert "service.log" in failure["files"]
+    assert not leftovers(tmp_path)
     return message
+
+
+def failure(tmp_path: Path) -> dict[str, Any]:
+    return json.loads((tmp_path / "out" / "failure.json").read_text())
 
 
 def leftovers(tmp_path: Path) -> list[psutil.Process]:
@@ -107,7 +128,7 @@ def test_service_that_dies_under_load(tmp_path: Path) -> None:
     (tmp_path / "server.py").write_text(SERVER_THAT_DIES)
     scenario = scenario_file(tmp_path, "python server.py {port}")
     scenario.write_text(scenario.read_text().replace("[service]", "[service]\ncwd = '.'"))
-    with pytest.raises(RunError, match="service died under load with exit code 9") as caught:
+    with pytest.raises(RunError, match=r"service died under load \(exit code 9\)") as caught:
         run_scenario(load_scenario(scenario), tmp_path / "out")
     assert "\n" not in str(caught.value)
     assert (tmp_path / "out" / "load.jsonl").stat().st_size > 0
@@ -125,3 +146,140 @@ def test_locustfile_that_raises_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="load failed: RuntimeError: fixture is broken"):
         run_scenario(load_scenario(scenario), tmp_path / "out")
     assert not leftovers(tmp_path)
+
+
+SERVER = """
+import http.server, os, signal, sys
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    served = 0
+    kept = []
+
+    def do_GET(self):
+        Handler.served += 1
+        {on_request}
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+{at_start}
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def server(tmp_path: Path, on_request: str = "pass", at_start: str = "") -> Path:
+    (tmp_path / "server.py").write_text(SERVER.format(on_request=on_request, at_start=at_start))
+    scenario = scenario_file(tmp_path, "python server.py {port}")
+    scenario.write_text(scenario.read_text().replace("[service]", "[service]\ncwd = '.'"))
+    return scenario
+
+
+def test_service_killed_as_the_oom_killer_does(tmp_path: Path) -> None:
+    """The kernel's OOM killer ends a process with SIGKILL: no chance to clean up."""
+    scenario = server(tmp_path, "if Handler.served > 150: os.kill(os.getpid(), signal.SIGKILL)")
+    message = run_file(tmp_path, scenario)
+    assert "service died under load (killed by SIGKILL, as the kernel's OOM killer does" in message
+    seen = failure(tmp_path)
+    assert seen["phase"] == "load" and seen["load"]["requests"] >= 100
+    assert seen["service"]["returncode"] == -9
+    assert seen["processes"] and seen["processes"][-1]["rss"] > 0
+    assert {"capture.bin", "load.jsonl"} <= set(seen["files"])
+
+
+def memory_cgroup() -> Path | None:
+    """A fresh cgroup (v1 memory controller) this test may limit, if the machine lets it."""
+    root = Path("/sys/fs/cgroup/memory")
+    try:
+        group = root / f"memgate-test-{os.getpid()}"
+        group.mkdir()
+    except OSError:
+        return None
+    return group
+
+
+def test_service_over_its_memory_limit_is_oom_killed(tmp_path: Path) -> None:
+    group = memory_cgroup()
+    if group is None:
+        pytest.skip("no writable cgroup memory controller on this machine")
+    try:
+        (group / "memory.limit_in_bytes").write_text(str(300 * 2**20))
+        join = f"open({str(group / 'cgroup.procs')!r}, 'w').write(str(os.getpid()))"
+        scenario = server(tmp_path, "Handler.kept.append(bytearray(4 * 2**20))", join)
+        message = run_file(tmp_path, scenario)
+        assert "killed by SIGKILL" in message
+        assert failure(tmp_path)["processes"][-1]["rss"] > 100 * 2**20
+    finally:
+        group.rmdir()
+
+
+def test_service_that_ignores_the_stop_signals_is_killed_and_refused(tmp_path: Path) -> None:
+    ignore = "for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, signal.SIG_IGN)"
+    scenario = server(tmp_path, at_start=ignore)
+    scenario.write_text(scenario.read_text().replace("stop_timeout = 5", "stop_timeout = 1"))
+    message = run_file(tmp_path, scenario)
+    assert message.startswith("service ignored SIGINT and SIGTERM and was killed")
+    assert failure(tmp_path)["phase"] == "stopping the service"
+
+
+@pytest.fixture
+def impostor() -> Iterator[int]:
+    """Another HTTP server on a free port: the port a scenario's service wants."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def on_fixed_port(scenario: Path, port: int) -> Path:
+    scenario.write_text(scenario.read_text().replace("{port}", str(port)))
+    return scenario
+
+
+def test_port_taken_service_exits_at_start_up(tmp_path: Path, impostor: int) -> None:
+    message = run_file(tmp_path, on_fixed_port(server(tmp_path), impostor))
+    assert "Address already in use" in message or "another program holds it" in message
+
+
+def test_port_taken_health_check_answered_by_another_program(tmp_path: Path, impostor: int) -> None:
+    """A service that waits for its port to come free while another server answers the
+    health check there: memgate must not load-test the wrong program."""
+    waits = "import time; time.sleep(0.5)\nwhile True: time.sleep(1)"
+    message = run_file(tmp_path, on_fixed_port(server(tmp_path, at_start=waits), impostor))
+    assert f"no process of the service listens on port {impostor}" in message
+    assert "another program holds it" in message
+
+
+def test_load_that_sends_no_request(tmp_path: Path) -> None:
+    scenario = server(tmp_path)
+    (tmp_path / "locustfile.py").write_text(
+        textwrap.dedent("""
+        from locust import HttpUser, task
+
+        class Idle(HttpUser):
+            @task
+            def nothing(self):
+                self.environment.runner  # sends no request at all
+                import time; time.sleep(0.2)
+        """)
+    )
+    scenario.write_text(scenario.read_text().replace("time_limit = 30", "time_limit = 3"))
+    message = run_file(tmp_path, scenario)
+    assert message.startswith("load produced no successful requests (0 sent")

@@ -71,8 +71,10 @@ def test_stops(tmp_path: Path) -> None:
     check_stop(StopInfo("SIGINT", 0), log)
     check_stop(StopInfo("SIGTERM", -15), log)
     with pytest.raises(
-        RunError, match=r"service exited with code 1 during the load .*: MemoryError$"
+        RunError, match=r"service ended during the load \(exit code 1\) .*: MemoryError$"
     ):
         check_stop(StopInfo("none", 1), log)
+    with pytest.raises(RunError, match=r"\(killed by SIGSEGV\)"):
+        check_stop(StopInfo("none", -11), log)
     with pytest.raises(RunError, match="ignored SIGINT and SIGTERM and was killed"):
         check_stop(StopInfo("SIGKILL", -9), log)
