@@ -64,10 +64,18 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
         )
 
     out = io.StringIO()
-    console = Console(file=out, width=width, color_system=None, highlight=False)
+    console = _console(out, width)
     console.print(summary)
     console.print(sites)
     return out.getvalue()
+
+
+def _console(out: io.StringIO, width: int) -> Console:
+    """Plain text: names from the measured code (``[/]``, ``:smile:``) are neither rich
+    markup nor emoji codes."""
+    return Console(
+        file=out, width=width, color_system=None, highlight=False, markup=False, emoji=False
+    )
 
 
 def _curve_line(shape: CurveShape, before: int, after: int) -> str:
@@ -99,7 +107,7 @@ def render_decision(scenario: str, decision: Decision, *, width: int = 100) -> s
             f.severity.value.upper(), f.metric, baseline_text(f), current, f.message, where(f.where)
         )
     out = io.StringIO()
-    console = Console(file=out, width=width, color_system=None, highlight=False)
+    console = _console(out, width)
     console.print(table)
     return head + "\n" + out.getvalue()
 
@@ -133,7 +141,7 @@ def render_history(history: History, audit: list[AuditEntry], *, width: int = 10
             run.provenance.env_key,
         )
     out = io.StringIO()
-    console = Console(file=out, width=width, color_system=None, highlight=False)
+    console = _console(out, width)
     console.print(table)
     for entry in audit:
         console.print(
