@@ -21,6 +21,7 @@ from gate.errors import ExitCode, InputError, MemgateError
 
 if TYPE_CHECKING:
     from gate.baseline import BaselineStore
+    from gate.merge import Merged
     from gate.model import RunResult
     from gate.report import Report
     from gate.scenario import BudgetSpec, GateSpec, Scenario
@@ -153,7 +154,7 @@ def _decide(
     from gate.baseline import summarize
     from gate.report import Report
     from gate.report.terminal import render_decision
-    from gate.verdict import Verdict, decide
+    from gate.verdict import decide
 
     current = summarize(result)
     history = store.load(result.scenario.name)
@@ -167,11 +168,15 @@ def _decide(
     decision = decide(current, history, _settings(result)[0])
     if not quiet:
         print(render_decision(result.scenario.name, decision, width=_width()), end="")
-    failed = decision.verdict is Verdict.FAIL or (
-        decision.verdict is Verdict.FLAG and fail_on is FailOn.FLAG
-    )
     report = Report(result, current, decision, str(result_path) if result_path else None)
-    return report, int(ExitCode.REGRESSION if failed else ExitCode.PASS)
+    return report, _exit_code(decision.verdict, fail_on)
+
+
+def _exit_code(verdict: str, fail_on: FailOn) -> int:
+    """A verdict's exit code: a failure is a regression, and so is a flag with
+    ``--fail-on flag``; anything else passes."""
+    failed = verdict == "fail" or (verdict == "flag" and fail_on is FailOn.FLAG)
+    return int(ExitCode.REGRESSION if failed else ExitCode.PASS)
 
 
 def _settings(result: RunResult) -> tuple[BudgetSpec, GateSpec]:
@@ -397,6 +402,86 @@ class ReportCommand:
         return ExitCode.PASS
 
 
+class MergeCommand:
+    """Merge the report.json files of several checks (a CI matrix) into one summary and
+    one verdict.
+
+    Each FILE is a report.json that `memgate check` wrote beside a result.json, or a
+    folder searched for report.json files (downloaded CI artifacts). The verdict is the
+    worst: error (an input that could not be merged, or none at all), fail, flag, pass.
+    Two reports of one scenario in one environment are an error. Inside GitHub Actions
+    the Markdown summary is appended to the job summary and the output `verdict` set.
+    """
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "files", type=Path, nargs="+", metavar="FILE", help="report.json files or folders"
+        )
+        parser.add_argument(
+            "--format",
+            type=Format,
+            choices=MERGE_FORMATS,
+            default=Format.TERMINAL,
+            help="terminal (default), markdown (job summary), json or github (annotations)",
+        )
+        parser.add_argument("--out", type=Path, help="write the summary to this file")
+        _add_fail_on(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from gate import github
+        from gate._files import write_atomic
+        from gate.merge import Outcome, collect
+        from gate.report.markdown import render_merged_markdown
+
+        merged = collect(args.files)
+        for bad in merged.errors:
+            say_error(f"memgate: error: {bad}")
+        verdict = merged.verdict
+        code = (
+            int(ExitCode.BAD_INPUT)
+            if verdict is Outcome.ERROR
+            else _exit_code(verdict.value, args.fail_on)
+        )
+        text = render_merged(merged, args.format)
+        try:
+            if args.out is not None:
+                write_atomic(args.out, text.encode())
+            elif args.format is Format.GITHUB:
+                github.emit_commands(text)  # meant to be read as commands
+            else:
+                print(text, end="")
+        except MemgateError as exc:
+            say_error(f"memgate: error: {exc}")
+            code, verdict = int(ExitCode.BAD_INPUT), Outcome.ERROR
+        if github.in_actions():
+            github.publish("", render_merged_markdown(merged), {"verdict": verdict.value})
+        return code
+
+
+MERGE_FORMATS = [Format.TERMINAL, Format.MARKDOWN, Format.JSON, Format.GITHUB]
+
+
+def render_merged(merged: Merged, fmt: Format) -> str:
+    """Merged reports in one format (the reporters are imported only when used)."""
+    if fmt is Format.TERMINAL:
+        from gate.report.terminal import render_merged as terminal
+
+        return terminal(merged, width=_width())
+    if fmt is Format.MARKDOWN:
+        from gate.report.markdown import render_merged_markdown
+
+        return render_merged_markdown(merged)
+    if fmt is Format.JSON:
+        from gate.report.json import render_merged_json
+
+        return render_merged_json(merged)
+    if fmt is Format.GITHUB:
+        from gate.report.github import render_merged_github
+
+        return render_merged_github(merged)
+    raise InputError(f"memgate merge has no {fmt.value} format")
+
+
 class BaselineCommand:
     """Keep baseline histories: record a run, show a history, accept a regression."""
 
@@ -512,6 +597,7 @@ COMMANDS: dict[str, Command] = {
     "compare": CompareCommand(),
     "baseline": BaselineCommand(),
     "report": ReportCommand(),
+    "merge": MergeCommand(),
 }
 
 

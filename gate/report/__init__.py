@@ -15,6 +15,7 @@ import numpy as np
 
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
 from gate.baseline import RunSummary, thin
+from gate.merge import WORST_FIRST, Merged
 from gate.model import Frame, ProcessCurve, RunResult, Site, Trend
 from gate.units import quantity
 from gate.verdict import Decision, Finding
@@ -91,6 +92,26 @@ def change(finding: Finding) -> str:
     text = ("+" if delta >= 0 else "-") + quantity(abs(delta), finding.unit)
     if abs(finding.baseline) > 1e-9 and abs(delta / finding.baseline) < 10:
         text += f" ({delta / abs(finding.baseline):+.0%})"
+    return text
+
+
+def headline(finding: Finding) -> str:
+    """A finding in a few words for a summary table: its metric, value and change
+    (``peak heap 8.0 MiB, +2.6 MiB (+48%)``), or its message when it has no figures."""
+    if finding.current is None:
+        return finding.message
+    text = f"{finding.metric} {quantity(finding.current, finding.unit)}"
+    return text + (f", {change(finding)}" if change(finding) else "")
+
+
+def tally(merged: Merged) -> str:
+    """``3 scenarios: 1 fail, 1 flag, 1 pass; 1 input could not be merged``."""
+    n = len(merged.reports)
+    parts = [f"{merged.count(o)} {o.value}" for o in WORST_FIRST if merged.count(o)]
+    text = f"{n} scenario{'' if n == 1 else 's'}" + (": " + ", ".join(parts) if parts else "")
+    bad = len(merged.errors)
+    if bad:
+        text += f"; {bad} input{'' if bad == 1 else 's'} could not be merged"
     return text
 
 

@@ -16,7 +16,8 @@ from typing import Literal
 
 import github_action_utils as gau
 
-from gate.report import Report, is_user_frame, source_path
+from gate.merge import Merged
+from gate.report import Report, is_user_frame, source_path, where
 from gate.verdict import Severity
 
 LEVEL: dict[Severity, Literal["error", "warning"]] = {
@@ -57,6 +58,28 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
     return out
 
 
+def annotate_merged(merged: Merged) -> list[Annotation]:
+    """One annotation per failing or flagged scenario and level, and one per input that
+    could not be merged. None is placed on a file: ``report.json`` keeps frames relative
+    to the service's folder, which it does not record, and each matrix job's own
+    ``memgate check`` has already placed its annotations on the lines."""
+    out = []
+    for r in merged.reports:
+        for severity in (Severity.FAIL, Severity.FLAG):
+            found = [f for f in r.findings if f.severity is severity]
+            if not found:
+                continue
+            level = LEVEL[severity]
+            what = "memory regression" if level == "error" else "memory flag"
+            title = f"memgate {r.scenario} ({r.environment}): {what}"
+            if len(found) > 1:
+                title += f" ({len(found)} findings)"
+            lines = [f.message + (f" (at {where(f.where)})" if f.where else "") for f in found]
+            out.append(Annotation(level, title, "\n".join(lines)))
+    out += [Annotation("error", "memgate: error", str(bad)) for bad in merged.errors]
+    return out
+
+
 def render_annotations(items: list[Annotation]) -> str:
     """The workflow commands, one line each."""
     buffer = io.StringIO()
@@ -69,3 +92,7 @@ def render_annotations(items: list[Annotation]) -> str:
 
 def render_github(report: Report, workspace: str) -> str:
     return render_annotations(annotate(report, workspace))
+
+
+def render_merged_github(merged: Merged) -> str:
+    return render_annotations(annotate_merged(merged))

@@ -9,10 +9,14 @@ from typing import Any
 
 from gate import __version__
 from gate.baseline import RunSummary
+from gate.merge import Merged, Outcome
 from gate.model import Frame, Trend
 from gate.report import Report, change, growing_processes, growing_sites, shown_frame
+from gate.verdict import Finding
 
 REPORT_VERSION = 1
+MERGE_VERSION = 1
+"""Of the merged document ``memgate merge --format json`` writes."""
 STACK_FRAMES = 20
 """Frames of each site's stack kept in the report (innermost first)."""
 
@@ -27,14 +31,7 @@ def render_json(report: Report) -> str:
         "scenario": dataclasses.asdict(result.scenario),
         "verdict": decision.verdict.value,
         "compared_runs": decision.compared_runs,
-        "findings": [
-            {
-                **{k: v for k, v in dataclasses.asdict(f).items() if k != "where"},
-                "change": change(f) or None,
-                "where": _frame(f.where),
-            }
-            for f in decision.findings
-        ],
+        "findings": [_finding(f) for f in decision.findings],
         "run": {
             **_figures(current),
             "steady_from_requests": analysis.steady.requests,
@@ -79,6 +76,42 @@ def render_json(report: Report) -> str:
         ],
     }
     return json.dumps(_finite(doc), indent=2) + "\n"
+
+
+def render_merged_json(merged: Merged) -> str:
+    """Several checks in one document (``docs/report-schema.md``, merged reports)."""
+    doc = {
+        "merge_version": MERGE_VERSION,
+        "memgate": __version__,
+        "verdict": merged.verdict.value,
+        "counts": {o.value: merged.count(o) for o in Outcome if o is not Outcome.ERROR},
+        "scenarios": [
+            {
+                "scenario": r.scenario,
+                "environment": r.environment,
+                "verdict": r.verdict.value,
+                "shape": r.shape,
+                "compared_runs": r.compared_runs,
+                "commit": r.commit,
+                "branch": r.branch,
+                "report": r.source,
+                "result": r.result,
+                "worst_finding": r.findings.index(r.worst) if r.worst else None,
+                "findings": [_finding(f) for f in r.findings],
+            }
+            for r in merged.reports
+        ],
+        "errors": [{"source": bad.source, "reason": bad.reason} for bad in merged.errors],
+    }
+    return json.dumps(_finite(doc), indent=2) + "\n"
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    return {
+        **{k: v for k, v in dataclasses.asdict(finding).items() if k != "where"},
+        "change": change(finding) or None,
+        "where": _frame(finding.where),
+    }
 
 
 def _figures(run: RunSummary) -> dict[str, Any]:

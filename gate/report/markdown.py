@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 
 from gate.baseline import RunSummary
+from gate.merge import Merged, Outcome
 from gate.model import Frame, Provenance
 from gate.report import (
     Report,
@@ -18,20 +20,23 @@ from gate.report import (
     change,
     growing_processes,
     growing_sites,
+    headline,
     lines,
     on_grid,
     process_name,
     rate,
     shown_frame,
+    tally,
 )
 from gate.units import quantity, size
-from gate.verdict import Severity, Verdict
+from gate.verdict import Finding, Severity, Verdict
 
 CHART_POINTS = 30
 PALETTE = ("#d62728", "#1f77b4")
 """Line colours in the charts: this run, then the baseline."""
 ICON = {Verdict.PASS: "✅", Verdict.FLAG: "⚠️", Verdict.FAIL: "❌"}
 MARK = {Severity.FAIL: "❌ fail", Severity.FLAG: "⚠️ flag"}
+OUTCOME_ICON = {Outcome(v.value): icon for v, icon in ICON.items()} | {Outcome.ERROR: "❗"}
 STACK_FRAMES = 12
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#~!&$])")
@@ -79,18 +84,7 @@ def render_markdown(report: Report) -> str:
     )
     out.append("")
     if decision.findings:
-        out += [
-            "| | metric | baseline ± spread | current | change | where |",
-            "|---|---|--:|--:|--:|---|",
-        ]
-        for f in decision.findings:
-            current = quantity(f.current, f.unit) if f.current is not None else ""
-            out.append(
-                f"| {MARK[f.severity]} | {md(f.metric)} | {md(baseline_text(f))} | {md(current)}"
-                f" | {md(change(f))} | {_where(f.where, cell=True)} |"
-            )
-        out.append("")
-        out += [f"- {MARK[f.severity]}: {md(f.message)}" for f in decision.findings]
+        out += _findings(decision.findings)
     else:
         out.append("Nothing past the history's noise, no budget exceeded.")
     out.append("")
@@ -99,6 +93,69 @@ def render_markdown(report: Report) -> str:
     out += _sites(report)
     out += _provenance(result.provenance, base)
     out += _next(report)
+    return "\n".join(out) + "\n"
+
+
+def _findings(findings: Sequence[Finding]) -> list[str]:
+    """The findings table, then each finding's sentence."""
+    out = [
+        "| | metric | baseline ± spread | current | change | where |",
+        "|---|---|--:|--:|--:|---|",
+    ]
+    for f in findings:
+        current = quantity(f.current, f.unit) if f.current is not None else ""
+        out.append(
+            f"| {MARK[f.severity]} | {md(f.metric)} | {md(baseline_text(f))} | {md(current)}"
+            f" | {md(change(f))} | {_where(f.where, cell=True)} |"
+        )
+    out.append("")
+    out += [f"- {MARK[f.severity]}: {md(f.message)}" for f in findings]
+    return out
+
+
+def render_merged_markdown(merged: Merged) -> str:
+    """One job summary for several checks: the verdict in the first line, one table row
+    per scenario, then each failing or flagged scenario's findings, then the inputs that
+    could not be merged."""
+    verdict = merged.verdict
+    out = [f"## {OUTCOME_ICON[verdict]} memgate merge: {verdict.value.upper()}", ""]
+    out += [md(tally(merged)) + ".", ""]
+    if merged.reports:
+        out += [
+            "| scenario | environment | verdict | findings | worst finding | where |",
+            "|---|---|---|--:|---|---|",
+        ]
+        for r in merged.reports:
+            top = r.worst
+            out.append(
+                f"| {code(r.scenario, cell=True)} | {code(r.environment, cell=True)}"
+                f" | {OUTCOME_ICON[r.outcome]} {r.verdict.value} | {len(r.findings)}"
+                f" | {md(headline(top)) if top else ''}"
+                f" | {_where(top.where, cell=True) if top else ''} |"
+            )
+        out.append("")
+    for r in merged.reports:
+        if not r.findings:
+            continue
+        out += [
+            f"### {OUTCOME_ICON[r.outcome]} {code(r.scenario)} on {code(r.environment)}:"
+            f" {r.verdict.value.upper()}",
+            "",
+        ]
+        runs = f"{r.compared_runs} baseline run{'' if r.compared_runs == 1 else 's'}"
+        commit = (r.commit or "")[:7]
+        made = f" at {code(commit)}" if commit else ""
+        made += f" on {code(r.branch)}" if r.branch else ""
+        out += [
+            f"Shape **{md(r.shape)}**; compared with {runs}; run{made or ' at no known commit'};"
+            f" report {code(r.source)}.",
+            "",
+        ]
+        out += [*_findings(r.findings), ""]
+    if merged.errors:
+        out += [f"### {OUTCOME_ICON[Outcome.ERROR]} Could not be merged", ""]
+        out += [f"- {code(bad.source)}: {md(bad.reason)}" for bad in merged.errors]
+        out.append("")
     return "\n".join(out) + "\n"
 
 

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import io
+from collections.abc import Sequence
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from gate.baseline import AuditEntry, History
+from gate.merge import Merged
 from gate.model import CurveShape, RunResult
 from gate.report import (
     baseline_text,
     growing_processes,
     growing_sites,
+    headline,
     process_name,
     rate,
     shown_frame,
+    tally,
     where,
 )
 from gate.units import quantity, size
-from gate.verdict import Decision
+from gate.verdict import Decision, Finding
 
 
 def render_run(result: RunResult, *, width: int = 100) -> str:
@@ -73,7 +78,7 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
         )
 
     out = io.StringIO()
-    console = Console(file=out, width=width, color_system=None, highlight=False)
+    console = _console(out, width)
     console.print(summary)
     if result.process_curves:
         console.print(_processes(result))
@@ -101,6 +106,14 @@ def _processes(result: RunResult) -> Table:
     return table
 
 
+def _console(out: io.StringIO, width: int) -> Console:
+    """Plain text: names from the measured code (``[/]``, ``:smile:``) are neither rich
+    markup nor emoji codes."""
+    return Console(
+        file=out, width=width, color_system=None, highlight=False, markup=False, emoji=False
+    )
+
+
 def _curve_line(shape: CurveShape, before: int, after: int) -> str:
     return (
         f"{shape.shape.value}: {size(before)} at steady start -> {size(after)} at end;"
@@ -117,6 +130,13 @@ def render_decision(scenario: str, decision: Decision, *, width: int = 100) -> s
     )
     if not decision.findings:
         return head + "\n  nothing past the history's noise, no budget exceeded\n"
+    out = io.StringIO()
+    console = _console(out, width)
+    console.print(_findings_table(decision.findings))
+    return head + "\n" + out.getvalue()
+
+
+def _findings_table(findings: Sequence[Finding]) -> Table:
     table = Table(box=box.SIMPLE, show_header=True)
     table.add_column("", no_wrap=True)
     table.add_column("metric")
@@ -124,15 +144,53 @@ def render_decision(scenario: str, decision: Decision, *, width: int = 100) -> s
     table.add_column("current", justify="right")
     table.add_column("why", overflow="fold")
     table.add_column("where", overflow="fold")
-    for f in decision.findings:
+    for f in findings:
         current = quantity(f.current, f.unit) if f.current is not None else ""
         table.add_row(
             f.severity.value.upper(), f.metric, baseline_text(f), current, f.message, where(f.where)
         )
+    return table
+
+
+def render_merged(merged: Merged, *, width: int = 100) -> str:
+    """Several checks in one: the verdict first, one row per scenario, then the findings
+    of each scenario that did not pass, then the inputs that could not be merged."""
+    table = Table(box=box.SIMPLE, show_header=True)
+    table.add_column("scenario", overflow="fold")
+    table.add_column("environment", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("findings", justify="right")
+    table.add_column("worst finding", overflow="fold")
+    table.add_column("where", overflow="fold")
+    for r in merged.reports:
+        top = r.worst
+        table.add_row(
+            r.scenario,
+            r.environment,
+            r.verdict.value.upper(),
+            str(len(r.findings)),
+            headline(top) if top else "",
+            where(top.where) if top else "",
+        )
     out = io.StringIO()
-    console = Console(file=out, width=width, color_system=None, highlight=False)
-    console.print(table)
-    return head + "\n" + out.getvalue()
+    console = _console(out, width)
+    # Lines outside tables are printed whole (one error, one file: one line).
+    line = functools.partial(console.print, soft_wrap=True)
+    line(f"memgate merge: {merged.verdict.value.upper()} ({tally(merged)})")
+    if merged.reports:
+        console.print(table)
+    for r in merged.reports:
+        if not r.findings:
+            continue
+        runs = f"{r.compared_runs} baseline run{'' if r.compared_runs == 1 else 's'}"
+        verdict = r.verdict.value.upper()
+        line(f"{r.scenario} on {r.environment}: {verdict} (compared with {runs}; {r.source})")
+        console.print(_findings_table(r.findings))
+    if merged.errors:
+        line("could not be merged:")
+        for bad in merged.errors:
+            line(f"  {bad}")
+    return out.getvalue()
 
 
 def render_history(history: History, audit: list[AuditEntry], *, width: int = 100) -> str:
@@ -164,7 +222,7 @@ def render_history(history: History, audit: list[AuditEntry], *, width: int = 10
             run.provenance.env_key,
         )
     out = io.StringIO()
-    console = Console(file=out, width=width, color_system=None, highlight=False)
+    console = _console(out, width)
     console.print(table)
     for entry in audit:
         console.print(

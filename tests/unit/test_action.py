@@ -3,6 +3,7 @@ outputs memgate really sets, and workflows that keep pull requests from writing.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,37 @@ def test_soak_workflow_runs_the_soak_scenario_on_dispatch_or_tag() -> None:
     assert memgate["with"]["upload-captures"] == "false"
     step = next(s for s in job["steps"] if s.get("id") == "duration")
     assert "-gt 900" in step["run"]
+
+
+def test_matrix_workflow_checks_each_job_and_merges_every_artifact() -> None:
+    path = WORKFLOWS / "memgate-matrix.yml"
+    workflow = load(path)
+    assert set(workflow[True]) == {"pull_request"}
+    assert workflow["permissions"] == {"contents": "read"}
+    text = path.read_text()
+    assert "${{ secrets" not in text and "pull_request_target:" not in text
+    check, merge = workflow["jobs"]["check"], workflow["jobs"]["merge"]
+    assert check["strategy"]["fail-fast"] is False
+    (uses,) = [s for s in check["steps"] if s.get("uses") == "./"]
+    assert uses["with"]["record"] == "false"
+    assert any("BASE_SHA" in s.get("env", {}) for s in check["steps"])
+    # Every matrix combination uploads an artifact of its own that the merge downloads.
+    matrix = check["strategy"]["matrix"]
+    names = set()
+    for scenario in matrix["scenario"]:
+        assert (REPO / "scenarios" / f"{scenario}.toml").is_file()
+        for python in matrix["python"]:
+            name = uses["with"]["artifact-name"]
+            name = name.replace("${{ matrix.scenario }}", scenario)
+            names.add(name.replace("${{ matrix.python }}", python))
+    assert len(names) == len(matrix["scenario"]) * len(matrix["python"])
+    assert all("${{" not in name for name in names)
+    assert (merge["needs"], merge["if"]) == ("check", "always()")
+    download = next(s for s in merge["steps"] if "download-artifact" in s.get("uses", ""))
+    assert all(fnmatch.fnmatchcase(name, download["with"]["pattern"]) for name in names)
+    assert "merge-multiple" not in download["with"]  # one folder per artifact
+    step = next(s for s in merge["steps"] if s.get("id") == "merge")
+    assert step["run"].split() == ["memgate", "merge", download["with"]["path"]]
+    # A job that failed without a report cannot leave the merge passing.
+    guard = next(s for s in merge["steps"] if "needs.check.result" in s.get("if", ""))
+    assert "steps.merge.outcome == 'success'" in guard["if"] and "exit 1" in guard["run"]

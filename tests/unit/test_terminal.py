@@ -45,3 +45,23 @@ def test_run_summary_lists_only_growing_sites() -> None:
     assert "shape FLAT" in squeeze(text)
     assert "no allocation site grew steadily through the steady state" in text
     assert "json" not in text
+
+
+def test_names_from_the_measured_code_are_not_markup() -> None:
+    """A function named like rich markup or an emoji code prints as it is (a ``[/]``
+    used to raise rich's MarkupError: an internal error instead of a report)."""
+    import dataclasses
+
+    from gate.model import Frame
+
+    result = make_result(leak_per_request=100)
+    hostile = Frame("[/] [bold]x :smile:", "app.py", 54)
+    leak = dataclasses.replace(result.sites[0], user_frame=hostile, stack=(hostile,))
+    result = dataclasses.replace(
+        result,
+        scenario=dataclasses.replace(result.scenario, name="d[/]emo"),
+        sites=(leak, *result.sites[1:]),
+    )
+    lines = squeeze(render_run(result, width=160))
+    assert lines[0] == "memgate run: d[/]emo"
+    assert "1 100.0 B/request [98.5, 102.0] 1.00 78.1 KiB app.py:54 in [/] [bold]x :smile:" in lines
