@@ -73,6 +73,17 @@ class SiteSummary:
 
 
 @dataclasses.dataclass(frozen=True)
+class ResourceSummary:
+    """A resource count of a recorded run (see :class:`gate.model.ResourceGrowth`)."""
+
+    name: str
+    slope: float
+    """Per request, over the steady state."""
+    at_end: int
+    grows: bool
+
+
+@dataclasses.dataclass(frozen=True)
 class RunSummary:
     """What the history keeps of one run."""
 
@@ -99,6 +110,9 @@ class RunSummary:
     curve: tuple[CurveSample, ...] = ()
     """Heap and RSS against requests, thinned to at most ``CURVE_KEPT`` points (empty
     for runs recorded by schema 1)."""
+    resources: tuple[ResourceSummary, ...] = ()
+    """File descriptors, sockets, threads and processes (empty for runs recorded before
+    memgate measured them)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +167,10 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
         measured_requests=result.load.measured_requests,
         sites=tuple(_site(s) for s in growing),
         curve=tuple(CurveSample(p.requests, p.heap, p.rss) for p in thin(points, CURVE_KEPT)),
+        resources=tuple(
+            ResourceSummary(r.name, r.trend.slope if r.trend else 0.0, r.at_end, r.grows)
+            for r in result.resources
+        ),
     )
 
 

@@ -52,6 +52,9 @@ class ProcessSample:
     fds: int
     """Open file descriptors summed over the tree."""
     processes: int
+    sockets: int = 0
+    """Open sockets (file descriptors that are sockets) summed over the tree; 0 where the
+    system does not say (not Linux)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,6 +226,21 @@ class LoadStats:
 
 
 @dataclasses.dataclass(frozen=True)
+class ResourceGrowth:
+    """How a count the service holds (file descriptors, sockets, threads, processes)
+    moved through the steady state: the usual companions of a memory leak."""
+
+    name: str
+    """``fds``, ``sockets``, ``threads`` or ``processes`` (a field of :class:`ProcessSample`)."""
+    at_steady: int
+    at_end: int
+    trend: Trend | None
+    """Growth per request over the steady state; ``None`` with too few samples."""
+    grows: bool
+    """Surely (trend test and interval) and by at least the resource's minimum count."""
+
+
+@dataclasses.dataclass(frozen=True)
 class ProcessCurve:
     """The heap of one profiled process of a service that forks (a prefork server's
     master and workers), on the run's curve points."""
@@ -299,6 +317,9 @@ class RunResult:
     capture: CaptureInfo
     files: dict[str, str]
     """Other files of the run (service log, load log), relative to the result's directory."""
+    resources: tuple[ResourceGrowth, ...] = ()
+    """File descriptors, sockets, threads and processes over the steady state (empty for
+    results written before memgate measured them)."""
     process_curves: tuple[ProcessCurve, ...] = ()
     """Per process, when the service forked profiled processes (``curve`` is their sum);
     empty for a single process."""

@@ -28,6 +28,7 @@ from gate.analysis.curve import (
     with_heaps,
     with_rss,
 )
+from gate.analysis.resources import resource_growth
 from gate.analysis.shape import NotEnoughPoints, analyse_curve
 from gate.analysis.sites import rank_sites, sum_by_stack
 from gate.analysis.trend import blocks, trend
@@ -382,6 +383,7 @@ def _build_result(
             "load_log": "load.log",
             "load_timeline": "load.jsonl",
         },
+        resources=resource_growth(processes, analysis.steady.requests),
         process_curves=process_curves,
     )
 
@@ -467,6 +469,7 @@ def _process_samples(
             threads=s.threads,
             fds=s.fds,
             processes=s.processes,
+            sockets=s.sockets,
         )
         for s, r in zip(raw, reqs, strict=True)
     )

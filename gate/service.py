@@ -112,6 +112,7 @@ class RawProcessSample:
     processes: int
     pids: tuple[int, ...] = ()
     """The processes of the tree, the service's own first."""
+    sockets: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,7 +298,7 @@ def _sample_tree(root: psutil.Process) -> RawProcessSample | None:
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return None
-    rss = anon = threads = fds = 0
+    rss = anon = threads = fds = sockets = 0
     pids = []
     for proc in procs:
         try:
@@ -307,6 +308,7 @@ def _sample_tree(root: psutil.Process) -> RawProcessSample | None:
                 anon += memory.rss - getattr(memory, "shared", 0)
                 threads += proc.num_threads()
                 fds += proc.num_fds()
+            sockets += _sockets(proc.pid)
             pids.append(proc.pid)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
@@ -320,4 +322,21 @@ def _sample_tree(root: psutil.Process) -> RawProcessSample | None:
         fds=fds,
         processes=len(pids),
         pids=tuple(pids),
+        sockets=sockets,
     )
+
+
+def _sockets(pid: int) -> int:
+    """How many of the process's file descriptors are sockets (Linux; 0 elsewhere)."""
+    folder = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    count = 0
+    for name in names:
+        try:
+            count += os.readlink(f"{folder}/{name}").startswith("socket:")
+        except OSError:
+            continue  # closed meanwhile
+    return count

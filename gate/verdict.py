@@ -29,6 +29,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from gate.analysis.resources import LABELS
 from gate.baseline import History, RunSummary
 from gate.model import Frame, Shape
 from gate.scenario import BudgetSpec
@@ -246,6 +247,37 @@ class ShapeCheck:
         return []
 
 
+class ResourceCheck:
+    """File descriptors, sockets, threads or processes that keep growing with requests
+    when they did not in the history."""
+
+    def findings(self, current: RunSummary, runs: Sequence[RunSummary]) -> list[Finding]:
+        out = []
+        for resource in current.resources:
+            if not resource.grows:
+                continue
+            before = [r for run in runs for r in run.resources if r.name == resource.name]
+            if any(r.grows for r in before):
+                continue
+            since = f"none of the {len(runs)} baseline runs did" if runs else "no baseline yet"
+            label = LABELS.get(resource.name, resource.name)
+            out.append(
+                Finding(
+                    "resource",
+                    Severity.FAIL,
+                    f"{label} growth",
+                    "per 1000 requests",
+                    round(resource.slope * 1000, 2),
+                    None,
+                    None,
+                    None,
+                    f"{label} keep growing: {resource.slope * 1000:,.1f} more per 1000 requests"
+                    f" through the steady state, {resource.at_end:,} at the end ({since})",
+                )
+            )
+        return out
+
+
 class BudgetCheck:
     """The scenario's absolute budgets."""
 
@@ -330,6 +362,7 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
         relative = [dataclasses.replace(f, severity=Severity.FLAG) for f in relative]
     findings += relative
     findings += ShapeCheck().findings(current, runs)
+    findings += ResourceCheck().findings(current, runs)
     findings += BudgetCheck(budgets).findings(current, runs)
     verdict = Verdict.PASS
     if any(f.severity is Severity.FAIL for f in findings):

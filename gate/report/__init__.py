@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gate.analysis.resources import LABELS
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
 from gate.baseline import RunSummary, thin
 from gate.merge import WORST_FIRST, Merged
@@ -60,6 +61,20 @@ def growing_processes(result: RunResult) -> list[ProcessCurve]:
     state (a leaking prefork worker), fastest first."""
     grew = [p for p in result.process_curves if p.trend and is_growing(p.trend, MIN_RISE)]
     return sorted(grew, key=lambda p: p.trend.slope if p.trend else 0.0, reverse=True)
+
+
+def resources_text(result: RunResult) -> str:
+    """One line on the counts other than memory: each from steady start to end, and
+    which keep growing."""
+    if not result.resources:
+        return "not measured"
+    parts = []
+    for r in result.resources:
+        part = f"{LABELS.get(r.name, r.name)} {r.at_steady:,} -> {r.at_end:,}"
+        if r.grows and r.trend:
+            part += f" (GROWS {r.trend.slope * 1000:,.1f} per 1000 requests)"
+        parts.append(part)
+    return "; ".join(parts)
 
 
 def process_name(process: ProcessCurve) -> str:

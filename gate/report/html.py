@@ -24,6 +24,7 @@ from gate.report import (
     lines,
     process_name,
     rate,
+    resources_text,
     shown_frame,
     where,
 )
@@ -181,6 +182,7 @@ def render_html(report: Report) -> str:
         findings=findings,
         sites=sites,
         processes=processes,
+        resources=resources_text(result),
         size=(WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM),
         accept=f"memgate baseline accept {shlex.quote(report.result_path or 'RESULT.json')}"
         ' --reason "why this growth is expected"',

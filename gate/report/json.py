@@ -62,6 +62,16 @@ def render_json(report: Report) -> str:
             }
             for rank, site in enumerate(growing_sites(result.sites), start=1)
         ],
+        "resources": [
+            {
+                "name": r.name,
+                "at_steady": r.at_steady,
+                "at_end": r.at_end,
+                "growth": _trend(r.trend) if r.trend else None,
+                "grows": r.grows,
+            }
+            for r in result.resources
+        ],
         "processes": [
             {
                 "pid": process.pid,

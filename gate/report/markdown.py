@@ -25,6 +25,7 @@ from gate.report import (
     on_grid,
     process_name,
     rate,
+    resources_text,
     shown_frame,
     tally,
 )
@@ -82,6 +83,8 @@ def render_markdown(report: Report) -> str:
         f" shape **{result.analysis.shape.value}**; heap {md(rate(result.analysis.heap.trend))};"
         f" {against}."
     )
+    if result.resources:
+        out += ["", f"Resources, steady start to end: {md(resources_text(result))}."]
     out.append("")
     if decision.findings:
         out += _findings(decision.findings)

@@ -20,6 +20,7 @@ from gate.report import (
     headline,
     process_name,
     rate,
+    resources_text,
     shown_frame,
     tally,
     where,
@@ -52,6 +53,7 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
         ("rss", analysis.rss, steady.rss, end.rss),
     ):
         summary.add_row(name, _curve_line(shape, before, after))
+    summary.add_row("resources", resources_text(result))
     forks = f" and {result.capture.forks} forks" if result.capture.forks else ""
     summary.add_row(
         "capture",

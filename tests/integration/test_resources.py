@@ -1,0 +1,44 @@
+"""Counts other than memory: a service leaking file descriptors and threads fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gate.analysis.resources import LABELS
+from gate.baseline import summarize
+from gate.runner import run_scenario
+from gate.scenario import BudgetSpec, load_scenario
+from gate.verdict import Verdict, decide
+from tests.integration.test_run_failures import server
+
+pytestmark = pytest.mark.integration
+
+LEAKS = (
+    "Handler.kept.append(open(os.devnull))\n"
+    "        if Handler.served % 25 == 0:\n"
+    "            import threading, time\n"
+    "            threading.Thread(target=time.sleep, args=(600,), daemon=True).start()"
+)
+
+
+def growth(tmp_path: Path, on_request: str) -> dict[str, bool]:
+    scenario = server(tmp_path, on_request)
+    scenario.write_text(scenario.read_text().replace("requests = 300", "requests = 800"))
+    result = run_scenario(load_scenario(scenario), tmp_path / "out")
+    decision = decide(summarize(result), None, BudgetSpec())
+    grows = {r.name: r.grows for r in result.resources}
+    failed = {f.metric for f in decision.findings if f.check == "resource"}
+    assert failed == {f"{LABELS[name]} growth" for name, g in grows.items() if g}
+    assert (decision.verdict is Verdict.FAIL) == any(grows.values())
+    return grows
+
+
+def test_leaked_file_descriptors_and_threads_fail(tmp_path: Path) -> None:
+    grows = growth(tmp_path, LEAKS)
+    assert grows == {"fds": True, "sockets": False, "threads": True, "processes": False}
+
+
+def test_a_service_that_keeps_nothing_grows_nothing(tmp_path: Path) -> None:
+    assert not any(growth(tmp_path, "pass").values())
