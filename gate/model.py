@@ -241,6 +241,23 @@ class ResourceGrowth:
 
 
 @dataclasses.dataclass(frozen=True)
+class GcPressure:
+    """The garbage collector's work, counted by memgate's probe inside the service (all
+    its processes summed), at each curve point and per request over the steady state."""
+
+    collections: tuple[int, ...]
+    """Collections of all generations so far, at each curve point."""
+    full: tuple[int, ...]
+    """Full (generation 2) collections so far, at each curve point."""
+    seconds: tuple[float, ...]
+    """Time spent collecting so far, at each curve point."""
+    collections_per_request: float
+    full_per_1000_requests: float
+    seconds_per_request: float
+    """Over the steady state."""
+
+
+@dataclasses.dataclass(frozen=True)
 class ProcessCurve:
     """The heap of one profiled process of a service that forks (a prefork server's
     master and workers), on the run's curve points."""
@@ -320,6 +337,9 @@ class RunResult:
     resources: tuple[ResourceGrowth, ...] = ()
     """File descriptors, sockets, threads and processes over the steady state (empty for
     results written before memgate measured them)."""
+    gc: GcPressure | None = None
+    """``None`` when the probe wrote nothing (an older result, or a service that could
+    not run it)."""
     process_curves: tuple[ProcessCurve, ...] = ()
     """Per process, when the service forked profiled processes (``curve`` is their sum);
     empty for a single process."""

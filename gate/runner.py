@@ -28,6 +28,7 @@ from gate.analysis.curve import (
     with_heaps,
     with_rss,
 )
+from gate.analysis.gc import gc_pressure
 from gate.analysis.resources import resource_growth
 from gate.analysis.shape import NotEnoughPoints, analyse_curve
 from gate.analysis.sites import rank_sites, sum_by_stack
@@ -48,7 +49,14 @@ from gate.model import (
 )
 from gate.result import SCHEMA_VERSION
 from gate.scenario import Scenario
-from gate.service import RawProcessSample, ServiceProcess, StopInfo, free_port
+from gate.service import (
+    GC_PROBE,
+    RawProcessSample,
+    ServiceProcess,
+    StopInfo,
+    free_port,
+    read_gc_samples,
+)
 
 POLL_S = 0.1
 
@@ -85,6 +93,7 @@ def run_scenario(
     observer = observer or QuietObserver()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "failure.json").unlink(missing_ok=True)  # an earlier run's
     except OSError as exc:
         raise InputError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
     started_at = datetime.datetime.now(datetime.UTC)
@@ -384,6 +393,15 @@ def _build_result(
             "load_timeline": "load.jsonl",
         },
         resources=resource_growth(processes, analysis.steady.requests),
+        gc=gc_pressure(
+            [
+                [(g.t, g.collections, g.full, g.seconds) for g in samples]
+                for samples in read_gc_samples(service.gc_prefix)
+            ],
+            curve,
+            outcome.started_at,
+            analysis.steady.index,
+        ),
         process_curves=process_curves,
     )
 
@@ -476,11 +494,13 @@ def _process_samples(
 
 
 def library_roots() -> list[str]:
-    """Folders whose code is not the user's: the standard library and site-packages."""
+    """Folders whose code is not the user's: the standard library and site-packages (and
+    memgate's GC probe, the script memray runs)."""
     names = ("stdlib", "platstdlib", "purelib", "platlib")
     roots = {sysconfig.get_path(name) for name in names}
     roots |= {
         sysconfig.get_path(name, vars={"base": sys.base_prefix, "platbase": sys.base_prefix})
         for name in names
     }
+    roots.add(str(GC_PROBE))  # memgate's probe runs the service: never the user's frame
     return sorted(root for root in roots if root)

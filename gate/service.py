@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import json
 import os
 import re
 import shutil
@@ -87,7 +88,51 @@ def profiled_command(target: list[str], profile: ProfileSpec, capture: Path) -> 
         memray.append("--native")
     if profile.follow_fork:
         memray.append("--follow-fork")
-    return [*memray, *target]
+    return [*memray, str(GC_PROBE), *target]
+
+
+GC_PROBE = Path(__file__).with_name("_gc_probe.py")
+"""memray's script: counts garbage collections, then runs the service (see its docstring)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GcSample:
+    """What the probe in one process of the service had counted at ``t``."""
+
+    t: float
+    """Seconds since the epoch."""
+    collections: int
+    """Collections of all generations so far."""
+    full: int
+    """Of them, full (generation 2) collections."""
+    seconds: float
+    """Time spent collecting so far."""
+
+
+def read_gc_samples(prefix: Path) -> list[list[GcSample]]:
+    """The probe's samples, one list per process (``PREFIX.<pid>.jsonl``); a line cut
+    short by a kill, or anything not the probe's, is skipped."""
+    out = []
+    for path in sorted(prefix.parent.glob(prefix.name + ".*.jsonl")):
+        if not path.name.split(".")[-2].isdigit():
+            continue
+        samples = []
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                raw = json.loads(line)
+                counts = [int(n) for n in raw["collections"]]
+                samples.append(
+                    GcSample(float(raw["t"]), sum(counts), counts[2], float(raw["seconds"]))
+                )
+            except (ValueError, KeyError, TypeError, IndexError):
+                continue
+        if samples:
+            out.append(samples)
+    return out
 
 
 def _is_python_script(path: Path) -> bool:
@@ -134,11 +179,22 @@ class ServiceProcess:
         self.port = port
         self.capture_path = out_dir / "capture.bin"
         self.log_path = out_dir / "service.log"
+        self.gc_prefix = out_dir / "gc"
+        """The GC probe writes ``gc.<pid>.jsonl`` here, one file per process."""
         self.health_url = fill_port(scenario.service.health_url, port)
         self._proc: subprocess.Popen[bytes] | None = None
         self._samples: list[RawProcessSample] = []
         self._stop_sampling = threading.Event()
         self._sampler: threading.Thread | None = None
+
+    def _clear_previous(self) -> None:
+        """Forks' captures and probe files an earlier run left in the folder: they would
+        be read as this run's (memray's ``--force`` replaces only the main capture)."""
+        folder = self.capture_path.parent
+        stale = [*folder.glob(self.capture_path.name + ".*"), *folder.glob("gc.*.jsonl")]
+        for path in stale:
+            if path.name.split(".")[-1 if path.suffix != ".jsonl" else -2].isdigit():
+                path.unlink(missing_ok=True)
 
     @property
     def pid(self) -> int:
@@ -146,6 +202,7 @@ class ServiceProcess:
         return self._proc.pid
 
     def start(self) -> None:
+        self._clear_previous()
         spec = self.scenario.service
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env["PORT"] = env["MEMGATE_PORT"] = str(self.port)
@@ -155,6 +212,7 @@ class ServiceProcess:
         target = python_target(command, search_path)
         if self.profiled:
             argv = profiled_command(target, self.scenario.profile, self.capture_path)
+            env["MEMGATE_GC_PROBE"] = str(self.gc_prefix)
         else:
             argv = [sys.executable, *target]
         with open_log(self.log_path) as log:

@@ -77,6 +77,18 @@ def resources_text(result: RunResult) -> str:
     return "; ".join(parts)
 
 
+def gc_text(result: RunResult) -> str:
+    """The garbage collector's work per request over the steady state, in one line."""
+    gc = result.gc
+    if gc is None:
+        return "not measured"
+    return (
+        f"{gc.collections_per_request:,.3f} collections per request"
+        f" ({gc.full_per_1000_requests:,.2f} full per 1000 requests),"
+        f" {gc.seconds_per_request * 1e6:,.1f} µs per request in the steady state"
+    )
+
+
 def process_name(process: ProcessCurve) -> str:
     return f"{'main process' if process.main else 'fork'} {process.pid}"
 

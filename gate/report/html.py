@@ -14,6 +14,7 @@ import shlex
 
 import jinja2
 
+from gate.model import RunResult
 from gate.report import (
     Line,
     Report,
@@ -74,10 +75,13 @@ def _decimals(ticks: list[float]) -> int:
     return max(0, -math.floor(math.log10(ticks[1] - ticks[0]) + 1e-9))
 
 
-def chart(title: str, series: list[Line], markers: list[tuple[float, str]]) -> Chart:
-    """Lines of bytes against requests, scaled into the SVG's plot area."""
+def chart(
+    title: str, series: list[Line], markers: list[tuple[float, str]], unit: float = 2**20
+) -> Chart:
+    """Lines of values against requests, scaled into the SVG's plot area; values are
+    divided by ``unit`` (bytes shown in MiB unless told otherwise)."""
     x_max = max(max(line.requests) for line in series) or 1.0
-    values = [v / 2**20 for line in series for v in line.values]
+    values = [v / unit for line in series for v in line.values]
     y_low, y_high = min(values), max(values)
     pad = max((y_high - y_low) * 0.08, 0.05)
     y_low, y_high = max(y_low - pad, 0.0), y_high + pad
@@ -94,7 +98,7 @@ def chart(title: str, series: list[Line], markers: list[tuple[float, str]]) -> C
             line.label,
             COLOURS[i % len(COLOURS)],
             " ".join(
-                f"{px(x):.1f},{py(v / 2**20):.1f}"
+                f"{px(x):.1f},{py(v / unit):.1f}"
                 for x, v in zip(line.requests, line.values, strict=True)
             ),
         )
@@ -108,6 +112,20 @@ def chart(title: str, series: list[Line], markers: list[tuple[float, str]]) -> C
         tuple(Tick(py(y), f"{y:,.{_decimals(y_ticks)}f}") for y in y_ticks),
         tuple(Tick(px(x), label) for x, label in markers if 0 <= x <= x_max),
     )
+
+
+def gc_line(result: RunResult) -> Line:
+    """Time spent collecting per request between consecutive curve points, in µs."""
+    gc = result.gc
+    assert gc is not None
+    points = result.curve.points
+    xs, ys = [], []
+    for i in range(1, len(points)):
+        served = points[i].requests - points[i - 1].requests
+        if served > 0:
+            xs.append(points[i].requests)
+            ys.append((gc.seconds[i] - gc.seconds[i - 1]) / served * 1e6)
+    return Line("this run", tuple(xs), tuple(ys))
 
 
 @functools.cache
@@ -157,6 +175,10 @@ def render_html(report: Report) -> str:
             for p in result.process_curves
         ]
         charts.append(chart("Heap of each process (MiB) against requests", per_process, markers))
+    gc = gc_line(result) if result.gc is not None else None
+    if gc is not None and len(gc.values) > 1:
+        title = "Garbage collection (µs per request) against requests"
+        charts.append(chart(title, [gc], markers, unit=1.0))
     findings = [
         {
             "severity": f.severity.value,

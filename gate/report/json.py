@@ -72,6 +72,13 @@ def render_json(report: Report) -> str:
             }
             for r in result.resources
         ],
+        "gc": None
+        if result.gc is None
+        else {
+            "collections_per_request": result.gc.collections_per_request,
+            "full_per_1000_requests": result.gc.full_per_1000_requests,
+            "seconds_per_request": result.gc.seconds_per_request,
+        },
         "processes": [
             {
                 "pid": process.pid,

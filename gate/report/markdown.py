@@ -18,6 +18,7 @@ from gate.report import (
     Report,
     baseline_text,
     change,
+    gc_text,
     growing_processes,
     growing_sites,
     headline,
@@ -85,6 +86,8 @@ def render_markdown(report: Report) -> str:
     )
     if result.resources:
         out += ["", f"Resources, steady start to end: {md(resources_text(result))}."]
+    if result.gc:
+        out += ["", f"Garbage collector: {md(gc_text(result))}."]
     out.append("")
     if decision.findings:
         out += _findings(decision.findings)

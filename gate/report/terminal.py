@@ -15,6 +15,7 @@ from gate.merge import Merged
 from gate.model import CurveShape, RunResult
 from gate.report import (
     baseline_text,
+    gc_text,
     growing_processes,
     growing_sites,
     headline,
@@ -54,6 +55,7 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     ):
         summary.add_row(name, _curve_line(shape, before, after))
     summary.add_row("resources", resources_text(result))
+    summary.add_row("gc", gc_text(result))
     forks = f" and {result.capture.forks} forks" if result.capture.forks else ""
     summary.add_row(
         "capture",

@@ -42,3 +42,19 @@ def test_leaked_file_descriptors_and_threads_fail(tmp_path: Path) -> None:
 
 def test_a_service_that_keeps_nothing_grows_nothing(tmp_path: Path) -> None:
     assert not any(growth(tmp_path, "pass").values())
+
+
+def test_garbage_collector_pressure_is_counted_per_request(tmp_path: Path) -> None:
+    """Every request leaves 2000 reference cycles: about three collections of the
+    youngest generation per request (one per 700 objects), timed by the probe."""
+    cycles = "for _ in range(2000):\n            c = []; c.append(c)"
+    scenario = server(tmp_path, cycles)
+    result = run_scenario(load_scenario(scenario), tmp_path / "out")
+    assert result.gc is not None
+    assert 1.0 < result.gc.collections_per_request < 6.0
+    assert result.gc.seconds_per_request > 0
+    assert list(result.gc.collections) == sorted(result.gc.collections)
+    assert len(result.gc.seconds) == len(result.curve.points)
+    (tmp_path / "quiet").mkdir()
+    quiet = run_scenario(load_scenario(server(tmp_path / "quiet", "pass")), tmp_path / "q")
+    assert quiet.gc is not None and quiet.gc.collections_per_request < 0.5

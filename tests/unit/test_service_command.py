@@ -9,7 +9,7 @@ import pytest
 
 from gate.errors import InputError, RunError
 from gate.scenario import ProfileSpec
-from gate.service import fill_port, free_port, profiled_command, python_target
+from gate.service import GC_PROBE, fill_port, free_port, profiled_command, python_target
 
 CAPTURE = Path("/out/capture.bin")
 MEMRAY = [
@@ -27,13 +27,15 @@ MEMRAY = [
 def test_python_module_runs_under_this_interpreter_with_allocator_tracing() -> None:
     target = python_target(["python", "-m", "uvicorn", "app:app"], "")
     argv = profiled_command(target, ProfileSpec(), CAPTURE)
-    assert argv == [*MEMRAY, "--trace-python-allocators", "-m", "uvicorn", "app:app"]
+    # memray's script is the GC probe, which then runs the service's own target.
+    probe = str(GC_PROBE)
+    assert argv == [*MEMRAY, "--trace-python-allocators", probe, "-m", "uvicorn", "app:app"]
 
 
 def test_python_script_in_native_mode() -> None:
     profile = ProfileSpec(trace_python_allocators=False, native=True)
     argv = profiled_command(python_target(["python3.11", "app.py", "--x"], ""), profile, CAPTURE)
-    assert argv == [*MEMRAY, "--native", "app.py", "--x"]
+    assert argv == [*MEMRAY, "--native", str(GC_PROBE), "app.py", "--x"]
 
 
 def test_console_script_is_found_on_the_search_path(tmp_path: Path) -> None:

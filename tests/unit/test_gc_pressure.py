@@ -1,0 +1,60 @@
+"""The GC probe's running totals on the curve's points, summed over processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from gate.analysis.gc import gc_pressure
+from gate.model import Curve, CurvePoint
+from gate.service import read_gc_samples
+
+START = 1000.0
+
+
+def curve(n: int = 11) -> Curve:
+    points = tuple(CurvePoint(requests=100.0 * i, t=float(i), heap=0, rss=0) for i in range(n))
+    return Curve(points, warmup_requests=200, warmup_index=2)
+
+
+def probe(rate: float, full_every: int = 0, start: float = START) -> list:
+    """A process collecting ``rate`` times a second, 1 ms each, sampled every 0.5 s."""
+    out = []
+    for k in range(25):
+        t = start + k * 0.5
+        n = round(rate * (t - START))
+        out.append((t, n, n // full_every if full_every else 0, n * 0.001))
+    return out
+
+
+def test_rates_over_the_steady_state() -> None:
+    # 100 requests a second and 50 collections of 1 ms a second: 0.5 collections and
+    # 0.5 ms per request.
+    found = gc_pressure([probe(50.0, full_every=10)], curve(), START, steady=2)
+    assert found is not None
+    assert found.collections_per_request == pytest.approx(0.5, rel=0.02)
+    assert found.full_per_1000_requests == pytest.approx(50.0, rel=0.05)
+    assert found.seconds_per_request == pytest.approx(5e-4, rel=0.02)
+    assert found.collections[0] == 0 and found.collections[-1] == 500
+
+
+def test_processes_are_summed() -> None:
+    one = gc_pressure([probe(50.0)], curve(), START, steady=2)
+    two = gc_pressure([probe(50.0), probe(30.0)], curve(), START, steady=2)
+    assert one is not None and two is not None
+    assert two.collections_per_request == pytest.approx(0.8, rel=0.02)
+    assert two.collections[-1] == one.collections[-1] + 300
+
+
+def test_no_probe_no_figures() -> None:
+    assert gc_pressure([], curve(), START, steady=2) is None
+
+
+def test_probe_files_with_torn_or_foreign_lines(tmp_path) -> None:
+    (tmp_path / "gc.12.jsonl").write_text(
+        '{"t": 1.0, "collections": [3, 1, 0], "seconds": 0.5}\n'
+        '{"t": 1.1, "collections": [4, 1, 1]'  # cut short by a kill
+    )
+    (tmp_path / "gc.13.jsonl").write_text("not json\n[]\n")
+    (tmp_path / "gc.x.jsonl").write_text('{"t": 1.0, "collections": [9, 9, 9], "seconds": 1}\n')
+    (found,) = read_gc_samples(tmp_path / "gc")
+    assert [(s.collections, s.full, s.seconds) for s in found] == [(4, 0, 0.5)]
