@@ -361,6 +361,8 @@ def _sample_tree(root: psutil.Process) -> RawProcessSample | None:
     for proc in procs:
         try:
             with proc.oneshot():
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    continue  # dead, not yet reaped: it holds nothing any more
                 memory = proc.memory_info()
                 rss += memory.rss
                 anon += memory.rss - getattr(memory, "shared", 0)
