@@ -11,9 +11,14 @@ from gate.service import ServiceProcess, free_port
 
 
 def serve_once(
-    scenario: Scenario, out: Path, profile: ProfileSpec | None, seconds: float
+    scenario: Scenario,
+    out: Path,
+    profile: ProfileSpec | None,
+    seconds: float,
+    processes: int = 1,
 ) -> tuple[float, int]:
-    """Requests per second of the measured phase, and the capture's size in bytes."""
+    """Requests per second of the measured phase, and the capture's size in bytes;
+    ``processes`` Locust processes generate the load."""
     out.mkdir(parents=True, exist_ok=True)
     if profile is not None:
         scenario = scenario.model_copy(update={"profile": profile})
@@ -34,6 +39,7 @@ def serve_once(
                 duration=seconds,
                 time_limit=seconds + 60,
                 timeline_path=str(out / "load.jsonl"),
+                processes=processes,
             ),
             out / "load.log",
         )

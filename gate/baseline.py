@@ -152,11 +152,7 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
         recorded_at=when,
         provenance=result.provenance,
         scenario_sha256=result.scenario.sha256,
-        settings_sha256=hashlib.sha256(
-            json.dumps(
-                {key: result.settings.get(key) for key in ("load", "profile")}, sort_keys=True
-            ).encode()
-        ).hexdigest()[:16],
+        settings_sha256=settings_hash(result.settings),
         shape=result.analysis.shape,
         heap=_trend(result.analysis.heap.trend),
         rss=_trend(result.analysis.rss.trend),
@@ -172,6 +168,24 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
             for r in result.resources
         ),
     )
+
+
+ADDED_SETTINGS: dict[str, dict[str, Any]] = {"load": {"processes": 1}}
+"""Settings added after histories were first recorded, with the value that behaves as
+runs did before them: left at that value, a setting is left out of the hash, so that
+older histories still compare."""
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    """Hash of a run's load and profile settings: runs compare when theirs are equal."""
+    kept: dict[str, Any] = {}
+    for section in ("load", "profile"):
+        value = settings.get(section)
+        if isinstance(value, dict):
+            added = ADDED_SETTINGS.get(section, {})
+            value = {k: v for k, v in value.items() if not (k in added and added[k] == v)}
+        kept[section] = value
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def thin(items: Sequence[T], most: int) -> list[T]:

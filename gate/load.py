@@ -8,17 +8,27 @@ the parent reads for progress and for the curve's x-axis.
 
 Timeline events (one JSON object a line, ``t`` in seconds since the epoch):
 ``start``, ``sample`` (``requests``, ``failures``: cumulative, every 100 ms);
-``warmup_done``; ``end`` (``stop_reason``, ``endpoints``); ``error`` (``message``).
+``warmup_done``; ``end`` (``stop_reason``, ``endpoints``); ``error`` (``message``,
+``kind``: ``input`` for the locustfile, ``run`` for the rest).
+
+With ``processes`` above 1 the load process is Locust's master and starts that many
+worker processes (``python -m gate.load --worker INDEX PORT PID CONFIG_JSON``, in its
+process group) that connect to it on 127.0.0.1. The timeline is the same, from the master's stats
+(the workers' reports summed); ``end`` also lists ``workers`` (``worker``, ``requests``).
+A worker writes only ``error`` events, its message starting ``Locust worker N:``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +39,18 @@ from gate.model import EndpointStats, LoadSample
 SAMPLE_INTERVAL_S = 0.1
 DEADLINE_GRACE_S = 30.0
 """How long past its time limit the parent waits before it kills the load process."""
+
+LOOPBACK = "127.0.0.1"
+"""The only address a distributed load's master listens on."""
+WORKER_REPORT_INTERVAL_S = 0.1
+"""How often a Locust worker sends its stats to the master (Locust's own default is 3 s):
+the master's counts, hence the timeline's, lag the requests served by about this much."""
+WORKER_CONNECT_TIMEOUT_S = 20.0
+"""How long the workers may take to start and connect (at most the load's time limit)."""
+WORKER_STOP_TIMEOUT_S = 5.0
+"""How long the workers may take to quit when told to, before they are killed."""
+WORKER_TAG = "memgate_worker"
+"""Key a worker adds to its stats reports: its index, to count requests per worker."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +67,8 @@ class LoadConfig:
     duration: float | None
     time_limit: float
     timeline_path: str
+    processes: int = 1
+    """Locust processes: above 1, a master (the load process) and this many workers."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +126,10 @@ class LoadProcess:
         return code
 
     def kill(self) -> None:
+        """Kill the load process and its Locust workers: it leads their process group."""
         if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait()
 
     def outcome(self) -> LoadOutcome:
@@ -161,23 +187,58 @@ class LoadProcess:
 # --- the load process ------------------------------------------------------------------
 
 
+class LoadFailure(Exception):
+    """A reason of memgate's own for stopping the load, shown as it is."""
+
+
+Emit = Callable[..., None]
+
+
 def _child_main(config: LoadConfig) -> int:
+    with _timeline(config) as emit:
+        return _guarded(config, emit, "", lambda env: _drive(config, env, emit))
+
+
+def _worker_main(config: LoadConfig, index: int, master_port: int, master_pid: int) -> int:
+    """A Locust worker of a distributed load (``python -m gate.load --worker ...``)."""
+    _die_with_parent()
+    if os.getppid() != master_pid:
+        return 3  # the master ended before this worker could follow it
+    with _timeline(config) as emit:
+        prefix = f"Locust worker {index}: "
+        return _guarded(
+            config, emit, prefix, lambda env: _work(env, index, master_port, master_pid)
+        )
+
+
+@contextlib.contextmanager
+def _timeline(config: LoadConfig) -> Iterator[Emit]:
+    # Line-buffered appends: the master and its workers may all write an ``error`` line.
     with open(config.timeline_path, "a", buffering=1) as timeline:
 
-        def emit(event: str, **fields: Any) -> None:
-            timeline.write(json.dumps({"event": event, "t": time.time(), **fields}) + "\n")
+        def emit(event: str, t: float | None = None, **fields: Any) -> None:
+            line = {"event": event, "t": time.time() if t is None else t, **fields}
+            timeline.write(json.dumps(line) + "\n")
 
-        stage = "input"
-        try:
-            environment = _prepare(config)
-            stage = "run"
-            return _drive(config, environment, emit)
-        except BaseException as exc:  # the user's locustfile may raise anything, or exit
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-            emit("error", message=message, kind=stage)
+        yield emit
+
+
+def _guarded(config: LoadConfig, emit: Emit, prefix: str, run: Callable[[Any], int]) -> int:
+    """Read the locustfile, then ``run`` the load on its environment. Any exception
+    becomes an ``error`` event (kind ``input`` while the locustfile is read, ``run``
+    after), its message prefixed with ``prefix``, before it ends the process."""
+    stage = "input"
+    try:
+        environment = _prepare(config)
+        stage = "run"
+        return run(environment)
+    except BaseException as exc:  # the user's locustfile may raise anything, or exit
+        if isinstance(exc, KeyboardInterrupt):
             raise
+        text = str(exc) if isinstance(exc, LoadFailure) else f"{type(exc).__name__}: {exc}"
+        message = (text.strip().splitlines() or [type(exc).__name__])[0]
+        emit("error", message=prefix + message, kind=stage)
+        raise
 
 
 def _prepare(config: LoadConfig) -> Any:
@@ -200,21 +261,37 @@ def _prepare(config: LoadConfig) -> Any:
     return Environment(user_classes=classes, host=config.host, events=locust.events)
 
 
-def _drive(config: LoadConfig, env: Any, emit: Any) -> int:
-    import gevent
-
+def _drive(config: LoadConfig, env: Any, emit: Emit) -> int:
+    if config.processes > 1:
+        return _drive_distributed(config, env, emit)
     runner = env.create_local_runner()
     env.events.init.fire(environment=env, runner=runner, web_ui=None)
     started = time.monotonic()
     emit("start", requests=0, failures=0)
     runner.start(config.users, spawn_rate=config.spawn_rate)
+    stop_reason = _follow(config, env, emit, started)
+    runner.quit()
+    _emit_end(env, emit, stop_reason)
+    return 0
+
+
+def _no_check() -> None:
+    pass
+
+
+def _follow(
+    config: LoadConfig, env: Any, emit: Emit, started: float, check: Callable[[], None] = _no_check
+) -> str:
+    """Sample the (aggregated) stats every 100 ms until a bound is reached; its name."""
+    import gevent
+
     measure_from: tuple[float, int] | None = None
     if config.warmup_requests == 0:
         measure_from = (started, 0)
         emit("warmup_done", requests=0)
-    stop_reason = "time_limit"
     while True:
         gevent.sleep(SAMPLE_INTERVAL_S)
+        check()
         now = time.monotonic()
         done = env.stats.num_requests
         emit("sample", requests=done, failures=env.stats.num_failures)
@@ -223,14 +300,14 @@ def _drive(config: LoadConfig, env: Any, emit: Any) -> int:
             emit("warmup_done", requests=done)
         if measure_from is not None:
             if config.requests is not None and done - measure_from[1] >= config.requests:
-                stop_reason = "requests"
-                break
+                return "requests"
             if config.duration is not None and now - measure_from[0] >= config.duration:
-                stop_reason = "duration"
-                break
+                return "duration"
         if now - started >= config.time_limit:
-            break
-    runner.quit()
+            return "time_limit"
+
+
+def _emit_end(env: Any, emit: Emit, stop_reason: str, **extra: Any) -> None:
     endpoints = [
         {
             "method": entry.method or "",
@@ -248,9 +325,160 @@ def _drive(config: LoadConfig, env: Any, emit: Any) -> int:
         failures=env.stats.num_failures,
         stop_reason=stop_reason,
         endpoints=endpoints,
+        **extra,
+    )
+
+
+# --- distributed: a master here, workers in processes of their own --------------------
+
+
+def _drive_distributed(config: LoadConfig, env: Any, emit: Emit) -> int:
+    """This process becomes Locust's master on 127.0.0.1 (a port the system picks) and
+    starts ``config.processes`` workers, ``python -m gate.load --worker``; the timeline
+    follows the master's stats, which sum what the workers report."""
+    import gevent
+
+    runner = env.create_master_runner(master_bind_host=LOOPBACK, master_bind_port=0)
+    env.events.init.fire(environment=env, runner=runner, web_ui=None)
+    by_worker: dict[int, int] = {}
+
+    def count(client_id: str, data: dict[str, Any]) -> None:
+        index = data.get(WORKER_TAG)
+        if isinstance(index, int):
+            done = data.get("stats_total", {}).get("num_requests", 0)
+            by_worker[index] = by_worker.get(index, 0) + done
+
+    env.events.worker_report.add_listener(count)
+    started = time.monotonic()
+    workers = _Workers(config, runner.server.port)
+    try:
+        workers.start()
+        connect_by = started + min(WORKER_CONNECT_TIMEOUT_S, config.time_limit)
+        while len(runner.clients.ready) < config.processes:
+            workers.check("before connecting to the master")
+            if time.monotonic() >= connect_by:
+                raise LoadFailure(
+                    f"only {len(runner.clients.ready)} of {config.processes} Locust workers"
+                    f" connected to the master within {connect_by - started:g} s"
+                )
+            gevent.sleep(0.05)
+        emit("start", requests=0, failures=0)
+        spawner = gevent.spawn(runner.start, config.users, config.spawn_rate)
+        stop_reason = _follow(config, env, emit, started, lambda: workers.check("under load"))
+        stopped_at = time.time()
+        spawner.kill()
+        runner.quit()  # tells the workers to quit; waits 0.5 s for their last reports
+        workers.wait(WORKER_STOP_TIMEOUT_S)
+    finally:
+        workers.kill()
+        runner.server.close(linger=0)
+    # The end is when the workers were told to stop; their last reports came after.
+    _emit_end(
+        env,
+        emit,
+        stop_reason,
+        t=stopped_at,
+        workers=[{"worker": i, "requests": by_worker.get(i, 0)} for i in workers.indexes()],
     )
     return 0
 
 
+class _Workers:
+    """The master's worker processes: in its process group, so that whoever kills the
+    group (the parent's :meth:`LoadProcess.kill`) kills them too."""
+
+    def __init__(self, config: LoadConfig, master_port: int) -> None:
+        self.config = config
+        self.master_port = master_port
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        blob = json.dumps(dataclasses.asdict(self.config))
+        for index in range(1, self.config.processes + 1):
+            command = [sys.executable, "-m", "gate.load", "--worker", str(index)]
+            command += [str(self.master_port), str(os.getpid()), blob]
+            try:
+                self.procs[index] = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
+            except OSError as exc:
+                raise LoadFailure(f"could not start Locust worker {index}: {exc}") from None
+
+    def indexes(self) -> list[int]:
+        return sorted(self.procs)
+
+    def check(self, when: str) -> None:
+        """:class:`LoadFailure` if a worker has ended: the load would not be the one asked."""
+        for index in self.indexes():
+            code = self.procs[index].poll()
+            if code is not None:
+                how = f"code {code}" if code >= 0 else signal.Signals(-code).name
+                raise LoadFailure(f"Locust worker {index} exited with {how} {when}")
+
+    def wait(self, timeout: float) -> None:
+        """Let the workers end by themselves (they were told to quit), for a while."""
+        import gevent
+
+        until = time.monotonic() + timeout
+        while time.monotonic() < until:
+            if all(proc.poll() is not None for proc in self.procs.values()):
+                return
+            gevent.sleep(0.05)
+        for index in self.indexes():
+            if self.procs[index].poll() is None:
+                print(f"memgate: Locust worker {index} did not quit in {timeout:g} s: killed")
+
+    def kill(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def _work(env: Any, index: int, master_port: int, master_pid: int) -> int:
+    import gevent
+    import locust.runners
+
+    # Locust's workers report every 3 s; the timeline samples every 0.1 s.
+    locust.runners.WORKER_REPORT_INTERVAL = WORKER_REPORT_INTERVAL_S
+    gevent.spawn(_end_with, master_pid)
+
+    def tag(client_id: str, data: dict[str, Any]) -> None:
+        data[WORKER_TAG] = index
+
+    env.events.report_to_master.add_listener(tag)
+    runner = env.create_worker_runner(master_host=LOOPBACK, master_port=master_port)
+    env.events.init.fire(environment=env, runner=runner, web_ui=None)
+    runner.greenlet.join()  # until the master says quit
+    runner.client.close(linger=0)
+    return 0
+
+
+def _die_with_parent() -> None:
+    """Have Linux kill this process when its parent (the master) ends, however it ends
+    and whatever this process is doing then (a locustfile's import may hang)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _end_with(master_pid: int) -> None:
+    """End this worker as soon as its master is gone (killed, crashed), also where
+    :func:`_die_with_parent` cannot, or when the master ended before it took effect."""
+    import gevent
+
+    while os.getppid() == master_pid:
+        gevent.sleep(0.2)
+    os._exit(3)
+
+
+def _main(argv: list[str]) -> int:
+    if argv[:1] == ["--worker"]:
+        index, port, pid, blob = argv[1:]
+        return _worker_main(LoadConfig(**json.loads(blob)), int(index), int(port), int(pid))
+    return _child_main(LoadConfig(**json.loads(argv[0])))
+
+
 if __name__ == "__main__":
-    sys.exit(_child_main(LoadConfig(**json.loads(sys.argv[1]))))
+    sys.exit(_main(sys.argv[1:]))

@@ -198,6 +198,7 @@ def _drive_load(
         duration=spec.duration,
         time_limit=spec.time_limit,
         timeline_path=str(out_dir / "load.jsonl"),
+        processes=spec.processes,
     )
     load = LoadProcess(config, out_dir / "load.log")
     observer.phase("load")

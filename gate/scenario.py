@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -33,6 +34,8 @@ from gate.model import Shape
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=24 * 3600)]
+MAX_LOAD_PROCESSES = 64
+"""A typo such as ``processes = 800`` would start that many Python processes."""
 
 
 class _Strict(BaseModel):
@@ -92,12 +95,25 @@ class LoadSpec(_Strict):
     """Seconds measured after the warm-up (whichever of requests and duration comes first)."""
     time_limit: PositiveSeconds = 600.0
     """Hard limit on the whole load, warm-up included."""
+    processes: int = Field(default=1, ge=1, le=MAX_LOAD_PROCESSES)
+    """Locust processes generating the load. Above 1, Locust's distributed mode: a master
+    and this many workers on 127.0.0.1, the users shared out among the workers."""
 
     @model_validator(mode="after")
     def _bounded(self) -> LoadSpec:
         if self.requests is None and self.duration is None:
             raise ValueError("set requests or duration (or both): the load must be bounded")
         return self
+
+    @field_validator("processes")
+    @classmethod
+    def _a_user_each(cls, value: int, info: ValidationInfo) -> int:
+        users = info.data.get("users")
+        if users is not None and value > users:
+            raise ValueError(
+                f"{value} processes for {users} users: every Locust worker needs a user"
+            )
+        return value
 
 
 class ProfileSpec(_Strict):

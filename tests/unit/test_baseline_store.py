@@ -4,6 +4,7 @@ without touching them, and loses nothing to concurrent or crashing writers."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
@@ -14,10 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gate.baseline import CURVE_KEPT, BaselineStore, summarize, thin
+from gate.baseline import CURVE_KEPT, BaselineStore, settings_hash, summarize, thin
 from gate.errors import InputError
 from gate.model import RunResult
 from gate.result import read_result
+from gate.scenario import load_scenario
+from tests.conftest import DEMO_SCENARIO, REPO
 from tests.support import make_result
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -229,3 +232,24 @@ def test_settings_hash_follows_load_and_profile_not_the_service() -> None:
     longer = dataclasses.replace(base, settings={**base.settings, "load": {"users": 8}})
     assert summarize(with_env).settings_sha256 == summarize(base).settings_sha256
     assert summarize(longer).settings_sha256 != summarize(base).settings_sha256
+
+
+def test_settings_added_later_keep_older_histories_comparable_at_their_default() -> None:
+    """``load.processes`` came after the first baselines: at 1 (one Locust process, as
+    before) the hash is the one recorded before it existed; more processes are other
+    settings."""
+    before = {"load": {"users": 4, "requests": 5000}, "profile": {"native": False}}
+    one = {**before, "load": {**before["load"], "processes": 1}}
+    two = {**before, "load": {**before["load"], "processes": 2}}
+    old_way = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert settings_hash(before) == old_way
+    assert settings_hash(one) == old_way
+    assert settings_hash(two) != old_way
+    assert settings_hash({"load": None}) == settings_hash({})
+
+
+def test_the_committed_demo_baseline_still_compares_with_the_demo_scenario() -> None:
+    scenario = load_scenario(DEMO_SCENARIO)
+    settings = scenario.model_dump(mode="json", exclude={"path", "sha256"})
+    history = json.loads((REPO / "baselines" / "demo.json").read_text())
+    assert {run["settings_sha256"] for run in history["runs"]} == {settings_hash(settings)}

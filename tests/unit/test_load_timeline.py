@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from gate.errors import InputError, RunError
-from gate.load import LoadConfig, LoadProcess
+from gate.load import LoadConfig, LoadFailure, LoadProcess, _Workers
 
 
 def config(tmp_path: Path) -> LoadConfig:
@@ -122,3 +123,86 @@ def test_a_load_that_exits_without_an_end_is_a_run_error(tmp_path: Path) -> None
         RunError, match=r"exited with code -9 before finishing .*: locust said something"
     ):
         load.outcome()
+
+
+def test_a_distributed_end_lists_the_workers_and_parses_as_before(tmp_path: Path) -> None:
+    end = {
+        "event": "end",
+        "t": 3.0,
+        "requests": 30,
+        "failures": 0,
+        "stop_reason": "duration",
+        "endpoints": [],
+        "workers": [{"worker": 1, "requests": 16}, {"worker": 2, "requests": 14}],
+    }
+    load = finished_load(
+        tmp_path,
+        [
+            {"event": "start", "t": 1.0, "requests": 0, "failures": 0},
+            {"event": "warmup_done", "t": 1.0, "requests": 0},
+            end,
+        ],
+    )
+    outcome = load.outcome()
+    assert (outcome.stop_reason, [s.requests for s in outcome.samples]) == ("duration", [0, 30])
+
+
+def test_a_workers_locustfile_error_wins_over_the_masters_report_of_it(tmp_path: Path) -> None:
+    """A worker whose locustfile raises writes its error, then exits; the master then
+    reports the exit. The first error says what went wrong: bad input, exit code 2."""
+    load = finished_load(
+        tmp_path,
+        [
+            {
+                "event": "error",
+                "t": 2.0,
+                "message": "Locust worker 2: RuntimeError: no worker here",
+                "kind": "input",
+            },
+            {
+                "event": "error",
+                "t": 2.1,
+                "message": "Locust worker 2 exited with code 1 before connecting to the master",
+                "kind": "run",
+            },
+        ],
+        code=1,
+    )
+    with pytest.raises(InputError, match=r"load failed: Locust worker 2: RuntimeError: no worker"):
+        load.outcome()
+
+
+class Ended:
+    def __init__(self, code: int | None) -> None:
+        self.code = code
+
+    def poll(self) -> int | None:
+        return self.code
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [
+        ([None, None], None),
+        ([None, 7], "Locust worker 2 exited with code 7 under load"),
+        ([-9, None], "Locust worker 1 exited with SIGKILL under load"),
+        ([0, None], "Locust worker 1 exited with code 0 under load"),
+    ],
+)
+def test_any_worker_that_ends_stops_the_load(
+    tmp_path: Path, codes: list[int | None], expected: str | None
+) -> None:
+    workers = _Workers(config(tmp_path), master_port=1)
+    workers.procs = {i: Ended(code) for i, code in enumerate(codes, start=1)}  # type: ignore[assignment]
+    if expected is None:
+        workers.check("under load")
+    else:
+        with pytest.raises(LoadFailure, match=f"^{expected}$"):
+            workers.check("under load")
+
+
+def test_the_config_reaches_the_workers_whole(tmp_path: Path) -> None:
+    """Workers read the load's config from their command line, as the master does."""
+    cfg = dataclasses.replace(config(tmp_path), processes=3)
+    assert LoadConfig(**json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg
+    assert config(tmp_path).processes == 1

@@ -32,7 +32,13 @@ def test_defaults_and_string_command_split(write_scenario) -> None:
     assert scenario.load.users == 4
     assert scenario.load.warmup_requests == 500
     assert scenario.load.duration is None
+    assert scenario.load.processes == 1
     assert scenario.profile.native is False
+
+
+def test_load_processes_up_to_the_users(write_scenario) -> None:
+    text = MINIMAL.replace("requests = 100", "requests = 100\nusers = 2\nprocesses = 2")
+    assert load_scenario(write_scenario(text)).load.processes == 2
 
 
 @pytest.mark.parametrize(
@@ -86,6 +92,22 @@ def test_defaults_and_string_command_split(write_scenario) -> None:
         (
             lambda t: t + '\n[profile]\nfollow_fork = "workers"\n',
             "profile.follow_fork: Input should be a valid boolean",
+        ),
+        (
+            lambda t: t.replace("requests = 100", "requests = 100\nprocesses = 0"),
+            "load.processes: Input should be greater than or equal to 1",
+        ),
+        (
+            lambda t: t.replace("requests = 100", "requests = 100\nprocesses = 1.5"),
+            "load.processes: Input should be a valid integer",
+        ),
+        (
+            lambda t: t.replace("requests = 100", "requests = 100\nprocesses = 65\nusers = 100"),
+            "load.processes: Input should be less than or equal to 64",
+        ),
+        (
+            lambda t: t.replace("requests = 100", "requests = 100\nusers = 2\nprocesses = 3"),
+            "load.processes: 3 processes for 2 users: every Locust worker needs a user",
         ),
     ],
 )
