@@ -29,9 +29,11 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from gate._files import read_input, write_atomic
+from gate._json import bad_integer, first_error, loads, validate
 from gate.errors import InputError
 from gate.model import Frame, Provenance, RunResult, Shape, Site
 from gate.result import dumps
+from gate.scenario import NAME_PATTERN
 
 T = TypeVar("T")
 
@@ -196,6 +198,8 @@ class BaselineStore:
         self.root = root
 
     def path(self, scenario: str) -> Path:
+        if not re.fullmatch(NAME_PATTERN, scenario):
+            raise InputError(f"{scenario!r} is not a scenario name")
         return self.root / f"{scenario}.json"
 
     def audit_path(self, scenario: str) -> Path:
@@ -209,7 +213,7 @@ class BaselineStore:
             return None
         raw = read_input(path, "baseline")
         try:
-            data = json.loads(raw)
+            data = loads(raw)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge numbers
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"{path}: baseline is not valid JSON: {reason}") from None
@@ -319,9 +323,9 @@ def _append(history: History, summary: RunSummary, keep: int) -> History:
 
 
 def _parse(data: Any, path: Path) -> History:
-    if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int):
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
         raise InputError(f"{path}: not a memgate baseline (no integer schema_version)")
-    version = data["schema_version"]
     if not 1 <= version <= SCHEMA_VERSION:
         raise InputError(
             f"{path}: baseline schema_version {version} is not one this memgate reads"
@@ -331,16 +335,29 @@ def _parse(data: Any, path: Path) -> History:
         # Schema 2 added each run's thinned curve; schema 1 runs have none to draw.
         data = {**data, "schema_version": 2}
     try:
-        return _history_adapter().validate_python(data)
+        history = validate(_history_adapter(), data)
     except ValidationError as exc:
         raise _invalid(path, exc) from None
+    problem = bad_integer(history) or _inconsistency(history)
+    if problem:
+        raise InputError(f"{path}: {problem}")
+    return history
+
+
+def _inconsistency(history: History) -> str | None:
+    """What makes a well-typed history unusable, if anything."""
+    ids = [run.run_id for run in history.runs]
+    for number, run_id in enumerate(ids):
+        if run_id in ids[:number]:
+            return f"runs.{number}.run_id: {run_id!r} is recorded twice"
+    if history.reference is not None and history.reference not in ids:
+        return f"reference: {history.reference!r} is not a run of the history"
+    return None
 
 
 def _invalid(path: Path, exc: ValidationError) -> InputError:
     """One line naming the file, the first bad field and what is wrong with it."""
-    first = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return InputError(f"{path}: {where}: {first['msg']}")
+    return InputError(f"{path}: {first_error(exc)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -388,9 +405,15 @@ class CallsStore:
         if not path.exists():
             return None
         try:
-            history = TypeAdapter(CallsHistory).validate_json(read_input(path, "baseline"))
+            history = validate(TypeAdapter(CallsHistory), loads(read_input(path, "baseline")))
         except ValidationError as exc:
             raise _invalid(path, exc) from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, NaN
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"{path}: baseline is not valid JSON: {reason}") from None
+        problem = bad_integer(history)
+        if problem:
+            raise InputError(f"{path}: {problem}")
         if history.schema_version != CALLS_SCHEMA_VERSION or history.test_id != test_id:
             raise InputError(f"{path}: not a version 1 history of {test_id}")
         return history

@@ -176,19 +176,9 @@ def _decide(
 
 def _settings(result: RunResult) -> tuple[BudgetSpec, GateSpec]:
     """The budgets and gate settings a result was run with, validated."""
-    from pydantic import ValidationError
+    from gate.scenario import run_settings
 
-    from gate.scenario import BudgetSpec, GateSpec
-
-    section = "budgets"
-    try:
-        budgets = BudgetSpec.model_validate(result.settings.get(section, {}))
-        section = "gate"
-        return budgets, GateSpec.model_validate(result.settings.get(section, {}))
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in (section, *first["loc"]))
-        raise InputError(f"result settings: {where}: {first['msg']}") from None
+    return run_settings(result.settings)
 
 
 def _worst(codes: list[int]) -> int:

@@ -256,6 +256,18 @@ def load_scenario(path: str | Path) -> Scenario:
     return scenario
 
 
+def run_settings(settings: dict[str, Any]) -> tuple[BudgetSpec, GateSpec]:
+    """The budgets and gate settings in a result's ``settings`` (the scenario it was run
+    with), validated; :class:`InputError` naming the first bad key."""
+    section = "budgets"
+    try:
+        budgets = BudgetSpec.model_validate(settings.get(section, {}))
+        section = "gate"
+        return budgets, GateSpec.model_validate(settings.get(section, {}))
+    except ValidationError as exc:
+        raise InputError(_first_error(exc, f"settings.{section}")) from None
+
+
 def _validate(data: dict[str, Any], path: Path) -> Scenario:
     try:
         return Scenario.model_validate(data)
@@ -263,10 +275,12 @@ def _validate(data: dict[str, Any], path: Path) -> Scenario:
         raise InputError(f"{path}: {_first_error(exc)}") from None
 
 
-def _first_error(exc: ValidationError) -> str:
+def _first_error(exc: ValidationError, section: str = "") -> str:
+    """``key: what`` for the first error, the key below ``section`` if one is given."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or "scenario"
+    where = ".".join([section] * bool(section) + [str(part) for part in first["loc"]])
+    where = where or "scenario"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
