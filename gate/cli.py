@@ -562,7 +562,16 @@ def say_error(line: str) -> None:
     reads the two streams apart, so that the pause of workflow commands covers it."""
     from gate import github
 
-    print(line, file=sys.stdout if github.in_actions() else sys.stderr, flush=True)
+    print(one_line(line), file=sys.stdout if github.in_actions() else sys.stderr, flush=True)
+
+
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character Python splits lines at written as an escape: a
+    file name or a key read from a file may hold a line break."""
+    return text.translate(_LINE_BREAKS)
 
 
 def _interrupt(signum: int, frame: object) -> None:
