@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from gate._files import read_input, write_atomic
+from gate._files import read_input, remove_leftovers, write_atomic
 from gate._json import bad_integer, first_error, loads, validate
 from gate.errors import InputError
 from gate.model import Frame, Provenance, RunResult, Shape, Site
@@ -293,7 +293,12 @@ class BaselineStore:
 
 @contextlib.contextmanager
 def _locked(root: Path, name: str) -> Iterator[None]:
-    """An exclusive lock (``root/.NAME.lock``) for a read-modify-write of one history."""
+    """An exclusive lock (``root/.NAME.lock``) for a read-modify-write of one history
+    (``NAME.json``, and ``NAME.audit.jsonl`` beside it).
+
+    The lock is ``flock``'s: the system releases it when its holder dies, even by
+    SIGKILL, so a killed writer never blocks the next. What such a writer can leave is
+    its temporary file; the next writer removes it."""
     try:
         root.mkdir(parents=True, exist_ok=True)
         lock = open(root / f".{name}.lock", "a+b")  # noqa: SIM115
@@ -301,6 +306,8 @@ def _locked(root: Path, name: str) -> Iterator[None]:
         raise InputError(f"cannot write baselines in {root}: {exc.strerror}") from None
     with lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        for target in (f"{name}.json", f"{name}.audit.jsonl"):
+            remove_leftovers(root / target)
         try:
             yield
         finally:
