@@ -217,7 +217,7 @@ class BaselineStore:
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge numbers
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"{path}: baseline is not valid JSON: {reason}") from None
-        history = _parse(data, path)
+        history = _parse(data, raw, path)
         if history.scenario != scenario:
             raise InputError(f"{path}: holds scenario {history.scenario!r}, not {scenario!r}")
         return history
@@ -329,7 +329,8 @@ def _append(history: History, summary: RunSummary, keep: int) -> History:
     return dataclasses.replace(history, runs=runs)
 
 
-def _parse(data: Any, path: Path) -> History:
+def _parse(data: Any, raw: bytes, path: Path) -> History:
+    """The history in ``data``, parsed from ``raw``, validated."""
     version = data.get("schema_version") if isinstance(data, dict) else None
     if not isinstance(version, int) or isinstance(version, bool):
         raise InputError(f"{path}: not a memgate baseline (no integer schema_version)")
@@ -338,13 +339,13 @@ def _parse(data: Any, path: Path) -> History:
             f"{path}: baseline schema_version {version} is not one this memgate reads"
             f" (1 to {SCHEMA_VERSION})"
         )
+    try:
+        history = validate(_history_adapter(), data, raw)
+    except ValueError as exc:
+        raise _invalid(path, exc) from None
     if version == 1:
         # Schema 2 added each run's thinned curve; schema 1 runs have none to draw.
-        data = {**data, "schema_version": 2}
-    try:
-        history = validate(_history_adapter(), data)
-    except ValidationError as exc:
-        raise _invalid(path, exc) from None
+        history = dataclasses.replace(history, schema_version=2)
     problem = bad_integer(history) or _inconsistency(history)
     if problem:
         raise InputError(f"{path}: {problem}")
@@ -362,7 +363,7 @@ def _inconsistency(history: History) -> str | None:
     return None
 
 
-def _invalid(path: Path, exc: ValidationError) -> InputError:
+def _invalid(path: Path, exc: ValueError) -> InputError:
     """One line naming the file, the first bad field and what is wrong with it."""
     return InputError(f"{path}: {first_error(exc)}")
 
@@ -411,13 +412,16 @@ class CallsStore:
         path = self.path(test_id)
         if not path.exists():
             return None
+        raw = read_input(path, "baseline")
         try:
-            history = validate(TypeAdapter(CallsHistory), loads(read_input(path, "baseline")))
-        except ValidationError as exc:
-            raise _invalid(path, exc) from None
+            data = loads(raw)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, NaN
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"{path}: baseline is not valid JSON: {reason}") from None
+        try:
+            history = validate(TypeAdapter(CallsHistory), data, raw)
+        except ValueError as exc:
+            raise _invalid(path, exc) from None
         problem = bad_integer(history)
         if problem:
             raise InputError(f"{path}: {problem}")

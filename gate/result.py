@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from gate._files import read_input, write_atomic
 from gate._json import bad_integer, first_error, loads, validate
@@ -52,10 +52,12 @@ def read_result(path: Path) -> RunResult:
         data = loads(raw)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge numbers
         raise InputError(f"{path}: not valid JSON: {_first_line(exc)}") from None
-    return parse_result(data, source=str(path))
+    return parse_result(data, source=str(path), raw=raw)
 
 
-def parse_result(data: Any, *, source: str) -> RunResult:
+def parse_result(data: Any, *, source: str, raw: bytes | None = None) -> RunResult:
+    """``data``, parsed from ``raw`` if given, validated: :class:`InputError` with one
+    line naming ``source`` if it is no usable result."""
     version = data.get("schema_version") if isinstance(data, dict) else None
     if not isinstance(version, int) or isinstance(version, bool):
         raise InputError(f"{source}: not a memgate result (no integer schema_version)")
@@ -67,10 +69,10 @@ def parse_result(data: Any, *, source: str) -> RunResult:
             f" understands ({SCHEMA_VERSION}); upgrade memgate"
         )
     if version == 1:
-        data = _migrated(data, source)
+        data, raw = _migrated(data, source), None
     try:
-        result = validate(_adapter(), data)
-    except ValidationError as exc:
+        result = validate(_adapter(), data, raw)
+    except ValueError as exc:
         raise InputError(f"{source}: {first_error(exc)}") from None
     problem = _inconsistency(result)
     if problem:
@@ -163,5 +165,5 @@ def _piece(kind: Any, data: Any, where: str) -> Any:
     """A part of a version 1 result, validated as strictly as a current file."""
     try:
         return validate(TypeAdapter(kind), data)
-    except ValidationError as exc:
+    except ValueError as exc:
         raise ValueError(first_error(exc, where)) from None

@@ -279,6 +279,8 @@ def test_a_broken_history_is_bad_input_and_never_written_over(
         (lambda d: d["runs"][0].update(peak_heap="12"), "runs.0.peak_heap: Input should"),
         (lambda d: d.update(reference="0123456789abcdef"), "reference: '0123456789abcdef' is"),
         (lambda d: d["runs"].append(d["runs"][0]), "is recorded twice"),
+        # JSON can escape half a surrogate pair: no Unicode text, it cannot be printed.
+        (lambda d: d["runs"][0]["provenance"].update(commit="\ud800"), "Invalid JSON"),
     ],
 )
 def test_history_regressions(
