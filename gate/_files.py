@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -54,6 +56,22 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove the temporary files :func:`write_atomic` left beside ``path`` when its
+    process was killed before the rename. Only while holding the lock every writer of
+    ``path`` takes: then no other writer is half-way."""
+    # mkstemp's random part has no dot, so another file's leftovers never match.
+    leftover = re.compile(rf"\.{re.escape(path.name)}\.[^.]+\.tmp")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        if leftover.fullmatch(name):
+            with contextlib.suppress(OSError):  # harmless if it stays
+                (path.parent / name).unlink()
 
 
 def _umask() -> int:

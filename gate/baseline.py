@@ -28,10 +28,12 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from gate._files import read_input, write_atomic
+from gate._files import read_input, remove_leftovers, write_atomic
+from gate._json import bad_integer, first_error, loads, validate
 from gate.errors import InputError
 from gate.model import Frame, Provenance, RunResult, Shape, Site
 from gate.result import dumps
+from gate.scenario import NAME_PATTERN
 
 T = TypeVar("T")
 
@@ -228,6 +230,8 @@ class BaselineStore:
         self.root = root
 
     def path(self, scenario: str) -> Path:
+        if not re.fullmatch(NAME_PATTERN, scenario):
+            raise InputError(f"{scenario!r} is not a scenario name")
         return self.root / f"{scenario}.json"
 
     def audit_path(self, scenario: str) -> Path:
@@ -241,11 +245,11 @@ class BaselineStore:
             return None
         raw = read_input(path, "baseline")
         try:
-            data = json.loads(raw)
+            data = loads(raw)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge numbers
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"{path}: baseline is not valid JSON: {reason}") from None
-        history = _parse(data, path)
+        history = _parse(data, raw, path)
         if history.scenario != scenario:
             raise InputError(f"{path}: holds scenario {history.scenario!r}, not {scenario!r}")
         return history
@@ -321,7 +325,12 @@ class BaselineStore:
 
 @contextlib.contextmanager
 def _locked(root: Path, name: str) -> Iterator[None]:
-    """An exclusive lock (``root/.NAME.lock``) for a read-modify-write of one history."""
+    """An exclusive lock (``root/.NAME.lock``) for a read-modify-write of one history
+    (``NAME.json``, and ``NAME.audit.jsonl`` beside it).
+
+    The lock is ``flock``'s: the system releases it when its holder dies, even by
+    SIGKILL, so a killed writer never blocks the next. What such a writer can leave is
+    its temporary file; the next writer removes it."""
     try:
         root.mkdir(parents=True, exist_ok=True)
         lock = open(root / f".{name}.lock", "a+b")  # noqa: SIM115
@@ -329,6 +338,8 @@ def _locked(root: Path, name: str) -> Iterator[None]:
         raise InputError(f"cannot write baselines in {root}: {exc.strerror}") from None
     with lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        for target in (f"{name}.json", f"{name}.audit.jsonl"):
+            remove_leftovers(root / target)
         try:
             yield
         finally:
@@ -350,29 +361,43 @@ def _append(history: History, summary: RunSummary, keep: int) -> History:
     return dataclasses.replace(history, runs=runs)
 
 
-def _parse(data: Any, path: Path) -> History:
-    if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int):
+def _parse(data: Any, raw: bytes, path: Path) -> History:
+    """The history in ``data``, parsed from ``raw``, validated."""
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
         raise InputError(f"{path}: not a memgate baseline (no integer schema_version)")
-    version = data["schema_version"]
     if not 1 <= version <= SCHEMA_VERSION:
         raise InputError(
             f"{path}: baseline schema_version {version} is not one this memgate reads"
             f" (1 to {SCHEMA_VERSION})"
         )
+    try:
+        history = validate(_history_adapter(), data, raw)
+    except ValueError as exc:
+        raise _invalid(path, exc) from None
     if version == 1:
         # Schema 2 added each run's thinned curve; schema 1 runs have none to draw.
-        data = {**data, "schema_version": 2}
-    try:
-        return _history_adapter().validate_python(data)
-    except ValidationError as exc:
-        raise _invalid(path, exc) from None
+        history = dataclasses.replace(history, schema_version=2)
+    problem = bad_integer(history) or _inconsistency(history)
+    if problem:
+        raise InputError(f"{path}: {problem}")
+    return history
 
 
-def _invalid(path: Path, exc: ValidationError) -> InputError:
+def _inconsistency(history: History) -> str | None:
+    """What makes a well-typed history unusable, if anything."""
+    ids = [run.run_id for run in history.runs]
+    for number, run_id in enumerate(ids):
+        if run_id in ids[:number]:
+            return f"runs.{number}.run_id: {run_id!r} is recorded twice"
+    if history.reference is not None and history.reference not in ids:
+        return f"reference: {history.reference!r} is not a run of the history"
+    return None
+
+
+def _invalid(path: Path, exc: ValueError) -> InputError:
     """One line naming the file, the first bad field and what is wrong with it."""
-    first = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return InputError(f"{path}: {where}: {first['msg']}")
+    return InputError(f"{path}: {first_error(exc)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -419,10 +444,19 @@ class CallsStore:
         path = self.path(test_id)
         if not path.exists():
             return None
+        raw = read_input(path, "baseline")
         try:
-            history = TypeAdapter(CallsHistory).validate_json(read_input(path, "baseline"))
-        except ValidationError as exc:
+            data = loads(raw)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, NaN
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"{path}: baseline is not valid JSON: {reason}") from None
+        try:
+            history = validate(TypeAdapter(CallsHistory), data, raw)
+        except ValueError as exc:
             raise _invalid(path, exc) from None
+        problem = bad_integer(history)
+        if problem:
+            raise InputError(f"{path}: {problem}")
         if history.schema_version != CALLS_SCHEMA_VERSION or history.test_id != test_id:
             raise InputError(f"{path}: not a version 1 history of {test_id}")
         return history

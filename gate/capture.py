@@ -57,8 +57,9 @@ class Capture:
                 path, report_progress=show_progress, max_memory_records=max_snapshots
             )
         except (OSError, RuntimeError, ValueError, OverflowError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UnreadableCapture(f"{path}: not a readable memray capture: {reason}") from None
+            raise UnreadableCapture(
+                f"{path}: not a readable memray capture: {_reason(exc)}"
+            ) from None
 
     def __enter__(self) -> Capture:
         return self
@@ -96,7 +97,9 @@ class Capture:
                     ends.append(never if end is None else end)
                     sizes.append(interval.n_bytes)
         except (OSError, RuntimeError, ValueError, NotImplementedError) as exc:
-            raise UnreadableCapture(f"{self.path}: cannot read allocations: {exc}") from None
+            raise UnreadableCapture(
+                f"{self.path}: cannot read allocations: {_reason(exc)}"
+            ) from None
         live = live_bytes_by_group(
             np.asarray(groups, dtype=np.int64),
             np.asarray(starts, dtype=np.int64),
@@ -114,6 +117,12 @@ class Capture:
                     frame = frames[place] = Frame(function=place[0], file=place[1], line=place[2])
                 stack.append(frame)
             yield StackLiveBytes(stack=tuple(stack), live=tuple(row.tolist()))
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of what memray said, for a one-line error."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 BLOCK = 1024

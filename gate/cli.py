@@ -181,19 +181,9 @@ def _exit_code(verdict: str, fail_on: FailOn) -> int:
 
 def _settings(result: RunResult) -> tuple[BudgetSpec, GateSpec]:
     """The budgets and gate settings a result was run with, validated."""
-    from pydantic import ValidationError
+    from gate.scenario import run_settings
 
-    from gate.scenario import BudgetSpec, GateSpec
-
-    section = "budgets"
-    try:
-        budgets = BudgetSpec.model_validate(result.settings.get(section, {}))
-        section = "gate"
-        return budgets, GateSpec.model_validate(result.settings.get(section, {}))
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in (section, *first["loc"]))
-        raise InputError(f"result settings: {where}: {first['msg']}") from None
+    return run_settings(result.settings)
 
 
 def _worst(codes: list[int]) -> int:
@@ -664,7 +654,16 @@ def say_error(line: str) -> None:
     reads the two streams apart, so that the pause of workflow commands covers it."""
     from gate import github
 
-    print(line, file=sys.stdout if github.in_actions() else sys.stderr, flush=True)
+    print(one_line(line), file=sys.stdout if github.in_actions() else sys.stderr, flush=True)
+
+
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character Python splits lines at written as an escape: a
+    file name or a key read from a file may hold a line break."""
+    return text.translate(_LINE_BREAKS)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -9,18 +9,21 @@ versions are migrated on read, newer ones refused. Documented in
 from __future__ import annotations
 
 import functools
-import json
+import itertools
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from gate._files import read_input, write_atomic
+from gate._json import bad_integer, first_error, loads, validate
 from gate.analysis.shape import analyse_curve
 from gate.analysis.sites import remeasure
 from gate.errors import InputError
 from gate.model import Curve, Frame, RunResult
 from gate.provenance import env_key
+from gate.scenario import NAME_PATTERN, run_settings
 
 _MACHINES = frozenset({"x86_64", "aarch64", "arm64", "i686", "ppc64le", "s390x"})
 
@@ -46,16 +49,18 @@ def read_result(path: Path) -> RunResult:
     """Read and validate a result file; :class:`InputError` with one line if it is bad."""
     raw = read_input(path, "result")
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge numbers
         raise InputError(f"{path}: not valid JSON: {_first_line(exc)}") from None
-    return parse_result(data, source=str(path))
+    return parse_result(data, source=str(path), raw=raw)
 
 
-def parse_result(data: Any, *, source: str) -> RunResult:
-    if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int):
+def parse_result(data: Any, *, source: str, raw: bytes | None = None) -> RunResult:
+    """``data``, parsed from ``raw`` if given, validated: :class:`InputError` with one
+    line naming ``source`` if it is no usable result."""
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
         raise InputError(f"{source}: not a memgate result (no integer schema_version)")
-    version = data["schema_version"]
     if version < 1:
         raise InputError(f"{source}: schema_version {version} is not a memgate result version")
     if version > SCHEMA_VERSION:
@@ -63,31 +68,46 @@ def parse_result(data: Any, *, source: str) -> RunResult:
             f"{source}: schema_version {version} is newer than this memgate"
             f" understands ({SCHEMA_VERSION}); upgrade memgate"
         )
+    if version == 1:
+        data, raw = _migrated(data, source), None
     try:
-        if version == 1:
-            data = _v1_to_v2(data)
-        result = _adapter().validate_python(data)
+        result = validate(_adapter(), data, raw)
+    except ValueError as exc:
+        raise InputError(f"{source}: {first_error(exc)}") from None
+    problem = _inconsistency(result)
+    if problem:
+        raise InputError(f"{source}: {problem}")
+    try:
+        run_settings(result.settings)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    return result
+
+
+def _migrated(data: dict[str, Any], source: str) -> dict[str, Any]:
+    try:
+        return _v1_to_v2(data)
     except KeyError as exc:
         raise InputError(f"{source}: not a complete version 1 result: {exc} is missing") from None
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InputError(f"{source}: {where}: {first['msg']}") from None
     except (TypeError, ValueError, IndexError) as exc:  # a version 1 file that cannot migrate
         raise InputError(
             f"{source}: version 1 result cannot be migrated: {_first_line(exc)}"
         ) from None
-    problem = _inconsistency(result)
-    if problem:
-        raise InputError(f"{source}: {problem}")
-    return result
 
 
 def _inconsistency(result: RunResult) -> str | None:
     """What makes a well-typed result unusable, if anything."""
+    if not re.fullmatch(NAME_PATTERN, result.scenario.name):
+        return f"scenario.name: {result.scenario.name!r} is not a scenario name"
+    problem = bad_integer(result)
+    if problem:
+        return problem
     n = len(result.curve.points)
     if n < 2:
         return f"curve.points: {n} point(s), at least 2 are needed"
+    for number, (before, point) in enumerate(itertools.pairwise(result.curve.points), start=1):
+        if point.requests < before.requests:
+            return f"curve.points.{number}.requests: fewer than the point before"
     if not 0 <= result.curve.warmup_index < n:
         return f"curve.warmup_index: {result.curve.warmup_index} is not a point of the curve"
     if not result.curve.warmup_index <= result.analysis.steady.index < n:
@@ -110,16 +130,16 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     anonymous RSS was not sampled, so ``rss_anon`` is taken as ``rss``; the environment
     key is rebuilt from the platform string, with the CPU count unknown (``?cpu``), so
     a version 1 run never silently matches a current environment."""
-    curve = TypeAdapter(Curve).validate_python(data["curve"])
+    curve = _piece(Curve, data["curve"], "curve")
     analysis = analyse_curve(curve)
     sites = remeasure(
         (
             (
-                tuple(TypeAdapter(tuple[Frame, ...]).validate_python(site["stack"])),
-                TypeAdapter(Frame | None).validate_python(site["user_frame"]),
-                site["series"],
+                _piece(tuple[Frame, ...], site["stack"], f"sites.{number}.stack"),
+                _piece(Frame | None, site["user_frame"], f"sites.{number}.user_frame"),
+                _piece(tuple[int, ...], site["series"], f"sites.{number}.series"),
             )
-            for site in data["sites"]
+            for number, site in enumerate(data["sites"])
         ),
         requests=[p.requests for p in curve.points],
         steady_index=analysis.steady.index,
@@ -139,3 +159,11 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
         "sites": sites,
         "processes": [{**p, "rss_anon": p.get("rss_anon", p["rss"])} for p in data["processes"]],
     }
+
+
+def _piece(kind: Any, data: Any, where: str) -> Any:
+    """A part of a version 1 result, validated as strictly as a current file."""
+    try:
+        return validate(TypeAdapter(kind), data)
+    except ValueError as exc:
+        raise ValueError(first_error(exc, where)) from None

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ByteSize,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -32,23 +34,38 @@ from gate.errors import InputError
 from gate.model import Shape
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
+"""A scenario's name: it names its baseline file and output folder."""
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=24 * 3600)]
 MAX_LOAD_PROCESSES = 64
 """A typo such as ``processes = 800`` would start that many Python processes."""
+MAX_REQUESTS = 1_000_000_000
+"""More requests than Locust could send within the longest time limit (24 h)."""
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+"""A string that goes into a command line, a path or the environment."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # strict: no true for 1 or "100" for 100; numbers must be finite.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ServiceSpec(_Strict):
     """How to start the service under test."""
 
-    command: list[str] = Field(min_length=1)
+    command: list[Text] = Field(min_length=1)
     """``python app.py``, ``python -m module ...`` or an installed console script."""
-    cwd: str = "."
-    env: dict[str, str] = {}
+    cwd: Text = "."
+    env: dict[Text, Text] = {}
     health_url: str
     """Polled until it answers 2xx; its host must be loopback."""
     startup_timeout: PositiveSeconds = 30.0
@@ -62,9 +79,26 @@ class ServiceSpec(_Strict):
             return shlex.split(value)
         return value
 
+    @field_validator("command")
+    @classmethod
+    def _program_named(cls, value: list[str]) -> list[str]:
+        if not value[0]:
+            raise ValueError("the program to run is an empty string")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _variable_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not name or "=" in name:
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return value
+
     @field_validator("health_url")
     @classmethod
     def _loopback_only(cls, value: str) -> str:
+        if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+            raise ValueError("must not contain spaces or control characters")
         parts = urllib.parse.urlsplit(value.replace("{port}", "0"))
         if parts.scheme not in ("http", "https"):
             raise ValueError("must be an http:// or https:// URL")
@@ -82,14 +116,14 @@ class ServiceSpec(_Strict):
 class LoadSpec(_Strict):
     """The Locust load: a plain locustfile, bounded in requests and time."""
 
-    locustfile: str
-    user_classes: list[str] = []
+    locustfile: Text
+    user_classes: list[Text] = []
     """Names of the User classes to run; all of the file's by default."""
     users: int = Field(default=4, ge=1, le=10_000)
     spawn_rate: float = Field(default=4.0, gt=0)
-    warmup_requests: int = Field(default=500, ge=0)
+    warmup_requests: int = Field(default=500, ge=0, le=MAX_REQUESTS)
     """Requests sent before measuring starts; imports, pools and caches fill here."""
-    requests: int | None = Field(default=None, ge=1)
+    requests: int | None = Field(default=None, ge=1, le=MAX_REQUESTS)
     """Requests measured after the warm-up."""
     duration: PositiveSeconds | None = None
     """Seconds measured after the warm-up (whichever of requests and duration comes first)."""
@@ -103,6 +137,11 @@ class LoadSpec(_Strict):
     def _bounded(self) -> LoadSpec:
         if self.requests is None and self.duration is None:
             raise ValueError("set requests or duration (or both): the load must be bounded")
+        if self.duration is not None and self.duration >= self.time_limit:
+            raise ValueError(
+                f"duration {self.duration:g} s cannot be measured within"
+                f" time_limit {self.time_limit:g} s (which includes the warm-up)"
+            )
         return self
 
     @field_validator("processes")
@@ -137,7 +176,7 @@ class BudgetSpec(_Strict):
     max_peak_rss: ByteSize | None = None
     max_growth_per_request: float | None = Field(default=None, ge=0)
     """Heap growth per request, bytes."""
-    forbid_shapes: list[Shape] = []
+    forbid_shapes: list[Annotated[Shape, Strict(False)]] = []
     """Shapes that fail a run, for example ``["leak", "fragmentation"]``."""
 
 
@@ -151,7 +190,7 @@ class GateSpec(_Strict):
 class Scenario(_Strict):
     """A validated scenario with its paths resolved."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+    name: str = Field(min_length=1, pattern=NAME_PATTERN)
     description: str = ""
     service: ServiceSpec
     load: LoadSpec
@@ -213,11 +252,30 @@ def load_scenario(path: str | Path) -> Scenario:
     data["path"] = path.resolve()
     data["sha256"] = hashlib.sha256(raw).hexdigest()
     scenario = _validate(data, path)
-    if not scenario.locustfile.is_file():
+    try:
+        has_locustfile = scenario.locustfile.is_file()
+        has_cwd = scenario.service_cwd.is_dir()
+    except OSError as exc:  # a name too long, a loop of symbolic links
+        raise InputError(
+            f"{path}: load.locustfile or service.cwd: {exc.strerror}: {exc.filename}"
+        ) from None
+    if not has_locustfile:
         raise InputError(f"{path}: load.locustfile: no such file {scenario.locustfile}")
-    if not scenario.service_cwd.is_dir():
+    if not has_cwd:
         raise InputError(f"{path}: service.cwd: no such folder {scenario.service_cwd}")
     return scenario
+
+
+def run_settings(settings: dict[str, Any]) -> tuple[BudgetSpec, GateSpec]:
+    """The budgets and gate settings in a result's ``settings`` (the scenario it was run
+    with), validated; :class:`InputError` naming the first bad key."""
+    section = "budgets"
+    try:
+        budgets = BudgetSpec.model_validate(settings.get(section, {}))
+        section = "gate"
+        return budgets, GateSpec.model_validate(settings.get(section, {}))
+    except ValidationError as exc:
+        raise InputError(_first_error(exc, f"settings.{section}")) from None
 
 
 def _validate(data: dict[str, Any], path: Path) -> Scenario:
@@ -227,10 +285,12 @@ def _validate(data: dict[str, Any], path: Path) -> Scenario:
         raise InputError(f"{path}: {_first_error(exc)}") from None
 
 
-def _first_error(exc: ValidationError) -> str:
+def _first_error(exc: ValidationError, section: str = "") -> str:
+    """``key: what`` for the first error, the key below ``section`` if one is given."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or "scenario"
+    where = ".".join([section] * bool(section) + [str(part) for part in first["loc"]])
+    where = where or "scenario"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"

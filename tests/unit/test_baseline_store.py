@@ -144,6 +144,19 @@ def test_a_crash_while_writing_leaves_the_old_history(tmp_path: Path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == [".demo.lock", "demo.json"]
 
 
+def test_the_next_write_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path)
+    store.record(result_number(1))
+    # A writer killed before its rename leaves its temporary file (the e2e test does it
+    # with SIGKILL); another scenario's files, whose name only starts the same, stay.
+    left = [".demo.json.k1ll3d_x.tmp", ".demo.audit.jsonl.abcdefgh.tmp"]
+    kept = [".demo.x.json.abcdefgh.tmp", ".demo.json.tmp", "demo.json.abcdefgh.tmp"]
+    for name in left + kept:
+        (tmp_path / name).write_text("{")
+    store.record(result_number(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".demo.lock", "demo.json", *kept])
+
+
 def _append_one(args: tuple[str, int]) -> None:
     root, n = args
     BaselineStore(Path(root)).record(result_number(n), keep=100)

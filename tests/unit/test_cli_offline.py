@@ -49,12 +49,12 @@ def test_a_recorded_run_is_not_compared_with_itself(tmp_path: Path, capsys) -> N
     [
         (
             {"gate": {"keep": 0}},
-            "result settings: gate.keep: Input should be greater than or equal to 2",
+            "result.json: settings.gate.keep: Input should be greater than or equal to 2",
         ),
-        ({"gate": 5}, "result settings: gate: Input should be a valid dictionary"),
+        ({"gate": 5}, "result.json: settings.gate: Input should be a valid dictionary"),
         (
             {"budgets": {"max_peak_heap": "lots"}},
-            "settings: budgets.max_peak_heap: could not parse",
+            "result.json: settings.budgets.max_peak_heap: could not parse",
         ),
     ],
 )

@@ -1,0 +1,108 @@
+"""Reading memgate's own JSON files (results, baseline histories) strictly.
+
+These files are written by memgate but may be edited by hand or damaged, and what
+they hold decides a build. So: UTF-8 only, no ``NaN`` or infinities, no ``true`` for
+``1`` or ``"12"`` for ``12``, no lone surrogate, no junk nesting, and no negative
+integer (every integer memgate stores is a count, a size in bytes, an index or a line
+number).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
+
+T = TypeVar("T")
+
+INT_LIMIT = 2**63
+"""Integers at or past this are no size or count a run could measure."""
+
+
+def loads(raw: bytes) -> Any:
+    """``json.loads`` of UTF-8 text, refusing ``NaN``, ``Infinity`` and numbers too large
+    for a float; :class:`ValueError` (or :class:`RecursionError` for very deep nesting)
+    if it fails."""
+    return json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a number")
+    return value
+
+
+def validate(adapter: TypeAdapter[T], data: Any, raw: bytes | None = None) -> T:
+    """``data`` validated in strict mode: from ``raw``, the JSON text it was read from,
+    if given and it was not changed since; :class:`ValueError` (a
+    :class:`ValidationError` when it is not a ``T``) if it fails."""
+    # JSON mode is strict about types but still reads arrays as tuples and strings as
+    # enums; pydantic's parser also refuses lone surrogates and junk nesting.
+    if raw is None:
+        try:
+            raw = to_json(data, inf_nan_mode="constants")
+        except PydanticSerializationError as exc:  # a lone surrogate, junk nesting
+            raise ValueError(str(exc).strip().splitlines()[0]) from None
+    return adapter.validate_json(raw, strict=True)
+
+
+def first_error(exc: ValueError, prefix: str = "") -> str:
+    """``where: what`` for the first error of ``exc`` (from :func:`validate`), one line."""
+    if not isinstance(exc, ValidationError):
+        return f"{prefix}: {exc}" if prefix else str(exc)
+    first = exc.errors(include_url=False)[0]
+    where = ".".join([prefix] * bool(prefix) + [str(part) for part in first["loc"]])
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+def bad_integer(value: Any) -> str | None:
+    """``where: what`` for the first integer in ``value`` (a tree of dataclasses, dicts,
+    lists and tuples) that is negative or too large, or ``None``."""
+    if not _any_bad_integer(value):
+        return None
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if type(item) is int:
+            if item < 0:
+                return f"{where}: {item} is negative"
+            if item >= INT_LIMIT:
+                return f"{where}: a {len(str(item))}-digit number is too large"
+            continue
+        if isinstance(item, dict):
+            children = list(item.items())
+        elif isinstance(item, list | tuple):
+            children = list(enumerate(item))
+        elif hasattr(type(item), "__dataclass_fields__"):
+            children = list(vars(item).items())
+        else:
+            continue
+        # Pushed in reverse, so the first bad integer in reading order is found first.
+        stack.extend((f"{where}.{key}" if where else str(key), v) for key, v in reversed(children))
+    return None
+
+
+def _any_bad_integer(value: Any) -> bool:
+    """The quick pass of :func:`bad_integer`, which builds no paths."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is int:
+            if not 0 <= item < INT_LIMIT:
+                return True
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is dict:
+            stack.extend(item.values())
+        elif hasattr(kind, "__dataclass_fields__"):
+            stack.extend(vars(item).values())
+    return False
