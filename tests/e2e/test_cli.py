@@ -110,5 +110,8 @@ def test_service_that_exits_at_start_exits_3(write_scenario, tmp_path: Path) -> 
     assert done.returncode == 3
     line = one_line_error(done)
     assert "service exited with code 1 during start-up" in line
-    assert line.endswith(": cannot bind")
+    # The reason, then where what the run saw is kept.
+    kept = tmp_path / "out" / "failure.json"
+    assert line.endswith(f": cannot bind; what the run saw is in {kept}")
+    assert json.loads(kept.read_text())["phase"] == "starting the service under memray"
     assert (tmp_path / "out" / "service.log").is_file()

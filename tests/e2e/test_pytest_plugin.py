@@ -70,7 +70,7 @@ def test_scenarios_are_collected_only_with_the_option(tmp_path: Path) -> None:
         for path in sorted((REPO / "scenarios").glob("*.toml"))
     ]
     assert "scenarios/demo.toml::demo" in collected
-    assert not any("soak" in line for line in collected)
+    assert not any(line.startswith("scenarios/soak/") for line in collected)
 
 
 def test_scenario_passes_against_its_baseline_and_fails_with_a_leak(tmp_path: Path) -> None:
