@@ -43,7 +43,8 @@ _counts = _Counts()
 
 
 def _write_forever(prefix: str) -> None:
-    path = f"{prefix}.{os.getpid()}.jsonl"
+    # The start time keeps a process that reuses a dead worker's pid out of its file.
+    path = f"{prefix}.{os.getpid()}.{time.time_ns()}.jsonl"
     with open(path, "a", buffering=1) as out:
         while True:
             line = {
@@ -66,17 +67,25 @@ def _after_fork(prefix: str) -> None:
 
 
 def _run(target: list[str]) -> None:
+    """Run the target as ``python TARGET...`` would: ``sys.argv``, and ``sys.path[0]``
+    (the current folder for ``-m``, ``""`` for ``-c``, the script's real folder for a
+    script) unless the interpreter was told not to add it (``-P``, ``PYTHONSAFEPATH``,
+    ``-I``)."""
+    if not (sys.flags.safe_path or sys.flags.isolated):
+        if target[0] == "-m":
+            sys.path[0] = os.getcwd()
+        elif target[0] == "-c":
+            sys.path[0] = ""
+        else:
+            sys.path[0] = os.path.dirname(os.path.realpath(target[0]))
     if target[0] == "-m":
         sys.argv = [target[1], *target[2:]]
-        sys.path[0] = os.getcwd()
         runpy.run_module(target[1], run_name="__main__", alter_sys=True)
     elif target[0] == "-c":
         sys.argv = ["-c", *target[2:]]
-        sys.path[0] = ""
         exec(compile(target[1], "<string>", "exec"), {"__name__": "__main__"})
     else:
         sys.argv = list(target)
-        sys.path[0] = os.path.dirname(os.path.abspath(target[0]))
         runpy.run_path(target[0], run_name="__main__")
 
 

@@ -411,7 +411,7 @@ class _Workers:
         for index in self.indexes():
             code = self.procs[index].poll()
             if code is not None:
-                how = f"code {code}" if code >= 0 else signal.Signals(-code).name
+                how = f"code {code}" if code >= 0 else signal_name(-code)
                 raise LoadFailure(f"Locust worker {index} exited with {how} {when}")
 
     def wait(self, timeout: float) -> None:
@@ -482,3 +482,11 @@ def _main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1:]))
+
+
+def signal_name(number: int) -> str:
+    """``SIGKILL`` for 9; ``signal 34`` for a number with no name (a realtime signal)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

@@ -289,6 +289,11 @@ def _search(folder: Path) -> tuple[list[Path], list[BadInput]]:
     for root, dirs, names in os.walk(folder):
         dirs.sort()
         here = set(names)
+        if "failure.json" in here:
+            errors.append(
+                BadInput(root, "failure.json: the run of this scenario could not be done")
+            )
+            continue
         if REPORT_NAME in here:
             found.append(Path(root) / REPORT_NAME)
             continue

@@ -115,6 +115,17 @@ def _inconsistency(result: RunResult) -> str | None:
     for number, site in enumerate(result.sites):
         if len(site.series) != n:
             return f"sites.{number}.series: {len(site.series)} values for {n} curve points"
+    if result.gc is not None:
+        for name in ("collections", "full", "seconds"):
+            values = getattr(result.gc, name)
+            if len(values) != n:
+                return f"gc.{name}: {len(values)} values for {n} curve points"
+    for number, process in enumerate(result.process_curves):
+        if len(process.heap) != n:
+            return f"process_curves.{number}.heap: {len(process.heap)} values for {n} points"
+        first, last = process.running
+        if not 0 <= first <= last < n:
+            return f"process_curves.{number}.running: {first}..{last} is not within the curve"
     return None
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-import signal
 import sys
 import sysconfig
 import time
@@ -35,8 +34,8 @@ from gate.analysis.sites import rank_sites, sum_by_stack
 from gate.analysis.trend import blocks, trend
 from gate.baseline import thin
 from gate.capture import Capture, UnreadableCapture
-from gate.errors import InputError, RunError
-from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess
+from gate.errors import InputError, MemgateError, RunError
+from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess, signal_name
 from gate.model import (
     CaptureInfo,
     Curve,
@@ -59,6 +58,10 @@ from gate.service import (
 )
 
 POLL_S = 0.1
+FAILURE_SAMPLES = 200
+EARLIER_RUN_FILES = ("failure.json", "result.json", "report.json", "report.html")
+"""What a run in the folder wrote last time and this run replaces, or must not leave
+beside its own failure (``memgate merge`` would read the old report as this run's)."""
 
 
 class RunObserver(Protocol):
@@ -93,7 +96,9 @@ def run_scenario(
     observer = observer or QuietObserver()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "failure.json").unlink(missing_ok=True)  # an earlier run's
+        # An earlier run's verdict must not outlive this run if it fails.
+        for name in EARLIER_RUN_FILES:
+            (out_dir / name).unlink(missing_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
     started_at = datetime.datetime.now(datetime.UTC)
@@ -112,14 +117,20 @@ def run_scenario(
         finally:
             watched.phase("stopping the service")
             stop = service.stop()
-        check_stop(stop, service.log_path)
-        check_load(outcome, scenario, out_dir)
+        try:
+            check_stop(stop, service.log_path)
+            check_load(outcome, scenario, out_dir)
+        except RunError:
+            watched.failed_in = "stopping the service" if stop.signal == "SIGKILL" else "load"
+            raise
         watched.phase("reading the capture")
         return _build_result(
             scenario, service, outcome, out_dir, started_at, observer.show_capture_progress
         )
     except RunError as exc:
-        exc.kept = write_failure(out_dir, scenario, exc, service, watched)
+        # A full disk, say, must not hide the run's own reason.
+        with contextlib.suppress(OSError, MemgateError):
+            exc.kept = write_failure(out_dir, scenario, exc, service, watched)
         raise
 
 
@@ -139,9 +150,6 @@ class _Watched:
     def load_progress(self, phase: str, requests: int, failures: int) -> None:
         self.requests, self.failures = requests, failures
         self.observer.load_progress(phase, requests, failures)
-
-
-FAILURE_SAMPLES = 200
 
 
 def write_failure(
@@ -260,10 +268,7 @@ def exit_text(code: int | None) -> str:
     """How a process ended, for people: its exit code, or the signal that killed it."""
     if code is None or code >= 0:
         return f"exit code {code}"
-    try:
-        name = signal.Signals(-code).name
-    except ValueError:
-        name = f"signal {-code}"
+    name = signal_name(-code)
     if name == "SIGKILL":
         return "killed by SIGKILL, as the kernel's OOM killer does when memory runs out"
     return f"killed by {name}"
@@ -304,7 +309,9 @@ def _build_result(
         timeline,
         outcome.started_at,
     )
-    paths = service.capture_paths()
+    # A fork that ended before writing anything (or exec'd another program) left an
+    # empty capture: it profiled nothing, as check_profiled then judges.
+    paths = [p for n, p in enumerate(service.capture_paths()) if n == 0 or p.stat().st_size]
     check_profiled(service, paths, outcome, scenario.profile.follow_fork)
     try:
         with contextlib.ExitStack() as opened:
@@ -413,24 +420,29 @@ def check_profiled(
     """Refuse a run whose service did its work in processes memray did not profile: its
     flat main process would otherwise pass whatever the workers did."""
     during = [s for s in service.samples() if outcome.started_at <= s.t <= outcome.ended_at]
-    seen: dict[int, int] = {}
-    for sample in during:
-        for pid in sample.pids[1:]:
-            seen[pid] = seen.get(pid, 0) + 1
     captured = {int(path.name.rpartition(".")[2]) for path in paths[1:]}
-    missed = sorted(pid for pid, n in seen.items() if n * 2 > len(during) and pid not in captured)
-    if not missed:
+    # Per sample, not per process: workers restarted every few hundred requests each
+    # live briefly, but some unprofiled worker is there all the time.
+    seen: dict[int, int] = {}
+    uncovered = 0
+    for sample in during:
+        others = [pid for pid in sample.pids[1:] if pid not in captured]
+        uncovered += bool(others)
+        for pid in others:
+            seen[pid] = seen.get(pid, 0) + 1
+    if uncovered * 2 <= len(during):
         return
+    missed = sorted(seen, key=lambda pid: (-seen[pid], pid))
     listed = ", ".join(str(pid) for pid in missed[:5])
     if not follow_fork:
         raise RunError(
-            f"the service ran {len(missed)} more process(es) through the load (pid {listed})"
-            " that memray did not profile; set [profile] follow_fork = true for a prefork"
-            " server"
+            f"the service ran {len(missed)} more process(es) during most of the load (pid"
+            f" {listed}) that memray did not profile; set [profile] follow_fork = true for a"
+            " prefork server"
         )
     raise RunError(
-        f"{len(missed)} process(es) of the service ran through the load without a capture"
-        f" (pid {listed}): memray follows fork, not spawn or exec (uvicorn --workers"
+        f"{len(missed)} process(es) of the service ran during most of the load without a"
+        f" capture (pid {listed}): memray follows fork, not spawn or exec (uvicorn --workers"
         " spawns; gunicorn with uvicorn_worker.UvicornWorker forks)"
     )
 

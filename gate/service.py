@@ -110,11 +110,12 @@ class GcSample:
 
 
 def read_gc_samples(prefix: Path) -> list[list[GcSample]]:
-    """The probe's samples, one list per process (``PREFIX.<pid>.jsonl``); a line cut
-    short by a kill, or anything not the probe's, is skipped."""
+    """The probe's samples, one list per process (``PREFIX.<pid>.<start ns>.jsonl``); a
+    line cut short by a kill, or anything not the probe's, is skipped."""
     out = []
-    for path in sorted(prefix.parent.glob(prefix.name + ".*.jsonl")):
-        if not path.name.split(".")[-2].isdigit():
+    for path in sorted(prefix.parent.glob(prefix.name + ".*.*.jsonl")):
+        pid, started = path.name.split(".")[-3:-1]
+        if not (pid.isdigit() and started.isdigit()):
             continue
         samples = []
         try:
@@ -180,7 +181,7 @@ class ServiceProcess:
         self.capture_path = out_dir / "capture.bin"
         self.log_path = out_dir / "service.log"
         self.gc_prefix = out_dir / "gc"
-        """The GC probe writes ``gc.<pid>.jsonl`` here, one file per process."""
+        """The GC probe writes ``gc.<pid>.<start ns>.jsonl`` here, one file per process."""
         self.health_url = fill_port(scenario.service.health_url, port)
         self._proc: subprocess.Popen[bytes] | None = None
         self._samples: list[RawProcessSample] = []
@@ -194,7 +195,7 @@ class ServiceProcess:
         stale = [*folder.glob(self.capture_path.name + ".*"), *folder.glob("gc.*.jsonl")]
         for path in stale:
             if path.name.split(".")[-1 if path.suffix != ".jsonl" else -2].isdigit():
-                path.unlink(missing_ok=True)
+                path.unlink(missing_ok=True)  # capture.bin.PID, gc.PID.START.jsonl
 
     @property
     def pid(self) -> int:
@@ -262,19 +263,24 @@ class ServiceProcess:
         """Refuse a health check answered by another program on the port (one the
         service could not bind): the load would measure the wrong process."""
         assert self._proc is not None
-        port = urllib.parse.urlsplit(self.health_url).port or 80
+        url = urllib.parse.urlsplit(self.health_url)
+        port = url.port or (443 if url.scheme == "https" else 80)
         try:
             root = psutil.Process(self._proc.pid)
             tree = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return  # it died just now: the next poll or the load says so
+        looked = False
         for proc in tree:
             try:
                 sockets = proc.net_connections(kind="tcp")
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+            looked = True
             if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in sockets):
                 return
+        if not looked:
+            return  # nothing could be inspected: no evidence against the service
         raise RunError(
             f"{self.health_url} answered, but no process of the service listens on port"
             f" {port}: another program holds it (see {self.log_path})"
@@ -320,7 +326,7 @@ class ServiceProcess:
 
     def capture_paths(self) -> list[Path]:
         """The main capture, then those of forked processes (memray names each after
-        the main one and the process id), oldest process first."""
+        the main one and the process id), in pid order."""
         forks = []
         for path in self.capture_path.parent.glob(self.capture_path.name + ".*"):
             pid = path.name.removeprefix(self.capture_path.name + ".")
@@ -367,8 +373,9 @@ def _sample_tree(root: psutil.Process) -> RawProcessSample | None:
                 rss += memory.rss
                 anon += memory.rss - getattr(memory, "shared", 0)
                 threads += proc.num_threads()
-                fds += proc.num_fds()
-            sockets += _sockets(proc.pid)
+                found = _descriptors(proc.pid)
+                fds += found[0] if found else proc.num_fds()
+                sockets += found[1] if found else 0
             pids.append(proc.pid)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
@@ -386,17 +393,18 @@ def _sample_tree(root: psutil.Process) -> RawProcessSample | None:
     )
 
 
-def _sockets(pid: int) -> int:
-    """How many of the process's file descriptors are sockets (Linux; 0 elsewhere)."""
+def _descriptors(pid: int) -> tuple[int, int] | None:
+    """Open file descriptors of the process, and how many are sockets, from one listing
+    of ``/proc/PID/fd``; ``None`` where there is none (not Linux)."""
     folder = f"/proc/{pid}/fd"
     try:
         names = os.listdir(folder)
     except OSError:
-        return 0
-    count = 0
+        return None
+    sockets = 0
     for name in names:
         try:
-            count += os.readlink(f"{folder}/{name}").startswith("socket:")
+            sockets += os.readlink(f"{folder}/{name}").startswith("socket:")
         except OSError:
             continue  # closed meanwhile
-    return count
+    return len(names), sockets

@@ -110,7 +110,12 @@ def leftovers(tmp_path: Path) -> list[psutil.Process]:
 
 
 def test_service_that_exits_at_start(tmp_path: Path) -> None:
+    # An earlier, passing run in the same folder: its verdict must not outlive this one.
+    (tmp_path / "out").mkdir()
+    for name in ("result.json", "report.json", "report.html"):
+        (tmp_path / "out" / name).write_text("{}")
     message = run(tmp_path, "python -c \"import sys; print('no database'); sys.exit(4)\"")
+    assert not any((tmp_path / "out" / n).exists() for n in ("result.json", "report.json"))
     assert "service exited with code 4 during start-up" in message
     assert message.endswith(": no database")
     assert not leftovers(tmp_path)

@@ -50,11 +50,11 @@ def test_no_probe_no_figures() -> None:
 
 
 def test_probe_files_with_torn_or_foreign_lines(tmp_path) -> None:
-    (tmp_path / "gc.12.jsonl").write_text(
+    (tmp_path / "gc.12.1700000000000000000.jsonl").write_text(
         '{"t": 1.0, "collections": [3, 1, 0], "seconds": 0.5}\n'
         '{"t": 1.1, "collections": [4, 1, 1]'  # cut short by a kill
     )
-    (tmp_path / "gc.13.jsonl").write_text("not json\n[]\n")
-    (tmp_path / "gc.x.jsonl").write_text('{"t": 1.0, "collections": [9, 9, 9], "seconds": 1}\n')
+    (tmp_path / "gc.13.1700000000000000001.jsonl").write_text("not json\n[]\n")
+    (tmp_path / "gc.x.1.jsonl").write_text('{"t": 1.0, "collections": [9, 9, 9], "seconds": 1}\n')
     (found,) = read_gc_samples(tmp_path / "gc")
     assert [(s.collections, s.full, s.seconds) for s in found] == [(4, 0, 0.5)]

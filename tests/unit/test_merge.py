@@ -232,6 +232,17 @@ def test_folders_are_searched_and_unfinished_checks_found(tmp_path: Path) -> Non
     )
 
 
+def test_a_run_that_failed_is_an_error_even_beside_an_older_report(tmp_path: Path) -> None:
+    write(tmp_path / "demo", doc("demo", "pass"))
+    write(tmp_path / "demo", '{"reason": "service died"}', name="failure.json")
+    merged = collect([tmp_path])
+    assert merged.reports == ()
+    assert [str(e) for e in merged.errors] == [
+        f"{tmp_path / 'demo'}: failure.json: the run of this scenario could not be done"
+    ]
+    assert merged.verdict is Outcome.ERROR
+
+
 def merged_three() -> merge.Merged:
     return merge.merge(
         [
