@@ -241,6 +241,20 @@ class ResourceGrowth:
 
 
 @dataclasses.dataclass(frozen=True)
+class GcSample:
+    """What the probe in one process of the service had counted at ``t``."""
+
+    t: float
+    """Seconds since the epoch."""
+    collections: int
+    """Collections of all generations so far."""
+    full: int
+    """Of them, full (generation 2) collections."""
+    seconds: float
+    """Time spent collecting so far."""
+
+
+@dataclasses.dataclass(frozen=True)
 class GcPressure:
     """The garbage collector's work, counted by memgate's probe inside the service (all
     its processes summed), at each curve point and per request over the steady state."""

@@ -8,12 +8,14 @@ run's output folder and keeps everything there when a run fails, for a post-mort
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import sys
 import sysconfig
 import time
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -167,16 +169,10 @@ def write_failure(
         "exit_code": int(error.exit_code),
         "phase": run.failed_in or run.last_phase,
         "load": {"requests": run.requests, "failures": run.failures},
-        "service": {"returncode": service.returncode()},
+        "service": {"returncode": service.exit_code()},
         "processes": [
-            {
-                "t": round(s.t - start, 3),
-                "rss": s.rss,
-                "rss_anon": s.rss_anon,
-                "threads": s.threads,
-                "fds": s.fds,
-                "processes": s.processes,
-            }
+            {k: v for k, v in dataclasses.asdict(s).items() if k != "pids"}
+            | {"t": round(s.t - start, 3)}
             for s in thin(samples, FAILURE_SAMPLES)
         ],
         "files": {
@@ -304,15 +300,16 @@ def _build_result(
     read_started = time.perf_counter()
     timeline = outcome.samples
     warmup_done = _requests_when(timeline, outcome.warmup_done_at)
-    processes = _process_samples(
-        [s for s in service.samples() if outcome.started_at <= s.t <= outcome.ended_at],
-        timeline,
-        outcome.started_at,
-    )
+    during = [s for s in service.samples() if outcome.started_at <= s.t <= outcome.ended_at]
+    processes = _process_samples(during, timeline, outcome.started_at)
     # A fork that ended before writing anything (or exec'd another program) left an
     # empty capture: it profiled nothing, as check_profiled then judges.
-    paths = [p for n, p in enumerate(service.capture_paths()) if n == 0 or p.stat().st_size]
-    check_profiled(service, paths, outcome, scenario.profile.follow_fork)
+    found = [
+        (pid, p) for n, (pid, p) in enumerate(service.captures()) if n == 0 or p.stat().st_size
+    ]
+    pids = [pid for pid, _ in found]
+    paths = [path for _, path in found]
+    check_profiled(during, set(pids[1:]), scenario.profile.follow_fork)
     try:
         with contextlib.ExitStack() as opened:
             captures = [
@@ -355,7 +352,7 @@ def _build_result(
     except (NotEnoughData, NotEnoughPoints) as exc:
         raise RunError(f"{service.capture_path}: {exc}") from None
     process_curves = (
-        _process_curves(service.pid, paths, per_capture, heaps, curve, analysis.steady.index)
+        _process_curves(found, per_capture, heaps, curve, analysis.steady.index)
         if len(paths) > 1
         else ()
     )
@@ -402,25 +399,18 @@ def _build_result(
         },
         resources=resource_growth(processes, analysis.steady.requests),
         gc=gc_pressure(
-            [
-                [(g.t, g.collections, g.full, g.seconds) for g in samples]
-                for samples in read_gc_samples(service.gc_prefix)
-            ],
-            curve,
-            outcome.started_at,
-            analysis.steady.index,
+            read_gc_samples(service.gc_prefix), curve, outcome.started_at, analysis.steady.index
         ),
         process_curves=process_curves,
     )
 
 
 def check_profiled(
-    service: ServiceProcess, paths: list[Path], outcome: LoadOutcome, follow_fork: bool
+    during: Sequence[RawProcessSample], captured: set[int], follow_fork: bool
 ) -> None:
     """Refuse a run whose service did its work in processes memray did not profile: its
-    flat main process would otherwise pass whatever the workers did."""
-    during = [s for s in service.samples() if outcome.started_at <= s.t <= outcome.ended_at]
-    captured = {int(path.name.rpartition(".")[2]) for path in paths[1:]}
+    flat main process would otherwise pass whatever the workers did. ``during``: the
+    process tree's samples through the load; ``captured``: the forks with a capture."""
     # Per sample, not per process: workers restarted every few hundred requests each
     # live briefly, but some unprofiled worker is there all the time.
     seen: dict[int, int] = {}
@@ -448,8 +438,7 @@ def check_profiled(
 
 
 def _process_curves(
-    main_pid: int,
-    paths: list[Path],
+    found: list[tuple[int, Path]],
     per_capture: list[list[int]],
     heaps: list[list[int]],
     curve: Curve,
@@ -459,7 +448,9 @@ def _process_curves(
     the whole steady state (a worker restarted midway has none)."""
     requests = [p.requests for p in curve.points]
     out = []
-    for number, (path, chosen, heap) in enumerate(zip(paths, per_capture, heaps, strict=True)):
+    for number, ((pid, path), chosen, heap) in enumerate(
+        zip(found, per_capture, heaps, strict=True)
+    ):
         running = [i for i, index in enumerate(chosen) if index >= 0]
         if not running:
             continue
@@ -468,7 +459,7 @@ def _process_curves(
         growth = trend(*blocks(requests[steady:], heap[steady:])) if whole else None
         out.append(
             ProcessCurve(
-                pid=int(path.name.rpartition(".")[2]) if number else main_pid,
+                pid=pid,
                 capture=path.name,
                 main=number == 0,
                 heap=tuple(heap),

@@ -28,6 +28,7 @@ import psutil
 
 from gate._files import last_line, open_log
 from gate.errors import InputError, RunError
+from gate.model import GcSample
 from gate.scenario import ProfileSpec, Scenario
 
 _PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
@@ -93,20 +94,6 @@ def profiled_command(target: list[str], profile: ProfileSpec, capture: Path) -> 
 
 GC_PROBE = Path(__file__).with_name("_gc_probe.py")
 """memray's script: counts garbage collections, then runs the service (see its docstring)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class GcSample:
-    """What the probe in one process of the service had counted at ``t``."""
-
-    t: float
-    """Seconds since the epoch."""
-    collections: int
-    """Collections of all generations so far."""
-    full: int
-    """Of them, full (generation 2) collections."""
-    seconds: float
-    """Time spent collecting so far."""
 
 
 def read_gc_samples(prefix: Path) -> list[list[GcSample]]:
@@ -287,13 +274,8 @@ class ServiceProcess:
         )
 
     def exit_code(self) -> int | None:
-        """The exit code if the service has ended, else ``None``."""
-        assert self._proc is not None
-        return self._proc.poll()
-
-    def returncode(self) -> int | None:
-        """The exit code (negative: the signal that ended it), ``None`` if it runs or
-        never started."""
+        """The exit code (negative: the signal that ended it), ``None`` while it runs or
+        if it never started."""
         return self._proc.poll() if self._proc is not None else None
 
     def stop(self) -> StopInfo:
@@ -324,15 +306,15 @@ class ServiceProcess:
     def samples(self) -> list[RawProcessSample]:
         return list(self._samples)
 
-    def capture_paths(self) -> list[Path]:
-        """The main capture, then those of forked processes (memray names each after
-        the main one and the process id), in pid order."""
+    def captures(self) -> list[tuple[int, Path]]:
+        """``(pid, capture)`` of the service's own process, then of each forked process
+        (memray names a fork's capture after the main one and its pid), in pid order."""
         forks = []
         for path in self.capture_path.parent.glob(self.capture_path.name + ".*"):
             pid = path.name.removeprefix(self.capture_path.name + ".")
             if pid.isdigit():
                 forks.append((int(pid), path))
-        return [self.capture_path, *(path for _, path in sorted(forks))]
+        return [(self.pid, self.capture_path), *sorted(forks)]
 
     def _signal(self, sig: signal.Signals, *, group: bool) -> None:
         assert self._proc is not None

@@ -6,14 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gate.model import Curve, GcPressure
-
-Totals = tuple[float, int, int, float]
-"""A probe sample: (time since the epoch, collections so far, full ones, seconds)."""
+from gate.model import Curve, GcPressure, GcSample
 
 
 def gc_pressure(
-    processes: Sequence[Sequence[Totals]], curve: Curve, load_start: float, steady: int
+    processes: Sequence[Sequence[GcSample]], curve: Curve, load_start: float, steady: int
 ) -> GcPressure | None:
     """Each process's totals at the curve's points (held at the first value before a
     process's first sample and at the last after its last), summed over the processes,
@@ -23,9 +20,9 @@ def gc_pressure(
     at = np.array([load_start + p.t for p in curve.points], dtype=float)
     totals = np.zeros((3, len(at)), dtype=float)
     for samples in processes:
-        t = np.array([s[0] for s in samples], dtype=float)
-        for row in range(3):
-            values = np.array([s[row + 1] for s in samples], dtype=float)
+        t = np.array([s.t for s in samples], dtype=float)
+        for row, name in enumerate(("collections", "full", "seconds")):
+            values = np.array([getattr(s, name) for s in samples], dtype=float)
             totals[row] += np.interp(at, t, values)
     collections, full, seconds = totals
     served = curve.points[-1].requests - curve.points[steady].requests

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gate.analysis.gc import gc_pressure
-from gate.model import Curve, CurvePoint
+from gate.model import Curve, CurvePoint, GcSample
 from gate.service import read_gc_samples
 
 START = 1000.0
@@ -22,7 +22,7 @@ def probe(rate: float, full_every: int = 0, start: float = START) -> list:
     for k in range(25):
         t = start + k * 0.5
         n = round(rate * (t - START))
-        out.append((t, n, n // full_every if full_every else 0, n * 0.001))
+        out.append(GcSample(t, n, n // full_every if full_every else 0, n * 0.001))
     return out
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,39 +62,29 @@ def test_one_process_is_passed_through() -> None:
     assert list(sum_by_stack([stream])) == stream
 
 
-@dataclasses.dataclass
-class FakeService:
-    runs: list[RawProcessSample]
-
-    def samples(self) -> list[RawProcessSample]:
-        return self.runs
-
-
 def tree(t: float, *pids: int) -> RawProcessSample:
     return RawProcessSample(t, 0, 0, 1, 1, len(pids), pids)
 
 
-class Outcome:
-    started_at, ended_at = 0.0, 10.0
-
-
-def captures(*pids: int) -> list[Path]:
-    return [Path("capture.bin"), *(Path(f"capture.bin.{pid}") for pid in pids)]
-
-
 def test_workers_without_captures_are_refused() -> None:
-    service = FakeService([tree(t, 1, 2, 3) for t in range(10)])
+    during = [tree(t, 1, 2, 3) for t in range(10)]
     with pytest.raises(RunError, match=r"2 more process.*follow_fork = true"):
-        check_profiled(service, captures(), Outcome(), follow_fork=False)  # type: ignore[arg-type]
+        check_profiled(during, set(), follow_fork=False)
     with pytest.raises(RunError, match=r"pid 3\).*not spawn"):
-        check_profiled(service, captures(2), Outcome(), follow_fork=True)  # type: ignore[arg-type]
+        check_profiled(during, {2}, follow_fork=True)
 
 
 def test_profiled_workers_and_brief_helpers_pass() -> None:
     # pid 9 lived for 2 of 10 samples (a helper command): not a worker left unprofiled.
-    service = FakeService([tree(t, 1, 2, 3, *([9] if t < 2 else [])) for t in range(10)])
-    check_profiled(service, captures(2, 3), Outcome(), follow_fork=True)  # type: ignore[arg-type]
-    check_profiled(FakeService([tree(t, 1) for t in range(10)]), captures(), Outcome(), False)  # type: ignore[arg-type]
+    check_profiled([tree(t, 1, 2, 3, *([9] if t < 2 else [])) for t in range(10)], {2, 3}, True)
+    check_profiled([tree(t, 1) for t in range(10)], set(), follow_fork=False)
+
+
+def test_workers_restarted_one_after_another_count_together() -> None:
+    # Each unprofiled worker lives for 3 of 12 samples; one is always there.
+    during = [tree(t, 1, 100 + t // 3) for t in range(12)]
+    with pytest.raises(RunError, match=r"4 more process"):
+        check_profiled(during, set(), follow_fork=False)
 
 
 def test_results_whose_per_process_or_gc_series_do_not_fit_the_curve_are_refused() -> None:
