@@ -172,7 +172,7 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
     )
 
 
-ADDED_SETTINGS: dict[str, dict[str, Any]] = {"load": {"processes": 1}}
+ADDED_SETTINGS: dict[str, dict[str, Any]] = {"load": {"processes": 1, "target": None}}
 """Settings added after histories were first recorded, with the value that behaves as
 runs did before them: left at that value, a setting is left out of the hash, so that
 older histories still compare."""
@@ -230,12 +230,21 @@ class BaselineStore:
         self.root = root
 
     def path(self, scenario: str) -> Path:
-        if not re.fullmatch(NAME_PATTERN, scenario):
-            raise InputError(f"{scenario!r} is not a scenario name")
+        """``ROOT/NAME.json``, or ``ROOT/NAME/SERVICE.json`` for one of a scenario's
+        several services (``scenario`` is a result's :attr:`~gate.model.ScenarioRef.key`)."""
+        if not re.fullmatch(rf"{NAME_PATTERN[1:-1]}(/{NAME_PATTERN[1:-1]})?", scenario):
+            raise InputError(f"{scenario!r} is not a scenario name (or NAME/SERVICE)")
         return self.root / f"{scenario}.json"
 
+    def services_of(self, scenario: str) -> list[str]:
+        """``NAME/SERVICE`` of each history kept for the services of scenario NAME."""
+        folder = self.path(scenario).with_suffix("")
+        found = folder.glob("*.json") if folder.is_dir() else []
+        names = [path.stem for path in found if not path.name.startswith(".")]
+        return sorted(f"{scenario}/{name}" for name in names if re.fullmatch(NAME_PATTERN, name))
+
     def audit_path(self, scenario: str) -> Path:
-        return self.root / f"{scenario}.audit.jsonl"
+        return self.path(scenario).with_suffix(".audit.jsonl")
 
     def load(self, scenario: str) -> History | None:
         """The scenario's history, ``None`` if it has none; :class:`InputError` (one line
@@ -258,9 +267,9 @@ class BaselineStore:
         """Append ``result`` to its scenario's history, keeping the last ``keep`` runs
         (the reference is always kept)."""
         summary = summarize(result)
-        with self._locked(result.scenario.name):
-            history = self.load(result.scenario.name) or History(
-                SCHEMA_VERSION, result.scenario.name, ()
+        with self._locked(result.scenario.key):
+            history = self.load(result.scenario.key) or History(
+                SCHEMA_VERSION, result.scenario.key, ()
             )
             updated = _append(history, summary, keep)
             self._write(updated)
@@ -274,7 +283,7 @@ class BaselineStore:
         if not reason:
             raise InputError("baseline accept: --reason must say why the regression is accepted")
         summary = summarize(result)
-        name = result.scenario.name
+        name = result.scenario.key
         with self._locked(name):
             history = self.load(name) or History(SCHEMA_VERSION, name, ())
             entries = self.audit(name)
@@ -320,13 +329,14 @@ class BaselineStore:
         write_atomic(self.path(history.scenario), data)
 
     def _locked(self, scenario: str) -> contextlib.AbstractContextManager[None]:
-        return _locked(self.root, scenario)
+        path = self.path(scenario)
+        return _locked(path.parent, path.name.removesuffix(".json"))
 
 
 @contextlib.contextmanager
 def _locked(root: Path, name: str) -> Iterator[None]:
     """An exclusive lock (``root/.NAME.lock``) for a read-modify-write of one history
-    (``NAME.json``, and ``NAME.audit.jsonl`` beside it).
+    (``NAME.json``, and ``NAME.audit.jsonl`` beside it; ``root`` is the history's folder).
 
     The lock is ``flock``'s: the system releases it when its holder dies, even by
     SIGKILL, so a killed writer never blocks the next. What such a writer can leave is

@@ -81,11 +81,14 @@ class RunCommand:
         return ExitCode.PASS
 
 
-def _run_one(path: Path, args: argparse.Namespace, out: Path | None) -> tuple[RunResult, Path]:
-    """Run one scenario with the run options in ``args``; print its summary."""
+def _run_one(
+    path: Path, args: argparse.Namespace, out: Path | None
+) -> list[tuple[RunResult, Path]]:
+    """Run one scenario with the run options in ``args``; write and print each of its
+    services' results (one for a one-service scenario)."""
     from gate.report.terminal import render_run
     from gate.result import write_result
-    from gate.runner import run_scenario
+    from gate.runner import run_services
     from gate.scenario import load_scenario
 
     scenario = load_scenario(path).with_overrides(
@@ -96,11 +99,16 @@ def _run_one(path: Path, args: argparse.Namespace, out: Path | None) -> tuple[Ru
     )
     out_dir = out or Path("memgate-out") / scenario.name
     with _TerminalObserver(scenario, quiet=args.quiet) as observer:
-        result = run_scenario(scenario, out_dir, observer)
-    write_result(result, out_dir / "result.json")
-    print(render_run(result, width=_width()), end="")
-    print(f"result: {out_dir / 'result.json'}")
-    return result, out_dir / "result.json"
+        results = run_services(scenario, out_dir, observer)
+    written = []
+    for result in results:
+        service = result.scenario.service
+        result_path = (out_dir / service if service else out_dir) / "result.json"
+        write_result(result, result_path)
+        print(render_run(result, width=_width()), end="")
+        print(f"result: {result_path}")
+        written.append((result, result_path))
+    return written
 
 
 def _width() -> int:
@@ -157,7 +165,7 @@ def _decide(
     from gate.verdict import decide
 
     current = summarize(result)
-    history = store.load(result.scenario.name)
+    history = store.load(result.scenario.key)
     if history is not None:
         # A run already recorded is not compared with itself, unless it is the reference:
         # an accepted run is where the history now starts.
@@ -167,7 +175,7 @@ def _decide(
         history = dataclasses.replace(history, runs=runs)
     decision = decide(current, history, _settings(result)[0])
     if not quiet:
-        print(render_decision(result.scenario.name, decision, width=_width()), end="")
+        print(render_decision(result.scenario.key, decision, width=_width()), end="")
     report = Report(result, current, decision, str(result_path) if result_path else None)
     return report, _exit_code(decision.verdict, fail_on)
 
@@ -234,9 +242,9 @@ class CheckCommand:
             return int(ExitCode.BAD_INPUT)
         for path in args.scenarios:
             try:
-                report, code, written = check_scenario(path, args, store, root)
-                done.append((report, written))
-                codes.append(code)
+                for report, code, written in check_scenario(path, args, store, root):
+                    done.append((report, written))
+                    codes.append(code)
             except MemgateError as exc:
                 say_error(f"memgate: error: {error_text(exc)}")
                 errors.append((str(path), error_text(exc)))
@@ -248,23 +256,36 @@ class CheckCommand:
 
 def check_scenario(
     path: Path, args: argparse.Namespace, store: BaselineStore, root: Path
-) -> tuple[Report, int, dict[Format, Path]]:
-    """Run one scenario into ``root/NAME`` with the run options in ``args``, compare it
-    with its history, write its reports, record it if ``args.record`` and it did not
-    fail; print what happened. The report, the exit code and the report files."""
+) -> list[tuple[Report, int, dict[Format, Path]]]:
+    """Run one scenario into ``root/NAME`` with the run options in ``args``, compare each
+    of its services with its own history, write their reports, record each that did not
+    fail if ``args.record``; print what happened. Per service: the report, the exit code
+    and the report files."""
     from gate.scenario import load_scenario
     from gate.verdict import Verdict
 
-    name = load_scenario(path).name
-    store.load(name)  # a broken baseline is bad input: say so before the run
-    result, result_path = _run_one(path, args, root / name)
-    report, code = _decide(result, store, args.fail_on, result_path=result_path)
-    written = _write_reports(report, result_path.parent)
-    print("reports: " + ", ".join(str(p) for p in written.values()))
-    if args.record and report.decision.verdict is not Verdict.FAIL:
-        history = store.record(result, keep=_settings(result)[1].keep)
-        print(f"recorded in {store.path(name)} ({len(history.runs)} runs)")
-    return report, code, written
+    scenario = load_scenario(path)
+    for member in scenario.members():
+        store.load(member.key)  # a broken baseline is bad input: say so before the run
+    checked = []
+    for result, result_path in _run_one(path, args, root / scenario.name):
+        report, code = _decide(result, store, args.fail_on, result_path=result_path)
+        written = _write_reports(report, result_path.parent)
+        print("reports: " + ", ".join(str(p) for p in written.values()))
+        if args.record and report.decision.verdict is not Verdict.FAIL:
+            key = result.scenario.key
+            history = store.record(result, keep=_settings(result)[1].keep)
+            print(f"recorded in {store.path(key)} ({len(history.runs)} runs)")
+        checked.append((report, code, written))
+    if len(checked) > 1:
+        verdicts = [report.decision.verdict for report, _, _ in checked]
+        worst = next(v for v in (Verdict.FAIL, Verdict.FLAG, Verdict.PASS) if v in verdicts)
+        each = ", ".join(
+            f"{report.result.scenario.service} {report.decision.verdict.value}"
+            for report, _, _ in checked
+        )
+        print(f"memgate check: {scenario.name}: {worst.value.upper()} ({each})")
+    return checked
 
 
 def _write_reports(report: Report, folder: Path) -> dict[Format, Path]:
@@ -310,7 +331,7 @@ def render(report: Report, fmt: Format, workspace: str | None = None) -> str:
         from gate.report.terminal import render_decision, render_run
 
         return render_run(report.result, width=_width()) + render_decision(
-            report.result.scenario.name, report.decision, width=_width()
+            report.result.scenario.key, report.decision, width=_width()
         )
     if fmt is Format.JSON:
         from gate.report.json import render_json
@@ -484,8 +505,10 @@ class BaselineCommand:
             type=_whole_number(2),
             help="runs kept (default: the scenario's gate.keep, 20)",
         )
-        show = actions.add_parser("show", help="print a scenario's history and audit log")
-        show.add_argument("scenario", help="scenario name (or its .toml file)")
+        show = actions.add_parser(
+            "show", help="print a scenario's history and audit log (each service's, if several)"
+        )
+        show.add_argument("scenario", help="scenario name, NAME/SERVICE, or the .toml file")
         accept = actions.add_parser(
             "accept",
             help="accept a regression: the result becomes the reference, with a reason",
@@ -504,10 +527,12 @@ class BaselineCommand:
         store = BaselineStore(args.baselines)
         if args.action == "show":
             name = Path(args.scenario).stem if args.scenario.endswith(".toml") else args.scenario
-            history = store.load(name)
-            if history is None:
-                raise InputError(f"no baseline for scenario {name!r} in {args.baselines}")
-            print(render_history(history, store.audit(name), width=_width()), end="")
+            keys = [name] if store.path(name).exists() else store.services_of(name) or [name]
+            for key in keys:
+                history = store.load(key)
+                if history is None:
+                    raise InputError(f"no baseline for scenario {key!r} in {args.baselines}")
+                print(render_history(history, store.audit(key), width=_width()), end="")
             return ExitCode.PASS
         result = read_result(args.result)
         keep = args.keep if args.action == "record" and args.keep else _settings(result)[1].keep
@@ -531,7 +556,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="set an environment variable for the service (repeatable)",
+        help="set an environment variable for the service (every service, if several; repeatable)",
     )
     parser.add_argument("--requests", type=_whole_number(1), help="measured requests after warm-up")
     parser.add_argument("--duration", type=_positive_float, help="measured seconds after warm-up")
@@ -570,7 +595,7 @@ class _TerminalObserver:
         self._progress.stop()
 
     def phase(self, name: str) -> None:
-        if name == "reading the capture":
+        if name.startswith("reading the"):
             # memray draws its own progress bars while it reads; ours steps aside.
             self._progress.stop()
         self._progress.update(self._task, description=name)

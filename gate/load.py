@@ -69,6 +69,8 @@ class LoadConfig:
     timeline_path: str
     processes: int = 1
     """Locust processes: above 1, a master (the load process) and this many workers."""
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Set in the load processes' environment (the ports of a scenario's services)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +108,7 @@ class LoadProcess:
 
     def start(self) -> None:
         Path(self.config.timeline_path).write_text("")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.config.env}
         self.deadline = time.monotonic() + self.config.time_limit + DEADLINE_GRACE_S
         with open_log(self.log_path) as log:
             self._proc = subprocess.Popen(

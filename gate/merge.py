@@ -153,6 +153,11 @@ def merge(reports: Iterable[ScenarioReport], errors: Iterable[BadInput] = ()) ->
 @dataclasses.dataclass(frozen=True)
 class _ScenarioDoc:
     name: str
+    service: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.service}" if self.service else self.name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,7 +231,7 @@ def parse_report(data: Any, *, source: str) -> ScenarioReport:
     provenance = doc.run.provenance
     return ScenarioReport(
         source=source,
-        scenario=doc.scenario.name,
+        scenario=doc.scenario.key,
         environment=provenance.env_key,
         verdict=doc.verdict,
         findings=doc.findings,
@@ -293,6 +298,7 @@ def _search(folder: Path) -> tuple[list[Path], list[BadInput]]:
             errors.append(
                 BadInput(root, "failure.json: the run of this scenario could not be done")
             )
+            dirs.clear()  # its services' folders hold what the failed run left, no report
             continue
         if REPORT_NAME in here:
             found.append(Path(root) / REPORT_NAME)

@@ -307,6 +307,14 @@ class ScenarioRef:
     name: str
     path: str
     sha256: str
+    service: str | None = None
+    """In a scenario of several services, the one this result measured."""
+
+    @property
+    def key(self) -> str:
+        """``NAME``, or ``NAME/SERVICE`` for one of several services: names the run's
+        baseline history, and the run in every report."""
+        return f"{self.name}/{self.service}" if self.service else self.name
 
 
 @dataclasses.dataclass(frozen=True)

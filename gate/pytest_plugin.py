@@ -124,18 +124,23 @@ class ScenarioItem(pytest.Item):
         )
         store = BaselineStore(config.getoption("memgate_baselines") or Path("baselines"))
         try:
-            report, code, written = check_scenario(
+            checked = check_scenario(
                 self.path, args, store, config.getoption("memgate_out").absolute()
             )
         except MemgateError as exc:
             raise ScenarioFailed(f"memgate: error: {error_text(exc)}") from None
-        if code != ExitCode.PASS:
-            head = render_decision(report.result.scenario.name, report.decision).splitlines()[0]
-            lines = [head]
+        lines = []
+        for report, code, written in checked:  # one per service of the scenario
+            if code == ExitCode.PASS:
+                continue
+            lines.append(
+                render_decision(report.result.scenario.key, report.decision).splitlines()[0]
+            )
             for f in report.decision.findings:
                 at = f" (at {where(f.where)})" if f.where else ""
                 lines.append(f"  {f.severity.value.upper()}  {f.message}{at}")
             lines.append(f"  report: {written[Format.HTML]}")
+        if lines:
             raise ScenarioFailed("\n".join(lines))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:

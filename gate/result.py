@@ -99,6 +99,9 @@ def _inconsistency(result: RunResult) -> str | None:
     """What makes a well-typed result unusable, if anything."""
     if not re.fullmatch(NAME_PATTERN, result.scenario.name):
         return f"scenario.name: {result.scenario.name!r} is not a scenario name"
+    service = result.scenario.service
+    if service is not None and not re.fullmatch(NAME_PATTERN, service):
+        return f"scenario.service: {service!r} is not a service name"
     problem = bad_integer(result)
     if problem:
         return problem

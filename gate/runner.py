@@ -56,11 +56,15 @@ from gate.service import (
     ServiceProcess,
     StopInfo,
     free_port,
+    port_variable,
     read_gc_samples,
 )
 
 POLL_S = 0.1
 FAILURE_SAMPLES = 200
+MEMGATE_SET = {"path", "sha256", "services", "service_name", "ports_of"}
+"""Keys of a scenario that are not its settings: where it was read, and how a service's
+view was made from it (the view's own ``service`` and ``load.target`` say the rest)."""
 EARLIER_RUN_FILES = ("failure.json", "result.json", "report.json", "report.html")
 """What a run in the folder wrote last time and this run replaces, or must not leave
 beside its own failure (``memgate merge`` would read the old report as this run's)."""
@@ -90,50 +94,92 @@ class QuietObserver:
 def run_scenario(
     scenario: Scenario, out_dir: Path, observer: RunObserver | None = None
 ) -> RunResult:
-    """Run ``scenario`` once; write its files into ``out_dir``; return what it measured.
+    """Run a one-service ``scenario`` once (see :func:`run_services`)."""
+    if scenario.service is None:
+        raise ValueError(f"scenario {scenario.name!r} has several services: run_services")
+    return run_services(scenario, out_dir, observer)[0]
 
-    Raises :class:`RunError` when the run could not measure (the service did not start
-    or died, the load failed or served no successful request, the capture is unusable).
+
+def run_services(
+    scenario: Scenario, out_dir: Path, observer: RunObserver | None = None
+) -> list[RunResult]:
+    """Run ``scenario`` once; write its files into ``out_dir``; return what it measured,
+    one result per service in the order they started.
+
+    Several services each keep their files in ``out_dir/NAME``; the load's files and a
+    failure's account are in ``out_dir`` itself. They start in order, each healthy
+    before the next, and stop in the reverse order. Raises :class:`RunError` when the
+    run could not measure (a service did not start or died, the load failed or served no
+    successful request, a capture is unusable).
     """
     observer = observer or QuietObserver()
+    members = scenario.members()
+    folders = [out_dir / m.service_name if m.service_name else out_dir for m in members]
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        # An earlier run's verdict must not outlive this run if it fails.
-        for name in EARLIER_RUN_FILES:
-            (out_dir / name).unlink(missing_ok=True)
+        for folder in dict.fromkeys([out_dir, *folders]):
+            folder.mkdir(parents=True, exist_ok=True)
+            # An earlier run's verdict must not outlive this run if it fails.
+            for name in EARLIER_RUN_FILES:
+                (folder / name).unlink(missing_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
     started_at = datetime.datetime.now(datetime.UTC)
-    port = free_port()
-    service = ServiceProcess(scenario, port, out_dir)
+    ports = _free_ports(len(members))
+    by_name = {m.service_name: port for m, port in zip(members, ports, strict=True)}
+    named = {name: port for name, port in by_name.items() if name}
+    services = [
+        ServiceProcess(m, port, folder, ports=named)
+        for m, port, folder in zip(members, ports, folders, strict=True)
+    ]
+    target = services[[m.service_name for m in members].index(members[0].load.target)]
     watched = _Watched(observer)
+    started: list[ServiceProcess] = []
     try:
-        watched.phase("starting the service under memray")
-        service.start()
         try:
-            service.wait_healthy()
-            outcome = _drive_load(scenario, service, out_dir, watched)
+            for service in services:
+                watched.phase(f"starting the {service.who} under memray")
+                started.append(service)
+                service.start()
+                service.wait_healthy()
+            outcome = _drive_load(scenario, services, target, out_dir, named, watched)
         except RunError:
             watched.failed_in = watched.last_phase  # not the stop that follows
             raise
         finally:
-            watched.phase("stopping the service")
-            stop = service.stop()
+            stops = []
+            for service in reversed(started):  # what depends on the others first
+                watched.phase(f"stopping the {service.who}")
+                stops.append((service, service.stop()))
         try:
-            check_stop(stop, service.log_path)
+            for service, stop in reversed(stops):
+                check_stop(stop, service.log_path, service.who)
             check_load(outcome, scenario, out_dir)
         except RunError:
-            watched.failed_in = "stopping the service" if stop.signal == "SIGKILL" else "load"
+            killed = any(stop.signal == "SIGKILL" for _, stop in stops)
+            watched.failed_in = "stopping the service" if killed else "load"
             raise
-        watched.phase("reading the capture")
-        return _build_result(
-            scenario, service, outcome, out_dir, started_at, observer.show_capture_progress
-        )
+        results = []
+        for member, service in zip(members, services, strict=True):
+            watched.phase(f"reading the {service.who}'s capture")
+            results.append(
+                _build_result(member, service, outcome, started_at, observer.show_capture_progress)
+            )
+        return results
     except RunError as exc:
         # A full disk, say, must not hide the run's own reason.
         with contextlib.suppress(OSError, MemgateError):
-            exc.kept = write_failure(out_dir, scenario, exc, service, watched)
+            exc.kept = write_failure(out_dir, scenario, exc, started, watched)
         raise
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` different free ports on 127.0.0.1."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 class _Watched:
@@ -155,13 +201,15 @@ class _Watched:
 
 
 def write_failure(
-    out_dir: Path, scenario: Scenario, error: RunError, service: ServiceProcess, run: _Watched
+    out_dir: Path,
+    scenario: Scenario,
+    error: RunError,
+    services: Sequence[ServiceProcess],
+    run: _Watched,
 ) -> Path:
-    """``failure.json`` beside what the run left (service log, load timeline, captures):
-    why it failed, in which phase, the load so far and the service's process tree over
+    """``failure.json`` beside what the run left (service logs, load timeline, captures):
+    why it failed, in which phase, the load so far and each service's process tree over
     time, so that a run that could not measure still tells what it saw."""
-    samples = service.samples()
-    start = samples[0].t if samples else 0.0
     doc = {
         "failure_version": 1,
         "scenario": scenario.name,
@@ -169,28 +217,49 @@ def write_failure(
         "exit_code": int(error.exit_code),
         "phase": run.failed_in or run.last_phase,
         "load": {"requests": run.requests, "failures": run.failures},
-        "service": {"returncode": service.exit_code()},
-        "processes": [
-            {k: v for k, v in dataclasses.asdict(s).items() if k != "pids"}
-            | {"t": round(s.t - start, 3)}
-            for s in thin(samples, FAILURE_SAMPLES)
-        ],
-        "files": {
-            path.name: path.stat().st_size
-            for path in sorted(out_dir.iterdir())
-            if path.is_file() and path.name != "failure.json"
-        },
+    }
+    if scenario.service is not None:
+        service = services[0] if services else None
+        doc["service"] = {"returncode": service.exit_code() if service else None}
+        doc["processes"] = _failure_samples(service)
+    else:
+        doc["services"] = {
+            s.scenario.service_name: {
+                "returncode": s.exit_code(),
+                "processes": _failure_samples(s),
+            }
+            for s in services
+        }
+    doc["files"] = {
+        str(path.relative_to(out_dir)): path.stat().st_size
+        for path in sorted(out_dir.rglob("*"))
+        if path.is_file() and path.name != "failure.json"
     }
     path = out_dir / "failure.json"
     write_atomic(path, json.dumps(doc, indent=2).encode() + b"\n")
     return path
 
 
+def _failure_samples(service: ServiceProcess | None) -> list[dict[str, object]]:
+    samples = service.samples() if service else []
+    start = samples[0].t if samples else 0.0
+    return [
+        {k: v for k, v in dataclasses.asdict(s).items() if k != "pids"}
+        | {"t": round(s.t - start, 3)}
+        for s in thin(samples, FAILURE_SAMPLES)
+    ]
+
+
 def _drive_load(
-    scenario: Scenario, service: ServiceProcess, out_dir: Path, observer: RunObserver
+    scenario: Scenario,
+    services: Sequence[ServiceProcess],
+    target: ServiceProcess,
+    out_dir: Path,
+    ports: dict[str, int],
+    observer: RunObserver,
 ) -> LoadOutcome:
     spec = scenario.load
-    health = urllib.parse.urlsplit(service.health_url)
+    health = urllib.parse.urlsplit(target.health_url)
     config = LoadConfig(
         locustfile=str(scenario.locustfile),
         user_classes=list(spec.user_classes),
@@ -203,6 +272,7 @@ def _drive_load(
         time_limit=spec.time_limit,
         timeline_path=str(out_dir / "load.jsonl"),
         processes=spec.processes,
+        env={port_variable(name): str(port) for name, port in ports.items()},
     )
     load = LoadProcess(config, out_dir / "load.log")
     observer.phase("load")
@@ -212,12 +282,13 @@ def _drive_load(
             finished = load.poll() is not None
             progress = load.progress
             observer.load_progress(progress.phase, progress.requests, progress.failures)
-            code = service.exit_code()
-            if code is not None:
-                raise RunError(
-                    f"service died under load ({exit_text(code)}) after"
-                    f" {progress.requests} requests (see {service.log_path})"
-                )
+            for service in services:
+                code = service.exit_code()
+                if code is not None:
+                    raise RunError(
+                        f"{service.who} died under load ({exit_text(code)}) after"
+                        f" {progress.requests} requests (see {service.log_path})"
+                    )
             if finished:
                 break
             if time.monotonic() > load.deadline:
@@ -270,17 +341,17 @@ def exit_text(code: int | None) -> str:
     return f"killed by {name}"
 
 
-def check_stop(stop: StopInfo, service_log: Path) -> None:
+def check_stop(stop: StopInfo, log: Path, who: str = "service") -> None:
     """Refuse a service that was not stopped by memgate's SIGINT or SIGTERM."""
     if stop.signal == "none":
         raise RunError(
-            f"service ended during the load ({exit_text(stop.returncode)})"
-            f" (see {service_log}): {last_line(service_log)}"
+            f"{who} ended during the load ({exit_text(stop.returncode)})"
+            f" (see {log}): {last_line(log)}"
         )
     if stop.signal == "SIGKILL":
         raise RunError(
-            f"service ignored SIGINT and SIGTERM and was killed; its capture is incomplete"
-            f" (see {service_log})"
+            f"{who} ignored SIGINT and SIGTERM and was killed; its capture is incomplete"
+            f" (see {log})"
         )
 
 
@@ -293,10 +364,10 @@ def _build_result(
     scenario: Scenario,
     service: ServiceProcess,
     outcome: LoadOutcome,
-    out_dir: Path,
     started_at: datetime.datetime,
     show_progress: bool,
 ) -> RunResult:
+    """One service's result (``scenario`` is its view) from its captures and samples."""
     read_started = time.perf_counter()
     timeline = outcome.samples
     warmup_done = _requests_when(timeline, outcome.warmup_done_at)
@@ -358,6 +429,7 @@ def _build_result(
     )
     read_seconds = time.perf_counter() - read_started
 
+    up = "../" if scenario.service_name else ""  # the load's files are the scenario's
     total = timeline[-1]
     duration = outcome.ended_at - outcome.started_at
     measured_duration = outcome.ended_at - (outcome.warmup_done_at or outcome.started_at)
@@ -374,8 +446,13 @@ def _build_result(
     )
     return RunResult(
         schema_version=SCHEMA_VERSION,
-        scenario=ScenarioRef(name=scenario.name, path=str(scenario.path), sha256=scenario.sha256),
-        settings=scenario.model_dump(mode="json", exclude={"path", "sha256"}),
+        scenario=ScenarioRef(
+            name=scenario.name,
+            path=str(scenario.path),
+            sha256=scenario.sha256,
+            service=scenario.service_name,
+        ),
+        settings=scenario.model_dump(mode="json", exclude=MEMGATE_SET),
         provenance=provenance.collect(started_at, scenario.service_cwd),
         load=load,
         curve=curve,
@@ -394,8 +471,8 @@ def _build_result(
         ),
         files={
             "service_log": service.log_path.name,
-            "load_log": "load.log",
-            "load_timeline": "load.jsonl",
+            "load_log": f"{up}load.log",
+            "load_timeline": f"{up}load.jsonl",
         },
         resources=resource_growth(processes, analysis.steady.requests),
         gc=gc_pressure(
@@ -406,7 +483,10 @@ def _build_result(
 
 
 def check_profiled(
-    during: Sequence[RawProcessSample], captured: set[int], follow_fork: bool
+    during: Sequence[RawProcessSample],
+    captured: set[int],
+    follow_fork: bool,
+    who: str = "service",
 ) -> None:
     """Refuse a run whose service did its work in processes memray did not profile: its
     flat main process would otherwise pass whatever the workers did. ``during``: the
@@ -426,12 +506,12 @@ def check_profiled(
     listed = ", ".join(str(pid) for pid in missed[:5])
     if not follow_fork:
         raise RunError(
-            f"the service ran {len(missed)} more process(es) during most of the load (pid"
+            f"the {who} ran {len(missed)} more process(es) during most of the load (pid"
             f" {listed}) that memray did not profile; set [profile] follow_fork = true for a"
             " prefork server"
         )
     raise RunError(
-        f"{len(missed)} process(es) of the service ran during most of the load without a"
+        f"{len(missed)} process(es) of the {who} ran during most of the load without a"
         f" capture (pid {listed}): memray follows fork, not spawn or exec (uvicorn --workers"
         " spawns; gunicorn with uvicorn_worker.UvicornWorker forks)"
     )

@@ -5,11 +5,19 @@ profile it. The format is documented in ``scenarios/README.md``; ``scenarios/dem
 is the worked example. Relative paths are relative to the scenario file's folder.
 The placeholder ``{port}`` in the command, the environment values and the health URL
 is replaced by a free port on 127.0.0.1 chosen for each run.
+
+A scenario runs one service (``[service]``) or several that work together
+(``[services.NAME]`` tables, such as an API and the worker it hands jobs to): each is
+started, health-checked and profiled on its own, in the order written, and
+``{port:NAME}`` in a service's command or environment is the port of service NAME.
+:meth:`Scenario.members` gives each service's own view of the scenario: a one-service
+scenario, which is what runs, results and baselines are made of.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 import tomllib
 import urllib.parse
@@ -42,6 +50,9 @@ MAX_LOAD_PROCESSES = 64
 """A typo such as ``processes = 800`` would start that many Python processes."""
 MAX_REQUESTS = 1_000_000_000
 """More requests than Locust could send within the longest time limit (24 h)."""
+MAX_SERVICES = 16
+PORT_OF = re.compile(r"\{port:([^{}]*)\}")
+"""``{port:NAME}``: the port of another service of the scenario."""
 
 
 def _no_nul(value: str) -> str:
@@ -132,6 +143,8 @@ class LoadSpec(_Strict):
     processes: int = Field(default=1, ge=1, le=MAX_LOAD_PROCESSES)
     """Locust processes generating the load. Above 1, Locust's distributed mode: a master
     and this many workers on 127.0.0.1, the users shared out among the workers."""
+    target: str | None = Field(default=None, pattern=NAME_PATTERN)
+    """The service the load is sent to, in a scenario of several services."""
 
     @model_validator(mode="after")
     def _bounded(self) -> LoadSpec:
@@ -180,6 +193,16 @@ class BudgetSpec(_Strict):
     """Shapes that fail a run, for example ``["leak", "fragmentation"]``."""
 
 
+class MemberSpec(ServiceSpec):
+    """One of several services of a scenario (``[services.NAME]``): started like
+    ``[service]``, and profiled or held to budgets of its own if it says so."""
+
+    profile: ProfileSpec | None = None
+    """Instead of the scenario's ``[profile]`` for this service."""
+    budgets: BudgetSpec | None = None
+    """Instead of the scenario's ``[budgets]`` for this service."""
+
+
 class GateSpec(_Strict):
     """How ``memgate check`` keeps history for this scenario."""
 
@@ -192,7 +215,10 @@ class Scenario(_Strict):
 
     name: str = Field(min_length=1, pattern=NAME_PATTERN)
     description: str = ""
-    service: ServiceSpec
+    service: ServiceSpec | None = None
+    """The service under test; ``None`` in a scenario of several :attr:`services`."""
+    services: dict[str, MemberSpec] = {}
+    """Several services that work together, in the order they start."""
     load: LoadSpec
     profile: ProfileSpec = ProfileSpec()
     budgets: BudgetSpec = BudgetSpec()
@@ -201,10 +227,80 @@ class Scenario(_Strict):
     """The scenario file (set by :func:`load_scenario`)."""
     sha256: str = ""
     """Hash of the file's bytes, so a baseline knows which version it was made with."""
+    service_name: str | None = None
+    """In one service's view of a scenario of several (see :meth:`members`), its name."""
+    ports_of: tuple[str, ...] = ()
+    """In one service's view, every service of the scenario (whose ports it may use)."""
+
+    @model_validator(mode="after")
+    def _one_or_several(self) -> Scenario:
+        if (self.service is None) == (not self.services):
+            raise ValueError("set [service], or [services.NAME] for several services (not both)")
+        names = list(self.services) or list(self.ports_of)
+        for name in self.services:
+            if not re.fullmatch(NAME_PATTERN, name):
+                raise ValueError(f"services: {name!r} is not a name (letters, digits, ._-)")
+        if len(self.services) > MAX_SERVICES:
+            raise ValueError(f"services: {len(self.services)} services, at most {MAX_SERVICES}")
+        specs = [self.service] if self.service else list(self.services.values())
+        for spec in specs:
+            texts = [*spec.command, *spec.env.values()]
+            for wanted in (m.group(1) for t in texts for m in PORT_OF.finditer(t)):
+                if wanted not in names:
+                    known = ", ".join(names) or "none: the scenario has one [service]"
+                    raise ValueError(
+                        f"{{port:{wanted}}} names no service of the scenario (services: {known})"
+                    )
+        target = self.load.target
+        if self.services and len(self.services) > 1 and target is None:
+            raise ValueError(
+                "load.target: required with several services: the service the load is sent to"
+            )
+        if target is not None and target not in names:
+            raise ValueError(f"load.target: {target!r} is not a service of the scenario")
+        return self
+
+    @property
+    def key(self) -> str:
+        """``NAME``, or ``NAME/SERVICE`` for one service's view: names its baseline
+        history and its output folder's place."""
+        return f"{self.name}/{self.service_name}" if self.service_name else self.name
+
+    @property
+    def spec(self) -> ServiceSpec:
+        """The service of a one-service scenario or of one service's view."""
+        if self.service is None:
+            raise ValueError(f"scenario {self.name!r} has several services: see members()")
+        return self.service
+
+    def members(self) -> list[Scenario]:
+        """One view per service, in the order they start: the scenario itself when it
+        has one service; else a one-service scenario named after its service, with that
+        service's own profile and budgets where it sets them."""
+        if self.service is not None:
+            return [self]
+        target = self.load.target or next(iter(self.services))
+        views = []
+        for name, member in self.services.items():
+            service = ServiceSpec.model_validate(member.model_dump(exclude={"profile", "budgets"}))
+            views.append(
+                self.model_copy(
+                    update={
+                        "service": service,
+                        "services": {},
+                        "load": self.load.model_copy(update={"target": target}),
+                        "profile": member.profile or self.profile,
+                        "budgets": member.budgets or self.budgets,
+                        "service_name": name,
+                        "ports_of": tuple(self.services),
+                    }
+                )
+            )
+        return views
 
     @property
     def service_cwd(self) -> Path:
-        return (self.path.parent / self.service.cwd).resolve()
+        return (self.path.parent / self.spec.cwd).resolve()
 
     @property
     def locustfile(self) -> Path:
@@ -219,10 +315,10 @@ class Scenario(_Strict):
         warmup: int | None = None,
     ) -> Scenario:
         """The scenario with command-line overrides applied (validated again)."""
-        service = self.service.model_dump()
-        load = self.load.model_dump()
-        if env:
-            service["env"] = {**service["env"], **env}
+        data = self.model_dump()
+        load = data["load"]
+        for spec in [data["service"]] if self.service else data["services"].values():
+            spec["env"] = {**spec["env"], **(env or {})}
         if requests is not None:
             load["requests"] = requests
             load["duration"] = duration
@@ -231,7 +327,6 @@ class Scenario(_Strict):
             load["requests"] = None
         if warmup is not None:
             load["warmup_requests"] = warmup
-        data = {**self.model_dump(), "service": service, "load": load}
         return _validate(data, self.path)
 
 
@@ -246,23 +341,25 @@ def load_scenario(path: str | Path) -> Scenario:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
     data.setdefault("name", path.stem)
-    for key in ("path", "sha256"):
+    for key in ("path", "sha256", "service_name", "ports_of"):
         if key in data:
             raise InputError(f"{path}: {key}: set by memgate, not allowed in the file")
     data["path"] = path.resolve()
     data["sha256"] = hashlib.sha256(raw).hexdigest()
     scenario = _validate(data, path)
-    try:
-        has_locustfile = scenario.locustfile.is_file()
-        has_cwd = scenario.service_cwd.is_dir()
-    except OSError as exc:  # a name too long, a loop of symbolic links
-        raise InputError(
-            f"{path}: load.locustfile or service.cwd: {exc.strerror}: {exc.filename}"
-        ) from None
-    if not has_locustfile:
-        raise InputError(f"{path}: load.locustfile: no such file {scenario.locustfile}")
-    if not has_cwd:
-        raise InputError(f"{path}: service.cwd: no such folder {scenario.service_cwd}")
+    for member in scenario.members():
+        where = f"services.{member.service_name}" if member.service_name else "service"
+        try:
+            has_locustfile = member.locustfile.is_file()
+            has_cwd = member.service_cwd.is_dir()
+        except OSError as exc:  # a name too long, a loop of symbolic links
+            raise InputError(
+                f"{path}: load.locustfile or {where}.cwd: {exc.strerror}: {exc.filename}"
+            ) from None
+        if not has_locustfile:
+            raise InputError(f"{path}: load.locustfile: no such file {member.locustfile}")
+        if not has_cwd:
+            raise InputError(f"{path}: {where}.cwd: no such folder {member.service_cwd}")
     return scenario
 
 
@@ -290,11 +387,12 @@ def _first_error(exc: ValidationError, section: str = "") -> str:
     errors = exc.errors(include_url=False)
     first = errors[0]
     where = ".".join([section] * bool(section) + [str(part) for part in first["loc"]])
-    where = where or "scenario"
     message = first["msg"].removeprefix("Value error, ")
+    if not where:  # the scenario as a whole: the message names the keys
+        where, message = message, ""
     if first["type"] == "extra_forbidden":
         message = "unknown key"
     elif first["type"] == "missing":
         message = "required key is missing"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {message}{more}"
+    return f"{where}: {message}{more}" if message else f"{where}{more}"

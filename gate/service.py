@@ -29,7 +29,7 @@ import psutil
 from gate._files import last_line, open_log
 from gate.errors import InputError, RunError
 from gate.model import GcSample
-from gate.scenario import ProfileSpec, Scenario
+from gate.scenario import PORT_OF, ProfileSpec, Scenario
 
 _PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
 HEALTH_POLL_S = 0.1
@@ -43,11 +43,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def fill_port(text: str, port: int) -> str:
-    return text.replace("{port}", str(port))
+def fill_port(text: str, port: int, ports: dict[str, int] | None = None) -> str:
+    """``text`` with ``{port}`` replaced by ``port`` and each ``{port:NAME}`` by the port
+    of service NAME in ``ports`` (the scenario has checked that they name services)."""
+    text = text.replace("{port}", str(port))
+    return PORT_OF.sub(lambda m: str((ports or {}).get(m.group(1), m.group(0))), text)
 
 
-def python_target(command: list[str], search_path: str) -> list[str]:
+def port_variable(name: str) -> str:
+    """``MEMGATE_PORT_NAME``: the environment variable holding service NAME's port."""
+    return "MEMGATE_PORT_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def python_target(command: list[str], search_path: str, where: str = "service") -> list[str]:
     """What this interpreter must run for the service command: ``[script, args...]``,
     ``["-m", module, args...]`` or ``["-c", code]``.
 
@@ -59,19 +67,19 @@ def python_target(command: list[str], search_path: str) -> list[str]:
     head, *rest = command
     if _PYTHON_NAME.match(os.path.basename(head)):
         if not rest:
-            raise InputError("service.command: 'python' needs a script, -m module or -c code")
+            raise InputError(f"{where}.command: 'python' needs a script, -m module or -c code")
         if rest[0].startswith("-") and rest[0] not in ("-m", "-c"):
             raise InputError(
-                f"service.command: interpreter option {rest[0]!r} is not supported;"
+                f"{where}.command: interpreter option {rest[0]!r} is not supported;"
                 " use python SCRIPT, python -m MODULE or python -c CODE"
             )
         return rest
     found = shutil.which(head, path=search_path)
     if found is None:
-        raise RunError(f"service command not found: {head!r}")
+        raise RunError(f"{where} command not found: {head!r}")
     if not _is_python_script(Path(found)):
         raise InputError(
-            f"service.command: {found} is not a Python program; memray profiles Python"
+            f"{where}.command: {found} is not a Python program; memray profiles Python"
         )
     return [found, *rest]
 
@@ -159,21 +167,36 @@ class ServiceProcess:
     """The service under memray: started, health-checked, sampled and stopped."""
 
     def __init__(
-        self, scenario: Scenario, port: int, out_dir: Path, *, profiled: bool = True
+        self,
+        scenario: Scenario,
+        port: int,
+        out_dir: Path,
+        *,
+        profiled: bool = True,
+        ports: dict[str, int] | None = None,
     ) -> None:
         self.scenario = scenario
+        """A one-service scenario, or one service's view of a scenario of several."""
         self.profiled = profiled
         """``False`` runs the service without memray (to measure what profiling costs)."""
         self.port = port
+        self.ports = ports or {}
+        """The port of every service of the scenario, by name (none for one service)."""
         self.capture_path = out_dir / "capture.bin"
         self.log_path = out_dir / "service.log"
         self.gc_prefix = out_dir / "gc"
         """The GC probe writes ``gc.<pid>.<start ns>.jsonl`` here, one file per process."""
-        self.health_url = fill_port(scenario.service.health_url, port)
+        self.health_url = fill_port(scenario.spec.health_url, port)
         self._proc: subprocess.Popen[bytes] | None = None
         self._samples: list[RawProcessSample] = []
         self._stop_sampling = threading.Event()
         self._sampler: threading.Thread | None = None
+
+    @property
+    def who(self) -> str:
+        """``service``, or ``service NAME`` for one of several: how errors name it."""
+        name = self.scenario.service_name
+        return f"service {name}" if name else "service"
 
     def _clear_previous(self) -> None:
         """Forks' captures and probe files an earlier run left in the folder: they would
@@ -191,13 +214,15 @@ class ServiceProcess:
 
     def start(self) -> None:
         self._clear_previous()
-        spec = self.scenario.service
+        spec = self.scenario.spec
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env["PORT"] = env["MEMGATE_PORT"] = str(self.port)
-        env.update({key: fill_port(value, self.port) for key, value in spec.env.items()})
+        env.update({port_variable(name): str(port) for name, port in self.ports.items()})
+        env.update({k: fill_port(v, self.port, self.ports) for k, v in spec.env.items()})
         search_path = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
-        command = [fill_port(arg, self.port) for arg in spec.command]
-        target = python_target(command, search_path)
+        command = [fill_port(arg, self.port, self.ports) for arg in spec.command]
+        name = self.scenario.service_name
+        target = python_target(command, search_path, f"services.{name}" if name else "service")
         if self.profiled:
             argv = profiled_command(target, self.scenario.profile, self.capture_path)
             env["MEMGATE_GC_PROBE"] = str(self.gc_prefix)
@@ -215,20 +240,20 @@ class ServiceProcess:
                     start_new_session=True,
                 )
             except OSError as exc:
-                raise RunError(f"could not start the service: {exc}") from None
+                raise RunError(f"could not start the {self.who}: {exc}") from None
         self._sampler = threading.Thread(target=self._sample_loop, daemon=True)
         self._sampler.start()
 
     def wait_healthy(self) -> float:
         """Poll the health URL; return the seconds it took, or raise :class:`RunError`."""
         assert self._proc is not None
-        timeout = self.scenario.service.startup_timeout
+        timeout = self.scenario.spec.startup_timeout
         started = time.monotonic()
         while True:
             code = self._proc.poll()
             if code is not None:
                 raise RunError(
-                    f"service exited with code {code} during start-up"
+                    f"{self.who} exited with code {code} during start-up"
                     f" (see {self.log_path}): {last_line(self.log_path)}"
                 )
             try:
@@ -241,7 +266,7 @@ class ServiceProcess:
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:
                 raise RunError(
-                    f"service did not answer {self.health_url} within {timeout:g} s"
+                    f"{self.who} did not answer {self.health_url} within {timeout:g} s"
                     f" (see {self.log_path})"
                 )
             time.sleep(HEALTH_POLL_S)
@@ -269,7 +294,7 @@ class ServiceProcess:
         if not looked:
             return  # nothing could be inspected: no evidence against the service
         raise RunError(
-            f"{self.health_url} answered, but no process of the service listens on port"
+            f"{self.health_url} answered, but no process of the {self.who} listens on port"
             f" {port}: another program holds it (see {self.log_path})"
         )
 
@@ -285,7 +310,7 @@ class ServiceProcess:
         used = "none"
         if proc.poll() is None:
             for sig, wait_s in (
-                (signal.SIGINT, self.scenario.service.stop_timeout),
+                (signal.SIGINT, self.scenario.spec.stop_timeout),
                 (signal.SIGTERM, 5.0),
                 (signal.SIGKILL, 5.0),
             ):

@@ -47,7 +47,7 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
             file = source_path(report.result, frame, workspace)
             line = frame.line if file else None
         merged.setdefault((LEVEL[finding.severity], file, line), []).append(finding.message)
-    name = report.result.scenario.name
+    name = report.result.scenario.key
     out = []
     for (level, file, line), messages in merged.items():
         what = "memory regression" if level == "error" else "memory flag"

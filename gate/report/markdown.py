@@ -67,7 +67,7 @@ def fenced(text: str, info: str = "") -> str:
 
 def render_markdown(report: Report) -> str:
     result, decision = report.result, report.decision
-    name = result.scenario.name
+    name = result.scenario.key
     verdict = decision.verdict
     out = [f"## {ICON[verdict]} memgate {code(name)}: {verdict.value.upper()}", ""]
     load = result.load

@@ -38,7 +38,7 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     steady = points[analysis.steady.index]
     end = points[-1]
 
-    summary = Table(box=box.SIMPLE, show_header=False, title=f"memgate run: {result.scenario.name}")
+    summary = Table(box=box.SIMPLE, show_header=False, title=f"memgate run: {result.scenario.key}")
     summary.add_column(style="bold")
     summary.add_column()
     summary.add_row(

@@ -313,7 +313,10 @@ def test_a_scenario_name_cannot_leave_the_baselines_folder(
         capsys, "baseline", "show", "../" + tmp_path.name + "/demo", "--baselines", tmp_path
     )
     assert (code, out) == (2, "")
-    assert err == f"memgate: error: '../{tmp_path.name}/demo' is not a scenario name\n"
+    assert (
+        err
+        == f"memgate: error: '../{tmp_path.name}/demo' is not a scenario name (or NAME/SERVICE)\n"
+    )
 
 
 # --- result files --------------------------------------------------------------------
@@ -717,7 +720,7 @@ def test_a_broken_scenario_is_bad_input(
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: p.write_bytes(b""), "service: required key is missing"),
+        (lambda p: p.write_bytes(b""), "load: required key is missing"),
         (lambda p: p.mkdir(), "cannot read scenario: Is a directory"),
         (lambda p: None, "no such scenario file"),
         (lambda p: p.write_bytes(toml(SCENARIO).encode("utf-16")), "scenario is not UTF-8 text"),
