@@ -40,7 +40,7 @@ NAMES = {
     "starting the service under memray": "start-up",
     "load": "load",
     "stopping the service": "shutdown",
-    "reading the capture": "analysis",
+    "reading the service's capture": "analysis",
 }
 
 

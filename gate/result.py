@@ -18,8 +18,6 @@ from pydantic import TypeAdapter
 
 from gate._files import read_input, write_atomic
 from gate._json import bad_integer, first_error, loads, validate
-from gate.analysis.shape import analyse_curve
-from gate.analysis.sites import remeasure
 from gate.errors import InputError
 from gate.model import Curve, Frame, RunResult
 from gate.provenance import env_key
@@ -144,6 +142,11 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     anonymous RSS was not sampled, so ``rss_anon`` is taken as ``rss``; the environment
     key is rebuilt from the platform string, with the CPU count unknown (``?cpu``), so
     a version 1 run never silently matches a current environment."""
+    # Imported here: the analysis loads scipy (about a second), which reading a current
+    # result, recording it or showing a history never needs.
+    from gate.analysis.shape import analyse_curve
+    from gate.analysis.sites import remeasure
+
     curve = _piece(Curve, data["curve"], "curve")
     analysis = analyse_curve(curve)
     sites = remeasure(

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pymannkendall
-from scipy import stats
 
 from gate.model import Trend
+
+# scipy and pymannkendall (which loads scipy) are imported where they are used: they take
+# about a second, which commands that only read or show results never need.
 
 MAX_BLOCKS = 30
 MIN_BLOCKS = 6
@@ -52,6 +53,8 @@ def blocks(
 
 def robust_spread(residuals: np.ndarray) -> float:
     """1.4826 x the median absolute deviation: the standard deviation for normal noise."""
+    from scipy import stats
+
     return float(stats.median_abs_deviation(residuals, scale="normal")) if len(residuals) else 0.0
 
 
@@ -61,6 +64,9 @@ def trend(xb: np.ndarray, yb: np.ndarray) -> Trend:
         raise TooFewPoints(f"{len(xb)} blocks: at least {MIN_BLOCKS} are needed")
     if np.ptp(yb) == 0:
         return Trend(0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
+    import pymannkendall
+    from scipy import stats
+
     fit = stats.theilslopes(yb, xb, alpha=CONFIDENCE)
     slope, intercept = float(fit.slope), float(fit.intercept)
     residuals = yb - (intercept + slope * xb)
