@@ -400,6 +400,15 @@ def _inconsistency(history: History) -> str | None:
     for number, run_id in enumerate(ids):
         if run_id in ids[:number]:
             return f"runs.{number}.run_id: {run_id!r} is recorded twice"
+    for number, run in enumerate(history.runs):
+        try:
+            datetime.datetime.fromisoformat(run.recorded_at)
+        except ValueError:
+            return f"runs.{number}.recorded_at: {run.recorded_at!r} is not an ISO 8601 time"
+        for name in ("heap", "rss"):
+            p_value = getattr(run, name).p_value
+            if not 0 <= p_value <= 1:
+                return f"runs.{number}.{name}.p_value: {p_value!r} is not a probability"
     if history.reference is not None and history.reference not in ids:
         return f"reference: {history.reference!r} is not a run of the history"
     return None

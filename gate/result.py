@@ -103,6 +103,12 @@ def _inconsistency(result: RunResult) -> str | None:
     problem = bad_integer(result)
     if problem:
         return problem
+    trends = [("analysis.heap", result.analysis.heap.trend)]
+    trends += [("analysis.rss", result.analysis.rss.trend)]
+    trends += [(f"sites.{n}", site.trend) for n, site in enumerate(result.sites)]
+    for where, trend in trends:
+        if not 0 <= trend.p_value <= 1:
+            return f"{where}.trend.p_value: {trend.p_value!r} is not a probability"
     n = len(result.curve.points)
     if n < 2:
         return f"curve.points: {n} point(s), at least 2 are needed"

@@ -279,6 +279,9 @@ def test_a_broken_history_is_bad_input_and_never_written_over(
         (lambda d: d["runs"][0].update(peak_heap="12"), "runs.0.peak_heap: Input should"),
         (lambda d: d.update(reference="0123456789abcdef"), "reference: '0123456789abcdef' is"),
         (lambda d: d["runs"].append(d["runs"][0]), "is recorded twice"),
+        # Well-typed nonsense, as a hand edit makes it.
+        (lambda d: d["runs"][0]["heap"].update(p_value=-3), "runs.0.heap.p_value: -3.0 is not a"),
+        (lambda d: d["runs"][0].update(recorded_at="yesterday"), "runs.0.recorded_at: 'yesterday'"),
         # JSON can escape half a surrogate pair: no Unicode text, it cannot be printed.
         (lambda d: d["runs"][0]["provenance"].update(commit="\ud800"), "Invalid JSON"),
     ],
@@ -375,6 +378,14 @@ def test_a_broken_result_is_bad_input(
         (2, lambda d: d["curve"].update(warmup_index=True), "curve.warmup_index: Input"),
         (2, lambda d: d["scenario"].update(name="../../x"), "scenario.name: '../../x' is not"),
         (2, lambda d: d["settings"].update(gate={"keep": 1}), "settings.gate.keep: Input"),
+        # Well-typed nonsense, as a hand edit makes it.
+        (2, lambda d: d["scenario"].update(service="a/b"), "scenario.service: 'a/b' is not"),
+        (2, lambda d: d["sites"][0]["trend"].update(p_value=-3), "sites.0.trend.p_value: -3"),
+        (
+            2,
+            lambda d: d["analysis"]["heap"]["trend"].update(p_value=1.5),
+            "analysis.heap.trend.p_value: 1.5 is not a probability",
+        ),
     ],
 )
 def test_result_regressions(
