@@ -91,7 +91,7 @@ def _is_scenario(path: Path) -> bool:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return path.parent.name == DEFAULT_SCENARIOS  # broken scenario: report it as such
-    return isinstance(data.get("service"), dict)
+    return isinstance(data.get("service"), dict) or isinstance(data.get("services"), dict)
 
 
 class ScenarioFile(pytest.File):
