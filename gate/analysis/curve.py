@@ -15,8 +15,10 @@ from gate.model import Curve, CurvePoint, LoadSample, MemorySnapshot
 
 MAX_POINTS = 200
 COVERAGE_SLACK_S = 1.0
-"""How long before the end of the load the last snapshot may be (memray takes one
-every 10 ms, so a longer gap means the capture stopped early)."""
+"""How long before the end of the load the last snapshot may be, beyond the capture's
+own spacing of snapshots (memray takes one every 10 ms; on a long capture the reader
+keeps every n-th, so that in an hour's soak they are seconds apart). A longer gap means
+the capture stopped early."""
 
 
 class NotEnoughData(ValueError):
@@ -72,7 +74,7 @@ def build_curve(
             f" {load_end - load_start:.1f} s"
         )
     late = load_end - times[inside[-1]]
-    if late > COVERAGE_SLACK_S:
+    if late > COVERAGE_SLACK_S + spacing(times):
         raise NotEnoughData(f"the capture ends {late:.1f} s before the load did")
     reqs = requests_at(times[inside], timeline)
     if np.count_nonzero(reqs >= warmup_requests) < 2:
@@ -103,14 +105,20 @@ def snapshot_indexes(
 ) -> list[int]:
     """For each time in ``at`` (absolute, like the snapshots'), the index of the last
     snapshot at or before it; -1 where the process was not running: before its first
-    snapshot, or more than ``slack`` seconds after its last."""
+    snapshot, or more than ``slack`` seconds (beyond its usual spacing of snapshots)
+    after its last."""
     when = np.asarray(at, dtype=float)
     if not snapshots:
         return [-1] * len(when)
     times = np.fromiter((s.t for s in snapshots), dtype=float, count=len(snapshots))
     found = np.searchsorted(times, when, side="right") - 1
-    found[when > times[-1] + slack] = -1
+    found[when > times[-1] + slack + spacing(times)] = -1
     return [int(i) for i in found]
+
+
+def spacing(times: np.ndarray) -> float:
+    """The usual time between snapshots (the median gap), 0 for fewer than two."""
+    return float(np.median(np.diff(times))) if len(times) > 1 else 0.0
 
 
 def with_heaps(curve: Curve, heaps: Sequence[Sequence[int]]) -> Curve:

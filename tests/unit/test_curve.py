@@ -70,6 +70,15 @@ def test_a_capture_that_stops_before_the_load_is_not_enough_data() -> None:
         )
 
 
+def test_a_long_captures_sparse_snapshots_still_cover_the_load() -> None:
+    # Snapshots 1.8 s apart (a long soak, strided by memray's reader); the last one is
+    # 1.5 s before the load's end: the capture did not stop early.
+    snaps = snapshots(every=1.8, start=T0 - 0.5, end=T0 + 9)
+    assert T0 + 10 - snaps[-1].t == pytest.approx(1.5)
+    curve, _ = build_curve(snaps, timeline(), load_start=T0, load_end=T0 + 10, warmup_requests=0)
+    assert len(curve.points) == 5
+
+
 def test_no_snapshot_after_warmup_is_not_enough_data() -> None:
     with pytest.raises(NotEnoughData, match="fewer than 2 memory snapshots fell after the warm-up"):
         build_curve(snapshots(), timeline(), load_start=T0, load_end=T0 + 10, warmup_requests=5000)

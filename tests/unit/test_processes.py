@@ -29,14 +29,25 @@ def test_each_time_takes_the_last_snapshot_at_or_before_it() -> None:
 
 
 def test_times_outside_a_process_life_are_minus_one() -> None:
-    # started at 10 s, last snapshot at 11 s: before it, and past the slack after it, -1.
-    assert snapshot_indexes(snaps(10.0, 11.0), [9.0, 10.0, 11.5, 13.0], slack=1.0) == [
+    # Started at 10 s, snapshots 0.5 s apart, the last at 11 s: before the first, and
+    # past the slack and the spacing after the last, -1.
+    assert snapshot_indexes(snaps(10.0, 10.5, 11.0), [9.0, 10.0, 11.5, 12.6], slack=1.0) == [
         -1,
         0,
-        1,
+        2,
         -1,
     ]
     assert snapshot_indexes([], [1.0, 2.0]) == [-1, -1]
+
+
+def test_sparse_snapshots_of_a_long_capture_still_cover_its_end() -> None:
+    # An hour's soak: memray's reader keeps every 180th snapshot, 1.8 s apart. The
+    # last one can be up to that long before the load's end without the process having
+    # stopped.
+    times = [1000.0 + 1.8 * i for i in range(2000)]
+    end = times[-1] + 1.7
+    assert snapshot_indexes(snaps(*times), [times[0], end], slack=1.0) == [0, 1999]
+    assert snapshot_indexes(snaps(*times), [end + 1.2], slack=1.0) == [-1]
 
 
 def test_a_snapshot_index_of_minus_one_has_nothing_alive() -> None:
