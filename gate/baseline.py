@@ -33,7 +33,7 @@ from gate._json import bad_integer, first_error, loads, validate
 from gate.errors import InputError
 from gate.model import Frame, Provenance, RunResult, Shape, Site
 from gate.result import dumps
-from gate.scenario import NAME_PATTERN
+from gate.scenario import NAME_PATTERN, SERVICE_NAME_PATTERN
 
 T = TypeVar("T")
 
@@ -240,8 +240,8 @@ class BaselineStore:
         """``NAME/SERVICE`` of each history kept for the services of scenario NAME."""
         folder = self.path(scenario).with_suffix("")
         found = folder.glob("*.json") if folder.is_dir() else []
-        names = [path.stem for path in found if not path.name.startswith(".")]
-        return sorted(f"{scenario}/{name}" for name in names if re.fullmatch(NAME_PATTERN, name))
+        names = [path.stem for path in found]
+        return sorted(f"{scenario}/{n}" for n in names if re.fullmatch(SERVICE_NAME_PATTERN, n))
 
     def audit_path(self, scenario: str) -> Path:
         return self.path(scenario).with_suffix(".audit.jsonl")

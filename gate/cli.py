@@ -527,7 +527,7 @@ class BaselineCommand:
         store = BaselineStore(args.baselines)
         if args.action == "show":
             name = Path(args.scenario).stem if args.scenario.endswith(".toml") else args.scenario
-            keys = [name] if store.path(name).exists() else store.services_of(name) or [name]
+            keys = [name] * store.path(name).exists() + store.services_of(name) or [name]
             for key in keys:
                 history = store.load(key)
                 if history is None:

@@ -302,6 +302,7 @@ def _search(folder: Path) -> tuple[list[Path], list[BadInput]]:
             continue
         if REPORT_NAME in here:
             found.append(Path(root) / REPORT_NAME)
+            dirs.clear()  # a check's folder: below it, nothing of another check
             continue
         left = [name for name in RUN_FILES if name in here]
         if left:

@@ -25,9 +25,12 @@ from gate.scenario import NAME_PATTERN, run_settings
 
 _MACHINES = frozenset({"x86_64", "aarch64", "arm64", "i686", "ppc64le", "s390x"})
 
-SCHEMA_VERSION = 2
-"""2: ``analysis``, sites with ``trend`` and ``confidence``, anonymous RSS (memgate 0.1,
-analysis engine). 1: curve and sites only (memgate 0.1, first version)."""
+SCHEMA_VERSION = 3
+"""3: ``scenario.service`` (one of a scenario's several services): a memgate that reads
+version 2 only would drop it and file the service's run under the scenario's history,
+so it must refuse these files. 2: ``analysis``, sites with ``trend`` and ``confidence``,
+anonymous RSS (memgate 0.1, analysis engine); read as version 3 with no service. 1:
+curve and sites only (memgate 0.1, first version)."""
 
 
 @functools.cache

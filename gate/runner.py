@@ -49,14 +49,13 @@ from gate.model import (
     ScenarioRef,
 )
 from gate.result import SCHEMA_VERSION
-from gate.scenario import Scenario
+from gate.scenario import Scenario, port_variable
 from gate.service import (
     GC_PROBE,
     RawProcessSample,
     ServiceProcess,
     StopInfo,
     free_port,
-    port_variable,
     read_gc_samples,
 )
 
@@ -116,7 +115,11 @@ def run_services(
     members = scenario.members()
     folders = [out_dir / m.service_name if m.service_name else out_dir for m in members]
     try:
-        for folder in dict.fromkeys([out_dir, *folders]):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # Services renamed or removed since an earlier run left their verdicts too (a
+        # service's folder is known by its log).
+        earlier = [path.parent for path in out_dir.glob("*/service.log")]
+        for folder in dict.fromkeys([out_dir, *earlier, *folders]):
             folder.mkdir(parents=True, exist_ok=True)
             # An earlier run's verdict must not outlive this run if it fails.
             for name in EARLIER_RUN_FILES:
@@ -133,12 +136,12 @@ def run_services(
     ]
     target = services[[m.service_name for m in members].index(members[0].load.target)]
     watched = _Watched(observer)
-    started: list[ServiceProcess] = []
+    tried: list[ServiceProcess] = []
     try:
         try:
             for service in services:
                 watched.phase(f"starting the {service.who} under memray")
-                started.append(service)
+                tried.append(service)
                 service.start()
                 service.wait_healthy()
             outcome = _drive_load(scenario, services, target, out_dir, named, watched)
@@ -146,17 +149,16 @@ def run_services(
             watched.failed_in = watched.last_phase  # not the stop that follows
             raise
         finally:
-            stops = []
-            for service in reversed(started):  # what depends on the others first
-                watched.phase(f"stopping the {service.who}")
-                stops.append((service, service.stop()))
+            stops = _stop_all(tried, watched)
         try:
             for service, stop in reversed(stops):
+                if stop.signal == "SIGKILL":
+                    watched.failed_in = f"stopping the {service.who}"
                 check_stop(stop, service.log_path, service.who)
+            watched.failed_in = "load"
             check_load(outcome, scenario, out_dir)
         except RunError:
-            killed = any(stop.signal == "SIGKILL" for _, stop in stops)
-            watched.failed_in = "stopping the service" if killed else "load"
+            watched.failed_in = watched.failed_in or "load"
             raise
         results = []
         for member, service in zip(members, services, strict=True):
@@ -168,8 +170,27 @@ def run_services(
     except RunError as exc:
         # A full disk, say, must not hide the run's own reason.
         with contextlib.suppress(OSError, MemgateError):
-            exc.kept = write_failure(out_dir, scenario, exc, started, watched)
+            exc.kept = write_failure(out_dir, scenario, exc, tried, watched)
         raise
+
+
+def _stop_all(
+    services: Sequence[ServiceProcess], watched: _Watched
+) -> list[tuple[ServiceProcess, StopInfo]]:
+    """Stop ``services`` in the reverse order (what depends on the others first). If
+    stopping is cut short (a second Ctrl-C, a CI cancel's SIGTERM), the services not yet
+    stopped are killed: none outlives memgate."""
+    stops = []
+    left = list(reversed(services))
+    try:
+        while left:
+            watched.phase(f"stopping the {left[0].who}")
+            stops.append((left[0], left[0].stop()))
+            left.pop(0)
+    finally:
+        for service in left:
+            service.kill()
+    return stops
 
 
 def _free_ports(count: int) -> list[int]:
@@ -230,9 +251,11 @@ def write_failure(
             }
             for s in services
         }
+    folders = [out_dir, *(s.capture_path.parent for s in services)]
     doc["files"] = {
         str(path.relative_to(out_dir)): path.stat().st_size
-        for path in sorted(out_dir.rglob("*"))
+        for folder in dict.fromkeys(folders)
+        for path in sorted(folder.iterdir())
         if path.is_file() and path.name != "failure.json"
     }
     path = out_dir / "failure.json"
@@ -380,7 +403,7 @@ def _build_result(
     ]
     pids = [pid for pid, _ in found]
     paths = [path for _, path in found]
-    check_profiled(during, set(pids[1:]), scenario.profile.follow_fork)
+    check_profiled(during, set(pids[1:]), scenario.profile.follow_fork, service.who)
     try:
         with contextlib.ExitStack() as opened:
             captures = [

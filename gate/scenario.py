@@ -51,6 +51,12 @@ MAX_LOAD_PROCESSES = 64
 MAX_REQUESTS = 1_000_000_000
 """More requests than Locust could send within the longest time limit (24 h)."""
 MAX_SERVICES = 16
+SERVICE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"
+"""A service's name: no dot, so that its folder (``OUT/NAME/SERVICE``) never takes the
+name of a file memgate writes beside it (``load.jsonl``, ``failure.json``)."""
+CALLS_FOLDER = "calls"
+"""``baselines/calls/`` keeps function-level histories: no scenario of several services
+may keep its services' histories there."""
 PORT_OF = re.compile(r"\{port:([^{}]*)\}")
 """``{port:NAME}``: the port of another service of the scenario."""
 
@@ -110,6 +116,8 @@ class ServiceSpec(_Strict):
     def _loopback_only(cls, value: str) -> str:
         if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
             raise ValueError("must not contain spaces or control characters")
+        if PORT_OF.search(value):
+            raise ValueError("{port:NAME} cannot be used here: a health URL is the service's own")
         parts = urllib.parse.urlsplit(value.replace("{port}", "0"))
         if parts.scheme not in ("http", "https"):
             raise ValueError("must be an http:// or https:// URL")
@@ -237,9 +245,24 @@ class Scenario(_Strict):
         if (self.service is None) == (not self.services):
             raise ValueError("set [service], or [services.NAME] for several services (not both)")
         names = list(self.services) or list(self.ports_of)
+        seen: dict[str, str] = {}
         for name in self.services:
-            if not re.fullmatch(NAME_PATTERN, name):
-                raise ValueError(f"services: {name!r} is not a name (letters, digits, ._-)")
+            if not re.fullmatch(SERVICE_NAME_PATTERN, name):
+                raise ValueError(f"services: {name!r} is not a name (letters, digits, _ and -)")
+            # Case-insensitive file systems, and the port's environment variable, would
+            # not tell them apart.
+            for alike in (name.casefold(), port_variable(name)):
+                if alike in seen:
+                    raise ValueError(
+                        f"services: {seen[alike]!r} and {name!r} are too alike"
+                        f" (one folder or {port_variable(name)} for both)"
+                    )
+                seen[alike] = name
+        if self.services and self.name == CALLS_FOLDER:
+            raise ValueError(
+                f"name: {CALLS_FOLDER!r} is kept for function-level histories"
+                f" (baselines/{CALLS_FOLDER}/); name a scenario of several services otherwise"
+            )
         if len(self.services) > MAX_SERVICES:
             raise ValueError(f"services: {len(self.services)} services, at most {MAX_SERVICES}")
         specs = [self.service] if self.service else list(self.services.values())
@@ -328,6 +351,11 @@ class Scenario(_Strict):
         if warmup is not None:
             load["warmup_requests"] = warmup
         return _validate(data, self.path)
+
+
+def port_variable(name: str) -> str:
+    """``MEMGATE_PORT_NAME``: the environment variable holding service NAME's port."""
+    return "MEMGATE_PORT_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
 def load_scenario(path: str | Path) -> Scenario:

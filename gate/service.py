@@ -29,7 +29,7 @@ import psutil
 from gate._files import last_line, open_log
 from gate.errors import InputError, RunError
 from gate.model import GcSample
-from gate.scenario import PORT_OF, ProfileSpec, Scenario
+from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
 
 _PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
 HEALTH_POLL_S = 0.1
@@ -48,11 +48,6 @@ def fill_port(text: str, port: int, ports: dict[str, int] | None = None) -> str:
     of service NAME in ``ports`` (the scenario has checked that they name services)."""
     text = text.replace("{port}", str(port))
     return PORT_OF.sub(lambda m: str((ports or {}).get(m.group(1), m.group(0))), text)
-
-
-def port_variable(name: str) -> str:
-    """``MEMGATE_PORT_NAME``: the environment variable holding service NAME's port."""
-    return "MEMGATE_PORT_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
 def python_target(command: list[str], search_path: str, where: str = "service") -> list[str]:
@@ -305,7 +300,8 @@ class ServiceProcess:
 
     def stop(self) -> StopInfo:
         """Stop the service so that memray completes its capture, escalating if it hangs."""
-        assert self._proc is not None
+        if self._proc is None:
+            return StopInfo(signal="none", returncode=None)  # it never started
         proc = self._proc
         used = "none"
         if proc.poll() is None:
@@ -327,6 +323,12 @@ class ServiceProcess:
         if self._sampler is not None:
             self._sampler.join()
         return StopInfo(signal=used, returncode=proc.poll())
+
+    def kill(self) -> None:
+        """Kill the service and its process group at once (no time for a clean stop)."""
+        if self._proc is not None:
+            self._signal(signal.SIGKILL, group=True)
+        self._stop_sampling.set()
 
     def samples(self) -> list[RawProcessSample]:
         return list(self._samples)

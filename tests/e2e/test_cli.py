@@ -60,7 +60,7 @@ def test_leak_of_1024_bytes_per_request(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "result.json").read_text())
-    assert result["schema_version"] == 2
+    assert result["schema_version"] == 3
     points = result["curve"]["points"]
     warm, end = points[result["curve"]["warmup_index"]], points[-1]
     expected = 1024 * (end["requests"] - warm["requests"])

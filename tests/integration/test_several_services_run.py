@@ -175,3 +175,15 @@ def test_a_service_that_dies_under_load_is_named(tmp_path: Path) -> None:
     failure = json.loads((tmp_path / "out" / "failure.json").read_text())
     assert failure["services"]["back"]["returncode"] == 9
     assert not leftovers(tmp_path)
+
+
+def test_a_service_whose_command_is_missing_stops_the_ones_before_it(tmp_path: Path) -> None:
+    path = two_services(tmp_path)
+    path.write_text(path.read_text().replace("python front.py", "no-such-program-here"))
+    with pytest.raises(RunError) as caught:
+        run_services(load_scenario(path), tmp_path / "out")
+    assert str(caught.value) == "services.front command not found: 'no-such-program-here'"
+    failure = json.loads((tmp_path / "out" / "failure.json").read_text())
+    assert failure["services"]["back"]["returncode"] is not None  # started, then stopped
+    assert failure["services"]["front"] == {"returncode": None, "processes": []}
+    assert not leftovers(tmp_path)

@@ -12,8 +12,8 @@ import pytest
 from gate.baseline import BaselineStore, settings_hash
 from gate.errors import ExitCode, InputError
 from gate.merge import parse_report
-from gate.scenario import load_scenario
-from gate.service import fill_port, port_variable
+from gate.scenario import load_scenario, port_variable
+from gate.service import fill_port
 from tests.conftest import MINIMAL
 from tests.support import make_result
 
@@ -40,6 +40,12 @@ requests = 100
 
 [budgets]
 max_growth_per_request = 8
+"""
+
+EXTRA = """
+[services.{}]
+command = "python -m http.server {{port}}"
+health_url = "http://127.0.0.1:{{port}}/"
 """
 
 
@@ -92,6 +98,25 @@ def test_a_shared_load_setting_does_not_change_a_one_service_hash(write_scenario
         (lambda t: t.replace("{port:worker}", "{port:wrker}"), "{port:wrker} names no service"),
         (lambda t: t.replace("[services.worker]", "[services.'a b']"), "'a b' is not a name"),
         (lambda t: t.replace("[services.worker]", "[services.'../x']"), "'../x' is not a name"),
+        # A folder named like a file of the run's (OUT/NAME/load.jsonl), or like another
+        # service on a case-insensitive file system or in the environment.
+        (
+            lambda t: t.replace("[services.worker]", "[services.'load.jsonl']"),
+            "'load.jsonl' is not a name",
+        ),
+        (lambda t: t + EXTRA.format("Worker"), "'worker' and 'Worker' are too alike"),
+        (
+            lambda t: t + EXTRA.format("WORKER_") + EXTRA.format("worker-"),
+            "'WORKER_' and 'worker-' are too alike (one folder or MEMGATE_PORT_WORKER_ for both)",
+        ),
+        (
+            lambda t: t.replace(
+                'health_url = "http://127.0.0.1:{port}/"\n\n[services.api]',
+                'health_url = "http://127.0.0.1:{port}/?{port:api}"\n\n[services.api]',
+            ),
+            "{port:NAME} cannot be used here",
+        ),
+        (lambda t: 'name = "calls"\n' + t, "name: 'calls' is kept for function-level histories"),
         (lambda t: MINIMAL + t.split("[load]")[0], "set [service], or [services.NAME]"),
         (lambda t: t.replace("native = true", "nativ = true"), "profile.nativ: unknown key"),
         (
@@ -138,7 +163,7 @@ def test_each_service_keeps_its_history_in_the_scenarios_folder(tmp_path: Path) 
     store = BaselineStore(tmp_path / "baselines")
     one = make_result()
     api = dataclasses.replace(one, scenario=dataclasses.replace(one.scenario, service="api"))
-    worker = dataclasses.replace(api, scenario=dataclasses.replace(api.scenario, service="w.2"))
+    worker = dataclasses.replace(api, scenario=dataclasses.replace(api.scenario, service="w-2"))
     name = one.scenario.name
     store.record(one)
     store.record(api)
@@ -146,9 +171,12 @@ def test_each_service_keeps_its_history_in_the_scenarios_folder(tmp_path: Path) 
     assert store.path(f"{name}/api") == tmp_path / "baselines" / name / "api.json"
     assert store.load(f"{name}/api") is not None
     assert store.load(f"{name}/api").scenario == f"{name}/api"  # type: ignore[union-attr]
-    assert store.services_of(name) == [f"{name}/api", f"{name}/w.2"]
+    assert store.services_of(name) == [f"{name}/api", f"{name}/w-2"]
     assert len(store.load(name).runs) == 1  # type: ignore[union-attr]
     assert store.audit_path(f"{name}/api") == tmp_path / "baselines" / name / "api.audit.jsonl"
+    # Files of function-level histories or a stray file are no service's history.
+    (tmp_path / "baselines" / name / "tests_app.py_test_x-1234.json").write_text("{}")
+    assert store.services_of(name) == [f"{name}/api", f"{name}/w-2"]
     for bad in ("a/b/c", "/api", "a/", "a/../b", "a/.x"):
         with pytest.raises(InputError, match="is not a scenario name"):
             store.path(bad)
