@@ -128,8 +128,7 @@ def run_services(
         raise InputError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
     started_at = datetime.datetime.now(datetime.UTC)
     ports = _free_ports(len(members))
-    by_name = {m.service_name: port for m, port in zip(members, ports, strict=True)}
-    named = {name: port for name, port in by_name.items() if name}
+    named = {m.service_name: p for m, p in zip(members, ports, strict=True) if m.service_name}
     services = [
         ServiceProcess(m, port, folder, ports=named)
         for m, port, folder in zip(members, ports, folders, strict=True)
@@ -155,10 +154,9 @@ def run_services(
                 if stop.signal == "SIGKILL":
                     watched.failed_in = f"stopping the {service.who}"
                 check_stop(stop, service.log_path, service.who)
-            watched.failed_in = "load"
             check_load(outcome, scenario, out_dir)
         except RunError:
-            watched.failed_in = watched.failed_in or "load"
+            watched.failed_in = watched.failed_in or "load"  # unless a service was killed
             raise
         results = []
         for member, service in zip(members, services, strict=True):
