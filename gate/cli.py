@@ -64,7 +64,8 @@ def _positive_float(text: str) -> float:
 
 
 class RunCommand:
-    """Run a scenario: the service under memray, driven by Locust; write OUT/result.json."""
+    """Run a scenario: the service under memray, driven by Locust; write OUT/result.json
+    (OUT/SERVICE/result.json for each of several services)."""
 
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("scenario", type=Path, help="scenario file (TOML)")
@@ -278,13 +279,14 @@ def check_scenario(
             print(f"recorded in {store.path(key)} ({len(history.runs)} runs)")
         checked.append((report, code, written))
     if len(checked) > 1:
-        verdicts = [report.decision.verdict for report, _, _ in checked]
-        worst = next(v for v in (Verdict.FAIL, Verdict.FLAG, Verdict.PASS) if v in verdicts)
+        from gate.merge import Outcome, worst
+
+        verdict = worst(Outcome(report.decision.verdict.value) for report, _, _ in checked)
         each = ", ".join(
             f"{report.result.scenario.service} {report.decision.verdict.value}"
             for report, _, _ in checked
         )
-        print(f"memgate check: {scenario.name}: {worst.value.upper()} ({each})")
+        print(f"memgate check: {scenario.name}: {verdict.value.upper()} ({each})")
     return checked
 
 
@@ -304,6 +306,7 @@ def _publish(
 ) -> None:
     """Inside GitHub Actions: annotations, one job summary, and the step outputs."""
     from gate import github
+    from gate.merge import Outcome, worst
     from gate.report.github import Annotation, annotate, render_annotations
     from gate.report.markdown import md, render_markdown
 
@@ -313,11 +316,10 @@ def _publish(
     summary = [render_markdown(report) for report, _ in done]
     summary += [f"## ❗ memgate {md(path)}: ERROR\n\n{md(why)}\n" for path, why in errors]
     # The worst verdict; "error" when any scenario could not be checked (or none was).
-    verdicts = {report.decision.verdict.value for report, _ in done}
-    worst = ("fail", "flag", "pass")
-    verdict = "error" if errors else next((v for v in worst if v in verdicts), "error")
+    verdicts = [Outcome(report.decision.verdict.value) for report, _ in done]
+    verdict = worst([*verdicts, *[Outcome.ERROR] * bool(errors)])
     outputs = {
-        "verdict": verdict,
+        "verdict": verdict.value,
         "out-dir": str(root),
         "json-report": "\n".join(str(w[Format.JSON]) for _, w in done),
         "html-report": "\n".join(str(w[Format.HTML]) for _, w in done),

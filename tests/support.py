@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from gate.model import (
     Analysis,
@@ -208,3 +209,20 @@ def read_file_commands(text: str) -> dict[str, str]:
             name, value = line.split("=", 1)
             values[name] = value
     return values
+
+
+def actions_step(step: Path, workspace: Path, **more: str) -> dict[str, str]:
+    """A simulated GitHub Actions step in the new folder ``step``: the environment of a
+    pull request's job, with the summary and output files it appends to (empty)."""
+    step.mkdir()
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(workspace),
+        "GITHUB_STEP_SUMMARY": str(step / "summary.md"),
+        "GITHUB_OUTPUT": str(step / "output"),
+        "GITHUB_EVENT_NAME": "pull_request",
+        **more,
+    }
+    for name in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):
+        Path(env[name]).write_text("")
+    return env

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import DEMO_SCENARIO, REPO, planted_leak_line
 from tests.e2e.test_cli import memgate, one_line_error
-from tests.support import parse_command, read_file_commands
+from tests.support import actions_step, parse_command, read_file_commands
 
 pytestmark = pytest.mark.e2e
 
@@ -50,20 +50,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def actions(recorded: Path) -> dict[str, str]:
     """A simulated GitHub Actions step: its environment and the files it appends to."""
-    step = recorded / "step"
-    step.mkdir()
-    env = {
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_WORKSPACE": str(REPO),
-        "GITHUB_STEP_SUMMARY": str(step / "summary.md"),
-        "GITHUB_OUTPUT": str(step / "output"),
-        "GITHUB_EVENT_NAME": "pull_request",
-        "GITHUB_HEAD_REF": "feature/cache-ids",
-        "GITHUB_ACTOR": "octocat",
-    }
-    for name in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):
-        Path(env[name]).write_text("")
-    return env
+    return actions_step(
+        recorded / "step", REPO, GITHUB_HEAD_REF="feature/cache-ids", GITHUB_ACTOR="octocat"
+    )
 
 
 @pytest.fixture(scope="module")

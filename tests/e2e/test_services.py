@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import REPO, planted_leak_line
 from tests.e2e.test_cli import memgate
-from tests.support import parse_command, read_file_commands
+from tests.support import actions_step, parse_command, read_file_commands
 
 pytestmark = pytest.mark.e2e
 
@@ -47,16 +47,7 @@ def leak_check(
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     """The worker leaking 256 B per job, checked inside a simulated Actions step."""
     step = folder / "step"
-    step.mkdir()
-    env = {
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_WORKSPACE": str(REPO),
-        "GITHUB_STEP_SUMMARY": str(step / "summary.md"),
-        "GITHUB_OUTPUT": str(step / "output"),
-        "GITHUB_EVENT_NAME": "pull_request",
-    }
-    for name in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):
-        Path(env[name]).write_text("")
+    env = actions_step(step, REPO)
     done = memgate(
         "check",
         str(SCENARIO),

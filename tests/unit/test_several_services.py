@@ -4,18 +4,22 @@ baseline history each service keeps."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from gate.baseline import BaselineStore, settings_hash
 from gate.errors import ExitCode, InputError
 from gate.merge import parse_report
-from gate.scenario import load_scenario, port_variable
+from gate.scenario import SERVICE_NAME_PATTERN, load_scenario, port_variable
 from gate.service import fill_port
 from tests.conftest import MINIMAL
 from tests.support import make_result
+from tests.unit.test_loaders_fuzz import FUZZ, toml
 
 TWO = """
 [services.worker]
@@ -194,3 +198,48 @@ def test_a_merged_report_names_the_service() -> None:
     assert parse_report(doc, source="report.json").scenario == "shop/worker"
     doc["scenario"] = {"name": "shop", "path": "shop.toml", "sha256": ""}
     assert parse_report(doc, source="report.json").scenario == "shop"
+
+
+NAMES = st.sampled_from(
+    ["api", "worker", "API", "a-b", "a_b", "w.2", "x y", "", "calls"]
+) | st.text(max_size=12)
+"""Service names: good ones, ones alike, ones refused, and anything."""
+GOOD = st.sampled_from(["api", "worker"])
+
+
+# Most drawings are refused; enough load to check what a loaded scenario promises.
+@settings(FUZZ, max_examples=max(FUZZ.max_examples, 400))
+@given(
+    names=st.lists(GOOD | GOOD | NAMES, min_size=1, max_size=4),
+    wanted=GOOD | NAMES,
+    target=st.none() | GOOD | NAMES,
+)
+def test_any_names_load_or_are_one_line_of_bad_input(
+    tmp_path_factory: pytest.TempPathFactory, names: list[str], wanted: str, target: str | None
+) -> None:
+    folder = tmp_path_factory.mktemp("names")
+    (folder / "locustfile.py").write_text("")
+    services = {
+        name: {
+            "command": ["python", "app.py", "{port}", f"{{port:{wanted}}}"],
+            "health_url": "http://127.0.0.1:{port}/",
+        }
+        for name in names
+    }
+    load: dict[str, Any] = {"locustfile": "locustfile.py", "requests": 10}
+    if target is not None:
+        load["target"] = target
+    path = folder / "fuzzed.toml"
+    path.write_text(toml({"services": services, "load": load}))
+    try:
+        scenario = load_scenario(path)
+    except InputError as exc:
+        assert exc.exit_code is ExitCode.BAD_INPUT
+        assert "\n" not in str(exc) and str(exc).startswith(f"{path}: ")
+        return
+    event("loaded")
+    members = scenario.members()
+    keys = [m.key for m in members]
+    assert len(set(keys)) == len(keys) == len(set(names))
+    assert all(re.fullmatch(SERVICE_NAME_PATTERN, m.service_name or "") for m in members)
+    assert wanted in set(names) and members[0].load.target in set(names)
