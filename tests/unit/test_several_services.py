@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from gate.baseline import BaselineStore, settings_hash
 from gate.errors import ExitCode, InputError
 from gate.merge import parse_report
-from gate.scenario import SERVICE_NAME_PATTERN, load_scenario, port_variable
+from gate.scenario import PORT_OF, SERVICE_NAME_PATTERN, load_scenario, port_variable
 from gate.service import fill_port
 from tests.conftest import MINIMAL
 from tests.support import make_result
@@ -214,6 +214,7 @@ GOOD = st.sampled_from(["api", "worker"])
     wanted=GOOD | NAMES,
     target=st.none() | GOOD | NAMES,
 )
+@example(names=["api"], wanted="{", target=None)  # "{port:{}": text, not a placeholder
 def test_any_names_load_or_are_one_line_of_bad_input(
     tmp_path_factory: pytest.TempPathFactory, names: list[str], wanted: str, target: str | None
 ) -> None:
@@ -242,4 +243,7 @@ def test_any_names_load_or_are_one_line_of_bad_input(
     keys = [m.key for m in members]
     assert len(set(keys)) == len(keys) == len(set(names))
     assert all(re.fullmatch(SERVICE_NAME_PATTERN, m.service_name or "") for m in members)
-    assert wanted in set(names) and members[0].load.target in set(names)
+    assert members[0].load.target in set(names)
+    # Every {port:NAME} left names a service ("{port:{}" is no placeholder, only text).
+    command = " ".join(members[0].spec.command)
+    assert {m.group(1) for m in PORT_OF.finditer(command)} <= set(names)
