@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from gate.baseline import BaselineStore, summarize
-from gate.report import Report
 from gate.report.html import render_html
 from gate.report.json import render_json
 from gate.report.markdown import render_markdown
+from gate.report.parts import Report
 from gate.result import write_result
 from gate.runner import run_scenario
 from gate.scenario import BudgetSpec, load_scenario

@@ -13,8 +13,10 @@ import json
 import math
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic import BeforeValidator, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError, PydanticSerializationError, to_json
+
+from gate.outcome import Outcome
 
 T = TypeVar("T")
 
@@ -106,3 +108,17 @@ def _any_bad_integer(value: Any) -> bool:
         elif hasattr(kind, "__dataclass_fields__"):
             stack.extend(vars(item).values())
     return False
+
+
+def one_of(*allowed: Outcome) -> BeforeValidator:
+    """A reader's check that a stored outcome is one of ``allowed`` (a finding is never a
+    pass, one check's verdict never an error), worded as pydantic words an enum's."""
+    names = [f"'{o.value}'" for o in allowed]
+    expected = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+    def check(value: Any) -> Any:
+        if value not in allowed:
+            raise PydanticCustomError("enum", f"Input should be {expected}")
+        return value
+
+    return BeforeValidator(check)

@@ -126,6 +126,12 @@ class History:
     reference: str | None = None
     """``run_id`` of the last accepted run; checks compare with the runs from it on."""
 
+    def without_run(self, run_id: str) -> History:
+        """The history a run is compared with: less the run itself, if it was recorded,
+        unless it is the reference (an accepted run is where the history now starts)."""
+        runs = tuple(r for r in self.runs if r.run_id != run_id or r.run_id == self.reference)
+        return dataclasses.replace(self, runs=runs)
+
     def comparable(self) -> tuple[RunSummary, ...]:
         """The runs a check compares with: the reference and the runs after it."""
         ids = [run.run_id for run in self.runs]
@@ -210,8 +216,7 @@ _LIBRARY_PREFIX = re.compile(r"^/.*/(?:site-packages|dist-packages|lib/python\d+
 
 
 def _site(site: Site) -> SiteSummary:
-    frame = site.user_frame or (site.stack[0] if site.stack else None)
-    return SiteSummary(site_key(frame), frame, _trend(site.trend), site.confidence)
+    return SiteSummary(site_key(site.frame), site.frame, _trend(site.trend), site.confidence)
 
 
 def _trend(trend: Any) -> TrendSummary:

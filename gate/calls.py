@@ -26,7 +26,7 @@ from gate.analysis.trend import blocks, trend
 from gate.capture import Capture, tracking
 from gate.errors import InputError
 from gate.model import Site, Trend
-from gate.report import growing_sites, shown_frame, where
+from gate.report.parts import growing_sites, where
 from gate.units import size
 
 SETTLE_S = 0.005
@@ -135,7 +135,7 @@ class CallsOutcome:
         )
         lines.append(head)
         for rank, site in enumerate(growing_sites(r.sites), start=1):
-            place = where(shown_frame(site)) or "(no Python frame)"
+            place = where(site.frame) or "(no Python frame)"
             lines.append(
                 f"  {rank}. {site.trend.slope:,.1f} B/call [{site.trend.low:,.1f},"
                 f" {site.trend.high:,.1f}] at {place}"

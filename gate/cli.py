@@ -8,23 +8,20 @@ memgate can name.
 from __future__ import annotations
 
 import argparse
-import enum
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from gate.errors import ExitCode, InputError, MemgateError
+from gate.console import width
+from gate.errors import ExitCode, InputError, MemgateError, error_text
+from gate.outcome import FAIL_ON, Outcome
+from gate.report.formats import MERGE_FORMATS, Format
 
 if TYPE_CHECKING:
-    from gate.baseline import BaselineStore
-    from gate.merge import Merged
-    from gate.model import RunResult
-    from gate.report import Report
-    from gate.scenario import BudgetSpec, GateSpec, Scenario
+    from gate.check import Checked, RunOptions
 
 
 class Command(Protocol):
@@ -34,10 +31,12 @@ class Command(Protocol):
 
 
 def env_pair(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
+    from gate.check import parse_env_pair
+
+    try:
+        return parse_env_pair(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _whole_number(minimum: int) -> Callable[[str], int]:
@@ -63,6 +62,22 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The typed options of a command's arguments (those it has)."""
+    from gate.check import DEFAULT_BASELINES, RunOptions
+
+    return RunOptions(
+        env=tuple(getattr(args, "env", ())),
+        requests=getattr(args, "requests", None),
+        duration=getattr(args, "duration", None),
+        warmup=getattr(args, "warmup", None),
+        out=getattr(args, "out", None),
+        record=getattr(args, "record", False),
+        fail_on=getattr(args, "fail_on", Outcome.FAIL),
+        baselines=getattr(args, "baselines", DEFAULT_BASELINES),
+    )
+
+
 class RunCommand:
     """Run a scenario: the service under memray, driven by Locust; write OUT/result.json
     (OUT/SERVICE/result.json for each of several services)."""
@@ -78,42 +93,14 @@ class RunCommand:
         add_run_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        _run_one(args.scenario, args, args.out)
+        from gate import check
+        from gate.console import TerminalObserver
+
+        options = run_options(args)
+        scenario = check.open_scenario(args.scenario, options)
+        with TerminalObserver(scenario, quiet=args.quiet) as observer:
+            check.run(scenario, options, observer)
         return ExitCode.PASS
-
-
-def _run_one(
-    path: Path, args: argparse.Namespace, out: Path | None
-) -> list[tuple[RunResult, Path]]:
-    """Run one scenario with the run options in ``args``; write and print each of its
-    services' results (one for a one-service scenario)."""
-    from gate.report.terminal import render_run
-    from gate.result import write_result
-    from gate.runner import run_services
-    from gate.scenario import load_scenario
-
-    scenario = load_scenario(path).with_overrides(
-        env=dict(args.env),
-        requests=args.requests,
-        duration=args.duration,
-        warmup=args.warmup,
-    )
-    out_dir = out or Path("memgate-out") / scenario.name
-    with _TerminalObserver(scenario, quiet=args.quiet) as observer:
-        results = run_services(scenario, out_dir, observer)
-    written = []
-    for result in results:
-        service = result.scenario.service
-        result_path = (out_dir / service if service else out_dir) / "result.json"
-        write_result(result, result_path)
-        print(render_run(result, width=_width()), end="")
-        print(f"result: {result_path}")
-        written.append((result, result_path))
-    return written
-
-
-def _width() -> int:
-    return max(shutil.get_terminal_size().columns if sys.stdout.isatty() else 160, 100)
 
 
 def _add_baseline_options(parser: argparse.ArgumentParser) -> None:
@@ -128,80 +115,11 @@ def _add_baseline_options(parser: argparse.ArgumentParser) -> None:
 def _add_fail_on(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fail-on",
-        type=FailOn,
-        choices=list(FailOn),
-        default=FailOn.FAIL,
+        type=Outcome,
+        choices=FAIL_ON,
+        default=Outcome.FAIL,
         help="'flag' also fails the build on flags (default: only on failures)",
     )
-
-
-class FailOn(enum.StrEnum):
-    FAIL = "fail"
-    FLAG = "flag"
-
-
-class Format(enum.StrEnum):
-    TERMINAL = "terminal"
-    JSON = "json"
-    MARKDOWN = "markdown"
-    GITHUB = "github"
-    HTML = "html"
-
-
-def _decide(
-    result: RunResult,
-    store: BaselineStore,
-    fail_on: FailOn,
-    *,
-    result_path: Path | None = None,
-    quiet: bool = False,
-) -> tuple[Report, int]:
-    """Compare ``result`` with its history (less the run itself, if it was recorded);
-    print the findings unless ``quiet``; the report and the exit code."""
-    import dataclasses
-
-    from gate.baseline import summarize
-    from gate.report import Report
-    from gate.report.terminal import render_decision
-    from gate.verdict import decide
-
-    current = summarize(result)
-    history = store.load(result.scenario.key)
-    if history is not None:
-        # A run already recorded is not compared with itself, unless it is the reference:
-        # an accepted run is where the history now starts.
-        runs = tuple(
-            r for r in history.runs if r.run_id != current.run_id or r.run_id == history.reference
-        )
-        history = dataclasses.replace(history, runs=runs)
-    decision = decide(current, history, _settings(result)[0])
-    if not quiet:
-        print(render_decision(result.scenario.key, decision, width=_width()), end="")
-    report = Report(result, current, decision, str(result_path) if result_path else None)
-    return report, _exit_code(decision.verdict, fail_on)
-
-
-def _exit_code(verdict: str, fail_on: FailOn) -> int:
-    """A verdict's exit code: a failure is a regression, and so is a flag with
-    ``--fail-on flag``; anything else passes."""
-    failed = verdict == "fail" or (verdict == "flag" and fail_on is FailOn.FLAG)
-    return int(ExitCode.REGRESSION if failed else ExitCode.PASS)
-
-
-def _settings(result: RunResult) -> tuple[BudgetSpec, GateSpec]:
-    """The budgets and gate settings a result was run with, validated."""
-    from gate.scenario import run_settings
-
-    return run_settings(result.settings)
-
-
-def _worst(codes: list[int]) -> int:
-    """One exit code for several scenarios: bad input, then a failed run, then a
-    regression, then a pass."""
-    for code in (ExitCode.BAD_INPUT, ExitCode.RUN_FAILED, ExitCode.REGRESSION):
-        if code in codes:
-            return int(code)
-    return int(ExitCode.PASS)
 
 
 class CheckCommand:
@@ -228,128 +146,63 @@ class CheckCommand:
         add_run_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from gate import github
-        from gate.baseline import BaselineStore
+        from gate import check, github
+        from gate.console import TerminalObserver
 
-        store = BaselineStore(args.baselines)
-        root = (args.out or Path("memgate-out")).absolute()
+        options = run_options(args)
+        root = (options.out or check.DEFAULT_OUT).absolute()
         codes: list[int] = []
-        done: list[tuple[Report, dict[Format, Path]]] = []
+        done: list[check.Checked] = []
         errors: list[tuple[str, str]] = []
-        if args.record and github.in_pull_request():
+        if options.record and github.in_pull_request():
             why = "--record is refused in a pull request's workflow: it must not write baselines"
             say_error(f"memgate: error: {why}")
             _publish([], [("--record", why)], root)
             return int(ExitCode.BAD_INPUT)
         for path in args.scenarios:
             try:
-                for report, code, written in check_scenario(path, args, store, root):
-                    done.append((report, written))
-                    codes.append(code)
+                scenario = check.open_scenario(path, options)
+                with TerminalObserver(scenario, quiet=args.quiet) as observer:
+                    checked = check.check_scenario(scenario, options, observer)
             except MemgateError as exc:
                 say_error(f"memgate: error: {error_text(exc)}")
                 errors.append((str(path), error_text(exc)))
                 codes.append(int(exc.exit_code))
+                continue
+            done += checked.checked
+            codes += [c.exit_code for c in checked.checked]
+            if len(checked.checked) > 1:
+                each = ", ".join(
+                    f"{c.report.result.scenario.service} {c.report.decision.verdict.value}"
+                    for c in checked.checked
+                )
+                print(f"memgate check: {checked.name}: {checked.verdict.value.upper()} ({each})")
         if github.in_actions():
             _publish(done, errors, root)
-        return _worst(codes)
+        return int(ExitCode.worst(codes))
 
 
-def check_scenario(
-    path: Path, args: argparse.Namespace, store: BaselineStore, root: Path
-) -> list[tuple[Report, int, dict[Format, Path]]]:
-    """Run one scenario into ``root/NAME`` with the run options in ``args``, compare each
-    of its services with its own history, write their reports, record each that did not
-    fail if ``args.record``; print what happened. Per service: the report, the exit code
-    and the report files."""
-    from gate.scenario import load_scenario
-    from gate.verdict import Verdict
-
-    scenario = load_scenario(path)
-    for member in scenario.members():
-        store.load(member.key)  # a broken baseline is bad input: say so before the run
-    checked = []
-    for result, result_path in _run_one(path, args, root / scenario.name):
-        report, code = _decide(result, store, args.fail_on, result_path=result_path)
-        written = _write_reports(report, result_path.parent)
-        print("reports: " + ", ".join(str(p) for p in written.values()))
-        if args.record and report.decision.verdict is not Verdict.FAIL:
-            key = result.scenario.key
-            history = store.record(result, keep=_settings(result)[1].keep)
-            print(f"recorded in {store.path(key)} ({len(history.runs)} runs)")
-        checked.append((report, code, written))
-    if len(checked) > 1:
-        from gate.merge import Outcome, worst
-
-        verdict = worst(Outcome(report.decision.verdict.value) for report, _, _ in checked)
-        each = ", ".join(
-            f"{report.result.scenario.service} {report.decision.verdict.value}"
-            for report, _, _ in checked
-        )
-        print(f"memgate check: {scenario.name}: {verdict.value.upper()} ({each})")
-    return checked
-
-
-def _write_reports(report: Report, folder: Path) -> dict[Format, Path]:
-    """The JSON and HTML reports beside the run's result.json."""
-    from gate._files import write_atomic
-
-    written = {}
-    for fmt, name in ((Format.JSON, "report.json"), (Format.HTML, "report.html")):
-        write_atomic(folder / name, render(report, fmt).encode())
-        written[fmt] = folder / name
-    return written
-
-
-def _publish(
-    done: list[tuple[Report, dict[Format, Path]]], errors: list[tuple[str, str]], root: Path
-) -> None:
+def _publish(done: list[Checked], errors: list[tuple[str, str]], root: Path) -> None:
     """Inside GitHub Actions: annotations, one job summary, and the step outputs."""
     from gate import github
-    from gate.merge import Outcome, worst
     from gate.report.github import Annotation, annotate, render_annotations
     from gate.report.markdown import md, render_markdown
 
     workspace = github.workspace() or os.path.realpath(os.getcwd())
-    notes = [a for report, _ in done for a in annotate(report, workspace)]
+    notes = [a for c in done for a in annotate(c.report, workspace)]
     notes += [Annotation("error", "memgate: error", f"{path}: {why}") for path, why in errors]
-    summary = [render_markdown(report) for report, _ in done]
+    summary = [render_markdown(c.report) for c in done]
     summary += [f"## ❗ memgate {md(path)}: ERROR\n\n{md(why)}\n" for path, why in errors]
     # The worst verdict; "error" when any scenario could not be checked (or none was).
-    verdicts = [Outcome(report.decision.verdict.value) for report, _ in done]
-    verdict = worst([*verdicts, *[Outcome.ERROR] * bool(errors)])
+    verdicts = [c.report.decision.verdict for c in done]
+    verdict = Outcome.worst([*verdicts, *[Outcome.ERROR] * bool(errors)])
     outputs = {
         "verdict": verdict.value,
         "out-dir": str(root),
-        "json-report": "\n".join(str(w[Format.JSON]) for _, w in done),
-        "html-report": "\n".join(str(w[Format.HTML]) for _, w in done),
+        "json-report": "\n".join(str(c.files[Format.JSON]) for c in done),
+        "html-report": "\n".join(str(c.files[Format.HTML]) for c in done),
     }
     github.publish(render_annotations(notes), "\n".join(summary), outputs)
-
-
-def render(report: Report, fmt: Format, workspace: str | None = None) -> str:
-    """``report`` in one format (the reporters are imported only when used)."""
-    if fmt is Format.TERMINAL:
-        from gate.report.terminal import render_decision, render_run
-
-        return render_run(report.result, width=_width()) + render_decision(
-            report.result.scenario.key, report.decision, width=_width()
-        )
-    if fmt is Format.JSON:
-        from gate.report.json import render_json
-
-        return render_json(report)
-    if fmt is Format.MARKDOWN:
-        from gate.report.markdown import render_markdown
-
-        return render_markdown(report)
-    if fmt is Format.GITHUB:
-        from gate.report.github import render_github
-
-        return render_github(report, workspace or os.path.realpath(os.getcwd()))
-    from gate.report.html import render_html
-
-    return render_html(report)
 
 
 class CompareCommand:
@@ -362,10 +215,13 @@ class CompareCommand:
 
     def run(self, args: argparse.Namespace) -> int:
         from gate.baseline import BaselineStore
+        from gate.check import judge_file
+        from gate.report.terminal import render_decision
         from gate.result import read_result
 
         result = read_result(args.result)
-        _, code = _decide(result, BaselineStore(args.baselines), args.fail_on)
+        report, code = judge_file(result, BaselineStore(args.baselines), args.fail_on)
+        print(render_decision(result.scenario.key, report.decision, width=width()), end="")
         return code
 
 
@@ -398,14 +254,15 @@ class ReportCommand:
         from gate import github
         from gate._files import write_atomic
         from gate.baseline import BaselineStore
+        from gate.check import judge_file
+        from gate.report.formats import render
         from gate.result import read_result
 
         result = read_result(args.result)
-        report, _ = _decide(
-            result, BaselineStore(args.baselines), FailOn.FAIL, result_path=args.result, quiet=True
-        )
+        store = BaselineStore(args.baselines)
+        report, _ = judge_file(result, store, Outcome.FAIL, result_path=args.result)
         workspace = os.path.realpath(args.workspace) if args.workspace else github.workspace()
-        text = render(report, args.format, workspace)
+        text = render(report, args.format, workspace=workspace, width=width())
         if args.out is None and args.format is Format.GITHUB:
             github.emit_commands(text)  # meant to be read as commands
         elif args.out is None:
@@ -443,19 +300,16 @@ class MergeCommand:
     def run(self, args: argparse.Namespace) -> int:
         from gate import github
         from gate._files import write_atomic
-        from gate.merge import Outcome, collect
+        from gate.merge import collect
+        from gate.report.formats import render_merged
         from gate.report.markdown import render_merged_markdown
 
         merged = collect(args.files)
         for bad in merged.errors:
             say_error(f"memgate: error: {bad}")
         verdict = merged.verdict
-        code = (
-            int(ExitCode.BAD_INPUT)
-            if verdict is Outcome.ERROR
-            else _exit_code(verdict.value, args.fail_on)
-        )
-        text = render_merged(merged, args.format)
+        code = int(verdict.exit_code(args.fail_on))
+        text = render_merged(merged, args.format, width=width())
         try:
             if args.out is not None:
                 write_atomic(args.out, text.encode())
@@ -469,30 +323,6 @@ class MergeCommand:
         if github.in_actions():
             github.publish("", render_merged_markdown(merged), {"verdict": verdict.value})
         return code
-
-
-MERGE_FORMATS = [Format.TERMINAL, Format.MARKDOWN, Format.JSON, Format.GITHUB]
-
-
-def render_merged(merged: Merged, fmt: Format) -> str:
-    """Merged reports in one format (the reporters are imported only when used)."""
-    if fmt is Format.TERMINAL:
-        from gate.report.terminal import render_merged as terminal
-
-        return terminal(merged, width=_width())
-    if fmt is Format.MARKDOWN:
-        from gate.report.markdown import render_merged_markdown
-
-        return render_merged_markdown(merged)
-    if fmt is Format.JSON:
-        from gate.report.json import render_merged_json
-
-        return render_merged_json(merged)
-    if fmt is Format.GITHUB:
-        from gate.report.github import render_merged_github
-
-        return render_merged_github(merged)
-    raise InputError(f"memgate merge has no {fmt.value} format")
 
 
 class BaselineCommand:
@@ -525,6 +355,7 @@ class BaselineCommand:
         from gate.provenance import who
         from gate.report.terminal import render_history
         from gate.result import read_result
+        from gate.scenario import run_settings
 
         store = BaselineStore(args.baselines)
         if args.action == "show":
@@ -534,10 +365,14 @@ class BaselineCommand:
                 history = store.load(key)
                 if history is None:
                     raise InputError(f"no baseline for scenario {key!r} in {args.baselines}")
-                print(render_history(history, store.audit(key), width=_width()), end="")
+                print(render_history(history, store.audit(key), width=width()), end="")
             return ExitCode.PASS
         result = read_result(args.result)
-        keep = args.keep if args.action == "record" and args.keep else _settings(result)[1].keep
+        keep = (
+            args.keep
+            if args.action == "record" and args.keep
+            else run_settings(result.settings)[1].keep
+        )
         if args.action == "record":
             history = store.record(result, keep=keep)
             print(f"recorded in {store.path(history.scenario)} ({len(history.runs)} runs)")
@@ -564,48 +399,6 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=_positive_float, help="measured seconds after warm-up")
     parser.add_argument("--warmup", type=_whole_number(0), help="warm-up requests")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
-
-
-class _TerminalObserver:
-    """Progress on standard error while a scenario runs (nothing when not a terminal)."""
-
-    def __init__(self, scenario: Scenario, *, quiet: bool) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self._console = Console(stderr=True)
-        self._enabled = not quiet and self._console.is_terminal
-        load = scenario.load
-        self._total = load.warmup_requests + load.requests if load.requests else None
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[failures]} failed"),
-            console=self._console,
-            transient=True,
-            disable=not self._enabled,
-        )
-        self._task = self._progress.add_task("starting", total=self._total, failures=0)
-        self.show_capture_progress = self._enabled
-
-    def __enter__(self) -> _TerminalObserver:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._progress.stop()
-
-    def phase(self, name: str) -> None:
-        if name.startswith("reading the"):
-            # memray draws its own progress bars while it reads; ours steps aside.
-            self._progress.stop()
-        self._progress.update(self._task, description=name)
-
-    def load_progress(self, phase: str, requests: int, failures: int) -> None:
-        self._progress.update(
-            self._task, description=f"load ({phase})", completed=requests, failures=failures
-        )
 
 
 COMMANDS: dict[str, Command] = {
@@ -668,12 +461,6 @@ def _run_command(args: argparse.Namespace) -> int:
             " (set MEMGATE_DEBUG=1 for the traceback)"
         )
         return int(ExitCode.RUN_FAILED)
-
-
-def error_text(exc: MemgateError) -> str:
-    """The error's line, pointing at what a failed run kept."""
-    kept = getattr(exc, "kept", None)
-    return f"{exc}; what the run saw is in {kept}" if kept else str(exc)
 
 
 def say_error(line: str) -> None:

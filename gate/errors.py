@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -15,6 +16,14 @@ class ExitCode(enum.IntEnum):
     """Bad usage or bad input: scenario, baseline, result or capture file."""
     RUN_FAILED = 3
     """The run could not be done: service did not start or died, no successful requests."""
+
+    @staticmethod
+    def worst(codes: Iterable[int]) -> ExitCode:
+        """One exit code for several scenarios: bad input, then a failed run, then a
+        regression, then a pass."""
+        seen = set(codes)
+        worst_first = (ExitCode.BAD_INPUT, ExitCode.RUN_FAILED, ExitCode.REGRESSION)
+        return next((code for code in worst_first if code in seen), ExitCode.PASS)
 
 
 class MemgateError(Exception):
@@ -35,3 +44,9 @@ class RunError(MemgateError):
     exit_code = ExitCode.RUN_FAILED
     kept: Path | None = None
     """``failure.json`` of the run, beside everything it left, once written."""
+
+
+def error_text(exc: MemgateError) -> str:
+    """The error's line, pointing at what a failed run kept."""
+    kept = getattr(exc, "kept", None)
+    return f"{exc}; what the run saw is in {kept}" if kept else str(exc)

@@ -13,18 +13,19 @@ verdict); both are kept in the summary.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import functools
 import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from gate._json import one_of
 from gate.errors import InputError
-from gate.verdict import Finding, Severity, Verdict
+from gate.outcome import WORST_FIRST, Outcome
+from gate.verdict import Finding, worst_finding
 
 REPORT_VERSION = 1
 """The ``report_version`` read here (``gate.report.json`` writes it)."""
@@ -32,34 +33,6 @@ REPORT_NAME = "report.json"
 RUN_FILES = ("result.json", "service.log")
 """Files ``memgate run`` and ``check`` write into a scenario's folder: such a folder
 without a ``report.json`` is a check that did not finish."""
-
-
-class Outcome(enum.StrEnum):
-    """A merged verdict: a check's verdict, or error (an input that could not be merged)."""
-
-    PASS = "pass"
-    FLAG = "flag"
-    FAIL = "fail"
-    ERROR = "error"
-
-
-WORST_FIRST = (Outcome.ERROR, Outcome.FAIL, Outcome.FLAG, Outcome.PASS)
-
-
-def worst(outcomes: Iterable[Outcome]) -> Outcome:
-    """The worst outcome; ``error`` for none at all."""
-    seen = set(outcomes)
-    return next((o for o in WORST_FIRST if o in seen), Outcome.ERROR)
-
-
-def worst_finding(findings: Sequence[Finding]) -> Finding | None:
-    """The finding a one-line summary names: a failure before a flag, and among those
-    the first that names a line of code, else the first."""
-    for severity in (Severity.FAIL, Severity.FLAG):
-        same = [f for f in findings if f.severity is severity]
-        if same:
-            return next((f for f in same if f.where is not None), same[0])
-    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +44,8 @@ class ScenarioReport:
     scenario: str
     environment: str
     """The run's environment key (runs are compared only within one)."""
-    verdict: Verdict
+    verdict: Outcome
+    """Pass, flag or fail."""
     findings: tuple[Finding, ...]
     shape: str
     compared_runs: int
@@ -79,10 +53,6 @@ class ScenarioReport:
     branch: str | None = None
     result: str | None = None
     """Where the run's ``result.json`` was, on the machine that ran it."""
-
-    @property
-    def outcome(self) -> Outcome:
-        return Outcome(self.verdict.value)
 
     @property
     def worst(self) -> Finding | None:
@@ -118,10 +88,10 @@ class Merged:
     def verdict(self) -> Outcome:
         if self.errors or not self.reports:
             return Outcome.ERROR
-        return worst(r.outcome for r in self.reports)
+        return Outcome.worst(r.verdict for r in self.reports)
 
     def count(self, outcome: Outcome) -> int:
-        return sum(1 for r in self.reports if r.outcome is outcome)
+        return sum(1 for r in self.reports if r.verdict is outcome)
 
 
 def merge(reports: Iterable[ScenarioReport], errors: Iterable[BadInput] = ()) -> Merged:
@@ -143,7 +113,7 @@ def merge(reports: Iterable[ScenarioReport], errors: Iterable[BadInput] = ()) ->
         else:
             first[key] = report
     rank = {o: i for i, o in enumerate(WORST_FIRST)}
-    kept.sort(key=lambda r: (rank[r.outcome], r.scenario, r.environment, r.source))
+    kept.sort(key=lambda r: (rank[r.verdict], r.scenario, r.environment, r.source))
     return Merged(tuple(kept), tuple(found))
 
 
@@ -177,7 +147,7 @@ class _RunDoc:
 @dataclasses.dataclass(frozen=True)
 class _ReportDoc:
     scenario: _ScenarioDoc
-    verdict: Verdict
+    verdict: Annotated[Outcome, one_of(Outcome.PASS, Outcome.FLAG, Outcome.FAIL)]
     compared_runs: int
     findings: tuple[Finding, ...]
     run: _RunDoc
@@ -218,11 +188,7 @@ def parse_report(data: Any, *, source: str) -> ScenarioReport:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])
         raise bad(f"{where}: {first['msg']}") from None
-    expected = Verdict.PASS
-    if any(f.severity is Severity.FAIL for f in doc.findings):
-        expected = Verdict.FAIL
-    elif doc.findings:
-        expected = Verdict.FLAG
+    expected = Outcome.from_findings(doc.findings)
     if doc.verdict is not expected:
         raise bad(
             f"verdict {doc.verdict.value!r} does not match its findings"

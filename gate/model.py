@@ -12,6 +12,12 @@ import enum
 from typing import Any
 
 
+def scenario_key(name: str, service: str | None) -> str:
+    """``NAME``, or ``NAME/SERVICE`` for one of a scenario's several services: names a
+    run's baseline history, and the run in every report."""
+    return f"{name}/{service}" if service else name
+
+
 @dataclasses.dataclass(frozen=True)
 class Frame:
     """One Python stack frame of an allocation."""
@@ -197,6 +203,12 @@ class Site:
     def growth_per_request(self) -> float:
         return self.trend.slope
 
+    @property
+    def frame(self) -> Frame | None:
+        """The frame the site is named by, wherever it is shown or kept: its user frame,
+        else its innermost one."""
+        return self.user_frame or (self.stack[0] if self.stack else None)
+
 
 @dataclasses.dataclass(frozen=True)
 class EndpointStats:
@@ -312,9 +324,7 @@ class ScenarioRef:
 
     @property
     def key(self) -> str:
-        """``NAME``, or ``NAME/SERVICE`` for one of several services: names the run's
-        baseline history, and the run in every report."""
-        return f"{self.name}/{self.service}" if self.service else self.name
+        return scenario_key(self.name, self.service)
 
 
 @dataclasses.dataclass(frozen=True)

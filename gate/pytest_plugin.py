@@ -15,7 +15,6 @@ Off unless asked for:
 
 from __future__ import annotations
 
-import argparse
 import re
 import tomllib
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from gate.errors import ExitCode, MemgateError
+from gate.errors import ExitCode, MemgateError, error_text
 
 DEFAULT_SCENARIOS = "scenarios"
 
@@ -107,39 +106,38 @@ class ScenarioFailed(Exception):
 
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
-        from gate.baseline import BaselineStore
-        from gate.cli import FailOn, Format, check_scenario, error_text
-        from gate.report import where
+        from gate import check
+        from gate.console import TerminalObserver
+        from gate.report.formats import Format
+        from gate.report.parts import where
         from gate.report.terminal import render_decision
 
         config = self.config
-        args = argparse.Namespace(
-            env=[_env_pair(text) for text in config.getoption("memgate_env")],
+        options = check.RunOptions(
+            env=tuple(_env_pair(text) for text in config.getoption("memgate_env")),
             requests=config.getoption("memgate_requests"),
-            duration=None,
-            warmup=None,
-            quiet=True,
+            out=config.getoption("memgate_out"),
             record=config.getoption("memgate_record"),
-            fail_on=FailOn.FAIL,
+            baselines=config.getoption("memgate_baselines") or check.DEFAULT_BASELINES,
         )
-        store = BaselineStore(config.getoption("memgate_baselines") or Path("baselines"))
         try:
-            checked = check_scenario(
-                self.path, args, store, config.getoption("memgate_out").absolute()
-            )
+            scenario = check.open_scenario(self.path, options)
+            with TerminalObserver(scenario, quiet=True) as observer:
+                checked = check.check_scenario(scenario, options, observer)
         except MemgateError as exc:
             raise ScenarioFailed(f"memgate: error: {error_text(exc)}") from None
         lines = []
-        for report, code, written in checked:  # one per service of the scenario
-            if code == ExitCode.PASS:
+        for done in checked.checked:  # one per service of the scenario
+            if done.exit_code == ExitCode.PASS:
                 continue
+            report = done.report
             lines.append(
                 render_decision(report.result.scenario.key, report.decision).splitlines()[0]
             )
             for f in report.decision.findings:
                 at = f" (at {where(f.where)})" if f.where else ""
                 lines.append(f"  {f.severity.value.upper()}  {f.message}{at}")
-            lines.append(f"  report: {written[Format.HTML]}")
+            lines.append(f"  report: {done.files[Format.HTML]}")
         if lines:
             raise ScenarioFailed("\n".join(lines))
 
@@ -153,11 +151,11 @@ class ScenarioItem(pytest.Item):
 
 
 def _env_pair(text: str) -> tuple[str, str]:
-    from gate.cli import env_pair
+    from gate.check import parse_env_pair
 
     try:
-        return env_pair(text)
-    except argparse.ArgumentTypeError as exc:
+        return parse_env_pair(text)
+    except ValueError as exc:
         raise pytest.UsageError(f"--memgate-env: {exc}") from None
 
 

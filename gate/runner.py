@@ -49,7 +49,7 @@ from gate.model import (
     ScenarioRef,
 )
 from gate.result import SCHEMA_VERSION
-from gate.scenario import Scenario, port_variable
+from gate.scenario import Scenario, ScenarioFile, port_variable
 from gate.service import (
     GC_PROBE,
     RawProcessSample,
@@ -61,9 +61,6 @@ from gate.service import (
 
 POLL_S = 0.1
 FAILURE_SAMPLES = 200
-MEMGATE_SET = {"path", "sha256", "services", "service_name", "ports_of"}
-"""Keys of a scenario that are not its settings: where it was read, and how a service's
-view was made from it (the view's own ``service`` and ``load.target`` say the rest)."""
 EARLIER_RUN_FILES = ("failure.json", "result.json", "report.json", "report.html")
 """What a run in the folder wrote last time and this run replaces, or must not leave
 beside its own failure (``memgate merge`` would read the old report as this run's)."""
@@ -91,16 +88,16 @@ class QuietObserver:
 
 
 def run_scenario(
-    scenario: Scenario, out_dir: Path, observer: RunObserver | None = None
+    scenario: ScenarioFile, out_dir: Path, observer: RunObserver | None = None
 ) -> RunResult:
     """Run a one-service ``scenario`` once (see :func:`run_services`)."""
-    if scenario.service is None:
+    if scenario.doc.service is None:
         raise ValueError(f"scenario {scenario.name!r} has several services: run_services")
     return run_services(scenario, out_dir, observer)[0]
 
 
 def run_services(
-    scenario: Scenario, out_dir: Path, observer: RunObserver | None = None
+    scenario: ScenarioFile, out_dir: Path, observer: RunObserver | None = None
 ) -> list[RunResult]:
     """Run ``scenario`` once; write its files into ``out_dir``; return what it measured,
     one result per service in the order they started.
@@ -143,7 +140,7 @@ def run_services(
                 tried.append(service)
                 service.start()
                 service.wait_healthy()
-            outcome = _drive_load(scenario, services, target, out_dir, named, watched)
+            outcome = _drive_load(members[0], services, target, out_dir, named, watched)
         except RunError:
             watched.failed_in = watched.last_phase  # not the stop that follows
             raise
@@ -154,7 +151,7 @@ def run_services(
                 if stop.signal == "SIGKILL":
                     watched.failed_in = f"stopping the {service.who}"
                 check_stop(stop, service.log_path, service.who)
-            check_load(outcome, scenario, out_dir)
+            check_load(outcome, members[0], out_dir)
         except RunError:
             watched.failed_in = watched.failed_in or "load"  # unless a service was killed
             raise
@@ -221,7 +218,7 @@ class _Watched:
 
 def write_failure(
     out_dir: Path,
-    scenario: Scenario,
+    scenario: ScenarioFile,
     error: RunError,
     services: Sequence[ServiceProcess],
     run: _Watched,
@@ -237,7 +234,7 @@ def write_failure(
         "phase": run.failed_in or run.last_phase,
         "load": {"requests": run.requests, "failures": run.failures},
     }
-    if scenario.service is not None:
+    if scenario.doc.service is not None:
         service = services[0] if services else None
         doc["service"] = {"returncode": service.exit_code() if service else None}
         doc["processes"] = _failure_samples(service)
@@ -473,7 +470,7 @@ def _build_result(
             sha256=scenario.sha256,
             service=scenario.service_name,
         ),
-        settings=scenario.model_dump(mode="json", exclude=MEMGATE_SET),
+        settings=scenario.settings.model_dump(mode="json"),
         provenance=provenance.collect(started_at, scenario.service_cwd),
         load=load,
         curve=curve,

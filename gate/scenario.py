@@ -10,12 +10,14 @@ A scenario runs one service (``[service]``) or several that work together
 (``[services.NAME]`` tables, such as an API and the worker it hands jobs to): each is
 started, health-checked and profiled on its own, in the order written, and
 ``{port:NAME}`` in a service's command or environment is the port of service NAME.
-:meth:`Scenario.members` gives each service's own view of the scenario: a one-service
-scenario, which is what runs, results and baselines are made of.
+A file is read into a :class:`ScenarioFile`; its :meth:`~ScenarioFile.members` give one
+:class:`Scenario` per service, whose service is always there: what runs, results and
+baselines are made of.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import shlex
@@ -39,7 +41,7 @@ from pydantic import (
 
 from gate._files import read_input
 from gate.errors import InputError
-from gate.model import Shape
+from gate.model import Shape, scenario_key
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
@@ -218,11 +220,16 @@ class GateSpec(_Strict):
     """Runs kept in the baseline history."""
 
 
-class Scenario(_Strict):
-    """A validated scenario with its paths resolved."""
+class _Common(_Strict):
+    """What a scenario file and each of its services' scenarios have alike."""
 
     name: str = Field(min_length=1, pattern=NAME_PATTERN)
     description: str = ""
+
+
+class ScenarioDoc(_Common):
+    """A scenario file's contents, validated: one service or several."""
+
     service: ServiceSpec | None = None
     """The service under test; ``None`` in a scenario of several :attr:`services`."""
     services: dict[str, MemberSpec] = {}
@@ -231,20 +238,12 @@ class Scenario(_Strict):
     profile: ProfileSpec = ProfileSpec()
     budgets: BudgetSpec = BudgetSpec()
     gate: GateSpec = GateSpec()
-    path: Path = Path()
-    """The scenario file (set by :func:`load_scenario`)."""
-    sha256: str = ""
-    """Hash of the file's bytes, so a baseline knows which version it was made with."""
-    service_name: str | None = None
-    """In one service's view of a scenario of several (see :meth:`members`), its name."""
-    ports_of: tuple[str, ...] = ()
-    """In one service's view, every service of the scenario (whose ports it may use)."""
 
     @model_validator(mode="after")
-    def _one_or_several(self) -> Scenario:
+    def _one_or_several(self) -> ScenarioDoc:
         if (self.service is None) == (not self.services):
             raise ValueError("set [service], or [services.NAME] for several services (not both)")
-        names = list(self.services) or list(self.ports_of)
+        names = list(self.services)
         seen: dict[str, str] = {}
         for name in self.services:
             if not re.fullmatch(SERVICE_NAME_PATTERN, name):
@@ -283,51 +282,123 @@ class Scenario(_Strict):
             raise ValueError(f"load.target: {target!r} is not a service of the scenario")
         return self
 
+
+class Settings(_Common):
+    """One service's scenario as a run is made with it (what ``result.json`` keeps as
+    ``settings``): the service, the load, how it is profiled, budgets and history."""
+
+    service: ServiceSpec
+    load: LoadSpec
+    """Its ``target`` names this service's, in a scenario of several."""
+    profile: ProfileSpec
+    budgets: BudgetSpec
+    gate: GateSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """One service's scenario: what a run, its result and its baseline history are made
+    of. A file of one service gives one; a file of several gives one per service."""
+
+    settings: Settings
+    path: Path
+    """The scenario file."""
+    sha256: str
+    """Hash of the file's bytes, so a baseline knows which version it was made with."""
+    service_name: str | None = None
+    """The service's name in a scenario of several; ``None`` for a file of one service."""
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def service(self) -> ServiceSpec:
+        return self.settings.service
+
+    @property
+    def load(self) -> LoadSpec:
+        return self.settings.load
+
+    @property
+    def profile(self) -> ProfileSpec:
+        return self.settings.profile
+
+    @property
+    def budgets(self) -> BudgetSpec:
+        return self.settings.budgets
+
+    @property
+    def gate(self) -> GateSpec:
+        return self.settings.gate
+
     @property
     def key(self) -> str:
-        """``NAME``, or ``NAME/SERVICE`` for one service's view: names its baseline
-        history and its output folder's place."""
-        return f"{self.name}/{self.service_name}" if self.service_name else self.name
-
-    @property
-    def spec(self) -> ServiceSpec:
-        """The service of a one-service scenario or of one service's view."""
-        if self.service is None:
-            raise ValueError(f"scenario {self.name!r} has several services: see members()")
-        return self.service
-
-    def members(self) -> list[Scenario]:
-        """One view per service, in the order they start: the scenario itself when it
-        has one service; else a one-service scenario named after its service, with that
-        service's own profile and budgets where it sets them."""
-        if self.service is not None:
-            return [self]
-        target = self.load.target or next(iter(self.services))
-        views = []
-        for name, member in self.services.items():
-            service = ServiceSpec.model_validate(member.model_dump(exclude={"profile", "budgets"}))
-            views.append(
-                self.model_copy(
-                    update={
-                        "service": service,
-                        "services": {},
-                        "load": self.load.model_copy(update={"target": target}),
-                        "profile": member.profile or self.profile,
-                        "budgets": member.budgets or self.budgets,
-                        "service_name": name,
-                        "ports_of": tuple(self.services),
-                    }
-                )
-            )
-        return views
+        """``NAME``, or ``NAME/SERVICE``: names its baseline history."""
+        return scenario_key(self.name, self.service_name)
 
     @property
     def service_cwd(self) -> Path:
-        return (self.path.parent / self.spec.cwd).resolve()
+        return (self.path.parent / self.service.cwd).resolve()
 
     @property
     def locustfile(self) -> Path:
         return (self.path.parent / self.load.locustfile).resolve()
+
+
+@dataclasses.dataclass(frozen=True)
+class ScenarioFile:
+    """A scenario file, read and validated: one service or several, and one load."""
+
+    doc: ScenarioDoc
+    path: Path
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.doc.name
+
+    @property
+    def load(self) -> LoadSpec:
+        return self.doc.load
+
+    def members(self) -> list[Scenario]:
+        """One scenario per service, in the order they start; for several services each
+        is named after its service, with that service's own profile and budgets where it
+        sets them, and the load's target filled in."""
+        doc = self.doc
+        members: list[tuple[str | None, ServiceSpec, ProfileSpec, BudgetSpec]]
+        if doc.service is not None:
+            members = [(None, doc.service, doc.profile, doc.budgets)]
+        else:
+            members = [
+                (
+                    name,
+                    ServiceSpec.model_validate(member.model_dump(exclude={"profile", "budgets"})),
+                    member.profile or doc.profile,
+                    member.budgets or doc.budgets,
+                )
+                for name, member in doc.services.items()
+            ]
+        target = doc.load.target or (members[0][0] if doc.services else None)
+        load = doc.load.model_copy(update={"target": target})
+        return [
+            Scenario(
+                Settings(
+                    name=doc.name,
+                    description=doc.description,
+                    service=service,
+                    load=load,
+                    profile=profile,
+                    budgets=budgets,
+                    gate=doc.gate,
+                ),
+                self.path,
+                self.sha256,
+                name,
+            )
+            for name, service, profile, budgets in members
+        ]
 
     def with_overrides(
         self,
@@ -336,11 +407,11 @@ class Scenario(_Strict):
         requests: int | None = None,
         duration: float | None = None,
         warmup: int | None = None,
-    ) -> Scenario:
+    ) -> ScenarioFile:
         """The scenario with command-line overrides applied (validated again)."""
-        data = self.model_dump()
+        data = self.doc.model_dump()
         load = data["load"]
-        for spec in [data["service"]] if self.service else data["services"].values():
+        for spec in [data["service"]] if self.doc.service else data["services"].values():
             spec["env"] = {**spec["env"], **(env or {})}
         if requests is not None:
             load["requests"] = requests
@@ -350,7 +421,7 @@ class Scenario(_Strict):
             load["requests"] = None
         if warmup is not None:
             load["warmup_requests"] = warmup
-        return _validate(data, self.path)
+        return dataclasses.replace(self, doc=_validate(data, self.path))
 
 
 def port_variable(name: str) -> str:
@@ -358,7 +429,7 @@ def port_variable(name: str) -> str:
     return "MEMGATE_PORT_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path) -> ScenarioFile:
     """Read, validate and resolve a scenario file; raise :class:`InputError` with one line."""
     path = Path(path)
     raw = read_input(path, "scenario")
@@ -369,12 +440,7 @@ def load_scenario(path: str | Path) -> Scenario:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
     data.setdefault("name", path.stem)
-    for key in ("path", "sha256", "service_name", "ports_of"):
-        if key in data:
-            raise InputError(f"{path}: {key}: set by memgate, not allowed in the file")
-    data["path"] = path.resolve()
-    data["sha256"] = hashlib.sha256(raw).hexdigest()
-    scenario = _validate(data, path)
+    scenario = ScenarioFile(_validate(data, path), path.resolve(), hashlib.sha256(raw).hexdigest())
     for member in scenario.members():
         where = f"services.{member.service_name}" if member.service_name else "service"
         try:
@@ -403,9 +469,9 @@ def run_settings(settings: dict[str, Any]) -> tuple[BudgetSpec, GateSpec]:
         raise InputError(_first_error(exc, f"settings.{section}")) from None
 
 
-def _validate(data: dict[str, Any], path: Path) -> Scenario:
+def _validate(data: dict[str, Any], path: Path) -> ScenarioDoc:
     try:
-        return Scenario.model_validate(data)
+        return ScenarioDoc.model_validate(data)
     except ValidationError as exc:
         raise InputError(f"{path}: {_first_error(exc)}") from None
 

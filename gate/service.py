@@ -29,6 +29,7 @@ import psutil
 from gate._files import last_line, open_log
 from gate.errors import InputError, RunError
 from gate.model import GcSample
+from gate.outputs import CAPTURE, SERVICE_LOG
 from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
 
 _PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
@@ -171,17 +172,17 @@ class ServiceProcess:
         ports: dict[str, int] | None = None,
     ) -> None:
         self.scenario = scenario
-        """A one-service scenario, or one service's view of a scenario of several."""
+        """The service's scenario (one of a scenario file's members)."""
         self.profiled = profiled
         """``False`` runs the service without memray (to measure what profiling costs)."""
         self.port = port
         self.ports = ports or {}
         """The port of every service of the scenario, by name (none for one service)."""
-        self.capture_path = out_dir / "capture.bin"
-        self.log_path = out_dir / "service.log"
+        self.capture_path = out_dir / CAPTURE
+        self.log_path = out_dir / SERVICE_LOG
         self.gc_prefix = out_dir / "gc"
         """The GC probe writes ``gc.<pid>.<start ns>.jsonl`` here, one file per process."""
-        self.health_url = fill_port(scenario.spec.health_url, port)
+        self.health_url = fill_port(scenario.service.health_url, port)
         self._proc: subprocess.Popen[bytes] | None = None
         self._samples: list[RawProcessSample] = []
         self._stop_sampling = threading.Event()
@@ -209,7 +210,7 @@ class ServiceProcess:
 
     def start(self) -> None:
         self._clear_previous()
-        spec = self.scenario.spec
+        spec = self.scenario.service
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env["PORT"] = env["MEMGATE_PORT"] = str(self.port)
         env.update({port_variable(name): str(port) for name, port in self.ports.items()})
@@ -242,7 +243,7 @@ class ServiceProcess:
     def wait_healthy(self) -> float:
         """Poll the health URL; return the seconds it took, or raise :class:`RunError`."""
         assert self._proc is not None
-        timeout = self.scenario.spec.startup_timeout
+        timeout = self.scenario.service.startup_timeout
         started = time.monotonic()
         while True:
             code = self._proc.poll()
@@ -306,7 +307,7 @@ class ServiceProcess:
         used = "none"
         if proc.poll() is None:
             for sig, wait_s in (
-                (signal.SIGINT, self.scenario.spec.stop_timeout),
+                (signal.SIGINT, self.scenario.service.stop_timeout),
                 (signal.SIGTERM, 5.0),
                 (signal.SIGKILL, 5.0),
             ):

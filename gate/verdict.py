@@ -24,14 +24,15 @@ plainly as flags; with another environment, relative failures become flags.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import statistics
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Annotated, Protocol
 
+from gate._json import one_of
 from gate.analysis.resources import LABELS
 from gate.baseline import History, RunSummary
 from gate.model import Frame, Shape
+from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
 from gate.units import quantity
 
@@ -41,39 +42,39 @@ SITE_MIN_SLOPE = 4.0
 """Bytes per request below which a growing site is not reported."""
 
 
-class Severity(enum.StrEnum):
-    FLAG = "flag"
-    FAIL = "fail"
-
-
-class Verdict(enum.StrEnum):
-    PASS = "pass"
-    FLAG = "flag"
-    FAIL = "fail"
-
-
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Finding:
     """One thing a check found: what was measured, against what, and why it matters."""
 
     check: str
-    severity: Severity
+    severity: Annotated[Outcome, one_of(Outcome.FLAG, Outcome.FAIL)]
     metric: str
-    unit: str
-    current: float | None
-    baseline: float | None
+    unit: str = ""
+    current: float | None = None
+    baseline: float | None = None
     """The history's center (median), if compared with history."""
-    spread: float | None
-    limit: float | None
+    spread: float | None = None
+    limit: float | None = None
     """The value past which this is a finding."""
     message: str
     """One sentence: why this is a failure or a flag."""
     where: Frame | None = None
 
 
+def worst_finding(findings: Sequence[Finding]) -> Finding | None:
+    """The finding a one-line summary names: a failure before a flag, and among those
+    the first that names a line of code, else the first."""
+    for severity in (Outcome.FAIL, Outcome.FLAG):
+        same = [f for f in findings if f.severity is severity]
+        if same:
+            return next((f for f in same if f.where is not None), same[0])
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Decision:
-    verdict: Verdict
+    verdict: Outcome
+    """Pass, flag or fail: :meth:`Outcome.from_findings`."""
     findings: tuple[Finding, ...]
     compared: tuple[RunSummary, ...]
     """The history runs the relative checks used, oldest first."""
@@ -154,14 +155,24 @@ class RelativeCheck:
         if value <= b.limit:
             return []
         sure = m.interval is None or m.interval(current)[0] > b.center
-        severity = Severity.FAIL if sure else Severity.FLAG
+        severity = Outcome.FAIL if sure else Outcome.FLAG
         why = f"{m.name} {_fmt(value, m.unit)} is past the history's {_fmt(b.center, m.unit)}"
         why += f" ± {_fmt(b.spread, m.unit)} (limit {_fmt(b.limit, m.unit)})"
         if not sure:
             low = m.interval(current)[0] if m.interval else value
             why += f", but this run's interval reaches down to {_fmt(low, m.unit)}"
         return [
-            Finding("history", severity, m.name, m.unit, value, b.center, b.spread, b.limit, why)
+            Finding(
+                check="history",
+                severity=severity,
+                metric=m.name,
+                unit=m.unit,
+                current=value,
+                baseline=b.center,
+                spread=b.spread,
+                limit=b.limit,
+                message=why,
+            )
         ]
 
 
@@ -178,18 +189,15 @@ class SiteCheck:
             if runs and not any(_has(site.key, run) for run in runs):
                 out.append(
                     Finding(
-                        "site",
-                        Severity.FAIL,
-                        "site growth per request",
-                        "B/request",
-                        slope,
-                        None,
-                        None,
-                        None,
-                        f"{site.key} grows {_fmt(slope, 'B/request')} [{_fmt(site.trend.low, '')},"
-                        f" {_fmt(site.trend.high, '')}] and grew in none of the {len(runs)}"
-                        " baseline runs",
-                        site.frame,
+                        check="site",
+                        severity=Outcome.FAIL,
+                        metric="site growth per request",
+                        unit="B/request",
+                        current=slope,
+                        message=f"{site.key} grows {_fmt(slope, 'B/request')}"
+                        f" [{_fmt(site.trend.low, '')}, {_fmt(site.trend.high, '')}] and grew"
+                        f" in none of the {len(runs)} baseline runs",
+                        where=site.frame,
                     )
                 )
                 continue
@@ -200,17 +208,17 @@ class SiteCheck:
                 sure = site.trend.low > b.center
                 out.append(
                     Finding(
-                        "site",
-                        Severity.FAIL if sure else Severity.FLAG,
-                        "site growth per request",
-                        "B/request",
-                        slope,
-                        b.center,
-                        b.spread,
-                        b.limit,
-                        f"{site.key} grows {_fmt(slope, 'B/request')}, past the history's"
+                        check="site",
+                        severity=Outcome.FAIL if sure else Outcome.FLAG,
+                        metric="site growth per request",
+                        unit="B/request",
+                        current=slope,
+                        baseline=b.center,
+                        spread=b.spread,
+                        limit=b.limit,
+                        message=f"{site.key} grows {_fmt(slope, 'B/request')}, past the history's"
                         f" {_fmt(b.center, 'B/request')} (limit {_fmt(b.limit, 'B/request')})",
-                        site.frame,
+                        where=site.frame,
                     )
                 )
         return out
@@ -228,7 +236,7 @@ class ShapeCheck:
             return [
                 _plain(
                     "shape",
-                    Severity.FAIL,
+                    Outcome.FAIL,
                     f"memory leaks: the heap grows {_fmt(current.heap.slope, 'B/request')}"
                     f" [{_fmt(current.heap.low, '')}, {_fmt(current.heap.high, '')}] through the"
                     f" steady state ({since}){where}",
@@ -239,7 +247,7 @@ class ShapeCheck:
             return [
                 _plain(
                     "shape",
-                    Severity.FLAG,
+                    Outcome.FLAG,
                     f"RSS grows {_fmt(current.rss.slope, 'B/request')} while the traced heap does"
                     " not: fragmentation or native memory",
                 )
@@ -263,16 +271,13 @@ class ResourceCheck:
             label = LABELS.get(resource.name, resource.name)
             out.append(
                 Finding(
-                    "resource",
-                    Severity.FAIL,
-                    f"{label} growth",
-                    "per 1000 requests",
-                    round(resource.slope * 1000, 2),
-                    None,
-                    None,
-                    None,
-                    f"{label} keep growing: {resource.slope * 1000:,.1f} more per 1000 requests"
-                    f" through the steady state, {resource.at_end:,} at the end ({since})",
+                    check="resource",
+                    severity=Outcome.FAIL,
+                    metric=f"{label} growth",
+                    unit="per 1000 requests",
+                    current=round(resource.slope * 1000, 2),
+                    message=f"{label} keep growing: {resource.slope * 1000:,.1f} more per 1000"
+                    f" requests through the steady state, {resource.at_end:,} at the end ({since})",
                 )
             )
         return out
@@ -293,15 +298,14 @@ class BudgetCheck:
         ]
         out = [
             Finding(
-                "budget",
-                Severity.FAIL,
-                name,
-                unit,
-                value,
-                None,
-                None,
-                limit,
-                f"{name} {_fmt(value, unit)} is over the scenario's budget of {_fmt(limit, unit)}",
+                check="budget",
+                severity=Outcome.FAIL,
+                metric=name,
+                unit=unit,
+                current=value,
+                limit=limit,
+                message=f"{name} {_fmt(value, unit)} is over the scenario's budget"
+                f" of {_fmt(limit, unit)}",
             )
             for name, unit, value, limit in limits
             if limit is not None and value > limit
@@ -310,7 +314,7 @@ class BudgetCheck:
             out.append(
                 _plain(
                     "budget",
-                    Severity.FAIL,
+                    Outcome.FAIL,
                     f"shape {current.shape.value} is forbidden by the scenario's budgets",
                 )
             )
@@ -359,28 +363,23 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
         and runs
         and not any(r.provenance.env_key == current.provenance.env_key for r in runs)
     ):
-        relative = [dataclasses.replace(f, severity=Severity.FLAG) for f in relative]
+        relative = [dataclasses.replace(f, severity=Outcome.FLAG) for f in relative]
     findings += relative
     findings += ShapeCheck().findings(current, runs)
     findings += ResourceCheck().findings(current, runs)
     findings += BudgetCheck(budgets).findings(current, runs)
-    verdict = Verdict.PASS
-    if any(f.severity is Severity.FAIL for f in findings):
-        verdict = Verdict.FAIL
-    elif findings:
-        verdict = Verdict.FLAG
-    return Decision(verdict, tuple(findings), tuple(runs))
+    return Decision(Outcome.from_findings(findings), tuple(findings), tuple(runs))
 
 
 def _flag(check: str, message: str) -> Finding:
-    return _plain(check, Severity.FLAG, message, metric=check)
+    return _plain(check, Outcome.FLAG, message, metric=check)
 
 
 def _plain(
-    check: str, severity: Severity, message: str, where: Frame | None = None, metric: str = "shape"
+    check: str, severity: Outcome, message: str, where: Frame | None = None, metric: str = "shape"
 ) -> Finding:
     """A finding with no figures to compare (a shape, a missing baseline)."""
-    return Finding(check, severity, metric, "", None, None, None, None, message, where)
+    return Finding(check=check, severity=severity, metric=metric, message=message, where=where)
 
 
 def _has(key: str, run: RunSummary) -> bool:

@@ -17,12 +17,12 @@ from typing import Literal
 import github_action_utils as gau
 
 from gate.merge import Merged
-from gate.report import Report, is_user_frame, source_path, where
-from gate.verdict import Severity
+from gate.outcome import Outcome
+from gate.report.parts import Report, is_user_frame, source_path, where
 
-LEVEL: dict[Severity, Literal["error", "warning"]] = {
-    Severity.FAIL: "error",
-    Severity.FLAG: "warning",
+LEVEL: dict[Outcome, Literal["error", "warning"]] = {
+    Outcome.FAIL: "error",
+    Outcome.FLAG: "warning",
 }
 
 
@@ -65,7 +65,7 @@ def annotate_merged(merged: Merged) -> list[Annotation]:
     ``memgate check`` has already placed its annotations on the lines."""
     out = []
     for r in merged.reports:
-        for severity in (Severity.FAIL, Severity.FLAG):
+        for severity in (Outcome.FAIL, Outcome.FLAG):
             found = [f for f in r.findings if f.severity is severity]
             if not found:
                 continue

@@ -15,7 +15,8 @@ import shlex
 import jinja2
 
 from gate.model import RunResult
-from gate.report import (
+from gate.outcome import Outcome
+from gate.report.parts import (
     Line,
     Report,
     baseline_text,
@@ -26,7 +27,6 @@ from gate.report import (
     process_name,
     rate,
     resources_text,
-    shown_frame,
     where,
 )
 from gate.units import quantity, size
@@ -192,13 +192,14 @@ def render_html(report: Report) -> str:
         for f in report.decision.findings
     ]
     sites = [
-        {"site": site, "where": where(shown_frame(site)), "user": site.user_frame is not None}
+        {"site": site, "where": where(site.frame), "user": site.user_frame is not None}
         for site in growing_sites(result.sites, SITES)
     ]
     return _template().render(
         report=report,
         result=result,
         decision=report.decision,
+        passed=report.decision.verdict is Outcome.PASS,
         baseline=report.baseline,
         charts=charts,
         findings=findings,

@@ -9,9 +9,10 @@ from typing import Any
 
 from gate import __version__
 from gate.baseline import RunSummary
-from gate.merge import Merged, Outcome
+from gate.merge import Merged
 from gate.model import Frame, Trend
-from gate.report import Report, change, growing_processes, growing_sites, shown_frame
+from gate.outcome import Outcome
+from gate.report.parts import Report, change, growing_processes, growing_sites
 from gate.verdict import Finding
 
 REPORT_VERSION = 1
@@ -56,7 +57,7 @@ def render_json(report: Report) -> str:
                 "growth": _trend(site.trend),
                 "confidence": site.confidence,
                 "live_bytes_end": site.live_bytes_end,
-                "frame": _frame(shown_frame(site)),
+                "frame": _frame(site.frame),
                 "user_code": site.user_frame is not None,
                 "stack": [_frame(f) for f in site.stack[:STACK_FRAMES]],
             }

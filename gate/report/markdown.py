@@ -12,9 +12,10 @@ import shlex
 from collections.abc import Sequence
 
 from gate.baseline import RunSummary
-from gate.merge import Merged, Outcome
+from gate.merge import Merged
 from gate.model import Frame, Provenance
-from gate.report import (
+from gate.outcome import Outcome
+from gate.report.parts import (
     Report,
     baseline_text,
     change,
@@ -27,18 +28,16 @@ from gate.report import (
     process_name,
     rate,
     resources_text,
-    shown_frame,
     tally,
 )
 from gate.units import quantity, size
-from gate.verdict import Finding, Severity, Verdict
+from gate.verdict import Finding
 
 CHART_POINTS = 30
 PALETTE = ("#d62728", "#1f77b4")
 """Line colours in the charts: this run, then the baseline."""
-ICON = {Verdict.PASS: "✅", Verdict.FLAG: "⚠️", Verdict.FAIL: "❌"}
-MARK = {Severity.FAIL: "❌ fail", Severity.FLAG: "⚠️ flag"}
-OUTCOME_ICON = {Outcome(v.value): icon for v, icon in ICON.items()} | {Outcome.ERROR: "❗"}
+ICON = {Outcome.PASS: "✅", Outcome.FLAG: "⚠️", Outcome.FAIL: "❌", Outcome.ERROR: "❗"}
+MARK = {Outcome.FAIL: "❌ fail", Outcome.FLAG: "⚠️ flag"}
 STACK_FRAMES = 12
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#~!&$])")
@@ -124,7 +123,7 @@ def render_merged_markdown(merged: Merged) -> str:
     per scenario, then each failing or flagged scenario's findings, then the inputs that
     could not be merged."""
     verdict = merged.verdict
-    out = [f"## {OUTCOME_ICON[verdict]} memgate merge: {verdict.value.upper()}", ""]
+    out = [f"## {ICON[verdict]} memgate merge: {verdict.value.upper()}", ""]
     out += [md(tally(merged)) + ".", ""]
     if merged.reports:
         out += [
@@ -135,7 +134,7 @@ def render_merged_markdown(merged: Merged) -> str:
             top = r.worst
             out.append(
                 f"| {code(r.scenario, cell=True)} | {code(r.environment, cell=True)}"
-                f" | {OUTCOME_ICON[r.outcome]} {r.verdict.value} | {len(r.findings)}"
+                f" | {ICON[r.verdict]} {r.verdict.value} | {len(r.findings)}"
                 f" | {md(headline(top)) if top else ''}"
                 f" | {_where(top.where, cell=True) if top else ''} |"
             )
@@ -144,7 +143,7 @@ def render_merged_markdown(merged: Merged) -> str:
         if not r.findings:
             continue
         out += [
-            f"### {OUTCOME_ICON[r.outcome]} {code(r.scenario)} on {code(r.environment)}:"
+            f"### {ICON[r.verdict]} {code(r.scenario)} on {code(r.environment)}:"
             f" {r.verdict.value.upper()}",
             "",
         ]
@@ -159,7 +158,7 @@ def render_merged_markdown(merged: Merged) -> str:
         ]
         out += [*_findings(r.findings), ""]
     if merged.errors:
-        out += [f"### {OUTCOME_ICON[Outcome.ERROR]} Could not be merged", ""]
+        out += [f"### {ICON[Outcome.ERROR]} Could not be merged", ""]
         out += [f"- {code(bad.source)}: {md(bad.reason)}" for bad in merged.errors]
         out.append("")
     return "\n".join(out) + "\n"
@@ -245,7 +244,7 @@ def _sites(report: Report) -> list[str]:
     if not sites:
         return [*out, "No allocation site grew steadily through the steady state.", ""]
     for rank, site in enumerate(sites, start=1):
-        frame = shown_frame(site)
+        frame = site.frame
         owner = "" if site.user_frame else " (not user code)"
         out.append(
             f"{rank}. **{md(rate(site.trend))}**, confidence {site.confidence:.2f},"
@@ -295,14 +294,14 @@ def _provenance(this: Provenance, base: RunSummary | None) -> list[str]:
 
 def _next(report: Report) -> list[str]:
     verdict = report.decision.verdict
-    if verdict is Verdict.PASS:
+    if verdict is Outcome.PASS:
         return []
     result = report.result_path or "RESULT.json"
     out = ["### What to do next", ""]
     top = next(iter(growing_sites(report.result.sites)), None)
     fix = "Fix the growth"
-    if top is not None and shown_frame(top) is not None:
-        fix += f", starting at {_where(shown_frame(top))}"
+    if top is not None and top.frame is not None:
+        fix += f", starting at {_where(top.frame)}"
     out.append(f"- {fix}; the HTML report has every site's full stack.")
     out.append(
         "- Or, if the growth is intended, accept it on the record (the run becomes the"

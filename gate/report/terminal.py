@@ -13,7 +13,7 @@ from rich.table import Table
 from gate.baseline import AuditEntry, History
 from gate.merge import Merged
 from gate.model import CurveShape, RunResult
-from gate.report import (
+from gate.report.parts import (
     baseline_text,
     gc_text,
     growing_processes,
@@ -22,7 +22,6 @@ from gate.report import (
     process_name,
     rate,
     resources_text,
-    shown_frame,
     tally,
     where,
 )
@@ -73,7 +72,7 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     if not growing:
         sites.caption = "no allocation site grew steadily through the steady state"
     for rank, site in enumerate(growing, start=1):
-        frame = shown_frame(site)
+        frame = site.frame
         place = where(frame) or "(no Python frame)"
         if site.user_frame is None and frame is not None:
             place += " (not user code)"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.cli import Format, render
+from gate.report.formats import Format, render
 from tests.unit.test_reports import leak_report
 
 pytestmark = pytest.mark.e2e

@@ -8,9 +8,10 @@ import pytest
 
 from gate.analysis.resources import LABELS
 from gate.baseline import summarize
+from gate.outcome import Outcome
 from gate.runner import run_scenario
 from gate.scenario import BudgetSpec, load_scenario
-from gate.verdict import Verdict, decide
+from gate.verdict import decide
 from tests.integration.test_run_failures import server
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ def growth(tmp_path: Path, on_request: str) -> dict[str, bool]:
     grows = {r.name: r.grows for r in result.resources}
     failed = {f.metric for f in decision.findings if f.check == "resource"}
     assert failed == {f"{LABELS[name]} growth" for name, g in grows.items() if g}
-    assert (decision.verdict is Verdict.FAIL) == any(grows.values())
+    assert (decision.verdict is Outcome.FAIL) == any(grows.values())
     return grows
 
 

@@ -12,6 +12,9 @@ import pytest
 import yaml
 
 from gate import cli
+from gate.check import Checked
+from gate.outcome import Outcome
+from gate.report.formats import Format
 from tests.conftest import REPO
 from tests.support import read_file_commands
 from tests.unit.test_reports import leak_report
@@ -60,8 +63,9 @@ def test_every_output_is_one_memgate_sets(tmp_path: Path, monkeypatch, capsys) -
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
     report = leak_report()
-    written = {fmt: tmp_path / f"report.{fmt.value}" for fmt in (cli.Format.JSON, cli.Format.HTML)}
-    cli._publish([(report, written)], [], tmp_path)
+    written = {fmt: tmp_path / f"report.{fmt.value}" for fmt in (Format.JSON, Format.HTML)}
+    checked = Checked(report, report.decision.verdict.exit_code(Outcome.FAIL), written)
+    cli._publish([checked], [], tmp_path)
     set_by_memgate = read_file_commands(output.read_text())
     assert set_by_memgate["verdict"] == "fail"
     for name, spec in action["outputs"].items():

@@ -702,7 +702,7 @@ def scenario_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_the_scenario_fuzzed_below_is_valid(scenario_folder: Path) -> None:
     path = scenario_folder / "scenario.toml"
     path.write_text(toml(SCENARIO))
-    scenario = load_scenario(path)
+    (scenario,) = load_scenario(path).members()
     assert scenario.load.requests == 100 and scenario.budgets.max_peak_heap == 64 * 2**20
 
 

@@ -12,14 +12,16 @@ from hypothesis import given, settings
 
 import gate.report.json
 from gate import merge
-from gate.cli import Format, main, render
-from gate.merge import BadInput, Outcome, ReportError, collect, parse_report, worst
+from gate.cli import main
+from gate.merge import BadInput, ReportError, collect, parse_report
 from gate.model import Frame
+from gate.outcome import Outcome
+from gate.report.formats import Format, render
 from gate.report.github import annotate_merged, render_annotations
 from gate.report.json import render_merged_json
 from gate.report.markdown import render_merged_markdown
 from gate.report.terminal import render_merged
-from gate.verdict import Finding, Severity
+from gate.verdict import Finding
 from tests.support import parse_command, read_file_commands
 from tests.unit.test_reports import HOSTILE, _cells, _structure, leak_report, runner_lines
 
@@ -61,11 +63,11 @@ def parsed(data: dict[str, Any], source: str = "x/report.json") -> merge.Scenari
 
 
 def test_worst_verdict_rule() -> None:
-    assert worst([Outcome.PASS, Outcome.FLAG, Outcome.PASS]) is Outcome.FLAG
-    assert worst([Outcome.FLAG, Outcome.FAIL, Outcome.PASS]) is Outcome.FAIL
-    assert worst([Outcome.FAIL, Outcome.ERROR]) is Outcome.ERROR
-    assert worst([Outcome.PASS]) is Outcome.PASS
-    assert worst([]) is Outcome.ERROR  # nothing merged is never a pass
+    assert Outcome.worst([Outcome.PASS, Outcome.FLAG, Outcome.PASS]) is Outcome.FLAG
+    assert Outcome.worst([Outcome.FLAG, Outcome.FAIL, Outcome.PASS]) is Outcome.FAIL
+    assert Outcome.worst([Outcome.FAIL, Outcome.ERROR]) is Outcome.ERROR
+    assert Outcome.worst([Outcome.PASS]) is Outcome.PASS
+    assert Outcome.worst([]) is Outcome.ERROR  # nothing merged is never a pass
     reports = [parsed(doc("a", "pass")), parsed(doc("b", "flag"))]
     assert merge.merge(reports).verdict is Outcome.FLAG
     assert merge.merge(reports, [BadInput("c", "broken")]).verdict is Outcome.ERROR
@@ -83,14 +85,22 @@ def test_rows_are_worst_first_then_by_name() -> None:
 
 
 def test_worst_finding_is_a_failure_that_names_a_line() -> None:
-    def finding(severity: Severity, where: Frame | None = None) -> Finding:
-        return Finding("x", severity, "m", "B", 1, None, None, None, severity.value, where)
+    def finding(severity: Outcome, where: Frame | None = None) -> Finding:
+        return Finding(
+            check="x",
+            severity=severity,
+            metric="m",
+            unit="B",
+            current=1,
+            message=severity.value,
+            where=where,
+        )
 
     line = Frame("f", "app.py", 3)
     flag, fail, placed = (
-        finding(Severity.FLAG, line),
-        finding(Severity.FAIL),
-        finding(Severity.FAIL, line),
+        finding(Outcome.FLAG, line),
+        finding(Outcome.FAIL),
+        finding(Outcome.FAIL, line),
     )
     assert merge.worst_finding([flag, fail, placed]) is placed
     assert merge.worst_finding([flag, fail]) is fail

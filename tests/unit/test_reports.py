@@ -20,15 +20,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gate.baseline import CurveSample, History, summarize
-from gate.cli import Format, render
 from gate.model import Frame, RunResult
-from gate.report import Line, Report, change, source_path
+from gate.outcome import Outcome
+from gate.report.formats import Format, render
 from gate.report.github import Annotation, annotate, render_annotations
 from gate.report.html import chart
 from gate.report.markdown import code, fenced, md
+from gate.report.parts import Line, Report, change, source_path
 from gate.result import read_result
 from gate.scenario import BudgetSpec
-from gate.verdict import Finding, Severity, decide
+from gate.verdict import Finding, decide
 from tests.support import make_summary, parse_command
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -128,7 +129,17 @@ def test_source_path_resolves_against_the_service_folder() -> None:
 
 def test_change_is_signed_and_relative_only_when_meaningful() -> None:
     def finding(current: float, baseline: float) -> Finding:
-        return Finding("history", Severity.FAIL, "m", "B", current, baseline, 0, 0, "")
+        return Finding(
+            check="history",
+            severity=Outcome.FAIL,
+            metric="m",
+            unit="B",
+            current=current,
+            baseline=baseline,
+            spread=0,
+            limit=0,
+            message="",
+        )
 
     assert change(finding(3 * 2**20, 2 * 2**20)) == "+1.0 MiB (+50%)"
     assert change(finding(1024, 2048)) == "-1.0 KiB (-50%)"

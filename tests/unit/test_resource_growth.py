@@ -7,7 +7,8 @@ import dataclasses
 from gate.analysis.resources import resource_growth
 from gate.baseline import ResourceSummary
 from gate.model import ProcessSample
-from gate.verdict import ResourceCheck, Severity
+from gate.outcome import Outcome
+from gate.verdict import ResourceCheck
 from tests.support import make_summary
 
 
@@ -69,7 +70,7 @@ def test_a_resource_that_starts_growing_fails() -> None:
     current = with_resources(make_summary(), "fds")
     history = [with_resources(make_summary(run_id=f"r{n}")) for n in range(3)]
     (finding,) = ResourceCheck().findings(current, history)
-    assert finding.severity is Severity.FAIL
+    assert finding.severity is Outcome.FAIL
     assert finding.metric == "open file descriptors growth" and finding.current == 10.0
     assert "none of the 3 baseline runs did" in finding.message
 

@@ -10,7 +10,7 @@ from tests.conftest import DEMO_SCENARIO, MINIMAL, REPO
 
 
 def test_demo_scenario_loads_with_resolved_paths() -> None:
-    scenario = load_scenario(DEMO_SCENARIO)
+    (scenario,) = load_scenario(DEMO_SCENARIO).members()
     assert scenario.name == "demo"
     assert scenario.service.command[:3] == ["python", "-m", "uvicorn"]
     assert scenario.service_cwd == REPO
@@ -20,7 +20,7 @@ def test_demo_scenario_loads_with_resolved_paths() -> None:
 
 
 def test_defaults_and_string_command_split(write_scenario) -> None:
-    scenario = load_scenario(write_scenario(MINIMAL))
+    (scenario,) = load_scenario(write_scenario(MINIMAL)).members()
     assert scenario.service.command == [
         "python",
         "-m",
@@ -74,7 +74,7 @@ def test_load_processes_up_to_the_users(write_scenario) -> None:
             "profile.native: Input should be a valid boolean",
         ),
         (lambda t: t.replace("[load]", "[load"), "not valid TOML"),
-        (lambda t: "sha256 = 'x'\n" + t, "sha256: set by memgate"),
+        (lambda t: "sha256 = 'x'\n" + t, "sha256: unknown key"),
         (lambda t: "name = '..'\n" + t, "name: String should match pattern"),
         (
             lambda t: t + "\n[budgets]\nforbid_shapes = ['leek']\n",
@@ -134,7 +134,7 @@ def test_overrides_replace_bounds_and_merge_env(write_scenario) -> None:
     by_requests = scenario.with_overrides(requests=7, env={"A": "1"}, warmup=0)
     assert (by_requests.load.requests, by_requests.load.duration) == (7, None)
     assert by_requests.load.warmup_requests == 0
-    assert by_requests.service.env == {"A": "1"}
+    assert by_requests.members()[0].service.env == {"A": "1"}
     by_time = scenario.with_overrides(duration=5.0)
     assert (by_time.load.requests, by_time.load.duration) == (None, 5.0)
     assert scenario.with_overrides() == scenario
@@ -143,7 +143,7 @@ def test_overrides_replace_bounds_and_merge_env(write_scenario) -> None:
 def test_budgets_and_gate_settings(write_scenario) -> None:
     text = MINIMAL + "\n[budgets]\nmax_peak_heap = '64MiB'\nforbid_shapes = ['leak']\n"
     text += "\n[gate]\nkeep = 5\n"
-    scenario = load_scenario(write_scenario(text))
+    (scenario,) = load_scenario(write_scenario(text)).members()
     assert scenario.budgets.max_peak_heap == 64 * 2**20
     assert [s.value for s in scenario.budgets.forbid_shapes] == ["leak"]
     assert scenario.gate.keep == 5

@@ -58,26 +58,24 @@ def test_each_service_has_its_own_view(write_scenario: Any) -> None:
     worker, api = scenario.members()
     assert [worker.key, api.key] == ["shop/worker", "shop/api"]
     assert [worker.service_name, api.service_name] == ["worker", "api"]
-    assert api.spec.env == {"WORKER_URL": "http://127.0.0.1:{port:worker}/jobs"}
+    assert api.service.env == {"WORKER_URL": "http://127.0.0.1:{port:worker}/jobs"}
     # A service's own budgets and profile replace the scenario's; the others keep them.
     assert (worker.budgets.max_growth_per_request, worker.budgets.max_peak_heap) == (8, None)
     assert (api.budgets.max_growth_per_request, api.budgets.max_peak_heap) == (None, 64 * 2**20)
     assert (worker.profile.native, api.profile.native) == (False, True)
     assert worker.load.target == api.load.target == "api"
-    assert worker.ports_of == ("worker", "api")
 
 
 def test_a_one_service_scenario_is_its_own_only_member(write_scenario: Any) -> None:
-    scenario = load_scenario(write_scenario(MINIMAL))
-    assert scenario.members() == [scenario]
-    assert scenario.key == "scenario"
-    assert scenario.service_name is None
+    (only,) = load_scenario(write_scenario(MINIMAL)).members()
+    assert only.key == "scenario"
+    assert only.service_name is None
 
 
 def test_environment_overrides_reach_every_service(write_scenario: Any) -> None:
     scenario = load_scenario(write_scenario(TWO)).with_overrides(env={"LEAK": "64"})
-    assert [m.spec.env["LEAK"] for m in scenario.members()] == ["64", "64"]
-    assert scenario.members()[1].spec.env["WORKER_URL"].endswith("{port:worker}/jobs")
+    assert [m.service.env["LEAK"] for m in scenario.members()] == ["64", "64"]
+    assert scenario.members()[1].service.env["WORKER_URL"].endswith("{port:worker}/jobs")
 
 
 def test_the_target_defaults_to_the_only_service(write_scenario: Any) -> None:
@@ -89,7 +87,7 @@ def test_the_target_defaults_to_the_only_service(write_scenario: Any) -> None:
 def test_a_shared_load_setting_does_not_change_a_one_service_hash(write_scenario: Any) -> None:
     # load.target is new: left unset it must not make older histories incomparable.
     scenario = load_scenario(write_scenario(MINIMAL))
-    settings = scenario.model_dump(mode="json")
+    settings = scenario.members()[0].settings.model_dump(mode="json")
     without = dict(settings, load={k: v for k, v in settings["load"].items() if k != "target"})
     assert settings_hash(settings) == settings_hash(without)
 
@@ -127,7 +125,7 @@ def test_a_shared_load_setting_does_not_change_a_one_service_hash(write_scenario
             lambda t: t.replace("[services.worker]", "[services.worker]\nservice_name = 'x'"),
             "services.worker.service_name: unknown key",
         ),
-        (lambda t: "ports_of = ['a']\n" + t, "ports_of: set by memgate"),
+        (lambda t: "ports_of = ['a']\n" + t, "ports_of: unknown key"),
         (
             lambda t: t.replace("[services.api]\n", "[services.api]\ncwd = 'nowhere'\n"),
             "services.api.cwd: no such folder",
@@ -245,5 +243,5 @@ def test_any_names_load_or_are_one_line_of_bad_input(
     assert all(re.fullmatch(SERVICE_NAME_PATTERN, m.service_name or "") for m in members)
     assert members[0].load.target in set(names)
     # Every {port:NAME} left names a service ("{port:{}" is no placeholder, only text).
-    command = " ".join(members[0].spec.command)
+    command = " ".join(members[0].service.command)
     assert {m.group(1) for m in PORT_OF.finditer(command)} <= set(names)

@@ -8,8 +8,9 @@ import pytest
 
 from gate.baseline import SCHEMA_VERSION, BaselineStore, History, RunSummary
 from gate.model import Shape
+from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
-from gate.verdict import Severity, Verdict, decide
+from gate.verdict import decide
 from tests.support import make_summary
 
 MIB = 2**20
@@ -36,7 +37,7 @@ def clean_history(tmp_path: Path, **kwargs) -> History:
 
 def test_no_baseline_is_a_flag_not_a_pass_or_a_failure() -> None:
     decision = decide(make_summary(), None, BudgetSpec())
-    assert decision.verdict is Verdict.FLAG
+    assert decision.verdict is Outcome.FLAG
     assert "no baseline yet" in decision.findings[0].message
 
 
@@ -44,7 +45,7 @@ def test_a_clean_run_against_clean_history_passes(tmp_path: Path) -> None:
     decision = decide(
         make_summary(slope=0.3, peak_heap=6 * MIB + 20_000), clean_history(tmp_path), BudgetSpec()
     )
-    assert (decision.verdict, decision.findings, decision.compared_runs) == (Verdict.PASS, (), 3)
+    assert (decision.verdict, decision.findings, decision.compared_runs) == (Outcome.PASS, (), 3)
 
 
 def test_a_leak_fails_and_names_its_line(tmp_path: Path) -> None:
@@ -55,29 +56,29 @@ def test_a_leak_fails_and_names_its_line(tmp_path: Path) -> None:
         sites=(("examples/demo_service/app.py:__call__", 256.0),),
     )
     decision = decide(leak, clean_history(tmp_path), BudgetSpec())
-    assert decision.verdict is Verdict.FAIL
+    assert decision.verdict is Outcome.FAIL
     by_metric = {f.metric: f for f in decision.findings}
     growth = by_metric["heap growth per request"]
-    assert growth.severity is Severity.FAIL
+    assert growth.severity is Outcome.FAIL
     assert growth.baseline == pytest.approx(0.2)
     assert growth.limit == pytest.approx(4.2)
-    assert by_metric["peak heap"].severity is Severity.FAIL
+    assert by_metric["peak heap"].severity is Outcome.FAIL
     site = by_metric["site growth per request"]
     assert site.where is not None and site.where.file == "examples/demo_service/app.py"
     assert "grew in none of the 3 baseline runs" in site.message
-    assert by_metric["shape"].severity is Severity.FAIL
+    assert by_metric["shape"].severity is Outcome.FAIL
 
 
 def test_growth_past_the_limit_with_an_unsure_interval_is_a_flag(tmp_path: Path) -> None:
     decision = decide(
         make_summary(slope=6.0, low=-1.0, high=12.0), clean_history(tmp_path), BudgetSpec()
     )
-    assert decision.verdict is Verdict.FLAG
+    assert decision.verdict is Outcome.FLAG
     assert "interval reaches down to -1.0" in decision.findings[0].message
 
 
-@pytest.mark.parametrize(("extra", "verdict"), [(0.05, Verdict.PASS), (0.25, Verdict.FAIL)])
-def test_peak_heap_needs_a_material_change(tmp_path: Path, extra: float, verdict: Verdict) -> None:
+@pytest.mark.parametrize(("extra", "verdict"), [(0.05, Outcome.PASS), (0.25, Outcome.FAIL)])
+def test_peak_heap_needs_a_material_change(tmp_path: Path, extra: float, verdict: Outcome) -> None:
     current = make_summary(peak_heap=int(6 * MIB * (1 + extra)))
     assert decide(current, clean_history(tmp_path), BudgetSpec()).verdict is verdict
 
@@ -92,23 +93,23 @@ def test_history_spread_widens_the_limit(tmp_path: Path) -> None:
     )
     decision = decide(make_summary(peak_heap=13 * MIB), noisy, BudgetSpec())
     assert (
-        decision.verdict is Verdict.PASS
+        decision.verdict is Outcome.PASS
     )  # 13 MiB is within 9 MiB + 3 x 3.0 MiB (spread of 5 runs)
 
 
 def test_another_environment_says_so_and_only_flags(tmp_path: Path) -> None:
     history = clean_history(tmp_path, env_key="Darwin-arm64-py3.12-memray1.20-8cpu")
     decision = decide(make_summary(peak_heap=9 * MIB), history, BudgetSpec())
-    assert decision.verdict is Verdict.FLAG
+    assert decision.verdict is Outcome.FLAG
     assert (
         "another environment (Darwin-arm64-py3.12-memray1.20-8cpu" in decision.findings[0].message
     )
-    assert {f.severity for f in decision.findings} == {Severity.FLAG}
+    assert {f.severity for f in decision.findings} == {Outcome.FLAG}
 
 
 def test_different_settings_are_flagged(tmp_path: Path) -> None:
     decision = decide(make_summary(settings="other"), clean_history(tmp_path), BudgetSpec())
-    assert decision.verdict is Verdict.FLAG
+    assert decision.verdict is Outcome.FLAG
     assert "settings" in decision.findings[0].message
 
 
@@ -116,8 +117,8 @@ def test_budgets_fail_without_history() -> None:
     budgets = BudgetSpec(max_peak_heap="8MiB", forbid_shapes=[Shape.PLATEAU])
     current = make_summary(peak_heap=9 * MIB, shape=Shape.PLATEAU)
     decision = decide(current, None, budgets)
-    assert decision.verdict is Verdict.FAIL
-    messages = [f.message for f in decision.findings if f.severity is Severity.FAIL]
+    assert decision.verdict is Outcome.FAIL
+    messages = [f.message for f in decision.findings if f.severity is Outcome.FAIL]
     assert messages == [
         "peak heap 9.0 MiB is over the scenario's budget of 8.0 MiB",
         "shape plateau is forbidden by the scenario's budgets",
@@ -126,7 +127,7 @@ def test_budgets_fail_without_history() -> None:
 
 def test_a_leak_fails_even_with_no_baseline_yet() -> None:
     decision = decide(make_summary(slope=64, shape=Shape.LEAK), None, BudgetSpec())
-    assert decision.verdict is Verdict.FAIL
+    assert decision.verdict is Outcome.FAIL
     assert "(no baseline yet)" in decision.findings[-1].message
 
 
@@ -141,10 +142,10 @@ def test_an_accepted_leak_compares_by_rate(tmp_path: Path) -> None:
         reference="accepted",
     )
     same = make_summary(slope=65, shape=Shape.LEAK, sites=(("app.py:handler", 65.0),))
-    assert decide(same, history, BudgetSpec()).verdict is Verdict.PASS
+    assert decide(same, history, BudgetSpec()).verdict is Outcome.PASS
     worse = make_summary(slope=130, shape=Shape.LEAK, sites=(("app.py:handler", 130.0),))
     decision = decide(worse, history, BudgetSpec())
-    assert decision.verdict is Verdict.FAIL
+    assert decision.verdict is Outcome.FAIL
     assert decision.compared_runs == 1
     site_finding = next(f for f in decision.findings if f.metric == "site growth per request")
     assert site_finding.baseline == 64.0 and "past the history's 64.0" in site_finding.message
@@ -152,11 +153,11 @@ def test_an_accepted_leak_compares_by_rate(tmp_path: Path) -> None:
 
 def test_small_or_unsure_sites_are_not_reported(tmp_path: Path) -> None:
     tiny = make_summary(sites=(("email/utils.py:format_datetime", 0.05),))
-    assert decide(tiny, clean_history(tmp_path), BudgetSpec()).verdict is Verdict.PASS
+    assert decide(tiny, clean_history(tmp_path), BudgetSpec()).verdict is Outcome.PASS
 
 
 def test_new_fragmentation_is_a_flag(tmp_path: Path) -> None:
     current = make_summary(shape=Shape.FRAGMENTATION)
     decision = decide(current, clean_history(tmp_path), BudgetSpec())
-    assert decision.verdict is Verdict.FLAG
+    assert decision.verdict is Outcome.FLAG
     assert "fragmentation" in decision.findings[0].message

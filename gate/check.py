@@ -1,0 +1,235 @@
+"""The check: run a scenario, compare each of its services with its history, record it.
+
+The CLI (``memgate run``, ``check``, ``compare``, ``report``) and the pytest plugin call
+these functions with typed :class:`RunOptions`. They print nothing: what happens is told
+to an observer as it happens, and what was decided is returned, with its exit code.
+
+The rules: a run is compared with its scenario's history (less the run itself if it was
+recorded, unless it is the reference); with ``record``, a run that did not fail is
+appended to the history; a scenario of several services takes the worst of their
+verdicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from gate.errors import ExitCode
+from gate.outcome import Outcome
+from gate.outputs import REPORT_HTML, REPORT_JSON, RESULT, service_folder
+from gate.report.formats import Format
+
+if TYPE_CHECKING:
+    from gate.baseline import BaselineStore
+    from gate.model import RunResult
+    from gate.report.parts import Report
+    from gate.scenario import BudgetSpec, ScenarioFile
+
+DEFAULT_OUT = Path("memgate-out")
+DEFAULT_BASELINES = Path("baselines")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """What a run or a check is asked for, beyond the scenario file."""
+
+    env: tuple[tuple[str, str], ...] = ()
+    """Environment variables set for every service of the scenario."""
+    requests: int | None = None
+    """Measured requests after the warm-up, instead of the scenario's bound."""
+    duration: float | None = None
+    """Measured seconds after the warm-up, instead of the scenario's bound."""
+    warmup: int | None = None
+    """Warm-up requests, instead of the scenario's."""
+    out: Path | None = None
+    """A run's folder (default ``memgate-out/NAME``); for a check, the folder of one
+    folder per scenario (default ``memgate-out``)."""
+    record: bool = False
+    """Append each run that did not fail to its history."""
+    fail_on: Outcome = Outcome.FAIL
+    """``flag`` also fails the build on flags."""
+    baselines: Path = DEFAULT_BASELINES
+    """The folder of baseline histories."""
+
+
+def parse_env_pair(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` as a pair; :class:`ValueError` if it is not one."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def open_scenario(path: Path, options: RunOptions) -> ScenarioFile:
+    """The scenario file at ``path``, validated, with the options' overrides applied."""
+    from gate.scenario import load_scenario
+
+    return load_scenario(path).with_overrides(
+        env=dict(options.env),
+        requests=options.requests,
+        duration=options.duration,
+        warmup=options.warmup,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Ran:
+    """One service's run, written."""
+
+    result: RunResult
+    path: Path
+    """Its ``result.json``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """Where a run was recorded, and how many runs that history now keeps."""
+
+    path: Path
+    runs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """One service's run judged against its history."""
+
+    report: Report
+    exit_code: ExitCode
+    files: dict[Format, Path]
+    """The reports written beside the run's ``result.json``: JSON and HTML."""
+    recorded: Recorded | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ScenarioCheck:
+    """A scenario file's check: one :class:`Checked` per service, in the order they ran."""
+
+    name: str
+    checked: tuple[Checked, ...]
+
+    @property
+    def verdict(self) -> Outcome:
+        return Outcome.worst(c.report.decision.verdict for c in self.checked)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.worst(c.exit_code for c in self.checked)
+
+
+class CheckObserver(Protocol):
+    """What a check tells while it goes, besides its run's progress."""
+
+    def ran(self, ran: Ran) -> None: ...
+
+    def checked(self, checked: Checked) -> None: ...
+
+
+class Observer(CheckObserver, Protocol):
+    """A run's progress and a check's results (the terminal shows both)."""
+
+    show_capture_progress: bool
+
+    def phase(self, name: str) -> None: ...
+
+    def load_progress(self, phase: str, requests: int, failures: int) -> None: ...
+
+
+def run(scenario: ScenarioFile, options: RunOptions, observer: Observer) -> list[Ran]:
+    """Run ``scenario`` into ``options.out`` (default ``memgate-out/NAME``) and write each
+    service's ``result.json``; :class:`~gate.errors.RunError` if the run could not
+    measure."""
+    return _run(scenario, options.out or DEFAULT_OUT / scenario.name, observer)
+
+
+def _run(scenario: ScenarioFile, out: Path, observer: Observer) -> list[Ran]:
+    from gate.result import write_result
+    from gate.runner import run_services
+
+    written = []
+    for result in run_services(scenario, out, observer):
+        path = service_folder(out, result.scenario.service) / RESULT
+        write_result(result, path)
+        ran = Ran(result, path)
+        observer.ran(ran)
+        written.append(ran)
+    return written
+
+
+def check_scenario(
+    scenario: ScenarioFile, options: RunOptions, observer: Observer
+) -> ScenarioCheck:
+    """Run ``scenario`` into ``OUT/NAME`` (``OUT``: ``options.out``, default
+    ``memgate-out``), compare each of its services with its own history, write their
+    reports beside their results and, with ``options.record``, record each that did not
+    fail."""
+    from gate.baseline import BaselineStore
+
+    store = BaselineStore(options.baselines)
+    members = scenario.members()
+    for member in members:
+        store.load(member.key)  # a broken baseline is bad input: say so before the run
+    root = (options.out or DEFAULT_OUT).absolute()
+    checked = []
+    for member, ran in zip(members, _run(scenario, root / scenario.name, observer), strict=True):
+        report, code = judge(
+            ran.result, store, member.budgets, options.fail_on, result_path=ran.path
+        )
+        files = write_reports(report, ran.path.parent)
+        recorded = None
+        if options.record and report.decision.verdict is not Outcome.FAIL:
+            history = store.record(ran.result, keep=member.gate.keep)
+            recorded = Recorded(store.path(member.key), len(history.runs))
+        done = Checked(report, code, files, recorded)
+        observer.checked(done)
+        checked.append(done)
+    return ScenarioCheck(scenario.name, tuple(checked))
+
+
+def judge(
+    result: RunResult,
+    store: BaselineStore,
+    budgets: BudgetSpec,
+    fail_on: Outcome,
+    *,
+    result_path: Path | None = None,
+) -> tuple[Report, ExitCode]:
+    """Compare ``result`` with its history (less the run itself, if it was recorded) and
+    with ``budgets``: the report and its exit code."""
+    from gate.baseline import summarize
+    from gate.report.parts import Report
+    from gate.verdict import decide
+
+    current = summarize(result)
+    history = store.load(result.scenario.key)
+    if history is not None:
+        history = history.without_run(current.run_id)
+    decision = decide(current, history, budgets)
+    report = Report(result, current, decision, str(result_path) if result_path else None)
+    return report, decision.verdict.exit_code(fail_on)
+
+
+def judge_file(
+    result: RunResult, store: BaselineStore, fail_on: Outcome, *, result_path: Path | None = None
+) -> tuple[Report, ExitCode]:
+    """:func:`judge` a result read from a file, with the budgets it was run with."""
+    from gate.scenario import run_settings
+
+    budgets, _ = run_settings(result.settings)
+    return judge(result, store, budgets, fail_on, result_path=result_path)
+
+
+REPORT_FILES = ((Format.JSON, REPORT_JSON), (Format.HTML, REPORT_HTML))
+
+
+def write_reports(report: Report, folder: Path) -> dict[Format, Path]:
+    """The JSON and HTML reports beside the run's ``result.json``."""
+    from gate._files import write_atomic
+    from gate.report.formats import render
+
+    written = {}
+    for fmt, name in REPORT_FILES:
+        write_atomic(folder / name, render(report, fmt).encode())
+        written[fmt] = folder / name
+    return written

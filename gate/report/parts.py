@@ -1,0 +1,208 @@
+"""What every reporter is given (:class:`Report`) and the pieces of text and charts
+they share."""
+
+from __future__ import annotations
+
+import dataclasses
+import os.path
+from collections.abc import Sequence
+
+import numpy as np
+
+from gate.analysis.resources import LABELS
+from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
+from gate.baseline import RunSummary, thin
+from gate.merge import Merged
+from gate.model import Frame, ProcessCurve, RunResult, Site, Trend
+from gate.outcome import WORST_FIRST
+from gate.units import quantity
+from gate.verdict import Decision, Finding
+
+TOP_SITES = 5
+MIN_CONFIDENCE = 0.5
+"""Sites listed must grow at least MIN_SLOPE bytes per request, with an interval above
+zero and at least this confidence."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """What every reporter is given: a run, the figures its checks used, the verdict."""
+
+    result: RunResult
+    current: RunSummary
+    """The run as the checks saw it (``gate.baseline.summarize``)."""
+    decision: Decision
+    result_path: str | None = None
+    """Where ``result.json`` is, for the commands a report suggests."""
+
+    @property
+    def baseline(self) -> RunSummary | None:
+        """The run to show beside this one: the newest compared, other than this run
+        (which a history holds when it was accepted as the reference)."""
+        others = [r for r in self.decision.compared if r.run_id != self.current.run_id]
+        return others[-1] if others else None
+
+
+def growing_sites(sites: Sequence[Site], top: int = TOP_SITES) -> list[Site]:
+    """The sites worth showing: growing surely (interval above zero), materially and
+    with some confidence, most likely leaking first."""
+    return [
+        s
+        for s in sites
+        if s.trend.low > 0 and s.trend.slope >= MIN_SLOPE and s.confidence >= MIN_CONFIDENCE
+    ][:top]
+
+
+def growing_processes(result: RunResult) -> list[ProcessCurve]:
+    """The profiled processes whose heap grew surely and materially through the steady
+    state (a leaking prefork worker), fastest first."""
+    grew = [p for p in result.process_curves if p.trend and is_growing(p.trend, MIN_RISE)]
+    return sorted(grew, key=lambda p: p.trend.slope if p.trend else 0.0, reverse=True)
+
+
+def resources_text(result: RunResult) -> str:
+    """One line on the counts other than memory: each from steady start to end, and
+    which keep growing."""
+    if not result.resources:
+        return "not measured"
+    parts = []
+    for r in result.resources:
+        part = f"{LABELS.get(r.name, r.name)} {r.at_steady:,} -> {r.at_end:,}"
+        if r.grows and r.trend:
+            part += f" (GROWS {r.trend.slope * 1000:,.1f} per 1000 requests)"
+        parts.append(part)
+    return "; ".join(parts)
+
+
+def gc_text(result: RunResult) -> str:
+    """The garbage collector's work per request over the steady state, in one line."""
+    gc = result.gc
+    if gc is None:
+        return "not measured"
+    return (
+        f"{gc.collections_per_request:,.3f} collections per request"
+        f" ({gc.full_per_1000_requests:,.2f} full per 1000 requests),"
+        f" {gc.seconds_per_request * 1e6:,.1f} µs per request in the steady state"
+    )
+
+
+def process_name(process: ProcessCurve) -> str:
+    return f"{'main process' if process.main else 'fork'} {process.pid}"
+
+
+def rate(trend: Trend) -> str:
+    """``256.7 B/request [256.0, 257.5]``: the slope and its interval."""
+    return f"{_num(trend.slope)} B/request [{_num(trend.low)}, {_num(trend.high)}]"
+
+
+def _num(value: float) -> str:
+    return f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def where(frame: Frame | None) -> str:
+    return f"{frame.file}:{frame.line} in {frame.function}" if frame else ""
+
+
+def change(finding: Finding) -> str:
+    """``+250.3 B/request (+41%)``: the current value against the history's center."""
+    if finding.current is None or finding.baseline is None:
+        return ""
+    delta = finding.current - finding.baseline
+    text = ("+" if delta >= 0 else "-") + quantity(abs(delta), finding.unit)
+    if abs(finding.baseline) > 1e-9 and abs(delta / finding.baseline) < 10:
+        text += f" ({delta / abs(finding.baseline):+.0%})"
+    return text
+
+
+def headline(finding: Finding) -> str:
+    """A finding in a few words for a summary table: its metric, value and change
+    (``peak heap 8.0 MiB, +2.6 MiB (+48%)``), or its message when it has no figures."""
+    if finding.current is None:
+        return finding.message
+    text = f"{finding.metric} {quantity(finding.current, finding.unit)}"
+    return text + (f", {change(finding)}" if change(finding) else "")
+
+
+def tally(merged: Merged) -> str:
+    """``3 scenarios: 1 fail, 1 flag, 1 pass; 1 input could not be merged``."""
+    n = len(merged.reports)
+    parts = [f"{merged.count(o)} {o.value}" for o in WORST_FIRST if merged.count(o)]
+    text = f"{n} scenario{'' if n == 1 else 's'}" + (": " + ", ".join(parts) if parts else "")
+    bad = len(merged.errors)
+    if bad:
+        text += f"; {bad} input{'' if bad == 1 else 's'} could not be merged"
+    return text
+
+
+def baseline_text(finding: Finding) -> str:
+    """``1.2 B/request ± 0.4``, or nothing when the finding has no history."""
+    if finding.baseline is None:
+        return ""
+    spread = quantity(finding.spread or 0, finding.unit)
+    return f"{quantity(finding.baseline, finding.unit)} ± {spread}"
+
+
+def source_path(result: RunResult, frame: Frame, workspace: str) -> str | None:
+    """``frame``'s file relative to ``workspace`` (POSIX), or ``None`` when it lies outside.
+
+    Frames are stored relative to the service's working directory when they lie below
+    it, so they are resolved against that first."""
+    service = result.settings.get("service", {})
+    scenario_dir = os.path.dirname(result.scenario.path)
+    root = os.path.normpath(os.path.join(scenario_dir, str(service.get("cwd", "."))))
+    path = os.path.normpath(os.path.join(root, frame.file))
+    workspace = os.path.normpath(workspace)
+    if not os.path.isabs(path) or not (path == workspace or path.startswith(workspace + os.sep)):
+        return None
+    return os.path.relpath(path, workspace).replace(os.sep, "/")
+
+
+def is_user_frame(result: RunResult, frame: Frame | None) -> bool:
+    """Whether ``frame`` is some site's user frame (not the standard library's or a
+    package's): the only frames an annotation may point at."""
+    return frame is not None and any(site.user_frame == frame for site in result.sites)
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    """One curve to draw: memory against requests."""
+
+    label: str
+    requests: tuple[float, ...]
+    values: tuple[float, ...]
+    """Bytes."""
+
+
+def lines(report: Report, metric: str, most: int = 400) -> list[Line]:
+    """This run's ``heap`` or ``rss`` curve (thinned to ``most`` points) and, when the
+    newest compared baseline run kept one, the baseline's."""
+    points = thin(report.result.curve.points, most)
+    out = [
+        Line(
+            "this run",
+            tuple(p.requests for p in points),
+            tuple(float(getattr(p, metric)) for p in points),
+        )
+    ]
+    base = report.baseline
+    if base is not None and base.curve:
+        commit = (base.provenance.commit or "")[:7]
+        out.append(
+            Line(
+                f"baseline{' ' + commit if commit else ''}",
+                tuple(c.requests for c in base.curve),
+                tuple(float(getattr(c, metric)) for c in base.curve),
+            )
+        )
+    return out
+
+
+def on_grid(series: Sequence[Line], points: int) -> tuple[list[float], list[list[float]]]:
+    """The lines resampled (linearly) at ``points`` evenly spaced request counts from 0
+    to where the shortest line ends, so that they share one x-axis."""
+    end = min(line.requests[-1] for line in series) or max(line.requests[-1] for line in series)
+    grid = np.linspace(0.0, end, points)
+    return (
+        [float(x) for x in grid],
+        [[float(v) for v in np.interp(grid, line.requests, line.values)] for line in series],
+    )
