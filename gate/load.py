@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from gate._files import last_line, open_log
+from gate._process import signal_name
 from gate.errors import InputError, RunError
 from gate.model import EndpointStats, LoadSample
 
@@ -484,11 +485,3 @@ def _main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1:]))
-
-
-def signal_name(number: int) -> str:
-    """``SIGKILL`` for 9; ``signal 34`` for a number with no name (a realtime signal)."""
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
