@@ -21,6 +21,7 @@ from typing import Protocol
 
 from gate import provenance
 from gate._files import last_line, write_atomic
+from gate._process import exit_text
 from gate.analysis.curve import (
     NotEnoughData,
     build_curve,
@@ -37,7 +38,7 @@ from gate.analysis.trend import blocks, trend
 from gate.baseline import thin
 from gate.capture import Capture, UnreadableCapture
 from gate.errors import InputError, MemgateError, RunError
-from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess, signal_name
+from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess
 from gate.model import (
     CaptureInfo,
     Curve,
@@ -347,16 +348,6 @@ def check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
             f"load hit its {spec.time_limit:g} s time limit after measuring {measured}"
             f" requests, before the {wanted} asked for"
         )
-
-
-def exit_text(code: int | None) -> str:
-    """How a process ended, for people: its exit code, or the signal that killed it."""
-    if code is None or code >= 0:
-        return f"exit code {code}"
-    name = signal_name(-code)
-    if name == "SIGKILL":
-        return "killed by SIGKILL, as the kernel's OOM killer does when memory runs out"
-    return f"killed by {name}"
 
 
 def check_stop(stop: StopInfo, log: Path, who: str = "service") -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from gate.errors import InputError, RunError
-from gate.load import LoadConfig, LoadFailure, LoadProcess, _Workers
+from gate.load import LoadConfig, LoadProcess
+from gate.load.child import LoadFailure
+from gate.load.master import _Workers
 
 
 def config(tmp_path: Path) -> LoadConfig:

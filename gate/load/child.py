@@ -1,0 +1,152 @@
+"""The load process, ``python -m gate.load CONFIG_JSON``, and what all of memgate's
+Locust processes share: the timeline, the locustfile read under guard (its exceptions
+become ``error`` events), the 100 ms sampling loop and the ``end`` event. :func:`drive`
+is the load from this one process; :mod:`gate.load.master` drives a distributed one.
+Locust and gevent are imported inside the functions: importing this module patches
+nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from gate.load.process import LoadConfig
+
+SAMPLE_INTERVAL_S = 0.1
+
+
+class LoadFailure(Exception):
+    """A reason of memgate's own for stopping the load, shown as it is."""
+
+
+Emit = Callable[..., None]
+Drive = Callable[[LoadConfig, Any, Emit], int]
+"""Runs the load on a Locust environment, writing the timeline; the exit code."""
+
+
+def main(config: LoadConfig, drive: Drive) -> int:
+    """Read the locustfile, then ``drive`` the load on it: :func:`drive` here, or the
+    distributed master's."""
+    with open_timeline(config) as emit:
+        return guarded(config, emit, "", lambda env: drive(config, env, emit))
+
+
+@contextlib.contextmanager
+def open_timeline(config: LoadConfig) -> Iterator[Emit]:
+    # Line-buffered appends: the master and its workers may all write an ``error`` line.
+    with open(config.timeline_path, "a", buffering=1) as lines:
+
+        def emit(event: str, t: float | None = None, **fields: Any) -> None:
+            line = {"event": event, "t": time.time() if t is None else t, **fields}
+            lines.write(json.dumps(line) + "\n")
+
+        yield emit
+
+
+def guarded(config: LoadConfig, emit: Emit, prefix: str, run: Callable[[Any], int]) -> int:
+    """Read the locustfile, then ``run`` the load on its environment. Any exception
+    becomes an ``error`` event (kind ``input`` while the locustfile is read, ``run``
+    after), its message prefixed with ``prefix``, before it ends the process."""
+    stage = "input"
+    try:
+        environment = _prepare(config)
+        stage = "run"
+        return run(environment)
+    except BaseException as exc:  # the user's locustfile may raise anything, or exit
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        text = str(exc) if isinstance(exc, LoadFailure) else f"{type(exc).__name__}: {exc}"
+        message = (text.strip().splitlines() or [type(exc).__name__])[0]
+        emit("error", message=prefix + message, kind=stage)
+        raise
+
+
+def _prepare(config: LoadConfig) -> Any:
+    """Import the locustfile and pick its User classes: a failure here is bad input."""
+    import locust
+    from locust.env import Environment
+    from locust.util.load_locustfile import load_locustfile
+
+    available, _shapes = load_locustfile(config.locustfile)
+    if config.user_classes:
+        unknown = [name for name in config.user_classes if name not in available]
+        if unknown:
+            raise LookupError(f"no User class {unknown[0]!r} in {config.locustfile}")
+        classes = [available[name] for name in config.user_classes]
+    else:
+        classes = list(available.values())
+    if not classes:
+        raise LookupError(f"no User class in {config.locustfile}")
+
+    return Environment(user_classes=classes, host=config.host, events=locust.events)
+
+
+def drive(config: LoadConfig, env: Any, emit: Emit) -> int:
+    """The load from this one process: Locust's local runner."""
+    runner = env.create_local_runner()
+    env.events.init.fire(environment=env, runner=runner, web_ui=None)
+    started = time.monotonic()
+    emit("start", requests=0, failures=0)
+    runner.start(config.users, spawn_rate=config.spawn_rate)
+    stop_reason = follow(config, env, emit, started)
+    runner.quit()
+    emit_end(env, emit, stop_reason)
+    return 0
+
+
+def _no_check() -> None:
+    pass
+
+
+def follow(
+    config: LoadConfig, env: Any, emit: Emit, started: float, check: Callable[[], None] = _no_check
+) -> str:
+    """Sample the (aggregated) stats every 100 ms until a bound is reached; its name."""
+    import gevent
+
+    measure_from: tuple[float, int] | None = None
+    if config.warmup_requests == 0:
+        measure_from = (started, 0)
+        emit("warmup_done", requests=0)
+    while True:
+        gevent.sleep(SAMPLE_INTERVAL_S)
+        check()
+        now = time.monotonic()
+        done = env.stats.num_requests
+        emit("sample", requests=done, failures=env.stats.num_failures)
+        if measure_from is None and done >= config.warmup_requests:
+            measure_from = (now, done)
+            emit("warmup_done", requests=done)
+        if measure_from is not None:
+            if config.requests is not None and done - measure_from[1] >= config.requests:
+                return "requests"
+            if config.duration is not None and now - measure_from[0] >= config.duration:
+                return "duration"
+        if now - started >= config.time_limit:
+            return "time_limit"
+
+
+def emit_end(env: Any, emit: Emit, stop_reason: str, **extra: Any) -> None:
+    """The ``end`` event: the totals and each endpoint's stats, with ``extra`` fields."""
+    endpoints = [
+        {
+            "method": entry.method or "",
+            "name": entry.name,
+            "requests": entry.num_requests,
+            "failures": entry.num_failures,
+            "median_ms": float(entry.median_response_time or 0),
+            "p95_ms": float(entry.get_response_time_percentile(0.95) or 0),
+        }
+        for entry in sorted(env.stats.entries.values(), key=lambda e: (e.name, e.method or ""))
+    ]
+    emit(
+        "end",
+        requests=env.stats.num_requests,
+        failures=env.stats.num_failures,
+        stop_reason=stop_reason,
+        endpoints=endpoints,
+        **extra,
+    )
