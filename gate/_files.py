@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,14 +23,16 @@ def last_line(path: Path) -> str:
     return lines[-1].strip() if lines else "(no output)"
 
 
-def read_input(path: Path, kind: str) -> bytes:
-    """The bytes of a file given to memgate; :class:`InputError` with one line if none."""
+def read_input(path: Path, kind: str, fail: Callable[[str], InputError] | None = None) -> bytes:
+    """The bytes of a file given to memgate; if there are none, ``fail(reason)``
+    (default: an :class:`InputError` whose one line names the file)."""
+    fail = fail or (lambda reason: InputError(f"{path}: {reason}"))
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"{path}: no such {kind} file") from None
+        raise fail(f"no such {kind} file") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot read {kind}: {exc.strerror}") from None
+        raise fail(f"cannot read {kind}: {exc.strerror}") from None
 
 
 def open_log(path: Path) -> BinaryIO:
@@ -78,3 +82,26 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def locked(root: Path, name: str) -> Iterator[None]:
+    """An exclusive lock (``root/.NAME.lock``) for a read-modify-write of one history
+    (``NAME.json``, and ``NAME.audit.jsonl`` beside it; ``root`` is the history's folder).
+
+    The lock is ``flock``'s: the system releases it when its holder dies, even by
+    SIGKILL, so a killed writer never blocks the next. What such a writer can leave is
+    its temporary file; the next writer removes it."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f".{name}.lock", "a+b")  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"cannot write baselines in {root}: {exc.strerror}") from None
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        for target in (f"{name}.json", f"{name}.audit.jsonl"):
+            remove_leftovers(root / target)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)

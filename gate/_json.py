@@ -11,17 +11,46 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BeforeValidator, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError, PydanticSerializationError, to_json
 
+from gate._files import read_input
+from gate.errors import InputError
 from gate.outcome import Outcome
 
 T = TypeVar("T")
 
 INT_LIMIT = 2**63
 """Integers at or past this are no size or count a run could measure."""
+
+
+def read_json(
+    path: Path,
+    kind: str,
+    *,
+    not_json: str = "not valid JSON",
+    fail: Callable[[str], InputError] | None = None,
+) -> tuple[Any, bytes]:
+    """A JSON file of memgate's (a result, a history, a report) read strictly (see
+    :func:`loads`): its data, and its bytes for :func:`validate`. If it cannot be read,
+    or is not JSON (``not_json: first line of why``), ``fail(reason)``: by default an
+    :class:`InputError` whose one line names the file."""
+    fail = fail or (lambda reason: InputError(f"{path}: {reason}"))
+    raw = read_input(path, kind, fail)
+    try:
+        return loads(raw), raw
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, deep nesting
+        raise fail(f"{not_json}: {first_line(exc)}") from None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text, or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def loads(raw: bytes) -> Any:

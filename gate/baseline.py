@@ -17,19 +17,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import fcntl
 import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from gate._files import read_input, remove_leftovers, write_atomic
-from gate._json import bad_integer, first_error, loads, validate
+from gate._files import locked, read_input, write_atomic
+from gate._json import bad_integer, first_error, read_json, validate
 from gate.errors import InputError
 from gate.model import Frame, Provenance, RunResult, Shape, Site
 from gate.result import dumps
@@ -257,12 +256,7 @@ class BaselineStore:
         path = self.path(scenario)
         if not path.exists():
             return None
-        raw = read_input(path, "baseline")
-        try:
-            data = loads(raw)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge numbers
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"{path}: baseline is not valid JSON: {reason}") from None
+        data, raw = read_json(path, "baseline", not_json="baseline is not valid JSON")
         history = _parse(data, raw, path)
         if history.scenario != scenario:
             raise InputError(f"{path}: holds scenario {history.scenario!r}, not {scenario!r}")
@@ -335,30 +329,7 @@ class BaselineStore:
 
     def _locked(self, scenario: str) -> contextlib.AbstractContextManager[None]:
         path = self.path(scenario)
-        return _locked(path.parent, path.name.removesuffix(".json"))
-
-
-@contextlib.contextmanager
-def _locked(root: Path, name: str) -> Iterator[None]:
-    """An exclusive lock (``root/.NAME.lock``) for a read-modify-write of one history
-    (``NAME.json``, and ``NAME.audit.jsonl`` beside it; ``root`` is the history's folder).
-
-    The lock is ``flock``'s: the system releases it when its holder dies, even by
-    SIGKILL, so a killed writer never blocks the next. What such a writer can leave is
-    its temporary file; the next writer removes it."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        lock = open(root / f".{name}.lock", "a+b")  # noqa: SIM115
-    except OSError as exc:
-        raise InputError(f"cannot write baselines in {root}: {exc.strerror}") from None
-    with lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        for target in (f"{name}.json", f"{name}.audit.jsonl"):
-            remove_leftovers(root / target)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        return locked(path.parent, path.name.removesuffix(".json"))
 
 
 def _append(history: History, summary: RunSummary, keep: int) -> History:
@@ -389,7 +360,7 @@ def _parse(data: Any, raw: bytes, path: Path) -> History:
     try:
         history = validate(_history_adapter(), data, raw)
     except ValueError as exc:
-        raise _invalid(path, exc) from None
+        raise invalid(path, exc) from None
     if version == 1:
         # Schema 2 added each run's thinned curve; schema 1 runs have none to draw.
         history = dataclasses.replace(history, schema_version=2)
@@ -419,77 +390,6 @@ def _inconsistency(history: History) -> str | None:
     return None
 
 
-def _invalid(path: Path, exc: ValueError) -> InputError:
+def invalid(path: Path, exc: ValueError) -> InputError:
     """One line naming the file, the first bad field and what is wrong with it."""
     return InputError(f"{path}: {first_error(exc)}")
-
-
-@dataclasses.dataclass(frozen=True)
-class CallsRun:
-    """One recorded measurement of a function-level memory test (``memgate_calls``)."""
-
-    recorded_at: str
-    commit: str | None
-    env_key: str
-    growth_per_call: float
-    """Bytes per call over the rounds after the warm-up."""
-    low: float
-    high: float
-    peak: int
-    """Highest heap while tracking, bytes."""
-    calls_per_round: int
-    rounds: int
-
-
-@dataclasses.dataclass(frozen=True)
-class CallsHistory:
-    schema_version: int
-    test_id: str
-    """pytest's node id of the test."""
-    runs: tuple[CallsRun, ...]
-    """Oldest first."""
-
-
-CALLS_SCHEMA_VERSION = 1
-
-
-class CallsStore:
-    """Histories of function-level memory tests, one file per test in ``ROOT/calls/``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root / "calls"
-
-    def path(self, test_id: str) -> Path:
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id)[-80:].strip("_.")
-        digest = hashlib.sha256(test_id.encode()).hexdigest()[:8]
-        return self.root / f"{slug}-{digest}.json"
-
-    def load(self, test_id: str) -> CallsHistory | None:
-        path = self.path(test_id)
-        if not path.exists():
-            return None
-        raw = read_input(path, "baseline")
-        try:
-            data = loads(raw)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, NaN
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"{path}: baseline is not valid JSON: {reason}") from None
-        try:
-            history = validate(TypeAdapter(CallsHistory), data, raw)
-        except ValueError as exc:
-            raise _invalid(path, exc) from None
-        problem = bad_integer(history)
-        if problem:
-            raise InputError(f"{path}: {problem}")
-        if history.schema_version != CALLS_SCHEMA_VERSION or history.test_id != test_id:
-            raise InputError(f"{path}: not a version 1 history of {test_id}")
-        return history
-
-    def record(self, test_id: str, run: CallsRun, *, keep: int = DEFAULT_KEEP) -> CallsHistory:
-        path = self.path(test_id)
-        with _locked(self.root, path.stem):
-            old = self.load(test_id) or CallsHistory(CALLS_SCHEMA_VERSION, test_id, ())
-            history = dataclasses.replace(old, runs=(*old.runs, run)[-keep:])
-            data = TypeAdapter(CallsHistory).dump_json(history, indent=2) + b"\n"
-            write_atomic(path, data)
-        return history

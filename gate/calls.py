@@ -158,9 +158,8 @@ def check_calls(
 ) -> CallsOutcome:
     """Measure ``fn``; judge it by ``max_growth_per_call`` and, with ``baselines``,
     against its history (same environment key); record it if asked and it passed."""
-    from gate.baseline import CallsRun, CallsStore
-    from gate.provenance import collect
-    from gate.runner import library_roots
+    from gate.calls_history import CallsRun, CallsStore
+    from gate.provenance import collect, library_roots
     from gate.verdict import band
 
     result = measure_calls(

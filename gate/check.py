@@ -145,7 +145,7 @@ def run(scenario: ScenarioFile, options: RunOptions, observer: Observer) -> list
 
 def _run(scenario: ScenarioFile, out: Path, observer: Observer) -> list[Ran]:
     from gate.result import write_result
-    from gate.runner import run_services
+    from gate.run import run_services
 
     written = []
     for result in run_services(scenario, out, observer):

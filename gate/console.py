@@ -1,7 +1,7 @@
 """What memgate shows on a terminal while it works: the run's progress on standard error
 (only on a terminal), and each run's summary and each service's verdict on standard
-output as they come. The CLI and the pytest plugin (whose output pytest captures) both
-use it."""
+output as they come (the CLI and the pytest plugin, whose output pytest captures, both
+use it); and an error's one line."""
 
 from __future__ import annotations
 
@@ -77,3 +77,20 @@ class TerminalObserver:
         if checked.recorded is not None:
             recorded = checked.recorded
             print(f"recorded in {recorded.path} ({recorded.runs} runs)")
+
+
+def say_error(line: str) -> None:
+    """One line on standard error; on standard output inside Actions, where the runner
+    reads the two streams apart, so that the pause of workflow commands covers it."""
+    from gate import github
+
+    print(one_line(line), file=sys.stdout if github.in_actions() else sys.stderr, flush=True)
+
+
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character Python splits lines at written as an escape: a
+    file name or a key read from a file may hold a line break."""
+    return text.translate(_LINE_BREAKS)

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
-from gate._json import one_of
+from gate._json import bad_integer, first_error, one_of, read_json, validate
 from gate.errors import InputError
 from gate.outcome import WORST_FIRST, Outcome
 from gate.verdict import Finding, worst_finding
@@ -158,9 +157,10 @@ def _adapter() -> TypeAdapter[_ReportDoc]:
     return TypeAdapter(_ReportDoc)
 
 
-def parse_report(data: Any, *, source: str) -> ScenarioReport:
-    """A parsed ``report.json``; :class:`ReportError` if it is not one this memgate
-    reads, or if its verdict is not its findings' verdict."""
+def parse_report(data: Any, *, source: str, raw: bytes | None = None) -> ScenarioReport:
+    """A parsed ``report.json`` (``data``, parsed from ``raw`` if given), validated as
+    strictly as a result; :class:`ReportError` if it is not one this memgate reads, or if
+    its verdict is not its findings' verdict."""
 
     def bad(reason: str) -> ReportError:
         return ReportError(source, reason)
@@ -183,11 +183,12 @@ def parse_report(data: Any, *, source: str) -> ScenarioReport:
     if version < 1:
         raise bad(f"report_version {version} is not a memgate report version")
     try:
-        doc = _adapter().validate_python(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise bad(f"{where}: {first['msg']}") from None
+        doc = validate(_adapter(), data, raw)
+    except ValueError as exc:
+        raise bad(first_error(exc)) from None
+    problem = bad_integer(doc)
+    if problem:
+        raise bad(problem)
     expected = Outcome.from_findings(doc.findings)
     if doc.verdict is not expected:
         raise bad(
@@ -211,19 +212,8 @@ def parse_report(data: Any, *, source: str) -> ScenarioReport:
 
 def read_report(path: Path) -> ScenarioReport:
     """Read and parse one ``report.json``; :class:`ReportError` if it is bad."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ReportError(str(path), "no such file") from None
-    except OSError as exc:
-        raise ReportError(str(path), f"cannot read: {exc.strerror}") from None
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, deep nesting
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
-        raise ReportError(str(path), f"not valid JSON: {first}") from None
-    return parse_report(data, source=str(path))
+    data, raw = read_json(path, "report", fail=lambda reason: ReportError(str(path), reason))
+    return parse_report(data, source=str(path), raw=raw)
 
 
 def find_reports(paths: Sequence[Path]) -> tuple[list[Path], list[BadInput]]:

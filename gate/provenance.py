@@ -15,6 +15,8 @@ import os
 import platform
 import socket
 import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import gate
@@ -71,3 +73,20 @@ def _git(cwd: Path, *args: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+GC_PROBE = Path(__file__).with_name("_gc_probe.py")
+"""memgate's probe inside the service: the script memray runs, which runs the service."""
+
+
+def library_roots() -> list[str]:
+    """Folders whose code is not the user's: the standard library and site-packages (and
+    memgate's GC probe, the script memray runs)."""
+    names = ("stdlib", "platstdlib", "purelib", "platlib")
+    roots = {sysconfig.get_path(name) for name in names}
+    roots |= {
+        sysconfig.get_path(name, vars={"base": sys.base_prefix, "platbase": sys.base_prefix})
+        for name in names
+    }
+    roots.add(str(GC_PROBE))  # memgate's probe runs the service: never the user's frame
+    return sorted(root for root in roots if root)

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from gate._files import read_input, write_atomic
-from gate._json import bad_integer, first_error, loads, validate
+from gate._files import write_atomic
+from gate._json import bad_integer, first_error, first_line, read_json, validate
 from gate.errors import InputError
 from gate.model import Curve, Frame, RunResult
 from gate.provenance import env_key
@@ -48,11 +48,7 @@ def write_result(result: RunResult, path: Path) -> None:
 
 def read_result(path: Path) -> RunResult:
     """Read and validate a result file; :class:`InputError` with one line if it is bad."""
-    raw = read_input(path, "result")
-    try:
-        data = loads(raw)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge numbers
-        raise InputError(f"{path}: not valid JSON: {_first_line(exc)}") from None
+    data, raw = read_json(path, "result")
     return parse_result(data, source=str(path), raw=raw)
 
 
@@ -92,7 +88,7 @@ def _migrated(data: dict[str, Any], source: str) -> dict[str, Any]:
         raise InputError(f"{source}: not a complete version 1 result: {exc} is missing") from None
     except (TypeError, ValueError, IndexError) as exc:  # a version 1 file that cannot migrate
         raise InputError(
-            f"{source}: version 1 result cannot be migrated: {_first_line(exc)}"
+            f"{source}: version 1 result cannot be migrated: {first_line(exc)}"
         ) from None
 
 
@@ -137,11 +133,6 @@ def _inconsistency(result: RunResult) -> str | None:
         if not 0 <= first <= last < n:
             return f"process_curves.{number}.running: {first}..{last} is not within the curve"
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:

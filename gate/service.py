@@ -30,6 +30,7 @@ from gate._files import last_line, open_log
 from gate.errors import InputError, RunError
 from gate.model import GcSample
 from gate.outputs import CAPTURE, SERVICE_LOG
+from gate.provenance import GC_PROBE
 from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
 
 _PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
@@ -94,10 +95,6 @@ def profiled_command(target: list[str], profile: ProfileSpec, capture: Path) -> 
     if profile.follow_fork:
         memray.append("--follow-fork")
     return [*memray, str(GC_PROBE), *target]
-
-
-GC_PROBE = Path(__file__).with_name("_gc_probe.py")
-"""memray's script: counts garbage collections, then runs the service (see its docstring)."""
 
 
 def read_gc_samples(prefix: Path) -> list[list[GcSample]]:

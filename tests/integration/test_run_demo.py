@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gate.model import RunResult, Shape
-from gate.runner import run_scenario
+from gate.run import run_scenario
 from gate.scenario import load_scenario
 from tests.conftest import DEMO_SCENARIO, planted_leak_line
 

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from gate.errors import ExitCode, InputError, RunError
-from gate.runner import run_scenario
+from gate.run import run_scenario
 from gate.scenario import load_scenario
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gate import cli
 from gate.check import Checked
+from gate.cli import commands
 from gate.outcome import Outcome
 from gate.report.formats import Format
 from tests.conftest import REPO
@@ -65,7 +65,7 @@ def test_every_output_is_one_memgate_sets(tmp_path: Path, monkeypatch, capsys) -
     report = leak_report()
     written = {fmt: tmp_path / f"report.{fmt.value}" for fmt in (Format.JSON, Format.HTML)}
     checked = Checked(report, report.decision.verdict.exit_code(Outcome.FAIL), written)
-    cli._publish([checked], [], tmp_path)
+    commands.publish([checked], [], tmp_path)
     set_by_memgate = read_file_commands(output.read_text())
     assert set_by_memgate["verdict"] == "fail"
     for name, spec in action["outputs"].items():
@@ -83,7 +83,9 @@ def test_an_error_is_never_published_as_a_pass(tmp_path: Path, monkeypatch, caps
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    cli._publish([], [("scenarios/x.toml", "the service exited at start (exit code 1)")], tmp_path)
+    commands.publish(
+        [], [("scenarios/x.toml", "the service exited at start (exit code 1)")], tmp_path
+    )
     assert read_file_commands(output.read_text())["verdict"] == "error"
     assert summary.read_text().startswith("## ❗ memgate scenarios/x.toml: ERROR")
     printed = capsys.readouterr().out

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gate.baseline import CallsRun, CallsStore
 from gate.calls import check_calls, measure_calls, retains
+from gate.calls_history import CallsRun, CallsStore
 from gate.errors import InputError
-from gate.runner import library_roots
+from gate.provenance import library_roots
 
 KEPT: list[bytes] = []
 

@@ -29,8 +29,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import gate.runner
-from gate.baseline import CallsHistory, CallsRun, CallsStore, History
+import gate.run
+from gate.baseline import History
+from gate.calls_history import CallsHistory, CallsRun, CallsStore
 from gate.cli import main
 from gate.errors import InputError
 from gate.model import RunResult
@@ -695,7 +696,7 @@ def scenario_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("the scenario was accepted")
 
-    monkeypatch.setattr(gate.runner, "run_scenario", must_not_run)
+    monkeypatch.setattr(gate.run, "run_services", must_not_run)
     return tmp_path
 
 

@@ -13,7 +13,7 @@ from gate.analysis.sites import sum_by_stack
 from gate.capture import live_bytes_by_group
 from gate.errors import RunError
 from gate.model import Curve, CurvePoint, Frame, MemorySnapshot
-from gate.runner import check_profiled
+from gate.run.refusals import check_profiled
 from gate.service import RawProcessSample
 
 A = (Frame("f", "app.py", 1),)

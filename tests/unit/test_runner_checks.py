@@ -9,7 +9,9 @@ import pytest
 from gate.errors import RunError
 from gate.load import LoadOutcome
 from gate.model import LoadSample
-from gate.runner import QuietObserver, _stop_all, _Watched, check_load, check_stop
+from gate.run.orchestrate import _stop_all
+from gate.run.progress import QuietObserver, Watched
+from gate.run.refusals import check_load, check_stop
 from gate.scenario import load_scenario
 from gate.service import StopInfo
 from tests.conftest import MINIMAL
@@ -30,7 +32,8 @@ def outcome(
 
 @pytest.fixture
 def scenario(write_scenario):
-    return load_scenario(write_scenario(MINIMAL))
+    (only,) = load_scenario(write_scenario(MINIMAL)).members()
+    return only
 
 
 def test_a_good_load_passes(scenario, tmp_path: Path) -> None:
@@ -99,13 +102,13 @@ class FakeService:
 def test_services_stop_in_reverse_and_an_interrupted_stop_kills_the_rest() -> None:
     log: list[str] = []
     services = [FakeService(n, log) for n in ("db", "worker", "api")]
-    stops = _stop_all(services, _Watched(QuietObserver()))  # type: ignore[arg-type]
+    stops = _stop_all(services, Watched(QuietObserver()))  # type: ignore[arg-type]
     assert log == ["stop service api", "stop service worker", "stop service db"]
     assert [s.who for s, _ in stops] == ["service api", "service worker", "service db"]
     log.clear()
     services[1].interrupt = True
     with pytest.raises(KeyboardInterrupt):
-        _stop_all(services, _Watched(QuietObserver()))  # type: ignore[arg-type]
+        _stop_all(services, Watched(QuietObserver()))  # type: ignore[arg-type]
     assert log == [
         "stop service api",
         "stop service worker",

@@ -1,81 +1,26 @@
-"""The ``memgate`` command: arguments in, files written, exit code out.
-
-Each subcommand is a class whose docstring is its help; ``main`` returns the exit code
-(see ``gate.errors.ExitCode``) and never lets a traceback reach the user for an error
-memgate can name.
-"""
+"""The subcommands: each a class whose docstring is its help."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from gate.console import width
+from gate.cli.options import (
+    add_baseline_options,
+    add_fail_on,
+    add_run_options,
+    run_options,
+    whole_number,
+)
+from gate.console import say_error, width
 from gate.errors import ExitCode, InputError, MemgateError, error_text
-from gate.outcome import FAIL_ON, Outcome
+from gate.outcome import Outcome
 from gate.report.formats import MERGE_FORMATS, Format
 
 if TYPE_CHECKING:
-    from gate.check import Checked, RunOptions
-
-
-class Command(Protocol):
-    def prepare_parser(self, parser: argparse.ArgumentParser) -> None: ...
-
-    def run(self, args: argparse.Namespace) -> int: ...
-
-
-def env_pair(text: str) -> tuple[str, str]:
-    from gate.check import parse_env_pair
-
-    try:
-        return parse_env_pair(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _whole_number(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text!r}")
-        return value
-
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
-    return value
-
-
-def run_options(args: argparse.Namespace) -> RunOptions:
-    """The typed options of a command's arguments (those it has)."""
-    from gate.check import DEFAULT_BASELINES, RunOptions
-
-    return RunOptions(
-        env=tuple(getattr(args, "env", ())),
-        requests=getattr(args, "requests", None),
-        duration=getattr(args, "duration", None),
-        warmup=getattr(args, "warmup", None),
-        out=getattr(args, "out", None),
-        record=getattr(args, "record", False),
-        fail_on=getattr(args, "fail_on", Outcome.FAIL),
-        baselines=getattr(args, "baselines", DEFAULT_BASELINES),
-    )
+    from gate.check import Checked
 
 
 class RunCommand:
@@ -103,25 +48,6 @@ class RunCommand:
         return ExitCode.PASS
 
 
-def _add_baseline_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--baselines",
-        type=Path,
-        default=Path("baselines"),
-        help="folder of baseline histories (default: baselines)",
-    )
-
-
-def _add_fail_on(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--fail-on",
-        type=Outcome,
-        choices=FAIL_ON,
-        default=Outcome.FAIL,
-        help="'flag' also fails the build on flags (default: only on failures)",
-    )
-
-
 class CheckCommand:
     """Run scenarios and compare each with its baseline history: pass, flag or fail.
 
@@ -141,8 +67,8 @@ class CheckCommand:
             action="store_true",
             help="append runs that did not fail to the baseline history",
         )
-        _add_baseline_options(parser)
-        _add_fail_on(parser)
+        add_baseline_options(parser)
+        add_fail_on(parser)
         add_run_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -157,7 +83,7 @@ class CheckCommand:
         if options.record and github.in_pull_request():
             why = "--record is refused in a pull request's workflow: it must not write baselines"
             say_error(f"memgate: error: {why}")
-            _publish([], [("--record", why)], root)
+            publish([], [("--record", why)], root)
             return int(ExitCode.BAD_INPUT)
         for path in args.scenarios:
             try:
@@ -178,11 +104,11 @@ class CheckCommand:
                 )
                 print(f"memgate check: {checked.name}: {checked.verdict.value.upper()} ({each})")
         if github.in_actions():
-            _publish(done, errors, root)
+            publish(done, errors, root)
         return int(ExitCode.worst(codes))
 
 
-def _publish(done: list[Checked], errors: list[tuple[str, str]], root: Path) -> None:
+def publish(done: list[Checked], errors: list[tuple[str, str]], root: Path) -> None:
     """Inside GitHub Actions: annotations, one job summary, and the step outputs."""
     from gate import github
     from gate.report.github import Annotation, annotate, render_annotations
@@ -210,8 +136,8 @@ class CompareCommand:
 
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("result", type=Path, help="a result.json written by memgate")
-        _add_baseline_options(parser)
-        _add_fail_on(parser)
+        add_baseline_options(parser)
+        add_fail_on(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         from gate.baseline import BaselineStore
@@ -248,7 +174,7 @@ class ReportCommand:
             help="annotations' files are relative to this folder"
             " (default: GITHUB_WORKSPACE in Actions, else the current folder)",
         )
-        _add_baseline_options(parser)
+        add_baseline_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         from gate import github
@@ -295,7 +221,7 @@ class MergeCommand:
             help="terminal (default), markdown (job summary), json or github (annotations)",
         )
         parser.add_argument("--out", type=Path, help="write the summary to this file")
-        _add_fail_on(parser)
+        add_fail_on(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         from gate import github
@@ -334,7 +260,7 @@ class BaselineCommand:
         record.add_argument("result", type=Path)
         record.add_argument(
             "--keep",
-            type=_whole_number(2),
+            type=whole_number(2),
             help="runs kept (default: the scenario's gate.keep, 20)",
         )
         show = actions.add_parser(
@@ -348,7 +274,7 @@ class BaselineCommand:
         accept.add_argument("result", type=Path)
         accept.add_argument("--reason", required=True, help="why this regression is accepted")
         for sub in (record, show, accept):
-            _add_baseline_options(sub)
+            add_baseline_options(sub)
 
     def run(self, args: argparse.Namespace) -> int:
         from gate.baseline import BaselineStore
@@ -383,102 +309,3 @@ class BaselineCommand:
                 f" audit entry in {store.audit_path(history.scenario)}"
             )
         return ExitCode.PASS
-
-
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by every command that runs a scenario."""
-    parser.add_argument(
-        "--env",
-        type=env_pair,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set an environment variable for the service (every service, if several; repeatable)",
-    )
-    parser.add_argument("--requests", type=_whole_number(1), help="measured requests after warm-up")
-    parser.add_argument("--duration", type=_positive_float, help="measured seconds after warm-up")
-    parser.add_argument("--warmup", type=_whole_number(0), help="warm-up requests")
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
-
-
-COMMANDS: dict[str, Command] = {
-    "run": RunCommand(),
-    "check": CheckCommand(),
-    "compare": CompareCommand(),
-    "baseline": BaselineCommand(),
-    "report": ReportCommand(),
-    "merge": MergeCommand(),
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from gate import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="memgate",
-        description="Memory regression gate: run a service under memray with a Locust load"
-        " and measure how its memory grows with requests served.",
-    )
-    parser.add_argument("--version", action="version", version=f"memgate {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, command in COMMANDS.items():
-        doc = (command.__doc__ or "").strip()
-        sub = subparsers.add_parser(name, help=doc.splitlines()[0], description=doc)
-        command.prepare_parser(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    from gate import github
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    # A CI cancel sends SIGTERM: unwind like Ctrl-C so the service and load are stopped.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        # Inside Actions, nothing memgate prints is read as a workflow command, but for
-        # the annotations it emits on purpose (gate.github.emit_commands).
-        with github.commands_paused():
-            return _run_command(args)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _run_command(args: argparse.Namespace) -> int:
-    try:
-        return int(COMMANDS[args.command].run(args))
-    except MemgateError as exc:
-        say_error(f"memgate: error: {error_text(exc)}")
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        say_error("memgate: interrupted")
-        return 130
-    except Exception as exc:  # a bug in memgate: still one line, and never a pass
-        if os.environ.get("MEMGATE_DEBUG"):
-            raise
-        say_error(
-            f"memgate: internal error: {type(exc).__name__}: {exc}"
-            " (set MEMGATE_DEBUG=1 for the traceback)"
-        )
-        return int(ExitCode.RUN_FAILED)
-
-
-def say_error(line: str) -> None:
-    """One line on standard error; on standard output inside Actions, where the runner
-    reads the two streams apart, so that the pause of workflow commands covers it."""
-    from gate import github
-
-    print(one_line(line), file=sys.stdout if github.in_actions() else sys.stderr, flush=True)
-
-
-_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
-
-
-def one_line(text: str) -> str:
-    """``text`` with every character Python splits lines at written as an escape: a
-    file name or a key read from a file may hold a line break."""
-    return text.translate(_LINE_BREAKS)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

@@ -12,7 +12,7 @@ started, health-checked and profiled on its own, in the order written, and
 ``{port:NAME}`` in a service's command or environment is the port of service NAME.
 A file is read into a :class:`ScenarioFile`; its :meth:`~ScenarioFile.members` give one
 :class:`Scenario` per service, whose service is always there: what runs, results and
-baselines are made of.
+baselines are made of. The tables themselves are validated in ``sections``.
 """
 
 from __future__ import annotations
@@ -20,207 +20,54 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import shlex
 import tomllib
-import urllib.parse
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ByteSize,
-    ConfigDict,
-    Field,
-    Strict,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, model_validator
 
 from gate._files import read_input
 from gate.errors import InputError
-from gate.model import Shape, scenario_key
+from gate.model import scenario_key
+from gate.scenario.sections import (
+    CALLS_FOLDER,
+    LOOPBACK_HOSTS,
+    MAX_SERVICES,
+    NAME_PATTERN,
+    PORT_OF,
+    SERVICE_NAME_PATTERN,
+    BudgetSpec,
+    GateSpec,
+    LoadSpec,
+    MemberSpec,
+    ProfileSpec,
+    ServiceSpec,
+    StrictModel,
+)
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
-"""A scenario's name: it names its baseline file and output folder."""
-
-PositiveSeconds = Annotated[float, Field(gt=0, le=24 * 3600)]
-MAX_LOAD_PROCESSES = 64
-"""A typo such as ``processes = 800`` would start that many Python processes."""
-MAX_REQUESTS = 1_000_000_000
-"""More requests than Locust could send within the longest time limit (24 h)."""
-MAX_SERVICES = 16
-SERVICE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"
-"""A service's name: no dot, so that its folder (``OUT/NAME/SERVICE``) never takes the
-name of a file memgate writes beside it (``load.jsonl``, ``failure.json``)."""
-CALLS_FOLDER = "calls"
-"""``baselines/calls/`` keeps function-level histories: no scenario of several services
-may keep its services' histories there."""
-PORT_OF = re.compile(r"\{port:([^{}]*)\}")
-"""``{port:NAME}``: the port of another service of the scenario."""
-
-
-def _no_nul(value: str) -> str:
-    if "\0" in value:
-        raise ValueError("must not contain a NUL character")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_nul)]
-"""A string that goes into a command line, a path or the environment."""
-
-
-class _Strict(BaseModel):
-    # strict: no true for 1 or "100" for 100; numbers must be finite.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-
-class ServiceSpec(_Strict):
-    """How to start the service under test."""
-
-    command: list[Text] = Field(min_length=1)
-    """``python app.py``, ``python -m module ...`` or an installed console script."""
-    cwd: Text = "."
-    env: dict[Text, Text] = {}
-    health_url: str
-    """Polled until it answers 2xx; its host must be loopback."""
-    startup_timeout: PositiveSeconds = 30.0
-    stop_timeout: PositiveSeconds = 15.0
-    """Seconds to wait after SIGINT (then SIGTERM, then SIGKILL)."""
-
-    @field_validator("command", mode="before")
-    @classmethod
-    def _split_command(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return shlex.split(value)
-        return value
-
-    @field_validator("command")
-    @classmethod
-    def _program_named(cls, value: list[str]) -> list[str]:
-        if not value[0]:
-            raise ValueError("the program to run is an empty string")
-        return value
-
-    @field_validator("env")
-    @classmethod
-    def _variable_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not name or "=" in name:
-                raise ValueError(f"{name!r} is not an environment variable name")
-        return value
-
-    @field_validator("health_url")
-    @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
-            raise ValueError("must not contain spaces or control characters")
-        if PORT_OF.search(value):
-            raise ValueError("{port:NAME} cannot be used here: a health URL is the service's own")
-        parts = urllib.parse.urlsplit(value.replace("{port}", "0"))
-        if parts.scheme not in ("http", "https"):
-            raise ValueError("must be an http:// or https:// URL")
-        if parts.hostname not in LOOPBACK_HOSTS:
-            raise ValueError(
-                f"host {parts.hostname!r} is not loopback: memgate only loads 127.0.0.1"
-            )
-        try:
-            parts.port  # noqa: B018 - raises on a port that is not a number
-        except ValueError:
-            raise ValueError("port must be a number or {port}") from None
-        return value
+__all__ = [
+    "CALLS_FOLDER",
+    "LOOPBACK_HOSTS",
+    "NAME_PATTERN",
+    "PORT_OF",
+    "SERVICE_NAME_PATTERN",
+    "BudgetSpec",
+    "GateSpec",
+    "LoadSpec",
+    "MemberSpec",
+    "ProfileSpec",
+    "Scenario",
+    "ScenarioDoc",
+    "ScenarioFile",
+    "ServiceSpec",
+    "Settings",
+    "load_scenario",
+    "port_variable",
+    "run_settings",
+]
 
 
-class LoadSpec(_Strict):
-    """The Locust load: a plain locustfile, bounded in requests and time."""
-
-    locustfile: Text
-    user_classes: list[Text] = []
-    """Names of the User classes to run; all of the file's by default."""
-    users: int = Field(default=4, ge=1, le=10_000)
-    spawn_rate: float = Field(default=4.0, gt=0)
-    warmup_requests: int = Field(default=500, ge=0, le=MAX_REQUESTS)
-    """Requests sent before measuring starts; imports, pools and caches fill here."""
-    requests: int | None = Field(default=None, ge=1, le=MAX_REQUESTS)
-    """Requests measured after the warm-up."""
-    duration: PositiveSeconds | None = None
-    """Seconds measured after the warm-up (whichever of requests and duration comes first)."""
-    time_limit: PositiveSeconds = 600.0
-    """Hard limit on the whole load, warm-up included."""
-    processes: int = Field(default=1, ge=1, le=MAX_LOAD_PROCESSES)
-    """Locust processes generating the load. Above 1, Locust's distributed mode: a master
-    and this many workers on 127.0.0.1, the users shared out among the workers."""
-    target: str | None = Field(default=None, pattern=NAME_PATTERN)
-    """The service the load is sent to, in a scenario of several services."""
-
-    @model_validator(mode="after")
-    def _bounded(self) -> LoadSpec:
-        if self.requests is None and self.duration is None:
-            raise ValueError("set requests or duration (or both): the load must be bounded")
-        if self.duration is not None and self.duration >= self.time_limit:
-            raise ValueError(
-                f"duration {self.duration:g} s cannot be measured within"
-                f" time_limit {self.time_limit:g} s (which includes the warm-up)"
-            )
-        return self
-
-    @field_validator("processes")
-    @classmethod
-    def _a_user_each(cls, value: int, info: ValidationInfo) -> int:
-        users = info.data.get("users")
-        if users is not None and value > users:
-            raise ValueError(
-                f"{value} processes for {users} users: every Locust worker needs a user"
-            )
-        return value
-
-
-class ProfileSpec(_Strict):
-    """How memray profiles the service."""
-
-    trace_python_allocators: bool = True
-    """See every Python object allocation (needed to name the leaking line)."""
-    native: bool = False
-    """Also record native (C) stacks: slower, for leaks in extension modules."""
-    follow_fork: bool = False
-    """Also profile the processes the service forks (a prefork server's workers, such as
-    gunicorn's): one capture each, read and summed with the main one. Needed whenever
-    the service's work is done in forked processes."""
-
-
-class BudgetSpec(_Strict):
-    """Absolute limits: any run past one fails, whatever the history says."""
-
-    max_peak_heap: ByteSize | None = None
-    """Bytes, or a size such as ``"64MiB"``."""
-    max_peak_rss: ByteSize | None = None
-    max_growth_per_request: float | None = Field(default=None, ge=0)
-    """Heap growth per request, bytes."""
-    forbid_shapes: list[Annotated[Shape, Strict(False)]] = []
-    """Shapes that fail a run, for example ``["leak", "fragmentation"]``."""
-
-
-class MemberSpec(ServiceSpec):
-    """One of several services of a scenario (``[services.NAME]``): started like
-    ``[service]``, and profiled or held to budgets of its own if it says so."""
-
-    profile: ProfileSpec | None = None
-    """Instead of the scenario's ``[profile]`` for this service."""
-    budgets: BudgetSpec | None = None
-    """Instead of the scenario's ``[budgets]`` for this service."""
-
-
-class GateSpec(_Strict):
-    """How ``memgate check`` keeps history for this scenario."""
-
-    keep: int = Field(default=20, ge=2, le=1000)
-    """Runs kept in the baseline history."""
-
-
-class _Common(_Strict):
+class _Common(StrictModel):
     """What a scenario file and each of its services' scenarios have alike."""
 
     name: str = Field(min_length=1, pattern=NAME_PATTERN)
@@ -232,7 +79,7 @@ class ScenarioDoc(_Common):
 
     service: ServiceSpec | None = None
     """The service under test; ``None`` in a scenario of several :attr:`services`."""
-    services: dict[str, MemberSpec] = {}
+    services: dict[str, MemberSpec] = Field(default_factory=dict)
     """Several services that work together, in the order they start."""
     load: LoadSpec
     profile: ProfileSpec = ProfileSpec()

@@ -1,0 +1,96 @@
+"""The options commands share, and argv's values typed (argparse's ``type=`` functions)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gate.outcome import FAIL_ON, Outcome
+
+if TYPE_CHECKING:
+    from gate.check import RunOptions
+
+
+def env_pair(text: str) -> tuple[str, str]:
+    from gate.check import parse_env_pair
+
+    try:
+        return parse_env_pair(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text!r}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The typed options of a command's arguments (those it has)."""
+    from gate.check import DEFAULT_BASELINES, RunOptions
+
+    return RunOptions(
+        env=tuple(getattr(args, "env", ())),
+        requests=getattr(args, "requests", None),
+        duration=getattr(args, "duration", None),
+        warmup=getattr(args, "warmup", None),
+        out=getattr(args, "out", None),
+        record=getattr(args, "record", False),
+        fail_on=getattr(args, "fail_on", Outcome.FAIL),
+        baselines=getattr(args, "baselines", DEFAULT_BASELINES),
+    )
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that runs a scenario."""
+    parser.add_argument(
+        "--env",
+        type=env_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set an environment variable for the service (every service, if several; repeatable)",
+    )
+    parser.add_argument("--requests", type=whole_number(1), help="measured requests after warm-up")
+    parser.add_argument("--duration", type=_positive_float, help="measured seconds after warm-up")
+    parser.add_argument("--warmup", type=whole_number(0), help="warm-up requests")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def add_baseline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--baselines",
+        type=Path,
+        default=Path("baselines"),
+        help="folder of baseline histories (default: baselines)",
+    )
+
+
+def add_fail_on(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fail-on",
+        type=Outcome,
+        choices=FAIL_ON,
+        default=Outcome.FAIL,
+        help="'flag' also fails the build on flags (default: only on failures)",
+    )

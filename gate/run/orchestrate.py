@@ -1,0 +1,193 @@
+"""One run of a scenario file: its services started under memray in order, the Locust
+load driven, the services stopped in reverse, and one result per service.
+
+This is where the edges meet: ``service`` (processes), ``load`` (Locust, in its own
+process), and the result's assembly from the captures. It writes only into the run's
+output folder and keeps everything there when a run fails, for a post-mortem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import time
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
+
+from gate._process import exit_text
+from gate.errors import InputError, MemgateError, RunError
+from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess
+from gate.model import RunResult
+from gate.outputs import EARLIER_RUN_FILES, LOAD_LOG, LOAD_TIMELINE, SERVICE_LOG, service_folder
+from gate.run.assemble import build_result
+from gate.run.failure import write_failure
+from gate.run.progress import QuietObserver, RunObserver, Watched
+from gate.run.refusals import check_load, check_stop
+from gate.scenario import Scenario, ScenarioFile, port_variable
+from gate.service import ServiceProcess, StopInfo, free_port
+
+POLL_S = 0.1
+
+
+def run_scenario(
+    scenario: ScenarioFile, out_dir: Path, observer: RunObserver | None = None
+) -> RunResult:
+    """Run a one-service ``scenario`` once (see :func:`run_services`)."""
+    if scenario.doc.service is None:
+        raise ValueError(f"scenario {scenario.name!r} has several services: run_services")
+    return run_services(scenario, out_dir, observer)[0]
+
+
+def run_services(
+    scenario: ScenarioFile, out_dir: Path, observer: RunObserver | None = None
+) -> list[RunResult]:
+    """Run ``scenario`` once; write its files into ``out_dir``; return what it measured,
+    one result per service in the order they started.
+
+    Several services each keep their files in ``out_dir/NAME``; the load's files and a
+    failure's account are in ``out_dir`` itself. They start in order, each healthy
+    before the next, and stop in the reverse order. Raises :class:`RunError` when the
+    run could not measure (a service did not start or died, the load failed or served no
+    successful request, a capture is unusable).
+    """
+    observer = observer or QuietObserver()
+    members = scenario.members()
+    folders = [service_folder(out_dir, m.service_name) for m in members]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # Services renamed or removed since an earlier run left their verdicts too (a
+        # service's folder is known by its log).
+        earlier = [path.parent for path in out_dir.glob(f"*/{SERVICE_LOG}")]
+        for folder in dict.fromkeys([out_dir, *earlier, *folders]):
+            folder.mkdir(parents=True, exist_ok=True)
+            # An earlier run's verdict must not outlive this run if it fails.
+            for name in EARLIER_RUN_FILES:
+                (folder / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
+    started_at = datetime.datetime.now(datetime.UTC)
+    ports = _free_ports(len(members))
+    named = {m.service_name: p for m, p in zip(members, ports, strict=True) if m.service_name}
+    services = [
+        ServiceProcess(m, port, folder, ports=named)
+        for m, port, folder in zip(members, ports, folders, strict=True)
+    ]
+    target = services[[m.service_name for m in members].index(members[0].load.target)]
+    watched = Watched(observer)
+    tried: list[ServiceProcess] = []
+    try:
+        try:
+            for service in services:
+                watched.phase(f"starting the {service.who} under memray")
+                tried.append(service)
+                service.start()
+                service.wait_healthy()
+            outcome = _drive_load(members[0], services, target, out_dir, named, watched)
+        except RunError:
+            watched.failed_in = watched.last_phase  # not the stop that follows
+            raise
+        finally:
+            stops = _stop_all(tried, watched)
+        try:
+            for service, stop in reversed(stops):
+                if stop.signal == "SIGKILL":
+                    watched.failed_in = f"stopping the {service.who}"
+                check_stop(stop, service.log_path, service.who)
+            check_load(outcome, members[0], out_dir)
+        except RunError:
+            watched.failed_in = watched.failed_in or "load"  # unless a service was killed
+            raise
+        results = []
+        for member, service in zip(members, services, strict=True):
+            watched.phase(f"reading the {service.who}'s capture")
+            results.append(
+                build_result(member, service, outcome, started_at, observer.show_capture_progress)
+            )
+        return results
+    except RunError as exc:
+        # A full disk, say, must not hide the run's own reason.
+        with contextlib.suppress(OSError, MemgateError):
+            exc.kept = write_failure(out_dir, scenario, exc, tried, watched)
+        raise
+
+
+def _stop_all(
+    services: Sequence[ServiceProcess], watched: Watched
+) -> list[tuple[ServiceProcess, StopInfo]]:
+    """Stop ``services`` in the reverse order (what depends on the others first). If
+    stopping is cut short (a second Ctrl-C, a CI cancel's SIGTERM), the services not yet
+    stopped are killed: none outlives memgate."""
+    stops = []
+    left = list(reversed(services))
+    try:
+        while left:
+            watched.phase(f"stopping the {left[0].who}")
+            stops.append((left[0], left[0].stop()))
+            left.pop(0)
+    finally:
+        for service in left:
+            service.kill()
+    return stops
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` different free ports on 127.0.0.1."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _drive_load(
+    scenario: Scenario,
+    services: Sequence[ServiceProcess],
+    target: ServiceProcess,
+    out_dir: Path,
+    ports: dict[str, int],
+    observer: RunObserver,
+) -> LoadOutcome:
+    spec = scenario.load
+    health = urllib.parse.urlsplit(target.health_url)
+    config = LoadConfig(
+        locustfile=str(scenario.locustfile),
+        user_classes=list(spec.user_classes),
+        host=f"{health.scheme}://{health.netloc}",
+        users=spec.users,
+        spawn_rate=spec.spawn_rate,
+        warmup_requests=spec.warmup_requests,
+        requests=spec.requests,
+        duration=spec.duration,
+        time_limit=spec.time_limit,
+        timeline_path=str(out_dir / LOAD_TIMELINE),
+        processes=spec.processes,
+        env={port_variable(name): str(port) for name, port in ports.items()},
+    )
+    load = LoadProcess(config, out_dir / LOAD_LOG)
+    observer.phase("load")
+    load.start()
+    try:
+        while True:
+            finished = load.poll() is not None
+            progress = load.progress
+            observer.load_progress(progress.phase, progress.requests, progress.failures)
+            for service in services:
+                code = service.exit_code()
+                if code is not None:
+                    raise RunError(
+                        f"{service.who} died under load ({exit_text(code)}) after"
+                        f" {progress.requests} requests (see {service.log_path})"
+                    )
+            if finished:
+                break
+            if time.monotonic() > load.deadline:
+                raise RunError(
+                    f"load process hung: still running {DEADLINE_GRACE_S:g} s past its"
+                    f" {spec.time_limit:g} s time limit (see {load.log_path})"
+                )
+            time.sleep(POLL_S)
+    finally:
+        load.kill()
+    return load.outcome()

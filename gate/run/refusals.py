@@ -1,0 +1,100 @@
+"""Refusals: a run that did not give something to measure is a :class:`RunError`, never
+a result (no successful requests, a load cut by its time limit, a service that died or
+had to be killed, work done in processes memray did not profile)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from gate._files import last_line
+from gate._process import exit_text
+from gate.errors import RunError
+from gate.load import LoadOutcome
+from gate.model import LoadSample
+from gate.outputs import LOAD_LOG
+from gate.scenario import Scenario
+from gate.service import RawProcessSample, StopInfo
+
+
+def check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
+    """Refuse a load that did not give something to measure: :class:`RunError`."""
+    last = outcome.samples[-1] if outcome.samples else LoadSample(0.0, 0, 0)
+    if last.requests - last.failures <= 0:
+        raise RunError(
+            f"load produced no successful requests ({last.requests} sent, all failed;"
+            f" see {out_dir / LOAD_LOG})"
+        )
+    spec = scenario.load
+    if outcome.warmup_done_at is None:
+        raise RunError(
+            f"load completed only {last.requests} of {spec.warmup_requests}"
+            f" warm-up requests within the {spec.time_limit:g} s time limit"
+        )
+    warm = _sample_at(outcome.samples, outcome.warmup_done_at)
+    measured = last.requests - warm.requests
+    if (last.requests - last.failures) - (warm.requests - warm.failures) <= 0:
+        raise RunError(
+            f"no successful requests after warm-up ({measured} sent, all failed;"
+            f" see {out_dir / LOAD_LOG})"
+        )
+    if outcome.stop_reason == "time_limit":
+        wanted = f"{spec.requests} requests" if spec.requests else f"{spec.duration:g} s"
+        raise RunError(
+            f"load hit its {spec.time_limit:g} s time limit after measuring {measured}"
+            f" requests, before the {wanted} asked for"
+        )
+
+
+def check_stop(stop: StopInfo, log: Path, who: str = "service") -> None:
+    """Refuse a service that was not stopped by memgate's SIGINT or SIGTERM."""
+    if stop.signal == "none":
+        raise RunError(
+            f"{who} ended during the load ({exit_text(stop.returncode)})"
+            f" (see {log}): {last_line(log)}"
+        )
+    if stop.signal == "SIGKILL":
+        raise RunError(
+            f"{who} ignored SIGINT and SIGTERM and was killed; its capture is incomplete"
+            f" (see {log})"
+        )
+
+
+def _sample_at(samples: tuple[LoadSample, ...], when: float) -> LoadSample:
+    """The first sample at or after ``when`` (the last one if none is)."""
+    return next((s for s in samples if s.t >= when), samples[-1])
+
+
+def check_profiled(
+    during: Sequence[RawProcessSample],
+    captured: set[int],
+    follow_fork: bool,
+    who: str = "service",
+) -> None:
+    """Refuse a run whose service did its work in processes memray did not profile: its
+    flat main process would otherwise pass whatever the workers did. ``during``: the
+    process tree's samples through the load; ``captured``: the forks with a capture."""
+    # Per sample, not per process: workers restarted every few hundred requests each
+    # live briefly, but some unprofiled worker is there all the time.
+    seen: dict[int, int] = {}
+    uncovered = 0
+    for sample in during:
+        others = [pid for pid in sample.pids[1:] if pid not in captured]
+        uncovered += bool(others)
+        for pid in others:
+            seen[pid] = seen.get(pid, 0) + 1
+    if uncovered * 2 <= len(during):
+        return
+    missed = sorted(seen, key=lambda pid: (-seen[pid], pid))
+    listed = ", ".join(str(pid) for pid in missed[:5])
+    if not follow_fork:
+        raise RunError(
+            f"the {who} ran {len(missed)} more process(es) during most of the load (pid"
+            f" {listed}) that memray did not profile; set [profile] follow_fork = true for a"
+            " prefork server"
+        )
+    raise RunError(
+        f"{len(missed)} process(es) of the {who} ran during most of the load without a"
+        f" capture (pid {listed}): memray follows fork, not spawn or exec (uvicorn --workers"
+        " spawns; gunicorn with uvicorn_worker.UvicornWorker forks)"
+    )
