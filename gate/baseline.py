@@ -30,7 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 from gate._files import locked, read_input, write_atomic
 from gate._json import bad_integer, first_error, read_json, validate
 from gate.errors import InputError
-from gate.model import Frame, Provenance, RunResult, Shape, Site
+from gate.model import Frame, Provenance, RunResult, Shape, Site, scenario_key
 from gate.result import dumps
 from gate.scenario import NAME_PATTERN, SERVICE_NAME_PATTERN
 
@@ -245,7 +245,9 @@ class BaselineStore:
         folder = self.path(scenario).with_suffix("")
         found = folder.glob("*.json") if folder.is_dir() else []
         names = [path.stem for path in found]
-        return sorted(f"{scenario}/{n}" for n in names if re.fullmatch(SERVICE_NAME_PATTERN, n))
+        return sorted(
+            scenario_key(scenario, n) for n in names if re.fullmatch(SERVICE_NAME_PATTERN, n)
+        )
 
     def audit_path(self, scenario: str) -> Path:
         return self.path(scenario).with_suffix(".audit.jsonl")

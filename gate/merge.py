@@ -23,15 +23,13 @@ from pydantic import TypeAdapter
 
 from gate._json import bad_integer, first_error, one_of, read_json, validate
 from gate.errors import InputError
+from gate.model import scenario_key
 from gate.outcome import WORST_FIRST, Outcome
+from gate.outputs import FAILURE, REPORT_JSON, RUN_FILES
 from gate.verdict import Finding, worst_finding
 
 REPORT_VERSION = 1
 """The ``report_version`` read here (``gate.report.json`` writes it)."""
-REPORT_NAME = "report.json"
-RUN_FILES = ("result.json", "service.log")
-"""Files ``memgate run`` and ``check`` write into a scenario's folder: such a folder
-without a ``report.json`` is a check that did not finish."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +124,7 @@ class _ScenarioDoc:
 
     @property
     def key(self) -> str:
-        return f"{self.name}/{self.service}" if self.service else self.name
+        return scenario_key(self.name, self.service)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,7 +225,7 @@ def find_reports(paths: Sequence[Path]) -> tuple[list[Path], list[BadInput]]:
         if path.is_dir():
             found, unfinished = _search(path)
             if not found and not unfinished:
-                errors.append(BadInput(str(path), f"no {REPORT_NAME} in this folder or below"))
+                errors.append(BadInput(str(path), f"no {REPORT_JSON} in this folder or below"))
             files += found
             errors += unfinished
         elif path.exists():
@@ -250,14 +248,12 @@ def _search(folder: Path) -> tuple[list[Path], list[BadInput]]:
     for root, dirs, names in os.walk(folder):
         dirs.sort()
         here = set(names)
-        if "failure.json" in here:
-            errors.append(
-                BadInput(root, "failure.json: the run of this scenario could not be done")
-            )
+        if FAILURE in here:
+            errors.append(BadInput(root, f"{FAILURE}: the run of this scenario could not be done"))
             dirs.clear()  # its services' folders hold what the failed run left, no report
             continue
-        if REPORT_NAME in here:
-            found.append(Path(root) / REPORT_NAME)
+        if REPORT_JSON in here:
+            found.append(Path(root) / REPORT_JSON)
             dirs.clear()  # a check's folder: below it, nothing of another check
             continue
         left = [name for name in RUN_FILES if name in here]
@@ -265,7 +261,7 @@ def _search(folder: Path) -> tuple[list[Path], list[BadInput]]:
             errors.append(
                 BadInput(
                     root,
-                    f"{left[0]} but no {REPORT_NAME}: the check of this scenario did not"
+                    f"{left[0]} but no {REPORT_JSON}: the check of this scenario did not"
                     " finish (or it was `memgate run`, which does not compare)",
                 )
             )
