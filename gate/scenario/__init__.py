@@ -221,7 +221,7 @@ class ScenarioFile:
             members = [
                 (
                     name,
-                    ServiceSpec.model_validate(member.model_dump(exclude={"profile", "budgets"})),
+                    member.service(),
                     member.profile or doc.profile,
                     member.budgets or doc.budgets,
                 )

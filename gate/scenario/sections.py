@@ -191,6 +191,12 @@ class MemberSpec(ServiceSpec):
     budgets: BudgetSpec | None = None
     """Instead of the scenario's ``[budgets]`` for this service."""
 
+    def service(self) -> ServiceSpec:
+        """How to start it, as ``[service]`` says it (already validated)."""
+        return ServiceSpec.model_construct(
+            **{name: getattr(self, name) for name in ServiceSpec.model_fields}
+        )
+
 
 class GateSpec(StrictModel):
     """How ``memgate check`` keeps history for this scenario."""
