@@ -4,6 +4,10 @@ from pathlib import Path
 
 import pytest
 
+# The helpers in tests.support assert as tests do: a failure shows pytest's detailed
+# message (register before anything imports them).
+pytest.register_assert_rewrite("tests.support")
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO_SCENARIO = REPO / "scenarios" / "demo.toml"
 DEMO_APP = REPO / "examples" / "demo_service" / "app.py"

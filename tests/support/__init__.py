@@ -1,0 +1,21 @@
+"""What several test modules share; test modules never import each other.
+
+Import from here (``from tests.support import make_result``); each topic has a module:
+
+- ``values``: hand-made values for unit tests (a run result, a baseline run summary).
+- ``actions``: GitHub Actions as the runner sees it (workflow commands, output files, a
+  simulated step).
+"""
+
+from __future__ import annotations
+
+from tests.support.actions import actions_step, parse_command, read_file_commands
+from tests.support.values import make_result, make_summary
+
+__all__ = [
+    "actions_step",
+    "make_result",
+    "make_summary",
+    "parse_command",
+    "read_file_commands",
+]
