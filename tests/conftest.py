@@ -1,3 +1,5 @@
+"""Fixtures any test may ask for; shared helpers that are no fixtures are in tests.support."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,18 +9,6 @@ import pytest
 # The helpers in tests.support assert as tests do: a failure shows pytest's detailed
 # message (register before anything imports them).
 pytest.register_assert_rewrite("tests.support")
-
-REPO = Path(__file__).resolve().parent.parent
-DEMO_SCENARIO = REPO / "scenarios" / "demo.toml"
-DEMO_APP = REPO / "examples" / "demo_service" / "app.py"
-
-
-def planted_leak_line(app: Path = DEMO_APP) -> int:
-    """The line of an example service that carries the ``# planted leak`` comment."""
-    for number, line in enumerate(app.read_text().splitlines(), start=1):
-        if line.rstrip().endswith("# planted leak") and not line.lstrip().startswith("#"):
-            return number
-    raise AssertionError(f"{app} has no '# planted leak' line")
 
 
 @pytest.fixture
@@ -38,14 +28,3 @@ def write_scenario(tmp_path: Path):
         return path
 
     return write
-
-
-MINIMAL = """
-[service]
-command = "python -m http.server {port} --bind 127.0.0.1"
-health_url = "http://127.0.0.1:{port}/"
-
-[load]
-locustfile = "locustfile.py"
-requests = 100
-"""

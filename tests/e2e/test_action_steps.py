@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.support import read_file_commands
+from tests.support import REPO, read_file_commands
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_SCENARIO, MINIMAL, REPO, planted_leak_line
+from tests.support import DEMO_SCENARIO, MINIMAL, REPO, planted_leak_line
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_SCENARIO, REPO, planted_leak_line
 from tests.e2e.test_cli import memgate, one_line_error
-from tests.support import actions_step, parse_command, read_file_commands
+from tests.support import (
+    DEMO_SCENARIO,
+    REPO,
+    actions_step,
+    parse_command,
+    planted_leak_line,
+    read_file_commands,
+)
 
 pytestmark = pytest.mark.e2e
 

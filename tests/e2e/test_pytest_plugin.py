@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_SCENARIO, REPO, planted_leak_line
+from tests.support import DEMO_SCENARIO, REPO, planted_leak_line
 
 pytestmark = pytest.mark.e2e
 

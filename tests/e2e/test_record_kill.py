@@ -29,8 +29,7 @@ import pytest
 from gate.baseline import BaselineStore, summarize
 from gate.cli import main
 from gate.result import read_result, write_result
-from tests.conftest import REPO
-from tests.support import make_result
+from tests.support import REPO, make_result
 
 pytestmark = [
     pytest.mark.e2e,

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, planted_leak_line
 from tests.e2e.test_cli import memgate
-from tests.support import actions_step, parse_command, read_file_commands
+from tests.support import REPO, actions_step, parse_command, planted_leak_line, read_file_commands
 
 pytestmark = pytest.mark.e2e
 

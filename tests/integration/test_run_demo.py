@@ -10,7 +10,7 @@ import pytest
 from gate.model import RunResult, Shape
 from gate.run import run_scenario
 from gate.scenario import load_scenario
-from tests.conftest import DEMO_SCENARIO, planted_leak_line
+from tests.support import DEMO_SCENARIO, planted_leak_line
 
 pytestmark = pytest.mark.integration
 

@@ -2,6 +2,8 @@
 
 Import from here (``from tests.support import make_result``); each topic has a module:
 
+- ``repo``: the repository's files tests run (the demo scenario and its planted leak)
+  and a minimal scenario.
 - ``values``: hand-made values for unit tests (a run result, a baseline run summary).
 - ``actions``: GitHub Actions as the runner sees it (workflow commands, output files, a
   simulated step).
@@ -10,12 +12,18 @@ Import from here (``from tests.support import make_result``); each topic has a m
 from __future__ import annotations
 
 from tests.support.actions import actions_step, parse_command, read_file_commands
+from tests.support.repo import DEMO_APP, DEMO_SCENARIO, MINIMAL, REPO, planted_leak_line
 from tests.support.values import make_result, make_summary
 
 __all__ = [
+    "DEMO_APP",
+    "DEMO_SCENARIO",
+    "MINIMAL",
+    "REPO",
     "actions_step",
     "make_result",
     "make_summary",
     "parse_command",
+    "planted_leak_line",
     "read_file_commands",
 ]

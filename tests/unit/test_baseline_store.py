@@ -20,8 +20,7 @@ from gate.errors import InputError
 from gate.model import RunResult
 from gate.result import read_result
 from gate.scenario import load_scenario
-from tests.conftest import DEMO_SCENARIO, REPO
-from tests.support import make_result
+from tests.support import DEMO_SCENARIO, REPO, make_result
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

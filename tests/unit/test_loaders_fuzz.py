@@ -37,8 +37,7 @@ from gate.errors import InputError
 from gate.model import RunResult
 from gate.result import write_result
 from gate.scenario import load_scenario
-from tests.conftest import REPO
-from tests.support import make_result
+from tests.support import REPO, make_result
 
 FIXTURES = REPO / "tests" / "fixtures"
 HISTORIES = {

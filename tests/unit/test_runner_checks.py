@@ -14,7 +14,7 @@ from gate.run.progress import QuietObserver, Watched
 from gate.run.refusals import check_load, check_stop
 from gate.scenario import load_scenario
 from gate.service import StopInfo
-from tests.conftest import MINIMAL
+from tests.support import MINIMAL
 
 
 def outcome(

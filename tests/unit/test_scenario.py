@@ -6,7 +6,7 @@ import pytest
 
 from gate.errors import ExitCode, InputError
 from gate.scenario import load_scenario
-from tests.conftest import DEMO_SCENARIO, MINIMAL, REPO
+from tests.support import DEMO_SCENARIO, MINIMAL, REPO
 
 
 def test_demo_scenario_loads_with_resolved_paths() -> None:
