@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import DEMO_SCENARIO, MINIMAL, REPO, planted_leak_line
+from tests.support import DEMO_SCENARIO, MINIMAL, memgate, one_line_error, planted_leak_line
 
 pytestmark = pytest.mark.e2e
-
-MEMGATE = shutil.which("memgate", path=os.path.dirname(sys.executable))
-
-
-def memgate(
-    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed command; outside GitHub Actions unless ``env`` says otherwise."""
-    assert MEMGATE, "memgate is not installed beside this interpreter"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
-    return subprocess.run(
-        [MEMGATE, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**base, **(env or {})},
-    )
 
 
 def test_help_for_every_command() -> None:
@@ -69,13 +49,6 @@ def test_leak_of_1024_bytes_per_request(tmp_path: Path) -> None:
     assert (top["file"], top["line"]) == ("examples/demo_service/app.py", planted_leak_line())
     assert f"examples/demo_service/app.py:{planted_leak_line()} in __call__" in done.stdout
     assert (out / "capture.bin").is_file() and (out / "service.log").is_file()
-
-
-def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "Traceback" not in done.stderr and done.stdout == ""
-    return lines[0]
 
 
 def test_malformed_scenario_exits_2(write_scenario) -> None:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import memgate, one_line_error
 from tests.support import (
     DEMO_SCENARIO,
     REPO,
     actions_step,
+    memgate,
+    one_line_error,
     parse_command,
     planted_leak_line,
     read_file_commands,

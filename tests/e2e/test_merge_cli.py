@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import memgate
-from tests.support import REPO, read_file_commands
+from tests.support import REPO, memgate, read_file_commands
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import memgate
-from tests.support import REPO, planted_leak_line
+from tests.support import REPO, memgate, planted_leak_line
 
 pytestmark = pytest.mark.e2e
 

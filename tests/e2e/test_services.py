@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import memgate
-from tests.support import REPO, actions_step, parse_command, planted_leak_line, read_file_commands
+from tests.support import (
+    REPO,
+    actions_step,
+    memgate,
+    parse_command,
+    planted_leak_line,
+    read_file_commands,
+)
 
 pytestmark = pytest.mark.e2e
 

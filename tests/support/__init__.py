@@ -5,6 +5,7 @@ Import from here (``from tests.support import make_result``); each topic has a m
 - ``repo``: the repository's files tests run (the demo scenario and its planted leak)
   and a minimal scenario.
 - ``values``: hand-made values for unit tests (a run result, a baseline run summary).
+- ``command``: the installed ``memgate`` command as a subprocess (end-to-end tests).
 - ``actions``: GitHub Actions as the runner sees it (workflow commands, output files, a
   simulated step).
 """
@@ -12,17 +13,21 @@ Import from here (``from tests.support import make_result``); each topic has a m
 from __future__ import annotations
 
 from tests.support.actions import actions_step, parse_command, read_file_commands
+from tests.support.command import MEMGATE, memgate, one_line_error
 from tests.support.repo import DEMO_APP, DEMO_SCENARIO, MINIMAL, REPO, planted_leak_line
 from tests.support.values import make_result, make_summary
 
 __all__ = [
     "DEMO_APP",
     "DEMO_SCENARIO",
+    "MEMGATE",
     "MINIMAL",
     "REPO",
     "actions_step",
     "make_result",
     "make_summary",
+    "memgate",
+    "one_line_error",
     "parse_command",
     "planted_leak_line",
     "read_file_commands",
