@@ -20,7 +20,7 @@ from gate.errors import ExitCode, InputError
 from gate.load import LoadConfig, LoadProcess
 from gate.run import run_scenario
 from gate.scenario import load_scenario
-from tests.integration.test_run_failures import leftovers, run_file
+from tests.support import leftovers, run_file
 
 pytestmark = pytest.mark.integration
 

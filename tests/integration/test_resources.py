@@ -12,7 +12,7 @@ from gate.outcome import Outcome
 from gate.run import run_scenario
 from gate.scenario import BudgetSpec, load_scenario
 from gate.verdict import decide
-from tests.integration.test_run_failures import server
+from tests.support import server
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
-from gate.errors import ExitCode, InputError, RunError
+from gate.errors import InputError, RunError
 from gate.run import run_scenario
 from gate.scenario import load_scenario
+from tests.support import leftovers, run_file, scenario_file, server
 
 pytestmark = pytest.mark.integration
 
@@ -43,70 +43,12 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
 
 
-def scenario_file(tmp_path: Path, command: str, path: str = "/") -> Path:
-    (tmp_path / "locustfile.py").write_text(
-        textwrap.dedent(f"""
-        from locust import HttpUser, task
-
-        class Visitor(HttpUser):
-            @task
-            def visit(self):
-                self.client.get({path!r})
-    """)
-    )
-    scenario = tmp_path / "scenario.toml"
-    scenario.write_text(
-        textwrap.dedent(f"""
-        [service]
-        command = {json.dumps(command)}
-        health_url = "http://127.0.0.1:{{port}}/"
-        startup_timeout = 10
-        stop_timeout = 5
-
-        [load]
-        locustfile = "locustfile.py"
-        users = 2
-        warmup_requests = 20
-        requests = 300
-        time_limit = 30
-    """)
-    )
-    return scenario
-
-
 def run(tmp_path: Path, command: str, path: str = "/") -> str:
     return run_file(tmp_path, scenario_file(tmp_path, command, path))
 
 
-def run_file(tmp_path: Path, scenario: Path) -> str:
-    """Run ``scenario``, which must fail: its one-line reason, after checking that what
-    the run saw is kept in ``failure.json`` beside the files it left."""
-    with pytest.raises(RunError) as caught:
-        run_scenario(load_scenario(scenario), tmp_path / "out")
-    assert caught.value.exit_code == ExitCode.RUN_FAILED
-    message = str(caught.value)
-    assert "\n" not in message
-    assert (tmp_path / "out" / "service.log").is_file()
-    assert caught.value.kept == tmp_path / "out" / "failure.json"
-    failure = json.loads(caught.value.kept.read_text())
-    assert failure["reason"] == message and failure["exit_code"] == 3
-    assert "service.log" in failure["files"]
-    assert not leftovers(tmp_path)
-    return message
-
-
 def failure(tmp_path: Path) -> dict[str, Any]:
     return json.loads((tmp_path / "out" / "failure.json").read_text())
-
-
-def leftovers(tmp_path: Path) -> list[psutil.Process]:
-    """Processes of this run still alive: the service's and the load's command lines
-    name files in ``tmp_path``, wherever they were re-parented."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if str(tmp_path) in " ".join(proc.info["cmdline"] or []):
-            found.append(proc)
-    return found
 
 
 def test_service_that_exits_at_start(tmp_path: Path) -> None:
@@ -151,35 +93,6 @@ def test_locustfile_that_raises_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="load failed: RuntimeError: fixture is broken"):
         run_scenario(load_scenario(scenario), tmp_path / "out")
     assert not leftovers(tmp_path)
-
-
-SERVER = """
-import http.server, os, signal, sys
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    served = 0
-    kept = []
-
-    def do_GET(self):
-        Handler.served += 1
-        {on_request}
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args):
-        pass
-
-{at_start}
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-"""
-
-
-def server(tmp_path: Path, on_request: str = "pass", at_start: str = "") -> Path:
-    (tmp_path / "server.py").write_text(SERVER.format(on_request=on_request, at_start=at_start))
-    scenario = scenario_file(tmp_path, "python server.py {port}")
-    scenario.write_text(scenario.read_text().replace("[service]", "[service]\ncwd = '.'"))
-    return scenario
 
 
 def test_service_killed_as_the_oom_killer_does(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from gate.errors import ExitCode, RunError
 from gate.run import run_services
 from gate.scenario import load_scenario
-from tests.integration.test_run_failures import leftovers
+from tests.support import leftovers
 
 pytestmark = pytest.mark.integration
 
