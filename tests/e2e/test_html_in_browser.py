@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gate.report.formats import Format, render
-from tests.unit.test_reports import leak_report
+from tests.support import leak_report
 
 pytestmark = pytest.mark.e2e
 

@@ -65,3 +65,10 @@ def actions_step(step: Path, workspace: Path, **more: str) -> dict[str, str]:
     for name in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):
         Path(env[name]).write_text("")
     return env
+
+
+def runner_lines(text: str) -> list[str]:
+    """Lines as the Actions runner reads a step's output: ended by LF, CR or CRLF only
+    (not by the other separators Python's ``splitlines`` knows)."""
+    assert text.endswith("\n")
+    return text[:-1].replace("\r\n", "\n").replace("\r", "\n").split("\n")

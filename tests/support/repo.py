@@ -1,5 +1,6 @@
-"""The repository's own files that tests run: the demo scenario and service, and a
-minimal scenario to write beside a trivial locustfile (the ``write_scenario`` fixture)."""
+"""The repository's own files that tests run or read: the demo scenario and service, the
+fixtures, and a minimal scenario to write beside a trivial locustfile (the
+``write_scenario`` fixture)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DEMO_SCENARIO = REPO / "scenarios" / "demo.toml"
 DEMO_APP = REPO / "examples" / "demo_service" / "app.py"
+FIXTURES = REPO / "tests" / "fixtures"
+"""Result and history files of earlier memgate versions, kept as they were written."""
 
 
 def planted_leak_line(app: Path = DEMO_APP) -> int:

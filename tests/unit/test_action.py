@@ -15,8 +15,7 @@ from gate.check import Checked
 from gate.cli import commands
 from gate.outcome import Outcome
 from gate.report.formats import Format
-from tests.support import REPO, read_file_commands
-from tests.unit.test_reports import leak_report
+from tests.support import REPO, leak_report, read_file_commands
 
 ACTION = REPO / "action.yml"
 WORKFLOWS = REPO / "examples" / "workflows"

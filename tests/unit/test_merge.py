@@ -22,8 +22,15 @@ from gate.report.json import render_merged_json
 from gate.report.markdown import render_merged_markdown
 from gate.report.terminal import render_merged
 from gate.verdict import Finding
-from tests.support import parse_command, read_file_commands
-from tests.unit.test_reports import HOSTILE, _cells, _structure, leak_report, runner_lines
+from tests.support import (
+    HOSTILE,
+    leak_report,
+    markdown_structure,
+    parse_command,
+    read_file_commands,
+    runner_lines,
+    table_cells,
+)
 
 ENV = "Linux-x86_64-py3.11-memray1.20-2cpu"
 
@@ -314,7 +321,7 @@ def test_hostile_names_keep_the_markdown_structure(
 
     hostile = summary(name, env, function, f"art/{name}/report.json")
     plain = summary("demo", "env", "f", "art/demo/report.json")
-    assert _structure(hostile) == _structure(plain)
+    assert markdown_structure(hostile) == markdown_structure(plain)
 
 
 def test_markdown_escapes_pipes_backticks_and_newlines() -> None:
@@ -322,7 +329,7 @@ def test_markdown_escapes_pipes_backticks_and_newlines() -> None:
     text = render_merged_markdown(merge.merge([parsed(data)]))
     row = next(line for line in text.split("\n") if line.startswith("| a"))
     assert row.startswith("| a\\|b\\`c d \\# e | `x\\|y` | ❌ fail | 8 |")
-    assert len(_cells(row)) == 6
+    assert len(table_cells(row)) == 6
     assert "### ❌ a\\|b\\`c d \\# e on `x|y`: FAIL" in text
 
 

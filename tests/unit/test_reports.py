@@ -8,18 +8,16 @@ Regenerate the golden files after an intended change with
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import html.parser
 import json
 import os
-import re
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gate.baseline import CurveSample, History, summarize
+from gate.baseline import History, summarize
 from gate.model import Frame, RunResult
 from gate.outcome import Outcome
 from gate.report.formats import Format, render
@@ -27,35 +25,11 @@ from gate.report.github import Annotation, annotate, render_annotations
 from gate.report.html import chart
 from gate.report.markdown import code, fenced, md
 from gate.report.parts import Line, Report, change, source_path
-from gate.result import read_result
 from gate.scenario import BudgetSpec
 from gate.verdict import Finding, decide
-from tests.support import make_summary, parse_command
+from tests.support import HOSTILE, NOW, leak_report, markdown_structure, parse_command, runner_lines
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
-NOW = datetime.datetime(2026, 11, 21, 8, 0, tzinfo=datetime.UTC)
-
-
-def flat_curve(heap: int, rss: int) -> tuple[CurveSample, ...]:
-    return tuple(CurveSample(float(r), heap + (r % 3) * 1000, rss) for r in range(0, 10_001, 500))
-
-
-def leak_report(**history_changes: object) -> Report:
-    """The real 256 B/request leak run (fixture) against three clean baseline runs."""
-    result = read_result(FIXTURES / "result-v1-leak256.json")
-    runs = tuple(
-        dataclasses.replace(
-            make_summary(run_id=f"clean{i}", peak_heap=5_700_000 + i * 1000, peak_rss=52 * 2**20),
-            curve=flat_curve(5_700_000, 50 * 2**20),
-            provenance=dataclasses.replace(result.provenance, commit=f"{i}abcdef0123"),
-        )
-        for i in range(3)
-    )
-    history = dataclasses.replace(History(2, "demo", runs), **history_changes)
-    current = summarize(result, now=NOW)
-    decision = decide(current, history, BudgetSpec())
-    return Report(result, current, decision, "memgate-out/demo/result.json")
 
 
 def golden(name: str, text: str) -> None:
@@ -146,14 +120,6 @@ def test_change_is_signed_and_relative_only_when_meaningful() -> None:
     assert change(finding(256, 0.01)) == "+256 B"
 
 
-HOSTILE = st.text(
-    alphabet=st.sampled_from(list("ab:,%=\r\n|`<>&*_[]#!$\\\"' "))
-    | st.characters(exclude_categories=("Cs",)),  # lone surrogates are not text
-    min_size=1,
-    max_size=40,
-)
-
-
 @settings(max_examples=300, deadline=None)
 @given(title=HOSTILE, message=HOSTILE, file=HOSTILE, line=st.integers(1, 10**6))
 def test_hostile_annotation_text_parses_back_to_one_command(
@@ -201,16 +167,9 @@ def test_hostile_frame_names_through_the_whole_reporter(name: str, function: str
     # The summary has the same structure as with plain names: headings, table rows with
     # their number of cells, list items, fences: no name broke out of its place.
     summary = render(hostile, Format.MARKDOWN)
-    assert _structure(summary) == _structure(render(leak_report(), Format.MARKDOWN))
+    assert markdown_structure(summary) == markdown_structure(render(leak_report(), Format.MARKDOWN))
     page = render(hostile, Format.HTML)
     assert _tags(page) == _tags(render(leak_report(), Format.HTML))
-
-
-def runner_lines(text: str) -> list[str]:
-    """Lines as the Actions runner reads a step's output: ended by LF, CR or CRLF only
-    (not by the other separators Python's ``splitlines`` knows)."""
-    assert text.endswith("\n")
-    return text[:-1].replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def _with_leak_frame(result: RunResult, old: Frame, new: Frame) -> RunResult:
@@ -223,37 +182,6 @@ def _with_leak_frame(result: RunResult, old: Frame, new: Frame) -> RunResult:
         for site in result.sites
     )
     return dataclasses.replace(result, sites=sites)
-
-
-def _cells(row: str) -> list[str]:
-    """The cells of a GFM table row: split on pipes that are not escaped."""
-    cells, cell, escaped = [], "", False
-    for char in row.strip()[1:-1]:
-        if char == "|" and not escaped:
-            cells.append(cell)
-            cell = ""
-        else:
-            cell += char
-        escaped = char == "\\" and not escaped
-    return [*cells, cell]
-
-
-def _structure(markdown: str) -> list[str]:
-    """What each line of a summary is, as a Markdown renderer would see it (lines end
-    at LF only)."""
-    kinds = []
-    for line in markdown.split("\n"):
-        if line.lstrip().startswith("```"):
-            kinds.append("fence")
-        elif line.startswith("#"):
-            kinds.append("heading")
-        elif line.startswith("|"):
-            kinds.append(f"row of {len(_cells(line))}")
-        elif re.match(r"(- |\d+\. )", line):
-            kinds.append("item")
-        else:
-            kinds.append("text" if line.strip() else "blank")
-    return kinds
 
 
 def _tags(page: str) -> list[str]:
