@@ -10,7 +10,7 @@ import numpy as np
 from gate.analysis.shape import analyse_curve
 from gate.analysis.sites import rank_sites
 from gate.model import Frame, Shape
-from tests.unit.test_shape import LEAK_64, curve
+from tests.support import LEAK_64, curve
 
 
 def test_analyse_curve(benchmark) -> None:

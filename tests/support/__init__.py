@@ -5,6 +5,8 @@ Import from here (``from tests.support import make_result``); each topic has a m
 - ``repo``: the repository's files tests run or read (the demo scenario and its planted
   leak, the fixtures) and a minimal scenario.
 - ``values``: hand-made values for unit tests (a run result, a baseline run summary).
+- ``curves``: hand-made memory curves, each shape planted after the warm-up, in white or
+  autocorrelated noise.
 - ``command``: the installed ``memgate`` command as a subprocess (end-to-end tests).
 - ``runs``: runs of small throwaway services (integration tests), runs that must fail,
   and the processes a run left behind.
@@ -18,6 +20,20 @@ from __future__ import annotations
 
 from tests.support.actions import actions_step, parse_command, read_file_commands, runner_lines
 from tests.support.command import MEMGATE, memgate, one_line_error
+from tests.support.curves import (
+    BASE_HEAP,
+    BASE_RSS,
+    FLAT,
+    LEAK_64,
+    PLATEAU,
+    RSS_GROWTH,
+    STEP,
+    TOTAL,
+    WARMUP,
+    after_warmup,
+    ar1,
+    curve,
+)
 from tests.support.repo import DEMO_APP, DEMO_SCENARIO, FIXTURES, MINIMAL, REPO, planted_leak_line
 from tests.support.reports import (
     HOSTILE,
@@ -31,16 +47,28 @@ from tests.support.runs import SERVER, leftovers, run_file, scenario_file, serve
 from tests.support.values import make_result, make_summary
 
 __all__ = [
+    "BASE_HEAP",
+    "BASE_RSS",
     "DEMO_APP",
     "DEMO_SCENARIO",
     "FIXTURES",
+    "FLAT",
     "HOSTILE",
+    "LEAK_64",
     "MEMGATE",
     "MINIMAL",
     "NOW",
+    "PLATEAU",
     "REPO",
+    "RSS_GROWTH",
     "SERVER",
+    "STEP",
+    "TOTAL",
+    "WARMUP",
     "actions_step",
+    "after_warmup",
+    "ar1",
+    "curve",
     "flat_curve",
     "leak_report",
     "leftovers",

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from gate.analysis.trend import TooFewPoints, blocks, trend
-from tests.unit.test_shape import ar1
+from tests.support import ar1
 
 
 def test_blocks_are_medians_of_contiguous_groups() -> None:
