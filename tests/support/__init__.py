@@ -8,6 +8,7 @@ Import from here (``from tests.support import make_result``); each topic has a m
 - ``curves``: hand-made memory curves, each shape planted after the warm-up, in white or
   autocorrelated noise.
 - ``command``: the installed ``memgate`` command as a subprocess (end-to-end tests).
+- ``fuzz``: hypothesis settings of the fuzzing tests, and values written as TOML.
 - ``runs``: runs of small throwaway services (integration tests), runs that must fail,
   and the processes a run left behind.
 - ``reports``: the real 256 B/request leak run as a report, hostile names, and what a
@@ -34,6 +35,7 @@ from tests.support.curves import (
     ar1,
     curve,
 )
+from tests.support.fuzz import FUZZ, toml, toml_key, toml_value
 from tests.support.repo import DEMO_APP, DEMO_SCENARIO, FIXTURES, MINIMAL, REPO, planted_leak_line
 from tests.support.reports import (
     HOSTILE,
@@ -53,6 +55,7 @@ __all__ = [
     "DEMO_SCENARIO",
     "FIXTURES",
     "FLAT",
+    "FUZZ",
     "HOSTILE",
     "LEAK_64",
     "MEMGATE",
@@ -85,4 +88,7 @@ __all__ = [
     "scenario_file",
     "server",
     "table_cells",
+    "toml",
+    "toml_key",
+    "toml_value",
 ]

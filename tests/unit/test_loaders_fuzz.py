@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import gate.run
@@ -37,7 +37,7 @@ from gate.errors import InputError
 from gate.model import RunResult
 from gate.result import write_result
 from gate.scenario import load_scenario
-from tests.support import REPO, make_result
+from tests.support import FUZZ, REPO, make_result, toml
 
 FIXTURES = REPO / "tests" / "fixtures"
 HISTORIES = {
@@ -45,12 +45,6 @@ HISTORIES = {
     "schema 1": (FIXTURES / "baseline-v1-demo.json").read_bytes(),
 }
 V1_RESULT = (FIXTURES / "result-v1-leak256.json").read_bytes()
-
-FUZZ = settings(
-    max_examples=int(os.environ.get("MEMGATE_FUZZ_EXAMPLES", 60)),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 
 
 @pytest.fixture(autouse=True)
@@ -544,37 +538,6 @@ NOT_LOOPBACK = st.one_of(
     st.ip_addresses(v=4).map(str).filter(lambda ip: ip != "127.0.0.1"),
     st.ip_addresses(v=6).map(lambda ip: f"[{ip}]").filter(lambda ip: ip != "[::1]"),
 )
-
-
-def toml(value: Any) -> str:
-    """``value`` as TOML: a document of ``key = value`` lines with inline tables."""
-    if isinstance(value, dict):
-        return "".join(f"{toml_key(key)} = {toml_value(item)}\n" for key, item in value.items())
-    raise TypeError(value)
-
-
-def toml_key(key: str) -> str:
-    return json.dumps(key).replace("\x7f", "\\u007f")
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        # JSON's escapes are TOML's (ASCII only); TOML also refuses a raw DEL.
-        return json.dumps(value).replace("\x7f", "\\u007f")
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        items = ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items())
-        return "{" + items + "}"
-    raise TypeError(value)
 
 
 @st.composite

@@ -17,8 +17,7 @@ from gate.errors import ExitCode, InputError
 from gate.merge import parse_report
 from gate.scenario import PORT_OF, SERVICE_NAME_PATTERN, load_scenario, port_variable
 from gate.service import fill_port
-from tests.support import MINIMAL, make_result
-from tests.unit.test_loaders_fuzz import FUZZ, toml
+from tests.support import FUZZ, MINIMAL, make_result, toml
 
 TWO = """
 [services.worker]
