@@ -1,12 +1,10 @@
-"""Each check against fixture histories stored on disk and read back."""
+"""Each check against hand-made histories, built in memory."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from gate.baseline import SCHEMA_VERSION, BaselineStore, History, RunSummary
+from gate.baseline import SCHEMA_VERSION, History, RunSummary
 from gate.model import Shape
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
@@ -16,23 +14,20 @@ from tests.support import make_summary
 MIB = 2**20
 
 
-def stored(tmp_path: Path, runs: list[RunSummary], reference: str | None = None) -> History:
-    """Write a history to disk as the store does, and read it back."""
-    store = BaselineStore(tmp_path)
-    store._write(History(SCHEMA_VERSION, "demo", tuple(runs), reference))
-    history = store.load("demo")
-    assert history is not None
-    return history
+def history_of(runs: list[RunSummary], reference: str | None = None) -> History:
+    """The history of scenario ``demo`` holding ``runs`` (oldest first), as the store
+    hands it to a check (the store's reading and writing are tested with the store)."""
+    return History(SCHEMA_VERSION, "demo", tuple(runs), reference)
 
 
-def clean_history(tmp_path: Path, **kwargs) -> History:
+def clean_history(**kwargs) -> History:
     runs = [
         make_summary(slope=s, peak_heap=p, run_id=f"r{i}", **kwargs)
         for i, (s, p) in enumerate(
             [(0.2, 6 * MIB), (-0.1, 6 * MIB + 40_000), (0.4, 6 * MIB - 9_000)]
         )
     ]
-    return stored(tmp_path, runs)
+    return history_of(runs)
 
 
 def test_no_baseline_is_a_flag_not_a_pass_or_a_failure() -> None:
@@ -41,21 +36,21 @@ def test_no_baseline_is_a_flag_not_a_pass_or_a_failure() -> None:
     assert "no baseline yet" in decision.findings[0].message
 
 
-def test_a_clean_run_against_clean_history_passes(tmp_path: Path) -> None:
+def test_a_clean_run_against_clean_history_passes() -> None:
     decision = decide(
-        make_summary(slope=0.3, peak_heap=6 * MIB + 20_000), clean_history(tmp_path), BudgetSpec()
+        make_summary(slope=0.3, peak_heap=6 * MIB + 20_000), clean_history(), BudgetSpec()
     )
     assert (decision.verdict, decision.findings, decision.compared_runs) == (Outcome.PASS, (), 3)
 
 
-def test_a_leak_fails_and_names_its_line(tmp_path: Path) -> None:
+def test_a_leak_fails_and_names_its_line() -> None:
     leak = make_summary(
         slope=256,
         shape=Shape.LEAK,
         peak_heap=9 * MIB,
         sites=(("examples/demo_service/app.py:__call__", 256.0),),
     )
-    decision = decide(leak, clean_history(tmp_path), BudgetSpec())
+    decision = decide(leak, clean_history(), BudgetSpec())
     assert decision.verdict is Outcome.FAIL
     by_metric = {f.metric: f for f in decision.findings}
     growth = by_metric["heap growth per request"]
@@ -69,23 +64,20 @@ def test_a_leak_fails_and_names_its_line(tmp_path: Path) -> None:
     assert by_metric["shape"].severity is Outcome.FAIL
 
 
-def test_growth_past_the_limit_with_an_unsure_interval_is_a_flag(tmp_path: Path) -> None:
-    decision = decide(
-        make_summary(slope=6.0, low=-1.0, high=12.0), clean_history(tmp_path), BudgetSpec()
-    )
+def test_growth_past_the_limit_with_an_unsure_interval_is_a_flag() -> None:
+    decision = decide(make_summary(slope=6.0, low=-1.0, high=12.0), clean_history(), BudgetSpec())
     assert decision.verdict is Outcome.FLAG
     assert "interval reaches down to -1.0" in decision.findings[0].message
 
 
 @pytest.mark.parametrize(("extra", "verdict"), [(0.05, Outcome.PASS), (0.25, Outcome.FAIL)])
-def test_peak_heap_needs_a_material_change(tmp_path: Path, extra: float, verdict: Outcome) -> None:
+def test_peak_heap_needs_a_material_change(extra: float, verdict: Outcome) -> None:
     current = make_summary(peak_heap=int(6 * MIB * (1 + extra)))
-    assert decide(current, clean_history(tmp_path), BudgetSpec()).verdict is verdict
+    assert decide(current, clean_history(), BudgetSpec()).verdict is verdict
 
 
-def test_history_spread_widens_the_limit(tmp_path: Path) -> None:
-    noisy = stored(
-        tmp_path,
+def test_history_spread_widens_the_limit() -> None:
+    noisy = history_of(
         [
             make_summary(peak_heap=p, run_id=f"r{i}")
             for i, p in enumerate([6 * MIB, 9 * MIB, 12 * MIB, 7 * MIB, 10 * MIB])
@@ -97,8 +89,8 @@ def test_history_spread_widens_the_limit(tmp_path: Path) -> None:
     )  # 13 MiB is within 9 MiB + 3 x 3.0 MiB (spread of 5 runs)
 
 
-def test_another_environment_says_so_and_only_flags(tmp_path: Path) -> None:
-    history = clean_history(tmp_path, env_key="Darwin-arm64-py3.12-memray1.20-8cpu")
+def test_another_environment_says_so_and_only_flags() -> None:
+    history = clean_history(env_key="Darwin-arm64-py3.12-memray1.20-8cpu")
     decision = decide(make_summary(peak_heap=9 * MIB), history, BudgetSpec())
     assert decision.verdict is Outcome.FLAG
     assert (
@@ -107,8 +99,8 @@ def test_another_environment_says_so_and_only_flags(tmp_path: Path) -> None:
     assert {f.severity for f in decision.findings} == {Outcome.FLAG}
 
 
-def test_different_settings_are_flagged(tmp_path: Path) -> None:
-    decision = decide(make_summary(settings="other"), clean_history(tmp_path), BudgetSpec())
+def test_different_settings_are_flagged() -> None:
+    decision = decide(make_summary(settings="other"), clean_history(), BudgetSpec())
     assert decision.verdict is Outcome.FLAG
     assert "settings" in decision.findings[0].message
 
@@ -131,10 +123,9 @@ def test_a_leak_fails_even_with_no_baseline_yet() -> None:
     assert "(no baseline yet)" in decision.findings[-1].message
 
 
-def test_an_accepted_leak_compares_by_rate(tmp_path: Path) -> None:
+def test_an_accepted_leak_compares_by_rate() -> None:
     site = (("app.py:handler", 64.0),)
-    history = stored(
-        tmp_path,
+    history = history_of(
         [
             make_summary(slope=0.1, run_id="old"),
             make_summary(slope=64, shape=Shape.LEAK, sites=site, run_id="accepted"),
@@ -151,13 +142,13 @@ def test_an_accepted_leak_compares_by_rate(tmp_path: Path) -> None:
     assert site_finding.baseline == 64.0 and "past the history's 64.0" in site_finding.message
 
 
-def test_small_or_unsure_sites_are_not_reported(tmp_path: Path) -> None:
+def test_small_or_unsure_sites_are_not_reported() -> None:
     tiny = make_summary(sites=(("email/utils.py:format_datetime", 0.05),))
-    assert decide(tiny, clean_history(tmp_path), BudgetSpec()).verdict is Outcome.PASS
+    assert decide(tiny, clean_history(), BudgetSpec()).verdict is Outcome.PASS
 
 
-def test_new_fragmentation_is_a_flag(tmp_path: Path) -> None:
+def test_new_fragmentation_is_a_flag() -> None:
     current = make_summary(shape=Shape.FRAGMENTATION)
-    decision = decide(current, clean_history(tmp_path), BudgetSpec())
+    decision = decide(current, clean_history(), BudgetSpec())
     assert decision.verdict is Outcome.FLAG
     assert "fragmentation" in decision.findings[0].message
