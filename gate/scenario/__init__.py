@@ -116,9 +116,11 @@ class ScenarioDoc(_Common):
             texts = [*spec.command, *spec.env.values()]
             for wanted in (m.group(1) for t in texts for m in PORT_OF.finditer(t)):
                 if wanted not in names:
+                    # A name read from the file may hold a line break: say it as an escape.
+                    shown = wanted if wanted.isprintable() else repr(wanted)[1:-1]
                     known = ", ".join(names) or "none: the scenario has one [service]"
                     raise ValueError(
-                        f"{{port:{wanted}}} names no service of the scenario (services: {known})"
+                        f"{{port:{shown}}} names no service of the scenario (services: {known})"
                     )
         target = self.load.target
         if self.services and len(self.services) > 1 and target is None:

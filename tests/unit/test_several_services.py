@@ -211,6 +211,7 @@ GOOD = st.sampled_from(["api", "worker"])
     target=st.none() | GOOD | NAMES,
 )
 @example(names=["api"], wanted="{", target=None)  # "{port:{}": text, not a placeholder
+@example(names=["api"], wanted="\n", target=None)  # said as an escape, on one line
 def test_any_names_load_or_are_one_line_of_bad_input(
     tmp_path_factory: pytest.TempPathFactory, names: list[str], wanted: str, target: str | None
 ) -> None:
