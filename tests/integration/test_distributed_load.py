@@ -130,6 +130,17 @@ def test_a_worker_that_dies_under_load(tmp_path: Path) -> None:
     assert "exited with code 5 under load" in message
 
 
+def test_a_worker_killed_by_a_signal_is_named(tmp_path: Path) -> None:
+    # The OOM killer's way: the signal's name, not an internal error of the master.
+    scenario = distributed(
+        tmp_path,
+        per_request="if IN_A_WORKER and served > 150: os.kill(os.getpid(), 9)",
+        requests=5000,
+    )
+    message = run_file(tmp_path, scenario)
+    assert "exited with SIGKILL under load" in message
+
+
 def test_workers_end_with_their_master_even_when_stuck(tmp_path: Path) -> None:
     """The master killed alone (not its process group), its workers hung in the
     locustfile's import: they still end, within moments."""
