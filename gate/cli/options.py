@@ -86,10 +86,16 @@ def add_baseline_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def FailOn(text: str) -> Outcome:
+    """``--fail-on``'s value: an outcome (argparse names the type by this function in
+    its error, ``invalid FailOn value``)."""
+    return Outcome(text)
+
+
 def add_fail_on(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fail-on",
-        type=Outcome,
+        type=FailOn,
         choices=FAIL_ON,
         default=Outcome.FAIL,
         help="'flag' also fails the build on flags (default: only on failures)",
