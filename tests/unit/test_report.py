@@ -2,7 +2,7 @@
 measured code from breaking out of a table, a page or a workflow command.
 
 Regenerate the golden files after an intended change with
-``MEMGATE_UPDATE_GOLDEN=1 pytest tests/unit/test_reports.py`` and review the diff.
+``MEMGATE_UPDATE_GOLDEN=1 pytest tests/unit/test_report.py`` and review the diff.
 """
 
 from __future__ import annotations
