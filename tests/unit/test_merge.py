@@ -426,3 +426,17 @@ def test_inside_actions_the_summary_is_appended_and_the_verdict_set(
     assert main(["merge", str(tmp_path / "art")]) == 2
     assert read_file_commands(output.read_text()) == {"verdict": "error"}
     assert f"- `{bad}`: report\\_version 9 is newer" in summary.read_text()
+
+
+def test_a_merged_report_names_the_service() -> None:
+    doc = {
+        "report_version": 1,
+        "scenario": {"name": "shop", "path": "shop.toml", "sha256": "", "service": "worker"},
+        "verdict": "pass",
+        "compared_runs": 3,
+        "findings": [],
+        "run": {"shape": "flat", "provenance": {"env_key": "linux"}},
+    }
+    assert parse_report(doc, source="report.json").scenario == "shop/worker"
+    doc["scenario"] = {"name": "shop", "path": "shop.toml", "sha256": ""}
+    assert parse_report(doc, source="report.json").scenario == "shop"

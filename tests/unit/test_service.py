@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gate.errors import InputError, RunError
-from gate.scenario import ProfileSpec
+from gate.scenario import ProfileSpec, port_variable
 from gate.service import GC_PROBE, fill_port, free_port, profiled_command, python_target
 
 CAPTURE = Path("/out/capture.bin")
@@ -69,3 +69,12 @@ def test_free_port_can_be_bound_and_filled_in() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
     assert fill_port("http://127.0.0.1:{port}/h", port) == f"http://127.0.0.1:{port}/h"
+
+
+def test_ports_fill_in() -> None:
+    ports = {"worker": 8001, "api": 8002}
+    text = "http://127.0.0.1:{port:worker}/ on {port}, {port:api}"
+    assert fill_port(text, 9000, ports) == "http://127.0.0.1:8001/ on 9000, 8002"
+    assert fill_port("{port}", 9000) == "9000"
+    assert port_variable("worker") == "MEMGATE_PORT_WORKER"
+    assert port_variable("jobs.v2-beta") == "MEMGATE_PORT_JOBS_V2_BETA"
