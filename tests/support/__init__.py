@@ -13,6 +13,8 @@ Import from here (``from tests.support import make_result``); each topic has a m
   and the processes a run left behind.
 - ``reports``: the real 256 B/request leak run as a report, hostile names, and what a
   Markdown renderer sees of a summary.
+- ``merged``: report.json files as ``memgate merge`` reads them (``doc``, ``leak_doc``
+  on ``ENV``), written into a folder (``write``), parsed (``parsed``), three merged.
 - ``actions``: GitHub Actions as the runner sees it (workflow commands, output files, the
   lines of a step's output, a simulated step).
 """
@@ -36,6 +38,7 @@ from tests.support.curves import (
     curve,
 )
 from tests.support.fuzz import FUZZ, toml, toml_key, toml_value
+from tests.support.merged import ENV, doc, leak_doc, merged_three, parsed, write
 from tests.support.repo import DEMO_APP, DEMO_SCENARIO, FIXTURES, MINIMAL, REPO, planted_leak_line
 from tests.support.reports import (
     HOSTILE,
@@ -53,6 +56,7 @@ __all__ = [
     "BASE_RSS",
     "DEMO_APP",
     "DEMO_SCENARIO",
+    "ENV",
     "FIXTURES",
     "FLAT",
     "FUZZ",
@@ -72,15 +76,19 @@ __all__ = [
     "after_warmup",
     "ar1",
     "curve",
+    "doc",
     "flat_curve",
+    "leak_doc",
     "leak_report",
     "leftovers",
     "make_result",
     "make_summary",
     "markdown_structure",
     "memgate",
+    "merged_three",
     "one_line_error",
     "parse_command",
+    "parsed",
     "planted_leak_line",
     "read_file_commands",
     "run_file",
@@ -91,4 +99,5 @@ __all__ = [
     "toml",
     "toml_key",
     "toml_value",
+    "write",
 ]

@@ -3,8 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gate.analysis.curve import NotEnoughData, build_curve, requests_at
-from gate.model import LoadSample, MemorySnapshot
+from gate.analysis.curve import (
+    NotEnoughData,
+    build_curve,
+    requests_at,
+    snapshot_indexes,
+    with_heaps,
+)
+from gate.model import Curve, CurvePoint, LoadSample, MemorySnapshot
 
 T0 = 1_700_000_000.0
 
@@ -93,3 +99,43 @@ def test_no_snapshots_inside_the_load_is_not_enough_data() -> None:
             load_end=T0 + 10,
             warmup_requests=0,
         )
+
+
+# Services that fork: each process's snapshots at the main one's curve points, summed.
+
+
+def snaps(*times: float) -> list[MemorySnapshot]:
+    return [MemorySnapshot(t=t, rss=0, heap=int(t * 10)) for t in times]
+
+
+def test_each_time_takes_the_last_snapshot_at_or_before_it() -> None:
+    assert snapshot_indexes(snaps(10.0, 10.5, 11.0), [10.0, 10.7, 11.0, 11.9]) == [0, 1, 2, 2]
+
+
+def test_times_outside_a_process_life_are_minus_one() -> None:
+    # Started at 10 s, snapshots 0.5 s apart, the last at 11 s: before the first, and
+    # past the slack and the spacing after the last, -1.
+    assert snapshot_indexes(snaps(10.0, 10.5, 11.0), [9.0, 10.0, 11.5, 12.6], slack=1.0) == [
+        -1,
+        0,
+        2,
+        -1,
+    ]
+    assert snapshot_indexes([], [1.0, 2.0]) == [-1, -1]
+
+
+def test_sparse_snapshots_of_a_long_capture_still_cover_its_end() -> None:
+    # An hour's soak: memray's reader keeps every 180th snapshot, 1.8 s apart. The
+    # last one can be up to that long before the load's end without the process having
+    # stopped.
+    times = [1000.0 + 1.8 * i for i in range(2000)]
+    end = times[-1] + 1.7
+    assert snapshot_indexes(snaps(*times), [times[0], end], slack=1.0) == [0, 1999]
+    assert snapshot_indexes(snaps(*times), [end + 1.2], slack=1.0) == [-1]
+
+
+def test_heaps_of_the_processes_are_summed_point_by_point() -> None:
+    points = tuple(CurvePoint(requests=r, t=r, heap=1, rss=5) for r in (0.0, 1.0, 2.0))
+    curve = with_heaps(Curve(points, 0, 0), [[10, 20, 30], [0, 1, 2], [5, 5, 0]])
+    assert [p.heap for p in curve.points] == [15, 26, 32]
+    assert [p.rss for p in curve.points] == [5, 5, 5]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -116,3 +117,32 @@ def test_pathological_json_is_bad_input(tmp_path: Path, content: bytes) -> None:
     path.write_bytes(content)
     with pytest.raises(InputError, match="not valid JSON"):
         read_result(path)
+
+
+def test_results_whose_per_process_or_gc_series_do_not_fit_the_curve_are_refused() -> None:
+    import json
+
+    from gate.errors import InputError
+    from gate.model import GcPressure, ProcessCurve
+    from gate.result import dumps, parse_result
+    from tests.support import make_result
+
+    base = make_result()
+    n = len(base.curve.points)
+    good = ProcessCurve(1, "capture.bin", True, (0,) * n, (0, n - 1), None)
+    bad_cases = {
+        "gc.seconds: 1 values": dataclasses.replace(
+            base, gc=GcPressure((0,) * n, (0,) * n, (0.0,), 0.0, 0.0, 0.0)
+        ),
+        "process_curves.0.heap: 1 values": dataclasses.replace(
+            base, process_curves=(dataclasses.replace(good, heap=(0,)),)
+        ),
+        "process_curves.0.running": dataclasses.replace(
+            base, process_curves=(dataclasses.replace(good, running=(3, n)),)
+        ),
+    }
+    for expected, result in bad_cases.items():
+        with pytest.raises(InputError, match=re.escape(expected)):
+            parse_result(json.loads(dumps(result)), source="r.json")
+    fine = dataclasses.replace(base, process_curves=(good,))
+    assert parse_result(json.loads(dumps(fine)), source="r.json").process_curves == (good,)

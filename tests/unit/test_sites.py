@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gate.analysis.sites import rank_sites, relative_frames, user_frame
+from gate.analysis.sites import rank_sites, relative_frames, sum_by_stack, user_frame
 from gate.model import Frame
 
 LIB = ["/usr/lib/python3.11", "/venv/lib/python3.11/site-packages"]
@@ -11,6 +11,8 @@ STDLIB = Frame("dumps", "/usr/lib/python3.11/json/__init__.py", 231)
 SITE = Frame("run_asgi", "/venv/lib/python3.11/site-packages/uvicorn/h11.py", 400)
 FROZEN = Frame("_call_with_frames_removed", "<frozen importlib._bootstrap>", 241)
 REQUESTS = [float(r) for r in np.linspace(0, 10_000, 100)]
+A = (Frame("f", "app.py", 1),)
+B = (Frame("g", "app.py", 2),)
 
 
 def test_user_frame_skips_stdlib_site_packages_and_frozen() -> None:
@@ -87,3 +89,13 @@ def test_a_cache_filling_through_the_steady_state_ranks_below_a_leak() -> None:
     )
     assert sites[0].user_frame == Frame("leak", "leak.py", 3)
     assert sites[1].trend.slope > sites[0].trend.slope
+
+
+def test_the_same_stack_in_several_processes_is_one_site() -> None:
+    merged = dict(sum_by_stack([[(A, [1, 2]), (B, [5, 5])], [(A, [10, 20])], []]))
+    assert merged == {A: [11, 22], B: [5, 5]}
+
+
+def test_one_process_is_passed_through() -> None:
+    stream = [(A, (1, 2))]
+    assert list(sum_by_stack([stream])) == stream

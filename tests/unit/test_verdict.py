@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from gate.baseline import SCHEMA_VERSION, History, RunSummary
+from gate.baseline import SCHEMA_VERSION, History, ResourceSummary, RunSummary
 from gate.model import Shape
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
-from gate.verdict import decide
+from gate.verdict import ResourceCheck, decide
 from tests.support import make_summary
 
 MIB = 2**20
@@ -152,3 +154,28 @@ def test_new_fragmentation_is_a_flag() -> None:
     decision = decide(current, clean_history(), BudgetSpec())
     assert decision.verdict is Outcome.FLAG
     assert "fragmentation" in decision.findings[0].message
+
+
+def with_resources(summary, *growing: str):
+    resources = tuple(
+        ResourceSummary(name, 0.01 if name in growing else 0.0, 30, name in growing)
+        for name in ("fds", "sockets", "threads", "processes")
+    )
+    return dataclasses.replace(summary, resources=resources)
+
+
+def test_a_resource_that_starts_growing_fails() -> None:
+    current = with_resources(make_summary(), "fds")
+    history = [with_resources(make_summary(run_id=f"r{n}")) for n in range(3)]
+    (finding,) = ResourceCheck().findings(current, history)
+    assert finding.severity is Outcome.FAIL
+    assert finding.metric == "open file descriptors growth" and finding.current == 10.0
+    assert "none of the 3 baseline runs did" in finding.message
+
+
+def test_growth_the_history_already_had_is_not_news() -> None:
+    current = with_resources(make_summary(), "threads")
+    history = [with_resources(make_summary(), "threads")]
+    assert ResourceCheck().findings(current, history) == []
+    # Runs recorded before resources were measured hold none: the growth is reported.
+    assert len(ResourceCheck().findings(current, [make_summary()])) == 1

@@ -6,7 +6,6 @@ import pytest
 
 from gate.analysis.gc import gc_pressure
 from gate.model import Curve, CurvePoint, GcSample
-from gate.service import read_gc_samples
 
 START = 1000.0
 
@@ -47,14 +46,3 @@ def test_processes_are_summed() -> None:
 
 def test_no_probe_no_figures() -> None:
     assert gc_pressure([], curve(), START, steady=2) is None
-
-
-def test_probe_files_with_torn_or_foreign_lines(tmp_path) -> None:
-    (tmp_path / "gc.12.1700000000000000000.jsonl").write_text(
-        '{"t": 1.0, "collections": [3, 1, 0], "seconds": 0.5}\n'
-        '{"t": 1.1, "collections": [4, 1, 1]'  # cut short by a kill
-    )
-    (tmp_path / "gc.13.1700000000000000001.jsonl").write_text("not json\n[]\n")
-    (tmp_path / "gc.x.1.jsonl").write_text('{"t": 1.0, "collections": [9, 9, 9], "seconds": 1}\n')
-    (found,) = read_gc_samples(tmp_path / "gc")
-    assert [(s.collections, s.full, s.seconds) for s in found] == [(4, 0, 0.5)]

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -20,7 +21,7 @@ from gate.errors import InputError
 from gate.model import RunResult
 from gate.result import read_result
 from gate.scenario import load_scenario
-from tests.support import DEMO_SCENARIO, REPO, make_result
+from tests.support import DEMO_SCENARIO, MINIMAL, REPO, make_result
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -265,3 +266,34 @@ def test_the_committed_demo_baseline_still_compares_with_the_demo_scenario() -> 
     settings = scenario.settings.model_dump(mode="json")
     history = json.loads((REPO / "baselines" / "demo.json").read_text())
     assert {run["settings_sha256"] for run in history["runs"]} == {settings_hash(settings)}
+
+
+def test_a_shared_load_setting_does_not_change_a_one_service_hash(write_scenario: Any) -> None:
+    # load.target is new: left unset it must not make older histories incomparable.
+    scenario = load_scenario(write_scenario(MINIMAL))
+    settings = scenario.members()[0].settings.model_dump(mode="json")
+    without = dict(settings, load={k: v for k, v in settings["load"].items() if k != "target"})
+    assert settings_hash(settings) == settings_hash(without)
+
+
+def test_each_service_keeps_its_history_in_the_scenarios_folder(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path / "baselines")
+    one = make_result()
+    api = dataclasses.replace(one, scenario=dataclasses.replace(one.scenario, service="api"))
+    worker = dataclasses.replace(api, scenario=dataclasses.replace(api.scenario, service="w-2"))
+    name = one.scenario.name
+    store.record(one)
+    store.record(api)
+    store.record(worker)
+    assert store.path(f"{name}/api") == tmp_path / "baselines" / name / "api.json"
+    assert store.load(f"{name}/api") is not None
+    assert store.load(f"{name}/api").scenario == f"{name}/api"  # type: ignore[union-attr]
+    assert store.services_of(name) == [f"{name}/api", f"{name}/w-2"]
+    assert len(store.load(name).runs) == 1  # type: ignore[union-attr]
+    assert store.audit_path(f"{name}/api") == tmp_path / "baselines" / name / "api.audit.jsonl"
+    # Files of function-level histories or a stray file are no service's history.
+    (tmp_path / "baselines" / name / "tests_app.py_test_x-1234.json").write_text("{}")
+    assert store.services_of(name) == [f"{name}/api", f"{name}/w-2"]
+    for bad in ("a/b/c", "/api", "a/", "a/../b", "a/.x"):
+        with pytest.raises(InputError, match="is not a scenario name"):
+            store.path(bad)

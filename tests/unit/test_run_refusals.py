@@ -9,11 +9,9 @@ import pytest
 from gate.errors import RunError
 from gate.load import LoadOutcome
 from gate.model import LoadSample
-from gate.run.orchestrate import _stop_all
-from gate.run.progress import QuietObserver, Watched
-from gate.run.refusals import check_load, check_stop
+from gate.run.refusals import check_load, check_profiled, check_stop
 from gate.scenario import load_scenario
-from gate.service import StopInfo
+from gate.service import RawProcessSample, StopInfo
 from tests.support import MINIMAL
 
 
@@ -83,35 +81,26 @@ def test_stops(tmp_path: Path) -> None:
         check_stop(StopInfo("SIGKILL", -9), log)
 
 
-class FakeService:
-    """Stands in for a ServiceProcess while the runner stops services."""
-
-    def __init__(self, name: str, log: list[str], interrupt: bool = False) -> None:
-        self.who, self.log, self.interrupt = f"service {name}", log, interrupt
-
-    def stop(self) -> StopInfo:
-        self.log.append(f"stop {self.who}")
-        if self.interrupt:  # a second Ctrl-C while this one is being stopped
-            raise KeyboardInterrupt
-        return StopInfo("SIGINT", 0)
-
-    def kill(self) -> None:
-        self.log.append(f"kill {self.who}")
+def tree(t: float, *pids: int) -> RawProcessSample:
+    return RawProcessSample(t, 0, 0, 1, 1, len(pids), pids)
 
 
-def test_services_stop_in_reverse_and_an_interrupted_stop_kills_the_rest() -> None:
-    log: list[str] = []
-    services = [FakeService(n, log) for n in ("db", "worker", "api")]
-    stops = _stop_all(services, Watched(QuietObserver()))  # type: ignore[arg-type]
-    assert log == ["stop service api", "stop service worker", "stop service db"]
-    assert [s.who for s, _ in stops] == ["service api", "service worker", "service db"]
-    log.clear()
-    services[1].interrupt = True
-    with pytest.raises(KeyboardInterrupt):
-        _stop_all(services, Watched(QuietObserver()))  # type: ignore[arg-type]
-    assert log == [
-        "stop service api",
-        "stop service worker",
-        "kill service worker",
-        "kill service db",
-    ]
+def test_workers_without_captures_are_refused() -> None:
+    during = [tree(t, 1, 2, 3) for t in range(10)]
+    with pytest.raises(RunError, match=r"2 more process.*follow_fork = true"):
+        check_profiled(during, set(), follow_fork=False)
+    with pytest.raises(RunError, match=r"pid 3\).*not spawn"):
+        check_profiled(during, {2}, follow_fork=True)
+
+
+def test_profiled_workers_and_brief_helpers_pass() -> None:
+    # pid 9 lived for 2 of 10 samples (a helper command): not a worker left unprofiled.
+    check_profiled([tree(t, 1, 2, 3, *([9] if t < 2 else [])) for t in range(10)], {2, 3}, True)
+    check_profiled([tree(t, 1) for t in range(10)], set(), follow_fork=False)
+
+
+def test_workers_restarted_one_after_another_count_together() -> None:
+    # Each unprofiled worker lives for 3 of 12 samples; one is always there.
+    during = [tree(t, 1, 100 + t // 3) for t in range(12)]
+    with pytest.raises(RunError, match=r"4 more process"):
+        check_profiled(during, set(), follow_fork=False)

@@ -1,8 +1,9 @@
-"""Every report format against golden files, and the escaping that keeps names from the
-measured code from breaking out of a table, a page or a workflow command.
+"""Every report format against golden files, the summary ``memgate merge`` makes of several
+reports, and the escaping that keeps names from the measured code from breaking out of a
+table, a page or a workflow command.
 
 Regenerate the golden files after an intended change with
-``MEMGATE_UPDATE_GOLDEN=1 pytest tests/unit/test_reports.py`` and review the diff.
+``MEMGATE_UPDATE_GOLDEN=1 pytest tests/unit/test_report.py`` and review the diff.
 """
 
 from __future__ import annotations
@@ -17,17 +18,33 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gate import merge
 from gate.baseline import History, summarize
+from gate.merge import BadInput
 from gate.model import Frame, RunResult
 from gate.outcome import Outcome
 from gate.report.formats import Format, render
-from gate.report.github import Annotation, annotate, render_annotations
+from gate.report.github import Annotation, annotate, annotate_merged, render_annotations
 from gate.report.html import chart
-from gate.report.markdown import code, fenced, md
+from gate.report.json import render_merged_json
+from gate.report.markdown import code, fenced, md, render_merged_markdown
 from gate.report.parts import Line, Report, change, source_path
 from gate.scenario import BudgetSpec
 from gate.verdict import Finding, decide
-from tests.support import HOSTILE, NOW, leak_report, markdown_structure, parse_command, runner_lines
+from tests.support import (
+    ENV,
+    HOSTILE,
+    NOW,
+    doc,
+    leak_doc,
+    leak_report,
+    markdown_structure,
+    merged_three,
+    parse_command,
+    parsed,
+    runner_lines,
+    table_cells,
+)
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
@@ -221,3 +238,82 @@ def test_markdown_escaping() -> None:
     assert code("a`b") == "a\\`b"
     assert code("a\\|b", cell=True) == "a\\\\\\|b"
     assert fenced("has ``` inside") == "````\nhas ``` inside\n````"
+
+
+def test_markdown_summary() -> None:
+    text = render_merged_markdown(merged_three())
+    assert text.startswith("## ❌ memgate merge: FAIL\n\n3 scenarios: 1 fail, 1 flag, 1 pass.\n")
+    assert (
+        f"| `demo` | `{ENV}` | ❌ fail | 8 | site growth per request 256.5 B/request"
+        " | `examples/demo_service/app.py:54` in `__call__` |"
+    ) in text
+    assert f"| `api` | `{ENV}` | ✅ pass | 0 |  |  |" in text
+    assert f"### ❌ `demo` on `{ENV}`: FAIL" in text
+    assert "### ⚠️ `soak` on `Darwin-arm64-py3.12`: FLAG" in text
+    assert "`api` on" not in text
+    assert "Could not be merged" not in text
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=HOSTILE, env=HOSTILE, function=HOSTILE, reason=HOSTILE)
+def test_hostile_names_keep_the_markdown_structure(
+    name: str, env: str, function: str, reason: str
+) -> None:
+    """Pipes, backticks, newlines and markup in scenario, environment, function and file
+    names: the same headings, rows of the same cells, items, as with plain names."""
+
+    def summary(name: str, env: str, function: str, source: str) -> str:
+        data = doc(name, "fail", env)
+        for finding in data["findings"]:
+            if finding["where"]:
+                finding["where"] = {"function": function, "file": f"{function}.py", "line": 7}
+        reports = [parsed(data, source), parsed(doc("plain", "pass"))]
+        return render_merged_markdown(merge.merge(reports, [BadInput(source, reason)]))
+
+    hostile = summary(name, env, function, f"art/{name}/report.json")
+    plain = summary("demo", "env", "f", "art/demo/report.json")
+    assert markdown_structure(hostile) == markdown_structure(plain)
+
+
+def test_markdown_escapes_pipes_backticks_and_newlines() -> None:
+    data = doc("a|b`c\nd # e", "fail", env="x|y")
+    text = render_merged_markdown(merge.merge([parsed(data)]))
+    row = next(line for line in text.split("\n") if line.startswith("| a"))
+    assert row.startswith("| a\\|b\\`c d \\# e | `x\\|y` | ❌ fail | 8 |")
+    assert len(table_cells(row)) == 6
+    assert "### ❌ a\\|b\\`c d \\# e on `x|y`: FAIL" in text
+
+
+def test_json_summary() -> None:
+    data = json.loads(render_merged_json(merged_three()))
+    assert (data["merge_version"], data["verdict"]) == (1, "fail")
+    assert data["counts"] == {"pass": 1, "flag": 1, "fail": 1}
+    assert [s["scenario"] for s in data["scenarios"]] == ["demo", "soak", "api"]
+    demo = data["scenarios"][0]
+    assert (demo["environment"], demo["report"], demo["compared_runs"]) == (
+        ENV,
+        "art/demo/report.json",
+        3,
+    )
+    worst_one = demo["findings"][demo["worst_finding"]]
+    assert worst_one == leak_doc()["findings"][6]  # as report.json has it
+    assert data["scenarios"][2]["worst_finding"] is None
+    broken = merge.merge([], [BadInput("x.json", "not valid JSON")])
+    assert json.loads(render_merged_json(broken))["errors"] == [
+        {"source": "x.json", "reason": "not valid JSON"}
+    ]
+
+
+def test_annotations_one_per_scenario_and_level() -> None:
+    merged = merge.merge(merged_three().reports, [BadInput("x.json", "not valid JSON")])
+    lines = runner_lines(render_annotations(annotate_merged(merged)))
+    back = [parse_command(line) for line in lines]
+    assert [(name, props["title"]) for name, props, _ in back] == [
+        ("error", f"memgate demo ({ENV}): memory regression (7 findings)"),
+        ("warning", f"memgate demo ({ENV}): memory flag"),
+        ("warning", "memgate soak (Darwin-arm64-py3.12): memory flag"),
+        ("error", "memgate: error"),
+    ]
+    assert all("file" not in props for _, props, _ in back)
+    assert back[0][2].endswith("(at examples/demo_service/app.py:54 in __call__)")
+    assert back[-1][2] == "x.json: not valid JSON"

@@ -60,3 +60,9 @@ def test_matches_counting_by_hand(intervals, at) -> None:
     columns = list(zip(*intervals, strict=True)) if intervals else [[], [], [], []]
     assert live(*columns, at, n_groups) == expected
     assert n_groups > capture.BLOCK
+
+
+def test_a_snapshot_index_of_minus_one_has_nothing_alive() -> None:
+    never = np.iinfo(np.int64).max
+    arrays = [np.asarray(v, dtype=np.int64) for v in ([0], [0], [never], [100], [-1, 0, 3, -1])]
+    assert [row.tolist() for row in live_bytes_by_group(*arrays, 1)] == [[0, 100, 100, 0]]

@@ -1,19 +1,7 @@
 from __future__ import annotations
 
-from gate.report.terminal import render_run
-from gate.units import size
-from tests.support import make_result
-
-
-def test_size_units() -> None:
-    assert [size(0), size(0.25), size(1023), size(1536), size(-3 * 2**20), size(5 * 2**30)] == [
-        "0 B",
-        "0.2 B",
-        "1023 B",
-        "1.5 KiB",
-        "-3.0 MiB",
-        "5.0 GiB",
-    ]
+from gate.report.terminal import render_merged, render_run
+from tests.support import ENV, make_result, merged_three
 
 
 def squeeze(text: str) -> list[str]:
@@ -65,3 +53,22 @@ def test_names_from_the_measured_code_are_not_markup() -> None:
     lines = squeeze(render_run(result, width=160))
     assert lines[0] == "memgate run: d[/]emo"
     assert "1 100.0 B/request [98.5, 102.0] 1.00 78.1 KiB app.py:54 in [/] [bold]x :smile:" in lines
+
+
+def test_terminal_summary() -> None:
+    text = render_merged(merged_three(), width=400)
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    assert lines[0] == "memgate merge: FAIL (3 scenarios: 1 fail, 1 flag, 1 pass)"
+    rows = [line for line in lines if line.startswith(("demo ", "soak ", "api "))]
+    assert rows[:3] == [
+        f"demo {ENV} FAIL 8 site growth per request 256.5 B/request"
+        " examples/demo_service/app.py:54 in __call__",
+        "soak Darwin-arm64-py3.12 FLAG 1 this run's load or profile settings (scenario file or"
+        " overrides) differ from some baseline runs': figures that depend on run length may"
+        " not compare",
+        f"api {ENV} PASS 0",
+    ]
+    # Then the findings of each scenario that did not pass, and only those.
+    assert f"demo on {ENV}: FAIL (compared with 3 baseline runs; art/demo/report.json)" in lines
+    assert any(line.startswith("soak on Darwin-arm64-py3.12: FLAG") for line in lines)
+    assert not any(line.startswith("api on") for line in lines)

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from gate.analysis.resources import resource_growth
-from gate.baseline import ResourceSummary
 from gate.model import ProcessSample
-from gate.outcome import Outcome
-from gate.verdict import ResourceCheck
-from tests.support import make_summary
 
 
 def samples(fds, threads=lambda r: 4, n: int = 600) -> list[ProcessSample]:
@@ -56,28 +50,3 @@ def test_only_samples_of_the_steady_state_count() -> None:
     found = resource_growth(samples(lambda r: 20 + min(int(r), 1000)), steady_requests=1000)
     assert not grows(found)["fds"]
     assert resource_growth(samples(lambda r: 20), steady_requests=1e9) == ()
-
-
-def with_resources(summary, *growing: str):
-    resources = tuple(
-        ResourceSummary(name, 0.01 if name in growing else 0.0, 30, name in growing)
-        for name in ("fds", "sockets", "threads", "processes")
-    )
-    return dataclasses.replace(summary, resources=resources)
-
-
-def test_a_resource_that_starts_growing_fails() -> None:
-    current = with_resources(make_summary(), "fds")
-    history = [with_resources(make_summary(run_id=f"r{n}")) for n in range(3)]
-    (finding,) = ResourceCheck().findings(current, history)
-    assert finding.severity is Outcome.FAIL
-    assert finding.metric == "open file descriptors growth" and finding.current == 10.0
-    assert "none of the 3 baseline runs did" in finding.message
-
-
-def test_growth_the_history_already_had_is_not_news() -> None:
-    current = with_resources(make_summary(), "threads")
-    history = [with_resources(make_summary(), "threads")]
-    assert ResourceCheck().findings(current, history) == []
-    # Runs recorded before resources were measured hold none: the growth is reported.
-    assert len(ResourceCheck().findings(current, [make_summary()])) == 1

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from gate.errors import InputError, RunError
-from gate.scenario import ProfileSpec
-from gate.service import GC_PROBE, fill_port, free_port, profiled_command, python_target
+from gate.scenario import ProfileSpec, port_variable
+from gate.service import (
+    GC_PROBE,
+    fill_port,
+    free_port,
+    profiled_command,
+    python_target,
+    read_gc_samples,
+)
 
 CAPTURE = Path("/out/capture.bin")
 MEMRAY = [
@@ -69,3 +76,23 @@ def test_free_port_can_be_bound_and_filled_in() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
     assert fill_port("http://127.0.0.1:{port}/h", port) == f"http://127.0.0.1:{port}/h"
+
+
+def test_ports_fill_in() -> None:
+    ports = {"worker": 8001, "api": 8002}
+    text = "http://127.0.0.1:{port:worker}/ on {port}, {port:api}"
+    assert fill_port(text, 9000, ports) == "http://127.0.0.1:8001/ on 9000, 8002"
+    assert fill_port("{port}", 9000) == "9000"
+    assert port_variable("worker") == "MEMGATE_PORT_WORKER"
+    assert port_variable("jobs.v2-beta") == "MEMGATE_PORT_JOBS_V2_BETA"
+
+
+def test_probe_files_with_torn_or_foreign_lines(tmp_path) -> None:
+    (tmp_path / "gc.12.1700000000000000000.jsonl").write_text(
+        '{"t": 1.0, "collections": [3, 1, 0], "seconds": 0.5}\n'
+        '{"t": 1.1, "collections": [4, 1, 1]'  # cut short by a kill
+    )
+    (tmp_path / "gc.13.1700000000000000001.jsonl").write_text("not json\n[]\n")
+    (tmp_path / "gc.x.1.jsonl").write_text('{"t": 1.0, "collections": [9, 9, 9], "seconds": 1}\n')
+    (found,) = read_gc_samples(tmp_path / "gc")
+    assert [(s.collections, s.full, s.seconds) for s in found] == [(4, 0, 0.5)]

@@ -1,0 +1,168 @@
+"""The offline commands (compare, baseline, merge) through ``gate.cli.main``, in-process."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from gate.cli import main
+from gate.result import write_result
+from tests.support import doc, leak_doc, make_result, parse_command, read_file_commands, write
+
+
+def result_file(tmp_path: Path, **settings: object) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    result = make_result()
+    result = dataclasses.replace(result, settings={**result.settings, **settings})
+    path = tmp_path / "result.json"
+    write_result(result, path)
+    return path
+
+
+def test_record_show_compare(tmp_path: Path, capsys) -> None:
+    recorded = result_file(tmp_path / "one")
+    path = result_file(tmp_path, users=5)  # another run (another run id) of the same scenario
+    baselines = str(tmp_path / "b")
+    assert main(["baseline", "record", str(recorded), "--baselines", baselines]) == 0
+    assert main(["baseline", "show", "demo", "--baselines", baselines]) == 0
+    # The fixture leaks, but so did the run recorded: compared by rate, it passes.
+    assert main(["compare", str(path), "--baselines", baselines]) == 0
+    out = capsys.readouterr().out
+    assert "recorded in" in out and "baseline: demo" in out
+    assert "memgate check: demo: PASS (compared with 1 baseline run)" in out
+
+
+def test_a_recorded_run_is_not_compared_with_itself(tmp_path: Path, capsys) -> None:
+    path = result_file(tmp_path)
+    baselines = str(tmp_path / "b")
+    assert main(["baseline", "record", str(path), "--baselines", baselines]) == 0
+    # Its only history is itself: left out, there is nothing to compare with, and a leak
+    # with no baseline fails.
+    assert main(["compare", str(path), "--baselines", baselines]) == 1
+    assert "FAIL (compared with 0 baseline runs)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"gate": {"keep": 0}},
+            "result.json: settings.gate.keep: Input should be greater than or equal to 2",
+        ),
+        ({"gate": 5}, "result.json: settings.gate: Input should be a valid dictionary"),
+        (
+            {"budgets": {"max_peak_heap": "lots"}},
+            "result.json: settings.budgets.max_peak_heap: could not parse",
+        ),
+    ],
+)
+def test_bad_settings_in_a_result_are_bad_input(tmp_path: Path, capsys, settings, message) -> None:
+    path = result_file(tmp_path, **settings)
+    baselines = tmp_path / "b"
+    assert main(["baseline", "record", str(path), "--baselines", str(baselines)]) == 2
+    assert main(["compare", str(path), "--baselines", str(baselines)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert all(line.startswith("memgate: error: ") for line in err)
+    assert message in err[0]
+    assert not (baselines / "demo.json").exists()
+
+
+def test_accept_needs_a_reason(tmp_path: Path, capsys) -> None:
+    path = result_file(tmp_path)
+    code = main(["baseline", "accept", str(path), "--reason", " ", "--baselines", str(tmp_path)])
+    assert code == 2
+    assert "--reason must say why" in capsys.readouterr().err
+
+
+def test_show_without_history(tmp_path: Path, capsys) -> None:
+    assert main(["baseline", "show", "demo", "--baselines", str(tmp_path)]) == 2
+    assert "no baseline for scenario 'demo'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("{not json", "not valid JSON: Expecting property name enclosed in double quotes"),
+        ("", "not valid JSON: Expecting value: line 1 column 1 (char 0)"),
+        ('{"report_version": 2}', "report_version 2 is newer than this memgate understands"),
+    ],
+)
+def test_a_bad_file_exits_2_with_one_line_naming_it(
+    tmp_path: Path, capsys, content: str, reason: str
+) -> None:
+    good = write(tmp_path / "a", doc("a", "pass"))
+    bad = write(tmp_path / "b", content)
+    assert main(["merge", str(good), str(bad)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"memgate: error: {bad}: {reason}"), err
+
+
+def test_a_missing_file_exits_2(tmp_path: Path, capsys) -> None:
+    assert main(["merge", str(tmp_path / "nope.json")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"memgate: error: {tmp_path / 'nope.json'}: no such file or folder\n"
+    first = captured.out.splitlines()[0]
+    assert first == "memgate merge: ERROR (0 scenarios; 1 input could not be merged)"
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "args", "code"),
+    [
+        (["pass", "pass"], [], 0),
+        (["pass", "flag"], [], 0),
+        (["pass", "flag"], ["--fail-on", "flag"], 1),
+        (["flag", "fail"], [], 1),
+    ],
+)
+def test_exit_code_is_check_s(tmp_path: Path, capsys, verdicts, args, code) -> None:
+    paths = [str(write(tmp_path / v / str(i), doc(f"s{i}", v))) for i, v in enumerate(verdicts)]
+    assert main(["merge", *paths, *args]) == code
+    assert capsys.readouterr().err == ""
+
+
+def test_out_writes_the_file_and_prints_nothing(tmp_path: Path, capsys) -> None:
+    path = write(tmp_path / "demo", leak_doc())
+    out = tmp_path / "merged.json"
+    assert main(["merge", str(path), "--format", "json", "--out", str(out)]) == 1
+    assert json.loads(out.read_text())["verdict"] == "fail"
+    assert capsys.readouterr() == ("", "")
+    assert main(["merge", str(path), "--out", str(tmp_path / "no" / "such" / "dir")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_html_is_not_a_merge_format(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["merge", str(tmp_path), "--format", "html"])
+    assert caught.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_inside_actions_the_summary_is_appended_and_the_verdict_set(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    output, summary = tmp_path / "output", tmp_path / "summary.md"
+    output.write_text("")
+    summary.write_text("## earlier step\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    good = write(tmp_path / "art" / "demo", leak_doc())
+    assert main(["merge", str(good)]) == 1
+    assert read_file_commands(output.read_text()) == {"verdict": "fail"}
+    text = summary.read_text()
+    assert text.startswith("## earlier step\n## ❌ memgate merge: FAIL\n")
+    assert text.count("memgate merge:") == 1
+    # What it printed was between stop-commands; it placed no annotations of its own.
+    printed = capsys.readouterr().out.splitlines()
+    commands = [parse_command(line)[0] for line in printed if line.startswith("::")]
+    assert commands[0] == "stop-commands" and commands[1:] == [printed[0].split("::")[2]]
+    assert printed[1] == "memgate merge: FAIL (1 scenario: 1 fail)"
+    # A bad input: the verdict is error, named in the summary.
+    output.write_text("")
+    bad = write(tmp_path / "art" / "broken", leak_doc() | {"report_version": 9})
+    assert main(["merge", str(tmp_path / "art")]) == 2
+    assert read_file_commands(output.read_text()) == {"verdict": "error"}
+    assert f"- `{bad}`: report\\_version 9 is newer" in summary.read_text()

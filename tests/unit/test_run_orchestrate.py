@@ -1,0 +1,43 @@
+"""The runner's orchestration (gate.run.orchestrate): how it stops the services."""
+
+from __future__ import annotations
+
+import pytest
+
+from gate.run.orchestrate import _stop_all
+from gate.run.progress import QuietObserver, Watched
+from gate.service import StopInfo
+
+
+class FakeService:
+    """Stands in for a ServiceProcess while the runner stops services."""
+
+    def __init__(self, name: str, log: list[str], interrupt: bool = False) -> None:
+        self.who, self.log, self.interrupt = f"service {name}", log, interrupt
+
+    def stop(self) -> StopInfo:
+        self.log.append(f"stop {self.who}")
+        if self.interrupt:  # a second Ctrl-C while this one is being stopped
+            raise KeyboardInterrupt
+        return StopInfo("SIGINT", 0)
+
+    def kill(self) -> None:
+        self.log.append(f"kill {self.who}")
+
+
+def test_services_stop_in_reverse_and_an_interrupted_stop_kills_the_rest() -> None:
+    log: list[str] = []
+    services = [FakeService(n, log) for n in ("db", "worker", "api")]
+    stops = _stop_all(services, Watched(QuietObserver()))  # type: ignore[arg-type]
+    assert log == ["stop service api", "stop service worker", "stop service db"]
+    assert [s.who for s, _ in stops] == ["service api", "service worker", "service db"]
+    log.clear()
+    services[1].interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        _stop_all(services, Watched(QuietObserver()))  # type: ignore[arg-type]
+    assert log == [
+        "stop service api",
+        "stop service worker",
+        "kill service worker",
+        "kill service db",
+    ]
