@@ -28,7 +28,7 @@ from gate.report.json import render_json
 from gate.report.markdown import render_markdown
 from gate.report.parts import Report
 from gate.result import write_result
-from gate.run import run_scenario
+from gate.run.orchestrate import run_scenario
 from gate.scenario import BudgetSpec, load_scenario
 from gate.verdict import decide
 

@@ -25,14 +25,21 @@ def last_line(path: Path) -> str:
 
 def read_input(path: Path, kind: str, fail: Callable[[str], InputError] | None = None) -> bytes:
     """The bytes of a file given to memgate; if there are none, ``fail(reason)``
-    (default: an :class:`InputError` whose one line names the file)."""
-    fail = fail or (lambda reason: InputError(f"{path}: {reason}"))
+    (default: :func:`naming` the file). ``kind`` names the file in the reason (``no such
+    result file``); an empty one leaves it out (``no such file``)."""
+    fail = fail or naming(path)
+    of = f" {kind}" if kind else ""
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise fail(f"no such {kind} file") from None
+        raise fail(f"no such{of} file") from None
     except OSError as exc:
-        raise fail(f"cannot read {kind}: {exc.strerror}") from None
+        raise fail(f"cannot read{of}: {exc.strerror}") from None
+
+
+def naming(path: Path) -> Callable[[str], InputError]:
+    """An :class:`InputError` for a reason, its one line naming ``path``."""
+    return lambda reason: InputError(f"{path}: {reason}")
 
 
 def open_log(path: Path) -> BinaryIO:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BeforeValidator, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError, PydanticSerializationError, to_json
 
-from gate._files import read_input
+from gate._files import naming, read_input
 from gate.errors import InputError
 from gate.outcome import Outcome
 
@@ -39,7 +39,7 @@ def read_json(
     :func:`loads`): its data, and its bytes for :func:`validate`. If it cannot be read,
     or is not JSON (``not_json: first line of why``), ``fail(reason)``: by default an
     :class:`InputError` whose one line names the file."""
-    fail = fail or (lambda reason: InputError(f"{path}: {reason}"))
+    fail = fail or naming(path)
     raw = read_input(path, kind, fail)
     try:
         return loads(raw), raw

@@ -1,8 +1,9 @@
 """The check: run a scenario, compare each of its services with its history, record it.
 
 The CLI (``memgate run``, ``check``, ``compare``, ``report``) and the pytest plugin call
-these functions with typed :class:`RunOptions`. They print nothing: what happens is told
-to an observer as it happens, and what was decided is returned, with its exit code.
+these functions: a run or a check with typed :class:`RunOptions`, a judgement of a
+result with its history. They print nothing: what happens is told to an observer as it
+happens, and what was decided is returned, with its exit code.
 
 The rules: a run is compared with its scenario's history (less the run itself if it was
 recorded, unless it is the reference); with ``record``, a run that did not fail is
@@ -20,6 +21,7 @@ from gate.errors import ExitCode
 from gate.outcome import Outcome
 from gate.outputs import REPORT_HTML, REPORT_JSON, RESULT, service_folder
 from gate.report.formats import Format
+from gate.run.progress import RunObserver
 
 if TYPE_CHECKING:
     from gate.baseline import BaselineStore
@@ -66,7 +68,11 @@ def open_scenario(path: Path, options: RunOptions) -> ScenarioFile:
     """The scenario file at ``path``, validated, with the options' overrides applied."""
     from gate.scenario import load_scenario
 
-    return load_scenario(path).with_overrides(
+    return _overridden(load_scenario(path), options)
+
+
+def _overridden(scenario: ScenarioFile, options: RunOptions) -> ScenarioFile:
+    return scenario.with_overrides(
         env=dict(options.env),
         requests=options.requests,
         duration=options.duration,
@@ -119,21 +125,41 @@ class ScenarioCheck:
 
 
 class CheckObserver(Protocol):
-    """What a check tells while it goes, besides its run's progress."""
+    """What a check tells as it happens, besides its run's progress: each service's run,
+    its verdict, its reports, its recording, and the scenario's verdict."""
 
     def ran(self, ran: Ran) -> None: ...
 
-    def checked(self, checked: Checked) -> None: ...
+    def judged(self, report: Report) -> None: ...
+
+    def reported(self, files: dict[Format, Path]) -> None: ...
+
+    def recorded(self, recorded: Recorded) -> None: ...
+
+    def concluded(self, check: ScenarioCheck) -> None: ...
 
 
-class Observer(CheckObserver, Protocol):
+class Observer(RunObserver, CheckObserver, Protocol):
     """A run's progress and a check's results (the terminal shows both)."""
 
-    show_capture_progress: bool
 
-    def phase(self, name: str) -> None: ...
+def out_root(options: RunOptions) -> Path:
+    """The folder a check writes one folder per scenario into."""
+    return (options.out or DEFAULT_OUT).absolute()
 
-    def load_progress(self, phase: str, requests: int, failures: int) -> None: ...
+
+def open_check(path: Path, options: RunOptions) -> ScenarioFile:
+    """The scenario file at ``path`` for a check: validated, each of its services'
+    histories read (a broken one is bad input, said before any run), then the options'
+    overrides applied."""
+    from gate.baseline import BaselineStore
+    from gate.scenario import load_scenario
+
+    scenario = load_scenario(path)
+    store = BaselineStore(options.baselines)
+    for member in scenario.members():
+        store.load(member.key)
+    return _overridden(scenario, options)
 
 
 def run(scenario: ScenarioFile, options: RunOptions, observer: Observer) -> list[Ran]:
@@ -145,7 +171,7 @@ def run(scenario: ScenarioFile, options: RunOptions, observer: Observer) -> list
 
 def _run(scenario: ScenarioFile, out: Path, observer: Observer) -> list[Ran]:
     from gate.result import write_result
-    from gate.run import run_services
+    from gate.run.orchestrate import run_services
 
     written = []
     for result in run_services(scenario, out, observer):
@@ -168,23 +194,24 @@ def check_scenario(
 
     store = BaselineStore(options.baselines)
     members = scenario.members()
-    for member in members:
-        store.load(member.key)  # a broken baseline is bad input: say so before the run
-    root = (options.out or DEFAULT_OUT).absolute()
+    out = out_root(options) / scenario.name
     checked = []
-    for member, ran in zip(members, _run(scenario, root / scenario.name, observer), strict=True):
+    for member, ran in zip(members, _run(scenario, out, observer), strict=True):
         report, code = judge(
             ran.result, store, member.budgets, options.fail_on, result_path=ran.path
         )
+        observer.judged(report)
         files = write_reports(report, ran.path.parent)
+        observer.reported(files)
         recorded = None
         if options.record and report.decision.verdict is not Outcome.FAIL:
             history = store.record(ran.result, keep=member.gate.keep)
             recorded = Recorded(store.path(member.key), len(history.runs))
-        done = Checked(report, code, files, recorded)
-        observer.checked(done)
-        checked.append(done)
-    return ScenarioCheck(scenario.name, tuple(checked))
+            observer.recorded(recorded)
+        checked.append(Checked(report, code, files, recorded))
+    done = ScenarioCheck(scenario.name, tuple(checked))
+    observer.concluded(done)
+    return done
 
 
 def judge(

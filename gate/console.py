@@ -9,8 +9,14 @@ import shutil
 import sys
 from typing import TYPE_CHECKING
 
+from gate.errors import one_line
+
 if TYPE_CHECKING:
-    from gate.check import Checked, Ran
+    from pathlib import Path
+
+    from gate.check import Ran, Recorded, ScenarioCheck
+    from gate.report.formats import Format
+    from gate.report.parts import Report
     from gate.scenario import ScenarioFile
 
 
@@ -68,15 +74,25 @@ class TerminalObserver:
         print(render_run(ran.result, width=width()), end="")
         print(f"result: {ran.path}")
 
-    def checked(self, checked: Checked) -> None:
+    def judged(self, report: Report) -> None:
         from gate.report.terminal import render_decision
 
-        report = checked.report
         print(render_decision(report.result.scenario.key, report.decision, width=width()), end="")
-        print("reports: " + ", ".join(str(p) for p in checked.files.values()))
-        if checked.recorded is not None:
-            recorded = checked.recorded
-            print(f"recorded in {recorded.path} ({recorded.runs} runs)")
+
+    def reported(self, files: dict[Format, Path]) -> None:
+        print("reports: " + ", ".join(str(p) for p in files.values()))
+
+    def recorded(self, recorded: Recorded) -> None:
+        print(f"recorded in {recorded.path} ({recorded.runs} runs)")
+
+    def concluded(self, check: ScenarioCheck) -> None:
+        """The scenario's verdict, when it has several services (else it was just said)."""
+        if len(check.checked) > 1:
+            each = ", ".join(
+                f"{c.report.result.scenario.service} {c.report.decision.verdict.value}"
+                for c in check.checked
+            )
+            print(f"memgate check: {check.name}: {check.verdict.value.upper()} ({each})")
 
 
 def say_error(line: str) -> None:
@@ -85,12 +101,3 @@ def say_error(line: str) -> None:
     from gate import github
 
     print(one_line(line), file=sys.stdout if github.in_actions() else sys.stderr, flush=True)
-
-
-_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
-
-
-def one_line(text: str) -> str:
-    """``text`` with every character Python splits lines at written as an escape: a
-    file name or a key read from a file may hold a line break."""
-    return text.translate(_LINE_BREAKS)

@@ -50,3 +50,12 @@ def error_text(exc: MemgateError) -> str:
     """The error's line, pointing at what a failed run kept."""
     kept = getattr(exc, "kept", None)
     return f"{exc}; what the run saw is in {kept}" if kept else str(exc)
+
+
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character Python splits lines at written as an escape: a
+    file name or a key read from a file may hold a line break."""
+    return text.translate(_LINE_BREAKS)

@@ -210,7 +210,7 @@ def parse_report(data: Any, *, source: str, raw: bytes | None = None) -> Scenari
 
 def read_report(path: Path) -> ScenarioReport:
     """Read and parse one ``report.json``; :class:`ReportError` if it is bad."""
-    data, raw = read_json(path, "report", fail=lambda reason: ReportError(str(path), reason))
+    data, raw = read_json(path, "", fail=lambda reason: ReportError(str(path), reason))
     return parse_report(data, source=str(path), raw=raw)
 
 

@@ -209,6 +209,11 @@ class Site:
         else its innermost one."""
         return self.user_frame or (self.stack[0] if self.stack else None)
 
+    @property
+    def in_user_code(self) -> bool:
+        """Whether :attr:`frame` is the user's own code (else it is marked as not)."""
+        return self.user_frame is not None
+
 
 @dataclasses.dataclass(frozen=True)
 class EndpointStats:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from gate.check import DEFAULT_OUT
 from gate.errors import ExitCode, MemgateError, error_text
 
 DEFAULT_SCENARIOS = "scenarios"
@@ -58,7 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--memgate-out",
         type=Path,
-        default=Path("memgate-out"),
+        default=DEFAULT_OUT,
         help="folder for the scenarios' results and reports (default: memgate-out)",
     )
 
@@ -121,7 +122,7 @@ class ScenarioItem(pytest.Item):
             baselines=config.getoption("memgate_baselines") or check.DEFAULT_BASELINES,
         )
         try:
-            scenario = check.open_scenario(self.path, options)
+            scenario = check.open_check(self.path, options)
             with TerminalObserver(scenario, quiet=True) as observer:
                 checked = check.check_scenario(scenario, options, observer)
         except MemgateError as exc:

@@ -49,12 +49,13 @@ class Finding:
     check: str
     severity: Annotated[Outcome, one_of(Outcome.FLAG, Outcome.FAIL)]
     metric: str
-    unit: str = ""
-    current: float | None = None
-    baseline: float | None = None
+    unit: str
+    """Of ``current``, ``baseline``, ``spread`` and ``limit`` (empty with no figures)."""
+    current: float | None
+    baseline: float | None
     """The history's center (median), if compared with history."""
-    spread: float | None = None
-    limit: float | None = None
+    spread: float | None
+    limit: float | None
     """The value past which this is a finding."""
     message: str
     """One sentence: why this is a failure or a flag."""
@@ -194,6 +195,9 @@ class SiteCheck:
                         metric="site growth per request",
                         unit="B/request",
                         current=slope,
+                        baseline=None,
+                        spread=None,
+                        limit=None,
                         message=f"{site.key} grows {_fmt(slope, 'B/request')}"
                         f" [{_fmt(site.trend.low, '')}, {_fmt(site.trend.high, '')}] and grew"
                         f" in none of the {len(runs)} baseline runs",
@@ -276,6 +280,9 @@ class ResourceCheck:
                     metric=f"{label} growth",
                     unit="per 1000 requests",
                     current=round(resource.slope * 1000, 2),
+                    baseline=None,
+                    spread=None,
+                    limit=None,
                     message=f"{label} keep growing: {resource.slope * 1000:,.1f} more per 1000"
                     f" requests through the steady state, {resource.at_end:,} at the end ({since})",
                 )
@@ -303,6 +310,8 @@ class BudgetCheck:
                 metric=name,
                 unit=unit,
                 current=value,
+                baseline=None,
+                spread=None,
                 limit=limit,
                 message=f"{name} {_fmt(value, unit)} is over the scenario's budget"
                 f" of {_fmt(limit, unit)}",
@@ -379,7 +388,18 @@ def _plain(
     check: str, severity: Outcome, message: str, where: Frame | None = None, metric: str = "shape"
 ) -> Finding:
     """A finding with no figures to compare (a shape, a missing baseline)."""
-    return Finding(check=check, severity=severity, metric=metric, message=message, where=where)
+    return Finding(
+        check=check,
+        severity=severity,
+        metric=metric,
+        unit="",
+        current=None,
+        baseline=None,
+        spread=None,
+        limit=None,
+        message=message,
+        where=where,
+    )
 
 
 def _has(key: str, run: RunSummary) -> bool:

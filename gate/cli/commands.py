@@ -76,7 +76,7 @@ class CheckCommand:
         from gate.console import TerminalObserver
 
         options = run_options(args)
-        root = (options.out or check.DEFAULT_OUT).absolute()
+        root = check.out_root(options)
         codes: list[int] = []
         done: list[check.Checked] = []
         errors: list[tuple[str, str]] = []
@@ -87,7 +87,7 @@ class CheckCommand:
             return int(ExitCode.BAD_INPUT)
         for path in args.scenarios:
             try:
-                scenario = check.open_scenario(path, options)
+                scenario = check.open_check(path, options)
                 with TerminalObserver(scenario, quiet=args.quiet) as observer:
                     checked = check.check_scenario(scenario, options, observer)
             except MemgateError as exc:
@@ -97,12 +97,6 @@ class CheckCommand:
                 continue
             done += checked.checked
             codes += [c.exit_code for c in checked.checked]
-            if len(checked.checked) > 1:
-                each = ", ".join(
-                    f"{c.report.result.scenario.service} {c.report.decision.verdict.value}"
-                    for c in checked.checked
-                )
-                print(f"memgate check: {checked.name}: {checked.verdict.value.upper()} ({each})")
         if github.in_actions():
             publish(done, errors, root)
         return int(ExitCode.worst(codes))

@@ -5,17 +5,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from gate.check import DEFAULT_BASELINES, RunOptions, parse_env_pair
 from gate.outcome import FAIL_ON, Outcome
-
-if TYPE_CHECKING:
-    from gate.check import RunOptions
 
 
 def env_pair(text: str) -> tuple[str, str]:
-    from gate.check import parse_env_pair
-
     try:
         return parse_env_pair(text)
     except ValueError as exc:
@@ -47,8 +42,6 @@ def _positive_float(text: str) -> float:
 
 def run_options(args: argparse.Namespace) -> RunOptions:
     """The typed options of a command's arguments (those it has)."""
-    from gate.check import DEFAULT_BASELINES, RunOptions
-
     return RunOptions(
         env=tuple(getattr(args, "env", ())),
         requests=getattr(args, "requests", None),
@@ -81,15 +74,18 @@ def add_baseline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baselines",
         type=Path,
-        default=Path("baselines"),
+        default=DEFAULT_BASELINES,
         help="folder of baseline histories (default: baselines)",
     )
 
 
 def FailOn(text: str) -> Outcome:
-    """``--fail-on``'s value: an outcome (argparse names the type by this function in
-    its error, ``invalid FailOn value``)."""
-    return Outcome(text)
+    """``--fail-on``'s value: an outcome that fails the build (argparse names the type by
+    this function in its error, ``invalid FailOn value``)."""
+    outcome = Outcome(text)
+    if outcome not in FAIL_ON:
+        raise ValueError(text)
+    return outcome
 
 
 def add_fail_on(parser: argparse.ArgumentParser) -> None:

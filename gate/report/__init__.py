@@ -1,5 +1,5 @@
 """Reporters: each turns a :class:`~gate.report.parts.Report` into a string; the CLI
-writes it.
+prints it or writes it (and a check writes its JSON and HTML reports beside its result).
 
 ``terminal`` (the summary ``memgate run`` and ``check`` print), ``json`` (machine
 readable, ``docs/report-schema.md``), ``markdown`` (the GitHub job summary), ``github``

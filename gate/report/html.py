@@ -192,7 +192,7 @@ def render_html(report: Report) -> str:
         for f in report.decision.findings
     ]
     sites = [
-        {"site": site, "where": where(site.frame), "user": site.user_frame is not None}
+        {"site": site, "where": where(site.frame), "user": site.in_user_code}
         for site in growing_sites(result.sites, SITES)
     ]
     return _template().render(

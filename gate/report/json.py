@@ -58,7 +58,7 @@ def render_json(report: Report) -> str:
                 "confidence": site.confidence,
                 "live_bytes_end": site.live_bytes_end,
                 "frame": _frame(site.frame),
-                "user_code": site.user_frame is not None,
+                "user_code": site.in_user_code,
                 "stack": [_frame(f) for f in site.stack[:STACK_FRAMES]],
             }
             for rank, site in enumerate(growing_sites(result.sites), start=1)

@@ -245,7 +245,7 @@ def _sites(report: Report) -> list[str]:
         return [*out, "No allocation site grew steadily through the steady state.", ""]
     for rank, site in enumerate(sites, start=1):
         frame = site.frame
-        owner = "" if site.user_frame else " (not user code)"
+        owner = "" if site.in_user_code else " (not user code)"
         out.append(
             f"{rank}. **{md(rate(site.trend))}**, confidence {site.confidence:.2f},"
             f" {size(site.live_bytes_end)} live at the end: {_where(frame)}{owner}"

@@ -74,7 +74,7 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     for rank, site in enumerate(growing, start=1):
         frame = site.frame
         place = where(frame) or "(no Python frame)"
-        if site.user_frame is None and frame is not None:
+        if not site.in_user_code and frame is not None:
             place += " (not user code)"
         sites.add_row(
             str(rank), rate(site.trend), f"{site.confidence:.2f}", size(site.live_bytes_end), place

@@ -7,7 +7,7 @@ from typing import Protocol
 
 
 class RunObserver(Protocol):
-    """What a run reports while it goes (the CLI draws it; tests may ignore it)."""
+    """What a run reports while it goes (``gate.console`` draws it; tests may ignore it)."""
 
     show_capture_progress: bool
     """Let memray draw its own progress bars while the capture is read (long reads)."""

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import Field, ValidationError, model_validator
 
 from gate._files import read_input
-from gate.errors import InputError
+from gate.errors import InputError, one_line
 from gate.model import scenario_key
 from gate.scenario.sections import (
     CALLS_FOLDER,
@@ -116,11 +116,10 @@ class ScenarioDoc(_Common):
             texts = [*spec.command, *spec.env.values()]
             for wanted in (m.group(1) for t in texts for m in PORT_OF.finditer(t)):
                 if wanted not in names:
-                    # A name read from the file may hold a line break: say it as an escape.
-                    shown = wanted if wanted.isprintable() else repr(wanted)[1:-1]
                     known = ", ".join(names) or "none: the scenario has one [service]"
                     raise ValueError(
-                        f"{{port:{shown}}} names no service of the scenario (services: {known})"
+                        f"{{port:{one_line(wanted)}}} names no service of the scenario"
+                        f" (services: {known})"
                     )
         target = self.load.target
         if self.services and len(self.services) > 1 and target is None:
@@ -257,8 +256,14 @@ class ScenarioFile:
         duration: float | None = None,
         warmup: int | None = None,
     ) -> ScenarioFile:
-        """The scenario with command-line overrides applied (validated again)."""
-        data = self.doc.model_dump()
+        """The scenario with command-line overrides applied: the service(s) and the load
+        validated again with them, in the file's context; the profile, budgets and gate
+        settings kept as they were validated."""
+        kept = {"profile": True, "budgets": True}
+        data = self.doc.model_dump(exclude={**kept, "gate": True, "services": {"__all__": kept}})
+        data.update(profile=self.doc.profile, budgets=self.doc.budgets, gate=self.doc.gate)
+        for name, member in self.doc.services.items():
+            data["services"][name].update(profile=member.profile, budgets=member.budgets)
         load = data["load"]
         for spec in [data["service"]] if self.doc.service else data["services"].values():
             spec["env"] = {**spec["env"], **(env or {})}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gate.model import RunResult, Shape
-from gate.run import run_scenario
+from gate.run.orchestrate import run_scenario
 from gate.scenario import load_scenario
 from tests.support import DEMO_SCENARIO, planted_leak_line
 

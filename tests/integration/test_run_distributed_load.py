@@ -18,7 +18,7 @@ import pytest
 
 from gate.errors import ExitCode, InputError
 from gate.load import LoadConfig, LoadProcess
-from gate.run import run_scenario
+from gate.run.orchestrate import run_scenario
 from gate.scenario import load_scenario
 from tests.support import leftovers, run_file
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from gate.errors import InputError, RunError
-from gate.run import run_scenario
+from gate.run.orchestrate import run_scenario
 from gate.scenario import load_scenario
 from tests.support import leftovers, run_file, scenario_file, server
 

@@ -9,7 +9,7 @@ import pytest
 from gate.analysis.resources import LABELS
 from gate.baseline import summarize
 from gate.outcome import Outcome
-from gate.run import run_scenario
+from gate.run.orchestrate import run_scenario
 from gate.scenario import BudgetSpec, load_scenario
 from gate.verdict import decide
 from tests.support import server

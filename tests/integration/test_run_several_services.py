@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gate.errors import ExitCode, RunError
-from gate.run import run_services
+from gate.run.orchestrate import run_services
 from gate.scenario import load_scenario
 from tests.support import leftovers
 

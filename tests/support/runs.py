@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from gate.errors import ExitCode, RunError
-from gate.run import run_scenario
+from gate.run.orchestrate import run_scenario
 from gate.scenario import load_scenario
 
 

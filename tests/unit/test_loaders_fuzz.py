@@ -29,7 +29,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-import gate.run
+import gate.run.orchestrate
 from gate.baseline import History
 from gate.calls_history import CallsHistory, CallsRun, CallsStore
 from gate.cli import main
@@ -658,7 +658,7 @@ def scenario_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("the scenario was accepted")
 
-    monkeypatch.setattr(gate.run, "run_services", must_not_run)
+    monkeypatch.setattr(gate.run.orchestrate, "run_services", must_not_run)
     return tmp_path
 
 

@@ -49,6 +49,9 @@ def test_worst_finding_is_a_failure_that_names_a_line() -> None:
             metric="m",
             unit="B",
             current=1,
+            baseline=None,
+            spread=None,
+            limit=None,
             message=severity.value,
             where=where,
         )
@@ -108,6 +111,16 @@ def bad_report(change: Any) -> Any:
         (
             lambda d: d | {"findings": [dict(d["findings"][0], severity="loud")]},
             "findings.0.severity: Input should be 'flag' or 'fail'",
+        ),
+        (
+            lambda d: (
+                d | {"findings": [{k: v for k, v in d["findings"][0].items() if k != "unit"}]}
+            ),
+            "findings.0.unit: Field required",
+        ),
+        (
+            lambda d: d | {"compared_runs": -1},
+            "compared_runs: -1 is negative",
         ),
         (
             lambda d: d | {"verdict": "pass"},
