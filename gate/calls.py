@@ -186,8 +186,8 @@ def check_calls(
         runs = [r for r in (history.runs if history else ()) if r.env_key == provenance.env_key]
         compared = len(runs)
         if runs:
-            growth = band([r.growth_per_call for r in runs], 1.0, 0.25)
-            if t.slope > growth.limit and t.low > growth.center:
+            growth = band([r.growth_per_call for r in runs], 1.0, 0.25, floor=0.0)
+            if t.slope > growth.limit and t.low > growth.base:
                 problems.append(
                     f"grows {t.slope:,.1f} B per call, past its history's {growth.center:,.1f}"
                     f" ± {growth.spread:,.1f} (limit {growth.limit:,.1f}, {compared} runs)"

@@ -7,11 +7,13 @@ found, or nothing. Metrics all have a direction (here: more memory is worse).
 ``center`` is the median of the history's values, ``spread`` 1.4826 x their median
 absolute deviation (0 with fewer than 3 runs), and the limit is
 
-    center + max(3 x spread, min_effect, min_relative x |center|)
+    base + max(3 x spread, min_effect, min_relative x |center|)
 
-so that a change must be beyond the noise the history shows *and* large enough to
-matter. A value past the limit fails the build; for a growth rate, it fails only when
-the run's own 95% interval also lies above the center (otherwise it is a flag).
+where ``base`` is the center, or for a growth rate max(center, 0) (a history that shrank
+must not put the limit below no growth), so that a change must be beyond the noise the
+history shows *and* large enough to matter. A value past the limit fails the build; for
+a growth rate, it fails only when the run's own 95% interval also lies above the base
+(otherwise it is a flag).
 
 **Absolute**: the scenario's ``[budgets]``, and the shape: a run that ``leak``s when no
 compared run did fails (also with no history at all: a leak is a leak); a new
@@ -125,16 +127,24 @@ class Band:
     center: float
     spread: float
     limit: float
+    base: float
+    """Where the limit starts from: the center, or the floor if that is higher."""
 
 
-def band(values: Sequence[float], min_effect: float, min_relative: float) -> Band:
-    """Where the history's values lie, and the limit past which a value is a change."""
+def band(
+    values: Sequence[float], min_effect: float, min_relative: float, *, floor: float | None = None
+) -> Band:
+    """Where the history's values lie, and the limit past which a value is a change.
+    With a ``floor``, the limit starts from no lower than it: a growth rate is never
+    judged against a history that shrank (a service that frees a little as it runs),
+    whose negative median would put the limit below no growth at all."""
     center = statistics.median(values)
     spread = 0.0
     if len(values) >= 3:
         spread = 1.4826 * statistics.median(abs(v - center) for v in values)
+    base = center if floor is None else max(center, floor)
     margin = max(K_SPREAD * spread, min_effect, min_relative * abs(center))
-    return Band(center, spread, center + margin)
+    return Band(center, spread, base + margin, base)
 
 
 class Check(Protocol):
@@ -151,11 +161,13 @@ class RelativeCheck:
         if not runs:
             return []
         m = self.metric
-        b = band([m.value(r) for r in runs], m.min_effect, m.min_relative)
+        # A growth rate (a metric with an interval) is judged from no growth at least.
+        floor = 0.0 if m.interval is not None else None
+        b = band([m.value(r) for r in runs], m.min_effect, m.min_relative, floor=floor)
         value = m.value(current)
         if value <= b.limit:
             return []
-        sure = m.interval is None or m.interval(current)[0] > b.center
+        sure = m.interval is None or m.interval(current)[0] > b.base
         severity = Outcome.FAIL if sure else Outcome.FLAG
         why = f"{m.name} {_fmt(value, m.unit)} is past the history's {_fmt(b.center, m.unit)}"
         why += f" ± {_fmt(b.spread, m.unit)} (limit {_fmt(b.limit, m.unit)})"

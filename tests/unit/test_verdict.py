@@ -179,3 +179,27 @@ def test_growth_the_history_already_had_is_not_news() -> None:
     assert ResourceCheck().findings(current, history) == []
     # Runs recorded before resources were measured hold none: the growth is reported.
     assert len(ResourceCheck().findings(current, [make_summary()])) == 1
+
+
+@pytest.mark.parametrize(
+    ("history", "slope", "low", "verdict"),
+    [
+        # A service that frees a little as it runs: a fixed release freeing less is no leak.
+        ([-11.7], -5.3, -6.0, Outcome.PASS),
+        ([-1.9], 2.3, 0.5, Outcome.PASS),
+        # Growth past the margin over no growth still fails.
+        ([-1.9], 8.8, 5.4, Outcome.FAIL),
+        ([-11.7, -12.0, -11.0], 6.0, 5.0, Outcome.FAIL),
+    ],
+)
+def test_growth_is_judged_from_no_growth_when_the_history_shrank(
+    history: list[float], slope: float, low: float, verdict: Outcome
+) -> None:
+    runs = [make_summary(slope=s, run_id=f"r{i}") for i, s in enumerate(history)]
+    current = make_summary(slope=slope, low=low, high=slope + 1)
+    decision = decide(current, history_of(runs), BudgetSpec())
+    assert decision.verdict is verdict, decision.findings
+    if verdict is Outcome.FAIL:
+        (growth,) = [f for f in decision.findings if f.metric == "heap growth per request"]
+        assert growth.baseline == pytest.approx(sorted(history)[len(history) // 2])
+        assert growth.limit == pytest.approx(4.0)
