@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from gate.errors import InputError
+
+MAX_INPUT_BYTES = 256 * 2**20
+"""The most memgate reads of one file: more is no scenario, result or history of its."""
 
 
 def last_line(path: Path) -> str:
@@ -30,11 +35,25 @@ def read_input(path: Path, kind: str, fail: Callable[[str], InputError] | None =
     fail = fail or naming(path)
     of = f" {kind}" if kind else ""
     try:
-        return path.read_bytes()
+        # Without blocking: a FIFO with no writer would wait for ever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise fail(f"no such{of} file") from None
     except OSError as exc:
         raise fail(f"cannot read{of}: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):  # a folder, a FIFO, a device such as /dev/zero
+        os.close(fd)
+        why = os.strerror(errno.EISDIR) if stat.S_ISDIR(mode) else "not a regular file"
+        raise fail(f"cannot read{of}: {why}")
+    with os.fdopen(fd, "rb") as file:
+        try:
+            data = file.read(MAX_INPUT_BYTES + 1)
+        except OSError as exc:
+            raise fail(f"cannot read{of}: {exc.strerror}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise fail(f"cannot read{of}: larger than {MAX_INPUT_BYTES // 2**20} MiB")
+    return data
 
 
 def naming(path: Path) -> Callable[[str], InputError]:
@@ -52,7 +71,17 @@ def open_log(path: Path) -> BinaryIO:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename: a reader sees the
-    old file or the new one, never half of one."""
+    old file or the new one, never half of one. Only where a regular file may go: a
+    folder, a FIFO or a device at ``path`` (or a link to one) is refused, not replaced."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        why = os.strerror(errno.EISDIR) if stat.S_ISDIR(mode) else "not a regular file"
+        raise InputError(f"cannot write {path}: {why}")
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
