@@ -89,7 +89,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 def _is_scenario(path: Path) -> bool:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return path.parent.name == DEFAULT_SCENARIOS  # broken scenario: report it as such
     return isinstance(data.get("service"), dict) or isinstance(data.get("services"), dict)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-from typing import Protocol
+import sys
+from typing import NoReturn, Protocol
 
 from gate.cli.commands import (
     BaselineCommand,
@@ -41,10 +42,19 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line like every other error (the usage itself
+    is in ``--help``)."""
+
+    def error(self, message: str) -> NoReturn:
+        say_error(f"{self.prog}: error: {message}")
+        sys.exit(ExitCode.BAD_INPUT)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from gate import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="memgate",
         description="Memory regression gate: run a service under memray with a Locust load"
         " and measure how its memory grows with requests served.",

@@ -293,6 +293,8 @@ def load_scenario(path: str | Path) -> ScenarioFile:
         raise InputError(f"{path}: scenario is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid TOML: nested too deeply") from None
     data.setdefault("name", path.stem)
     scenario = ScenarioFile(_validate(data, path), path.resolve(), hashlib.sha256(raw).hexdigest())
     for member in scenario.members():

@@ -166,3 +166,22 @@ def test_inside_actions_the_summary_is_appended_and_the_verdict_set(
     assert main(["merge", str(tmp_path / "art")]) == 2
     assert read_file_commands(output.read_text()) == {"verdict": "error"}
     assert f"- `{bad}`: report\\_version 9 is newer" in summary.read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["run"], "memgate run: error: the following arguments are required: scenario"),
+        (["check", "--bogus", "x.toml"], "memgate: error: unrecognized arguments: --bogus"),
+        (["compare", "r.json", "--fail-on", "pass"], "memgate compare: error: argument"),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_2(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    captured = capsys.readouterr()
+    (error,) = captured.err.splitlines()
+    assert error.startswith(line) and captured.out == ""

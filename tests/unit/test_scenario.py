@@ -324,3 +324,13 @@ def test_any_names_load_or_are_one_line_of_bad_input(
     # Every {port:NAME} left names a service ("{port:{}" is no placeholder, only text).
     command = " ".join(members[0].service.command)
     assert {m.group(1) for m in PORT_OF.finditer(command)} <= set(names)
+
+
+@pytest.mark.parametrize(
+    "nested", ["x = " + "[" * 5000 + "]" * 5000, "x = " + "{a=" * 3000 + "1" + "}" * 3000]
+)
+def test_a_scenario_nested_too_deeply_is_bad_input(write_scenario, nested: str) -> None:
+    path = write_scenario(nested + "\n" + MINIMAL)
+    with pytest.raises(InputError) as caught:
+        load_scenario(path)
+    assert str(caught.value) == f"{path}: not valid TOML: nested too deeply"
