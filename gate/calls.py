@@ -16,6 +16,7 @@ import bisect
 import dataclasses
 import datetime
 import gc
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -162,6 +163,10 @@ def check_calls(
     from gate.provenance import collect, library_roots
     from gate.verdict import band
 
+    limit = max_growth_per_call
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 <= limit < math.inf:
+        # NaN compares false with everything: it would pass any growth.
+        raise InputError(f"max_growth_per_call must be a number of bytes, 0 or more, not {limit!r}")
     result = measure_calls(
         fn,
         calls=calls,

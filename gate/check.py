@@ -14,10 +14,11 @@ verdicts.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from gate.errors import ExitCode
+from gate.errors import ExitCode, InputError
 from gate.outcome import Outcome
 from gate.outputs import REPORT_HTML, REPORT_JSON, RESULT, service_folder
 from gate.report.formats import Format
@@ -148,14 +149,23 @@ def out_root(options: RunOptions) -> Path:
     return (options.out or DEFAULT_OUT).absolute()
 
 
-def open_check(path: Path, options: RunOptions) -> ScenarioFile:
-    """The scenario file at ``path`` for a check: validated, each of its services'
-    histories read (a broken one is bad input, said before any run), then the options'
-    overrides applied."""
+def open_check(
+    path: Path, options: RunOptions, taken: Mapping[str, Path] | None = None
+) -> ScenarioFile:
+    """The scenario file at ``path`` for a check: validated, named unlike the scenarios
+    in ``taken`` (name to file) already checked with it, each of its services' histories
+    read (a broken one is bad input, said before any run), then the options' overrides
+    applied."""
     from gate.baseline import BaselineStore
     from gate.scenario import load_scenario
 
     scenario = load_scenario(path)
+    other = (taken or {}).get(scenario.name)
+    if other is not None:
+        raise InputError(
+            f"{path}: scenario {scenario.name!r} is also {other}'s: in one check they would"
+            " write one output folder and one history; give each scenario its own name"
+        )
     store = BaselineStore(options.baselines)
     for member in scenario.members():
         store.load(member.key)

@@ -27,6 +27,8 @@ from gate.check import DEFAULT_OUT
 from gate.errors import ExitCode, MemgateError, error_text
 
 DEFAULT_SCENARIOS = "scenarios"
+TAKEN = pytest.StashKey[dict[str, Path]]()
+"""The scenarios checked in this session, by name: two of one name are refused."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -122,7 +124,9 @@ class ScenarioItem(pytest.Item):
             baselines=config.getoption("memgate_baselines") or check.DEFAULT_BASELINES,
         )
         try:
-            scenario = check.open_check(self.path, options)
+            taken = config.stash.setdefault(TAKEN, {})
+            scenario = check.open_check(self.path, options, taken)
+            taken[scenario.name] = self.path
             with TerminalObserver(scenario, quiet=True) as observer:
                 checked = check.check_scenario(scenario, options, observer)
         except MemgateError as exc:

@@ -85,9 +85,11 @@ class CheckCommand:
             say_error(f"memgate: error: {why}")
             publish([], [("--record", why)], root)
             return int(ExitCode.BAD_INPUT)
+        taken: dict[str, Path] = {}
         for path in args.scenarios:
             try:
-                scenario = check.open_check(path, options)
+                scenario = check.open_check(path, options, taken)
+                taken[scenario.name] = path
                 with TerminalObserver(scenario, quiet=args.quiet) as observer:
                     checked = check.check_scenario(scenario, options, observer)
             except MemgateError as exc:

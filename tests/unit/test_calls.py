@@ -59,6 +59,24 @@ def test_too_few_rounds_is_bad_input(tmp_path: Path) -> None:
         measure(leak_100_bytes, tmp_path, rounds=3)
 
 
+@pytest.mark.parametrize("limit", [float("nan"), float("inf"), -1.0, True, "1"])
+def test_a_limit_that_is_no_number_of_bytes_is_bad_input(tmp_path: Path, limit: object) -> None:
+    # NaN compares false with everything: taken as it is, it would pass any leak.
+    with pytest.raises(InputError, match="max_growth_per_call must be a number of bytes"):
+        check_calls(
+            leak_100_bytes,
+            test_id="t",
+            calls=100,
+            rounds=6,
+            warmup_rounds=1,
+            max_growth_per_call=limit,  # type: ignore[arg-type]
+            capture=tmp_path / "c.bin",
+            baselines=None,
+            record=False,
+            base=str(tmp_path),
+        )
+
+
 def test_history_catches_a_regression_below_the_absolute_limit(tmp_path: Path) -> None:
     kept: list[bytes] = []
     size = {"n": 17}  # 50-byte objects at first

@@ -12,6 +12,7 @@ from gate.errors import ExitCode
 from gate.outcome import Outcome
 from gate.result import read_result
 from gate.scenario import BudgetSpec
+from tests.support import MINIMAL
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -69,3 +70,20 @@ def test_default_options_are_a_check_that_fails_on_failures() -> None:
         Outcome.FAIL,
         Path("baselines"),
     )
+
+
+def test_two_scenarios_of_one_name_in_one_check_are_refused(write_scenario, tmp_path: Path) -> None:
+    from gate.check import open_check
+    from gate.errors import InputError
+
+    first = write_scenario(MINIMAL, "demo.toml")
+    (tmp_path / "copy").mkdir()
+    second = tmp_path / "copy" / "demo.toml"
+    second.write_text(first.read_text())
+    (tmp_path / "copy" / "locustfile.py").write_text((first.parent / "locustfile.py").read_text())
+    options = RunOptions(baselines=tmp_path / "baselines")
+    scenario = open_check(first, options, {})
+    assert scenario.name == "demo"
+    with pytest.raises(InputError) as caught:
+        open_check(second, options, {scenario.name: first})
+    assert str(caught.value).startswith(f"{second}: scenario 'demo' is also {first}'s")
