@@ -241,6 +241,19 @@ class LoadStats:
     """``requests``, ``duration`` or ``time_limit``: which bound ended the load."""
     endpoints: tuple[EndpointStats, ...]
 
+    @property
+    def measured_nothing(self) -> str | None:
+        """Why this load gave nothing to measure, or ``None``: the rule every entry point
+        holds a result to (a run refuses such a load before it writes a result; compare,
+        report and baseline refuse a result that says so)."""
+        if self.requests - self.failures <= 0:
+            return f"no successful requests ({self.requests:,} sent, all failed)"
+        if self.measured_requests <= 0:
+            return "no requests measured after the warm-up"
+        if self.stop_reason == "time_limit":
+            return "the load hit its time limit before the bound asked for"
+        return None
+
 
 @dataclasses.dataclass(frozen=True)
 class ResourceGrowth:

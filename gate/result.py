@@ -102,6 +102,9 @@ def _inconsistency(result: RunResult) -> str | None:
     problem = bad_integer(result)
     if problem:
         return problem
+    nothing = result.load.measured_nothing
+    if nothing:
+        return f"load: {nothing}: this run measured nothing (memgate run refuses such a run)"
     trends = [("analysis.heap", result.analysis.heap.trend)]
     trends += [("analysis.rss", result.analysis.rss.trend)]
     trends += [(f"sites.{n}", site.trend) for n, site in enumerate(result.sites)]

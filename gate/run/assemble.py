@@ -86,6 +86,9 @@ def build_result(
     read_started = time.perf_counter()
     timeline = outcome.samples
     warmup_done = _requests_when(timeline, outcome.warmup_done_at)
+    load = _load_stats(outcome, warmup_done)
+    if load.measured_nothing:  # refused in more words before; never written as a result
+        raise RunError(f"the load measured nothing: {load.measured_nothing}")
     during = [s for s in service.samples() if outcome.started_at <= s.t <= outcome.ended_at]
     samples = _process_samples(during, timeline, outcome.started_at)
     # A fork that ended before writing anything (or exec'd another program) left an
@@ -117,7 +120,7 @@ def build_result(
         ),
         settings=scenario.settings.model_dump(mode="json"),
         provenance=provenance.collect(started_at, scenario.service_cwd),
-        load=_load_stats(outcome, warmup_done),
+        load=load,
         curve=curve,
         analysis=analysis,
         sites=read.sites,

@@ -146,3 +146,32 @@ def test_results_whose_per_process_or_gc_series_do_not_fit_the_curve_are_refused
             parse_result(json.loads(dumps(result)), source="r.json")
     fine = dataclasses.replace(base, process_curves=(good,))
     assert parse_result(json.loads(dumps(fine)), source="r.json").process_curves == (good,)
+
+
+@pytest.mark.parametrize(
+    ("load", "why"),
+    [
+        ({"failures": 1000}, "no successful requests (1,000 sent, all failed)"),
+        ({"measured_requests": 0}, "no requests measured after the warm-up"),
+        ({"stop_reason": "time_limit"}, "the load hit its time limit before the bound asked for"),
+    ],
+)
+def test_a_result_that_measured_nothing_is_refused_by_every_reader(
+    tmp_path: Path, load: dict[str, object], why: str
+) -> None:
+    from gate.cli import main
+
+    result = make_result()
+    changed = dataclasses.replace(result, load=dataclasses.replace(result.load, **load))
+    path = tmp_path / "result.json"
+    path.write_bytes(dumps(changed))
+    with pytest.raises(InputError) as caught:
+        read_result(path)
+    assert str(caught.value) == (
+        f"{path}: load: {why}: this run measured nothing (memgate run refuses such a run)"
+    )
+    baselines = str(tmp_path / "baselines")
+    for argv in (["compare"], ["report"], ["baseline", "record"], ["baseline", "accept"]):
+        extra = ["--reason", "why"] if argv[-1] == "accept" else []
+        assert main([*argv, str(path), "--baselines", baselines, *extra]) == 2
+    assert not (tmp_path / "baselines").exists()
