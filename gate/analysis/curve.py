@@ -14,11 +14,16 @@ import numpy as np
 from gate.model import Curve, CurvePoint, LoadSample, MemorySnapshot
 
 MAX_POINTS = 200
-COVERAGE_SLACK_S = 1.0
-"""How long before the end of the load the last snapshot may be, beyond the capture's
-own spacing of snapshots (memray takes one every 10 ms; on a long capture the reader
-keeps every n-th, so that in an hour's soak they are seconds apart). A longer gap means
-the capture stopped early."""
+UNCOVERED_SHARE = 0.05
+"""The share of the measured requests the capture may miss at the end of the load,
+beyond those served within the capture's own spacing of snapshots (memray takes one
+every 10 ms; on a long capture the reader keeps every n-th, so that in an hour's soak
+they are seconds apart). Missing more means the capture stopped early: a share of the
+requests, not seconds, so that a short load cut in half is as surely refused as a long
+one."""
+PROCESS_END_SLACK_S = 1.0
+"""How long after a forked process's last snapshot (beyond its spacing of snapshots) it
+still counts as running."""
 
 
 class NotEnoughData(ValueError):
@@ -73,9 +78,15 @@ def build_curve(
             f"only {len(inside)} memory snapshot(s) fell inside the load's"
             f" {load_end - load_start:.1f} s"
         )
-    late = load_end - times[inside[-1]]
-    if late > COVERAGE_SLACK_S + spacing(times):
-        raise NotEnoughData(f"the capture ends {late:.1f} s before the load did")
+    last = float(times[inside[-1]])
+    at_last, at_end, spaced = requests_at([last, load_end, load_end - spacing(times)], timeline)
+    missing = at_end - at_last
+    measured = max(at_end - warmup_requests, 1.0)
+    if missing > (at_end - spaced) + UNCOVERED_SHARE * measured:
+        raise NotEnoughData(
+            f"the capture ends {load_end - last:.1f} s before the load did ({missing:,.0f}"
+            f" requests, {missing / measured:.0%} of those measured, not covered)"
+        )
     reqs = requests_at(times[inside], timeline)
     if np.count_nonzero(reqs >= warmup_requests) < 2:
         raise NotEnoughData("fewer than 2 memory snapshots fell after the warm-up")
@@ -101,7 +112,7 @@ def build_curve(
 
 
 def snapshot_indexes(
-    snapshots: Sequence[MemorySnapshot], at: Sequence[float], slack: float = COVERAGE_SLACK_S
+    snapshots: Sequence[MemorySnapshot], at: Sequence[float], slack: float = PROCESS_END_SLACK_S
 ) -> list[int]:
     """For each time in ``at`` (absolute, like the snapshots'), the index of the last
     snapshot at or before it; -1 where the process was not running: before its first

@@ -76,6 +76,26 @@ def test_a_capture_that_stops_before_the_load_is_not_enough_data() -> None:
         )
 
 
+def test_a_short_load_whose_capture_stops_halfway_is_not_enough_data() -> None:
+    # 1,500 requests in a second: half the load is half a second, under any fixed slack.
+    with pytest.raises(NotEnoughData, match=r"0\.5 s before the load did \(7\d\d requests, 5\d%"):
+        build_curve(
+            snapshots(end=T0 + 0.5),
+            timeline(rate=1500, seconds=1),
+            load_start=T0,
+            load_end=T0 + 1,
+            warmup_requests=0,
+        )
+    curve, _ = build_curve(
+        snapshots(end=T0 + 1.005),
+        timeline(rate=1500, seconds=1),
+        load_start=T0,
+        load_end=T0 + 1,
+        warmup_requests=0,
+    )
+    assert curve.points[-1].requests == pytest.approx(1500, abs=20)
+
+
 def test_a_long_captures_sparse_snapshots_still_cover_the_load() -> None:
     # Snapshots 1.8 s apart (a long soak, strided by memray's reader); the last one is
     # 1.5 s before the load's end: the capture did not stop early.
