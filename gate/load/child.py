@@ -7,15 +7,62 @@ nothing."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from gate.load.process import LoadConfig
 
 SAMPLE_INTERVAL_S = 0.1
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+MISSED_KEY = "memgate_missed"
+"""Key a worker adds to its stats reports: the requests that missed the services since
+its last report, by ``host:port``."""
+
+
+class Destinations:
+    """Where the requests went (Locust's request events carry each one's URL): every one
+    must reach a service of the scenario, on loopback, at one of its ports; the others
+    are counted by ``host:port``. A locustfile that sends absolute URLs elsewhere would
+    otherwise be measured as the service's load."""
+
+    def __init__(self, config: LoadConfig) -> None:
+        target = urllib.parse.urlsplit(config.host)
+        self.ports = {target.port or _DEFAULT_PORTS.get(target.scheme, 0)}
+        self.ports |= {int(v) for k, v in config.env.items() if k.startswith("MEMGATE_PORT_")}
+        self.missed: collections.Counter[str] = collections.Counter()
+
+    def listen(self, env: Any) -> None:
+        env.events.request.add_listener(self.on_request)
+
+    def on_request(self, url: str | None = None, **_: Any) -> None:
+        if not url:
+            return  # a custom client that says no URL: nothing to tell
+        try:
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+        except ValueError:
+            port = 0
+            parts = urllib.parse.urlsplit("")
+        if not parts.hostname:
+            return  # a relative URL goes to the host Locust was given
+        if parts.hostname in LOOPBACK_NAMES and port in self.ports:
+            return
+        self.missed[f"{parts.hostname}:{port}"] += 1
+
+    def add(self, counts: Any) -> None:
+        """Counts a worker reported (ignored unless they are counts by place)."""
+        if isinstance(counts, dict):
+            for where, n in counts.items():
+                if isinstance(where, str) and isinstance(n, int) and n > 0:
+                    self.missed[where] += n
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class LoadFailure(Exception):
@@ -87,13 +134,15 @@ def _prepare(config: LoadConfig) -> Any:
 def drive(config: LoadConfig, env: Any, emit: Emit) -> int:
     """The load from this one process: Locust's local runner."""
     runner = env.create_local_runner()
+    destinations = Destinations(config)
+    destinations.listen(env)
     env.events.init.fire(environment=env, runner=runner, web_ui=None)
     started = time.monotonic()
     emit("start", requests=0, failures=0)
     runner.start(config.users, spawn_rate=config.spawn_rate)
     stop_reason = follow(config, env, emit, started)
     runner.quit()
-    emit_end(env, emit, stop_reason)
+    emit_end(env, emit, stop_reason, missed=dict(destinations.missed))
     return 0
 
 

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from gate._process import signal_name
-from gate.load.child import Emit, LoadFailure, emit_end, follow
+from gate.load.child import MISSED_KEY, Destinations, Emit, LoadFailure, emit_end, follow
 from gate.load.process import LoadConfig
 
 LOOPBACK = "127.0.0.1"
@@ -34,12 +34,14 @@ def drive(config: LoadConfig, env: Any, emit: Emit) -> int:
     runner = env.create_master_runner(master_bind_host=LOOPBACK, master_bind_port=0)
     env.events.init.fire(environment=env, runner=runner, web_ui=None)
     by_worker: dict[int, int] = {}
+    destinations = Destinations(config)
 
     def count(client_id: str, data: dict[str, Any]) -> None:
         index = data.get(WORKER_TAG)
         if isinstance(index, int):
             done = data.get("stats_total", {}).get("num_requests", 0)
             by_worker[index] = by_worker.get(index, 0) + done
+        destinations.add(data.get(MISSED_KEY))
 
     env.events.worker_report.add_listener(count)
     started = time.monotonic()
@@ -72,6 +74,7 @@ def drive(config: LoadConfig, env: Any, emit: Emit) -> int:
         stop_reason,
         t=stopped_at,
         workers=[{"worker": i, "requests": by_worker.get(i, 0)} for i in workers.indexes()],
+        missed=dict(destinations.missed),
     )
     return 0
 

@@ -53,6 +53,8 @@ class LoadOutcome:
     """``t`` is absolute here; the runner makes it relative to ``started_at``."""
     stop_reason: str
     endpoints: tuple[EndpointStats, ...]
+    missed: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Requests sent elsewhere than to the scenario's services, by ``host:port``."""
 
 
 @dataclasses.dataclass
@@ -131,6 +133,7 @@ class LoadProcess:
             samples=samples,
             stop_reason=end["stop_reason"],
             endpoints=tuple(EndpointStats(**e) for e in end["endpoints"]),
+            missed=dict(end.get("missed", {})),
         )
 
     def _read_events(self) -> None:

@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import Any
 
-from gate.load.child import guarded, open_timeline
+from gate.load.child import MISSED_KEY, Destinations, guarded, open_timeline
 from gate.load.master import LOOPBACK, WORKER_TAG
 from gate.load.process import LoadConfig
 
@@ -25,10 +25,12 @@ def main(config: LoadConfig, index: int, master_port: int, master_pid: int) -> i
         return 3  # the master ended before this worker could follow it
     with open_timeline(config) as emit:
         prefix = f"Locust worker {index}: "
-        return guarded(config, emit, prefix, lambda env: _work(env, index, master_port, master_pid))
+        return guarded(
+            config, emit, prefix, lambda env: _work(config, env, index, master_port, master_pid)
+        )
 
 
-def _work(env: Any, index: int, master_port: int, master_pid: int) -> int:
+def _work(config: LoadConfig, env: Any, index: int, master_port: int, master_pid: int) -> int:
     import gevent
     import locust.runners
 
@@ -36,8 +38,13 @@ def _work(env: Any, index: int, master_port: int, master_pid: int) -> int:
     locust.runners.WORKER_REPORT_INTERVAL = WORKER_REPORT_INTERVAL_S
     gevent.spawn(_end_with, master_pid)
 
+    destinations = Destinations(config)
+    destinations.listen(env)
+
     def tag(client_id: str, data: dict[str, Any]) -> None:
         data[WORKER_TAG] = index
+        data[MISSED_KEY] = dict(destinations.missed)  # since the last report
+        destinations.missed.clear()
 
     env.events.report_to_master.add_listener(tag)
     runner = env.create_worker_runner(master_host=LOOPBACK, master_port=master_port)

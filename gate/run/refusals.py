@@ -20,6 +20,14 @@ from gate.service import RawProcessSample, StopInfo
 def check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
     """Refuse a load that did not give something to measure: :class:`RunError`."""
     last = outcome.samples[-1] if outcome.samples else LoadSample(0.0, 0, 0)
+    if outcome.missed:
+        total = sum(outcome.missed.values())
+        places = ", ".join(f"{n:,} to {where}" for where, n in sorted(outcome.missed.items()))
+        raise RunError(
+            f"{total:,} of {last.requests:,} requests did not go to the service under test"
+            f" ({places}): every request of the load must reach it (see the locustfile's"
+            " URLs)"
+        )
     if last.requests - last.failures <= 0:
         raise RunError(
             f"load produced no successful requests ({last.requests} sent, all failed;"

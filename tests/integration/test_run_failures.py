@@ -201,3 +201,23 @@ def test_load_that_sends_no_request(tmp_path: Path) -> None:
     scenario.write_text(scenario.read_text().replace("time_limit = 30", "time_limit = 3"))
     message = run_file(tmp_path, scenario)
     assert message.startswith("load produced no successful requests (0 sent")
+
+
+def test_a_load_that_misses_the_service_is_refused(tmp_path: Path) -> None:
+    """Issue 15, case 1: a locustfile whose requests go to an absolute URL of another
+    program on 127.0.0.1 is not the service's load, though every request succeeds."""
+    import http.server
+    import threading
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        port = other.server_address[1]
+        scenario = scenario_file(
+            tmp_path, "python -m http.server {port} --bind 127.0.0.1", f"http://127.0.0.1:{port}/"
+        )
+        message = run_file(tmp_path, scenario)
+    finally:
+        other.shutdown()
+    assert "requests did not go to the service under test (" in message
+    assert f"to 127.0.0.1:{port})" in message

@@ -208,3 +208,28 @@ def test_the_config_reaches_the_workers_whole(tmp_path: Path) -> None:
     cfg = dataclasses.replace(config(tmp_path), processes=3)
     assert LoadConfig(**json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg
     assert config(tmp_path).processes == 1
+
+
+def test_requests_that_miss_the_services_are_counted_by_place(tmp_path: Path) -> None:
+    from gate.load.child import Destinations
+
+    cfg = dataclasses.replace(
+        config(tmp_path), host="http://127.0.0.1:8000", env={"MEMGATE_PORT_WORKER": "8001"}
+    )
+    places = Destinations(cfg)
+    for url in (
+        "http://127.0.0.1:8000/items/1",  # the target
+        "http://localhost:8000/",  # the target by another loopback name
+        "http://127.0.0.1:8001/jobs",  # another service of the scenario
+        "/relative",  # Locust's host: the target
+        None,  # a client that says no URL
+        "http://127.0.0.1:9999/",  # another program
+        "http://127.0.0.1:9999/again",
+        "http://example.com/",  # not even loopback
+        "http://[::1/",  # no URL at all
+    ):
+        places.on_request(url=url, name="x")
+    assert places.missed == {"127.0.0.1:9999": 2, "example.com:80": 1}
+    places.add({"127.0.0.1:9999": 3, "junk": "3", 4: 4})
+    places.add(None)
+    assert places.missed == {"127.0.0.1:9999": 5, "example.com:80": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,14 @@ def test_workers_restarted_one_after_another_count_together() -> None:
     during = [tree(t, 1, 100 + t // 3) for t in range(12)]
     with pytest.raises(RunError, match=r"4 more process"):
         check_profiled(during, set(), follow_fork=False)
+
+
+def test_a_load_that_missed_the_service_is_refused(scenario, tmp_path: Path) -> None:
+    missed = dataclasses.replace(
+        outcome([(0, 0, 0), (1, 500, 0), (2, 700, 3)]), missed={"127.0.0.1:9999": 350}
+    )
+    with pytest.raises(RunError) as caught:
+        check_load(missed, scenario, tmp_path)
+    assert str(caught.value).startswith(
+        "350 of 700 requests did not go to the service under test (350 to 127.0.0.1:9999)"
+    )
