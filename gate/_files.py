@@ -41,10 +41,9 @@ def read_input(path: Path, kind: str, fail: Callable[[str], InputError] | None =
         raise fail(f"no such{of} file") from None
     except OSError as exc:
         raise fail(f"cannot read{of}: {exc.strerror}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):  # a folder, a FIFO, a device such as /dev/zero
+    why = _not_regular(os.fstat(fd).st_mode)
+    if why:  # a folder, a FIFO, a device such as /dev/zero
         os.close(fd)
-        why = os.strerror(errno.EISDIR) if stat.S_ISDIR(mode) else "not a regular file"
         raise fail(f"cannot read{of}: {why}")
     with os.fdopen(fd, "rb") as file:
         try:
@@ -54,6 +53,13 @@ def read_input(path: Path, kind: str, fail: Callable[[str], InputError] | None =
     if len(data) > MAX_INPUT_BYTES:
         raise fail(f"cannot read{of}: larger than {MAX_INPUT_BYTES // 2**20} MiB")
     return data
+
+
+def _not_regular(mode: int) -> str | None:
+    """Why a file of this mode is no regular file memgate may read or replace, or ``None``."""
+    if stat.S_ISREG(mode):
+        return None
+    return os.strerror(errno.EISDIR) if stat.S_ISDIR(mode) else "not a regular file"
 
 
 def naming(path: Path) -> Callable[[str], InputError]:
@@ -74,13 +80,12 @@ def write_atomic(path: Path, data: bytes) -> None:
     old file or the new one, never half of one. Only where a regular file may go: a
     folder, a FIFO or a device at ``path`` (or a link to one) is refused, not replaced."""
     try:
-        mode = path.stat().st_mode
+        why = _not_regular(path.stat().st_mode)
     except FileNotFoundError:
-        mode = None
+        why = None
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror}") from None
-    if mode is not None and not stat.S_ISREG(mode):
-        why = os.strerror(errno.EISDIR) if stat.S_ISDIR(mode) else "not a regular file"
+    if why:
         raise InputError(f"cannot write {path}: {why}")
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

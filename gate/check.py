@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from gate.errors import ExitCode, InputError
 from gate.outcome import Outcome
 from gate.outputs import REPORT_HTML, REPORT_JSON, RESULT, service_folder
-from gate.report.formats import Format
+from gate.report.formats import Format, render
 from gate.run.progress import RunObserver
 
 if TYPE_CHECKING:
@@ -263,7 +263,6 @@ REPORT_FILES = ((Format.JSON, REPORT_JSON), (Format.HTML, REPORT_HTML))
 def write_reports(report: Report, folder: Path) -> dict[Format, Path]:
     """The JSON and HTML reports beside the run's ``result.json``."""
     from gate._files import write_atomic
-    from gate.report.formats import render
 
     written = {}
     for fmt, name in REPORT_FILES:

@@ -98,7 +98,7 @@ class CheckCommand:
                 codes.append(int(exc.exit_code))
                 continue
             done += checked.checked
-            codes += [c.exit_code for c in checked.checked]
+            codes.append(checked.exit_code)
         if github.in_actions():
             publish(done, errors, root)
         return int(ExitCode.worst(codes))

@@ -33,7 +33,7 @@ class Destinations:
     def __init__(self, config: LoadConfig) -> None:
         target = urllib.parse.urlsplit(config.host)
         self.ports = {target.port or _DEFAULT_PORTS.get(target.scheme, 0)}
-        self.ports |= {int(v) for k, v in config.env.items() if k.startswith("MEMGATE_PORT_")}
+        self.ports |= set(config.service_ports)
         self.missed: collections.Counter[str] = collections.Counter()
 
     def listen(self, env: Any) -> None:

@@ -39,6 +39,9 @@ class LoadConfig:
     processes: int = 1
     """Locust processes: above 1, a master (the load process) and this many workers."""
     env: dict[str, str] = dataclasses.field(default_factory=dict)
+    service_ports: list[int] = dataclasses.field(default_factory=list)
+    """Every port of the scenario's services on loopback, besides the host's: where the
+    load's requests may go."""
     """Set in the load processes' environment (the ports of a scenario's services)."""
 
 

@@ -164,6 +164,7 @@ def _drive_load(
         timeline_path=str(out_dir / LOAD_TIMELINE),
         processes=spec.processes,
         env={port_variable(name): str(port) for name, port in ports.items()},
+        service_ports=sorted(ports.values()),
     )
     load = LoadProcess(config, out_dir / LOAD_LOG)
     observer.phase("load")

@@ -259,6 +259,8 @@ class ScenarioFile:
         """The scenario with command-line overrides applied: the service(s) and the load
         validated again with them, in the file's context; the profile, budgets and gate
         settings kept as they were validated."""
+        if not env and requests is None and duration is None and warmup is None:
+            return self
         kept = {"profile": True, "budgets": True}
         data = self.doc.model_dump(exclude={**kept, "gate": True, "services": {"__all__": kept}})
         data.update(profile=self.doc.profile, budgets=self.doc.budgets, gate=self.doc.gate)

@@ -214,7 +214,7 @@ def test_requests_that_miss_the_services_are_counted_by_place(tmp_path: Path) ->
     from gate.load.child import Destinations
 
     cfg = dataclasses.replace(
-        config(tmp_path), host="http://127.0.0.1:8000", env={"MEMGATE_PORT_WORKER": "8001"}
+        config(tmp_path), host="http://127.0.0.1:8000", service_ports=[8000, 8001]
     )
     places = Destinations(cfg)
     for url in (
