@@ -1,0 +1,497 @@
+"""Read memray's live streams of the service's processes: the live side of
+:mod:`gate.capture`, with the same reading (``snapshots()``, ``live_bytes_by_stack``).
+
+memgate's agent starts a ``memray.Tracker`` on a ``SocketDestination`` in the service's
+main process (on the port memgate chose) and in every process it forks: there the agent
+picks a free port, writes it to ``FOLDER/live.PID.port`` (ASCII and a newline, renamed
+into place) and starts a tracker on it. Each tracker blocks until a reader connects.
+:class:`LiveCapture` connects a ``memray.SocketReader`` to each and polls them from one
+thread. A poll is memray's current snapshot: the live bytes of every stack, as the
+reader's own thread has aggregated the stream so far.
+
+Memory is bounded by the stacks times the points kept, not by the run's length: each
+process keeps at most ``max_points`` polls. When a poll would exceed that, every other
+kept poll is dropped (the first and the new one stay) and that process's polling
+interval doubles, so its points stay evenly spaced over its own life; a fork started
+late keeps finer spacing than the main process (the runner reads forks at the main
+process's points, each at its last snapshot before). The last poll (taken by
+:meth:`LiveCapture.stop`, or when a stream ends) is always kept. Besides, memray's reader
+holds every live allocation of the service (not its history) in this process.
+
+What memray 1.20's ``SocketReader`` does, read in its source and seen here:
+
+- ``__enter__`` connects, retrying every 0.5 s without end while nothing listens (only
+  a signal to the main thread breaks the loop); then it reads the stream's header
+  *holding the GIL*. So it is called only once the tracker's port is listening (seen in
+  ``/proc/net/tcp``: a probe connection would be the one the tracker accepts). A
+  tracker accepts, then writes its header when it is entered: the agent does both at
+  once; one that accepted and never wrote would stall this process.
+- A stream that is not memray's (or of another memray version) fails ``__enter__`` with
+  an ``OSError``. A stream that ends (the process exited, or sent bad records) turns
+  ``is_active`` false; ``get_current_snapshot`` still answers with everything the
+  stream sent, which is then the process's last poll.
+- The tracker sends its records in blocks of 4 KiB (``PIPE_BUF``) and flushes only
+  when a block is full: under load that is a fraction of a millisecond, but a process
+  that stops allocating leaves its last records unsent until more follow, so a poll
+  may miss up to 4 KiB of records (seen here: 100 allocations of an idle process
+  stayed unseen for seconds, until its stream ended).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import gc
+import operator
+import os
+import re
+import statistics
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gate.capture import BLOCK, StackLiveBytes, _reason
+from gate.errors import RunError, one_line
+from gate.model import Frame, MemorySnapshot
+
+if TYPE_CHECKING:
+    from memray import AllocationRecord, SocketReader
+
+PORT_FILE = re.compile(r"live\.([0-9]+)\.port")
+"""The name of the file a forked process announces its tracker's port in."""
+
+_PORT_TEXT = re.compile(r"([0-9]{1,5})\n")
+
+_STACK_ID = operator.attrgetter("stack_id")
+_SIZE = operator.attrgetter("size")
+
+_Place = tuple[str, str, int]
+_Stack = tuple[Frame, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveStats:
+    """How the live reading went, for the run's output and the benchmarks."""
+
+    polls: int
+    """Polls taken, all processes together (thinned ones included)."""
+    median_poll_s: float
+    """Median seconds a poll took (of the last 1024)."""
+    max_poll_s: float
+    """Longest poll, in seconds."""
+    last_poll_stacks: int
+    """Stacks with live bytes in the last poll taken."""
+    problems: tuple[str, ...]
+    """Forks announced but never read, and polls that failed: one line each."""
+
+
+class LiveProcess:
+    """One process's stream, as read so far: a poll's time, heap and live bytes by stack.
+
+    Written by :class:`LiveCapture`'s thread only; read it after :meth:`LiveCapture.stop`.
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        reader: SocketReader,
+        frames: dict[_Place, Frame],
+        capacity: int,
+        interval_s: float,
+    ) -> None:
+        self.pid = pid
+        self.interval_s = interval_s
+        """Seconds between this process's polls: doubles each time its points are thinned."""
+        self.ended = False
+        """Its stream ended (the process exited): it is polled no more."""
+        self.next_due = time.monotonic()
+        """``time.monotonic()`` when its next poll is due."""
+        self._reader: SocketReader | None = reader
+        self._frames = frames  # one Frame per place, shared by all processes
+        self._capacity = capacity
+        # memray's stack_id is an index into the reader's FrameTree, which only ever
+        # appends nodes (frame_tree.h), and frame ids name registered frames for good:
+        # a stack_id names one stack for the reader's life, so it is resolved once.
+        # (stack_trace() trims the frames above the tracker when the record's thread is
+        # the main one, and a record of merged threads carries one of their ids; but a
+        # path of the tree starts at its thread's outermost frame, and no other thread
+        # starts at the main thread's: the trimming is the same for every record of it.)
+        self._number_of_id = np.full(1024, -1, dtype=np.int64)
+        self._number_of_stack: dict[_Stack, int] = {}
+        self._stacks: list[_Stack] = []
+        self._times: list[float] = []
+        self._heaps: list[int] = []
+        self._live: list[np.ndarray] = []  # by stack number; stacks seen later are longer
+
+    def snapshots(self) -> list[MemorySnapshot]:
+        """One per kept poll: its time, the live bytes of all stacks as heap, RSS 0 (taken
+        from ``/proc`` elsewhere)."""
+        return [
+            MemorySnapshot(t=t, rss=0, heap=heap)
+            for t, heap in zip(self._times, self._heaps, strict=True)
+        ]
+
+    def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]:
+        """Live bytes of each Python stack at each poll index in ``indexes`` (0 at a
+        negative index: the process was not running), as
+        :meth:`gate.capture.Capture.live_bytes_by_stack` gives them: records that differ
+        only by thread or allocator merged, innermost frame first."""
+        chosen = [self._live[i] if i >= 0 else None for i in indexes]
+        for low in range(0, len(self._stacks), BLOCK):
+            rows = min(BLOCK, len(self._stacks) - low)
+            block = np.zeros((rows, len(chosen)), dtype=np.int64)
+            for column, live in enumerate(chosen):
+                if live is not None:
+                    part = live[low : low + rows]
+                    block[: len(part), column] = part
+            for stack, row in zip(self._stacks[low : low + rows], block, strict=True):
+                yield StackLiveBytes(stack=stack, live=tuple(row.tolist()))
+
+    def poll(self) -> int:
+        """Take one poll and keep it; the number of stacks live in it. Once the stream
+        has ended, that poll (everything the stream sent) is the last."""
+        reader = self._reader
+        assert reader is not None, "poll of a closed stream"
+        active = reader.is_active  # before the snapshot: if it ended, the snapshot is whole
+        t = time.time()
+        with _gc_paused():
+            live = self._live_bytes(reader)
+        self._keep(t, live)
+        self._schedule()
+        if not active:
+            self.close()
+            self.ended = True
+        return int(np.count_nonzero(live))
+
+    def close(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            reader.__exit__(None, None, None)
+
+    def _live_bytes(self, reader: SocketReader) -> np.ndarray:
+        """Live bytes by stack number now; new stacks are resolved and numbered."""
+        records = list(reader.get_current_snapshot(merge_threads=True))
+        ids = np.fromiter(map(_STACK_ID, records), dtype=np.int64, count=len(records))
+        sizes = np.fromiter(map(_SIZE, records), dtype=np.int64, count=len(records))
+        if len(ids) and ids.max() >= len(self._number_of_id):
+            grown = np.full(max(2 * len(self._number_of_id), ids.max() + 1), -1, dtype=np.int64)
+            grown[: len(self._number_of_id)] = self._number_of_id
+            self._number_of_id = grown
+        numbers = self._number_of_id[ids]
+        for i in np.flatnonzero(numbers < 0).tolist():
+            number = self._number_of_id[ids[i]]  # another record of this poll resolved it
+            if number < 0:
+                number = self._number_of_id[ids[i]] = self._number(records[i])
+            numbers[i] = number
+        live = np.zeros(len(self._stacks), dtype=np.int64)
+        np.add.at(live, numbers, sizes)
+        return live
+
+    def _number(self, record: AllocationRecord) -> int:
+        """The number of the record's resolved stack (records of one stack share it)."""
+        frames = self._frames
+        stack = []
+        for place in record.stack_trace():
+            frame = frames.get(place)
+            if frame is None:
+                frame = frames[place] = Frame(function=place[0], file=place[1], line=place[2])
+            stack.append(frame)
+        key = tuple(stack)
+        number = self._number_of_stack.setdefault(key, len(self._stacks))
+        if number == len(self._stacks):
+            self._stacks.append(key)
+        return number
+
+    def _schedule(self) -> None:
+        self.next_due += self.interval_s
+        now = time.monotonic()
+        while self.next_due <= now:  # fell behind: skip a turn, keep the cadence
+            self.next_due += self.interval_s
+
+    def _keep(self, t: float, live: np.ndarray) -> None:
+        if len(self._times) == self._capacity:
+            # Of the capacity + 1 evenly spaced polls (this one too, capacity even),
+            # keep every other: the first and this one stay, the spacing doubles.
+            self._times = self._times[::2]
+            self._heaps = self._heaps[::2]
+            self._live = self._live[::2]
+            self.interval_s *= 2
+        self._times.append(t)
+        self._heaps.append(int(live.sum()))
+        self._live.append(live)
+
+
+class LiveCapture:
+    """The live streams of the service's main process (on ``port``) and of the
+    processes it forks (announced in ``folder``).
+
+    :meth:`connect` connects to the main process and starts one thread that polls every
+    process and watches ``folder``; :meth:`stop` takes a last poll of each and ends it.
+    Read :meth:`processes` after :meth:`stop`: the thread writes them while it runs.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        folder: Path,
+        *,
+        interval_s: float = 0.25,
+        max_points: int = 400,
+        connect_timeout_s: float = 30.0,
+    ) -> None:
+        if max_points < 2 or not interval_s > 0 or not connect_timeout_s >= 0:
+            raise ValueError("need max_points >= 2, interval_s > 0, connect_timeout_s >= 0")
+        self.port = port
+        self.folder = folder
+        self.interval_s = interval_s
+        self.max_points = max_points
+        self.connect_timeout_s = connect_timeout_s
+        self._capacity = max_points - max_points % 2  # thinning keeps every other of cap + 1
+        self._frames: dict[_Place, Frame] = {}
+        self._main: LiveProcess | None = None
+        self._forks: list[LiveProcess] = []
+        self._announced: dict[str, tuple[int, int]] = {}  # port file name: (inode, mtime)
+        self._pending: list[_Pending] = []
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._stopped = False
+        self._failure: str | None = None
+        self._lock = threading.Lock()  # guards the figures below, read by stats
+        self._polls = 0
+        self._durations: collections.deque[float] = collections.deque(maxlen=1024)
+        self._max_poll_s = 0.0
+        self._last_poll_stacks = 0
+        self._problems: list[str] = []
+
+    def __enter__(self) -> LiveCapture:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def connect(self) -> None:
+        """Connect to the main process's tracker, waiting up to ``connect_timeout_s`` for
+        it to listen, and start the polling thread."""
+        if self._main is not None or self._stopped:
+            raise ValueError("connect() may be called once, before stop()")
+        deadline = time.monotonic() + self.connect_timeout_s
+        while self.port not in _listening_ports():
+            if time.monotonic() >= deadline:
+                raise RunError(
+                    f"no memray tracker listened on 127.0.0.1:{self.port} "
+                    f"within {self.connect_timeout_s:g} s"
+                )
+            time.sleep(0.05)
+        reader = _open(self.port)
+        pid = reader.pid
+        self._main = LiveProcess(
+            pid if pid is not None else -1, reader, self._frames, self._capacity, self.interval_s
+        )
+        self._thread = threading.Thread(target=self._run, name="memgate-live", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Take a last poll of every process still streaming, end the thread and close
+        every reader. Idempotent; harmless before or after a failed :meth:`connect`."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        for process in self._all():
+            process.close()
+
+    def processes(self) -> list[LiveProcess]:
+        """The main process first, then the forks read, in pid order."""
+        if self._failure is not None:
+            raise RunError(self._failure)
+        forks = sorted(self._forks, key=lambda p: p.pid)
+        return [self._main, *forks] if self._main is not None else forks
+
+    @property
+    def stats(self) -> LiveStats:
+        with self._lock:
+            durations = list(self._durations)
+            return LiveStats(
+                polls=self._polls,
+                median_poll_s=statistics.median(durations) if durations else 0.0,
+                max_poll_s=self._max_poll_s,
+                last_poll_stacks=self._last_poll_stacks,
+                problems=tuple(self._problems),
+            )
+
+    def _all(self) -> list[LiveProcess]:
+        return [self._main, *self._forks] if self._main is not None else list(self._forks)
+
+    def _run(self) -> None:
+        try:
+            next_watch = time.monotonic()
+            while True:
+                now = time.monotonic()
+                if now >= next_watch:
+                    self._watch(now)
+                    next_watch = now + self.interval_s
+                for process in self._all():
+                    if not process.ended and now >= process.next_due:
+                        self._poll(process)
+                wake = min([next_watch, *(p.next_due for p in self._all() if not p.ended)])
+                if self._stopping.wait(max(0.0, wake - time.monotonic())):
+                    break
+            for process in self._all():
+                if not process.ended:
+                    self._poll(process)
+            for pending in self._pending:
+                self._problem(f"{pending.path}: announced, but its tracker was never read")
+        except Exception as exc:  # a bug here must not pass as a short capture
+            self._failure = one_line(f"live reading failed: {type(exc).__name__}: {exc}")
+        finally:
+            for process in self._all():
+                process.close()
+
+    def _poll(self, process: LiveProcess) -> None:
+        started = time.perf_counter()
+        try:
+            stacks = process.poll()
+        except (OSError, RuntimeError, ValueError, MemoryError) as exc:
+            process.close()
+            process.ended = True
+            self._problem(f"process {process.pid}: poll failed: {_reason(exc)}")
+            return
+        took = time.perf_counter() - started
+        with self._lock:
+            self._polls += 1
+            self._durations.append(took)
+            self._max_poll_s = max(self._max_poll_s, took)
+            self._last_poll_stacks = stacks
+
+    def _watch(self, now: float) -> None:
+        """Read new port files; connect to each announced tracker once it listens."""
+        try:
+            with os.scandir(self.folder) as entries:
+                found = [(e, m) for e in entries if (m := PORT_FILE.fullmatch(e.name))]
+        except OSError:
+            found = []  # no folder yet: no fork yet
+        for entry, name in found:
+            try:
+                info = entry.stat()
+                key = (info.st_ino, info.st_mtime_ns)
+                if self._announced.get(entry.name) == key:
+                    continue
+                self._announced[entry.name] = key
+                text = Path(entry.path).read_text("ascii")
+            except (OSError, UnicodeDecodeError) as exc:
+                self._problem(f"{entry.path}: unreadable: {_reason(exc)}")
+                continue
+            match = _PORT_TEXT.fullmatch(text)
+            if match is None or not 0 < int(match[1]) < 65536:
+                self._problem(f"{entry.path}: not a port number and a newline: {text[:20]!r}")
+                continue
+            self._pending.append(_Pending(Path(entry.path), int(name[1]), int(match[1]), now))
+        if not self._pending:
+            return
+        listening = _listening_ports()
+        waiting = []
+        for pending in self._pending:
+            if pending.port in listening:
+                try:
+                    reader = _open(pending.port)
+                except RunError as exc:
+                    self._problem(f"{pending.path}: {exc}")
+                    continue
+                pid = reader.pid if reader.pid is not None else pending.pid
+                self._forks.append(
+                    LiveProcess(pid, reader, self._frames, self._capacity, self.interval_s)
+                )
+            elif not _alive(pending.pid):
+                self._problem(f"{pending.path}: process {pending.pid} ended before it listened")
+            elif now - pending.since > self.connect_timeout_s:
+                self._problem(
+                    f"{pending.path}: nothing listened on 127.0.0.1:{pending.port} "
+                    f"within {self.connect_timeout_s:g} s"
+                )
+            else:
+                waiting.append(pending)
+        self._pending = waiting
+
+    def _problem(self, text: str) -> None:
+        with self._lock:
+            self._problems.append(one_line(text))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pending:
+    """A fork's port file read, its tracker not yet connected."""
+
+    path: Path
+    pid: int
+    port: int
+    since: float
+    """``time.monotonic()`` when the file was read."""
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No garbage collection during a poll: it makes tens of thousands of short-lived
+    objects (memray's records) and, the first time, the stacks' frames, none in a
+    cycle; the collections they set off took half of a poll of 30,000 stacks."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _open(port: int) -> SocketReader:
+    """A reader connected to the tracker listening on ``port``, its header read."""
+    from memray import SocketReader
+
+    reader = SocketReader(port)
+    try:
+        reader.__enter__()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise RunError(f"127.0.0.1:{port}: not a memray stream: {_reason(exc)}") from None
+    return reader
+
+
+_LOOPBACK = {
+    "/proc/net/tcp": {"0100007F", "7F000001", "00000000"},  # 127.0.0.1 (LE, BE), any
+    "/proc/net/tcp6": {"00000000000000000000000001000000", "0" * 32},  # ::1, any
+}
+_LISTEN = "0A"
+
+
+def _listening_ports() -> set[int]:
+    """The TCP ports a connection to the loopback would find listening (Linux)."""
+    ports = set()
+    for table, addresses in _LOOPBACK.items():
+        try:
+            text = Path(table).read_text("ascii")
+        except OSError as exc:
+            if table == "/proc/net/tcp":
+                raise RunError(f"live reading needs Linux's {table}: {_reason(exc)}") from None
+            continue  # no IPv6
+        for line in text.splitlines()[1:]:
+            fields = line.split(maxsplit=4)
+            if len(fields) > 3 and fields[3] == _LISTEN:
+                address, _, port = fields[1].partition(":")
+                if address in addresses:
+                    ports.add(int(port, 16))
+    return ports
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
