@@ -1,3 +1,3 @@
 """memgate: a memory regression gate for Python services."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

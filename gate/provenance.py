@@ -15,37 +15,52 @@ import os
 import platform
 import socket
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import gate
 from gate import github
+from gate.agent import memgate_agent as agent
 from gate.model import Provenance
 
 
-def env_key(system: str, machine: str, python: str, memray: str, cpus: int | None) -> str:
-    """``Linux-x86_64-py3.11-memray1.20-2cpu``: what must match for runs to be compared."""
+def env_key(
+    system: str, machine: str, python: str, memray: str, cpus: int | None, agent: bool = False
+) -> str:
+    """``Linux-x86_64-py3.11-memray1.20-2cpu``: what must match for runs to be compared.
+
+    ``-agent`` ends the key of a service measured by memgate's agent in the service's
+    own Python (memgate 0.2): its heap counts the modules the service imports, which
+    ``memray run`` had imported before tracking began, so its figures do not compare
+    with earlier runs'."""
     py_minor = ".".join(python.split(".")[:2])
     memray_minor = ".".join(memray.split(".")[:2])
-    return f"{system}-{machine}-py{py_minor}-memray{memray_minor}-{cpus or '?'}cpu"
+    key = f"{system}-{machine}-py{py_minor}-memray{memray_minor}-{cpus or '?'}cpu"
+    return key + "-agent" if agent else key
 
 
-def collect(started_at: datetime.datetime, cwd: Path) -> Provenance:
-    """The provenance of a run started now in ``cwd`` (the service's folder)."""
+def collect(started_at: datetime.datetime, cwd: Path, python: str | None = None) -> Provenance:
+    """The provenance of a run started now in ``cwd`` (the service's folder): of a
+    service measured by the agent in its own Python ``python`` (its version), or of code
+    measured inside memgate (``python`` not given)."""
     memray = importlib.metadata.version("memray")
-    python = platform.python_version()
     return Provenance(
         started_at=started_at.isoformat(timespec="seconds"),
         memgate=gate.__version__,
-        python=python,
+        python=python or platform.python_version(),
         memray=memray,
         locust=importlib.metadata.version("locust"),
         platform=platform.platform(),
         hostname=socket.gethostname(),
         commit=_git(cwd, "rev-parse", "HEAD"),
         branch=github.branch() or _branch(cwd),
-        env_key=env_key(platform.system(), platform.machine(), python, memray, os.cpu_count()),
+        env_key=env_key(
+            platform.system(),
+            platform.machine(),
+            python or platform.python_version(),
+            memray,
+            os.cpu_count(),
+            agent=python is not None,
+        ),
     )
 
 
@@ -75,18 +90,7 @@ def _git(cwd: Path, *args: str) -> str | None:
     return (done.stdout.strip() or None) if done.returncode == 0 else None
 
 
-GC_PROBE = Path(__file__).with_name("_gc_probe.py")
-"""memgate's probe inside the service: the script memray runs, which runs the service."""
-
-
 def library_roots() -> list[str]:
-    """Folders whose code is not the user's: the standard library and site-packages (and
-    memgate's GC probe, the script memray runs)."""
-    names = ("stdlib", "platstdlib", "purelib", "platlib")
-    roots = {sysconfig.get_path(name) for name in names}
-    roots |= {
-        sysconfig.get_path(name, vars={"base": sys.base_prefix, "platbase": sys.base_prefix})
-        for name in names
-    }
-    roots.add(str(GC_PROBE))  # memgate's probe runs the service: never the user's frame
-    return sorted(root for root in roots if root)
+    """Folders of memgate's own interpreter whose code is not the user's: the standard
+    library and site-packages (for code measured inside memgate, as ``memgate_calls``)."""
+    return agent.library_roots()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,10 @@ import pytest
 # The helpers in tests.support assert as tests do: a failure shows pytest's detailed
 # message (register before anything imports them).
 pytest.register_assert_rewrite("tests.support")
+
+# The services under test run in the Python their PATH finds, as for a user who has
+# activated the project's virtual environment: this one's (memray, uvicorn, gunicorn).
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
 
 
 @pytest.fixture

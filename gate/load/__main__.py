@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import sys
 
+from gate.agent.memgate_agent import die_with_parent
 from gate.load import child, master, worker
 from gate.load.process import LoadConfig
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()  # no load outlives memgate, even one killed with SIGKILL
     if argv[:1] == ["--worker"]:
         index, port, pid, blob = argv[1:]
         return worker.main(LoadConfig(**json.loads(blob)), int(index), int(port), int(pid))
