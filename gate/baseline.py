@@ -177,10 +177,17 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
     )
 
 
-ADDED_SETTINGS: dict[str, dict[str, Any]] = {"load": {"processes": 1, "target": None}}
+ADDED_SETTINGS: dict[str, dict[str, Any]] = {
+    "load": {"processes": 1, "target": None, "stop_on_leak": False}
+}
 """Settings added after histories were first recorded, with the value that behaves as
 runs did before them: left at that value, a setting is left out of the hash, so that
 older histories still compare."""
+
+
+READING_SETTINGS = {"profile": {"capture"}}
+"""Settings that say how memgate reads what memray recorded, not what is measured: left
+out of the hash (a live run compares with runs read from capture files)."""
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -190,7 +197,12 @@ def settings_hash(settings: dict[str, Any]) -> str:
         value = settings.get(section)
         if isinstance(value, dict):
             added = ADDED_SETTINGS.get(section, {})
-            value = {k: v for k, v in value.items() if not (k in added and added[k] == v)}
+            reading = READING_SETTINGS.get(section, set())
+            value = {
+                k: v
+                for k, v in value.items()
+                if not (k in added and added[k] == v) and k not in reading
+            }
         kept[section] = value
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -46,6 +46,8 @@ class RunOptions:
     """Measured seconds after the warm-up, instead of the scenario's bound."""
     warmup: int | None = None
     """Warm-up requests, instead of the scenario's."""
+    capture: str | None = None
+    """``live`` or ``file``: how memray's records are read, instead of the scenario's."""
     out: Path | None = None
     """A run's folder (default ``memgate-out/NAME``); for a check, the folder of one
     folder per scenario (default ``memgate-out``)."""
@@ -78,6 +80,7 @@ def _overridden(scenario: ScenarioFile, options: RunOptions) -> ScenarioFile:
         requests=options.requests,
         duration=options.duration,
         warmup=options.warmup,
+        capture=options.capture,
     )
 
 

@@ -49,7 +49,7 @@ import re
 import statistics
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,6 +62,11 @@ from gate.model import Frame, MemorySnapshot
 if TYPE_CHECKING:
     from memray import AllocationRecord, SocketReader
 
+BEHIND_BYTES = 1 << 20
+"""Records waiting in a stream's socket beyond which memgate's reading is behind."""
+RELIEF = 1.0
+"""A poll is followed by at least this many times its own duration without one: polling
+takes at most half of the time, however many stacks the service keeps alive."""
 PORT_FILE = re.compile(r"live\.([0-9]+)\.port")
 """The name of the file a forked process announces its tracker's port in."""
 
@@ -86,6 +91,11 @@ class LiveStats:
     """Longest poll, in seconds."""
     last_poll_stacks: int
     """Stacks with live bytes in the last poll taken."""
+    max_backlog_bytes: int
+    """The most bytes of records seen waiting in a stream's socket, unread by memray's
+    reader in memgate: when it falls behind, the tracker's writes block the service."""
+    behind_polls: int
+    """Polls after which at least :data:`BEHIND_BYTES` were waiting."""
     problems: tuple[str, ...]
     """Forks announced but never read, and polls that failed: one line each."""
 
@@ -109,9 +119,12 @@ class LiveProcess:
         """Seconds between this process's polls: doubles each time its points are thinned."""
         self.ended = False
         """Its stream ended (the process exited): it is polled no more."""
+        self.port = 0
+        """The tracker's port on 127.0.0.1."""
         self.next_due = time.monotonic()
         """``time.monotonic()`` when its next poll is due."""
         self._reader: SocketReader | None = reader
+        self._series_lock = threading.Lock()  # times and heaps, read while it runs
         self._frames = frames  # one Frame per place, shared by all processes
         self._capacity = capacity
         # memray's stack_id is an index into the reader's FrameTree, which only ever
@@ -159,10 +172,11 @@ class LiveProcess:
         assert reader is not None, "poll of a closed stream"
         active = reader.is_active  # before the snapshot: if it ended, the snapshot is whole
         t = time.time()
+        started = time.monotonic()
         with _gc_paused():
             live = self._live_bytes(reader)
         self._keep(t, live)
-        self._schedule()
+        self._schedule(time.monotonic() - started)
         if not active:
             self.close()
             self.ended = True
@@ -207,23 +221,33 @@ class LiveProcess:
             self._stacks.append(key)
         return number
 
-    def _schedule(self) -> None:
+    def _schedule(self, took: float) -> None:
+        """The next poll: one interval on, and no sooner than :data:`RELIEF` times what
+        this one took from its end (polls hold the GIL: reading a service of many stacks
+        must leave memgate time to do the rest)."""
         self.next_due += self.interval_s
         now = time.monotonic()
         while self.next_due <= now:  # fell behind: skip a turn, keep the cadence
             self.next_due += self.interval_s
+        self.next_due = max(self.next_due, now + RELIEF * took)
+
+    def heap_series(self) -> tuple[list[float], list[int]]:
+        """The times and heaps of the polls kept so far: safe while it is read."""
+        with self._series_lock:
+            return list(self._times), list(self._heaps)
 
     def _keep(self, t: float, live: np.ndarray) -> None:
-        if len(self._times) == self._capacity:
-            # Of the capacity + 1 evenly spaced polls (this one too, capacity even),
-            # keep every other: the first and this one stay, the spacing doubles.
-            self._times = self._times[::2]
-            self._heaps = self._heaps[::2]
-            self._live = self._live[::2]
-            self.interval_s *= 2
-        self._times.append(t)
-        self._heaps.append(int(live.sum()))
-        self._live.append(live)
+        with self._series_lock:
+            if len(self._times) == self._capacity:
+                # Of the capacity + 1 evenly spaced polls (this one too, capacity even),
+                # keep every other: the first and this one stay, the spacing doubles.
+                self._times = self._times[::2]
+                self._heaps = self._heaps[::2]
+                self._live = self._live[::2]
+                self.interval_s *= 2
+            self._times.append(t)
+            self._heaps.append(int(live.sum()))
+            self._live.append(live)
 
 
 class LiveCapture:
@@ -266,6 +290,8 @@ class LiveCapture:
         self._durations: collections.deque[float] = collections.deque(maxlen=1024)
         self._max_poll_s = 0.0
         self._last_poll_stacks = 0
+        self._max_backlog = 0
+        self._behind_polls = 0
         self._problems: list[str] = []
 
     def __enter__(self) -> LiveCapture:
@@ -274,13 +300,16 @@ class LiveCapture:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def connect(self) -> None:
+    def connect(self, alive: Callable[[], bool] = lambda: True) -> None:
         """Connect to the main process's tracker, waiting up to ``connect_timeout_s`` for
-        it to listen, and start the polling thread."""
+        it to listen while ``alive()`` says the process runs, and start the polling
+        thread."""
         if self._main is not None or self._stopped:
             raise ValueError("connect() may be called once, before stop()")
         deadline = time.monotonic() + self.connect_timeout_s
         while self.port not in _listening_ports():
+            if not alive():
+                raise RunError("it exited before memray's tracker in it was listening")
             if time.monotonic() >= deadline:
                 raise RunError(
                     f"no memray tracker listened on 127.0.0.1:{self.port} "
@@ -292,6 +321,7 @@ class LiveCapture:
         self._main = LiveProcess(
             pid if pid is not None else -1, reader, self._frames, self._capacity, self.interval_s
         )
+        self._main.port = self.port
         self._thread = threading.Thread(target=self._run, name="memgate-live", daemon=True)
         self._thread.start()
 
@@ -323,8 +353,25 @@ class LiveCapture:
                 median_poll_s=statistics.median(durations) if durations else 0.0,
                 max_poll_s=self._max_poll_s,
                 last_poll_stacks=self._last_poll_stacks,
+                max_backlog_bytes=self._max_backlog,
+                behind_polls=self._behind_polls,
                 problems=tuple(self._problems),
             )
+
+    def heap_so_far(self) -> tuple[list[float], list[int]]:
+        """While it runs: the main process's poll times so far, and at each the heap of
+        every process read (a fork at its last poll before; none before its first)."""
+        if self._main is None:
+            return [], []
+        times, heap = self._main.heap_series()
+        total = np.asarray(heap, dtype=np.int64)
+        for fork in list(self._forks):
+            theirs, heaps = fork.heap_series()
+            if not theirs:
+                continue
+            at = np.searchsorted(np.asarray(theirs), np.asarray(times), side="right") - 1
+            total += np.where(at >= 0, np.asarray(heaps, dtype=np.int64)[at.clip(0)], 0)
+        return times, total.tolist()
 
     def _all(self) -> list[LiveProcess]:
         return [self._main, *self._forks] if self._main is not None else list(self._forks)
@@ -364,7 +411,10 @@ class LiveCapture:
             self._problem(f"process {process.pid}: poll failed: {_reason(exc)}")
             return
         took = time.perf_counter() - started
+        backlog = _backlog(process.port) if process.port else 0
         with self._lock:
+            self._max_backlog = max(self._max_backlog, backlog)
+            self._behind_polls += backlog >= BEHIND_BYTES
             self._polls += 1
             self._durations.append(took)
             self._max_poll_s = max(self._max_poll_s, took)
@@ -405,9 +455,9 @@ class LiveCapture:
                     self._problem(f"{pending.path}: {exc}")
                     continue
                 pid = reader.pid if reader.pid is not None else pending.pid
-                self._forks.append(
-                    LiveProcess(pid, reader, self._frames, self._capacity, self.interval_s)
-                )
+                fork = LiveProcess(pid, reader, self._frames, self._capacity, self.interval_s)
+                fork.port = pending.port
+                self._forks.append(fork)
             elif not _alive(pending.pid):
                 self._problem(f"{pending.path}: process {pending.pid} ended before it listened")
             elif now - pending.since > self.connect_timeout_s:
@@ -466,6 +516,7 @@ _LOOPBACK = {
     "/proc/net/tcp6": {"00000000000000000000000001000000", "0" * 32},  # ::1, any
 }
 _LISTEN = "0A"
+_ESTABLISHED = "01"
 
 
 def _listening_ports() -> set[int]:
@@ -485,6 +536,24 @@ def _listening_ports() -> set[int]:
                 if address in addresses:
                     ports.add(int(port, 16))
     return ports
+
+
+def _backlog(port: int) -> int:
+    """Bytes waiting to be read in memgate's connections to 127.0.0.1:``port`` (Linux's
+    ``rx_queue``); 0 where it cannot be read."""
+    waiting = 0
+    for table in _LOOPBACK:
+        try:
+            text = Path(table).read_text("ascii")
+        except OSError:
+            continue
+        for line in text.splitlines()[1:]:
+            fields = line.split(maxsplit=5)
+            if len(fields) > 4 and fields[3] == _ESTABLISHED:
+                remote = fields[2].rpartition(":")[2]
+                if int(remote, 16) == port:
+                    waiting += int(fields[4].partition(":")[2], 16)
+    return waiting
 
 
 def _alive(pid: int) -> bool:

@@ -330,6 +330,22 @@ class CaptureInfo:
     """Memory snapshots memray recorded (after its own striding), in the main capture."""
     forks: int = 0
     """Captures of forked processes read besides the main one (``bytes`` counts all)."""
+    mode: str = "file"
+    """``file``: memray's capture files, read after the load; ``live``: memray's records
+    streamed to memgate and read during the load (no file: ``file`` is empty, ``bytes``
+    0, ``snapshots`` the points memgate kept of the main process, ``read_seconds`` from
+    the end of the load to the result)."""
+    polls: int | None = None
+    """Live: the times memgate read the live allocations of every process."""
+    stacks: int | None = None
+    """Live: the allocation stacks alive at the main process's last point."""
+    poll_seconds: float | None = None
+    """Live: the median time one reading of a process's live allocations took."""
+    backlog_bytes: int | None = None
+    """Live: the most bytes of records seen waiting for memgate in a stream's socket."""
+    behind_share: float | None = None
+    """Live: the share of readings after which at least 1 MiB was waiting: memgate's
+    reading fell behind, and the tracker's writes slowed the service down."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,8 @@ CAPTURE = "capture.bin"
 SERVICE_LOG = "service.log"
 LOAD_LOG = "load.log"
 LOAD_TIMELINE = "load.jsonl"
+LOAD_STOP = "load.stop"
+"""Written by memgate to end a soak's load early (a certain leak)."""
 
 EARLIER_RUN_FILES = (FAILURE, RESULT, REPORT_JSON, REPORT_HTML)
 """What a run in the folder wrote last time and this run replaces, or must not leave

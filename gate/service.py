@@ -7,35 +7,42 @@ then SIGTERM, then SIGKILL if it hangs. psutil samples its process tree from out
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import json
 import os
-import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
+if TYPE_CHECKING:
+    from gate.live import LiveCapture, LiveProcess, LiveStats
+
 from gate._files import last_line, open_log
-from gate.errors import InputError, RunError
+from gate._process import exit_text
+from gate.agent.memgate_agent import SETTINGS
+from gate.errors import RunError
+from gate.interpreter import AGENT, ServicePython, check_python, service_command
 from gate.model import GcSample
 from gate.outputs import CAPTURE, SERVICE_LOG
-from gate.provenance import GC_PROBE
 from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
 
-_PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
 HEALTH_POLL_S = 0.1
 SAMPLE_INTERVAL_S = 0.1
+LIVE_POLL_S = 0.02
+"""How often the live allocations are read at first (or less often, when a reading takes
+long: ``gate.live.RELIEF``): a load of a second still gets dozens of points; the spacing
+doubles each time the points kept reach their cap."""
 
 
 def free_port() -> int:
@@ -52,49 +59,21 @@ def fill_port(text: str, port: int, ports: dict[str, int] | None = None) -> str:
     return PORT_OF.sub(lambda m: str((ports or {}).get(m.group(1), m.group(0))), text)
 
 
-def python_target(command: list[str], search_path: str, where: str = "service") -> list[str]:
-    """What this interpreter must run for the service command: ``[script, args...]``,
-    ``["-m", module, args...]`` or ``["-c", code]``.
-
-    ``python app.py``, ``python -m module`` and ``python -c code`` run under this
-    interpreter (memray must be importable beside the service's packages); any other
-    program is looked up on ``search_path`` and must be a Python script, such as a
-    console script installed by pip.
-    """
-    head, *rest = command
-    if _PYTHON_NAME.match(os.path.basename(head)):
-        if not rest:
-            raise InputError(f"{where}.command: 'python' needs a script, -m module or -c code")
-        if rest[0].startswith("-") and rest[0] not in ("-m", "-c"):
-            raise InputError(
-                f"{where}.command: interpreter option {rest[0]!r} is not supported;"
-                " use python SCRIPT, python -m MODULE or python -c CODE"
-            )
-        return rest
-    found = shutil.which(head, path=search_path)
-    if found is None:
-        raise RunError(f"{where} command not found: {head!r}")
-    if not _is_python_script(Path(found)):
-        raise InputError(
-            f"{where}.command: {found} is not a Python program; memray profiles Python"
-        )
-    return [found, *rest]
-
-
-def profiled_command(target: list[str], profile: ProfileSpec, capture: Path) -> list[str]:
-    """``target`` (see :func:`python_target`) run under ``memray run``."""
-    # memray compresses the capture with lz4 when the service exits: a few tenths of a
-    # second at shutdown for a file about half the size that reads about a third faster
-    # (its reader makes hundreds of thousands of tiny reads on an uncompressed file).
-    memray = [sys.executable, "-m", "memray", "run", "--quiet", "--force"]
-    memray += ["--output", str(capture)]
-    if profile.trace_python_allocators:
-        memray.append("--trace-python-allocators")
-    if profile.native:
-        memray.append("--native")
-    if profile.follow_fork:
-        memray.append("--follow-fork")
-    return [*memray, str(GC_PROBE), *target]
+def agent_settings(profile: ProfileSpec, out_dir: Path, capture: Path, port: int | None) -> str:
+    """What the agent inside the service is told (``$MEMGATE_AGENT``): how to profile,
+    where to stream (``port``, live) or write (``capture``, a file), where the garbage
+    collector's counts and forked processes' ports go."""
+    settings = {
+        "capture": "live" if port is not None else "file",
+        "port": port,
+        "file": str(capture),
+        "folder": str(out_dir),
+        "gc": str(out_dir / "gc"),
+        "trace_python_allocators": profile.trace_python_allocators,
+        "native": profile.native,
+        "follow_fork": profile.follow_fork,
+    }
+    return json.dumps(settings)
 
 
 def read_gc_samples(prefix: Path) -> list[list[GcSample]]:
@@ -122,17 +101,6 @@ def read_gc_samples(prefix: Path) -> list[list[GcSample]]:
         if samples:
             out.append(samples)
     return out
-
-
-def _is_python_script(path: Path) -> bool:
-    if path.suffix == ".py":
-        return True
-    try:
-        with open(path, "rb") as script:
-            first = script.readline(256)
-    except OSError:
-        return False
-    return first.startswith(b"#!") and b"python" in first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +152,12 @@ class ServiceProcess:
         self._samples: list[RawProcessSample] = []
         self._stop_sampling = threading.Event()
         self._sampler: threading.Thread | None = None
+        self._python: ServicePython | None = None
+        self._env: dict[str, str] = {}
+        self._argv: list[str] = []
+        self._live: LiveCapture | None = None
+        self._seen: dict[int, psutil.Process] = {}
+        """Every process of the service's tree the sampler saw, by pid."""
 
     @property
     def who(self) -> str:
@@ -192,39 +166,75 @@ class ServiceProcess:
         return f"service {name}" if name else "service"
 
     def _clear_previous(self) -> None:
-        """Forks' captures and probe files an earlier run left in the folder: they would
-        be read as this run's (memray's ``--force`` replaces only the main capture)."""
+        """What an earlier run left in the folder that would be read as this run's:
+        forks' captures (the agent's tracker replaces only the main capture), the
+        garbage collector's counts, forks' announced ports; and, live, a capture file
+        that is not this run's."""
         folder = self.capture_path.parent
-        stale = [*folder.glob(self.capture_path.name + ".*"), *folder.glob("gc.*.jsonl")]
+        stale = [
+            *folder.glob(self.capture_path.name + ".*"),
+            *folder.glob("gc.*.jsonl"),
+            *folder.glob("live.*.port"),
+        ]
         for path in stale:
-            if path.name.split(".")[-1 if path.suffix != ".jsonl" else -2].isdigit():
-                path.unlink(missing_ok=True)  # capture.bin.PID, gc.PID.START.jsonl
+            if any(part.isdigit() for part in path.name.split(".")):
+                path.unlink(missing_ok=True)  # capture.bin.PID, gc.PID.START.jsonl, ...
+        if self.live:
+            self.capture_path.unlink(missing_ok=True)
 
     @property
     def pid(self) -> int:
         assert self._proc is not None
         return self._proc.pid
 
-    def start(self) -> None:
-        self._clear_previous()
+    @property
+    def live(self) -> bool:
+        """Whether memray's records stream to memgate (else they go to a capture file)."""
+        return self.profiled and self.scenario.profile.capture == "live"
+
+    def prepare(self) -> ServicePython:
+        """Choose the service's interpreter and check that it can run memgate's agent
+        (memray importable, memgate's version): before anything starts, so that a
+        misconfigured interpreter costs no run. Raises :class:`InputError` otherwise."""
+        if self._python is not None:
+            return self._python
         spec = self.scenario.service
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env["PORT"] = env["MEMGATE_PORT"] = str(self.port)
         env.update({port_variable(name): str(port) for name, port in self.ports.items()})
         env.update({k: fill_port(v, self.port, self.ports) for k, v in spec.env.items()})
-        search_path = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
         command = [fill_port(arg, self.port, self.ports) for arg in spec.command]
         name = self.scenario.service_name
-        target = python_target(command, search_path, f"services.{name}" if name else "service")
+        where = f"services.{name}" if name else "service"
+        cwd = self.scenario.service_cwd
+        python, target = service_command(command, env.get("PATH", ""), cwd, spec.python, where)
+        self._python = check_python(python, env, cwd, where)
+        self._env = env
+        self._argv = [python, str(AGENT), *target] if self.profiled else [python, *target]
+        return self._python
+
+    @property
+    def python(self) -> ServicePython:
+        """The service's interpreter (see :meth:`prepare`)."""
+        return self.prepare()
+
+    def start(self) -> None:
+        self.prepare()
+        self._clear_previous()
+        env = dict(self._env)
         if self.profiled:
-            argv = profiled_command(target, self.scenario.profile, self.capture_path)
-            env["MEMGATE_GC_PROBE"] = str(self.gc_prefix)
-        else:
-            argv = [sys.executable, *target]
+            port = free_port() if self.live else None
+            env[SETTINGS] = agent_settings(
+                self.scenario.profile, self.capture_path.parent, self.capture_path, port
+            )
+            if port is not None:
+                from gate.live import LiveCapture
+
+                self._live = LiveCapture(port, self.capture_path.parent, interval_s=LIVE_POLL_S)
         with open_log(self.log_path) as log:
             try:
                 self._proc = subprocess.Popen(
-                    argv,
+                    self._argv,
                     cwd=self.scenario.service_cwd,
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -236,6 +246,20 @@ class ServiceProcess:
                 raise RunError(f"could not start the {self.who}: {exc}") from None
         self._sampler = threading.Thread(target=self._sample_loop, daemon=True)
         self._sampler.start()
+        if self._live is not None:
+            try:
+                self._live.connect(alive=lambda: self.exit_code() is None)
+            except RunError as exc:
+                code = self.exit_code()
+                ended = f" ({exit_text(code)})" if code is not None else ""
+                raise RunError(
+                    f"{self.who}{ended}: {exc} (see {self.log_path}): {last_line(self.log_path)}"
+                ) from None
+
+    def end_capture(self) -> None:
+        """Take the live capture's last point and stop reading (the load has ended)."""
+        if self._live is not None:
+            self._live.stop()
 
     def wait_healthy(self) -> float:
         """Poll the health URL; return the seconds it took, or raise :class:`RunError`."""
@@ -300,6 +324,7 @@ class ServiceProcess:
         """Stop the service so that memray completes its capture, escalating if it hangs."""
         if self._proc is None:
             return StopInfo(signal="none", returncode=None)  # it never started
+        self.end_capture()
         proc = self._proc
         used = "none"
         if proc.poll() is None:
@@ -320,6 +345,7 @@ class ServiceProcess:
         self._stop_sampling.set()
         if self._sampler is not None:
             self._sampler.join()
+        self._kill_seen()
         return StopInfo(signal=used, returncode=proc.poll())
 
     def kill(self) -> None:
@@ -327,6 +353,23 @@ class ServiceProcess:
         if self._proc is not None:
             self._signal(signal.SIGKILL, group=True)
         self._stop_sampling.set()
+        self._kill_seen()
+        self.end_capture()
+
+    def live_processes(self) -> list[LiveProcess]:
+        """What was read live of the service's process, then of each forked process, in
+        pid order (after :meth:`end_capture`)."""
+        assert self._live is not None
+        return self._live.processes()
+
+    def live_heap_so_far(self) -> tuple[list[float], list[int]]:
+        """While the load runs: the times of the live points so far and the heap at each
+        (empty for a capture file)."""
+        return self._live.heap_so_far() if self._live is not None else ([], [])
+
+    def live_stats(self) -> LiveStats | None:
+        """How the live reading went; ``None`` for a capture file."""
+        return self._live.stats if self._live is not None else None
 
     def samples(self) -> list[RawProcessSample]:
         return list(self._samples)
@@ -340,6 +383,15 @@ class ServiceProcess:
             if pid.isdigit():
                 forks.append((int(pid), path))
         return [(self.pid, self.capture_path), *sorted(forks)]
+
+    def _kill_seen(self) -> None:
+        """Kill every process of the tree ever sampled that still runs: one that left
+        the service's session (``setsid``) escapes its process group's signal. psutil
+        tells a pid reused since by another process apart (by its start time)."""
+        for proc in list(self._seen.values()):
+            with contextlib.suppress(psutil.Error):
+                if proc.is_running():
+                    proc.kill()
 
     def _signal(self, sig: signal.Signals, *, group: bool) -> None:
         assert self._proc is not None
@@ -358,17 +410,20 @@ class ServiceProcess:
         except psutil.NoSuchProcess:
             return
         while not self._stop_sampling.wait(SAMPLE_INTERVAL_S):
-            sample = _sample_tree(root)
+            sample = _sample_tree(root, self._seen)
             if sample is None:
                 return
             self._samples.append(sample)
 
 
-def _sample_tree(root: psutil.Process) -> RawProcessSample | None:
+def _sample_tree(root: psutil.Process, seen: dict[int, psutil.Process]) -> RawProcessSample | None:
+    """The tree's figures now; every process of it is added to ``seen``."""
     try:
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return None
+    for proc in procs:
+        seen.setdefault(proc.pid, proc)
     rss = anon = threads = fds = sockets = 0
     pids = []
     for proc in procs:

@@ -44,11 +44,18 @@ def blocks(
     count = min(max_blocks, n // 3) if n >= 3 * MIN_BLOCKS else min(n, max_blocks)
     if count < MIN_BLOCKS:
         raise TooFewPoints(f"{n} points: at least {MIN_BLOCKS} are needed")
-    parts = np.array_split(np.arange(n), count)
-    return (
-        np.array([np.median(xs[p]) for p in parts]),
-        np.array([np.median(ys[p]) for p in parts]),
-    )
+    return _block_medians(xs, count), _block_medians(ys, count)
+
+
+def _block_medians(values: np.ndarray, count: int) -> np.ndarray:
+    """Medians of ``values`` split as ``np.array_split`` splits them into ``count``
+    blocks (the first ``len % count`` one longer), a block size at a time."""
+    size, longer = divmod(len(values), count)
+    cut = longer * (size + 1)
+    medians = [np.median(values[cut:].reshape(count - longer, size), axis=1)]
+    if longer:
+        medians.insert(0, np.median(values[:cut].reshape(longer, size + 1), axis=1))
+    return np.concatenate(medians)
 
 
 def robust_spread(residuals: np.ndarray) -> float:

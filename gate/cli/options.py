@@ -47,6 +47,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         requests=getattr(args, "requests", None),
         duration=getattr(args, "duration", None),
         warmup=getattr(args, "warmup", None),
+        capture=getattr(args, "capture", None),
         out=getattr(args, "out", None),
         record=getattr(args, "record", False),
         fail_on=getattr(args, "fail_on", Outcome.FAIL),
@@ -67,6 +68,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=whole_number(1), help="measured requests after warm-up")
     parser.add_argument("--duration", type=_positive_float, help="measured seconds after warm-up")
     parser.add_argument("--warmup", type=whole_number(0), help="warm-up requests")
+    parser.add_argument(
+        "--capture",
+        choices=("live", "file"),
+        help="read memray's records live (no file), or write memray's capture file and read"
+        " it after the load (for memray's own reporters); default: the scenario's profile",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
 

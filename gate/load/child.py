@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import os
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -176,6 +177,8 @@ def follow(
                 return "duration"
         if now - started >= config.time_limit:
             return "time_limit"
+        if config.stop_path and os.path.exists(config.stop_path):
+            return "leak"  # memgate saw a certain leak: a soak ends early
 
 
 def emit_end(env: Any, emit: Emit, stop_reason: str, **extra: Any) -> None:

@@ -39,6 +39,8 @@ class LoadConfig:
     processes: int = 1
     """Locust processes: above 1, a master (the load process) and this many workers."""
     env: dict[str, str] = dataclasses.field(default_factory=dict)
+    stop_path: str = ""
+    """A file whose appearance ends the load early (:meth:`LoadProcess.stop_early`)."""
     service_ports: list[int] = dataclasses.field(default_factory=list)
     """Every port of the scenario's services on loopback, besides the host's: where the
     load's requests may go."""
@@ -82,6 +84,8 @@ class LoadProcess:
 
     def start(self) -> None:
         Path(self.config.timeline_path).write_text("")
+        if self.config.stop_path:
+            Path(self.config.stop_path).unlink(missing_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.config.env}
         self.deadline = time.monotonic() + self.config.time_limit + DEADLINE_GRACE_S
         with open_log(self.log_path) as log:
@@ -93,6 +97,23 @@ class LoadProcess:
                 env=env,
                 start_new_session=True,
             )
+
+    def stop_early(self) -> None:
+        """End the load at its next sample, as if a bound were reached (reason ``leak``):
+        its outcome is whole, and measured up to then."""
+        if self.config.stop_path:
+            Path(self.config.stop_path).write_text("leak\n")
+
+    def timeline(self) -> tuple[list[LoadSample], int | None]:
+        """The samples so far (absolute times), and the requests done when the warm-up
+        ended (``None`` before)."""
+        samples = [
+            LoadSample(t=e["t"], requests=e["requests"], failures=e["failures"])
+            for e in self._events
+            if e["event"] in ("start", "sample", "end")
+        ]
+        warm = next((e["requests"] for e in self._events if e["event"] == "warmup_done"), None)
+        return samples, warm
 
     def poll(self) -> int | None:
         """Read new timeline events; return the exit code once the process has ended."""

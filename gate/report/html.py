@@ -20,6 +20,7 @@ from gate.report.parts import (
     Line,
     Report,
     baseline_text,
+    capture_text,
     change,
     growing_processes,
     growing_sites,
@@ -206,6 +207,7 @@ def render_html(report: Report) -> str:
         sites=sites,
         processes=processes,
         resources=resources_text(result),
+        capture=capture_text(result.capture),
         size=(WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM),
         accept=f"memgate baseline accept {shlex.quote(report.result_path or 'RESULT.json')}"
         ' --reason "why this growth is expected"',

@@ -223,7 +223,9 @@ def _processes(report: Report) -> list[str]:
     grew = growing_processes(result)
     out = ["### Heap of each process", ""]
     if grew:
-        named = ", ".join(f"{process_name(p)} ({code(p.capture)})" for p in grew)
+        named = ", ".join(
+            f"{process_name(p)} ({code(p.capture)})" if p.capture else process_name(p) for p in grew
+        )
         out += [f"Grew through the steady state: **{named}**.", ""]
     else:
         out += ["No process's heap grew through the steady state.", ""]

@@ -13,9 +13,9 @@ from gate.analysis.resources import LABELS
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
 from gate.baseline import RunSummary, thin
 from gate.merge import Merged
-from gate.model import Frame, ProcessCurve, RunResult, Site, Trend
+from gate.model import CaptureInfo, Frame, ProcessCurve, RunResult, Site, Trend
 from gate.outcome import WORST_FIRST
-from gate.units import quantity
+from gate.units import quantity, size
 from gate.verdict import Decision, Finding
 
 TOP_SITES = 5
@@ -83,6 +83,29 @@ def gc_text(result: RunResult) -> str:
         f"{gc.collections_per_request:,.3f} collections per request"
         f" ({gc.full_per_1000_requests:,.2f} full per 1000 requests),"
         f" {gc.seconds_per_request * 1e6:,.1f} µs per request in the steady state"
+    )
+
+
+def capture_text(capture: CaptureInfo) -> str:
+    """How memray's records were read: a capture file's size and reading time, or the
+    live reading's points, stacks and cost."""
+    forks = f" and {capture.forks} forks" if capture.forks else ""
+    if capture.mode == "live":
+        figures = f"{capture.snapshots:,} points"
+        if capture.stacks is not None:
+            figures += f", {capture.stacks:,} live stacks at the end"
+        if capture.poll_seconds is not None:
+            figures += f", {capture.poll_seconds * 1000:.0f} ms a reading"
+        text = f"live{forks}: {figures}; result {capture.read_seconds:.1f} s after the load"
+        if capture.behind_share:
+            text += (
+                f"; the reading fell behind ({size(capture.backlog_bytes or 0)} waiting at"
+                f" most, after {capture.behind_share:.0%} of readings): the service was slowed"
+            )
+        return text
+    return (
+        f"{capture.file}{forks}: {size(capture.bytes)},"
+        f" {capture.snapshots:,} snapshots, read in {capture.read_seconds:.1f} s"
     )
 
 

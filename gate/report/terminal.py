@@ -15,6 +15,7 @@ from gate.merge import Merged
 from gate.model import CurveShape, RunResult
 from gate.report.parts import (
     baseline_text,
+    capture_text,
     gc_text,
     growing_processes,
     growing_sites,
@@ -27,6 +28,9 @@ from gate.report.parts import (
 )
 from gate.units import quantity, size
 from gate.verdict import Decision, Finding
+
+STOPPED = {"leak": "stopped early: the leak was certain"}
+"""How a load's end reads, where ``stopped by REASON`` does not say it."""
 
 
 def render_run(result: RunResult, *, width: int = 100) -> str:
@@ -44,7 +48,8 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
         "load",
         f"{load.requests:,} requests ({load.warmup_requests:,} warm-up,"
         f" {load.measured_requests:,} measured), {load.failures:,} failed;"
-        f" {load.requests_per_second:,.0f} req/s measured; stopped by {load.stop_reason}",
+        f" {load.requests_per_second:,.0f} req/s measured;"
+        f" {STOPPED.get(load.stop_reason, f'stopped by {load.stop_reason}')}",
     )
     summary.add_row("shape", f"{analysis.shape.value.upper()}")
     summary.add_row("steady", f"from {steady.requests:,.0f} requests: {analysis.steady.reason}")
@@ -55,12 +60,7 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
         summary.add_row(name, _curve_line(shape, before, after))
     summary.add_row("resources", resources_text(result))
     summary.add_row("gc", gc_text(result))
-    forks = f" and {result.capture.forks} forks" if result.capture.forks else ""
-    summary.add_row(
-        "capture",
-        f"{result.capture.file}{forks}: {size(result.capture.bytes)},"
-        f" {result.capture.snapshots:,} snapshots, read in {result.capture.read_seconds:.1f} s",
-    )
+    summary.add_row("capture", capture_text(result.capture))
 
     sites = Table(box=box.SIMPLE, title="allocation sites most likely to be leaking")
     sites.add_column("#", justify="right")

@@ -11,7 +11,8 @@ import contextlib
 import dataclasses
 import datetime
 import time
-from pathlib import Path
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
 
 from gate import provenance
 from gate.analysis.curve import (
@@ -26,16 +27,19 @@ from gate.analysis.gc import gc_pressure
 from gate.analysis.resources import resource_growth
 from gate.analysis.shape import NotEnoughPoints, analyse_curve
 from gate.analysis.sites import rank_sites, sum_by_stack
-from gate.analysis.trend import blocks, trend
-from gate.capture import Capture, UnreadableCapture
+from gate.analysis.trend import TooFewPoints, blocks, trend
+from gate.capture import Capture, StackLiveBytes, UnreadableCapture
 from gate.errors import RunError
+from gate.interpreter import without_agent
 from gate.load import LoadOutcome
 from gate.model import (
     Analysis,
     CaptureInfo,
     Curve,
+    Frame,
     LoadSample,
     LoadStats,
+    MemorySnapshot,
     ProcessCurve,
     ProcessSample,
     RunResult,
@@ -43,11 +47,18 @@ from gate.model import (
     Site,
 )
 from gate.outputs import LOAD_LOG, LOAD_TIMELINE
-from gate.provenance import library_roots
 from gate.result import SCHEMA_VERSION
 from gate.run.refusals import check_profiled
 from gate.scenario import Scenario
 from gate.service import RawProcessSample, ServiceProcess, read_gc_samples
+
+
+class Recording(Protocol):
+    """What memray recorded of one process: a capture file, or a live stream read."""
+
+    def snapshots(self) -> list[MemorySnapshot]: ...
+
+    def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +67,8 @@ class Profiled:
     curve's points."""
 
     pid: int
-    capture: Path
+    capture: str
+    """Its capture file's name; empty when it was read live."""
     indexes: list[int]
     """Its snapshot at each curve point; -1 where it was not running."""
     heap: list[int]
@@ -80,9 +92,10 @@ def build_result(
     service: ServiceProcess,
     outcome: LoadOutcome,
     started_at: datetime.datetime,
-    show_progress: bool,
+    progress: bool,
 ) -> RunResult:
-    """One service's result from its captures and samples."""
+    """One service's result from its captures and samples (``progress``: show the
+    reading of a capture file's progress)."""
     read_started = time.perf_counter()
     timeline = outcome.samples
     warmup_done = _requests_when(timeline, outcome.warmup_done_at)
@@ -91,23 +104,49 @@ def build_result(
         raise RunError(f"the load measured nothing: {load.measured_nothing}")
     during = [s for s in service.samples() if outcome.started_at <= s.t <= outcome.ended_at]
     samples = _process_samples(during, timeline, outcome.started_at)
-    # A fork that ended before writing anything (or exec'd another program) left an
-    # empty capture: it profiled nothing, as check_profiled then judges.
-    found = [
-        (pid, p) for n, (pid, p) in enumerate(service.captures()) if n == 0 or p.stat().st_size
-    ]
-    check_profiled(during, {pid for pid, _ in found[1:]}, scenario.profile.follow_fork, service.who)
     try:
-        read = _read(scenario, found, outcome, warmup_done, samples, show_progress)
+        with contextlib.ExitStack() as opened:
+            recordings: list[tuple[int, str, Recording]]
+            if service.live:
+                recordings = [(p.pid, "", p) for p in service.live_processes()]
+            else:
+                # A fork that ended before writing anything (or exec'd another program)
+                # left an empty capture: it profiled nothing, as check_profiled judges.
+                recordings = [
+                    (
+                        pid,
+                        path.name,
+                        opened.enter_context(Capture(path, show_progress=progress)),
+                    )
+                    for n, (pid, path) in enumerate(service.captures())
+                    if n == 0 or path.stat().st_size
+                ]
+            forks = {pid for pid, _, _ in recordings[1:]}
+            check_profiled(during, forks, scenario.profile.follow_fork, service.who)
+            read = _read(
+                scenario,
+                recordings,
+                outcome,
+                warmup_done,
+                samples,
+                service.python.library_roots,
+            )
     except UnreadableCapture as exc:
         raise RunError(str(exc)) from None
     except (NotEnoughData, NotEnoughPoints) as exc:
-        raise RunError(f"{service.capture_path}: {exc}") from None
+        where = f"the live capture of the {service.who}" if service.live else service.capture_path
+        raise RunError(f"{where}: {exc}") from None
+    files = [name for _, name, _ in recordings if name]
+    live = service.live_stats()
     curve, analysis = read.curve, read.analysis
     process_curves = (
-        _process_curves(read.processes, curve, analysis.steady.index) if len(found) > 1 else ()
+        _process_curves(read.processes, curve, analysis.steady.index) if len(recordings) > 1 else ()
     )
-    read_seconds = time.perf_counter() - read_started
+    # Live, the figure is the wait for the result once the load ended (the service's
+    # stop included); from a file, the reading itself.
+    read_seconds = (
+        time.time() - outcome.ended_at if service.live else time.perf_counter() - read_started
+    )
 
     up = "../" if scenario.service_name else ""  # the load's files are the scenario's
     return RunResult(
@@ -119,7 +158,7 @@ def build_result(
             service=scenario.service_name,
         ),
         settings=scenario.settings.model_dump(mode="json"),
-        provenance=provenance.collect(started_at, scenario.service_cwd),
+        provenance=provenance.collect(started_at, scenario.service_cwd, service.python.python),
         load=load,
         curve=curve,
         analysis=analysis,
@@ -129,11 +168,17 @@ def build_result(
         ),
         processes=samples,
         capture=CaptureInfo(
-            file=service.capture_path.name,
-            bytes=sum(path.stat().st_size for _, path in found),
+            file="" if service.live else service.capture_path.name,
+            bytes=sum((service.capture_path.parent / name).stat().st_size for name in files),
             read_seconds=round(read_seconds, 3),
             snapshots=read.snapshots,
-            forks=len(found) - 1,
+            forks=len(recordings) - 1,
+            mode="live" if service.live else "file",
+            polls=live.polls if live else None,
+            stacks=live.last_poll_stacks if live else None,
+            poll_seconds=round(live.median_poll_s, 4) if live else None,
+            backlog_bytes=live.max_backlog_bytes if live else None,
+            behind_share=round(live.behind_polls / max(live.polls, 1), 3) if live else None,
         ),
         files={
             "service_log": service.log_path.name,
@@ -150,51 +195,65 @@ def build_result(
 
 def _read(
     scenario: Scenario,
-    found: list[tuple[int, Path]],
+    recordings: Sequence[tuple[int, str, Recording]],
     outcome: LoadOutcome,
     warmup_done: int,
     samples: tuple[ProcessSample, ...],
-    show_progress: bool,
+    library_roots: Sequence[str],
 ) -> _Read:
-    """Read the captures ``found`` (the main process's first) on the load's timeline."""
-    with contextlib.ExitStack() as opened:
-        captures = [
-            opened.enter_context(Capture(path, show_progress=show_progress)) for _, path in found
+    """Read the processes' ``recordings`` (``(pid, capture file name, recording)``, the
+    main process's first) on the load's timeline.
+
+    The curve's points are the snapshots of the process with the most of them during the
+    load (read live, an idle prefork master is read less often than its busy workers:
+    a reading costs by the stacks alive, not by the work done); every other process is
+    read at those points, each at its last snapshot before."""
+    snapshots = [recording.snapshots() for _, _, recording in recordings]
+    during = [
+        sum(1 for s in theirs if outcome.started_at <= s.t <= outcome.ended_at)
+        for theirs in snapshots
+    ]
+    reference = during.index(max(during))
+    curve, indexes = build_curve(
+        snapshots[reference],
+        outcome.samples,
+        load_start=outcome.started_at,
+        load_end=outcome.ended_at,
+        warmup_requests=warmup_done,
+    )
+    at = [outcome.started_at + p.t for p in curve.points]
+    processes = []
+    for number, ((pid, name, _), theirs) in enumerate(zip(recordings, snapshots, strict=True)):
+        chosen = indexes if number == reference else snapshot_indexes(theirs, at)
+        heap = [theirs[i].heap if i >= 0 else 0 for i in chosen]
+        processes.append(Profiled(pid, name, chosen, heap))
+    curve = with_heaps(curve, [p.heap for p in processes])
+    curve = with_rss(curve, [(s.t, s.rss_anon) for s in samples])
+    analysis = analyse_curve(curve)
+    stacks = sum_by_stack(
+        [
+            _service_stacks(recording.live_bytes_by_stack(process.indexes))
+            for (_, _, recording), process in zip(recordings, processes, strict=True)
         ]
-        snapshots = captures[0].snapshots()
-        curve, indexes = build_curve(
-            snapshots,
-            outcome.samples,
-            load_start=outcome.started_at,
-            load_end=outcome.ended_at,
-            warmup_requests=warmup_done,
-        )
-        (pid, path), *forks = found
-        processes = [Profiled(pid, path, indexes, [p.heap for p in curve.points])]
-        # Forks are read at the main capture's points: at each, their last snapshot.
-        at = [outcome.started_at + p.t for p in curve.points]
-        for (pid, path), capture in zip(forks, captures[1:], strict=True):
-            theirs = capture.snapshots()
-            chosen = snapshot_indexes(theirs, at)
-            heap = [theirs[i].heap if i >= 0 else 0 for i in chosen]
-            processes.append(Profiled(pid, path, chosen, heap))
-        curve = with_heaps(curve, [p.heap for p in processes])
-        curve = with_rss(curve, [(s.t, s.rss_anon) for s in samples])
-        analysis = analyse_curve(curve)
-        stacks = sum_by_stack(
-            [
-                ((s.stack, s.live) for s in capture.live_bytes_by_stack(process.indexes))
-                for capture, process in zip(captures, processes, strict=True)
-            ]
-        )
-        sites = rank_sites(
-            stacks,
-            requests=[p.requests for p in curve.points],
-            steady_index=analysis.steady.index,
-            library_roots=library_roots(),
-            base=str(scenario.service_cwd),
-        )
-    return _Read(curve, analysis, sites, processes, len(snapshots))
+    )
+    sites = rank_sites(
+        stacks,
+        requests=[p.requests for p in curve.points],
+        steady_index=analysis.steady.index,
+        library_roots=library_roots,
+        base=str(scenario.service_cwd),
+    )
+    return _Read(curve, analysis, sites, processes, len(snapshots[0]))
+
+
+def _service_stacks(
+    stacks: Iterable[StackLiveBytes],
+) -> Iterator[tuple[tuple[Frame, ...], tuple[int, ...]]]:
+    """The stacks as the service's code made them (memgate's agent left out)."""
+    for read in stacks:
+        stack = without_agent(read.stack)
+        if stack is not None:
+            yield stack, read.live
 
 
 def _load_stats(outcome: LoadOutcome, warmup_done: int) -> LoadStats:
@@ -228,11 +287,14 @@ def _process_curves(
         first, last = running[0], running[-1]
         whole = first <= steady and last == len(process.indexes) - 1
         heap = process.heap
-        growth = trend(*blocks(requests[steady:], heap[steady:])) if whole else None
+        try:
+            growth = trend(*blocks(requests[steady:], heap[steady:])) if whole else None
+        except TooFewPoints:  # a steady state too short to tell a process's own growth
+            growth = None
         out.append(
             ProcessCurve(
                 pid=process.pid,
-                capture=process.capture.name,
+                capture=process.capture,
                 main=number == 0,
                 heap=tuple(heap),
                 running=(first, last),

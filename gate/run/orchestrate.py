@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -19,11 +20,19 @@ from gate._process import exit_text
 from gate.errors import InputError, MemgateError, RunError
 from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess
 from gate.model import RunResult
-from gate.outputs import EARLIER_RUN_FILES, LOAD_LOG, LOAD_TIMELINE, SERVICE_LOG, service_folder
+from gate.outputs import (
+    EARLIER_RUN_FILES,
+    LOAD_LOG,
+    LOAD_STOP,
+    LOAD_TIMELINE,
+    SERVICE_LOG,
+    service_folder,
+)
 from gate.run.assemble import build_result
 from gate.run.failure import write_failure
 from gate.run.progress import QuietObserver, RunObserver, Watched
 from gate.run.refusals import check_load, check_stop
+from gate.run.soak import SoakWatch
 from gate.scenario import Scenario, ScenarioFile, port_variable
 from gate.service import ServiceProcess, StopInfo, free_port
 
@@ -78,12 +87,17 @@ def run_services(
     tried: list[ServiceProcess] = []
     try:
         try:
+            watched.phase("checking the services' interpreters")
+            for service in services:
+                service.prepare()  # each one checked before any service starts
             for service in services:
                 watched.phase(f"starting the {service.who} under memray")
                 tried.append(service)
                 service.start()
                 service.wait_healthy()
             outcome = _drive_load(members[0], services, target, out_dir, named, watched)
+            for service in services:
+                service.end_capture()  # the last live point is the load's end
         except RunError:
             watched.failed_in = watched.last_phase  # not the stop that follows
             raise
@@ -131,6 +145,12 @@ def _stop_all(
     return stops
 
 
+def _import_statistics() -> None:
+    with contextlib.suppress(ImportError):
+        import pymannkendall  # noqa: F401
+        import scipy.stats  # noqa: F401
+
+
 def _free_ports(count: int) -> list[int]:
     """``count`` different free ports on 127.0.0.1."""
     ports: list[int] = []
@@ -165,15 +185,23 @@ def _drive_load(
         processes=spec.processes,
         env={port_variable(name): str(port) for name, port in ports.items()},
         service_ports=sorted(ports.values()),
+        stop_path=str(out_dir / LOAD_STOP) if spec.stop_on_leak else "",
     )
     load = LoadProcess(config, out_dir / LOAD_LOG)
+    watch = SoakWatch(services, load) if spec.stop_on_leak else None
     observer.phase("load")
     load.start()
+    # The analysis's statistics take about a second to import: not after the load.
+    threading.Thread(target=_import_statistics, daemon=True).start()
     try:
         while True:
             finished = load.poll() is not None
             progress = load.progress
-            observer.load_progress(progress.phase, progress.requests, progress.failures)
+            phase = progress.phase
+            if watch is not None and phase == "measuring":
+                growth = watch.tick()
+                phase = f"{phase}; {growth}" if growth else phase
+            observer.load_progress(phase, progress.requests, progress.failures)
             for service in services:
                 code = service.exit_code()
                 if code is not None:

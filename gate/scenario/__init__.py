@@ -128,6 +128,12 @@ class ScenarioDoc(_Common):
             )
         if target is not None and target not in names:
             raise ValueError(f"load.target: {target!r} is not a service of the scenario")
+        profiles = [self.profile, *(m.profile for m in self.services.values() if m.profile)]
+        if self.load.stop_on_leak and any(p.capture != "live" for p in profiles):
+            raise ValueError(
+                'load.stop_on_leak: needs profile.capture = "live" (the heap is watched'
+                " while the load runs)"
+            )
         return self
 
 
@@ -255,17 +261,25 @@ class ScenarioFile:
         requests: int | None = None,
         duration: float | None = None,
         warmup: int | None = None,
+        capture: str | None = None,
     ) -> ScenarioFile:
         """The scenario with command-line overrides applied: the service(s) and the load
-        validated again with them, in the file's context; the profile, budgets and gate
-        settings kept as they were validated."""
-        if not env and requests is None and duration is None and warmup is None:
+        validated again with them, in the file's context; the profile (but for how the
+        records are read, ``capture``), budgets and gate settings kept as they were
+        validated."""
+        if not env and (requests, duration, warmup, capture) == (None, None, None, None):
             return self
         kept = {"profile": True, "budgets": True}
         data = self.doc.model_dump(exclude={**kept, "gate": True, "services": {"__all__": kept}})
-        data.update(profile=self.doc.profile, budgets=self.doc.budgets, gate=self.doc.gate)
+
+        def profile(spec: ProfileSpec) -> ProfileSpec:
+            return spec.model_copy(update={"capture": capture}) if capture else spec
+
+        data.update(profile=profile(self.doc.profile), budgets=self.doc.budgets, gate=self.doc.gate)
         for name, member in self.doc.services.items():
-            data["services"][name].update(profile=member.profile, budgets=member.budgets)
+            data["services"][name].update(
+                profile=member.profile and profile(member.profile), budgets=member.budgets
+            )
         load = data["load"]
         for spec in [data["service"]] if self.doc.service else data["services"].values():
             spec["env"] = {**spec["env"], **(env or {})}

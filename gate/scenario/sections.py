@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 import urllib.parse
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -64,6 +64,10 @@ class ServiceSpec(StrictModel):
     """``python app.py``, ``python -m module ...`` or an installed console script."""
     cwd: Text = "."
     env: dict[Text, Text] = {}
+    python: Text | None = None
+    """The service's interpreter (a path from ``cwd``, or a name on ``PATH``); by default
+    the ``python`` of the command as the service's ``PATH`` finds it, or a console
+    script's own. It needs memray, memgate's version of it, and nothing else of memgate's."""
     health_url: str
     """Polled until it answers 2xx; its host must be loopback."""
     startup_timeout: PositiveSeconds = 30.0
@@ -134,6 +138,10 @@ class LoadSpec(StrictModel):
     and this many workers on 127.0.0.1, the users shared out among the workers."""
     target: str | None = Field(default=None, pattern=NAME_PATTERN)
     """The service the load is sent to, in a scenario of several services."""
+    stop_on_leak: bool = False
+    """A soak: look at the heap while the load runs, and stop the load as soon as a leak
+    is certain (a sequential test whose false alarms are bounded: see the README), rather
+    than at its bounds. Needs the live capture."""
 
     @model_validator(mode="after")
     def _bounded(self) -> LoadSpec:
@@ -168,6 +176,10 @@ class ProfileSpec(StrictModel):
     """Also profile the processes the service forks (a prefork server's workers, such as
     gunicorn's): one capture each, read and summed with the main one. Needed whenever
     the service's work is done in forked processes."""
+    capture: Literal["live", "file"] = "live"
+    """``live`` streams memray's records to memgate during the load (no capture file;
+    memgate's memory and disk stay bounded however long the load); ``file`` writes
+    memray's capture file and reads it after the load (for memray's own reporters)."""
 
 
 class BudgetSpec(StrictModel):

@@ -26,7 +26,8 @@ def test_help_for_every_command() -> None:
     ).stdout.startswith("memgate ")
 
 
-def test_leak_of_1024_bytes_per_request(tmp_path: Path) -> None:
+@pytest.mark.parametrize("capture", ["live", "file"])
+def test_leak_of_1024_bytes_per_request(tmp_path: Path, capture: str) -> None:
     out = tmp_path / "out"
     done = memgate(
         "run",
@@ -37,6 +38,8 @@ def test_leak_of_1024_bytes_per_request(tmp_path: Path) -> None:
         "DEMO_LEAK_BYTES=1024",
         "--requests",
         "5000",
+        "--capture",
+        capture,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "result.json").read_text())
@@ -48,7 +51,21 @@ def test_leak_of_1024_bytes_per_request(tmp_path: Path) -> None:
     top = result["sites"][0]["user_frame"]
     assert (top["file"], top["line"]) == ("examples/demo_service/app.py", planted_leak_line())
     assert f"examples/demo_service/app.py:{planted_leak_line()} in __call__" in done.stdout
-    assert (out / "capture.bin").is_file() and (out / "service.log").is_file()
+    assert (out / "service.log").is_file()
+    assert result["capture"]["mode"] == capture
+    if capture == "live":
+        # Nothing grows with the load's length: no capture file, nothing over 1 MiB.
+        assert not (out / "capture.bin").exists()
+        assert max(p.stat().st_size for p in out.iterdir()) < 2**20
+    else:
+        # memray's own reporters read the file memray wrote.
+        assert (out / "capture.bin").stat().st_size == result["capture"]["bytes"] > 0
+        stats = subprocess.run(
+            [sys.executable, "-m", "memray", "stats", str(out / "capture.bin")],
+            capture_output=True,
+            text=True,
+        )
+        assert stats.returncode == 0, stats.stderr
 
 
 def test_malformed_scenario_exits_2(write_scenario) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from gate.errors import InputError, RunError
@@ -104,7 +105,7 @@ def test_service_killed_as_the_oom_killer_does(tmp_path: Path) -> None:
     assert seen["phase"] == "load" and seen["load"]["requests"] >= 100
     assert seen["service"]["returncode"] == -9
     assert seen["processes"] and all(p["rss"] > 0 for p in seen["processes"])
-    assert {"capture.bin", "load.jsonl"} <= set(seen["files"])
+    assert {"service.log", "load.jsonl"} <= set(seen["files"])
 
 
 def memory_cgroup() -> Path | None:
@@ -221,3 +222,27 @@ def test_a_load_that_misses_the_service_is_refused(tmp_path: Path) -> None:
         other.shutdown()
     assert "requests did not go to the service under test (" in message
     assert f"to 127.0.0.1:{port})" in message
+
+
+def test_a_child_that_left_the_services_session_dies_with_the_run(tmp_path: Path) -> None:
+    """A helper started in a session of its own escapes the service's process group;
+    the run still kills it (it was seen in the service's tree)."""
+    pidfile = tmp_path / "helper.pid"
+    helper = (
+        "import subprocess\n"
+        f"p = subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))"
+    )
+    # (The run is refused: a process besides the service's own ran, unprofiled, through
+    # the load.)
+    with pytest.raises(RunError, match="that memray did not profile"):
+        run_scenario(load_scenario(server(tmp_path, at_start=helper)), tmp_path / "out")
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and psutil.pid_exists(pid):
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            break
+        time.sleep(0.1)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not leftovers(tmp_path)

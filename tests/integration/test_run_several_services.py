@@ -132,8 +132,9 @@ def test_each_service_is_profiled_and_measured_on_its_own(tmp_path: Path) -> Non
     assert back.load == front.load and back.timeline == front.timeline  # one load
     for result, name in ((back, "back"), (front, "front")):
         folder = out / name
-        assert result.capture.file == "capture.bin"
-        assert (folder / "capture.bin").stat().st_size > 0
+        # Each read live from its own stream.
+        assert result.capture.mode == "live" and result.capture.polls
+        assert result.capture.file == "" and not (folder / "capture.bin").exists()
         assert (folder / "service.log").is_file()
         assert result.files["load_timeline"] == "../load.jsonl"
         assert (folder / result.files["load_timeline"]).is_file()
@@ -177,13 +178,14 @@ def test_a_service_that_dies_under_load_is_named(tmp_path: Path) -> None:
     assert not leftovers(tmp_path)
 
 
-def test_a_service_whose_command_is_missing_stops_the_ones_before_it(tmp_path: Path) -> None:
+def test_a_service_whose_command_is_missing_starts_none(tmp_path: Path) -> None:
     path = two_services(tmp_path)
     path.write_text(path.read_text().replace("python front.py", "no-such-program-here"))
     with pytest.raises(RunError) as caught:
         run_services(load_scenario(path), tmp_path / "out")
     assert str(caught.value) == "services.front command not found: 'no-such-program-here'"
     failure = json.loads((tmp_path / "out" / "failure.json").read_text())
-    assert failure["services"]["back"]["returncode"] is not None  # started, then stopped
-    assert failure["services"]["front"] == {"returncode": None, "processes": []}
+    # Every service's command and interpreter are checked before the first starts.
+    assert failure["phase"] == "checking the services' interpreters"
+    assert not (tmp_path / "out" / "back" / "service.log").exists()
     assert not leftovers(tmp_path)

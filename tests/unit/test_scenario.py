@@ -334,3 +334,13 @@ def test_a_scenario_nested_too_deeply_is_bad_input(write_scenario, nested: str) 
     with pytest.raises(InputError) as caught:
         load_scenario(path)
     assert str(caught.value) == f"{path}: not valid TOML: nested too deeply"
+
+
+def test_a_soak_stopped_on_leak_needs_the_live_capture(write_scenario) -> None:
+    live = write_scenario(MINIMAL.replace("[load]", "[load]\nstop_on_leak = true"))
+    assert load_scenario(live).doc.load.stop_on_leak
+    path = write_scenario(
+        MINIMAL.replace("[load]", "[load]\nstop_on_leak = true") + '\n[profile]\ncapture = "file"\n'
+    )
+    with pytest.raises(InputError, match=r'load\.stop_on_leak: needs profile\.capture = "live"'):
+        load_scenario(path)

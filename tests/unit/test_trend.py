@@ -57,3 +57,15 @@ def test_negative_autocorrelation_does_not_make_the_test_overconfident() -> None
     yb = 0.5 * xb + np.where(np.arange(30) % 2 == 0, 10.0, -10.0)
     uncorrected = pymannkendall.original_test(yb).p
     assert trend(xb, yb).p_value >= uncorrected > 0
+
+
+def test_block_medians_are_those_of_numpys_split() -> None:
+    rng = np.random.default_rng(7)
+    for n in (18, 19, 20, 47, 200, 401):
+        values = rng.normal(size=n)
+        for count in (6, 7, 30):
+            if n // count < 1:
+                continue
+            _, got = blocks(np.arange(n), values, max_blocks=count)
+            expected = [np.median(part) for part in np.array_split(values, len(got))]
+            assert np.array_equal(got, expected), (n, count)
