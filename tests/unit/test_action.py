@@ -53,7 +53,7 @@ def test_every_input_is_used_and_only_through_env_or_with() -> None:
 def test_every_output_is_one_memgate_sets(tmp_path: Path, monkeypatch, capsys) -> None:
     action = load(ACTION)
     check = next(s for s in action["runs"]["steps"] if s.get("id") == "check")
-    assert "memgate check" in check["run"]
+    assert '"${MEMGATE:-memgate}" check' in check["run"]
     # What memgate check sets, from the real code path, in a simulated step.
     output = tmp_path / "output"
     output.write_text("")
@@ -172,3 +172,14 @@ def test_matrix_workflow_checks_each_job_and_merges_every_artifact() -> None:
     # A job that failed without a report cannot leave the merge passing.
     guard = next(s for s in merge["steps"] if "needs.check.result" in s.get("if", ""))
     assert "steps.merge.outcome == 'success'" in guard["if"] and "exit 1" in guard["run"]
+
+
+def test_memgate_is_installed_apart_and_only_memray_beside_the_service() -> None:
+    action = load(ACTION)
+    install = next(s for s in action["runs"]["steps"] if s.get("name") == "Install memgate")
+    script = install["run"]
+    assert 'python -m venv "$home"' in script
+    assert '"$home/bin/python" -m pip install' in script and '"$GITHUB_ACTION_PATH"' in script
+    # The job's Python, where the service runs, gets memgate's memray and nothing of it.
+    assert 'python -m pip install --disable-pip-version-check "memray==$memray"' in script
+    assert 'echo "MEMGATE=$home/bin/memgate" >> "$GITHUB_ENV"' in script
