@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from gate.capture import Capture
@@ -21,7 +22,8 @@ def serve_once(
     ``processes`` Locust processes generate the load."""
     out.mkdir(parents=True, exist_ok=True)
     if profile is not None:
-        scenario = scenario.model_copy(update={"profile": profile})
+        settings = scenario.settings.model_copy(update={"profile": profile})
+        scenario = dataclasses.replace(scenario, settings=settings)
     port = free_port()
     service = ServiceProcess(scenario, port, out, profiled=profile is not None)
     service.start()
@@ -51,7 +53,8 @@ def serve_once(
     warm = next(s for s in outcome.samples if s.t >= outcome.warmup_done_at)
     served = outcome.samples[-1].requests - warm.requests
     rps = served / (outcome.ended_at - warm.t)
-    size = service.capture_path.stat().st_size if profile is not None else 0
+    profiled = profile is not None and profile.capture == "file"
+    size = service.capture_path.stat().st_size if profiled else 0
     return rps, size
 
 

@@ -69,10 +69,10 @@ def cases() -> list[Case]:
 
 
 def run_once(
-    case: Case, seconds: float, workdir: Path, keep: Path | None = None
+    case: Case, seconds: float, workdir: Path, keep: Path | None = None, capture: str = "live"
 ) -> dict[str, object]:
     scenario = load_scenario(REPO / "scenarios" / "demo.toml").with_overrides(
-        env=case.env, duration=seconds, warmup=500
+        env=case.env, duration=seconds, warmup=500, capture=capture
     )
     out = workdir / case.name
     started = time.perf_counter()
@@ -105,6 +105,7 @@ def summarize(case: Case, result: RunResult, started: float | None = None) -> di
         ),
         "measured_requests": result.load.measured_requests,
         "rps": result.load.requests_per_second,
+        "capture": result.capture.mode,
         "capture_mb": round(result.capture.bytes / 2**20, 1),
         "read_s": result.capture.read_seconds,
         "wall_s": round(time.perf_counter() - started, 1) if started else None,
@@ -172,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="measured seconds per run")
     parser.add_argument("--repeats", type=int, help="runs per case")
     parser.add_argument("--cases", nargs="*", help="case names (default: all)")
+    parser.add_argument(
+        "--capture", choices=("live", "file"), default="live", help="how memray is read"
+    )
     parser.add_argument("--record", type=Path, help="append each run here (JSON lines)")
     parser.add_argument("--table-only", action="store_true", help="print the table of --record")
     parser.add_argument("--keep", type=Path, help="keep every run's result.json in this folder")
@@ -213,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for repeat in range(repeats):
             for case in chosen:
-                outcome = run_once(case, seconds, workdir, args.keep)
+                outcome = run_once(case, seconds, workdir, args.keep, args.capture)
                 outcome["repeat"] = repeat
                 records.append(outcome)
                 with open(record, "a") as out:

@@ -4,11 +4,11 @@
 
 Runs the demo scenario (``MEMGATE_BENCH_REQUESTS`` measured requests, default 3000)
 ``MEMGATE_BENCH_ROUNDS`` times (default 3) the way ``memgate check`` does, timing each
-phase with an observer: the service's start-up under memray (until its health check
-answers), the load, the shutdown (memray finishing its file), the analysis (reading the
-capture, curve, shapes, sites) and the reporting (the verdict against a history, the
-JSON, Markdown and HTML reports). Next to the time from the end of the load to the
-verdict, ``memray stats`` is timed on the same round's capture (DESIGN's analysis bar).
+phase with an observer: the service's start-up under memray (its interpreter checked,
+until its health check answers), the load, the shutdown, the analysis (curve, shapes,
+sites from the live points) and the reporting (the verdict against a history, the JSON,
+Markdown and HTML reports). ``test_live.py`` sets the live reading against the capture
+file and ``memray stats``.
 memgate's own start-up is ``memgate --version`` in a fresh process. Figures are medians.
 """
 
@@ -37,6 +37,7 @@ ROUNDS = int(os.environ.get("MEMGATE_BENCH_ROUNDS", "3"))
 REQUESTS = int(os.environ.get("MEMGATE_BENCH_REQUESTS", "3000"))
 PHASES = ("start-up", "load", "shutdown", "analysis", "reporting")
 NAMES = {
+    "checking the services' interpreters": "start-up",
     "starting the service under memray": "start-up",
     "load": "load",
     "stopping the service": "shutdown",
@@ -77,7 +78,8 @@ def one_check(out: Path, baselines: Path) -> dict[str, float]:
     for (name, started), ended in zip(watch.marks, ends, strict=True):
         spans[name] += ended - started
     spans["reporting"] = done - analysed
-    spans["memray stats"] = memray_stats(out / "capture.bin")
+    if (out / "capture.bin").exists():  # with profile.capture = "file"
+        spans["memray stats"] = memray_stats(out / "capture.bin")
     return spans
 
 
@@ -108,10 +110,6 @@ def test_check_phases(benchmark, tmp_path: Path, figure) -> None:
     benchmark.pedantic(check, rounds=ROUNDS, iterations=1)
     medians = {name: statistics.median(r[name] for r in rounds) for name in PHASES}
     after_load = statistics.median(r["shutdown"] + r["analysis"] + r["reporting"] for r in rounds)
-    ratio = statistics.median(
-        (r["shutdown"] + r["analysis"] + r["reporting"]) / r["memray stats"] for r in rounds
-    )
-    stats = statistics.median(r["memray stats"] for r in rounds)
     total = sum(medians.values())
     startup = memgate_startup()
     figure("memgate start-up", f"{startup * 1000:.0f} ms (memgate --version, median of 5)")
@@ -123,8 +121,8 @@ def test_check_phases(benchmark, tmp_path: Path, figure) -> None:
         )
     figure(
         "end of load to verdict",
-        f"{after_load:.1f} s (shutdown + analysis + reporting) | memray stats on the same"
-        f" capture {stats:.1f} s | ratio {ratio:.2f} (median per round)",
+        f"{after_load:.1f} s (shutdown + analysis + reporting; live: see test_live.py for"
+        " the capture file and memray stats beside it)",
     )
     benchmark.extra_info.update({name: round(v, 3) for name, v in medians.items()})
     assert all(value > 0 for value in medians.values())

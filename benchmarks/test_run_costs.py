@@ -29,9 +29,11 @@ SECONDS = float(os.environ.get("MEMGATE_BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("MEMGATE_BENCH_ROUNDS", "3"))
 MODES = {
     "unprofiled": None,
-    "memgate default (python allocators traced)": ProfileSpec(),
-    "memray's own default (arenas only)": ProfileSpec(trace_python_allocators=False),
-    "native": ProfileSpec(native=True),
+    "memgate default (python allocators traced)": ProfileSpec(capture="file"),
+    "memray's own default (arenas only)": ProfileSpec(
+        trace_python_allocators=False, capture="file"
+    ),
+    "native": ProfileSpec(native=True, capture="file"),
 }
 
 
@@ -45,14 +47,14 @@ class Throughput:
 
 @pytest.fixture(scope="module")
 def throughput(tmp_path_factory: pytest.TempPathFactory) -> Throughput:
-    scenario = load_scenario(REPO / "scenarios" / "demo.toml")
+    scenario = load_scenario(REPO / "scenarios" / "demo.toml").members()[0]
     runs: dict[str, list[tuple[float, int]]] = {mode: [] for mode in MODES}
     capture = Path()
     for round_ in range(ROUNDS):
         for mode, profile in MODES.items():
             out = tmp_path_factory.mktemp(f"round{round_}")
             runs[mode].append(serve_once(scenario, out, profile, SECONDS))
-            if profile == ProfileSpec():
+            if profile == ProfileSpec(capture="file"):
                 capture = out / "capture.bin"
     return Throughput(runs, capture)
 
