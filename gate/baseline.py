@@ -177,17 +177,16 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
     )
 
 
-ADDED_SETTINGS: dict[str, dict[str, Any]] = {
-    "load": {"processes": 1, "target": None, "stop_on_leak": False}
-}
+ADDED_SETTINGS: dict[str, dict[str, Any]] = {"load": {"processes": 1, "target": None}}
 """Settings added after histories were first recorded, with the value that behaves as
 runs did before them: left at that value, a setting is left out of the hash, so that
 older histories still compare."""
 
 
-READING_SETTINGS = {"profile": {"capture"}}
-"""Settings that say how memgate reads what memray recorded, not what is measured: left
-out of the hash (a live run compares with runs read from capture files)."""
+READING_SETTINGS = {"profile": {"capture", "flamegraph"}, "load": {"stop_on_leak"}}
+"""Settings that say how memgate reads what memray recorded, or watches it, not what is
+measured: left out of the hash (a live run compares with runs read from capture files,
+a soak watched for a certain leak with the same soak unwatched)."""
 
 
 def settings_hash(settings: dict[str, Any]) -> str:

@@ -48,6 +48,8 @@ class RunOptions:
     """Warm-up requests, instead of the scenario's."""
     capture: str | None = None
     """``live`` or ``file``: how memray's records are read, instead of the scenario's."""
+    flamegraph: bool = False
+    """Write memray's flame graph of what is alive at the end of the load."""
     out: Path | None = None
     """A run's folder (default ``memgate-out/NAME``); for a check, the folder of one
     folder per scenario (default ``memgate-out``)."""
@@ -81,6 +83,7 @@ def _overridden(scenario: ScenarioFile, options: RunOptions) -> ScenarioFile:
         duration=options.duration,
         warmup=options.warmup,
         capture=options.capture,
+        flamegraph=options.flamegraph,
     )
 
 

@@ -26,7 +26,7 @@ from gate.model import Frame
 AGENT = Path(agent.__file__)
 """memgate's agent, run by path in the service's interpreter."""
 _PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
-_SH_EXEC = re.compile(rb"""^'''exec' "?([^"\s]+)"?""")
+_SH_EXEC = re.compile(rb"""^'''exec' (?:"([^"]+)"|'([^']+)'|(\S+))""")
 DESCRIBE_TIMEOUT_S = 60.0
 
 
@@ -61,6 +61,8 @@ def service_command(
                 f"{where}.command: interpreter option {rest[0]!r} is not supported;"
                 " use python SCRIPT, python -m MODULE or python -c CODE"
             )
+        if rest[0] in ("-m", "-c") and len(rest) < 2:
+            raise InputError(f"{where}.command: 'python {rest[0]}' needs what to run")
         if chosen is None:
             chosen = _which(head, search_path, cwd)
             if chosen is None:
@@ -142,9 +144,11 @@ def _configured(python: str, search_path: str, cwd: Path, where: str) -> str:
 def _which(name: str, search_path: str, cwd: Path) -> str | None:
     """``name`` on ``search_path``; a name with a slash is a path from ``cwd``."""
     if os.sep in name:
-        path = cwd / name
+        path = cwd / os.path.expanduser(name)
         return str(path) if os.access(path, os.X_OK) and path.is_file() else None
-    return shutil.which(name, path=search_path)
+    found = shutil.which(name, path=search_path)
+    # A relative PATH entry is memgate's folder's: the service runs in another.
+    return os.path.abspath(found) if found else None
 
 
 def _interpreter_of(script: Path, search_path: str, cwd: Path) -> str | None:
@@ -161,7 +165,8 @@ def _interpreter_of(script: Path, search_path: str, cwd: Path) -> str | None:
     words = first[2:].decode(errors="replace").split()
     if words and os.path.basename(words[0]) == "sh":
         exec_line = _SH_EXEC.match(second)
-        words = [exec_line.group(1).decode(errors="replace")] if exec_line else []
+        found = next((g for g in exec_line.groups() if g), b"") if exec_line else b""
+        words = [found.decode(errors="replace")] if found else []
     if words and os.path.basename(words[0]) == "env":
         words = [w for w in words[1:] if not w.startswith("-")]
         if not words:

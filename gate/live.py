@@ -42,6 +42,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import datetime
 import gc
 import operator
 import os
@@ -51,22 +52,35 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gate.capture import BLOCK, StackLiveBytes, _reason
+from gate.capture import StackLiveBytes, _reason
 from gate.errors import RunError, one_line
+from gate.interpreter import AGENT, without_agent
 from gate.model import Frame, MemorySnapshot
 
 if TYPE_CHECKING:
     from memray import AllocationRecord, SocketReader
 
+STOP_TIMEOUT_S = 15.0
+"""How long :meth:`LiveCapture.stop` waits for the reading thread's last polls."""
+READING_ENDED = "live.ended"
+"""The agent's ``READING_ENDED``: a process forked once it exists gets no tracker."""
 BEHIND_BYTES = 1 << 20
 """Records waiting in a stream's socket beyond which memgate's reading is behind."""
-RELIEF = 1.0
-"""A poll is followed by at least this many times its own duration without one: polling
-takes at most half of the time, however many stacks the service keeps alive."""
+RESOLVE_S = 0.02
+"""Seconds of each poll given to resolving the stacks of new stack ids."""
+RELIEF_MOST_S = 0.5
+"""The longest pause a slow poll earns: the first polls, which resolve thousands of new
+stacks once, take seconds, and must not leave the start of the load unread."""
+BACKLOG_EVERY_S = 1.0
+"""How often each stream's socket backlog is read from ``/proc``."""
+RELIEF = 2.0
+"""A poll is followed by at least this many times its own duration without one: polling a
+process takes at most a third of the time, however many stacks it keeps alive (the
+readings compete with the service and the load for the machine's cores)."""
 PORT_FILE = re.compile(r"live\.([0-9]+)\.port")
 """The name of the file a forked process announces its tracker's port in."""
 
@@ -90,12 +104,15 @@ class LiveStats:
     max_poll_s: float
     """Longest poll, in seconds."""
     last_poll_stacks: int
-    """Stacks with live bytes in the last poll taken."""
+    """Stacks with live bytes in the main process's last poll."""
     max_backlog_bytes: int
     """The most bytes of records seen waiting in a stream's socket, unread by memray's
     reader in memgate: when it falls behind, the tracker's writes block the service."""
     behind_polls: int
-    """Polls after which at least :data:`BEHIND_BYTES` were waiting."""
+    """Readings of a socket's backlog (one a second) that found at least
+    :data:`BEHIND_BYTES` waiting."""
+    backlog_reads: int
+    """Readings of a socket's backlog."""
     problems: tuple[str, ...]
     """Forks announced but never read, and polls that failed: one line each."""
 
@@ -120,6 +137,8 @@ class LiveProcess:
         self.ended = False
         """Its stream ended (the process exited): it is polled no more."""
         self.port = 0
+        self.backlog_due = 0.0
+        """``time.monotonic()`` when its socket's backlog is next read."""
         """The tracker's port on 127.0.0.1."""
         self.next_due = time.monotonic()
         """``time.monotonic()`` when its next poll is due."""
@@ -134,9 +153,13 @@ class LiveProcess:
         # the main one, and a record of merged threads carries one of their ids; but a
         # path of the tree starts at its thread's outermost frame, and no other thread
         # starts at the main thread's: the trimming is the same for every record of it.)
+        # Each stack_id gets a number at once; its stack is resolved later, a little in
+        # each poll (resolving costs 40-70 us a stack: thousands of new stacks at the
+        # start of a load would stall the readings for seconds) and the rest before the
+        # stream is closed. Numbers whose stacks resolve alike are summed when read.
         self._number_of_id = np.full(1024, -1, dtype=np.int64)
-        self._number_of_stack: dict[_Stack, int] = {}
-        self._stacks: list[_Stack] = []
+        self._stacks: list[_Stack | None] = []
+        self._unresolved: dict[int, AllocationRecord] = {}
         self._times: list[float] = []
         self._heaps: list[int] = []
         self._live: list[np.ndarray] = []  # by stack number; stacks seen later are longer
@@ -155,15 +178,17 @@ class LiveProcess:
         :meth:`gate.capture.Capture.live_bytes_by_stack` gives them: records that differ
         only by thread or allocator merged, innermost frame first."""
         chosen = [self._live[i] if i >= 0 else None for i in indexes]
-        for low in range(0, len(self._stacks), BLOCK):
-            rows = min(BLOCK, len(self._stacks) - low)
-            block = np.zeros((rows, len(chosen)), dtype=np.int64)
-            for column, live in enumerate(chosen):
-                if live is not None:
-                    part = live[low : low + rows]
-                    block[: len(part), column] = part
-            for stack, row in zip(self._stacks[low : low + rows], block, strict=True):
-                yield StackLiveBytes(stack=stack, live=tuple(row.tolist()))
+        groups: dict[_Stack, int] = {}
+        group_of = np.empty(len(self._stacks), dtype=np.int64)
+        for number, stack in enumerate(self._stacks):
+            # A stack never resolved (its stream broke off) has no Python frame to show.
+            group_of[number] = groups.setdefault(stack or (), len(groups))
+        totals = np.zeros((len(groups), len(chosen)), dtype=np.int64)
+        for column, live in enumerate(chosen):
+            if live is not None:
+                np.add.at(totals[:, column], group_of[: len(live)], live)
+        for stack, row in zip(groups, totals, strict=True):
+            yield StackLiveBytes(stack=stack, live=tuple(row.tolist()))
 
     def poll(self) -> int:
         """Take one poll and keep it; the number of stacks live in it. Once the stream
@@ -175,20 +200,89 @@ class LiveProcess:
         started = time.monotonic()
         with _gc_paused():
             live = self._live_bytes(reader)
-        self._keep(t, live)
-        self._schedule(time.monotonic() - started)
+            self._keep(t, live)
+            took = time.monotonic() - started
+            self.resolve(RESOLVE_S)
+        self._schedule(took)
         if not active:
             self.close()
             self.ended = True
         return int(np.count_nonzero(live))
 
+    def write_flamegraph(self, path: Path, trace_python_allocators: bool) -> None:
+        """memray's flame graph of the allocations alive now (``memray flamegraph``'s
+        page, from the stream's current snapshot), memgate's agent cut from its stacks."""
+        from memray import FileFormat, Metadata
+        from memray import MemorySnapshot as MemraySnapshot
+        from memray.reporters.flamegraph import FlameGraphReporter
+
+        reader = self._reader
+        if reader is None:
+            return
+        native = reader.has_native_traces
+        with _gc_paused():
+            served = [_Served(r, native) for r in reader.get_current_snapshot(merge_threads=True)]
+        records: list[Any] = [record for record in served if not record.the_agents]
+        with self._series_lock:
+            times, heaps = list(self._times), list(self._heaps)
+        started = datetime.datetime.fromtimestamp(times[0] if times else time.time())
+        ended = datetime.datetime.fromtimestamp(times[-1] if times else time.time())
+        reporter = FlameGraphReporter.from_snapshot(
+            records,
+            memory_records=[
+                MemraySnapshot(int(t * 1000), 0, h) for t, h in zip(times, heaps, strict=True)
+            ],
+            native_traces=native,
+        )
+        metadata = Metadata(
+            start_time=started,
+            end_time=ended,
+            total_allocations=sum(r.n_allocations for r in records),
+            total_frames=0,
+            peak_memory=max(heaps, default=0),
+            command_line=" ".join(
+                word for word in (reader.command_line or "").split() if word != str(AGENT)
+            ),
+            pid=self.pid,
+            main_thread_id=0,
+            python_allocator="pymalloc",
+            has_native_traces=native,
+            trace_python_allocators=trace_python_allocators,
+            file_format=FileFormat.ALL_ALLOCATIONS,
+        )
+        with open(path, "w", encoding="utf-8") as out:
+            reporter.render(
+                out, metadata, show_memory_leaks=False, merge_threads=True, inverted=False
+            )
+
+    def resolve(self, budget_s: float | None = None) -> None:
+        """Resolve the stacks of numbered stack ids, for at most ``budget_s`` seconds
+        (all of them with ``None``): the stream must still be open."""
+        if not self._unresolved:
+            return
+        end = time.monotonic() + budget_s if budget_s is not None else float("inf")
+        frames = self._frames
+        for number in list(self._unresolved):
+            record = self._unresolved.pop(number)
+            stack = []
+            for place in record.stack_trace():
+                frame = frames.get(place)
+                if frame is None:
+                    frame = frames[place] = Frame(function=place[0], file=place[1], line=place[2])
+                stack.append(frame)
+            self._stacks[number] = tuple(stack)
+            if time.monotonic() >= end:
+                return
+
     def close(self) -> None:
         if self._reader is not None:
+            with contextlib.suppress(OSError, RuntimeError, ValueError), _gc_paused():
+                self.resolve()
             reader, self._reader = self._reader, None
             reader.__exit__(None, None, None)
 
     def _live_bytes(self, reader: SocketReader) -> np.ndarray:
-        """Live bytes by stack number now; new stacks are resolved and numbered."""
+        """Live bytes by stack number now; new stack ids are numbered, to be resolved later."""
         records = list(reader.get_current_snapshot(merge_threads=True))
         ids = np.fromiter(map(_STACK_ID, records), dtype=np.int64, count=len(records))
         sizes = np.fromiter(map(_SIZE, records), dtype=np.int64, count=len(records))
@@ -198,28 +292,15 @@ class LiveProcess:
             self._number_of_id = grown
         numbers = self._number_of_id[ids]
         for i in np.flatnonzero(numbers < 0).tolist():
-            number = self._number_of_id[ids[i]]  # another record of this poll resolved it
+            number = self._number_of_id[ids[i]]  # another record of this poll numbered it
             if number < 0:
-                number = self._number_of_id[ids[i]] = self._number(records[i])
+                number = self._number_of_id[ids[i]] = len(self._stacks)
+                self._stacks.append(None)
+                self._unresolved[number] = records[i]
             numbers[i] = number
         live = np.zeros(len(self._stacks), dtype=np.int64)
         np.add.at(live, numbers, sizes)
         return live
-
-    def _number(self, record: AllocationRecord) -> int:
-        """The number of the record's resolved stack (records of one stack share it)."""
-        frames = self._frames
-        stack = []
-        for place in record.stack_trace():
-            frame = frames.get(place)
-            if frame is None:
-                frame = frames[place] = Frame(function=place[0], file=place[1], line=place[2])
-            stack.append(frame)
-        key = tuple(stack)
-        number = self._number_of_stack.setdefault(key, len(self._stacks))
-        if number == len(self._stacks):
-            self._stacks.append(key)
-        return number
 
     def _schedule(self, took: float) -> None:
         """The next poll: one interval on, and no sooner than :data:`RELIEF` times what
@@ -229,7 +310,7 @@ class LiveProcess:
         now = time.monotonic()
         while self.next_due <= now:  # fell behind: skip a turn, keep the cadence
             self.next_due += self.interval_s
-        self.next_due = max(self.next_due, now + RELIEF * took)
+        self.next_due = max(self.next_due, now + min(RELIEF * took, RELIEF_MOST_S))
 
     def heap_series(self) -> tuple[list[float], list[int]]:
         """The times and heaps of the polls kept so far: safe while it is read."""
@@ -267,6 +348,8 @@ class LiveCapture:
         interval_s: float = 0.25,
         max_points: int = 400,
         connect_timeout_s: float = 30.0,
+        flamegraphs: Path | None = None,
+        trace_python_allocators: bool = True,
     ) -> None:
         if max_points < 2 or not interval_s > 0 or not connect_timeout_s >= 0:
             raise ValueError("need max_points >= 2, interval_s > 0, connect_timeout_s >= 0")
@@ -275,6 +358,9 @@ class LiveCapture:
         self.interval_s = interval_s
         self.max_points = max_points
         self.connect_timeout_s = connect_timeout_s
+        self.flamegraphs = flamegraphs
+        """Where to write memray's flame graph of each process at the end, if anywhere."""
+        self.trace_python_allocators = trace_python_allocators
         self._capacity = max_points - max_points % 2  # thinning keeps every other of cap + 1
         self._frames: dict[_Place, Frame] = {}
         self._main: LiveProcess | None = None
@@ -292,7 +378,9 @@ class LiveCapture:
         self._last_poll_stacks = 0
         self._max_backlog = 0
         self._behind_polls = 0
+        self._backlog_reads = 0
         self._problems: list[str] = []
+        self._lost: str | None = None
 
     def __enter__(self) -> LiveCapture:
         return self
@@ -331,9 +419,14 @@ class LiveCapture:
         if self._stopped:
             return
         self._stopped = True
+        with contextlib.suppress(OSError):  # forks from now on get no tracker to wait in
+            (self.folder / READING_ENDED).write_text("")
         self._stopping.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(STOP_TIMEOUT_S)
+            if self._thread.is_alive():  # stuck in memray (a connect retried for ever)
+                self._failure = f"live reading did not end within {STOP_TIMEOUT_S:g} s"
+                return
         for process in self._all():
             process.close()
 
@@ -341,6 +434,8 @@ class LiveCapture:
         """The main process first, then the forks read, in pid order."""
         if self._failure is not None:
             raise RunError(self._failure)
+        if self._lost is not None:
+            raise RunError(f"live reading lost a process: {self._lost}")
         forks = sorted(self._forks, key=lambda p: p.pid)
         return [self._main, *forks] if self._main is not None else forks
 
@@ -355,6 +450,7 @@ class LiveCapture:
                 last_poll_stacks=self._last_poll_stacks,
                 max_backlog_bytes=self._max_backlog,
                 behind_polls=self._behind_polls,
+                backlog_reads=self._backlog_reads,
                 problems=tuple(self._problems),
             )
 
@@ -366,12 +462,27 @@ class LiveCapture:
         times, heap = self._main.heap_series()
         total = np.asarray(heap, dtype=np.int64)
         for fork in list(self._forks):
+            if fork.ended:  # a worker that ended (recycled) holds nothing any more
+                continue
             theirs, heaps = fork.heap_series()
             if not theirs:
                 continue
             at = np.searchsorted(np.asarray(theirs), np.asarray(times), side="right") - 1
             total += np.where(at >= 0, np.asarray(heaps, dtype=np.int64)[at.clip(0)], 0)
         return times, total.tolist()
+
+    def _write_flamegraphs(self, folder: Path) -> None:
+        """memray's flame graph of each process still streaming, at its last poll:
+        ``flamegraph.html``, ``flamegraph.PID.html`` for a fork. A failure is a problem
+        noted, never the run's."""
+        for process in self._all():
+            if process.ended:
+                continue
+            name = "flamegraph.html" if process is self._main else f"flamegraph.{process.pid}.html"
+            try:
+                process.write_flamegraph(folder / name, self.trace_python_allocators)
+            except (OSError, RuntimeError, ValueError) as exc:
+                self._problem(f"{folder / name}: flame graph not written: {_reason(exc)}")
 
     def _all(self) -> list[LiveProcess]:
         return [self._main, *self._forks] if self._main is not None else list(self._forks)
@@ -393,8 +504,12 @@ class LiveCapture:
             for process in self._all():
                 if not process.ended:
                     self._poll(process)
+            if self.flamegraphs is not None:
+                self._write_flamegraphs(self.flamegraphs)
             for pending in self._pending:
-                self._problem(f"{pending.path}: announced, but its tracker was never read")
+                self._problem(
+                    f"{pending.path}: announced, but its tracker was never read", lost=True
+                )
         except Exception as exc:  # a bug here must not pass as a short capture
             self._failure = one_line(f"live reading failed: {type(exc).__name__}: {exc}")
         finally:
@@ -408,17 +523,23 @@ class LiveCapture:
         except (OSError, RuntimeError, ValueError, MemoryError) as exc:
             process.close()
             process.ended = True
-            self._problem(f"process {process.pid}: poll failed: {_reason(exc)}")
+            self._problem(f"process {process.pid}: poll failed: {_reason(exc)}", lost=True)
             return
         took = time.perf_counter() - started
-        backlog = _backlog(process.port) if process.port else 0
+        backlog = -1
+        if process.port and time.monotonic() >= process.backlog_due:  # /proc costs too
+            backlog = _backlog(process.port)
+            process.backlog_due = time.monotonic() + BACKLOG_EVERY_S
         with self._lock:
-            self._max_backlog = max(self._max_backlog, backlog)
-            self._behind_polls += backlog >= BEHIND_BYTES
+            if backlog >= 0:
+                self._max_backlog = max(self._max_backlog, backlog)
+                self._backlog_reads += 1
+                self._behind_polls += backlog >= BEHIND_BYTES
             self._polls += 1
             self._durations.append(took)
             self._max_poll_s = max(self._max_poll_s, took)
-            self._last_poll_stacks = stacks
+            if process is self._main:
+                self._last_poll_stacks = stacks
 
     def _watch(self, now: float) -> None:
         """Read new port files; connect to each announced tracker once it listens."""
@@ -469,9 +590,13 @@ class LiveCapture:
                 waiting.append(pending)
         self._pending = waiting
 
-    def _problem(self, text: str) -> None:
+    def _problem(self, text: str, lost: bool = False) -> None:
+        """Note a problem; ``lost``: a process's memory was not read through to the end
+        (then :meth:`processes` refuses the reading)."""
         with self._lock:
             self._problems.append(one_line(text))
+            if lost and self._lost is None:
+                self._lost = one_line(text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -536,6 +661,27 @@ def _listening_ports() -> set[int]:
                 if address in addresses:
                     ports.add(int(port, 16))
     return ports
+
+
+class _Served:
+    """A record of memray's snapshot as the service's code made it: the stack without
+    memgate's agent (what memray's flame graph reads of a record)."""
+
+    def __init__(self, record: AllocationRecord, native: bool) -> None:
+        self.tid = record.tid
+        self.thread_name = record.thread_name
+        self.size = record.size
+        self.n_allocations = record.n_allocations
+        places = list(record.hybrid_stack_trace() if native else record.stack_trace())
+        kept = without_agent(tuple(Frame(*place) for place in places))
+        self.the_agents = kept is None
+        """An allocation of the agent's own, not the service's."""
+        self._stack = places[: len(kept)] if kept is not None else []
+
+    def stack_trace(self) -> list[Any]:
+        return self._stack
+
+    hybrid_stack_trace = stack_trace
 
 
 def _backlog(port: int) -> int:

@@ -238,7 +238,8 @@ class LoadStats:
     requests_per_second: float
     """Throughput of the measured phase."""
     stop_reason: str
-    """``requests``, ``duration`` or ``time_limit``: which bound ended the load."""
+    """``requests``, ``duration`` or ``time_limit``: which bound ended the load; ``leak``:
+    a soak stopped early, its leak certain."""
     endpoints: tuple[EndpointStats, ...]
 
     @property
@@ -286,7 +287,7 @@ class GcSample:
 
 @dataclasses.dataclass(frozen=True)
 class GcPressure:
-    """The garbage collector's work, counted by memgate's probe inside the service (all
+    """The garbage collector's work, counted by memgate's agent inside the service (all
     its processes summed), at each curve point and per request over the steady state."""
 
     collections: tuple[int, ...]
@@ -344,8 +345,12 @@ class CaptureInfo:
     backlog_bytes: int | None = None
     """Live: the most bytes of records seen waiting for memgate in a stream's socket."""
     behind_share: float | None = None
-    """Live: the share of readings after which at least 1 MiB was waiting: memgate's
-    reading fell behind, and the tracker's writes slowed the service down."""
+    """Live: the share of the sockets' backlog readings (one a second) that found at
+    least 1 MiB waiting: memgate's reading fell behind, and the tracker's writes slowed
+    the service down."""
+    problems: tuple[str, ...] = ()
+    """Live: what went wrong in the reading without losing a process (a fork that ended
+    before it could be read, a flame graph not written), one line each."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,9 +29,10 @@ def env_key(
     """``Linux-x86_64-py3.11-memray1.20-2cpu``: what must match for runs to be compared.
 
     ``-agent`` ends the key of a service measured by memgate's agent in the service's
-    own Python (memgate 0.2): its heap counts the modules the service imports, which
-    ``memray run`` had imported before tracking began, so its figures do not compare
-    with earlier runs'."""
+    own Python (memgate 0.2). Before, the service ran under ``memray run`` with memgate's
+    folder first on its ``sys.path`` (memgate's ``_json`` shadowed the standard
+    library's accelerator in it) and memray's command line imported modules before
+    tracking began: its heap and garbage-collector figures do not compare."""
     py_minor = ".".join(python.split(".")[:2])
     memray_minor = ".".join(memray.split(".")[:2])
     key = f"{system}-{machine}-py{py_minor}-memray{memray_minor}-{cpus or '?'}cpu"

@@ -1,7 +1,8 @@
-"""Start the service under memray, wait until it is healthy, sample it, stop it.
+"""Start the service in its own Python with memgate's agent (memray's tracker inside),
+read it live or leave it to write its capture, wait until it is healthy, sample it, stop it.
 
 The gate owns the service's process: it runs in a session of its own, is stopped with
-SIGINT (which lets memray finish its capture; SIGTERM with default handlers loses it),
+SIGINT (which lets memray finish a capture file; SIGTERM with default handlers loses it),
 then SIGTERM, then SIGKILL if it hangs. psutil samples its process tree from outside.
 """
 
@@ -72,6 +73,7 @@ def agent_settings(profile: ProfileSpec, out_dir: Path, capture: Path, port: int
         "trace_python_allocators": profile.trace_python_allocators,
         "native": profile.native,
         "follow_fork": profile.follow_fork,
+        "parent": os.getpid(),
     }
     return json.dumps(settings)
 
@@ -125,7 +127,8 @@ class StopInfo:
 
 
 class ServiceProcess:
-    """The service under memray: started, health-checked, sampled and stopped."""
+    """The service with memray's tracker in it: started, read, health-checked, sampled
+    and stopped."""
 
     def __init__(
         self,
@@ -175,9 +178,13 @@ class ServiceProcess:
             *folder.glob(self.capture_path.name + ".*"),
             *folder.glob("gc.*.jsonl"),
             *folder.glob("live.*.port"),
+            *folder.glob("flamegraph*.html"),
+            folder / "live.ended",
         ]
         for path in stale:
-            if any(part.isdigit() for part in path.name.split(".")):
+            if path.name in ("flamegraph.html", "live.ended") or any(
+                p.isdigit() for p in path.name.split(".")
+            ):
                 path.unlink(missing_ok=True)  # capture.bin.PID, gc.PID.START.jsonl, ...
         if self.live:
             self.capture_path.unlink(missing_ok=True)
@@ -230,7 +237,14 @@ class ServiceProcess:
             if port is not None:
                 from gate.live import LiveCapture
 
-                self._live = LiveCapture(port, self.capture_path.parent, interval_s=LIVE_POLL_S)
+                profile = self.scenario.profile
+                self._live = LiveCapture(
+                    port,
+                    self.capture_path.parent,
+                    interval_s=LIVE_POLL_S,
+                    flamegraphs=self.capture_path.parent if profile.flamegraph else None,
+                    trace_python_allocators=profile.trace_python_allocators,
+                )
         with open_log(self.log_path) as log:
             try:
                 self._proc = subprocess.Popen(

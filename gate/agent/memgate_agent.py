@@ -37,6 +37,8 @@ DESCRIBE = "--describe"
 """``PYTHON agent.py --describe`` prints what memgate needs to know of the interpreter."""
 GC_INTERVAL_S = 0.1
 PORT_FILE = "live.{pid}.port"
+READING_ENDED = "live.ended"
+"""Written by memgate once it reads no more: a process forked later gets no tracker."""
 
 
 class _Counts:
@@ -109,8 +111,10 @@ def _track_fork(settings: dict[str, Any]) -> None:
     for name in ("_name", "_ident"):
         if name in vars(threading.Thread):
             delattr(threading.Thread, name)
-    port = _free_port()
     folder = settings["folder"]
+    if os.path.exists(os.path.join(folder, READING_ENDED)):
+        return  # memgate no longer reads: a tracker would wait for it for ever
+    port = _free_port()
     path = os.path.join(folder, PORT_FILE.format(pid=os.getpid()))
     with open(path + ".tmp", "w") as out:
         out.write(f"{port}\n")
@@ -120,11 +124,12 @@ def _track_fork(settings: dict[str, Any]) -> None:
     _trackers[:] = [tracker]
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """Have the kernel kill this process when its parent dies (Linux; elsewhere nothing):
     the service dies with memgate, even one killed with SIGKILL, and a forked worker
-    with the service. A parent that died already is not waited for."""
-    parent = os.getppid()
+    with the service. ``parent`` is the pid it was started by, if known: one that died
+    already is not waited for."""
+    parent = os.getppid() if parent is None else parent
     try:
         import ctypes
         import signal
@@ -137,8 +142,20 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+_forking_thread = [True]
+"""Whether the fork under way was made by the main thread."""
+
+
+def _before_fork() -> None:
+    _forking_thread[0] = threading.current_thread() is threading.main_thread()
+
+
 def _after_fork(settings: dict[str, Any]) -> None:
-    die_with_parent()
+    # The kernel ties the parent-death signal to the thread that forked: only a fork
+    # of the main thread (a prefork server's worker) may have it, not a process pool
+    # started from a request's thread, which would die when that thread ends.
+    if _forking_thread[0]:
+        die_with_parent()
     _counts.collections = [0, 0, 0]
     _counts.seconds = 0.0
     if settings.get("gc"):
@@ -152,7 +169,7 @@ def _run(target: list[str]) -> None:
     (the current folder for ``-m``, ``""`` for ``-c``, the script's real folder for a
     script) unless the interpreter was told not to add it (``-P``, ``PYTHONSAFEPATH``,
     ``-I``)."""
-    if not (sys.flags.safe_path or sys.flags.isolated):
+    if not (getattr(sys.flags, "safe_path", False) or sys.flags.isolated):
         if target[0] == "-m":
             sys.path[0] = os.getcwd()
         elif target[0] == "-c":
@@ -163,8 +180,12 @@ def _run(target: list[str]) -> None:
         sys.argv = [target[1], *target[2:]]
         runpy.run_module(target[1], run_name="__main__", alter_sys=True)
     elif target[0] == "-c":
+        import types
+
         sys.argv = ["-c", *target[2:]]
-        exec(compile(target[1], "<string>", "exec"), {"__name__": "__main__"})
+        main = types.ModuleType("__main__")
+        sys.modules["__main__"] = main  # as python -c: import __main__ finds the code's
+        exec(compile(target[1], "<string>", "exec"), main.__dict__)
     else:
         sys.argv = list(target)
         runpy.run_path(target[0], run_name="__main__")
@@ -210,7 +231,7 @@ def main() -> None:
         print(json.dumps(describe()))
         return
     settings = json.loads(os.environ.pop(SETTINGS, "{}") or "{}")
-    die_with_parent()
+    die_with_parent(settings.get("parent"))
     if settings.get("capture") in ("live", "file"):
         port = settings["port"] if settings["capture"] == "live" else None
         # The agent's threads start under the tracker: a thread memray has not seen
@@ -228,7 +249,7 @@ def _start(settings: dict[str, Any]) -> None:
     if settings.get("gc"):
         gc.callbacks.append(_counts.hook)
         _count_gc(settings["gc"])
-    os.register_at_fork(after_in_child=lambda: _after_fork(settings))
+    os.register_at_fork(before=_before_fork, after_in_child=lambda: _after_fork(settings))
 
 
 if __name__ == "__main__":

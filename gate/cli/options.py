@@ -48,6 +48,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         duration=getattr(args, "duration", None),
         warmup=getattr(args, "warmup", None),
         capture=getattr(args, "capture", None),
+        flamegraph=getattr(args, "flamegraph", False),
         out=getattr(args, "out", None),
         record=getattr(args, "record", False),
         fail_on=getattr(args, "fail_on", Outcome.FAIL),
@@ -73,6 +74,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         choices=("live", "file"),
         help="read memray's records live (no file), or write memray's capture file and read"
         " it after the load (for memray's own reporters); default: the scenario's profile",
+    )
+    parser.add_argument(
+        "--flamegraph",
+        action="store_true",
+        help="write memray's flame graph of the allocations alive at the end of the load"
+        " (flamegraph.html in the run's folder; live capture only)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 

@@ -5,6 +5,7 @@ one of its workers."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from gate.agent.memgate_agent import die_with_parent
@@ -13,7 +14,8 @@ from gate.load.process import LoadConfig
 
 
 def main(argv: list[str]) -> int:
-    die_with_parent()  # no load outlives memgate, even one killed with SIGKILL
+    # No load outlives memgate, even one killed with SIGKILL.
+    die_with_parent(int(os.environ.get("MEMGATE_PARENT", "0")) or None)
     if argv[:1] == ["--worker"]:
         index, port, pid, blob = argv[1:]
         return worker.main(LoadConfig(**json.loads(blob)), int(index), int(port), int(pid))

@@ -89,7 +89,7 @@ class _Workers:
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "MEMGATE_PARENT": str(os.getpid())}
         blob = json.dumps(dataclasses.asdict(self.config))
         for index in range(1, self.config.processes + 1):
             command = [sys.executable, "-m", "gate.load", "--worker", str(index)]

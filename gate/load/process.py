@@ -87,6 +87,7 @@ class LoadProcess:
         if self.config.stop_path:
             Path(self.config.stop_path).unlink(missing_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.config.env}
+        env["MEMGATE_PARENT"] = str(os.getpid())
         self.deadline = time.monotonic() + self.config.time_limit + DEADLINE_GRACE_S
         with open_log(self.log_path) as log:
             self._proc = subprocess.Popen(

@@ -100,8 +100,10 @@ def capture_text(capture: CaptureInfo) -> str:
         if capture.behind_share:
             text += (
                 f"; the reading fell behind ({size(capture.backlog_bytes or 0)} waiting at"
-                f" most, after {capture.behind_share:.0%} of readings): the service was slowed"
+                f" most, in {capture.behind_share:.0%} of readings): the service was slowed"
             )
+        if capture.problems:
+            text += f"; {len(capture.problems)} problem(s): {capture.problems[0]}"
         return text
     return (
         f"{capture.file}{forks}: {size(capture.bytes)},"

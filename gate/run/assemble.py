@@ -52,6 +52,10 @@ from gate.run.refusals import check_profiled
 from gate.scenario import Scenario
 from gate.service import RawProcessSample, ServiceProcess, read_gc_samples
 
+LIVE_END_S = 5.0
+"""Read live, the last point is taken once the load has ended (and before the services
+stop): points up to this long after the load's end show the memory the load left."""
+
 
 class Recording(Protocol):
     """What memray recorded of one process: a capture file, or a live stream read."""
@@ -130,6 +134,7 @@ def build_result(
                 warmup_done,
                 samples,
                 service.python.library_roots,
+                LIVE_END_S if service.live else 0.0,
             )
     except UnreadableCapture as exc:
         raise RunError(str(exc)) from None
@@ -178,7 +183,8 @@ def build_result(
             stacks=live.last_poll_stacks if live else None,
             poll_seconds=round(live.median_poll_s, 4) if live else None,
             backlog_bytes=live.max_backlog_bytes if live else None,
-            behind_share=round(live.behind_polls / max(live.polls, 1), 3) if live else None,
+            behind_share=round(live.behind_polls / max(live.backlog_reads, 1), 3) if live else None,
+            problems=live.problems if live else (),
         ),
         files={
             "service_log": service.log_path.name,
@@ -200,6 +206,7 @@ def _read(
     warmup_done: int,
     samples: tuple[ProcessSample, ...],
     library_roots: Sequence[str],
+    after_end: float,
 ) -> _Read:
     """Read the processes' ``recordings`` (``(pid, capture file name, recording)``, the
     main process's first) on the load's timeline.
@@ -210,7 +217,7 @@ def _read(
     read at those points, each at its last snapshot before."""
     snapshots = [recording.snapshots() for _, _, recording in recordings]
     during = [
-        sum(1 for s in theirs if outcome.started_at <= s.t <= outcome.ended_at)
+        sum(1 for s in theirs if outcome.started_at <= s.t <= outcome.ended_at + after_end)
         for theirs in snapshots
     ]
     reference = during.index(max(during))
@@ -218,7 +225,7 @@ def _read(
         snapshots[reference],
         outcome.samples,
         load_start=outcome.started_at,
-        load_end=outcome.ended_at,
+        load_end=outcome.ended_at + after_end,
         warmup_requests=warmup_done,
     )
     at = [outcome.started_at + p.t for p in curve.points]

@@ -1,4 +1,4 @@
-"""One run of a scenario file: its services started under memray in order, the Locust
+"""One run of a scenario file: its services started with memray's tracker in order, the Locust
 load driven, the services stopped in reverse, and one result per service.
 
 This is where the edges meet: ``service`` (processes), ``load`` (Locust, in its own
@@ -85,6 +85,11 @@ def run_services(
     target = services[[m.service_name for m in members].index(members[0].load.target)]
     watched = Watched(observer)
     tried: list[ServiceProcess] = []
+    # The analysis's statistics take a second or more to import: while the services
+    # start (not during the load, where the import would starve the live reading, nor
+    # after it, where it would delay the verdict).
+    importing = threading.Thread(target=_import_statistics, daemon=True)
+    importing.start()
     try:
         try:
             watched.phase("checking the services' interpreters")
@@ -95,6 +100,7 @@ def run_services(
                 tried.append(service)
                 service.start()
                 service.wait_healthy()
+            importing.join()
             outcome = _drive_load(members[0], services, target, out_dir, named, watched)
             for service in services:
                 service.end_capture()  # the last live point is the load's end
@@ -191,8 +197,6 @@ def _drive_load(
     watch = SoakWatch(services, load) if spec.stop_on_leak else None
     observer.phase("load")
     load.start()
-    # The analysis's statistics take about a second to import: not after the load.
-    threading.Thread(target=_import_statistics, daemon=True).start()
     try:
         while True:
             finished = load.poll() is not None

@@ -29,9 +29,10 @@ class SoakWatch:
 
     def tick(self) -> str:
         """Look if it is time; stop the load early if a leak is certain. The growth so far."""
-        if time.monotonic() < self._next:
+        now = time.monotonic()
+        if now < self._next:
             return self.said
-        self._next += LOOK_EVERY_S
+        self._next = now + LOOK_EVERY_S  # never looks in a burst to catch up
         samples, warmup_done = self.load.timeline()
         if warmup_done is None or len(samples) < 2:
             return self.said
@@ -43,6 +44,8 @@ class SoakWatch:
             looks = self.looks[service.who]
             requests = requests_at(times, samples)
             look = look_at(len(looks) + 1, requests.tolist(), heap, warmup_done)
+            if look.trend is None:
+                continue  # too early to tell: no share of the false-alarm budget spent
             looks.append(look)
             if look.trend is not None:
                 t = look.trend

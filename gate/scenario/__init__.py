@@ -262,18 +262,24 @@ class ScenarioFile:
         duration: float | None = None,
         warmup: int | None = None,
         capture: str | None = None,
+        flamegraph: bool = False,
     ) -> ScenarioFile:
         """The scenario with command-line overrides applied: the service(s) and the load
         validated again with them, in the file's context; the profile (but for how the
-        records are read, ``capture``), budgets and gate settings kept as they were
-        validated."""
-        if not env and (requests, duration, warmup, capture) == (None, None, None, None):
+        records are read, ``capture``, and a ``flamegraph`` asked for), budgets and gate
+        settings kept as they were validated."""
+        if not (env or flamegraph) and (requests, duration, warmup, capture) == (None,) * 4:
             return self
         kept = {"profile": True, "budgets": True}
         data = self.doc.model_dump(exclude={**kept, "gate": True, "services": {"__all__": kept}})
 
-        def profile(spec: ProfileSpec) -> ProfileSpec:
-            return spec.model_copy(update={"capture": capture}) if capture else spec
+        def profile(spec: ProfileSpec) -> ProfileSpec | dict[str, object]:
+            """The profile, as it was validated, or with the reading asked for (to be
+            validated again with the rest)."""
+            update: dict[str, object] = {"capture": capture} if capture else {}
+            if flamegraph:
+                update["flamegraph"] = True
+            return {**spec.model_dump(), **update} if update else spec
 
         data.update(profile=profile(self.doc.profile), budgets=self.doc.budgets, gate=self.doc.gate)
         for name, member in self.doc.services.items():

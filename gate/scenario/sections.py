@@ -176,10 +176,22 @@ class ProfileSpec(StrictModel):
     """Also profile the processes the service forks (a prefork server's workers, such as
     gunicorn's): one capture each, read and summed with the main one. Needed whenever
     the service's work is done in forked processes."""
+    flamegraph: bool = False
+    """Live: write memray's flame graph of the allocations alive at the end of the load
+    (``flamegraph.html``; ``flamegraph.PID.html`` for each fork)."""
     capture: Literal["live", "file"] = "live"
     """``live`` streams memray's records to memgate during the load (no capture file;
     memgate's memory and disk stay bounded however long the load); ``file`` writes
     memray's capture file and reads it after the load (for memray's own reporters)."""
+
+    @model_validator(mode="after")
+    def _flamegraph_read_live(self) -> ProfileSpec:
+        if self.flamegraph and self.capture == "file":
+            raise ValueError(
+                'flamegraph: memgate draws it from the live capture; with capture = "file",'
+                " run memray flamegraph on capture.bin"
+            )
+        return self
 
 
 class BudgetSpec(StrictModel):

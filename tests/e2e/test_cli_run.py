@@ -105,3 +105,28 @@ def test_service_that_exits_at_start_exits_3(write_scenario, tmp_path: Path) -> 
     assert line.endswith(f": cannot bind; what the run saw is in {kept}")
     assert json.loads(kept.read_text())["phase"] == "starting the service under memray"
     assert (tmp_path / "out" / "service.log").is_file()
+
+
+def test_the_flame_graph_of_what_is_alive_at_the_end(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = memgate(
+        "run",
+        str(DEMO_SCENARIO),
+        "--out",
+        str(out),
+        "--env",
+        "DEMO_LEAK_BYTES=1024",
+        "--requests",
+        "2000",
+        "--flamegraph",
+    )
+    assert done.returncode == 0, done.stderr
+    page = (out / "flamegraph.html").read_text()
+    # memray's own page, drawn from the live snapshot at the end of the load: the planted
+    # line is in it, memgate's agent is not.
+    assert "<html" in page and "memray" in page
+    assert "examples/demo_service/app.py" in page
+    assert "memgate_agent.py" not in page and "runpy" not in page
+    refused = memgate("run", str(DEMO_SCENARIO), "--flamegraph", "--capture", "file")
+    assert refused.returncode == 2
+    assert "run memray flamegraph on capture.bin" in one_line_error(refused)

@@ -170,3 +170,26 @@ def test_the_agents_frames_are_cut_from_every_stack() -> None:
     writer = Frame("_write_gc_forever", str(AGENT), 66)
     bootstrap = [thread, Frame("_bootstrap_inner", thread.file, 1045)]
     assert without_agent((Frame("dumps", "/usr/lib/json.py", 1), writer, *bootstrap)) is None
+
+
+def test_a_relative_path_entry_is_made_absolute(bin_dir: Path, tmp_path: Path) -> None:
+    python, _ = service_command(
+        ["python", "app.py"], os.path.relpath(bin_dir), tmp_path, None, "service"
+    )
+    assert python == str(bin_dir / "python")
+
+
+def test_pips_long_path_header_with_spaces(tmp_path: Path) -> None:
+    folder = tmp_path / "with space"
+    folder.mkdir()
+    (folder / "python").symlink_to(sys.executable)
+    header = f"#!/bin/sh\n'''exec' \"{folder / 'python'}\" \"$0\" \"$@\"\n' '''\n"
+    script = executable(tmp_path / "serve", header + "print('hi')\n")
+    python, target = service_command(["serve"], str(tmp_path), HERE, None, "service")
+    assert (python, target) == (str(folder / "python"), [str(script)])
+
+
+@pytest.mark.parametrize("flag", ["-m", "-c"])
+def test_python_dash_m_or_c_needs_what_to_run(flag: str, bin_dir: Path) -> None:
+    with pytest.raises(InputError, match=f"'python {flag}' needs what to run"):
+        service_command(["python", flag], str(bin_dir), HERE, None, "service")
