@@ -141,7 +141,8 @@ def classify(x: np.ndarray, y: np.ndarray, cut: int, min_rise: float = MIN_RISE)
     # A jump smaller than half the rise before it is part of levelling off (a dict
     # resizing once a bounded cache is full), not a shape of its own.
     step_material = max(min_rise, NOISE_FACTOR * step_noise, rise / 2)
-    if abs(jump) > step_material:
+    if abs(jump) > step_material and len(xs) > MIN_BLOCKS:
+        # (With the fewest blocks there are none to spare for leaving the jump's out.)
         # A leak may also jump once (a buffer resized on the way): fit the jump together
         # with a slope, and judge the growth with the jump taken out.
         height, at, ratio = _jump_beside_a_slope(xs, ys)

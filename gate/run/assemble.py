@@ -138,7 +138,7 @@ def build_result(
             )
     except UnreadableCapture as exc:
         raise RunError(str(exc)) from None
-    except (NotEnoughData, NotEnoughPoints) as exc:
+    except (NotEnoughData, NotEnoughPoints, TooFewPoints) as exc:
         where = f"the live capture of the {service.who}" if service.live else service.capture_path
         raise RunError(f"{where}: {exc}") from None
     files = [name for _, name, _ in recordings if name]

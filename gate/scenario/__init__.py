@@ -358,7 +358,7 @@ def _first_error(exc: ValidationError, section: str = "") -> str:
     """``key: what`` for the first error, the key below ``section`` if one is given."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    where = ".".join([section] * bool(section) + [str(part) for part in first["loc"]])
+    where = ".".join([section] * bool(section) + [one_line(str(p)) for p in first["loc"]])
     message = first["msg"].removeprefix("Value error, ")
     if not where:  # the scenario as a whole: the message names the keys
         where, message = message, ""

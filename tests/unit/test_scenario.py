@@ -292,6 +292,7 @@ GOOD = st.sampled_from(["api", "worker"])
 )
 @example(names=["api"], wanted="{", target=None)  # "{port:{}": text, not a placeholder
 @example(names=["api"], wanted="\n", target=None)  # said as an escape, on one line
+@example(names=["\n"], wanted="\x00", target=None)  # a name in an error's key, too
 def test_any_names_load_or_are_one_line_of_bad_input(
     tmp_path_factory: pytest.TempPathFactory, names: list[str], wanted: str, target: str | None
 ) -> None:
