@@ -185,7 +185,7 @@ def without_agent(stack: tuple[Frame, ...]) -> tuple[Frame, ...] | None:
     its garbage-collector hook; or a thread the agent started, whose outermost frames
     are ``threading``'s and then the agent's). Only the ends of a stack are looked at:
     there are thousands of stacks."""
-    agent_file = str(AGENT)
+    agent_file = _AGENT_FILE
     if not stack or stack[0].file == agent_file:
         return None if stack else stack
     end = len(stack)
@@ -198,6 +198,7 @@ def without_agent(stack: tuple[Frame, ...]) -> tuple[Frame, ...] | None:
     return stack
 
 
+_AGENT_FILE = str(AGENT)
 _THREAD_DEPTH = 4
 """``threading``'s frames above a thread's function: ``_bootstrap``,
 ``_bootstrap_inner``, ``run``, then the function."""

@@ -36,13 +36,14 @@ from gate.errors import RunError
 from gate.interpreter import AGENT, ServicePython, check_python, service_command
 from gate.model import GcSample
 from gate.outputs import CAPTURE, SERVICE_LOG
+from gate.process_tree import RawProcessSample, sample_tree
 from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
 
 HEALTH_POLL_S = 0.1
 SAMPLE_INTERVAL_S = 0.1
 LIVE_POLL_S = 0.02
 """How often the live allocations are read at first (or less often, when a reading takes
-long: ``gate.live.RELIEF``): a load of a second still gets dozens of points; the spacing
+long: ``gate.live.process.RELIEF``): a load of a second still gets dozens of points; the spacing
 doubles each time the points kept reach their cap."""
 
 
@@ -103,20 +104,6 @@ def read_gc_samples(prefix: Path) -> list[list[GcSample]]:
         if samples:
             out.append(samples)
     return out
-
-
-@dataclasses.dataclass(frozen=True)
-class RawProcessSample:
-    t: float
-    """Seconds since the epoch."""
-    rss: int
-    rss_anon: int
-    threads: int
-    fds: int
-    processes: int
-    pids: tuple[int, ...] = ()
-    """The processes of the tree, the service's own first."""
-    sockets: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -424,63 +411,7 @@ class ServiceProcess:
         except psutil.NoSuchProcess:
             return
         while not self._stop_sampling.wait(SAMPLE_INTERVAL_S):
-            sample = _sample_tree(root, self._seen)
+            sample = sample_tree(root, self._seen)
             if sample is None:
                 return
             self._samples.append(sample)
-
-
-def _sample_tree(root: psutil.Process, seen: dict[int, psutil.Process]) -> RawProcessSample | None:
-    """The tree's figures now; every process of it is added to ``seen``."""
-    try:
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return None
-    for proc in procs:
-        seen.setdefault(proc.pid, proc)
-    rss = anon = threads = fds = sockets = 0
-    pids = []
-    for proc in procs:
-        try:
-            with proc.oneshot():
-                if proc.status() == psutil.STATUS_ZOMBIE:
-                    continue  # dead, not yet reaped: it holds nothing any more
-                memory = proc.memory_info()
-                rss += memory.rss
-                anon += memory.rss - getattr(memory, "shared", 0)
-                threads += proc.num_threads()
-                found = _descriptors(proc.pid)
-                fds += found[0] if found else proc.num_fds()
-                sockets += found[1] if found else 0
-            pids.append(proc.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    if not pids:
-        return None
-    return RawProcessSample(
-        t=time.time(),
-        rss=rss,
-        rss_anon=anon,
-        threads=threads,
-        fds=fds,
-        processes=len(pids),
-        pids=tuple(pids),
-        sockets=sockets,
-    )
-
-
-def _descriptors(pid: int) -> tuple[int, int] | None:
-    """Open file descriptors of the process, and how many are sockets, from one listing
-    of ``/proc/PID/fd``; ``None`` where there is none (not Linux)."""
-    folder = f"/proc/{pid}/fd"
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return None
-    sockets = 0
-    for name in names:
-        try:
-            sockets += os.readlink(f"{folder}/{name}").startswith("socket:")
-        except OSError:
-            continue  # closed meanwhile
-    return len(names), sockets

@@ -47,10 +47,11 @@ from gate.model import (
     Site,
 )
 from gate.outputs import LOAD_LOG, LOAD_TIMELINE
+from gate.process_tree import RawProcessSample
 from gate.result import SCHEMA_VERSION
 from gate.run.refusals import check_profiled
 from gate.scenario import Scenario
-from gate.service import RawProcessSample, ServiceProcess, read_gc_samples
+from gate.service import ServiceProcess, read_gc_samples
 
 LIVE_END_S = 5.0
 """Read live, the last point is taken once the load has ended (and before the services

@@ -13,8 +13,9 @@ from gate.errors import RunError
 from gate.load import LoadOutcome
 from gate.model import LoadSample
 from gate.outputs import LOAD_LOG
+from gate.process_tree import RawProcessSample
 from gate.scenario import Scenario
-from gate.service import RawProcessSample, StopInfo
+from gate.service import StopInfo
 
 
 def check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:

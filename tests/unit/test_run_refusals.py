@@ -10,9 +10,10 @@ import pytest
 from gate.errors import RunError
 from gate.load import LoadOutcome
 from gate.model import LoadSample
+from gate.process_tree import RawProcessSample
 from gate.run.refusals import check_load, check_profiled, check_stop
 from gate.scenario import load_scenario
-from gate.service import RawProcessSample, StopInfo
+from gate.service import StopInfo
 from tests.support import MINIMAL
 
 

@@ -1,0 +1,229 @@
+"""One process's live stream: polled, its points kept (thinned past their cap), its
+stack ids numbered at once and resolved a little at a time; read like a capture."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import operator
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gate.capture import StackLiveBytes
+from gate.live.flamegraph import write_flamegraph
+from gate.model import Frame, MemorySnapshot
+
+if TYPE_CHECKING:
+    from memray import AllocationRecord, SocketReader
+
+Place = tuple[str, str, int]
+"""A frame as memray gives it: function, file, line."""
+_Stack = tuple[Frame, ...]
+
+RESOLVE_S = 0.02
+"""Seconds of each poll given to resolving the stacks of new stack ids."""
+RELIEF_MOST_S = 0.5
+"""The longest pause a slow poll earns: the first polls, which resolve thousands of new
+stacks once, take seconds, and must not leave the start of the load unread."""
+RELIEF = 2.0
+"""A poll is followed by at least this many times its own duration without one: polling a
+process takes at most a third of the time, however many stacks it keeps alive (the
+readings compete with the service and the load for the machine's cores)."""
+_STACK_ID = operator.attrgetter("stack_id")
+_SIZE = operator.attrgetter("size")
+
+
+class LiveProcess:
+    """One process's stream, as read so far: a poll's time, heap and live bytes by stack.
+
+    Written by :class:`LiveCapture`'s thread only; read it after :meth:`LiveCapture.stop`.
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        reader: SocketReader,
+        frames: dict[Place, Frame],
+        capacity: int,
+        interval_s: float,
+    ) -> None:
+        self.pid = pid
+        self.interval_s = interval_s
+        """Seconds between this process's polls: doubles each time its points are thinned."""
+        self.ended = False
+        """Its stream ended (the process exited): it is polled no more."""
+        self.port = 0
+        self.backlog_due = 0.0
+        """``time.monotonic()`` when its socket's backlog is next read."""
+        """The tracker's port on 127.0.0.1."""
+        self.next_due = time.monotonic()
+        """``time.monotonic()`` when its next poll is due."""
+        self._reader: SocketReader | None = reader
+        self._series_lock = threading.Lock()  # times and heaps, read while it runs
+        self._frames = frames  # one Frame per place, shared by all processes
+        self._capacity = capacity
+        # memray's stack_id is an index into the reader's FrameTree, which only ever
+        # appends nodes (frame_tree.h), and frame ids name registered frames for good:
+        # a stack_id names one stack for the reader's life, so it is resolved once.
+        # (stack_trace() trims the frames above the tracker when the record's thread is
+        # the main one, and a record of merged threads carries one of their ids; but a
+        # path of the tree starts at its thread's outermost frame, and no other thread
+        # starts at the main thread's: the trimming is the same for every record of it.)
+        # Each stack_id gets a number at once; its stack is resolved later, a little in
+        # each poll (resolving costs 40-70 us a stack: thousands of new stacks at the
+        # start of a load would stall the readings for seconds) and the rest before the
+        # stream is closed. Numbers whose stacks resolve alike are summed when read.
+        self._number_of_id = np.full(1024, -1, dtype=np.int64)
+        self._stacks: list[_Stack | None] = []
+        self._unresolved: dict[int, AllocationRecord] = {}
+        self._times: list[float] = []
+        self._heaps: list[int] = []
+        self._live: list[np.ndarray] = []  # by stack number; stacks seen later are longer
+
+    def snapshots(self) -> list[MemorySnapshot]:
+        """One per kept poll: its time, the live bytes of all stacks as heap, RSS 0 (taken
+        from ``/proc`` elsewhere)."""
+        return [
+            MemorySnapshot(t=t, rss=0, heap=heap)
+            for t, heap in zip(self._times, self._heaps, strict=True)
+        ]
+
+    def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]:
+        """Live bytes of each Python stack at each poll index in ``indexes`` (0 at a
+        negative index: the process was not running), as
+        :meth:`gate.capture.Capture.live_bytes_by_stack` gives them: records that differ
+        only by thread or allocator merged, innermost frame first."""
+        chosen = [self._live[i] if i >= 0 else None for i in indexes]
+        groups: dict[_Stack, int] = {}
+        group_of = np.empty(len(self._stacks), dtype=np.int64)
+        for number, stack in enumerate(self._stacks):
+            # A stack never resolved (its stream broke off) has no Python frame to show.
+            group_of[number] = groups.setdefault(stack or (), len(groups))
+        totals = np.zeros((len(groups), len(chosen)), dtype=np.int64)
+        for column, live in enumerate(chosen):
+            if live is not None:
+                np.add.at(totals[:, column], group_of[: len(live)], live)
+        for stack, row in zip(groups, totals, strict=True):
+            yield StackLiveBytes(stack=stack, live=tuple(row.tolist()))
+
+    def poll(self) -> int:
+        """Take one poll and keep it; the number of stacks live in it. Once the stream
+        has ended, that poll (everything the stream sent) is the last."""
+        reader = self._reader
+        assert reader is not None, "poll of a closed stream"
+        active = reader.is_active  # before the snapshot: if it ended, the snapshot is whole
+        t = time.time()
+        started = time.monotonic()
+        with _gc_paused():
+            live = self._live_bytes(reader)
+            self._keep(t, live)
+            took = time.monotonic() - started
+            self.resolve(RESOLVE_S)
+        self._schedule(took)
+        if not active:
+            self.close()
+            self.ended = True
+        return int(np.count_nonzero(live))
+
+    def write_flamegraph(self, path: Path, trace_python_allocators: bool) -> None:
+        """memray's flame graph of the allocations alive now (``memray flamegraph``'s
+        page, from the stream's current snapshot), memgate's agent cut from its stacks."""
+        if self._reader is None:
+            return
+        with self._series_lock:
+            times, heaps = list(self._times), list(self._heaps)
+        write_flamegraph(self._reader, self.pid, times, heaps, path, trace_python_allocators)
+
+    def resolve(self, budget_s: float | None = None) -> None:
+        """Resolve the stacks of numbered stack ids, for at most ``budget_s`` seconds
+        (all of them with ``None``): the stream must still be open."""
+        if not self._unresolved:
+            return
+        end = time.monotonic() + budget_s if budget_s is not None else float("inf")
+        frames = self._frames
+        for number in list(self._unresolved):
+            record = self._unresolved.pop(number)
+            stack = []
+            for place in record.stack_trace():
+                frame = frames.get(place)
+                if frame is None:
+                    frame = frames[place] = Frame(function=place[0], file=place[1], line=place[2])
+                stack.append(frame)
+            self._stacks[number] = tuple(stack)
+            if time.monotonic() >= end:
+                return
+
+    def close(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(OSError, RuntimeError, ValueError), _gc_paused():
+                self.resolve()
+            reader, self._reader = self._reader, None
+            reader.__exit__(None, None, None)
+
+    def _live_bytes(self, reader: SocketReader) -> np.ndarray:
+        """Live bytes by stack number now; new stack ids are numbered, to be resolved later."""
+        records = list(reader.get_current_snapshot(merge_threads=True))
+        ids = np.fromiter(map(_STACK_ID, records), dtype=np.int64, count=len(records))
+        sizes = np.fromiter(map(_SIZE, records), dtype=np.int64, count=len(records))
+        if len(ids) and ids.max() >= len(self._number_of_id):
+            grown = np.full(max(2 * len(self._number_of_id), ids.max() + 1), -1, dtype=np.int64)
+            grown[: len(self._number_of_id)] = self._number_of_id
+            self._number_of_id = grown
+        numbers = self._number_of_id[ids]
+        for i in np.flatnonzero(numbers < 0).tolist():
+            number = self._number_of_id[ids[i]]  # another record of this poll numbered it
+            if number < 0:
+                number = self._number_of_id[ids[i]] = len(self._stacks)
+                self._stacks.append(None)
+                self._unresolved[number] = records[i]
+            numbers[i] = number
+        live = np.zeros(len(self._stacks), dtype=np.int64)
+        np.add.at(live, numbers, sizes)
+        return live
+
+    def _schedule(self, took: float) -> None:
+        """The next poll: one interval on, and no sooner than :data:`RELIEF` times what
+        this one took from its end (polls hold the GIL: reading a service of many stacks
+        must leave memgate time to do the rest)."""
+        self.next_due += self.interval_s
+        now = time.monotonic()
+        while self.next_due <= now:  # fell behind: skip a turn, keep the cadence
+            self.next_due += self.interval_s
+        self.next_due = max(self.next_due, now + min(RELIEF * took, RELIEF_MOST_S))
+
+    def heap_series(self) -> tuple[list[float], list[int]]:
+        """The times and heaps of the polls kept so far: safe while it is read."""
+        with self._series_lock:
+            return list(self._times), list(self._heaps)
+
+    def _keep(self, t: float, live: np.ndarray) -> None:
+        with self._series_lock:
+            if len(self._times) == self._capacity:
+                # Of the capacity + 1 evenly spaced polls (this one too, capacity even),
+                # keep every other: the first and this one stay, the spacing doubles.
+                self._times = self._times[::2]
+                self._heaps = self._heaps[::2]
+                self._live = self._live[::2]
+                self.interval_s *= 2
+            self._times.append(t)
+            self._heaps.append(int(live.sum()))
+            self._live.append(live)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No garbage collection during a poll: it makes tens of thousands of short-lived
+    objects (memray's records) and, the first time, the stacks' frames, none in a
+    cycle; the collections they set off took half of a poll of 30,000 stacks."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
