@@ -2,8 +2,11 @@
 read it live or leave it to write its capture, wait until it is healthy, sample it, stop it.
 
 The gate owns the service's process: it runs in a session of its own, is stopped with
-SIGINT (which lets memray finish a capture file; SIGTERM with default handlers loses it),
-then SIGTERM, then SIGKILL if it hangs. psutil samples its process tree from outside.
+SIGINT when memray writes a capture file (which lets memray finish it; SIGTERM with
+default handlers loses it), else with SIGTERM (read live, the last point is taken before
+the stop: nothing is left to finish, and SIGTERM is the stop a service manager sends;
+gunicorn 27 with uvicorn's worker ignores SIGINT, seen here for 20 s), then SIGKILL if it
+hangs. psutil samples its process tree from outside.
 """
 
 from __future__ import annotations
@@ -329,11 +332,11 @@ class ServiceProcess:
         proc = self._proc
         used = "none"
         if proc.poll() is None:
-            for sig, wait_s in (
-                (signal.SIGINT, self.scenario.service.stop_timeout),
-                (signal.SIGTERM, 5.0),
-                (signal.SIGKILL, 5.0),
-            ):
+            timeout = self.scenario.service.stop_timeout
+            steps = [(signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)]
+            if not self.live:  # memray must finish the capture file
+                steps = [(signal.SIGINT, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)]
+            for sig, wait_s in steps:
                 used = sig.name
                 self._signal(sig, group=sig is not signal.SIGINT)
                 try:

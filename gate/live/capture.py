@@ -19,7 +19,7 @@ import numpy as np
 from gate.capture import _reason
 from gate.errors import RunError, one_line
 from gate.live.process import LiveProcess, Place
-from gate.live.sockets import _alive, _backlog, _listening_ports, _open
+from gate.live.sockets import _alive, _backlogs, _listening_ports, _open
 from gate.model import Frame
 
 STOP_TIMEOUT_S = 15.0
@@ -29,7 +29,7 @@ READING_ENDED = "live.ended"
 BEHIND_BYTES = 1 << 20
 """Records waiting in a stream's socket beyond which memgate's reading is behind."""
 BACKLOG_EVERY_S = 1.0
-"""How often each stream's socket backlog is read from ``/proc``."""
+"""How often the streams' socket backlogs are read (from the kernel, all at once)."""
 PORT_FILE = re.compile(r"live\.([0-9]+)\.port")
 """The name of the file a forked process announces its tracker's port in."""
 
@@ -218,16 +218,20 @@ class LiveCapture:
 
     def _run(self) -> None:
         try:
-            next_watch = time.monotonic()
+            next_watch = next_backlog = time.monotonic()
             while True:
                 now = time.monotonic()
                 if now >= next_watch:
                     self._watch(now)
                     next_watch = now + self.interval_s
+                if now >= next_backlog:
+                    self._read_backlogs()
+                    next_backlog = now + BACKLOG_EVERY_S
                 for process in self._all():
                     if not process.ended and now >= process.next_due:
                         self._poll(process)
-                wake = min([next_watch, *(p.next_due for p in self._all() if not p.ended)])
+                due = (p.next_due for p in self._all() if not p.ended)
+                wake = min(next_watch, next_backlog, *due)
                 if self._stopping.wait(max(0.0, wake - time.monotonic())):
                     break
             for process in self._all():
@@ -255,20 +259,25 @@ class LiveCapture:
             self._problem(f"process {process.pid}: poll failed: {_reason(exc)}", lost=True)
             return
         took = time.perf_counter() - started
-        backlog = -1
-        if process.port and time.monotonic() >= process.backlog_due:  # /proc costs too
-            backlog = _backlog(process.port)
-            process.backlog_due = time.monotonic() + BACKLOG_EVERY_S
         with self._lock:
-            if backlog >= 0:
-                self._max_backlog = max(self._max_backlog, backlog)
-                self._backlog_reads += 1
-                self._behind_polls += backlog >= BEHIND_BYTES
             self._polls += 1
             self._durations.append(took)
             self._max_poll_s = max(self._max_poll_s, took)
             if process is self._main:
                 self._last_poll_stacks = stacks
+
+    def _read_backlogs(self) -> None:
+        """The bytes waiting unread in each stream's socket, all read at once."""
+        streaming = [p.port for p in self._all() if not p.ended and p.port]
+        if not streaming:
+            return
+        waiting = _backlogs()
+        with self._lock:
+            for port in streaming:
+                backlog = waiting.get(port, 0)
+                self._max_backlog = max(self._max_backlog, backlog)
+                self._backlog_reads += 1
+                self._behind_polls += backlog >= BEHIND_BYTES
 
     def _watch(self, now: float) -> None:
         """Read new port files; connect to each announced tracker once it listens."""

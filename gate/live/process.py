@@ -58,8 +58,6 @@ class LiveProcess:
         self.ended = False
         """Its stream ended (the process exited): it is polled no more."""
         self.port = 0
-        self.backlog_due = 0.0
-        """``time.monotonic()`` when its socket's backlog is next read."""
         """The tracker's port on 127.0.0.1."""
         self.next_due = time.monotonic()
         """``time.monotonic()`` when its next poll is due."""

@@ -56,7 +56,7 @@ def check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
 
 
 def check_stop(stop: StopInfo, log: Path, who: str = "service") -> None:
-    """Refuse a service that was not stopped by memgate's SIGINT or SIGTERM."""
+    """Refuse a service that ended before it was stopped, or had to be killed."""
     if stop.signal == "none":
         raise RunError(
             f"{who} ended during the load ({exit_text(stop.returncode)})"
@@ -64,8 +64,8 @@ def check_stop(stop: StopInfo, log: Path, who: str = "service") -> None:
         )
     if stop.signal == "SIGKILL":
         raise RunError(
-            f"{who} ignored SIGINT and SIGTERM and was killed; its capture is incomplete"
-            f" (see {log})"
+            f"{who} ignored the stop signals and was killed (see {log}); give it a longer"
+            " [service] stop_timeout if it needs one"
         )
 
 

@@ -72,7 +72,8 @@ class ServiceSpec(StrictModel):
     """Polled until it answers 2xx; its host must be loopback."""
     startup_timeout: PositiveSeconds = 30.0
     stop_timeout: PositiveSeconds = 15.0
-    """Seconds to wait after SIGINT (then SIGTERM, then SIGKILL)."""
+    """Seconds to wait after the stop signal (SIGTERM read live, SIGINT for a capture file)
+    before the next (SIGTERM, then SIGKILL)."""
 
     @field_validator("command", mode="before")
     @classmethod

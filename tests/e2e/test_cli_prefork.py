@@ -16,8 +16,14 @@ APP = REPO / "examples" / "prefork_service" / "app.py"
 RUN = ("--requests", "3000", "--warmup", "500", "--quiet")
 
 
-@pytest.mark.parametrize("leaking", [True, False], ids=["leak-in-worker-2", "clean"])
-def test_the_leaking_worker_and_line_are_named(tmp_path: Path, leaking: bool) -> None:
+@pytest.mark.parametrize(
+    ("leaking", "capture"),
+    [(True, "live"), (False, "live"), (True, "file")],
+    ids=["leak-in-worker-2", "clean", "leak-in-worker-2-file"],
+)
+def test_the_leaking_worker_and_line_are_named(
+    tmp_path: Path, leaking: bool, capture: str
+) -> None:
     env = ("--env", "PREFORK_LEAK_BYTES=256", "--env", "PREFORK_LEAK_WORKER=2")
     done = memgate(
         "check",
@@ -28,15 +34,20 @@ def test_the_leaking_worker_and_line_are_named(tmp_path: Path, leaking: bool) ->
         str(tmp_path / "out"),
         *(env if leaking else ()),
         *RUN,
+        "--capture",
+        capture,
     )
     assert done.returncode == (1 if leaking else 0), done.stdout + done.stderr
     out = tmp_path / "out" / "prefork"
     report = json.loads((out / "report.json").read_text())
     result = json.loads((out / "result.json").read_text())
     processes = report["processes"]
-    # The master and three workers, each with its own capture, summed into the curve.
+    # The master and three workers, each read on its own (a stream, or a capture file),
+    # summed into the curve.
     assert len(processes) == 4 and sum(p["main"] for p in processes) == 1
-    assert {p["capture"] for p in processes} == {p.name for p in out.glob("capture.bin*")}
+    files = {p.name for p in out.glob("capture.bin*")}
+    assert {p["capture"] for p in processes} == (files if capture == "file" else {""})
+    assert result["capture"]["mode"] == capture and result["capture"]["forks"] == 3
     heaps = [p["heap"] for p in result["process_curves"]]
     summed = [sum(at) for at in zip(*heaps, strict=True)]
     assert summed == [p["heap"] for p in result["curve"]["points"]]

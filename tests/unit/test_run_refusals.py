@@ -79,7 +79,7 @@ def test_stops(tmp_path: Path) -> None:
         check_stop(StopInfo("none", 1), log)
     with pytest.raises(RunError, match=r"\(killed by SIGSEGV\)"):
         check_stop(StopInfo("none", -11), log)
-    with pytest.raises(RunError, match="ignored SIGINT and SIGTERM and was killed"):
+    with pytest.raises(RunError, match="ignored the stop signals and was killed"):
         check_stop(StopInfo("SIGKILL", -9), log)
 
 
