@@ -3,11 +3,13 @@
     .venv/bin/python benchmarks/detection.py --quick      # CI: 4 cases, 8 s, 1 repeat
     .venv/bin/python benchmarks/detection.py --full       # the figures: 60 s runs, 5 repeats
     .venv/bin/python benchmarks/detection.py --seconds 30 --repeats 3 --cases clean leak64
+    .venv/bin/python benchmarks/detection.py --full --capture live file   # both, interleaved
 
 Each case runs the demo scenario (``memgate run``'s own code path) with the example
 service switched by environment: planted leaks of 16, 64, 256 and 1024 bytes per
 request, the unbounded and LRU caches, and the clean service. Runs go round-robin over
-the cases, so that a slow stretch of the machine hits them alike, and each finished run
+the cases (and the capture modes asked for), so that a slow stretch of the machine hits
+them alike, and each finished run
 is appended to ``--record`` (JSON lines), so an interrupted benchmark keeps its figures.
 The table prints, per case, how often the run's shape was the expected one, how often
 the planted line was the top-ranked site, and the median slope and reading time.
@@ -79,7 +81,7 @@ def run_once(
     try:
         result: RunResult = run_scenario(scenario, out)
     except MemgateError as exc:
-        return {"case": case.name, "error": str(exc)}
+        return {"case": case.name, "capture": capture, "error": str(exc)}
     finally:
         (out / "capture.bin").unlink(missing_ok=True)
     if keep is not None:
@@ -128,18 +130,20 @@ def _reanalysed(result: RunResult) -> RunResult:
 
 def table(records: list[dict[str, object]], planted: dict[str, int | None]) -> str:
     rows = [
-        "| case | runs | expected | detected as expected | top site is the planted line"
-        " | median heap slope B/req [interval] | median req/s | median capture MiB, read s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | capture | runs | expected | detected as expected | top site is the planted"
+        " line | median heap slope B/req [interval] | median req/s | median capture MiB, read s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    by_case: dict[str, list[dict[str, object]]] = {}
+    by_case: dict[tuple[str, str], list[dict[str, object]]] = {}
     for record in records:
-        by_case.setdefault(str(record["case"]), []).append(record)
-    for name, runs in by_case.items():
+        by_case.setdefault((str(record["case"]), str(record["capture"])), []).append(record)
+    for (name, capture), runs in by_case.items():
         ok = [r for r in runs if "error" not in r]
         errors = len(runs) - len(ok)
         if not ok:
-            rows.append(f"| {name} | {len(runs)} | | all failed: {runs[0]['error']} | | | | |")
+            rows.append(
+                f"| {name} | {capture} | {len(runs)} | | all failed: {runs[0]['error']} | | | | |"
+            )
             continue
         expected = ok[0]["expected"]
         hits = sum(r["shape"] == expected for r in ok)
@@ -153,7 +157,8 @@ def table(records: list[dict[str, object]], planted: dict[str, int | None]) -> s
         low = statistics.median(float(r["low"]) for r in ok)  # type: ignore[arg-type]
         high = statistics.median(float(r["high"]) for r in ok)  # type: ignore[arg-type]
         rows.append(
-            f"| {name} | {len(runs)}{f' ({errors} failed)' if errors else ''} | {expected}"
+            f"| {name} | {capture} | {len(runs)}{f' ({errors} failed)' if errors else ''}"
+            f" | {expected}"
             f" | {hits}/{len(ok)} = {hits / len(ok):.0%}{f' (else {shapes})' if shapes else ''}"
             f" | {attributed} | {slope:.1f} [{low:.1f}, {high:.1f}]"
             f" | {statistics.median(float(r['rps']) for r in ok):.0f}"  # type: ignore[arg-type]
@@ -174,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="runs per case")
     parser.add_argument("--cases", nargs="*", help="case names (default: all)")
     parser.add_argument(
-        "--capture", choices=("live", "file"), default="live", help="how memray is read"
+        "--capture",
+        nargs="+",
+        choices=("live", "file"),
+        default=["live"],
+        help="how memray is read (several: each case in each, interleaved)",
     )
     parser.add_argument("--record", type=Path, help="append each run here (JSON lines)")
     parser.add_argument("--table-only", action="store_true", help="print the table of --record")
@@ -217,12 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for repeat in range(repeats):
             for case in chosen:
-                outcome = run_once(case, seconds, workdir, args.keep, args.capture)
-                outcome["repeat"] = repeat
-                records.append(outcome)
-                with open(record, "a") as out:
-                    out.write(json.dumps(outcome) + "\n")
-                print(json.dumps(outcome), file=sys.stderr)
+                for capture in args.capture:
+                    outcome = run_once(case, seconds, workdir, args.keep, capture)
+                    outcome["repeat"] = repeat
+                    records.append(outcome)
+                    with open(record, "a") as out:
+                        out.write(json.dumps(outcome) + "\n")
+                    print(json.dumps(outcome), file=sys.stderr)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(table(records, planted))
