@@ -41,6 +41,7 @@ from gate.model import GcSample
 from gate.outputs import CAPTURE, SERVICE_LOG
 from gate.process_tree import RawProcessSample, sample_tree
 from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
+from gate.spacing import Spacing
 
 HEALTH_POLL_S = 0.1
 SAMPLE_INTERVAL_S = 0.1
@@ -413,8 +414,10 @@ class ServiceProcess:
             root = psutil.Process(self._proc.pid)
         except psutil.NoSuchProcess:
             return
+        kept = Spacing(SAMPLE_INTERVAL_S)  # every process is seen, fewer samples kept
         while not self._stop_sampling.wait(SAMPLE_INTERVAL_S):
             sample = sample_tree(root, self._seen)
             if sample is None:
                 return
-            self._samples.append(sample)
+            if kept.keep(sample.t):
+                self._samples.append(sample)

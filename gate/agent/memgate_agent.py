@@ -8,7 +8,8 @@ runs). The agent
   ``port`` (the tracker waits until memgate has connected), ``"file"`` writes the
   capture file ``file`` as ``memray run`` would;
 - counts garbage collections per generation and the time spent in them, and appends the
-  running totals to ``GC.<pid>.<start ns>.jsonl`` every 100 ms;
+  running totals to ``GC.<pid>.<start ns>.jsonl`` every 100 ms (the spacing doubles
+  every 1,000 lines, as ``gate.spacing`` thins memgate's own samples);
 - with ``follow_fork``, in every forked process (a prefork server's workers) starts
   counting afresh and, live, starts a tracker of its own on a free port that it
   announces in ``FOLDER/live.<pid>.port`` for memgate to connect to (a file capture
@@ -36,6 +37,8 @@ SETTINGS = "MEMGATE_AGENT"
 DESCRIBE = "--describe"
 """``PYTHON agent.py --describe`` prints what memgate needs to know of the interpreter."""
 GC_INTERVAL_S = 0.1
+GC_PER_DOUBLING = 1000
+"""Lines written at each spacing before it doubles (memgate's ``gate.spacing``)."""
 PORT_FILE = "live.{pid}.port"
 READING_ENDED = "live.ended"
 """Written by memgate once it reads no more: a process forked later gets no tracker."""
@@ -65,6 +68,7 @@ _trackers: list[Any] = []
 def _write_gc_forever(prefix: str) -> None:
     # The start time keeps a process that reuses a dead worker's pid out of its file.
     path = f"{prefix}.{os.getpid()}.{time.time_ns()}.jsonl"
+    interval, written = GC_INTERVAL_S, 0
     with open(path, "a", buffering=1) as out:
         while True:
             line = {
@@ -73,7 +77,10 @@ def _write_gc_forever(prefix: str) -> None:
                 "seconds": round(_counts.seconds, 6),
             }
             out.write(json.dumps(line) + "\n")
-            time.sleep(GC_INTERVAL_S)
+            written += 1
+            if written % GC_PER_DOUBLING == 0:  # a soak of hours writes a few thousand
+                interval *= 2
+            time.sleep(interval)
 
 
 def _count_gc(prefix: str) -> None:

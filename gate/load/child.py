@@ -154,9 +154,13 @@ def _no_check() -> None:
 def follow(
     config: LoadConfig, env: Any, emit: Emit, started: float, check: Callable[[], None] = _no_check
 ) -> str:
-    """Sample the (aggregated) stats every 100 ms until a bound is reached; its name."""
+    """Sample the (aggregated) stats every 100 ms until a bound is reached; its name.
+    The samples written thin out as the load goes on (:class:`gate.spacing.Spacing`)."""
     import gevent
 
+    from gate.spacing import Spacing
+
+    kept = Spacing(SAMPLE_INTERVAL_S)  # bounds checked every sample, fewer written
     measure_from: tuple[float, int] | None = None
     if config.warmup_requests == 0:
         measure_from = (started, 0)
@@ -166,7 +170,8 @@ def follow(
         check()
         now = time.monotonic()
         done = env.stats.num_requests
-        emit("sample", requests=done, failures=env.stats.num_failures)
+        if kept.keep(now):
+            emit("sample", requests=done, failures=env.stats.num_failures)
         if measure_from is None and done >= config.warmup_requests:
             measure_from = (now, done)
             emit("warmup_done", requests=done)
