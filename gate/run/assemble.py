@@ -148,8 +148,8 @@ def build_result(
     process_curves = (
         _process_curves(read.processes, curve, analysis.steady.index) if len(recordings) > 1 else ()
     )
-    # Live, the figure is the wait for the result once the load ended (the service's
-    # stop included); from a file, the reading itself.
+    # From a file, the reading itself; live, the wait for the result once the load ended
+    # (the runner sets it once the services have stopped).
     read_seconds = (
         time.time() - outcome.ended_at if service.live else time.perf_counter() - read_started
     )

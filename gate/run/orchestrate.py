@@ -9,6 +9,7 @@ output folder and keeps everything there when a run fails, for a post-mortem.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import threading
 import time
@@ -106,30 +107,108 @@ def run_services(
                 service.end_capture()  # the last live point is the load's end
         except RunError:
             watched.failed_in = watched.last_phase  # not the stop that follows
+            _stop_all(tried, watched)
             raise
-        finally:
+        except BaseException:
+            _stop_all(tried, watched)
+            raise
+
+        reading = ""
+
+        def read() -> list[RunResult]:
+            nonlocal reading
+            results = []
+            for member, service in zip(members, services, strict=True):
+                reading = f"reading the {service.who}'s capture"
+                watched.phase(reading)
+                results.append(
+                    build_result(
+                        member, service, outcome, started_at, observer.show_capture_progress
+                    )
+                )
+            return results
+
+        if not all(service.live for service in services):  # the capture files come last
             stops = _stop_all(tried, watched)
+            _refuse(stops, outcome, members[0], out_dir, watched)
+            return read()
+        # Read live, the last points are taken: the services stop while the results are
+        # built (the stop of a prefork server takes a second or more).
+        stopping = _Stopping(tried, watched)
         try:
-            for service, stop in reversed(stops):
-                if stop.signal == "SIGKILL":
-                    watched.failed_in = f"stopping the {service.who}"
-                check_stop(stop, service.log_path, service.who)
-            check_load(outcome, members[0], out_dir)
-        except RunError:
-            watched.failed_in = watched.failed_in or "load"  # unless a service was killed
-            raise
-        results = []
-        for member, service in zip(members, services, strict=True):
-            watched.phase(f"reading the {service.who}'s capture")
-            results.append(
-                build_result(member, service, outcome, started_at, observer.show_capture_progress)
-            )
-        return results
+            results = read()
+        except RunError as exc:
+            failed: RunError | None = exc
+        else:
+            failed = None
+        finally:
+            stops = stopping.join()
+        _refuse(stops, outcome, members[0], out_dir, watched)
+        if failed is not None:
+            watched.failed_in = reading  # not the stop beside it
+            raise failed
+        # Read live, the figure is the wait for the result once the load ended.
+        waited = round(time.time() - outcome.ended_at, 3)
+        return [
+            dataclasses.replace(r, capture=dataclasses.replace(r.capture, read_seconds=waited))
+            for r in results
+        ]
     except RunError as exc:
         # A full disk, say, must not hide the run's own reason.
         with contextlib.suppress(OSError, MemgateError):
             exc.kept = write_failure(out_dir, scenario, exc, tried, watched)
         raise
+
+
+def _refuse(
+    stops: Sequence[tuple[ServiceProcess, StopInfo]],
+    outcome: LoadOutcome,
+    scenario: Scenario,
+    out_dir: Path,
+    watched: Watched,
+) -> None:
+    """Refuse a run whose services did not stop as asked, or whose load measured
+    nothing: :class:`RunError`, its phase noted."""
+    try:
+        for service, stop in reversed(stops):
+            if stop.signal == "SIGKILL":
+                watched.failed_in = f"stopping the {service.who}"
+            check_stop(stop, service.log_path, service.who)
+        check_load(outcome, scenario, out_dir)
+    except RunError:
+        watched.failed_in = watched.failed_in or "load"  # unless a service was killed
+        raise
+
+
+class _Stopping:
+    """The services stopped in a thread of their own (:func:`_stop_all`); :meth:`join`
+    waits for it. Cut short (a Ctrl-C while waiting), every service is killed."""
+
+    def __init__(self, services: Sequence[ServiceProcess], watched: Watched) -> None:
+        self.services = services
+        self._stops: list[tuple[ServiceProcess, StopInfo]] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(watched,), name="memgate-stop", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, watched: Watched) -> None:
+        try:
+            self._stops = _stop_all(self.services, watched)
+        except BaseException as exc:  # handed to join's caller
+            self._error = exc
+
+    def join(self) -> list[tuple[ServiceProcess, StopInfo]]:
+        try:
+            self._thread.join()
+        except BaseException:
+            for service in self.services:
+                service.kill()
+            raise
+        if self._error is not None:
+            raise self._error
+        return self._stops
 
 
 def _stop_all(
