@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from gate import provenance
@@ -109,12 +110,14 @@ def build_result(
         raise RunError(f"the load measured nothing: {load.measured_nothing}")
     during = [s for s in service.samples() if outcome.started_at <= s.t <= outcome.ended_at]
     samples = _process_samples(during, timeline, outcome.started_at)
+    sizes: dict[str, int] = {}  # capture files' sizes, taken once before they are read
     try:
         with contextlib.ExitStack() as opened:
             recordings: list[tuple[int, str, Recording]]
             if service.live:
                 recordings = [(p.pid, "", p) for p in service.live_processes()]
             else:
+                sizes = _sizes(service.captures())
                 # A fork that ended before writing anything (or exec'd another program)
                 # left an empty capture: it profiled nothing, as check_profiled judges.
                 recordings = [
@@ -124,7 +127,7 @@ def build_result(
                         opened.enter_context(Capture(path, show_progress=progress)),
                     )
                     for n, (pid, path) in enumerate(service.captures())
-                    if n == 0 or path.stat().st_size
+                    if n == 0 or sizes.get(path.name)
                 ]
             forks = {pid for pid, _, _ in recordings[1:]}
             check_profiled(during, forks, scenario.profile.follow_fork, service.who)
@@ -175,7 +178,7 @@ def build_result(
         processes=samples,
         capture=CaptureInfo(
             file="" if service.live else service.capture_path.name,
-            bytes=sum((service.capture_path.parent / name).stat().st_size for name in files),
+            bytes=sum(sizes.get(name, 0) for name in files),
             read_seconds=round(read_seconds, 3),
             snapshots=read.snapshots,
             forks=len(recordings) - 1,
@@ -310,6 +313,16 @@ def _process_curves(
             )
         )
     return tuple(out)
+
+
+def _sizes(captures: Sequence[tuple[int, Path]]) -> dict[str, int]:
+    """Each capture file's size by name; a file gone already is left out (the main one
+    is then refused as missing when it is opened)."""
+    sizes = {}
+    for _, path in captures:
+        with contextlib.suppress(OSError):
+            sizes[path.name] = path.stat().st_size
+    return sizes
 
 
 def _requests_when(timeline: tuple[LoadSample, ...], when: float | None) -> int:

@@ -246,3 +246,28 @@ def test_a_child_that_left_the_services_session_dies_with_the_run(tmp_path: Path
         time.sleep(0.1)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert not leftovers(tmp_path)
+
+
+def test_a_capture_deleted_once_it_is_open_is_still_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """memray reads an open capture to its end; its size was taken before (it was an
+    internal error, with no failure.json, when the size was asked after the reading)."""
+    import gate.run.assemble
+    from gate.capture import Capture
+
+    class Vanishing(Capture):
+        """Deletes its file once memray has opened it, as a cleaner in CI might."""
+
+        def __init__(self, path: Path, **options: Any) -> None:
+            super().__init__(path, **options)
+            path.unlink()
+
+    monkeypatch.setattr(gate.run.assemble, "Capture", Vanishing)
+    scenario = server(tmp_path)
+    scenario.write_text(scenario.read_text() + '\n[profile]\ncapture = "file"\n')
+    result = run_scenario(load_scenario(scenario), tmp_path / "out")
+    assert not (tmp_path / "out" / "capture.bin").exists()
+    assert result.capture.mode == "file" and result.capture.bytes > 0
+    assert result.load.measured_requests > 0 and len(result.curve.points) > 5
+    assert not leftovers(tmp_path)
