@@ -12,7 +12,11 @@ the cases (and the capture modes asked for), so that a slow stretch of the machi
 them alike, and each finished run
 is appended to ``--record`` (JSON lines), so an interrupted benchmark keeps its figures.
 The table prints, per case, how often the run's shape was the expected one, how often
-the planted line was the top-ranked site, and the median slope and reading time.
+the planted line was the top-ranked site, the median slope and reading time, and how
+often a soak's sequential rule (``load.stop_on_leak``, ``gate.analysis.sequential``),
+replayed on the run's curve with a look every 10 s of load as ``gate.run.soak`` looks,
+would have stopped the load as a certain leak, and after how long: on the clean case,
+its false alarms.
 """
 
 from __future__ import annotations
@@ -111,7 +115,34 @@ def summarize(case: Case, result: RunResult, started: float | None = None) -> di
         "capture_mb": round(result.capture.bytes / 2**20, 1),
         "read_s": result.capture.read_seconds,
         "wall_s": round(time.perf_counter() - started, 1) if started else None,
+        "soak_stop_s": soak_stop(result),
     }
+
+
+def soak_stop(result: RunResult) -> float | None:
+    """Seconds of load after which a soak of this run would have stopped as a certain
+    leak, looking every :data:`gate.run.soak.LOOK_EVERY_S` at the curve so far;
+    ``None``: it would have run its full length."""
+    from gate.analysis.sequential import look_at
+    from gate.run.soak import LOOK_EVERY_S
+
+    points = result.curve.points
+    looks = 0
+    at = LOOK_EVERY_S
+    while points and at <= points[-1].t:
+        seen = [p for p in points if p.t <= at]
+        look = look_at(
+            looks + 1,
+            [p.requests for p in seen],
+            [p.heap for p in seen],
+            result.curve.warmup_requests,
+        )
+        if look.trend is not None:  # a look too early to tell spends nothing
+            looks += 1
+            if look.certain:
+                return at
+        at += LOOK_EVERY_S
+    return None
 
 
 def _reanalysed(result: RunResult) -> RunResult:
@@ -131,8 +162,9 @@ def _reanalysed(result: RunResult) -> RunResult:
 def table(records: list[dict[str, object]], planted: dict[str, int | None]) -> str:
     rows = [
         "| case | capture | runs | expected | detected as expected | top site is the planted"
-        " line | median heap slope B/req [interval] | median req/s | median capture MiB, read s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " line | median heap slope B/req [interval] | median req/s | median capture MiB, read s"
+        " | a soak would have stopped (median s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_case: dict[tuple[str, str], list[dict[str, object]]] = {}
     for record in records:
@@ -142,7 +174,8 @@ def table(records: list[dict[str, object]], planted: dict[str, int | None]) -> s
         errors = len(runs) - len(ok)
         if not ok:
             rows.append(
-                f"| {name} | {capture} | {len(runs)} | | all failed: {runs[0]['error']} | | | | |"
+                f"| {name} | {capture} | {len(runs)} | | all failed: {runs[0]['error']}"
+                " | | | | | |"
             )
             continue
         expected = ok[0]["expected"]
@@ -163,9 +196,24 @@ def table(records: list[dict[str, object]], planted: dict[str, int | None]) -> s
             f" | {attributed} | {slope:.1f} [{low:.1f}, {high:.1f}]"
             f" | {statistics.median(float(r['rps']) for r in ok):.0f}"  # type: ignore[arg-type]
             f" | {statistics.median(float(r['capture_mb']) for r in ok):.0f},"  # type: ignore[arg-type]
-            f" {statistics.median(float(r['read_s']) for r in ok):.1f} |"  # type: ignore[arg-type]
+            f" {statistics.median(float(r['read_s']) for r in ok):.1f}"  # type: ignore[arg-type]
+            f" | {_stops(ok)} |"
         )
     return "\n".join(rows)
+
+
+def _stops(runs: list[dict[str, object]]) -> str:
+    """How many runs a soak would have stopped, with the median time and the rate's
+    95% interval (Wilson's)."""
+    if any("soak_stop_s" not in r for r in runs):
+        return "n/a"
+    stopped = [float(r["soak_stop_s"]) for r in runs if r["soak_stop_s"] is not None]  # type: ignore[arg-type]
+    n, k = len(runs), len(stopped)
+    z = 1.96
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z * (k * (n - k) / n + z * z / 4) ** 0.5 / (n + z * z)
+    when = f" ({statistics.median(stopped):.0f} s)" if stopped else ""
+    return f"{k}/{n}{when} [{max(centre - half, 0):.0%}, {min(centre + half, 1):.0%}]"
 
 
 def main(argv: list[str] | None = None) -> int:
