@@ -23,6 +23,17 @@ from gate.model import Frame, MemorySnapshot
 DEFAULT_MAX_SNAPSHOTS = 2000
 
 
+def quiet_memray() -> None:
+    """Keep memray's own log lines (``Memray ERROR: Invalid record type``, printed to
+    the terminal as its reader meets a damaged record) out of memgate's output: memgate
+    says in one line what it could not read. Its critical lines, before an abort, stay."""
+    import logging
+
+    from memray import set_log_level  # type: ignore[attr-defined]  # public, untyped
+
+    set_log_level(logging.CRITICAL)
+
+
 class UnreadableCapture(InputError):
     """The capture file is missing, truncated, empty or not a memray capture."""
 
@@ -47,6 +58,7 @@ class Capture:
     ) -> None:
         from memray import FileReader
 
+        quiet_memray()
         self.path = path
         if not path.is_file():
             raise UnreadableCapture(f"{path}: no capture file (the service wrote none)")

@@ -19,7 +19,7 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gate.capture import _reason
+from gate.capture import _reason, quiet_memray
 from gate.errors import RunError
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ def _open(port: int) -> SocketReader:
     """A reader connected to the tracker listening on ``port``, its header read."""
     from memray import SocketReader
 
+    quiet_memray()
     reader = SocketReader(port)
     try:
         reader.__enter__()
