@@ -203,3 +203,56 @@ def test_growth_is_judged_from_no_growth_when_the_history_shrank(
         (growth,) = [f for f in decision.findings if f.metric == "heap growth per request"]
         assert growth.baseline == pytest.approx(sorted(history)[len(history) // 2])
         assert growth.limit == pytest.approx(4.0)
+
+
+def test_a_small_history_takes_its_noise_from_its_runs_intervals() -> None:
+    # Issue 15's false flag: two recorded runs of an unchanged service at about 22.5
+    # B/request, each interval about 9 wide; the limit was 22.5 + 25% = 28.1, and the
+    # third run, 28.2, was flagged. Its runs' intervals say a difference of 5.7 is noise.
+    history = history_of(
+        [
+            make_summary(slope=22.4, low=18.0, high=27.0, run_id="r0"),
+            make_summary(slope=22.6, low=18.1, high=27.1, run_id="r1"),
+        ]
+    )
+    decision = decide(make_summary(slope=28.2, low=23.6, high=32.8), history, BudgetSpec())
+    assert decision.verdict is Outcome.PASS, decision.findings
+    # Beyond that noise it is still found: 3 x 4.6 / 3.92 x 1.41 = 9.7 past 22.5.
+    decision = decide(make_summary(slope=40.0, low=35.0, high=45.0), history, BudgetSpec())
+    growth = next(f for f in decision.findings if f.metric == "heap growth per request")
+    assert growth.severity is Outcome.FAIL
+    assert growth.limit == pytest.approx(22.5 + 3 * 2**0.5 * 9.0 / (2 * 1.959964), rel=1e-3)
+
+
+def test_precise_runs_keep_the_limit_where_the_history_puts_it() -> None:
+    # Narrow intervals (the demo's: about 1 B/request wide) add nothing to the margin.
+    decision = decide(make_summary(slope=64.0), clean_history(), BudgetSpec())
+    growth = next(f for f in decision.findings if f.metric == "heap growth per request")
+    assert growth.severity is Outcome.FAIL and growth.limit == pytest.approx(4.2)
+
+
+def test_a_noisy_run_does_not_raise_its_own_limit() -> None:
+    noisy = make_summary(slope=64.0, low=10.0, high=300.0)
+    growth = next(
+        f
+        for f in decide(noisy, clean_history(), BudgetSpec()).findings
+        if f.metric == "heap growth per request"
+    )
+    assert growth.limit == pytest.approx(4.2) and growth.severity is Outcome.FAIL
+
+
+def test_findings_at_one_line_are_one_finding_the_worst_counting_the_rest() -> None:
+    sites = (
+        ("examples/app.py:main", 40.0),
+        ("examples/app.py:main", 90.0),
+        ("examples/app.py:main", 12.0),
+        ("examples/other.py:handle", 30.0),
+    )
+    decision = decide(make_summary(slope=170.0, sites=sites), clean_history(), BudgetSpec())
+    found = [f for f in decision.findings if f.check == "site"]
+    assert [(f.where.file if f.where else None, f.current) for f in found] == [
+        ("examples/app.py", 90.0),
+        ("examples/other.py", 30.0),
+    ]
+    assert found[0].message.endswith("(and 2 more stacks reaching this line)")
+    assert "more stack" not in found[1].message
