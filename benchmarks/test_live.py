@@ -15,8 +15,8 @@ memgate's own peak RSS (its main process, where the live reader runs). For the f
 ``memray stats`` on the same capture is timed too. Medians over the rounds.
 
 ``test_soak_memory``: one live soak of ``MEMGATE_BENCH_SOAK_S`` seconds (default 120,
-stop_on_leak off, clean service): memgate's RSS after one minute and at the end, and the
-disk its folder holds.
+stop_on_leak off, clean service): memgate's RSS after each minute and at its peak, the
+disk its folder holds, and the samples its result keeps.
 """
 
 from __future__ import annotations
@@ -58,10 +58,12 @@ def scenarios() -> Iterator[dict[str, Path]]:
         yield paths
 
 
-def watched_run(args: list[str], out: Path, leak: int = 256) -> tuple[float, int, float, float]:
+def watched_run(
+    args: list[str], out: Path, leak: int = 256
+) -> tuple[float, int, float, dict[int, int]]:
     """Run ``memgate run ARGS --out OUT`` on the demo leaking ``leak`` bytes per request;
     its wall time, its peak RSS (sampled every 50 ms), when it ended (epoch seconds) and
-    its RSS after 60 s (0 before)."""
+    its RSS after each whole minute of its run."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         [str(MEMGATE), "run", *args, "--out", str(out), "--quiet"],
@@ -72,19 +74,20 @@ def watched_run(args: list[str], out: Path, leak: int = 256) -> tuple[float, int
     )
     me = psutil.Process(proc.pid)
     peak = 0
-    at_minute = 0.0
+    by_minute: dict[int, int] = {}
     while proc.poll() is None:
         try:
             rss = me.memory_info().rss
         except psutil.NoSuchProcess:
             break
         peak = max(peak, rss)
-        if not at_minute and time.perf_counter() - started >= 60:
-            at_minute = rss
+        minute = int((time.perf_counter() - started) // 60)
+        if minute and minute not in by_minute:
+            by_minute[minute] = rss
         time.sleep(0.05)
     _, err = proc.communicate()
     assert proc.returncode == 0, err.decode()
-    return time.perf_counter() - started, peak, time.time(), at_minute
+    return time.perf_counter() - started, peak, time.time(), by_minute
 
 
 def load_end(out: Path) -> float:
@@ -147,11 +150,15 @@ def test_soak_memory(tmp_path: Path, figure) -> None:
         path = Path(folder) / "soak.toml"
         path.write_text(text)
         out = tmp_path / "soak"
-        wall, peak, _, at_minute = watched_run(
+        wall, peak, _, by_minute = watched_run(
             [str(path), "--duration", f"{SOAK_S:g}"], out, leak=0
         )
+    minutes = ", ".join(f"{m} min {rss / 2**20:,.1f}" for m, rss in sorted(by_minute.items()))
+    result = json.loads((out / "result.json").read_text())
     figure(
         f"live soak of {SOAK_S:g} s",
-        f"memgate RSS after 1 min {at_minute / 2**20:,.1f} MiB, peak {peak / 2**20:,.1f} MiB;"
-        f" folder {folder_bytes(out) / 2**20:,.2f} MiB; wall {wall:,.0f} s",
+        f"memgate RSS (MiB) after {minutes}; peak {peak / 2**20:,.1f} MiB;"
+        f" folder {folder_bytes(out) / 2**20:,.2f} MiB (result.json"
+        f" {(out / 'result.json').stat().st_size / 2**20:,.2f}); {len(result['timeline'])}"
+        f" load samples, {len(result['processes'])} process samples kept; wall {wall:,.0f} s",
     )
