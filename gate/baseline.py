@@ -85,6 +85,18 @@ class ResourceSummary:
 
 
 @dataclasses.dataclass(frozen=True)
+class ProcessSummary:
+    """A profiled process of a recorded run that forks (see :class:`gate.model.ProcessCurve`)."""
+
+    pid: int
+    main: bool
+    ended: bool
+    """It ended while the load ran (a recycled or killed worker)."""
+    lifetime: TrendSummary | None
+    """Its heap's growth per request over the measured part of its own life."""
+
+
+@dataclasses.dataclass(frozen=True)
 class RunSummary:
     """What the history keeps of one run."""
 
@@ -114,6 +126,9 @@ class RunSummary:
     resources: tuple[ResourceSummary, ...] = ()
     """File descriptors, sockets, threads and processes (empty for runs recorded before
     memgate measured them)."""
+    processes: tuple[ProcessSummary, ...] = ()
+    """Each profiled process of a service that forks (empty for one that does not, and
+    for runs recorded before memgate kept them)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +188,10 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
         resources=tuple(
             ResourceSummary(r.name, r.trend.slope if r.trend else 0.0, r.at_end, r.grows)
             for r in result.resources
+        ),
+        processes=tuple(
+            ProcessSummary(p.pid, p.main, p.ended, _trend(p.lifetime) if p.lifetime else None)
+            for p in result.process_curves
         ),
     )
 

@@ -318,6 +318,13 @@ class ProcessCurve:
     """First and last curve point at which the process was running."""
     trend: Trend | None
     """Heap growth over the steady state; ``None`` if it did not run through it."""
+    ended: bool = False
+    """It ended while the load ran (a prefork server's worker recycled after its
+    ``max_requests``, or killed), and another usually took its place."""
+    lifetime: Trend | None = None
+    """Its heap's growth per request served by the service over the measured part of its
+    own life, from all its own snapshots (not only those at the curve's points), its own
+    warm-up left out; ``None`` when it ran too briefly to tell."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -312,6 +312,56 @@ def grouped(findings: Sequence[Finding]) -> list[Finding]:
     return result
 
 
+class ProcessCheck:
+    """Processes of the service that ended while the load ran: a prefork server's
+    workers recycled after their ``max_requests``, or killed. The heap summed over the
+    processes drops each time one ends (a sawtooth that passed with a planted leak of
+    1,024 B/request), so each process is judged on what it kept while it ran. A fresh
+    worker warms up too (seen here: one in ten clean recycled workers grew surely, by
+    40 B/request over its short life), while a leak in the code shows in every worker:
+    it fails when most of the ended processes, at least two, grew surely."""
+
+    def findings(self, current: RunSummary, runs: Sequence[RunSummary]) -> list[Finding]:
+        ended = [p for p in current.processes if p.ended and not p.main]
+        if not ended:
+            return []
+        grew = [p.lifetime for p in ended if p.lifetime is not None and _grew(p.lifetime)]
+        who = f"{len(ended)} of the service's processes ended while the load ran"
+        if len(grew) >= 2 and 2 * len(grew) > len(ended):
+            middle = statistics.median(t.slope for t in grew)
+            return [
+                Finding(
+                    check="processes",
+                    severity=Outcome.FAIL,
+                    metric="process growth per request",
+                    unit="B/request",
+                    current=middle,
+                    baseline=None,
+                    spread=None,
+                    limit=None,
+                    message=f"{len(grew)} of the {len(ended)} processes that ended while the"
+                    f" load ran grew surely while they ran (median {_fmt(middle, 'B/request')}):"
+                    " recycled workers (gunicorn's max_requests) or killed ones hide a leak"
+                    " from the heap summed over the service's processes",
+                )
+            ]
+        if runs and all(any(p.ended and not p.main for p in r.processes) for r in runs):
+            return []  # recycled in every compared run too: the service's way
+        return [
+            _flag(
+                "processes",
+                f"{who} (gunicorn's max_requests, a crash, the OOM killer): the heap summed"
+                f" over them drops each time; {len(grew)} of them grew surely while they ran",
+            )
+        ]
+
+
+def _grew(growth: TrendSummary) -> bool:
+    """A process's own growth that is sure (p < 1%) and at least ``SITE_MIN_SLOPE``
+    bytes per request all through its interval."""
+    return growth.p_value < 0.01 and growth.low >= SITE_MIN_SLOPE
+
+
 class ShapeCheck:
     """A run that leaks when the history did not."""
 
@@ -460,6 +510,7 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
     findings += relative
     findings += ShapeCheck().findings(current, runs)
     findings += ResourceCheck().findings(current, runs)
+    findings += ProcessCheck().findings(current, runs)
     findings += BudgetCheck(budgets).findings(current, runs)
     return Decision(Outcome.from_findings(findings), tuple(findings), tuple(runs))
 

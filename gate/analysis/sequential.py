@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gate.analysis.shape import MIN_RISE, MIN_SLOPE, steady_start
-from gate.analysis.trend import TooFewPoints, blocks, trend
+from gate.analysis.shape import MIN_RISE, MIN_SLOPE, steady_growth
+from gate.analysis.trend import TooFewPoints
 from gate.model import Trend
 
 ALPHA = 0.01
@@ -55,9 +55,7 @@ def look_at(
     y = np.asarray(heap, dtype=float)
     after = x >= warmup_requests
     try:
-        xb, yb = blocks(x[after], y[after])
-        start, _ = steady_start(xb, yb)
-        growth = trend(xb[start:], yb[start:])
+        growth = steady_growth(x[after], y[after])
     except TooFewPoints:
         return Look(number, None, needed, False)
     certain = growth.p_value < needed and growth.low >= MIN_SLOPE and growth.growth >= MIN_RISE

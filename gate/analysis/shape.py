@@ -97,6 +97,15 @@ def _series(curve: Curve, values: Sequence[int]) -> _Series:
     return _Series(xb, yb, first)
 
 
+def steady_growth(x: np.ndarray, y: np.ndarray) -> Trend:
+    """The growth of a series already past its warm-up (``x`` requests, ``y`` bytes),
+    through its steady state: block medians, where the steady state starts, the trend
+    after it. :class:`TooFewPoints` when there are too few points to tell."""
+    xb, yb = blocks(x, y)
+    start, _ = steady_start(xb, yb)
+    return trend(xb[start:], yb[start:])
+
+
 def steady_start(x: np.ndarray, y: np.ndarray, min_rise: float = MIN_RISE) -> tuple[int, str]:
     """The block where the steady state starts (0: right after the warm-up), and why."""
     n = len(x)

@@ -25,6 +25,7 @@ from gate.report.parts import (
     growing_processes,
     growing_sites,
     lines,
+    process_growth,
     process_name,
     rate,
     resources_text,
@@ -161,7 +162,7 @@ def render_html(report: Report) -> str:
             "capture": process.capture,
             "steady": process.heap[result.analysis.steady.index],
             "end": process.heap[-1],
-            "growth": rate(process.trend) if process.trend else "not running throughout",
+            "growth": process_growth(process),
             "grows": process in grew,
         }
         for process in result.process_curves

@@ -25,6 +25,7 @@ from gate.report.parts import (
     headline,
     lines,
     on_grid,
+    process_growth,
     process_name,
     rate,
     resources_text,
@@ -231,7 +232,7 @@ def _processes(report: Report) -> list[str]:
         out += ["No process's heap grew through the steady state.", ""]
     out += ["| process | at steady start | at end | growth | |", "|---|--:|--:|--:|---|"]
     for process in result.process_curves:
-        growth = rate(process.trend) if process.trend else "not running throughout"
+        growth = process_growth(process)
         mark = "**grows**" if process in grew else ""
         out.append(
             f"| {process_name(process)} | {size(process.heap[steady])}"

@@ -115,6 +115,17 @@ def process_name(process: ProcessCurve) -> str:
     return f"{'main process' if process.main else 'fork'} {process.pid}"
 
 
+def process_growth(process: ProcessCurve) -> str:
+    """A process's heap growth as the reports show it: over the steady state, else over
+    its own life (a worker recycled or started midway), else why there is none."""
+    if process.trend is not None:
+        return rate(process.trend)
+    ended = "ended; " if process.ended else ""
+    if process.lifetime is not None:
+        return f"{ended}{rate(process.lifetime)} while it ran"
+    return f"{ended}not running throughout"
+
+
 def rate(trend: Trend) -> str:
     """``256.7 B/request [256.0, 257.5]``: the slope and its interval."""
     return f"{_num(trend.slope)} B/request [{_num(trend.low)}, {_num(trend.high)}]"

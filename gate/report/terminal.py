@@ -20,6 +20,7 @@ from gate.report.parts import (
     growing_processes,
     growing_sites,
     headline,
+    process_growth,
     process_name,
     rate,
     resources_text,
@@ -103,7 +104,7 @@ def _processes(result: RunResult) -> Table:
             process_name(process),
             size(process.heap[steady]),
             size(process.heap[end]),
-            rate(process.trend) if process.trend else "(not running throughout)",
+            process_growth(process),
             "GROWS" if process.pid in grew else "",
         )
     return table

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from gate import provenance
 from gate.analysis.curve import (
     NotEnoughData,
@@ -26,7 +28,7 @@ from gate.analysis.curve import (
 )
 from gate.analysis.gc import gc_pressure
 from gate.analysis.resources import resource_growth
-from gate.analysis.shape import NotEnoughPoints, analyse_curve
+from gate.analysis.shape import NotEnoughPoints, analyse_curve, steady_growth
 from gate.analysis.sites import rank_sites, sum_by_stack
 from gate.analysis.trend import TooFewPoints, blocks, trend
 from gate.capture import Capture, StackLiveBytes, UnreadableCapture
@@ -46,6 +48,7 @@ from gate.model import (
     RunResult,
     ScenarioRef,
     Site,
+    Trend,
 )
 from gate.outputs import LOAD_LOG, LOAD_TIMELINE
 from gate.process_tree import RawProcessSample
@@ -79,6 +82,10 @@ class Profiled:
     """Its snapshot at each curve point; -1 where it was not running."""
     heap: list[int]
     """Its heap at each curve point; 0 where it was not running."""
+    ended: bool = False
+    """Its last snapshot came before the load's end: it ended while the load ran."""
+    lifetime: Trend | None = None
+    """Its heap's growth over the measured part of its life, from all its snapshots."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,15 +223,18 @@ def _read(
     main process's first) on the load's timeline.
 
     The curve's points are the snapshots of the process with the most of them during the
-    load (read live, an idle prefork master is read less often than its busy workers:
-    a reading costs by the stacks alive, not by the work done); every other process is
-    read at those points, each at its last snapshot before."""
+    load among those that ran through it (read live, an idle prefork master is read less
+    often than its busy workers: a reading costs by the stacks alive, not by the work
+    done; a worker recycled midway, or started midway, spans only part of the load);
+    every other process is read at those points, each at its last snapshot before."""
     snapshots = [recording.snapshots() for _, _, recording in recordings]
     during = [
         sum(1 for s in theirs if outcome.started_at <= s.t <= outcome.ended_at + after_end)
+        if theirs and theirs[0].t <= outcome.started_at and theirs[-1].t >= outcome.ended_at
+        else 0
         for theirs in snapshots
     ]
-    reference = during.index(max(during))
+    reference = during.index(max(during)) if max(during) else 0
     curve, indexes = build_curve(
         snapshots[reference],
         outcome.samples,
@@ -237,7 +247,9 @@ def _read(
     for number, ((pid, name, _), theirs) in enumerate(zip(recordings, snapshots, strict=True)):
         chosen = indexes if number == reference else snapshot_indexes(theirs, at)
         heap = [theirs[i].heap if i >= 0 else 0 for i in chosen]
-        processes.append(Profiled(pid, name, chosen, heap))
+        ended = bool(theirs) and theirs[-1].t < outcome.ended_at
+        lifetime = _lifetime(theirs, outcome) if number else None
+        processes.append(Profiled(pid, name, chosen, heap, ended, lifetime))
     curve = with_heaps(curve, [p.heap for p in processes])
     curve = with_rss(curve, [(s.t, s.rss_anon) for s in samples])
     analysis = analyse_curve(curve)
@@ -255,6 +267,22 @@ def _read(
         base=str(scenario.service_cwd),
     )
     return _Read(curve, analysis, sites, processes, len(snapshots[0]))
+
+
+def _lifetime(snapshots: Sequence[MemorySnapshot], outcome: LoadOutcome) -> Trend | None:
+    """A process's heap growth per request served by the service, over the measured part
+    of its life (from the warm-up's end, or its start, to the load's end, or its own),
+    from every snapshot of it: a worker recycled between two points of the curve is
+    judged on what it kept while it ran."""
+    start = outcome.warmup_done_at or outcome.started_at
+    mine = [s for s in snapshots if start <= s.t <= outcome.ended_at]
+    if len(mine) < 2:
+        return None
+    requests = requests_at([s.t for s in mine], outcome.samples)
+    try:
+        return steady_growth(requests, np.asarray([s.heap for s in mine], dtype=float))
+    except TooFewPoints:
+        return None
 
 
 def _service_stacks(
@@ -310,6 +338,8 @@ def _process_curves(
                 heap=tuple(heap),
                 running=(first, last),
                 trend=growth,
+                ended=process.ended,
+                lifetime=process.lifetime,
             )
         )
     return tuple(out)

@@ -67,3 +67,39 @@ def test_the_leaking_worker_and_line_are_named(
         "line": planted_leak_line(APP),
     }
     assert f"fork {growing[0]['pid']} (grows)" in html
+
+
+@pytest.mark.parametrize("leak", [1024, 0], ids=["leak-in-every-recycled-worker", "clean"])
+def test_workers_recycled_by_max_requests_hide_no_leak(tmp_path: Path, leak: int) -> None:
+    """gunicorn's max_requests recycles each worker after 600 requests: the heap summed
+    over the workers is a sawtooth (FLAT, and it passed, with 1,024 B/request planted);
+    each worker is judged on what it kept while it ran."""
+    done = memgate(
+        "check",
+        str(SCENARIO),
+        "--baselines",
+        str(tmp_path / "baselines"),
+        "--out",
+        str(tmp_path / "out"),
+        "--env",
+        f"PREFORK_LEAK_BYTES={leak}",
+        "--env",
+        "PREFORK_MAX_REQUESTS=600",
+        "--requests",
+        "6000",
+        "--warmup",
+        "500",
+        "--quiet",
+    )
+    assert done.returncode == (1 if leak else 0), done.stdout + done.stderr
+    out = tmp_path / "out" / "prefork"
+    result = json.loads((out / "result.json").read_text())
+    ended = [p for p in result["process_curves"] if p["ended"]]
+    assert len(ended) >= 3, result["process_curves"]  # a worker ends every ~1,800 requests
+    report = json.loads((out / "report.json").read_text())
+    (found,) = [f for f in report["findings"] if f["check"] == "processes"]
+    if leak:
+        assert found["severity"] == "fail" and found["current"] > 100, found
+        assert "grew surely while they ran" in found["message"]
+    else:
+        assert found["severity"] == "flag", found

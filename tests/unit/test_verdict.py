@@ -256,3 +256,55 @@ def test_findings_at_one_line_are_one_finding_the_worst_counting_the_rest() -> N
     ]
     assert found[0].message.endswith("(and 2 more stacks reaching this line)")
     assert "more stack" not in found[1].message
+
+
+def processes(*lifetimes: tuple[float, float, float] | None, ended: bool = True) -> RunSummary:
+    """A run of a prefork service: its main process, and one worker per lifetime growth
+    ``(slope, low, p_value)`` (``None``: too brief to tell), each ended while the load ran."""
+    from gate.baseline import ProcessSummary, TrendSummary
+
+    workers = tuple(
+        ProcessSummary(
+            100 + n,
+            False,
+            ended,
+            TrendSummary(t[0], t[1], t[0] * 2 - t[1], t[2]) if t else None,
+        )
+        for n, t in enumerate(lifetimes)
+    )
+    main = ProcessSummary(99, True, False, None)
+    return dataclasses.replace(make_summary(), processes=(main, *workers))
+
+
+def test_recycled_workers_that_mostly_grew_fail_though_the_summed_heap_is_flat() -> None:
+    run = processes((380.0, 300.0, 1e-5), (41.0, 20.0, 1e-3), None)
+    (found,) = decide(run, clean_history(), BudgetSpec()).findings
+    assert (found.check, found.severity, found.current) == ("processes", Outcome.FAIL, 210.5)
+    assert found.message.startswith("2 of the 3 processes that ended while the load ran")
+
+
+def test_a_recycled_worker_warming_up_is_no_leak_only_a_flag() -> None:
+    # A clean run measured here: 1 of 9 fresh workers grew surely over its short life.
+    run = processes((39.7, 25.4, 4e-4), *[(5.0, -9.0, 0.3)] * 8)
+    (found,) = decide(run, clean_history(), BudgetSpec()).findings
+    assert (found.check, found.severity) == ("processes", Outcome.FLAG)
+    assert "9 of the service's processes ended" in found.message
+    # One worker alone is never most of them, nor is half of them.
+    assert decide(processes((39.7, 25.4, 4e-4)), clean_history(), BudgetSpec()).verdict is (
+        Outcome.FLAG
+    )
+    half = processes((39.7, 25.4, 4e-4), (45.0, 30.0, 1e-4), (1.0, -5.0, 0.5), None)
+    assert decide(half, clean_history(), BudgetSpec()).verdict is Outcome.FLAG
+
+
+def test_workers_recycled_in_every_compared_run_are_the_services_way() -> None:
+    history = history_of([processes(None, None), processes((3.0, -1.0, 0.4))])
+    assert decide(processes(None, None, None), history, BudgetSpec()).verdict is Outcome.PASS
+    # ...but a leak they hide still fails.
+    leaking = processes((300.0, 250.0, 1e-6), (310.0, 260.0, 1e-6), None)
+    assert decide(leaking, history, BudgetSpec()).verdict is Outcome.FAIL
+
+
+def test_workers_that_did_not_end_are_not_this_checks() -> None:
+    run = processes((380.0, 300.0, 1e-5), (390.0, 300.0, 1e-5), ended=False)
+    assert not [f for f in decide(run, clean_history(), BudgetSpec()).findings]
