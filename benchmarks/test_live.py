@@ -15,7 +15,7 @@ memgate's own peak RSS (its main process, where the live reader runs). For the f
 ``memray stats`` on the same capture is timed too. Medians over the rounds.
 
 ``test_soak_memory``: one live soak of ``MEMGATE_BENCH_SOAK_S`` seconds (default 120,
-stop_on_leak off, clean service): memgate's RSS after each minute and at its peak, the
+``scenarios/soak/demo-soak.toml`` as shipped, watched for a certain leak, clean service): memgate's RSS after each minute and at its peak, the
 disk its folder holds, and the samples its result keeps.
 """
 
@@ -143,8 +143,9 @@ def test_live_against_file(scenarios: dict[str, Path], tmp_path: Path, figure) -
 
 
 def test_soak_memory(tmp_path: Path, figure) -> None:
+    # The soak as it is shipped, watched for a certain leak: clean, it must run its
+    # whole length (a stop would be a false alarm).
     text = (REPO / "scenarios" / "soak" / "demo-soak.toml").read_text()
-    text = text.replace("stop_on_leak = true", "stop_on_leak = false")
     with tempfile.TemporaryDirectory(dir=REPO / "scenarios", prefix=".bench-") as folder:
         # Two folders below the repository, as scenarios/soak/ is.
         path = Path(folder) / "soak.toml"
@@ -160,5 +161,6 @@ def test_soak_memory(tmp_path: Path, figure) -> None:
         f"memgate RSS (MiB) after {minutes}; peak {peak / 2**20:,.1f} MiB;"
         f" folder {folder_bytes(out) / 2**20:,.2f} MiB (result.json"
         f" {(out / 'result.json').stat().st_size / 2**20:,.2f}); {len(result['timeline'])}"
-        f" load samples, {len(result['processes'])} process samples kept; wall {wall:,.0f} s",
+        f" load samples, {len(result['processes'])} process samples kept; wall {wall:,.0f} s;"
+        f" {result['analysis']['shape']}, stopped by {result['load']['stop_reason']}",
     )

@@ -1,0 +1,157 @@
+"""False-flag benchmark: how often a check of unchanged code is flagged or failed, and how
+often a planted leak is missed, against recorded histories of 3 and of 10 clean runs.
+
+    .venv/bin/python benchmarks/false_flags.py                       # 10 + 100 x 3 runs
+    .venv/bin/python benchmarks/false_flags.py --checks 30 --record runs.jsonl
+    .venv/bin/python benchmarks/false_flags.py --table-only --record runs.jsonl
+
+First ``--history`` clean runs of the demo scenario are recorded (``memgate run``'s code
+path, the scenario as a pull-request check runs it); then ``--checks`` rounds, each a
+run of every case (clean, 16 and 64 B/request planted) in turn, so that a slow stretch
+of the machine hits them alike. Every check run is judged by memgate's own verdict
+(``gate.verdict.decide``, as ``memgate check`` judges it) against the first 3 recorded
+runs and against all of them. Each run's summary is appended to ``--record`` as it
+ends, so an interrupted benchmark keeps what it measured, and ``--table-only`` judges a
+record again with this memgate. The table prints, per case and history size, the checks
+that passed, flagged and failed, and the rate that matters with its 95% interval
+(Wilson's): clean, a flag or a failure is a false flag; planted, anything but a failure
+is a miss. It takes about 9 s a run on 2 cores: not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pydantic import TypeAdapter
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from gate.baseline import (  # noqa: E402
+    SCHEMA_VERSION,
+    History,
+    RunSummary,
+    _history_adapter,
+    summarize,
+)
+from gate.errors import MemgateError  # noqa: E402
+from gate.outcome import Outcome  # noqa: E402
+from gate.run.orchestrate import run_scenario  # noqa: E402
+from gate.scenario import BudgetSpec, load_scenario  # noqa: E402
+from gate.verdict import decide  # noqa: E402
+
+CASES = {"clean": {}, "leak16": {"DEMO_LEAK_BYTES": "16"}, "leak64": {"DEMO_LEAK_BYTES": "64"}}
+HISTORIES = (3, 10)
+
+
+def run_once(case: str, workdir: Path) -> RunSummary | str:
+    """One run of the demo with ``case`` planted: its summary, or why it failed."""
+    scenario = load_scenario(REPO / "scenarios" / "demo.toml").with_overrides(env=CASES[case])
+    try:
+        return summarize(run_scenario(scenario, workdir / case))
+    except MemgateError as exc:
+        return str(exc)
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z * (k * (n - k) / n + z * z / 4) ** 0.5 / (n + z * z)
+    return max(centre - half, 0.0), min(centre + half, 1.0)
+
+
+def table(records: list[dict[str, object]], histories: tuple[int, ...]) -> str:
+    adapter = _history_adapter()
+    recorded = [r for r in records if r["role"] == "history" and "summary" in r]
+    rows = [
+        "| case | history runs | checks | pass | flag | fail | false flags or misses"
+        " [95% interval] | median heap slope B/req |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for size in histories:
+        if len(recorded) < size:
+            rows.append(f"| (history of {size}: only {len(recorded)} runs recorded) |||||||")
+            continue
+        runs = tuple(_summary(adapter, r["summary"]) for r in recorded[:size])
+        history = History(SCHEMA_VERSION, "demo", runs, None)
+        for case in CASES:
+            checks = [r for r in records if r["role"] == "check" and r["case"] == case]
+            judged = [_summary(adapter, r["summary"]) for r in checks if "summary" in r]
+            failed_runs = len(checks) - len(judged)
+            verdicts = [decide(s, history, BudgetSpec()).verdict for s in judged]
+            counts = {o: verdicts.count(o) for o in (Outcome.PASS, Outcome.FLAG, Outcome.FAIL)}
+            n = len(verdicts)
+            if not n:
+                continue
+            bad = n - counts[Outcome.PASS] if case == "clean" else n - counts[Outcome.FAIL]
+            low, high = wilson(bad, n)
+            what = "false flags" if case == "clean" else "misses"
+            slope = statistics.median(s.heap.slope for s in judged)
+            rows.append(
+                f"| {case} | {size} | {n}{f' ({failed_runs} runs failed)' if failed_runs else ''}"
+                f" | {counts[Outcome.PASS]} | {counts[Outcome.FLAG]} | {counts[Outcome.FAIL]}"
+                f" | {what} {bad}/{n} = {bad / n:.1%} [{low:.1%}, {high:.1%}] | {slope:.1f} |"
+            )
+    return "\n".join(rows)
+
+
+def _summary(adapter: TypeAdapter[History], data: object) -> RunSummary:
+    """A summary as the record keeps it (the history file's form of a run)."""
+    doc = {"schema_version": SCHEMA_VERSION, "scenario": "demo", "runs": [data]}
+    return adapter.validate_python(doc).runs[0]
+
+
+def _stored(summary: RunSummary) -> object:
+    """A summary in the history file's form."""
+    history = History(SCHEMA_VERSION, "demo", (summary,), None)
+    return json.loads(_history_adapter().dump_json(history))["runs"][0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--history", type=int, default=max(HISTORIES), help="clean runs recorded")
+    parser.add_argument("--checks", type=int, default=100, help="check runs per case")
+    parser.add_argument("--record", type=Path, help="append each run here (JSON lines)")
+    parser.add_argument("--table-only", action="store_true", help="judge --record again")
+    args = parser.parse_args(argv)
+    record = args.record or Path(tempfile.mkdtemp(prefix="memgate-flags-")) / "runs.jsonl"
+    histories = tuple(h for h in HISTORIES if h <= args.history)
+    records: list[dict[str, object]] = []
+    if record.exists():
+        records = [json.loads(line) for line in record.read_text().splitlines() if line]
+    if args.table_only:
+        print(table(records, histories))
+        return 0
+    workdir = Path(tempfile.mkdtemp(prefix="memgate-flags-"))
+    recorded = sum(1 for r in records if r["role"] == "history")
+    checks = [r["case"] for r in records if r["role"] == "check"]
+    done = {case: checks.count(case) for case in CASES}
+    plan = [("history", "clean")] * max(args.history - recorded, 0)
+    for round_ in range(args.checks):
+        plan += [("check", case) for case in CASES if done[case] <= round_]
+    print(f"{len(plan)} runs; recorded in {record}", file=sys.stderr)
+    for role, case in plan:
+        started = time.perf_counter()
+        outcome = run_once(case, workdir)
+        entry: dict[str, object] = {"role": role, "case": case}
+        if isinstance(outcome, str):
+            entry["error"] = outcome
+        else:
+            entry["summary"] = _stored(outcome)
+            entry["slope"] = outcome.heap.slope
+        entry["wall_s"] = round(time.perf_counter() - started, 1)
+        records.append(entry)
+        with open(record, "a") as out:
+            out.write(json.dumps(entry) + "\n")
+        print(json.dumps({k: v for k, v in entry.items() if k != "summary"}), file=sys.stderr)
+    print(table(records, histories))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
