@@ -14,9 +14,10 @@ requests per second of the run's whole wall time, disk written per minute of loa
 memgate's own peak RSS (its main process, where the live reader runs). For the file,
 ``memray stats`` on the same capture is timed too. Medians over the rounds.
 
-``test_soak_memory``: one live soak of ``MEMGATE_BENCH_SOAK_S`` seconds (default 120,
-``scenarios/soak/demo-soak.toml`` as shipped, watched for a certain leak, clean service): memgate's RSS after each minute and at its peak, the
-disk its folder holds, and the samples its result keeps.
+``test_soak_memory``: one live soak of ``MEMGATE_BENCH_SOAK_S`` seconds (default 120;
+``scenarios/soak/demo-soak.toml`` as shipped, watched for a certain leak; the clean
+service): memgate's RSS after each minute and at its peak, the disk its folder holds,
+the samples its result keeps, its shape and why it stopped.
 """
 
 from __future__ import annotations
