@@ -158,8 +158,9 @@ def test_soak_memory(tmp_path: Path, figure) -> None:
         wall, peak, _, by_minute = watched_run(
             [str(path), "--duration", f"{SOAK_S:g}"], out, leak=0
         )
-    minutes = ", ".join(f"{m} min {rss / 2**20:,.1f}" for m, rss in sorted(by_minute.items()))
     result = json.loads((out / "result.json").read_text())
+    assert result["load"]["stop_reason"] != "leak", "a clean soak was stopped: a false alarm"
+    minutes = ", ".join(f"{m} min {rss / 2**20:,.1f}" for m, rss in sorted(by_minute.items()))
     figure(
         f"live soak of {SOAK_S:g} s",
         f"memgate RSS (MiB) after {minutes}; peak {peak / 2**20:,.1f} MiB;"

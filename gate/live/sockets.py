@@ -61,8 +61,11 @@ def _sockets(state: int) -> list[tuple[int, int, int]] | None:
     on any address) in ``state``, from netlink's ``sock_diag``; ``None`` where the kernel
     does not answer it."""
     found: list[tuple[int, int, int]] = []
+    netlink = getattr(socket, "AF_NETLINK", None)
+    if netlink is None:  # not Linux
+        return None
     try:
-        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as diag:
+        with socket.socket(netlink, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as diag:
             for family, loopback in _FAMILIES:
                 request = _REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, 1 << state)
                 diag.send(
@@ -72,7 +75,7 @@ def _sockets(state: int) -> list[tuple[int, int, int]] | None:
                     + request
                 )
                 _read_dump(diag, len(loopback[0]), loopback, found)
-    except OSError:
+    except (OSError, struct.error):  # no sock_diag, or a reply cut short
         return None
     return found
 
