@@ -46,13 +46,15 @@ from gate.run.orchestrate import run_scenario  # noqa: E402
 from gate.scenario import BudgetSpec, load_scenario  # noqa: E402
 from gate.verdict import decide  # noqa: E402
 
-CASES = {"clean": {}, "leak16": {"DEMO_LEAK_BYTES": "16"}, "leak64": {"DEMO_LEAK_BYTES": "64"}}
+CASES = {"clean": None, "leak16": "16", "leak64": "64"}
 HISTORIES = (3, 10)
 
 
-def run_once(case: str, workdir: Path) -> RunSummary | str:
-    """One run of the demo with ``case`` planted: its summary, or why it failed."""
-    scenario = load_scenario(REPO / "scenarios" / "demo.toml").with_overrides(env=CASES[case])
+def run_once(case: str, scenario_path: Path, leak_var: str, workdir: Path) -> RunSummary | str:
+    """One run of the scenario with ``case`` planted: its summary, or why it failed."""
+    planted = CASES[case]
+    env = {leak_var: planted} if planted else {}
+    scenario = load_scenario(scenario_path).with_overrides(env=env)
     try:
         return summarize(run_scenario(scenario, workdir / case))
     except MemgateError as exc:
@@ -114,6 +116,12 @@ def _stored(summary: RunSummary) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scenario", type=Path, default=REPO / "scenarios" / "demo.toml", help="scenario run"
+    )
+    parser.add_argument(
+        "--leak-var", default="DEMO_LEAK_BYTES", help="the service's variable that plants a leak"
+    )
     parser.add_argument("--history", type=int, default=max(HISTORIES), help="clean runs recorded")
     parser.add_argument("--checks", type=int, default=100, help="check runs per case")
     parser.add_argument("--record", type=Path, help="append each run here (JSON lines)")
@@ -137,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(plan)} runs; recorded in {record}", file=sys.stderr)
     for role, case in plan:
         started = time.perf_counter()
-        outcome = run_once(case, workdir)
+        outcome = run_once(case, args.scenario, args.leak_var, workdir)
         entry: dict[str, object] = {"role": role, "case": case}
         if isinstance(outcome, str):
             entry["error"] = outcome

@@ -38,7 +38,7 @@ from typing import Annotated, Protocol
 
 from gate._json import one_of
 from gate.analysis.resources import LABELS
-from gate.baseline import History, RunSummary, TrendSummary
+from gate.baseline import History, ProcessSummary, RunSummary, TrendSummary
 from gate.model import Frame, Shape
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
@@ -250,9 +250,7 @@ class SiteCheck:
             if not runs:
                 continue
             intervals = [
-                (t.low, t.high)
-                for t in (_trend_of(site.key, run) for run in runs)
-                if t is not None
+                (t.low, t.high) for t in (_trend_of(site.key, run) for run in runs) if t is not None
             ]
             noise = interval_noise(intervals)
             b = band(before, SITE_MIN_SLOPE, 0.25, noise=noise)
@@ -319,16 +317,34 @@ class ProcessCheck:
     1,024 B/request), so each process is judged on what it kept while it ran. A fresh
     worker warms up too (seen here: one in ten clean recycled workers grew surely, by
     40 B/request over its short life), while a leak in the code shows in every worker:
-    it fails when most of the ended processes, at least two, grew surely."""
+    it fails when most of the ended processes, at least two, grew surely, unless most
+    compared runs' did too (a service whose fresh workers warm up through a short life)
+    and this run's median growth is within their band. Runs recorded without process
+    data count as unknown, not as runs that recycled no worker."""
 
     def findings(self, current: RunSummary, runs: Sequence[RunSummary]) -> list[Finding]:
-        ended = [p for p in current.processes if p.ended and not p.main]
-        if not ended:
+        grown = _grown(current)
+        if grown is None:
             return []
-        grew = [p.lifetime for p in ended if p.lifetime is not None and _grew(p.lifetime)]
-        who = f"{len(ended)} of the service's processes ended while the load ran"
-        if len(grew) >= 2 and 2 * len(grew) > len(ended):
+        ended, grew = grown
+        # Runs recorded before memgate kept processes say nothing either way.
+        known = [r for r in runs if r.processes]
+        if _most_grew(ended, grew):
             middle = statistics.median(t.slope for t in grew)
+            before = [_median_growth(g) for g in map(_grown, known) if g and _most_grew(*g)]
+            since = "none of the compared runs' did" if known else "no baseline with processes"
+            limit = None
+            if before and 2 * len(before) > len(known):
+                # Fresh workers that warm up through a short life: the service's way,
+                # judged against how much they grew before.
+                b = band(before, SITE_MIN_SLOPE, 0.25)
+                if middle <= b.limit:
+                    return []
+                limit = b.limit
+                since = (
+                    f"past the history's {_fmt(b.center, 'B/request')}"
+                    f" (limit {_fmt(limit, 'B/request')})"
+                )
             return [
                 Finding(
                     check="processes",
@@ -336,24 +352,42 @@ class ProcessCheck:
                     metric="process growth per request",
                     unit="B/request",
                     current=middle,
-                    baseline=None,
+                    baseline=statistics.median(before) if limit is not None else None,
                     spread=None,
-                    limit=None,
+                    limit=limit,
                     message=f"{len(grew)} of the {len(ended)} processes that ended while the"
-                    f" load ran grew surely while they ran (median {_fmt(middle, 'B/request')}):"
-                    " recycled workers (gunicorn's max_requests) or killed ones hide a leak"
-                    " from the heap summed over the service's processes",
+                    f" load ran grew surely while they ran (median {_fmt(middle, 'B/request')};"
+                    f" {since}): recycled workers (gunicorn's max_requests) or killed ones hide"
+                    " a leak from the heap summed over the service's processes",
                 )
             ]
-        if runs and all(any(p.ended and not p.main for p in r.processes) for r in runs):
+        if known and all(_grown(r) for r in known):
             return []  # recycled in every compared run too: the service's way
         return [
             _flag(
                 "processes",
-                f"{who} (gunicorn's max_requests, a crash, the OOM killer): the heap summed"
-                f" over them drops each time; {len(grew)} of them grew surely while they ran",
+                f"{len(ended)} of the service's processes ended while the load ran (gunicorn's"
+                " max_requests, a crash, the OOM killer): the heap summed over them drops each"
+                f" time; {len(grew)} of them grew surely while they ran",
             )
         ]
+
+
+def _grown(run: RunSummary) -> tuple[list[ProcessSummary], list[TrendSummary]] | None:
+    """A run's processes (not the main one) that ended while the load ran, and the
+    lifetime growth of those that grew surely; None when none ended."""
+    ended = [p for p in run.processes if p.ended and not p.main]
+    if not ended:
+        return None
+    return ended, [p.lifetime for p in ended if p.lifetime is not None and _grew(p.lifetime)]
+
+
+def _most_grew(ended: Sequence[ProcessSummary], grew: Sequence[TrendSummary]) -> bool:
+    return len(grew) >= 2 and 2 * len(grew) > len(ended)
+
+
+def _median_growth(grown: tuple[Sequence[ProcessSummary], Sequence[TrendSummary]]) -> float:
+    return statistics.median(t.slope for t in grown[1])
 
 
 def _grew(growth: TrendSummary) -> bool:

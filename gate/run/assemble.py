@@ -234,6 +234,11 @@ def _read(
         else 0
         for theirs in snapshots
     ]
+    if not max(during):  # none spans the load: the one read most while it ran
+        during = [
+            sum(1 for s in theirs if outcome.started_at <= s.t <= outcome.ended_at + after_end)
+            for theirs in snapshots
+        ]
     reference = during.index(max(during)) if max(during) else 0
     curve, indexes = build_curve(
         snapshots[reference],
@@ -247,7 +252,7 @@ def _read(
     for number, ((pid, name, _), theirs) in enumerate(zip(recordings, snapshots, strict=True)):
         chosen = indexes if number == reference else snapshot_indexes(theirs, at)
         heap = [theirs[i].heap if i >= 0 else 0 for i in chosen]
-        ended = bool(theirs) and theirs[-1].t < outcome.ended_at
+        ended = bool(theirs) and outcome.started_at <= theirs[-1].t < outcome.ended_at
         lifetime = _lifetime(theirs, outcome) if number else None
         processes.append(Profiled(pid, name, chosen, heap, ended, lifetime))
     curve = with_heaps(curve, [p.heap for p in processes])

@@ -308,3 +308,22 @@ def test_workers_recycled_in_every_compared_run_are_the_services_way() -> None:
 def test_workers_that_did_not_end_are_not_this_checks() -> None:
     run = processes((380.0, 300.0, 1e-5), (390.0, 300.0, 1e-5), ended=False)
     assert not [f for f in decide(run, clean_history(), BudgetSpec()).findings]
+
+
+def test_fresh_workers_that_always_warm_up_are_judged_against_the_history() -> None:
+    # Short max_requests lives: every recorded run's ended workers grew surely too.
+    warm = [processes((40.0, 20.0, 1e-4), (44.0, 25.0, 1e-4), (38.0, 10.0, 1e-3)) for _ in range(3)]
+    history = history_of(warm)
+    like_them = processes((42.0, 22.0, 1e-4), (45.0, 30.0, 1e-4), (39.0, 12.0, 1e-3))
+    assert decide(like_them, history, BudgetSpec()).verdict is Outcome.PASS
+    leaking = processes((300.0, 250.0, 1e-6), (310.0, 260.0, 1e-6), (290.0, 240.0, 1e-6))
+    (found,) = decide(leaking, history, BudgetSpec()).findings
+    assert (found.check, found.severity, found.current) == ("processes", Outcome.FAIL, 300.0)
+    assert found.limit is not None and 44.0 < found.limit < 300.0
+    assert "past the history's 40.0 B/request" in found.message
+
+
+def test_runs_recorded_without_process_data_are_unknown_not_unrecycled() -> None:
+    # One run recorded before memgate kept processes, one that recycled workers.
+    history = history_of([make_summary(), processes(None, None)])
+    assert decide(processes(None, None, None), history, BudgetSpec()).verdict is Outcome.PASS
