@@ -134,15 +134,23 @@ def run_services(
             return read()
         # Read live, the last points are taken: the services stop while the results are
         # built (the stop of a prefork server takes a second or more).
-        stopping = _Stopping(tried, watched)
+        stopping = _Stopping(tried)
         try:
             results = read()
         except RunError as exc:
             failed: RunError | None = exc
+        except BaseException:
+            stopping.kill()
+            raise
         else:
             failed = None
-        finally:
+        try:
             stops = stopping.join()
+        except Exception:
+            if failed is not None:  # the reading's reason first
+                watched.failed_in = reading
+                raise failed from None
+            raise
         _refuse(stops, outcome, members[0], out_dir, watched)
         if failed is not None:
             watched.failed_in = reading  # not the stop beside it
@@ -181,21 +189,20 @@ def _refuse(
 
 
 class _Stopping:
-    """The services stopped in a thread of their own (:func:`_stop_all`); :meth:`join`
-    waits for it. Cut short (a Ctrl-C while waiting), every service is killed."""
+    """The services stopped in a thread of their own (:func:`_stop_all`), quietly (the
+    reading beside it says what it does); :meth:`join` waits for it and raises what
+    the stop raised. Cut short (a Ctrl-C while waiting), every service is killed."""
 
-    def __init__(self, services: Sequence[ServiceProcess], watched: Watched) -> None:
+    def __init__(self, services: Sequence[ServiceProcess]) -> None:
         self.services = services
         self._stops: list[tuple[ServiceProcess, StopInfo]] = []
         self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(watched,), name="memgate-stop", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="memgate-stop", daemon=True)
         self._thread.start()
 
-    def _run(self, watched: Watched) -> None:
+    def _run(self) -> None:
         try:
-            self._stops = _stop_all(self.services, watched)
+            self._stops = _stop_all(self.services, Watched(QuietObserver()))
         except BaseException as exc:  # handed to join's caller
             self._error = exc
 
@@ -203,12 +210,17 @@ class _Stopping:
         try:
             self._thread.join()
         except BaseException:
-            for service in self.services:
-                service.kill()
+            self.kill()
             raise
         if self._error is not None:
             raise self._error
         return self._stops
+
+    def kill(self) -> None:
+        """Kill every service now; the stop thread then finds them gone and ends."""
+        for service in self.services:
+            service.kill()
+        self._thread.join(timeout=5)
 
 
 def _stop_all(

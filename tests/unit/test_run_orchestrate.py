@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gate.run.orchestrate import _stop_all
+from gate.run.orchestrate import _stop_all, _Stopping
 from gate.run.progress import QuietObserver, Watched
 from gate.service import StopInfo
 
@@ -12,13 +12,17 @@ from gate.service import StopInfo
 class FakeService:
     """Stands in for a ServiceProcess while the runner stops services."""
 
-    def __init__(self, name: str, log: list[str], interrupt: bool = False) -> None:
-        self.who, self.log, self.interrupt = f"service {name}", log, interrupt
+    def __init__(
+        self, name: str, log: list[str], interrupt: bool = False, error: bool = False
+    ) -> None:
+        self.who, self.log, self.interrupt, self.error = f"service {name}", log, interrupt, error
 
     def stop(self) -> StopInfo:
         self.log.append(f"stop {self.who}")
         if self.interrupt:  # a second Ctrl-C while this one is being stopped
             raise KeyboardInterrupt
+        if self.error:
+            raise OSError("cannot signal")
         return StopInfo("SIGINT", 0)
 
     def kill(self) -> None:
@@ -41,3 +45,16 @@ def test_services_stop_in_reverse_and_an_interrupted_stop_kills_the_rest() -> No
         "kill service worker",
         "kill service db",
     ]
+
+
+def test_a_stop_beside_the_reading_hands_back_its_stops_or_its_error() -> None:
+    log: list[str] = []
+    services = [FakeService(n, log) for n in ("db", "api")]
+    stopping = _Stopping(services)  # type: ignore[arg-type]
+    assert [s.who for s, _ in stopping.join()] == ["service api", "service db"]
+    log.clear()
+    services[0].error = True
+    stopping = _Stopping(services)  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="cannot signal"):
+        stopping.join()
+    assert log == ["stop service api", "stop service db", "kill service db"]
