@@ -1,0 +1,111 @@
+"""Checks -> findings -> verdict: is this run a memory regression?
+
+Every check is a small object whose ``findings(current, history)`` returns what it
+found, or nothing. Metrics all have a direction (here: more memory is worse).
+
+**Relative to history** (the runs from the reference on, same environment key):
+``center`` is the median of the history's values, ``spread`` 1.4826 x their median
+absolute deviation (0 with fewer than 3 runs), and the limit is
+
+    base + max(3 x spread, min_effect, min_relative x |center|)
+
+where ``base`` is the center, or for a growth rate max(center, 0) (a history that shrank
+must not put the limit below no growth), so that a change must be beyond the noise the
+history shows *and* large enough to matter. For a growth rate the noise is also read off
+the history runs' own 95% intervals (``noise``: the spread of the difference between two
+runs as precise as a typical history run, its interval's width / 3.92 taken as its
+standard error), and the larger of the two counts: a history of one or two runs has no
+spread of its own, and flagged unchanged code a hair past a limit its runs' intervals
+already spanned. This run's own interval does not widen the limit (a noisy leak must not
+raise its own bar): it decides between a failure and a flag. A value
+past the limit fails the build; for a growth rate, it fails only when the run's own 95%
+interval also lies above the base (otherwise it is a flag).
+
+**Absolute**: the scenario's ``[budgets]``, and the shape: a run that ``leak``s when no
+compared run did fails (also with no history at all: a leak is a leak); a new
+``fragmentation`` is a flag.
+
+No history, another environment, or other run settings than the history's are said
+plainly as flags; with another environment, relative failures become flags.
+
+Here :func:`decide`; the findings and bands in ``finding.py``, the checks against
+history in ``history.py``, the absolute ones in ``absolute.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from gate.baseline import History, RunSummary
+from gate.outcome import Outcome
+from gate.scenario import BudgetSpec
+from gate.verdict.absolute import BudgetCheck, ProcessCheck, ResourceCheck, ShapeCheck
+from gate.verdict.finding import Check, Finding, band, flag, worst_finding
+from gate.verdict.history import METRICS, RelativeCheck, SiteCheck
+
+__all__ = ["Decision", "Finding", "ResourceCheck", "band", "decide", "worst_finding"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    verdict: Outcome
+    """Pass, flag or fail: :meth:`Outcome.from_findings`."""
+    findings: tuple[Finding, ...]
+    compared: tuple[RunSummary, ...]
+    """The history runs the relative checks used, oldest first."""
+
+    @property
+    def compared_runs(self) -> int:
+        return len(self.compared)
+
+
+def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) -> Decision:
+    """Run every check; the verdict is the worst finding's."""
+    findings: list[Finding] = []
+    runs: Sequence[RunSummary] = ()
+    if history is None or not history.runs:
+        findings.append(
+            flag(
+                "baseline",
+                "no baseline yet: nothing to compare with; record one"
+                " (memgate check --record, or memgate baseline record)",
+            )
+        )
+    else:
+        comparable = history.comparable()
+        same_env = [r for r in comparable if r.provenance.env_key == current.provenance.env_key]
+        runs = same_env or comparable
+        if not same_env:
+            keys = sorted({r.provenance.env_key for r in comparable})
+            findings.append(
+                flag(
+                    "baseline",
+                    f"the baseline comes from another environment ({', '.join(keys)}; this run:"
+                    f" {current.provenance.env_key}): compared anyway, failures reported as flags",
+                )
+            )
+        if {r.settings_sha256 for r in runs} != {current.settings_sha256}:
+            findings.append(
+                flag(
+                    "baseline",
+                    "this run's load or profile settings (scenario file or overrides) differ"
+                    " from some baseline runs': figures that depend on run length may not compare",
+                )
+            )
+    relative: list[Finding] = []
+    checks: list[Check] = [*(RelativeCheck(m) for m in METRICS), SiteCheck()]
+    for check in checks:
+        relative += check.findings(current, runs)
+    if (
+        history is not None
+        and runs
+        and not any(r.provenance.env_key == current.provenance.env_key for r in runs)
+    ):
+        relative = [dataclasses.replace(f, severity=Outcome.FLAG) for f in relative]
+    findings += relative
+    findings += ShapeCheck().findings(current, runs)
+    findings += ResourceCheck().findings(current, runs)
+    findings += ProcessCheck().findings(current, runs)
+    findings += BudgetCheck(budgets).findings(current, runs)
+    return Decision(Outcome.from_findings(findings), tuple(findings), tuple(runs))
