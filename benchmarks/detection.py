@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scipy.stats import binomtest
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -174,8 +176,7 @@ def table(records: list[dict[str, object]], planted: dict[str, int | None]) -> s
         errors = len(runs) - len(ok)
         if not ok:
             rows.append(
-                f"| {name} | {capture} | {len(runs)} | | all failed: {runs[0]['error']}"
-                " | | | | | |"
+                f"| {name} | {capture} | {len(runs)} | | all failed: {runs[0]['error']} | | | | | |"
             )
             continue
         expected = ok[0]["expected"]
@@ -209,11 +210,9 @@ def _stops(runs: list[dict[str, object]]) -> str:
         return "n/a"
     stopped = [float(r["soak_stop_s"]) for r in runs if r["soak_stop_s"] is not None]  # type: ignore[arg-type]
     n, k = len(runs), len(stopped)
-    z = 1.96
-    centre = (k + z * z / 2) / (n + z * z)
-    half = z * (k * (n - k) / n + z * z / 4) ** 0.5 / (n + z * z)
+    interval = binomtest(k, n).proportion_ci(method="wilson")
     when = f" ({statistics.median(stopped):.0f} s)" if stopped else ""
-    return f"{k}/{n}{when} [{max(centre - half, 0):.0%}, {min(centre + half, 1):.0%}]"
+    return f"{k}/{n}{when} [{interval.low:.0%}, {interval.high:.0%}]"
 
 
 def main(argv: list[str] | None = None) -> int:

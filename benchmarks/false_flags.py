@@ -4,8 +4,10 @@ often a planted leak is missed, against recorded histories of 3 and of 10 clean 
     .venv/bin/python benchmarks/false_flags.py                       # 10 + 100 x 3 runs
     .venv/bin/python benchmarks/false_flags.py --checks 30 --record runs.jsonl
     .venv/bin/python benchmarks/false_flags.py --table-only --record runs.jsonl
+    .venv/bin/python benchmarks/false_flags.py --scenario scenarios/noisy.toml \
+        --leak-var NOISY_LEAK_BYTES --record noisy.jsonl    # the noisy service
 
-First ``--history`` clean runs of the demo scenario are recorded (``memgate run``'s code
+First ``--history`` clean runs of the scenario (the demo's by default) are recorded (``memgate run``'s code
 path, the scenario as a pull-request check runs it); then ``--checks`` rounds, each a
 run of every case (clean, 16 and 64 B/request planted) in turn, so that a slow stretch
 of the machine hits them alike. Every check run is judged by memgate's own verdict
@@ -29,6 +31,7 @@ import time
 from pathlib import Path
 
 from pydantic import TypeAdapter
+from scipy.stats import binomtest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -61,10 +64,10 @@ def run_once(case: str, scenario_path: Path, leak_var: str, workdir: Path) -> Ru
         return str(exc)
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    centre = (k + z * z / 2) / (n + z * z)
-    half = z * (k * (n - k) / n + z * z / 4) ** 0.5 / (n + z * z)
-    return max(centre - half, 0.0), min(centre + half, 1.0)
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The 95% interval of the rate k/n (Wilson's score interval)."""
+    interval = binomtest(k, n).proportion_ci(method="wilson")
+    return interval.low, interval.high
 
 
 def table(records: list[dict[str, object]], histories: tuple[int, ...]) -> str:

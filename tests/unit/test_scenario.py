@@ -23,6 +23,19 @@ def test_demo_scenario_loads_with_resolved_paths() -> None:
     assert len(scenario.sha256) == 64
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "scenarios").rglob("*.toml")), ids=lambda p: p.stem)
+def test_every_bundled_scenario_loads_and_names_files_that_exist(path: Path) -> None:
+    for scenario in load_scenario(path).members():
+        assert scenario.locustfile.is_file()
+        assert scenario.service_cwd.is_dir()
+        # Every examples.* module the command names (python -m M, uvicorn M:app) exists.
+        modules = [arg for arg in scenario.service.command if arg.startswith("examples.")]
+        assert modules, scenario.service.command
+        for module in modules:
+            stem = scenario.service_cwd / module.split(":")[0].replace(".", "/")
+            assert stem.with_suffix(".py").is_file() or (stem / "__init__.py").is_file()
+
+
 def test_defaults_and_string_command_split(write_scenario) -> None:
     (scenario,) = load_scenario(write_scenario(MINIMAL)).members()
     assert scenario.service.command == [
