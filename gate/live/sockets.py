@@ -89,9 +89,15 @@ def _read_dump(
     """Append the sockets of one dump to ``found``, up to its end."""
     while True:
         data = diag.recv(1 << 16)
+        if not data:
+            raise OSError("sock_diag: an empty reply before the dump's end")
         at = 0
         while at + _HEADER.size <= len(data):
             length, kind = _HEADER.unpack_from(data, at)[:2]
+            if length < _HEADER.size or at + length > len(data):
+                raise OSError(
+                    "sock_diag: a message longer than its reply or shorter than its header"
+                )
             if kind == _NLMSG_DONE:
                 return
             if kind == _NLMSG_ERROR:
@@ -100,8 +106,6 @@ def _read_dump(
             if data[body + 8 : body + 8 + width] in loopback:
                 local, remote = _PORTS.unpack_from(data, body + 4)
                 found.append((local, remote, _QUEUES.unpack_from(data, body + 56)[0]))
-            if length < _HEADER.size:
-                raise OSError("sock_diag: a message shorter than its header")
             at += (length + 3) & ~3
 
 

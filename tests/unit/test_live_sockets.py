@@ -4,6 +4,7 @@ and through /proc, on real sockets of this process."""
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from collections.abc import Iterator
 
@@ -63,4 +64,71 @@ def test_without_netlink_proc_answers(monkeypatch: pytest.MonkeyPatch) -> None:
         server.bind(("127.0.0.1", 0))
         server.listen()
         monkeypatch.setattr(sockets, "_sockets", lambda state: None)
+        assert server.getsockname()[1] in sockets._listening_ports()
+
+
+class _Replies:
+    """A netlink socket's side that answers with the datagrams given, one per recv."""
+
+    def __init__(self, *datagrams: bytes) -> None:
+        self.datagrams = list(datagrams)
+
+    def recv(self, size: int) -> bytes:
+        return self.datagrams.pop(0)
+
+
+def _message(kind: int, body: bytes = b"") -> bytes:
+    header = sockets._HEADER.pack(sockets._HEADER.size + len(body), kind, 0, 1, 0)
+    return header + body + bytes(-len(body) % 4)  # each message padded to 4 bytes
+
+
+def _socket_message(local: int, remote: int, address: bytes, unread: int) -> bytes:
+    """An inet_diag_msg: family, state, timer, retrans, ports, addresses, ..., queues."""
+    body = bytearray(72)
+    body[4:8] = struct.pack(">HH", local, remote)
+    body[8 : 8 + len(address)] = address
+    body[56:64] = struct.pack("=II", unread, 0)
+    return _message(20, bytes(body))
+
+
+LOOPBACK = socket.inet_aton("127.0.0.1")
+
+
+def test_a_dump_over_several_datagrams_is_read_to_its_end() -> None:
+    found: list[tuple[int, int, int]] = []
+    replies = _Replies(
+        _socket_message(8000, 0, LOOPBACK, 0) + _socket_message(41000, 8000, LOOPBACK, 12),
+        _socket_message(9000, 0, socket.inet_aton("10.0.0.5"), 0),  # not the loopback
+        _socket_message(9100, 0, bytes(4), 3) + _message(sockets._NLMSG_DONE),
+        _socket_message(9999, 0, LOOPBACK, 0),  # after the dump's end: not read
+    )
+    sockets._read_dump(replies, 4, sockets._LOOPBACK_V4, found)  # type: ignore[arg-type]
+    assert found == [(8000, 0, 0), (41000, 8000, 12), (9100, 0, 3)]
+    assert len(replies.datagrams) == 1
+
+
+@pytest.mark.parametrize(
+    "datagrams",
+    [
+        (_message(sockets._NLMSG_ERROR, struct.pack("=i", -22)),),  # the kernel refused
+        (b"",),  # an empty reply
+        (_socket_message(8000, 0, LOOPBACK, 0)[:40],),  # a message cut short
+        (sockets._HEADER.pack(4, 20, 0, 1, 0),),  # a length shorter than the header
+    ],
+    ids=["error", "empty", "cut-short", "short-length"],
+)
+def test_a_bad_reply_is_an_os_error_not_a_hang(datagrams: tuple[bytes, ...]) -> None:
+    with pytest.raises(OSError):
+        sockets._read_dump(_Replies(*datagrams), 4, sockets._LOOPBACK_V4, [])  # type: ignore[arg-type]
+
+
+def test_a_bad_reply_falls_back_to_proc(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise OSError(22, "sock_diag")
+
+    monkeypatch.setattr(sockets, "_read_dump", refuse)
+    assert sockets._sockets(sockets.LISTEN) is None
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
         assert server.getsockname()[1] in sockets._listening_ports()
