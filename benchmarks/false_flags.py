@@ -7,17 +7,18 @@ often a planted leak is missed, against recorded histories of 3 and of 10 clean 
     .venv/bin/python benchmarks/false_flags.py --scenario scenarios/noisy.toml \
         --leak-var NOISY_LEAK_BYTES --record noisy.jsonl    # the noisy service
 
-First ``--history`` clean runs of the scenario (the demo's by default) are recorded (``memgate run``'s code
-path, the scenario as a pull-request check runs it); then ``--checks`` rounds, each a
-run of every case (clean, 16 and 64 B/request planted) in turn, so that a slow stretch
-of the machine hits them alike. Every check run is judged by memgate's own verdict
-(``gate.verdict.decide``, as ``memgate check`` judges it) against the first 3 recorded
-runs and against all of them. Each run's summary is appended to ``--record`` as it
-ends, so an interrupted benchmark keeps what it measured, and ``--table-only`` judges a
-record again with this memgate. The table prints, per case and history size, the checks
-that passed, flagged and failed, and the rate that matters with its 95% interval
-(Wilson's): clean, a flag or a failure is a false flag; planted, anything but a failure
-is a miss. It takes about 9 s a run on 2 cores: not part of CI.
+First ``--history`` clean runs of the scenario (the demo's by default) are recorded
+(``memgate run``'s code path, the scenario as a pull-request check runs it); then
+``--checks`` rounds, each a run of every case (clean, 16 and 64 B/request planted) in
+turn, so that a slow stretch of the machine hits them alike. Every check run is judged
+by memgate's own verdict (``gate.verdict.decide``, as ``memgate check`` judges it)
+against the first 3 recorded runs and against all of them. Each run's summary is
+appended to ``--record`` as it ends, so an interrupted benchmark keeps what it
+measured, and ``--table-only`` judges a record again with this memgate. The table
+prints, per case and history size, the checks that passed, flagged and failed, and the
+rate that matters with its 95% interval (Wilson's): clean, a flag or a failure is a
+false flag; planted, anything but a failure is a miss. It takes 5 to 15 s a run on 2
+cores: not part of CI.
 """
 
 from __future__ import annotations

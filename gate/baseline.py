@@ -202,10 +202,11 @@ runs did before them: left at that value, a setting is left out of the hash, so 
 older histories still compare."""
 
 
-READING_SETTINGS = {"profile": {"capture", "flamegraph"}, "load": {"stop_on_leak"}}
+READING_SETTINGS = {"profile": {"capture", "flamegraph", "census"}, "load": {"stop_on_leak"}}
 """Settings that say how memgate reads what memray recorded, or watches it, not what is
 measured: left out of the hash (a live run compares with runs read from capture files,
-a soak watched for a certain leak with the same soak unwatched)."""
+a soak watched for a certain leak with the same soak unwatched, a run with the
+garbage collector's census, taken outside the curve's points, with one without)."""
 
 
 def settings_hash(settings: dict[str, Any]) -> str:

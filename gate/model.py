@@ -328,6 +328,59 @@ class ProcessCurve:
 
 
 @dataclasses.dataclass(frozen=True)
+class Retained:
+    """What grew in the garbage collector's census between the steady start and the end
+    of the load: a container (with the path from a root to it), a type of object, or
+    objects of a type that nothing the collector sees refers to (a reference native code
+    took and did not give back)."""
+
+    kind: str
+    """``container``, ``type`` or ``native``."""
+    what: str
+    """A container's path from a root (``examples.demo_service.app._retained``); else
+    the type's name."""
+    type: str
+    """The object's type (for a container), or the type counted."""
+    before: int
+    """Items (a container) or objects (a type) at the steady start."""
+    after: int
+    """At the end of the load."""
+    per_request: float
+    """Growth per request served between the two censuses."""
+    pid: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Census:
+    """One census of one process, and what it cost."""
+
+    pid: int
+    label: str
+    """``start`` (after the warm-up) or ``end`` (after the load)."""
+    t: float
+    """When it began, seconds since the load's start."""
+    objects: int
+    """Objects reached from the roots."""
+    seconds: float
+    """How long the service's interpreter was held (the census's pause)."""
+    truncated: bool = False
+    """It stopped at its limit of objects before reaching them all."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Retention:
+    """What keeps the memory alive, by the garbage collector's census inside the service
+    at the steady start and the end of the load (memgate's agent takes it; the curve
+    leaves out the points taken while it ran)."""
+
+    retained: tuple[Retained, ...]
+    """What grew by enough to name, containers first, each kind most grown first."""
+    censuses: tuple[Census, ...]
+    requests: float
+    """Requests served between the two censuses (of the main process)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class CaptureInfo:
     file: str
     """Path of the memray capture, relative to the result's directory."""
@@ -421,3 +474,6 @@ class RunResult:
     process_curves: tuple[ProcessCurve, ...] = ()
     """Per process, when the service forked profiled processes (``curve`` is their sum);
     empty for a single process."""
+    retention: Retention | None = None
+    """``None`` when no census was taken (an older result, ``[profile] census = false``,
+    or a service whose agent did not answer)."""

@@ -28,13 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
+import pydantic
 
 if TYPE_CHECKING:
     from gate.live import LiveCapture, LiveProcess, LiveStats
 
 from gate._files import last_line, open_log
 from gate._process import exit_text
-from gate.agent.memgate_agent import SETTINGS
+from gate.agent.memgate_agent import CENSUS_FILE, CENSUS_REQUEST, SETTINGS
+from gate.analysis.retention import CensusRecord
 from gate.errors import RunError
 from gate.interpreter import AGENT, ServicePython, check_python, service_command
 from gate.model import GcSample
@@ -78,9 +80,59 @@ def agent_settings(profile: ProfileSpec, out_dir: Path, capture: Path, port: int
         "trace_python_allocators": profile.trace_python_allocators,
         "native": profile.native,
         "follow_fork": profile.follow_fork,
+        "census": profile.census,
         "parent": os.getpid(),
     }
     return json.dumps(settings)
+
+
+class _GrownContainer(pydantic.BaseModel):
+    type: str
+    before: int
+    after: int
+    path: str
+
+
+class _CensusFile(pydantic.BaseModel):
+    """A census as the agent writes it (``census.LABEL.PID.json``)."""
+
+    label: str
+    pid: int
+    t: float
+    objects: int
+    seconds: float
+    truncated: bool = False
+    types: dict[str, int]
+    orphans: dict[str, int]
+    grown: list[_GrownContainer] = []
+
+
+def read_censuses(folder: Path, label: str) -> list[CensusRecord]:
+    """The agent's censuses labelled ``label`` in ``folder``, one per process that took
+    it; a file that is unreadable or not the agent's is left out (a census tells, it
+    never decides)."""
+    found = []
+    for path in sorted(folder.glob(CENSUS_FILE.format(label=label, pid="*"))):
+        try:
+            raw = _CensusFile.model_validate_json(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if raw.label != label:
+            continue
+        found.append(
+            CensusRecord(
+                pid=raw.pid,
+                label=raw.label,
+                t=raw.t,
+                objects=raw.objects,
+                seconds=raw.seconds,
+                truncated=raw.truncated,
+                types=raw.types,
+                orphans=raw.orphans,
+                grown=tuple((g.type, g.before, g.after, g.path) for g in raw.grown),
+            )
+        )
+    return found
 
 
 def read_gc_samples(prefix: Path) -> list[list[GcSample]]:
@@ -169,12 +221,15 @@ class ServiceProcess:
             *folder.glob(self.capture_path.name + ".*"),
             *folder.glob("gc.*.jsonl"),
             *folder.glob("live.*.port"),
+            *folder.glob("census.*"),
             *folder.glob("flamegraph*.html"),
             folder / "live.ended",
         ]
         for path in stale:
-            if path.name in ("flamegraph.html", "live.ended") or any(
-                p.isdigit() for p in path.name.split(".")
+            if (
+                path.name in ("flamegraph.html", "live.ended")
+                or path.name.startswith("census.")
+                or any(p.isdigit() for p in path.name.split("."))
             ):
                 path.unlink(missing_ok=True)  # capture.bin.PID, gc.PID.START.jsonl, ...
         if self.live:
@@ -260,6 +315,37 @@ class ServiceProcess:
                 raise RunError(
                     f"{self.who}{ended}: {exc} (see {self.log_path}): {last_line(self.log_path)}"
                 ) from None
+
+    @property
+    def census_folder(self) -> Path:
+        return self.capture_path.parent
+
+    def ask_census(self, label: str) -> None:
+        """Ask memgate's agent in every process of the service for a census (each answers
+        in ``census.LABEL.<pid>.json``), if the scenario wants them."""
+        if self.profiled and self.scenario.profile.census:
+            with contextlib.suppress(OSError):  # no census is no failure
+                (self.census_folder / CENSUS_REQUEST.format(label=label)).write_text("")
+
+    def wait_census(self, label: str, after: str, timeout: float) -> None:
+        """Wait, up to ``timeout`` seconds, until every process that answered the census
+        ``after`` and still runs has answered ``label``'s."""
+        if not (self.profiled and self.scenario.profile.census):
+            return
+        deadline = time.monotonic() + timeout
+        folder = self.census_folder
+        while time.monotonic() < deadline and self.exit_code() is None:
+            asked = {
+                p.name.split(".")[2] for p in folder.glob(CENSUS_FILE.format(label=after, pid="*"))
+            }
+            done = {
+                p.name.split(".")[2] for p in folder.glob(CENSUS_FILE.format(label=label, pid="*"))
+            }
+            if all(
+                pid in done or not pid.isdigit() or not psutil.pid_exists(int(pid)) for pid in asked
+            ):
+                return
+            time.sleep(0.02)
 
     def end_capture(self) -> None:
         """Take the live capture's last point and stop reading (the load has ended)."""

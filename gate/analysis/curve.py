@@ -63,16 +63,18 @@ def build_curve(
     load_end: float,
     warmup_requests: int,
     max_points: int = MAX_POINTS,
+    exclude: Sequence[tuple[float, float]] = (),
 ) -> tuple[Curve, list[int]]:
     """The memory curve from the load's start to its end, and the snapshot index of each point.
 
     Points are real snapshots, chosen evenly spaced in requests (at most ``max_points``);
     the first snapshot at or past the warm-up and the last one of the load are always
     points. ``timeline`` times are absolute like the snapshots'; the curve's ``t`` is
-    relative to ``load_start``.
+    relative to ``load_start``. No point is taken in an ``exclude`` window (``(from,
+    to)``, absolute: a census inside the service ran then).
     """
     times = np.fromiter((s.t for s in snapshots), dtype=float, count=len(snapshots))
-    inside = np.flatnonzero((times >= load_start) & (times <= load_end))
+    inside = np.flatnonzero((times >= load_start) & (times <= load_end) & _outside(times, exclude))
     if len(inside) < 2:
         raise NotEnoughData(
             f"only {len(inside)} memory snapshot(s) fell inside the load's"
@@ -112,19 +114,34 @@ def build_curve(
 
 
 def snapshot_indexes(
-    snapshots: Sequence[MemorySnapshot], at: Sequence[float], slack: float = PROCESS_END_SLACK_S
+    snapshots: Sequence[MemorySnapshot],
+    at: Sequence[float],
+    slack: float = PROCESS_END_SLACK_S,
+    exclude: Sequence[tuple[float, float]] = (),
 ) -> list[int]:
     """For each time in ``at`` (absolute, like the snapshots'), the index of the last
-    snapshot at or before it; -1 where the process was not running: before its first
-    snapshot, or more than ``slack`` seconds (beyond its usual spacing of snapshots)
-    after its last."""
+    snapshot at or before it, none in an ``exclude`` window; -1 where the process was
+    not running: before its first snapshot, or more than ``slack`` seconds (beyond its
+    usual spacing of snapshots) after its last."""
     when = np.asarray(at, dtype=float)
     if not snapshots:
         return [-1] * len(when)
     times = np.fromiter((s.t for s in snapshots), dtype=float, count=len(snapshots))
-    found = np.searchsorted(times, when, side="right") - 1
-    found[when > times[-1] + slack + spacing(times)] = -1
-    return [int(i) for i in found]
+    kept = np.flatnonzero(_outside(times, exclude))
+    if not len(kept):
+        return [-1] * len(when)
+    found = np.searchsorted(times[kept], when, side="right") - 1
+    indexes = np.where(found >= 0, kept[found.clip(0)], -1)
+    indexes[when > times[-1] + slack + spacing(times)] = -1
+    return [int(i) for i in indexes]
+
+
+def _outside(times: np.ndarray, windows: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Whether each time falls outside every window (``(from, to)``, inclusive)."""
+    keep = np.ones(len(times), dtype=bool)
+    for start, end in windows:
+        keep &= (times < start) | (times > end)
+    return keep
 
 
 def spacing(times: np.ndarray) -> float:

@@ -21,6 +21,7 @@ from gate.report.parts import (
     Report,
     baseline_text,
     capture_text,
+    census_text,
     change,
     growing_processes,
     growing_sites,
@@ -29,6 +30,7 @@ from gate.report.parts import (
     process_name,
     rate,
     resources_text,
+    several_processes,
     where,
 )
 from gate.units import quantity, size
@@ -197,8 +199,21 @@ def render_html(report: Report) -> str:
         {"site": site, "where": where(site.frame), "user": site.in_user_code}
         for site in growing_sites(result.sites, SITES)
     ]
+    retention = result.retention
+    kinds = {
+        "container": "container (items)",
+        "native": "held by native code (objects)",
+        "type": "objects of a type",
+    }
+    several = retention is not None and several_processes(retention)
+    retained = [
+        {"item": r, "kind": kinds[r.kind], "several": several}
+        for r in (retention.retained if retention else ())
+    ]
     return _template().render(
         report=report,
+        retained=retained,
+        census=census_text(result),
         result=result,
         decision=report.decision,
         passed=report.decision.verdict is Outcome.PASS,

@@ -92,6 +92,13 @@ def render_json(report: Report) -> str:
             }
             for process in result.process_curves
         ],
+        "retention": None
+        if result.retention is None
+        else {
+            "retained": [dataclasses.asdict(r) for r in result.retention.retained],
+            "censuses": [dataclasses.asdict(c) for c in result.retention.censuses],
+            "requests": result.retention.requests,
+        },
     }
     return json.dumps(_finite(doc), indent=2) + "\n"
 

@@ -18,6 +18,7 @@ from gate.outcome import Outcome
 from gate.report.parts import (
     Report,
     baseline_text,
+    census_text,
     change,
     gc_text,
     growing_processes,
@@ -29,6 +30,8 @@ from gate.report.parts import (
     process_name,
     rate,
     resources_text,
+    retained_text,
+    several_processes,
     tally,
 )
 from gate.units import quantity, size
@@ -97,6 +100,7 @@ def render_markdown(report: Report) -> str:
     out += _charts(report)
     out += _processes(report)
     out += _sites(report)
+    out += _retention(report)
     out += _provenance(result.provenance, base)
     out += _next(report)
     return "\n".join(out) + "\n"
@@ -262,6 +266,25 @@ def _sites(report: Report) -> list[str]:
             stack += f"\n... {more} more frames"
         out += ["", "   <details><summary>stack</summary>", "", _indent(fenced(stack))]
         out += ["", "   </details>", ""]
+    return out
+
+
+def _retention(report: Report) -> list[str]:
+    retention = report.result.retention
+    if retention is None:
+        return []
+    out = ["### What keeps the memory alive", ""]
+    several = several_processes(retention)
+    for retained in retention.retained:
+        text = retained_text(retained, several)
+        if retained.kind == "container":  # the path as code, the figures as text
+            rest = text.removeprefix(retained.what)
+            out.append(f"- {code(retained.what)} {md(rest.strip())}")
+        else:
+            out.append(f"- {md(text)}")
+    if not retention.retained:
+        out.append("Nothing the garbage collector's census counts grew with the requests.")
+    out += ["", f"Census of the collector's objects: {md(census_text(report.result))}.", ""]
     return out
 
 

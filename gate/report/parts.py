@@ -13,7 +13,16 @@ from gate.analysis.resources import LABELS
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
 from gate.baseline import RunSummary, thin
 from gate.merge import Merged
-from gate.model import CaptureInfo, Frame, ProcessCurve, RunResult, Site, Trend
+from gate.model import (
+    CaptureInfo,
+    Frame,
+    ProcessCurve,
+    Retained,
+    Retention,
+    RunResult,
+    Site,
+    Trend,
+)
 from gate.outcome import WORST_FIRST
 from gate.units import quantity, size
 from gate.verdict import Decision, Finding
@@ -84,6 +93,42 @@ def gc_text(result: RunResult) -> str:
         f" ({gc.full_per_1000_requests:,.2f} full per 1000 requests),"
         f" {gc.seconds_per_request * 1e6:,.1f} µs per request in the steady state"
     )
+
+
+def retained_text(retained: Retained, several: bool = False) -> str:
+    """``examples.app._retained (list, +4,949 items, 0.99 per request)``: what grew in the
+    census, and by how much (``several``: name the process)."""
+    grew = f"+{retained.after - retained.before:,}"
+    per = f"{retained.per_request:,.2f} per request"
+    who = f" in process {retained.pid}" if several else ""
+    if retained.kind == "container":
+        text = f"{retained.what} ({retained.type}, {grew} items, {per}){who}"
+    elif retained.kind == "native":
+        text = (
+            f"{retained.what}: {grew} objects that no object refers to, {per}{who}:"
+            " references native code took and kept"
+        )
+    else:
+        text = f"{retained.what}: {grew} objects, {per}{who}"
+    return text
+
+
+def census_text(result: RunResult) -> str:
+    """What the censuses cost: objects counted and the service's pause for each."""
+    retention = result.retention
+    if retention is None:
+        return "not taken"
+    parts = []
+    for census in retention.censuses:
+        cut = " (stopped at its limit)" if census.truncated else ""
+        parts.append(
+            f"{census.label} {census.objects:,} objects{cut}, paused {census.seconds:.2f} s"
+        )
+    return "; ".join(parts)
+
+
+def several_processes(retention: Retention) -> bool:
+    return len({c.pid for c in retention.censuses}) > 1
 
 
 def capture_text(capture: CaptureInfo) -> str:

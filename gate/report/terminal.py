@@ -12,10 +12,11 @@ from rich.table import Table
 
 from gate.baseline import AuditEntry, History
 from gate.merge import Merged
-from gate.model import CurveShape, RunResult
+from gate.model import CurveShape, Retention, RunResult
 from gate.report.parts import (
     baseline_text,
     capture_text,
+    census_text,
     gc_text,
     growing_processes,
     growing_sites,
@@ -24,6 +25,8 @@ from gate.report.parts import (
     process_name,
     rate,
     resources_text,
+    retained_text,
+    several_processes,
     tally,
     where,
 )
@@ -62,6 +65,8 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     summary.add_row("resources", resources_text(result))
     summary.add_row("gc", gc_text(result))
     summary.add_row("capture", capture_text(result.capture))
+    if result.retention is not None:
+        summary.add_row("census", census_text(result))
 
     sites = Table(box=box.SIMPLE, title="allocation sites most likely to be leaking")
     sites.add_column("#", justify="right")
@@ -87,7 +92,20 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     if result.process_curves:
         console.print(_processes(result))
     console.print(sites)
+    if result.retention is not None:
+        console.print(_retained(result.retention))
     return out.getvalue()
+
+
+def _retained(retention: Retention) -> Table:
+    table = Table(box=box.SIMPLE, show_header=False, title="what keeps the memory alive")
+    table.add_column(overflow="fold")
+    several = several_processes(retention)
+    for retained in retention.retained:
+        table.add_row(retained_text(retained, several))
+    if not retention.retained:
+        table.caption = "nothing the garbage collector's census counts grew with the requests"
+    return table
 
 
 def _processes(result: RunResult) -> Table:

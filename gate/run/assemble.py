@@ -28,6 +28,7 @@ from gate.analysis.curve import (
 )
 from gate.analysis.gc import gc_pressure
 from gate.analysis.resources import resource_growth
+from gate.analysis.retention import CensusRecord, retention
 from gate.analysis.shape import NotEnoughPoints, analyse_curve, steady_growth
 from gate.analysis.sites import rank_sites, sum_by_stack
 from gate.analysis.trend import TooFewPoints, blocks, trend
@@ -55,7 +56,7 @@ from gate.process_tree import RawProcessSample
 from gate.result import SCHEMA_VERSION
 from gate.run.refusals import check_profiled
 from gate.scenario import Scenario
-from gate.service import ServiceProcess, read_gc_samples
+from gate.service import ServiceProcess, read_censuses, read_gc_samples
 
 LIVE_END_S = 5.0
 """Read live, the last point is taken once the load has ended (and before the services
@@ -138,6 +139,8 @@ def build_result(
                 ]
             forks = {pid for pid, _, _ in recordings[1:]}
             check_profiled(during, forks, scenario.profile.follow_fork, service.who)
+            starts = read_censuses(service.census_folder, "start")
+            ends = read_censuses(service.census_folder, "end")
             read = _read(
                 scenario,
                 recordings,
@@ -146,6 +149,7 @@ def build_result(
                 samples,
                 service.python.library_roots,
                 LIVE_END_S if service.live else 0.0,
+                _census_windows([*starts, *ends], service.live),
             )
     except UnreadableCapture as exc:
         raise RunError(str(exc)) from None
@@ -207,7 +211,33 @@ def build_result(
             read_gc_samples(service.gc_prefix), curve, outcome.started_at, analysis.steady.index
         ),
         process_curves=process_curves,
+        retention=retention(
+            starts,
+            ends,
+            lambda t: float(requests_at([t], timeline)[0]),
+            load_start=outcome.started_at,
+            main_pid=recordings[0][0] if recordings else -1,
+        ),
     )
+
+
+CENSUS_MARGIN_S = (0.1, 0.5)
+"""Past a census's end, the time its records may take to show: from a capture file
+(stamped by the service's tracker), and live, where memgate stamps what it read when it
+reads it, and the stream may be behind (three times the census's own length if that is
+more)."""
+
+
+def _census_windows(
+    censuses: Sequence[CensusRecord], live: bool
+) -> dict[int, list[tuple[float, float]]]:
+    """When each process's snapshots may hold a census's own objects: they are no point
+    of the curve."""
+    windows: dict[int, list[tuple[float, float]]] = {}
+    for census in censuses:
+        margin = max(CENSUS_MARGIN_S[1], 3 * census.seconds) if live else CENSUS_MARGIN_S[0]
+        windows.setdefault(census.pid, []).append((census.t, census.t + census.seconds + margin))
+    return windows
 
 
 def _read(
@@ -218,6 +248,7 @@ def _read(
     samples: tuple[ProcessSample, ...],
     library_roots: Sequence[str],
     after_end: float,
+    censuses: dict[int, list[tuple[float, float]]],
 ) -> _Read:
     """Read the processes' ``recordings`` (``(pid, capture file name, recording)``, the
     main process's first) on the load's timeline.
@@ -226,7 +257,8 @@ def _read(
     load among those that ran through it (read live, an idle prefork master is read less
     often than its busy workers: a reading costs by the stacks alive, not by the work
     done; a worker recycled midway, or started midway, spans only part of the load);
-    every other process is read at those points, each at its last snapshot before."""
+    every other process is read at those points, each at its last snapshot before.
+    No process is read while it took a census (``censuses``: when, by pid)."""
     snapshots = [recording.snapshots() for _, _, recording in recordings]
     during = [
         sum(1 for s in theirs if outcome.started_at <= s.t <= outcome.ended_at + after_end)
@@ -246,14 +278,20 @@ def _read(
         load_start=outcome.started_at,
         load_end=outcome.ended_at + after_end,
         warmup_requests=warmup_done,
+        exclude=censuses.get(recordings[reference][0], ()),
     )
     at = [outcome.started_at + p.t for p in curve.points]
     processes = []
-    for number, ((pid, name, _), theirs) in enumerate(zip(recordings, snapshots, strict=True)):
-        chosen = indexes if number == reference else snapshot_indexes(theirs, at)
+    for number, ((pid, name, recording), theirs) in enumerate(
+        zip(recordings, snapshots, strict=True)
+    ):
+        windows = censuses.get(pid, ())
+        chosen = indexes if number == reference else snapshot_indexes(theirs, at, exclude=windows)
         heap = [theirs[i].heap if i >= 0 else 0 for i in chosen]
         ended = bool(theirs) and outcome.started_at <= theirs[-1].t < outcome.ended_at
-        lifetime = _lifetime(theirs, outcome) if number else None
+        lifetime = _lifetime(theirs, outcome, windows) if number else None
+        if not name:  # read live
+            heap = _without_agent(heap, recording.live_bytes_by_stack(chosen))
         processes.append(Profiled(pid, name, chosen, heap, ended, lifetime))
     curve = with_heaps(curve, [p.heap for p in processes])
     curve = with_rss(curve, [(s.t, s.rss_anon) for s in samples])
@@ -274,13 +312,21 @@ def _read(
     return _Read(curve, analysis, sites, processes, len(snapshots[0]))
 
 
-def _lifetime(snapshots: Sequence[MemorySnapshot], outcome: LoadOutcome) -> Trend | None:
+def _lifetime(
+    snapshots: Sequence[MemorySnapshot],
+    outcome: LoadOutcome,
+    censuses: Sequence[tuple[float, float]] = (),
+) -> Trend | None:
     """A process's heap growth per request served by the service, over the measured part
     of its life (from the warm-up's end, or its start, to the load's end, or its own),
     from every snapshot of it: a worker recycled between two points of the curve is
     judged on what it kept while it ran."""
     start = outcome.warmup_done_at or outcome.started_at
-    mine = [s for s in snapshots if start <= s.t <= outcome.ended_at]
+    mine = [
+        s
+        for s in snapshots
+        if start <= s.t <= outcome.ended_at and not any(a <= s.t <= b for a, b in censuses)
+    ]
     if len(mine) < 2:
         return None
     requests = requests_at([s.t for s in mine], outcome.samples)
@@ -288,6 +334,18 @@ def _lifetime(snapshots: Sequence[MemorySnapshot], outcome: LoadOutcome) -> Tren
         return steady_growth(requests, np.asarray([s.heap for s in mine], dtype=float))
     except TooFewPoints:
         return None
+
+
+def _without_agent(heap: Sequence[int], stacks: Iterable[StackLiveBytes]) -> list[int]:
+    """A process's heap at each point without what memgate's agent itself held then (a
+    census's objects, chiefly). Read live, memgate stamps a point when it reads it and
+    the stream may be behind the service: the agent's allocations are taken out of
+    every point, wherever they land, not only out of the census's time."""
+    agent = np.zeros(len(heap), dtype=np.int64)
+    for read in stacks:
+        if without_agent(read.stack) is None and read.stack:
+            agent += np.asarray(read.live, dtype=np.int64)
+    return [int(h - a) for h, a in zip(heap, agent, strict=True)]
 
 
 def _service_stacks(

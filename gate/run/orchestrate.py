@@ -38,6 +38,8 @@ from gate.scenario import Scenario, ScenarioFile, port_variable
 from gate.service import ServiceProcess, StopInfo, free_port
 
 POLL_S = 0.1
+CENSUS_TIMEOUT_S = 30.0
+"""The longest wait for the services' censuses at the end of the load."""
 
 
 def run_scenario(
@@ -105,6 +107,11 @@ def run_services(
             outcome = _drive_load(members[0], services, target, out_dir, named, watched)
             for service in services:
                 service.end_capture()  # the last live point is the load's end
+            # After the last point: the census's pause and its objects are in no point.
+            for service in services:
+                service.ask_census("end")
+            for service in services:
+                service.wait_census("end", after="start", timeout=CENSUS_TIMEOUT_S)
         except RunError:
             watched.failed_in = watched.last_phase  # not the stop that follows
             _stop_all(tried, watched)
@@ -288,11 +295,16 @@ def _drive_load(
     watch = SoakWatch(services, load) if spec.stop_on_leak else None
     observer.phase("load")
     load.start()
+    census_asked = False
     try:
         while True:
             finished = load.poll() is not None
             progress = load.progress
             phase = progress.phase
+            if phase == "measuring" and not census_asked:  # the warm-up is over
+                census_asked = True
+                for service in services:
+                    service.ask_census("start")
             if watch is not None and phase == "measuring":
                 growth = watch.tick()
                 phase = f"{phase}; {growth}" if growth else phase

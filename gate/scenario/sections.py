@@ -180,6 +180,10 @@ class ProfileSpec(StrictModel):
     flamegraph: bool = False
     """Live: write memray's flame graph of the allocations alive at the end of the load
     (``flamegraph.html``; ``flamegraph.PID.html`` for each fork)."""
+    census: bool = True
+    """Have memgate's agent count the garbage collector's objects in the service after
+    the warm-up and after the load, to tell what keeps growing memory alive (the
+    service pauses for each: the result says how long)."""
     capture: Literal["live", "file"] = "live"
     """``live`` streams memray's records to memgate during the load (no capture file;
     memgate's memory and disk stay bounded however long the load); ``file`` writes

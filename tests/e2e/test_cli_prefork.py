@@ -21,9 +21,7 @@ RUN = ("--requests", "3000", "--warmup", "500", "--quiet")
     [(True, "live"), (False, "live"), (True, "file")],
     ids=["leak-in-worker-2", "clean", "leak-in-worker-2-file"],
 )
-def test_the_leaking_worker_and_line_are_named(
-    tmp_path: Path, leaking: bool, capture: str
-) -> None:
+def test_the_leaking_worker_and_line_are_named(tmp_path: Path, leaking: bool, capture: str) -> None:
     env = ("--env", "PREFORK_LEAK_BYTES=256", "--env", "PREFORK_LEAK_WORKER=2")
     done = memgate(
         "check",

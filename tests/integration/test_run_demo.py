@@ -35,6 +35,12 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path
 
 
 @pytest.fixture(scope="module")
+def unbounded_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
+    out = tmp_path_factory.mktemp("unbounded")
+    return run_demo(out, DEMO_CACHE="unbounded"), out
+
+
+@pytest.fixture(scope="module")
 def lru_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
     out = tmp_path_factory.mktemp("lru")
     # The cache holds 2000 items, full after about 2500 requests; then it must level off.
@@ -84,6 +90,29 @@ def test_planted_leak_is_a_leak_at_its_rate_on_its_line(leak_run) -> None:
     )
     assert 128 <= top.growth_per_request <= 512
     assert top.confidence > 0.9
+    # What keeps it: the module's list, one item per request (one in 256 bytes).
+    assert result.retention is not None
+    kept = result.retention.retained[0]
+    assert (kept.kind, kept.what, kept.type) == (
+        "container",
+        "examples.demo_service.app._retained",
+        "list",
+    )
+    assert kept.per_request == pytest.approx(1.0, rel=0.05)
+    assert [c.label for c in result.retention.censuses] == ["start", "end"]
+    assert all(0 < c.seconds < 10 and c.objects > 1000 for c in result.retention.censuses)
+
+
+def test_an_unbounded_cache_is_named_by_its_dict(unbounded_run) -> None:
+    result, _ = unbounded_run
+    assert result.analysis.shape is Shape.LEAK, result.analysis.heap.reason
+    assert result.retention is not None
+    kept = result.retention.retained[0]
+    assert (kept.what, kept.type) == (
+        "examples.demo_service.app._cache._entries",
+        "collections.OrderedDict",
+    )
+    assert kept.per_request == pytest.approx(0.8, rel=0.1)  # 4 requests in 5 view a new item
 
 
 def test_clean_service_is_flat(clean_run) -> None:
@@ -94,6 +123,8 @@ def test_clean_service_is_flat(clean_run) -> None:
     )
     assert abs(result.analysis.heap.trend.slope) < 16
     assert not [s for s in result.sites if s.growth_per_request > 16 and s.confidence > 0.9]
+    assert result.retention is not None
+    assert not [r for r in result.retention.retained if r.per_request >= 0.1], result.retention
 
 
 def test_bounded_cache_is_a_plateau(lru_run) -> None:

@@ -159,3 +159,24 @@ def test_heaps_of_the_processes_are_summed_point_by_point() -> None:
     curve = with_heaps(Curve(points, 0, 0), [[10, 20, 30], [0, 1, 2], [5, 5, 0]])
     assert [p.heap for p in curve.points] == [15, 26, 32]
     assert [p.rss for p in curve.points] == [5, 5, 5]
+
+
+def test_no_point_is_taken_while_a_census_ran() -> None:
+    # A census from 3.0 to 3.4 s after the load's start: its objects doubled the heap.
+    census = (T0 + 3.0, T0 + 3.4)
+    raw = snapshots()
+    spiked = [
+        MemorySnapshot(s.t, s.rss, s.heap * 2 if census[0] <= s.t <= census[1] else s.heap)
+        for s in raw
+    ]
+    curve, indexes = build_curve(
+        spiked, timeline(), load_start=T0, load_end=T0 + 10, warmup_requests=200, exclude=[census]
+    )
+    assert not [p for p in curve.points if 3.0 <= p.t <= 3.4]
+    assert all(census[0] > spiked[i].t or spiked[i].t > census[1] for i in indexes)
+    heaps = np.array([p.heap for p in curve.points], dtype=float)
+    assert np.all(np.diff(heaps) >= 0)  # no spike left: the heap only grows
+    # Another process is read at its last snapshot before each point, none in its census.
+    at = [T0 + 3.2, T0 + 3.5]
+    assert snapshot_indexes(snaps(T0 + 2.9, T0 + 3.1, T0 + 3.45), at, exclude=[census]) == [0, 2]
+    assert snapshot_indexes(snaps(T0 + 3.1), at, exclude=[census]) == [-1, -1]

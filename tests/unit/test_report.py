@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from gate import merge
 from gate.baseline import History, summarize
 from gate.merge import BadInput
-from gate.model import Frame, RunResult
+from gate.model import Census, Frame, Retained, Retention, RunResult
 from gate.outcome import Outcome
 from gate.report.formats import Format, render
 from gate.report.github import Annotation, annotate, annotate_merged, render_annotations
@@ -317,3 +317,41 @@ def test_annotations_one_per_scenario_and_level() -> None:
     assert all("file" not in props for _, props, _ in back)
     assert back[0][2].endswith("(at examples/demo_service/app.py:54 in __call__)")
     assert back[-1][2] == "x.json: not valid JSON"
+
+
+def _with_retention(report: Report, path: str) -> Report:
+    retained = (
+        Retained("container", path, "list", 577, 5526, 0.99, 4833),
+        Retained("native", "app.Buffer", "app.Buffer", 10, 2010, 0.4, 4833),
+        Retained("type", "dict", "dict", 1000, 3000, 0.4, 4833),
+    )
+    censuses = (Census(4833, "start", 1.95, 27554, 0.21), Census(4833, "end", 19.0, 27332, 0.18))
+    result = dataclasses.replace(report.result, retention=Retention(retained, censuses, 4983.1))
+    return dataclasses.replace(report, result=result)
+
+
+def test_every_format_says_what_keeps_the_memory_alive() -> None:
+    report = _with_retention(leak_report(), "examples.demo_service.app._retained")
+    terminal = render(report, Format.TERMINAL, width=200)
+    assert "what keeps the memory alive" in terminal
+    assert "examples.demo_service.app._retained (list, +4,949 items, 0.99 per request)" in terminal
+    assert "references native code took and kept" in terminal
+    assert "start 27,554 objects, paused 0.21 s; end 27,332 objects, paused 0.18 s" in terminal
+    summary = render(report, Format.MARKDOWN)
+    assert "- `examples.demo_service.app._retained` (list, +4,949 items" in summary
+    doc = json.loads(render(report, Format.JSON))
+    assert doc["retention"]["retained"][0]["what"] == "examples.demo_service.app._retained"
+    assert [c["seconds"] for c in doc["retention"]["censuses"]] == [0.21, 0.18]
+    page = render(report, Format.HTML)
+    assert "<h2>What keeps the memory alive</h2>" in page
+    assert "<code>examples.demo_service.app._retained</code>" in page
+
+
+@settings(max_examples=50, deadline=None)
+@given(path=HOSTILE)
+def test_a_hostile_path_stays_text_in_every_format(path: str) -> None:
+    report = _with_retention(leak_report(), f"app.{path}")
+    plain = _with_retention(leak_report(), "app.plain")
+    assert _tags(render(report, Format.HTML)) == _tags(render(plain, Format.HTML))
+    summary = render(report, Format.MARKDOWN)
+    assert markdown_structure(summary) == markdown_structure(render(plain, Format.MARKDOWN))

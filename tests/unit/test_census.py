@@ -1,0 +1,233 @@
+"""The agent's census of the garbage collector's objects (``gate.agent.memgate_agent``),
+taken in this process on objects made here, and its analysis (``gate.analysis.retention``)."""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import functools
+import json
+import os
+import subprocess
+import threading
+from typing import Any
+
+import pytest
+
+from gate.agent import memgate_agent as agent
+from gate.analysis.retention import MIN_GROWTH, CensusRecord, retention
+from tests.unit.test_agent import PYTHONS
+
+retained_here: list[bytes] = []
+
+
+class Holder:
+    def __init__(self) -> None:
+        self.entries: collections.OrderedDict[int, dict[str, Any]] = collections.OrderedDict()
+
+
+holder = Holder()
+
+
+@functools.cache
+def cached(i: int) -> list[int]:
+    return [i]
+
+
+def _closure() -> Any:
+    seen: list[int] = []
+
+    def remember(i: int) -> None:
+        seen.append(i)
+
+    return remember
+
+
+remember = _closure()
+
+
+class Leaked:
+    pass
+
+
+def _grow(count: int, offset: int) -> None:
+    for i in range(offset, offset + count):
+        retained_here.append(bytes(8))
+        holder.entries[i] = {"i": [i]}
+        cached(i)
+        remember(i)
+
+
+def _roundtrip(taken: dict[str, Any]) -> dict[str, Any]:
+    """As the agent writes it and reads it back (JSON)."""
+    return json.loads(json.dumps(taken))
+
+
+def test_the_containers_that_grew_are_named_by_the_path_from_a_root() -> None:
+    _grow(100, 0)
+    start = _roundtrip(agent.light_census())  # the start's, as the agent takes it
+    assert start["objects"] > 1000 and start["seconds"] > 0
+    assert [id(retained_here), "list", len(retained_here)] in start["containers"]
+    _grow(500, 1000)
+    end = agent.census(start)
+    grown = {g["path"]: (g["type"], g["before"], g["after"]) for g in end["grown"]}
+    module = __name__
+    assert grown[f"{module}.retained_here"] == ("list", 100, 600)
+    assert grown[f"{module}.holder.entries"] == ("collections.OrderedDict", 100, 600)
+    assert grown[f"{module}.cached"] == ("functools._lru_cache_wrapper", 100, 600)
+    assert grown[f"{module}.remember.seen (closure)"] == ("list", 100, 600)
+    # The lru_cache's own dict is told as its wrapper, once.
+    assert not [path for path in grown if "lru_cache" in path]
+    # The start counts every object the collector tracks; the end, those reached.
+    assert start["types"]["dict"] >= 100 and end["types"]["dict"] >= 600
+    retained_here.clear()
+    holder.entries.clear()
+
+
+def test_objects_only_native_code_refers_to_are_counted_as_orphans() -> None:
+    start = _roundtrip(agent.light_census())
+    for _ in range(300):
+        kept = Leaked()
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(kept))  # a reference never given back
+    del kept
+    end = agent.census(start)
+    name = f"{__name__}.Leaked"
+    assert start["types"].get(name, 0) == 0 and end["orphans"][name] == 300
+    assert name not in end["types"]  # no root reaches them
+
+
+def test_another_threads_locals_are_a_root() -> None:
+    ready, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        in_flight = [bytes(4) for _ in range(200)]
+        ready.set()
+        done.wait()
+        assert in_flight
+
+    thread = threading.Thread(target=hold, name="holder")
+    start = _roundtrip(agent.light_census())
+    thread.start()
+    ready.wait()
+    try:
+        end = agent.census(start)
+    finally:
+        done.set()
+        thread.join()
+    paths = [g["path"] for g in end["grown"]]
+    assert any(p.startswith("thread 'holder': hold (") and p.endswith(".in_flight") for p in paths)
+
+
+def test_a_census_stops_at_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agent, "CENSUS_MAX_OBJECTS", 100)
+    taken = agent.census()
+    assert taken["truncated"] and taken["objects"] == 100
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_the_census_runs_in_every_python_the_agent_supports(python: str) -> None:
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import memgate_agent as a; "
+        "s = a.light_census(); keep = [0] * 100; e = a.census(json.loads(json.dumps(s))); "
+        "print(json.dumps([g['path'] for g in e['grown']]))"
+    )
+    folder = str(agent.__file__).rpartition("/")[0]
+    done = subprocess.run([python, "-c", code, folder], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "__main__.keep" in json.loads(done.stdout)
+
+
+def _record(pid: int, label: str, t: float, **kw: Any) -> CensusRecord:
+    return CensusRecord(
+        pid=pid,
+        label=label,
+        t=t,
+        objects=kw.get("objects", 1000),
+        seconds=0.1,
+        truncated=False,
+        types=kw.get("types", {}),
+        orphans=kw.get("orphans", {}),
+        grown=kw.get("grown", ()),
+    )
+
+
+def test_what_grew_with_the_requests_is_named_and_the_rest_left_out() -> None:
+    starts = [_record(7, "start", 10.0, types={"dict": 1000, "Job": 10}, orphans={"Buf": 5})]
+    ends = [
+        _record(
+            7,
+            "end",
+            20.0,
+            types={"dict": 1020, "Job": 4010},  # dict: +20, too few to name
+            orphans={"Buf": 2005},
+            grown=(("list", 10, 5010, "app._kept"), ("dict", 0, 40, "app._small")),
+        )
+    ]
+    found = retention(starts, ends, lambda t: t * 500.0, load_start=5.0, main_pid=7)
+    assert found is not None
+    assert found.requests == 5000.0
+    named = [(r.kind, r.what, r.after - r.before) for r in found.retained]
+    assert named == [
+        ("container", "app._kept", 5000),
+        ("native", "Buf", 2000),
+        ("type", "Job", 4000),
+    ]
+    assert found.retained[0].per_request == pytest.approx(1.0)
+    assert [(c.label, c.t) for c in found.censuses] == [("start", 5.0), ("end", 15.0)]
+
+
+def test_growth_too_slow_for_the_requests_is_not_named() -> None:
+    starts = [_record(7, "start", 0.0)]
+    ends = [_record(7, "end", 100.0, grown=(("list", 0, MIN_GROWTH * 2, "app._slow"),))]
+    # 100 items over 100,000 requests: 0.001 per request.
+    found = retention(starts, ends, lambda t: t * 1000.0, load_start=0.0, main_pid=7)
+    assert found is not None and found.retained == ()
+
+
+def test_no_census_pair_is_no_retention() -> None:
+    assert retention([], [_record(7, "end", 1.0)], float, load_start=0.0, main_pid=7) is None
+    assert (
+        retention(
+            [_record(7, "start", 1.0)], [_record(8, "end", 2.0)], float, load_start=0.0, main_pid=7
+        )
+        is None
+    )
+
+
+def test_the_light_census_leaves_nothing_behind() -> None:
+    """The start's census runs during the load: none of it outlives it, and it makes no
+    frame object (which would live as long as its frame)."""
+    import tracemalloc
+
+    agent.light_census()  # its first call's one-off costs (the interned names)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        taken = agent.light_census()
+        assert taken["objects"] > 1000
+        del taken
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    # CPython keeps up to 80 freed lists for reuse (56 bytes each): those may stay.
+    assert after - before < 8192
+
+
+def test_a_census_that_fails_is_answered_and_left_out(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gate.service import read_censuses
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("a container that cannot be counted")
+
+    monkeypatch.setattr(agent, "light_census", broken)
+    agent._take_census(str(tmp_path), "start")  # answered: memgate waits no longer
+    written = tmp_path / agent.CENSUS_FILE.format(label="start", pid=os.getpid())
+    assert json.loads(written.read_text())["error"].startswith("RuntimeError: a container")
+    (tmp_path / "census.start.123.json").write_text("{not json")
+    assert read_censuses(tmp_path, "start") == []
+    monkeypatch.undo()
+    agent._take_census(str(tmp_path), "start")
+    (found,) = read_censuses(tmp_path, "start")
+    assert (found.pid, found.label) == (os.getpid(), "start") and found.objects > 1000
