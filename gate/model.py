@@ -198,6 +198,9 @@ class Site:
     trend test's p-value); a cache filled once scores near 0, a leak near 1."""
     series: tuple[int, ...]
     """Live bytes at each point of the curve."""
+    library_frame: Frame | None = None
+    """With no user frame, the innermost frame in an installed library (site-packages):
+    the service's own code in the stack, if any, only started the server."""
 
     @property
     def growth_per_request(self) -> float:
@@ -206,8 +209,8 @@ class Site:
     @property
     def frame(self) -> Frame | None:
         """The frame the site is named by, wherever it is shown or kept: its user frame,
-        else its innermost one."""
-        return self.user_frame or (self.stack[0] if self.stack else None)
+        else its innermost frame in an installed library, else its innermost one."""
+        return self.user_frame or self.library_frame or (self.stack[0] if self.stack else None)
 
     @property
     def in_user_code(self) -> bool:

@@ -17,15 +17,44 @@ CANDIDATES = 200
 
 
 def user_frame(stack: Sequence[Frame], library_roots: Sequence[str]) -> Frame | None:
-    """The innermost frame in the user's own code: a real file outside ``library_roots``
-    (the standard library and site-packages), or ``None``."""
-    for frame in stack:
-        if frame.file.startswith("<") or not frame.file:
-            continue
-        if any(_is_below(frame.file, root) for root in library_roots):
-            continue
-        return frame
-    return None
+    """The innermost frame in the user's own code (a real file outside ``library_roots``,
+    the standard library and site-packages) that is not only the entry point, or
+    ``None``.
+
+    The entry point is the module-level line that starts the server (``uvicorn.run(app)``
+    under ``if __name__ == "__main__"``): the outermost frame of the service's own code,
+    at ``<module>``, with an installed library's frames inside it. It is below every
+    request, so a leak is never there: a stack whose only frame of the service's own
+    code it is has none (:func:`library_frame` names it). A module-level line that
+    allocates itself, or through the standard library only, is still the place."""
+    own = [i for i, frame in enumerate(stack) if _is_own(frame, library_roots)]
+    if own:
+        outermost = own[-1]
+        entry = stack[outermost].function == "<module>" and any(
+            _is_installed(frame, library_roots) for frame in stack[:outermost]
+        )
+        if entry:
+            own.pop()
+    return stack[own[0]] if own else None
+
+
+def library_frame(stack: Sequence[Frame], library_roots: Sequence[str]) -> Frame | None:
+    """The innermost frame in an installed library (site-packages), or ``None``: where a
+    site is named when the service's own code in it only starts the server."""
+    return next((frame for frame in stack if _is_installed(frame, library_roots)), None)
+
+
+def _is_own(frame: Frame, library_roots: Sequence[str]) -> bool:
+    if frame.file.startswith("<") or not frame.file:
+        return False
+    return not any(_is_below(frame.file, root) for root in library_roots)
+
+
+def _is_installed(frame: Frame, library_roots: Sequence[str]) -> bool:
+    """Whether the frame is in site-packages (not the standard library)."""
+    parts = PurePosixPath(frame.file).parts
+    installed = "site-packages" in parts or "dist-packages" in parts
+    return installed and any(_is_below(frame.file, root) for root in library_roots)
 
 
 def _is_below(path: str, root: str) -> bool:
@@ -96,6 +125,7 @@ def rank_sites(
     sites = []
     for _, _, stack, live in candidates:
         found = user_frame(stack, library_roots)
+        library = None if found else library_frame(stack, library_roots)
         sites.append(
             measure_site(
                 relative_frames(stack, base),
@@ -103,6 +133,7 @@ def rank_sites(
                 live,
                 requests=requests,
                 steady_index=steady_index,
+                library_frame=library,
             )
         )
     return most_likely_first(sites)[:limit]
@@ -129,6 +160,7 @@ def measure_site(
     *,
     requests: Sequence[float],
     steady_index: int,
+    library_frame: Frame | None = None,
 ) -> Site:
     """A site with its growth over the steady state and the confidence in it."""
     growth = trend(*blocks(requests[steady_index:], live[steady_index:]))
@@ -140,6 +172,7 @@ def measure_site(
         trend=growth,
         confidence=round(max(growth.tau, 0.0) * (1.0 - growth.p_value), 3),
         series=tuple(int(v) for v in live),
+        library_frame=library_frame,
     )
 
 

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from gate.analysis.sites import rank_sites, relative_frames, sum_by_stack, user_frame
+from gate.analysis.sites import (
+    library_frame,
+    rank_sites,
+    relative_frames,
+    sum_by_stack,
+    user_frame,
+)
 from gate.model import Frame
 
 LIB = ["/usr/lib/python3.11", "/venv/lib/python3.11/site-packages"]
@@ -21,6 +27,25 @@ def test_user_frame_skips_stdlib_site_packages_and_frozen() -> None:
     # A folder that merely starts like a library root is still user code.
     near = Frame("f", "/usr/lib/python3.11-tools/x.py", 1)
     assert user_frame([near], LIB) == near
+
+
+ENTRY = Frame("<module>", "/srv/app/main.py", 30)  # uvicorn.run(app)
+
+
+def test_the_line_that_starts_the_server_is_not_where_a_leak_is() -> None:
+    # Only the entry point of the service's own code: the library frame names it.
+    assert user_frame([STDLIB, SITE, ENTRY], LIB) is None
+    assert library_frame([STDLIB, SITE, ENTRY], LIB) == SITE
+    # The service's own code below the entry point is preferred to both.
+    assert user_frame([STDLIB, APP, SITE, ENTRY], LIB) == APP
+    # A module-level line that allocates itself, or through the standard library only,
+    # is the place.
+    assert user_frame([ENTRY], LIB) == ENTRY
+    assert user_frame([STDLIB, ENTRY], LIB) == ENTRY
+    # A function's line is no entry point, whatever it calls.
+    looped = Frame("serve_forever", "/srv/app/main.py", 12)
+    assert user_frame([SITE, looped], LIB) == looped
+    assert library_frame([STDLIB], LIB) is None
 
 
 def test_relative_frames_only_below_base() -> None:
@@ -99,3 +124,16 @@ def test_the_same_stack_in_several_processes_is_one_site() -> None:
 def test_one_process_is_passed_through() -> None:
     stream = [(A, (1, 2))]
     assert list(sum_by_stack([stream])) == stream
+
+
+def test_sites_under_the_entry_point_are_named_by_their_library_frame() -> None:
+    other = Frame("receive", "/venv/lib/python3.11/site-packages/uvicorn/h11.py", 210)
+    stacks = [
+        ([STDLIB, SITE, ENTRY], series(lambda r: 64.0 * r)),
+        ([other, ENTRY], series(lambda r: 32.0 * r)),
+    ]
+    sites = rank_sites(
+        iter(stacks), requests=REQUESTS, steady_index=0, library_roots=LIB, base="/srv/app"
+    )
+    assert [(s.frame, s.in_user_code) for s in sites] == [(SITE, False), (other, False)]
+    assert all(s.user_frame is None for s in sites)
