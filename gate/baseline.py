@@ -172,7 +172,7 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
     return RunSummary(
         run_id=hashlib.sha256(dumps(result)).hexdigest()[:16],
         recorded_at=when,
-        provenance=result.provenance,
+        provenance=dataclasses.replace(result.provenance, packages=None),
         scenario_sha256=result.scenario.sha256,
         settings_sha256=settings_hash(result.settings),
         shape=result.analysis.shape,

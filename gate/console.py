@@ -75,9 +75,16 @@ class TerminalObserver:
         print(f"result: {ran.path}")
 
     def judged(self, report: Report) -> None:
+        from gate.report.parts import dependency_notes
         from gate.report.terminal import render_decision
 
-        print(render_decision(report.result.scenario.key, report.decision, width=width()), end="")
+        text = render_decision(
+            report.result.scenario.key,
+            report.decision,
+            width=width(),
+            changed=dependency_notes(report),
+        )
+        print(text, end="")
 
     def reported(self, files: dict[Format, Path]) -> None:
         print("reports: " + ", ".join(str(p) for p in files.values()))

@@ -40,6 +40,10 @@ class ServicePython:
     memray: str
     library_roots: tuple[str, ...]
     """Its standard library and site-packages: code there is not the service's."""
+    distributions: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Its distributions and their versions."""
+    packages: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """Each top-level package or module, and the distributions that hold it."""
 
 
 def service_command(
@@ -116,6 +120,8 @@ def check_python(executable: str, env: dict[str, str], cwd: Path, where: str) ->
             python=str(found["python"]),
             memray=str(memray),
             library_roots=tuple(str(root) for root in found["library_roots"]),
+            distributions={str(k): str(v) for k, v in found.get("distributions", {}).items()},
+            packages={str(k): [str(d) for d in v] for k, v in found.get("packages", {}).items()},
         )
     except (ValueError, IndexError, KeyError, TypeError):
         said = done.stderr.strip().splitlines()

@@ -447,6 +447,11 @@ class Provenance:
     """The branch (GitHub's head or pushed branch in Actions, else git's), if known."""
     env_key: str
     """Runs are compared only within one environment key (see ``gate.provenance``)."""
+    distributions: dict[str, str] | None = None
+    """The service interpreter's distributions and versions (``None``: not recorded)."""
+    packages: dict[str, list[str]] | None = None
+    """Its top-level packages and the distributions holding each (a result's only: the
+    history's summaries leave it out)."""
 
 
 @dataclasses.dataclass(frozen=True)

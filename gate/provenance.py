@@ -39,7 +39,13 @@ def env_key(
     return key + "-agent" if agent else key
 
 
-def collect(started_at: datetime.datetime, cwd: Path, python: str | None = None) -> Provenance:
+def collect(
+    started_at: datetime.datetime,
+    cwd: Path,
+    python: str | None = None,
+    distributions: dict[str, str] | None = None,
+    packages: dict[str, list[str]] | None = None,
+) -> Provenance:
     """The provenance of a run started now in ``cwd`` (the service's folder): of a
     service measured by the agent in its own Python ``python`` (its version), or of code
     measured inside memgate (``python`` not given)."""
@@ -62,6 +68,8 @@ def collect(started_at: datetime.datetime, cwd: Path, python: str | None = None)
             os.cpu_count(),
             agent=python is not None,
         ),
+        distributions=distributions,
+        packages=packages,
     )
 
 

@@ -538,7 +538,41 @@ def describe() -> dict[str, Any]:
         "memray": found,
         "problem": problem,
         "library_roots": library_roots(),
+        **installed(),
     }
+
+
+def installed() -> dict[str, Any]:
+    """The interpreter's distributions and their versions, and which distributions each
+    top-level package or module belongs to: a frame in site-packages, or a retention
+    path, is then named by its distribution."""
+    import importlib.metadata
+
+    versions: dict[str, str] = {}
+    packages: dict[str, list[str]] = {}
+    try:
+        for dist in importlib.metadata.distributions():
+            name = dist.metadata["Name"]
+            if not name or name in versions:
+                continue  # the first on the path is the one imported
+            versions[name] = dist.version
+            top = dist.read_text("top_level.txt") or ""
+            for module in top.split() or _top_level(dist):
+                packages.setdefault(module, []).append(name)
+    except Exception:  # a broken distribution's metadata must not stop the service
+        pass
+    return {"distributions": versions, "packages": packages}
+
+
+def _top_level(dist: Any) -> list[str]:
+    """A distribution's top-level names from its RECORD (no ``top_level.txt``)."""
+    found = []
+    for file in dist.files or ():
+        first = str(file).split("/")[0]
+        if first.endswith((".dist-info", ".egg-info", ".pth")) or first == "..":
+            continue
+        found.append(first[:-3] if first.endswith(".py") else first.split(".")[0])
+    return sorted(set(found))
 
 
 def main() -> None:

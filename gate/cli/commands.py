@@ -138,12 +138,17 @@ class CompareCommand:
     def run(self, args: argparse.Namespace) -> int:
         from gate.baseline import BaselineStore
         from gate.check import judge_file
+        from gate.report.parts import dependency_notes
         from gate.report.terminal import render_decision
         from gate.result import read_result
 
         result = read_result(args.result)
         report, code = judge_file(result, BaselineStore(args.baselines), args.fail_on)
-        print(render_decision(result.scenario.key, report.decision, width=width()), end="")
+        changed = dependency_notes(report)
+        print(
+            render_decision(result.scenario.key, report.decision, width=width(), changed=changed),
+            end="",
+        )
         return code
 
 

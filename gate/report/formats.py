@@ -30,10 +30,14 @@ def render(report: Report, fmt: Format, *, workspace: str | None = None, width: 
     """``report`` in one format; annotations' files relative to ``workspace`` (default:
     the current folder), the terminal's text ``width`` columns wide."""
     if fmt is Format.TERMINAL:
+        from gate.report.parts import dependency_notes
         from gate.report.terminal import render_decision, render_run
 
         return render_run(report.result, width=width) + render_decision(
-            report.result.scenario.key, report.decision, width=width
+            report.result.scenario.key,
+            report.decision,
+            width=width,
+            changed=dependency_notes(report),
         )
     if fmt is Format.JSON:
         from gate.report.json import render_json

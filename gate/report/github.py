@@ -12,10 +12,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import re
+from pathlib import Path
 from typing import Literal
 
 import github_action_utils as gau
 
+from gate.dependencies import normalize
 from gate.merge import Merged
 from gate.outcome import Outcome
 from gate.report.parts import Report, is_user_frame, source_path, where
@@ -38,15 +41,25 @@ class Annotation:
 
 def annotate(report: Report, workspace: str) -> list[Annotation]:
     """One annotation per place and level: findings at the same line are merged into
-    one, so the line shows one error that lists them all."""
+    one, so the line shows one error that lists them all. A finding in the files of a
+    distribution whose version changed since the compared runs is placed on the line
+    of the workspace that pins it (a dependency upgrade's pull request gets it on the
+    upgraded line), else on the run."""
     merged: dict[tuple[Literal["error", "warning"], str | None, int | None], list[str]] = {}
+    changed = {c.name: c for c in report.changes}
     for finding in report.decision.findings:
         file = line = None
         frame = finding.where
+        message = finding.message
         if frame is not None and is_user_frame(report.result, frame):
             file = source_path(report.result, frame, workspace)
             line = frame.line if file else None
-        merged.setdefault((LEVEL[finding.severity], file, line), []).append(finding.message)
+        elif (name := report.owner(frame)) in changed:
+            message += f" (in {changed[name].text()})"
+            pinned = pin_line(Path(workspace), changed[name].name)
+            if pinned is not None:
+                file, line = pinned
+        merged.setdefault((LEVEL[finding.severity], file, line), []).append(message)
     name = report.result.scenario.key
     out = []
     for (level, file, line), messages in merged.items():
@@ -56,6 +69,48 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
             title += f" ({len(messages)} findings)"
         out.append(Annotation(level, title, "\n".join(messages), file, line))
     return out
+
+
+PIN_FILES = (
+    "requirements*.txt",
+    "requirements/*.txt",
+    "pyproject.toml",
+    "uv.lock",
+    "poetry.lock",
+    "Pipfile.lock",
+)
+"""Where a workspace pins its dependencies, in the order they are looked in."""
+PIN_MAX_BYTES = 4 * 2**20
+_NAME = r"([A-Za-z0-9][A-Za-z0-9._-]*)"
+_PIN_LINES = {
+    ".txt": re.compile(rf"^\s*{_NAME}\s*(?:\[[^\]]*\])?\s*(?:[=<>!~;@ ]|$)"),
+    "pyproject.toml": re.compile(
+        rf"""^\s*(?:["']{_NAME}\s*(?:\[[^\]]*\])?\s*[=<>!~;@"' ]|{_NAME}\s*=)"""
+    ),
+    ".lock": re.compile(rf"""^\s*(?:name\s*=\s*"{_NAME}"|"{_NAME}"\s*:\s*\{{)"""),
+}
+
+
+def pin_line(workspace: Path, name: str) -> tuple[str, int] | None:
+    """The first line of the workspace's dependency files that names distribution
+    ``name`` (``requirements*.txt``, ``pyproject.toml``, ``uv.lock``, ``poetry.lock``,
+    ``Pipfile.lock``): its path relative to the workspace and its number; ``None`` when
+    none does."""
+    for pattern in PIN_FILES:
+        for path in sorted(workspace.glob(pattern)):
+            rule = _PIN_LINES.get(path.name) or _PIN_LINES.get(path.suffix)
+            if rule is None or not path.is_file():
+                continue
+            try:
+                with path.open("rb") as source:
+                    text = source.read(PIN_MAX_BYTES).decode("utf-8", "replace")
+            except OSError:
+                continue
+            for number, line in enumerate(text.splitlines(), start=1):
+                match = rule.match(line)
+                if match and any(normalize(g) == name for g in match.groups() if g):
+                    return str(path.relative_to(workspace)), number
+    return None
 
 
 def annotate_merged(merged: Merged) -> list[Annotation]:

@@ -23,6 +23,7 @@ from gate.report.parts import (
     capture_text,
     census_text,
     change,
+    dependency_notes,
     growing_processes,
     growing_sites,
     lines,
@@ -213,6 +214,7 @@ def render_html(report: Report) -> str:
     return _template().render(
         report=report,
         retained=retained,
+        changed=dependency_notes(report),
         census=census_text(result),
         result=result,
         decision=report.decision,

@@ -10,7 +10,7 @@ from typing import Any
 from gate import __version__
 from gate.baseline import RunSummary
 from gate.merge import Merged
-from gate.model import Frame, Trend
+from gate.model import Frame, Provenance, Trend
 from gate.outcome import Outcome
 from gate.report.parts import Report, change, growing_processes, growing_sites
 from gate.verdict import Finding
@@ -47,7 +47,7 @@ def render_json(report: Report) -> str:
                 "requests_per_second": result.load.requests_per_second,
                 "stop_reason": result.load.stop_reason,
             },
-            "provenance": dataclasses.asdict(result.provenance),
+            "provenance": _provenance(result.provenance),
             "result": report.result_path,
         },
         "baseline": _baseline(report.baseline),
@@ -91,6 +91,15 @@ def render_json(report: Report) -> str:
                 "grows": process in grew,
             }
             for process in result.process_curves
+        ],
+        "dependencies_changed": [
+            {
+                "name": c.name,
+                "before": c.before,
+                "after": c.after,
+                "findings": sum(report.owner(f.where) == c.name for f in decision.findings),
+            }
+            for c in report.changes
         ],
         "retention": None
         if result.retention is None
@@ -159,8 +168,16 @@ def _baseline(run: RunSummary | None) -> dict[str, Any] | None:
         "run_id": run.run_id,
         "recorded_at": run.recorded_at,
         **_figures(run),
-        "provenance": dataclasses.asdict(run.provenance),
+        "provenance": _provenance(run.provenance),
     }
+
+
+def _provenance(provenance: Provenance) -> dict[str, Any]:
+    """A run's provenance, without the interpreter's map of packages to distributions
+    (the result keeps it: it is for naming frames, not for readers)."""
+    doc = dataclasses.asdict(provenance)
+    doc.pop("packages", None)
+    return doc
 
 
 def _trend(trend: Trend) -> dict[str, float]:

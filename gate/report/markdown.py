@@ -20,6 +20,7 @@ from gate.report.parts import (
     baseline_text,
     census_text,
     change,
+    dependency_notes,
     gc_text,
     growing_processes,
     growing_sites,
@@ -97,6 +98,11 @@ def render_markdown(report: Report) -> str:
     else:
         out.append("Nothing past the history's noise, no budget exceeded.")
     out.append("")
+    changed = dependency_notes(report)
+    if changed:
+        out += ["Dependencies changed since the compared runs:", ""]
+        out += [f"- {md(line)}" for line in changed]
+        out.append("")
     out += _charts(report)
     out += _processes(report)
     out += _sites(report)

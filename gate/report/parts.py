@@ -12,6 +12,7 @@ import numpy as np
 from gate.analysis.resources import LABELS
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
 from gate.baseline import RunSummary, thin
+from gate.dependencies import Change, changes, owner, owner_of_path
 from gate.merge import Merged
 from gate.model import (
     CaptureInfo,
@@ -23,7 +24,7 @@ from gate.model import (
     Site,
     Trend,
 )
-from gate.outcome import WORST_FIRST
+from gate.outcome import WORST_FIRST, Outcome
 from gate.units import quantity, size
 from gate.verdict import Decision, Finding
 
@@ -43,6 +44,19 @@ class Report:
     decision: Decision
     result_path: str | None = None
     """Where ``result.json`` is, for the commands a report suggests."""
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        """The service's distributions whose version differs from the compared runs'."""
+        compared = [r for r in self.decision.compared if r.run_id != self.current.run_id]
+        return changes(
+            self.result.provenance.distributions,
+            [r.provenance.distributions for r in compared],
+        )
+
+    def owner(self, frame: Frame | None) -> str | None:
+        """The distribution whose files hold ``frame``'s, if any."""
+        return owner(frame, self.result.provenance.packages)
 
     @property
     def baseline(self) -> RunSummary | None:
@@ -129,6 +143,38 @@ def census_text(result: RunResult) -> str:
 
 def several_processes(retention: Retention) -> bool:
     return len({c.pid for c in retention.censuses}) > 1
+
+
+MOST_CHANGES = 20
+
+
+def dependency_notes(report: Report) -> list[str]:
+    """When the check failed or flagged, a line per distribution whose version changed
+    since the compared runs (those holding a finding first): ``somelib 2.4.1 → 2.5.0
+    (2 findings in its files)``; none for a pass."""
+    if report.decision.verdict is Outcome.PASS:
+        return []
+    found: dict[str, int] = {}
+    for finding in report.decision.findings:
+        name = report.owner(finding.where)
+        if name:
+            found[name] = found.get(name, 0) + 1
+    kept: dict[str, int] = {}  # what keeps memory alive, held in a distribution's modules
+    retention = report.result.retention
+    for retained in retention.retained if retention else ():
+        name = owner_of_path(retained.what, report.result.provenance.packages)
+        if retained.kind == "container" and name:
+            kept[name] = kept.get(name, 0) + 1
+    notes = []
+    order = sorted(report.changes, key=lambda c: (-found.get(c.name, 0), -kept.get(c.name, 0)))
+    for change in order:
+        count, held = found.get(change.name, 0), kept.get(change.name, 0)
+        parts = [f"{count} finding{'s' if count > 1 else ''}"] * bool(count)
+        parts += [f"{held} growing container{'s' if held > 1 else ''}"] * bool(held)
+        notes.append(change.text() + (f" ({', '.join(parts)} in its files)" if parts else ""))
+    if len(notes) > MOST_CHANGES:
+        notes = [*notes[:MOST_CHANGES], f"and {len(notes) - MOST_CHANGES} more"]
+    return notes
 
 
 def capture_text(capture: CaptureInfo) -> str:

@@ -143,8 +143,11 @@ def _curve_line(shape: CurveShape, before: int, after: int) -> str:
     )
 
 
-def render_decision(scenario: str, decision: Decision, *, width: int = 100) -> str:
-    """The verdict and its findings as plain text; the verdict is the first line."""
+def render_decision(
+    scenario: str, decision: Decision, *, width: int = 100, changed: Sequence[str] = ()
+) -> str:
+    """The verdict and its findings as plain text; the verdict is the first line.
+    ``changed``: the distributions whose version changed (:func:`dependency_notes`)."""
     head = (
         f"memgate check: {scenario}: {decision.verdict.value.upper()}"
         f" (compared with {decision.compared_runs} baseline run"
@@ -155,6 +158,11 @@ def render_decision(scenario: str, decision: Decision, *, width: int = 100) -> s
     out = io.StringIO()
     console = _console(out, width)
     console.print(_findings_table(decision.findings))
+    if changed:
+        console.print("  dependencies changed since the compared runs:")
+        for line in changed:
+            console.print(f"    {line}")
+        console.print()
     return head + "\n" + out.getvalue()
 
 

@@ -1,0 +1,145 @@
+"""Which distributions changed since the compared runs, which one a finding is in, and
+the line of the workspace that pins it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from gate.baseline import History
+from gate.dependencies import Change, changes, normalize, owner, owner_of_path
+from gate.model import Frame
+from gate.report.formats import Format, render
+from gate.report.github import annotate, pin_line
+from gate.report.parts import Report, dependency_notes
+from gate.scenario import BudgetSpec
+from gate.verdict import decide
+from tests.support import NOW, leak_report
+
+LIB_FRAME = Frame("remember", "/venv/lib/python3.11/site-packages/somelib/cache.py", 88)
+PACKAGES = {"somelib": ["SomeLib"], "yaml": ["PyYAML"], "_cffi_backend": ["cffi"]}
+
+
+def test_the_versions_that_differ_from_the_newest_compared_run() -> None:
+    before = {"SomeLib": "2.4.1", "gone": "1.0", "same": "3"}
+    after = {"somelib": "2.5.0", "new_one": "0.1", "same": "3"}
+    assert changes(after, [{"somelib": "1.0"}, before, None]) == (
+        Change("gone", "1.0", None),
+        Change("new-one", None, "0.1"),
+        Change("somelib", "2.4.1", "2.5.0"),
+    )
+    assert changes(after, [None]) == () and changes(None, [before]) == ()
+    assert Change("somelib", "2.4.1", "2.5.0").text() == "somelib 2.4.1 → 2.5.0"
+    assert normalize("Foo_Bar.baz") == "foo-bar-baz"
+
+
+def test_a_frame_or_a_path_is_named_by_its_distribution() -> None:
+    assert owner(LIB_FRAME, PACKAGES) == "somelib"
+    so = Frame("f", "/v/lib/python3.11/site-packages/_cffi_backend.cpython-311-x86_64.so", 1)
+    assert owner(so, PACKAGES) == "cffi"
+    assert owner(Frame("f", "app.py", 1), PACKAGES) is None
+    assert owner(Frame("f", "/usr/lib/python3.11/json/encoder.py", 1), PACKAGES) is None
+    assert owner(LIB_FRAME, None) is None
+    assert owner_of_path("yaml.reader._cache", PACKAGES) == "pyyaml"
+
+
+def test_the_pinning_line_of_each_kind_of_file(tmp_path: Path) -> None:
+    (tmp_path / "requirements-dev.txt").write_text("pytest>=8\n# somelib\nSomeLib[fast]==2.5.0\n")
+    assert pin_line(tmp_path, "somelib") == ("requirements-dev.txt", 3)
+    assert pin_line(tmp_path, "pytest") == ("requirements-dev.txt", 1)
+    assert pin_line(tmp_path, "absent") is None
+    for name, text, line in [
+        ("pyproject.toml", '[project]\nname = "svc"\ndependencies = [\n  "somelib>=2.5",\n]\n', 4),
+        ("uv.lock", 'version = 1\n\n[[package]]\nname = "somelib"\nversion = "2.5.0"\n', 4),
+        ("Pipfile.lock", '{\n  "default": {\n    "somelib": {\n      "version": "==2.5.0"\n', 3),
+    ]:
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        (folder / name).write_text(text)
+        assert pin_line(folder, "somelib") == (name, line), name
+
+
+def _upgraded(report: Report) -> Report:
+    """The leak report with its site in somelib's files, whose version went from 2.4.1
+    (the compared runs) to 2.5.0 (this run)."""
+    result = report.result
+    old = result.sites[0].user_frame
+    sites = tuple(
+        dataclasses.replace(
+            s,
+            user_frame=None,
+            library_frame=LIB_FRAME,
+            stack=tuple(LIB_FRAME if f == old else f for f in s.stack),
+        )
+        if s.user_frame == old
+        else s
+        for s in result.sites
+    )
+    provenance = dataclasses.replace(
+        result.provenance, distributions={"somelib": "2.5.0", "x": "1"}, packages=PACKAGES
+    )
+    result = dataclasses.replace(result, sites=sites, provenance=provenance)
+    runs = tuple(
+        dataclasses.replace(
+            r,
+            provenance=dataclasses.replace(
+                r.provenance, distributions={"somelib": "2.4.1", "x": "1"}
+            ),
+        )
+        for r in report.decision.compared
+    )
+    from gate.baseline import summarize
+
+    current = summarize(result, now=NOW)
+    decision = decide(current, History(2, "demo", runs), BudgetSpec())
+    return Report(result, current, decision, report.result_path)
+
+
+def test_a_check_names_the_upgraded_dependency_and_annotates_its_pin(tmp_path: Path) -> None:
+    report = _upgraded(leak_report())
+    assert [f.where for f in report.decision.findings if f.where] and all(
+        f.where == LIB_FRAME for f in report.decision.findings if f.where
+    )
+    notes = dependency_notes(report)
+    assert notes[0].startswith("somelib 2.4.1 → 2.5.0 (") and "in its files" in notes[0]
+    terminal = render(report, Format.TERMINAL, width=200)
+    assert "dependencies changed since the compared runs:" in terminal
+    assert "somelib 2.4.1 → 2.5.0" in terminal
+    assert "somelib 2.4.1 → 2.5.0" in render(report, Format.MARKDOWN)
+    assert "somelib 2.4.1 → 2.5.0" in render(report, Format.HTML)
+    doc = json.loads(render(report, Format.JSON))
+    (changed,) = doc["dependencies_changed"]
+    assert (changed["name"], changed["before"], changed["after"]) == ("somelib", "2.4.1", "2.5.0")
+    assert changed["findings"] >= 1
+    (tmp_path / "requirements.txt").write_text("starlette>=0.37\nsomelib==2.5.0\n")
+    placed = [a for a in annotate(report, str(tmp_path)) if a.file]
+    assert placed and {(a.file, a.line) for a in placed} == {("requirements.txt", 2)}
+    assert all("(in somelib 2.4.1 → 2.5.0)" in a.message for a in placed)
+    # Without a file that pins it, the annotation is on the run, still naming it.
+    (tmp_path / "requirements.txt").unlink()
+    loose = [a for a in annotate(report, str(tmp_path)) if "somelib" in a.message]
+    assert loose and all(a.file is None for a in loose)
+
+
+def test_a_pass_lists_no_dependency() -> None:
+    report = _upgraded(leak_report())
+    passed = dataclasses.replace(
+        report, decision=dataclasses.replace(report.decision, verdict=report.decision.verdict.PASS)
+    )
+    assert dependency_notes(passed) == []
+
+
+def test_a_growing_container_in_an_upgraded_dependency_is_counted() -> None:
+    from gate.model import Census, Retained, Retention
+
+    report = _upgraded(leak_report())
+    retention = Retention(
+        (Retained("container", "somelib.cache._entries", "dict", 10, 5000, 1.0, 1),),
+        (Census(1, "start", 1.0, 100, 0.01), Census(1, "end", 9.0, 100, 0.1)),
+        5000.0,
+    )
+    report = dataclasses.replace(
+        report, result=dataclasses.replace(report.result, retention=retention)
+    )
+    assert "1 growing container in its files" in dependency_notes(report)[0]
