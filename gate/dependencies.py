@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import PurePosixPath
 
 from gate.model import Frame
@@ -59,10 +59,15 @@ def changes(
     )
 
 
-def owner(frame: Frame | None, packages: Mapping[str, Sequence[str]] | None) -> str | None:
+def owner(
+    frame: Frame | None,
+    packages: Mapping[str, Sequence[str]] | None,
+    prefer: Collection[str] = (),
+) -> str | None:
     """The distribution (normalized name) whose files hold ``frame``'s, from the
-    interpreter's top-level packages (``importlib.metadata.packages_distributions``);
-    ``None`` for a frame outside site-packages or of no known distribution."""
+    interpreter's top-level packages and the distributions holding each; of several
+    (a namespace package: ``google``, ``opentelemetry``), one in ``prefer`` (those that
+    changed) if any; ``None`` for a frame outside site-packages or of no known one."""
     if frame is None or not packages:
         return None
     parts = PurePosixPath(frame.file).parts
@@ -70,14 +75,19 @@ def owner(frame: Frame | None, packages: Mapping[str, Sequence[str]] | None) -> 
     if at is None or at + 1 >= len(parts):
         return None
     top = parts[at + 1].split(".")[0]  # a package, or a module: x.py, x.cpython-311-....so
-    found = packages.get(top)
-    return normalize(found[0]) if found else None
+    return _pick(packages.get(top), prefer)
 
 
-def owner_of_path(path: str, packages: Mapping[str, Sequence[str]] | None) -> str | None:
+def _pick(found: Sequence[str] | None, prefer: Collection[str]) -> str | None:
+    names = [normalize(name) for name in found or ()]
+    return next((n for n in names if n in prefer), names[0] if names else None)
+
+
+def owner_of_path(
+    path: str, packages: Mapping[str, Sequence[str]] | None, prefer: Collection[str] = ()
+) -> str | None:
     """The distribution of a retention path (``somelib.cache._entries``): by its module's
-    top-level package."""
+    top-level package, as :func:`owner`."""
     if not packages:
         return None
-    found = packages.get(path.split(".")[0])
-    return normalize(found[0]) if found else None
+    return _pick(packages.get(path.split(".")[0]), prefer)

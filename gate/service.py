@@ -102,6 +102,7 @@ class _CensusFile(pydantic.BaseModel):
     objects: int
     seconds: float
     truncated: bool = False
+    frozen: int = 0
     types: dict[str, int]
     orphans: dict[str, int]
     grown: list[_GrownContainer] = []
@@ -130,6 +131,7 @@ def read_censuses(folder: Path, label: str) -> list[CensusRecord]:
                 types=raw.types,
                 orphans=raw.orphans,
                 grown=tuple((g.type, g.before, g.after, g.path) for g in raw.grown),
+                frozen=raw.frozen,
             )
         )
     return found

@@ -62,7 +62,8 @@ CENSUS_MIN_GROWTH = 32
 CENSUS_GROWN = 10
 """At the end, the containers that grew by at least this many items, the most grown
 first, up to this many, get the path to them."""
-CENSUS_MAX_OBJECTS = 5_000_000
+CENSUS_MAX_OBJECTS = 2_000_000
+CENSUS_CHUNK = 1000
 
 
 class _Counts:
@@ -134,8 +135,11 @@ def _take_census(folder: str, label: str) -> None:
     except Exception as exc:  # a census tells, it must never break the service
         taken = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     try:
+        text = json.dumps({"label": label, **taken})  # the C encoder: json.dump's is Python
+        del taken
         with open(path + ".tmp", "w") as out:
-            json.dump({"label": label, **taken}, out)
+            out.write(text)
+        del text
         os.replace(path + ".tmp", path)
     except (OSError, ValueError, TypeError):
         pass  # memgate waits for it no longer than its timeout
@@ -169,7 +173,7 @@ def _length(obj: object) -> int | None:
         if isinstance(obj, kind):
             return int(kind.__len__(obj))  # type: ignore[arg-type]
     if isinstance(obj, functools._lru_cache_wrapper):
-        return int(obj.cache_info().currsize)
+        return int(functools._lru_cache_wrapper.cache_info(obj).currsize)
     return None
 
 
@@ -185,17 +189,27 @@ def light_census() -> dict[str, Any]:
     counts = _by_name(collections.Counter(map(type, everything)))
     containers = []
     for obj in everything:
-        if isinstance(obj, _SIZED):
+        if issubclass(type(obj), _SIZED):  # type(): a proxy's __class__ is not asked
             length = _length(obj) or 0
             if length >= CENSUS_MIN_ITEMS:
                 containers.append([id(obj), _type_name(type(obj)), length])
+    # A dict of plain values (str -> str, say) is not tracked by the collector: found
+    # among the tracked objects' referents, a chunk at a time.
+    seen: set[int] = set()
+    for at in range(0, len(everything), CENSUS_CHUNK):
+        for ref in gc.get_referents(*everything[at : at + CENSUS_CHUNK]):
+            if type(ref) is dict and not gc.is_tracked(ref) and id(ref) not in seen:
+                seen.add(id(ref))
+                if len(ref) >= CENSUS_MIN_ITEMS:
+                    containers.append([id(ref), "dict", len(ref)])
     objects = len(everything)
-    del everything
+    del everything, seen
     return {
         "pid": os.getpid(),
         "t": began,
         "objects": objects,
         "truncated": False,
+        "frozen": gc.get_freeze_count() if hasattr(gc, "get_freeze_count") else 0,
         "types": counts,
         "orphans": {},
         "containers": containers,
@@ -235,14 +249,18 @@ def census(start: dict[str, Any] | None = None) -> dict[str, Any]:
         obj = popleft()
         visited += 1
         by_type[type(obj)] += 1
-        if isinstance(obj, _SIZED):
+        if issubclass(type(obj), _SIZED):
             length = _length(obj) or 0
             if length >= CENSUS_MIN_ITEMS:
                 containers[id(obj)], lengths[id(obj)] = obj, length
         for ref in referents(obj):
-            if is_tracked(ref) and (key := id(ref)) not in parents:
-                parents[key] = obj
-                append(ref)
+            if is_tracked(ref):
+                if (key := id(ref)) not in parents:
+                    parents[key] = obj
+                    append(ref)
+            elif type(ref) is dict and len(ref) >= CENSUS_MIN_ITEMS and id(ref) not in parents:
+                parents[id(ref)] = obj  # a dict of plain values: measured, nothing to walk
+                containers[id(ref)], lengths[id(ref)] = ref, len(ref)
     truncated = bool(queue)
     counts = _by_name(by_type)
     by_type.clear()
@@ -259,6 +277,8 @@ def census(start: dict[str, Any] | None = None) -> dict[str, Any]:
     mine.add(id(start))
     unreached = [o for o in everything if id(o) not in parents and id(o) not in mine]
     del everything
+    if truncated:  # what the walk did not expand would pass for what native code holds
+        unreached = []
     referred.update(id(r) for o in unreached for r in gc.get_referents(o))
     orphans = _by_name(collections.Counter(type(o) for o in unreached if id(o) not in referred))
     del unreached, referred
@@ -334,7 +354,10 @@ def _roots(parents: dict[int, object], names: dict[int, str]) -> list[object]:
         while frame is not None:
             code = frame.f_code
             where = f"{code.co_name} ({code.co_filename}:{frame.f_lineno})"
-            add(frame.f_locals, f"thread {threads.get(ident, ident)!r}: {where}")
+            namespace = frame.f_locals
+            if not isinstance(namespace, dict):  # 3.13: a proxy, which refers to nothing
+                namespace = dict(namespace)
+            add(namespace, f"thread {threads.get(ident, ident)!r}: {where}")
             frame = frame.f_back
     return roots
 
@@ -348,25 +371,38 @@ def _path(obj: object, parents: dict[int, object], names: dict[int, str]) -> str
     text = names.get(id(chain[0]), "?")
     for at in range(1, len(chain)):
         outer = chain[at - 2] if at >= 2 else None
-        text += _step(chain[at - 1], chain[at], outer)
+        try:
+            text += _step(chain[at - 1], chain[at], outer)
+        except Exception:  # changed by another thread meanwhile, or code that raised
+            text += " -> ?"
     return text
+
+
+def _key(key: object) -> str:
+    """A dict's key as code would write it, for plain values only (another object's
+    ``__repr__`` is the service's code): else its type."""
+    if type(key) in (str, int, float, bytes, bool) or key is None:
+        return repr(key)[:40]
+    return f"<{_type_name(type(key))}>"
 
 
 def _step(parent: object, child: object, outer: object) -> str:
     """How ``parent`` holds ``child`` (``outer`` holds ``parent``), as code would say it."""
+    if isinstance(parent, type) and type(child) is dict:
+        return ""  # the class's own namespace: its attributes follow
     if isinstance(parent, dict):
-        for key, value in parent.items():
+        for key, value in list(dict.items(parent)):
             if value is child:
                 if (
                     outer is None
                     or getattr(outer, "__dict__", None) is parent
                     or (isinstance(outer, type) and outer.__dict__.get(key) is child)
                 ):
-                    return f".{key}" if isinstance(key, str) else f"[{key!r:.40}]"
-                return f"[{key!r:.40}]"
+                    return f".{key}" if isinstance(key, str) else f"[{_key(key)}]"
+                return f"[{_key(key)}]"
         return "{key}"
     if isinstance(parent, (list, tuple, collections.deque)):
-        for index, value in enumerate(parent):
+        for index, value in enumerate(list(parent)):
             if value is child:
                 if isinstance(outer, FunctionType) and parent is outer.__closure__:
                     return f".{outer.__code__.co_freevars[index]}"  # the closure's name
@@ -473,7 +509,10 @@ def _after_fork(settings: dict[str, Any]) -> None:
     _counts.seconds = 0.0
     if settings.get("gc"):
         _count_gc(settings["gc"])
-    if settings.get("census"):
+    # A process forked once the start's census was asked (a recycled worker, a pool's
+    # process) takes none: its heap would be walked for nothing.
+    asked = os.path.join(settings.get("folder", ""), CENSUS_REQUEST.format(label="start"))
+    if settings.get("census") and not os.path.exists(asked):
         _watch_census(settings["folder"])
     if settings.get("capture") == "live" and settings.get("follow_fork"):
         _track_fork(settings)
@@ -547,20 +586,28 @@ def installed() -> dict[str, Any]:
     top-level package or module belongs to: a frame in site-packages, or a retention
     path, is then named by its distribution."""
     import importlib.metadata
+    import re
 
     versions: dict[str, str] = {}
     packages: dict[str, list[str]] = {}
+    seen: set[str] = set()
     try:
-        for dist in importlib.metadata.distributions():
+        found = list(importlib.metadata.distributions())
+    except Exception:
+        found = []
+    for dist in found:
+        try:  # one broken distribution's metadata costs only its own line
             name = dist.metadata["Name"]
-            if not name or name in versions:
+            key = re.sub(r"[-_.]+", "-", name).lower() if name else ""
+            if not key or key in seen:
                 continue  # the first on the path is the one imported
+            seen.add(key)
             versions[name] = dist.version
             top = dist.read_text("top_level.txt") or ""
             for module in top.split() or _top_level(dist):
                 packages.setdefault(module, []).append(name)
-    except Exception:  # a broken distribution's metadata must not stop the service
-        pass
+        except Exception:
+            continue
     return {"distributions": versions, "packages": packages}
 
 

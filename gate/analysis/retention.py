@@ -42,6 +42,9 @@ class CensusRecord:
     grown: Sequence[tuple[str, int, int, str]] = ()
     """At the end: ``(type, items before, items after, path)`` of each container that
     grew."""
+    frozen: int = 0
+    """Objects ``gc.freeze()`` had moved out of the collector's sight at the start: the
+    start's census did not count them."""
 
 
 def retention(
@@ -70,7 +73,12 @@ def retention(
         found = [
             Retained("container", path, kind, before, after, (after - before) / served, end.pid)
             for kind, before, after, path in end.grown
+            # Frozen at the start, a container was not seen there: its growth is unknown.
+            if not (start.frozen and before == 0)
         ]
+        if start.frozen:  # and every type's count at the start is short of them
+            retained += _enough(found)
+            continue
         # The start's census counts every object the collector tracks (reached or not);
         # the end's, after a full collection, those the roots reach, and apart those
         # nothing refers to: growth is measured from the start's whole count, never

@@ -97,7 +97,7 @@ def pin_line(workspace: Path, name: str) -> tuple[str, int] | None:
     ``Pipfile.lock``): its path relative to the workspace and its number; ``None`` when
     none does."""
     for pattern in PIN_FILES:
-        for path in sorted(workspace.glob(pattern)):
+        for path in sorted(workspace.glob(pattern), key=lambda p: (p.stem != "requirements", p)):
             rule = _PIN_LINES.get(path.name) or _PIN_LINES.get(path.suffix)
             if rule is None or not path.is_file():
                 continue

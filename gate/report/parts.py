@@ -56,7 +56,8 @@ class Report:
 
     def owner(self, frame: Frame | None) -> str | None:
         """The distribution whose files hold ``frame``'s, if any."""
-        return owner(frame, self.result.provenance.packages)
+        changed = {c.name for c in self.changes}
+        return owner(frame, self.result.provenance.packages, changed)
 
     @property
     def baseline(self) -> RunSummary | None:
@@ -162,7 +163,8 @@ def dependency_notes(report: Report) -> list[str]:
     kept: dict[str, int] = {}  # what keeps memory alive, held in a distribution's modules
     retention = report.result.retention
     for retained in retention.retained if retention else ():
-        name = owner_of_path(retained.what, report.result.provenance.packages)
+        changed = {c.name for c in report.changes}
+        name = owner_of_path(retained.what, report.result.provenance.packages, changed)
         if retained.kind == "container" and name:
             kept[name] = kept.get(name, 0) + 1
     notes = []

@@ -241,7 +241,7 @@ def _census_windows(
     of the curve."""
     windows: dict[int, list[tuple[float, float]]] = {}
     for census in censuses:
-        margin = max(CENSUS_MARGIN_S[1], 3 * census.seconds) if live else CENSUS_MARGIN_S[0]
+        margin = max(CENSUS_MARGIN_S[int(live)], (3 if live else 1) * census.seconds)
         windows.setdefault(census.pid, []).append((census.t, census.t + census.seconds + margin))
     return windows
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import dataclasses
 import functools
 import json
 import os
 import subprocess
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -44,6 +45,11 @@ def _closure() -> Any:
 
 
 remember = _closure()
+plain: dict[str, str] = {f"k{i}": "v" for i in range(20)}  # untracked: plain values only
+
+
+class Registry:
+    entries: ClassVar[list[int]] = []  # a class attribute
 
 
 class Leaked:
@@ -52,6 +58,8 @@ class Leaked:
 
 def _grow(count: int, offset: int) -> None:
     for i in range(offset, offset + count):
+        plain[f"r{i}"] = "v"
+        Registry.entries.append(i)
         retained_here.append(bytes(8))
         holder.entries[i] = {"i": [i]}
         cached(i)
@@ -76,6 +84,9 @@ def test_the_containers_that_grew_are_named_by_the_path_from_a_root() -> None:
     assert grown[f"{module}.holder.entries"] == ("collections.OrderedDict", 100, 600)
     assert grown[f"{module}.cached"] == ("functools._lru_cache_wrapper", 100, 600)
     assert grown[f"{module}.remember.seen (closure)"] == ("list", 100, 600)
+    # A dict the collector does not track (plain values), a class's attribute.
+    assert grown[f"{module}.plain"] == ("dict", 120, 620)
+    assert grown[f"{module}.Registry.entries"] == ("list", 100, 600)
     # The lru_cache's own dict is told as its wrapper, once.
     assert not [path for path in grown if "lru_cache" in path]
     # The start counts every object the collector tracks; the end, those reached.
@@ -231,3 +242,20 @@ def test_a_census_that_fails_is_answered_and_left_out(
     agent._take_census(str(tmp_path), "start")
     (found,) = read_censuses(tmp_path, "start")
     assert (found.pid, found.label) == (os.getpid(), "start") and found.objects > 1000
+
+
+def test_objects_frozen_at_the_start_are_not_counted_as_growth() -> None:
+    starts = [_record(7, "start", 0.0, types={"dict": 10})]
+    starts = [dataclasses.replace(starts[0], frozen=5000)]
+    ends = [
+        _record(
+            7,
+            "end",
+            10.0,
+            types={"dict": 5010},
+            grown=(("list", 0, 800, "app._frozen"), ("list", 100, 900, "app._kept")),
+        )
+    ]
+    found = retention(starts, ends, lambda t: t * 100.0, load_start=0.0, main_pid=7)
+    assert found is not None
+    assert [(r.kind, r.what) for r in found.retained] == [("container", "app._kept")]

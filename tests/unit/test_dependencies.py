@@ -42,11 +42,19 @@ def test_a_frame_or_a_path_is_named_by_its_distribution() -> None:
     assert owner(Frame("f", "/usr/lib/python3.11/json/encoder.py", 1), PACKAGES) is None
     assert owner(LIB_FRAME, None) is None
     assert owner_of_path("yaml.reader._cache", PACKAGES) == "pyyaml"
+    # A namespace package shared by several: the one that changed, if one did.
+    shared = {"opentelemetry": ["opentelemetry-api", "opentelemetry-sdk"]}
+    frame = Frame("f", "/v/lib/python3.11/site-packages/opentelemetry/sdk/trace.py", 1)
+    assert owner(frame, shared) == "opentelemetry-api"
+    assert owner(frame, shared, {"opentelemetry-sdk"}) == "opentelemetry-sdk"
 
 
 def test_the_pinning_line_of_each_kind_of_file(tmp_path: Path) -> None:
     (tmp_path / "requirements-dev.txt").write_text("pytest>=8\n# somelib\nSomeLib[fast]==2.5.0\n")
     assert pin_line(tmp_path, "somelib") == ("requirements-dev.txt", 3)
+    (tmp_path / "requirements.txt").write_text("somelib==2.5.0\n")  # looked in first
+    assert pin_line(tmp_path, "somelib") == ("requirements.txt", 1)
+    (tmp_path / "requirements.txt").unlink()
     assert pin_line(tmp_path, "pytest") == ("requirements-dev.txt", 1)
     assert pin_line(tmp_path, "absent") is None
     for name, text, line in [

@@ -11,6 +11,7 @@ from gate.model import Shape
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
 from gate.verdict import ResourceCheck, decide
+from gate.verdict.history import METRICS, RelativeCheck
 from tests.support import make_summary
 
 MIB = 2**20
@@ -327,3 +328,23 @@ def test_runs_recorded_without_process_data_are_unknown_not_unrecycled() -> None
     # One run recorded before memgate kept processes, one that recycled workers.
     history = history_of([make_summary(), processes(None, None)])
     assert decide(processes(None, None, None), history, BudgetSpec()).verdict is Outcome.PASS
+
+
+def test_rss_growth_alone_is_no_finding_while_the_heap_is_within_its_history() -> None:
+    """RSS moves with the allocator: past its history while the heap is not, it is the
+    shape check's (fragmentation), not a failure of the rate."""
+    from gate.baseline import TrendSummary
+
+    runs = [make_summary(slope=0.0, run_id=f"r{i}") for i in range(3)]
+    noisy_rss = dataclasses.replace(
+        make_summary(slope=0.0), rss=TrendSummary(700.0, 650.0, 750.0, 1e-6)
+    )
+    rss_check = next(
+        c for c in (RelativeCheck(m) for m in METRICS) if c.metric.name.startswith("RSS growth")
+    )
+    assert rss_check.findings(noisy_rss, runs) == []
+    leaking = dataclasses.replace(
+        make_summary(slope=64.0, low=63.0, high=65.0), rss=TrendSummary(700.0, 650.0, 750.0, 1e-6)
+    )
+    (found,) = rss_check.findings(leaking, runs)
+    assert found.metric == "RSS growth per request" and found.severity is Outcome.FAIL
