@@ -4,7 +4,7 @@ often a planted leak is missed, against recorded histories of 3 and of 10 clean 
     .venv/bin/python benchmarks/false_flags.py                       # 10 + 100 x 3 runs
     .venv/bin/python benchmarks/false_flags.py --checks 30 --record runs.jsonl
     .venv/bin/python benchmarks/false_flags.py --table-only --record runs.jsonl
-    .venv/bin/python benchmarks/false_flags.py --scenario scenarios/noisy.toml \
+    .venv/bin/python benchmarks/false_flags.py --scenario scenarios/bench/noisy.toml \
         --leak-var NOISY_LEAK_BYTES --record noisy.jsonl    # the noisy service
 
 First ``--history`` clean runs of the scenario (the demo's by default) are recorded
