@@ -227,22 +227,23 @@ def build_result(
     )
 
 
-CENSUS_MARGIN_S = (0.1, 0.5)
-"""Past a census's end, the time its records may take to show: from a capture file
-(stamped by the service's tracker), and live, where memgate stamps what it read when it
-reads it, and the stream may be behind (three times the census's own length if that is
-more)."""
+CENSUS_MARGIN_S = 0.1
+"""Past a census's end, the time its objects may take to go."""
 
 
 def _census_windows(
     censuses: Sequence[CensusRecord], live: bool
 ) -> dict[int, list[tuple[float, float]]]:
     """When each process's snapshots may hold a census's own objects: they are no point
-    of the curve."""
+    of the curve. From a capture file (stamped by the service's tracker) the census's
+    time and a margin; read live, only its own time: memgate stamps what it read when
+    it reads it and the stream may lag, so the agent's allocations are taken out of
+    every point instead (:func:`_without_agent`), and a wider window would cost a short
+    run the points it needs."""
     windows: dict[int, list[tuple[float, float]]] = {}
     for census in censuses:
-        margin = max(CENSUS_MARGIN_S[int(live)], (3 if live else 1) * census.seconds)
-        windows.setdefault(census.pid, []).append((census.t, census.t + census.seconds + margin))
+        end = census.t + census.seconds + (0.0 if live else max(CENSUS_MARGIN_S, census.seconds))
+        windows.setdefault(census.pid, []).append((census.t, end))
     return windows
 
 
