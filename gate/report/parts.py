@@ -4,6 +4,7 @@ they share."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os.path
 from collections.abc import Sequence
 
@@ -45,7 +46,7 @@ class Report:
     result_path: str | None = None
     """Where ``result.json`` is, for the commands a report suggests."""
 
-    @property
+    @functools.cached_property
     def changes(self) -> tuple[Change, ...]:
         """The service's distributions whose version differs from the compared runs'."""
         compared = [r for r in self.decision.compared if r.run_id != self.current.run_id]

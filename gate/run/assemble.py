@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from gate import provenance
+from gate.agent_files import read_censuses, read_gc_samples
 from gate.analysis.curve import (
     NotEnoughData,
     build_curve,
@@ -56,7 +57,7 @@ from gate.process_tree import RawProcessSample
 from gate.result import SCHEMA_VERSION
 from gate.run.refusals import check_profiled
 from gate.scenario import Scenario
-from gate.service import ServiceProcess, read_censuses, read_gc_samples
+from gate.service import ServiceProcess
 
 LIVE_END_S = 5.0
 """Read live, the last point is taken once the load has ended (and before the services

@@ -227,7 +227,7 @@ def test_the_light_census_leaves_nothing_behind() -> None:
 def test_a_census_that_fails_is_answered_and_left_out(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gate.service import read_censuses
+    from gate.agent_files import read_censuses
 
     def broken() -> dict[str, Any]:
         raise RuntimeError("a container that cannot be counted")

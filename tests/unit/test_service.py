@@ -4,8 +4,9 @@ import json
 import socket
 from pathlib import Path
 
+from gate.agent_files import read_gc_samples
 from gate.scenario import ProfileSpec, port_variable
-from gate.service import agent_settings, fill_port, free_port, read_gc_samples
+from gate.service import agent_settings, fill_port, free_port
 
 
 def test_free_port_can_be_bound_and_filled_in() -> None:
