@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,9 @@ from gate.errors import InputError
 from gate.model import Frame, MemorySnapshot
 
 DEFAULT_MAX_SNAPSHOTS = 2000
+
+Place = tuple[str, str, int]
+"""A frame as memray gives it: function, file, line."""
 
 
 def quiet_memray() -> None:
@@ -44,6 +47,10 @@ class StackLiveBytes:
     """Innermost frame first; empty for allocations made with no Python frame."""
     live: tuple[int, ...]
     """Live bytes at each of the requested snapshot indexes."""
+    native: tuple[Frame, ...] = ()
+    """Recorded with native traces: the native frames the innermost Python frame called,
+    innermost first (of the native paths under this Python stack, the one whose live
+    bytes grew most from the first requested index to the last)."""
 
 
 class Capture:
@@ -90,10 +97,13 @@ class Capture:
 
         Records that differ only by thread or allocator are merged into one stack. The
         records' intervals are gathered into flat arrays as memray yields them; the
-        sums are then made with numpy, a block of stacks at a time.
+        sums are then made with numpy, a block of stacks at a time. Recorded with native
+        traces, each native path under a Python stack is summed apart first, to name the
+        one that grew (:func:`by_python_stack`).
         """
         never = np.iinfo(np.int64).max
-        stacks: dict[tuple[tuple[str, str, int], ...], int] = {}
+        native = bool(self._reader.metadata.has_native_traces)
+        stacks: dict[tuple[tuple[Place, ...], tuple[Place, ...]], int] = {}
         groups: list[int] = []
         starts: list[int] = []
         ends: list[int] = []
@@ -101,7 +111,9 @@ class Capture:
         try:
             records = self._reader.get_temporal_allocation_records(merge_threads=True)
             for record in records:
-                group = stacks.setdefault(tuple(record.stack_trace()), len(stacks))
+                python = tuple(record.stack_trace())
+                tail = native_tail(record.hybrid_stack_trace(), python) if native else ()
+                group = stacks.setdefault((python, tail), len(stacks))
                 for interval in record.intervals:
                     groups.append(group)
                     starts.append(interval.allocated_before_snapshot)
@@ -120,15 +132,55 @@ class Capture:
             np.asarray(indexes, dtype=np.int64),
             len(stacks),
         )
-        frames: dict[tuple[str, str, int], Frame] = {}  # one Frame per place, shared
-        for key, row in zip(stacks, live, strict=True):
-            stack = []
-            for place in key:
-                frame = frames.get(place)
-                if frame is None:
-                    frame = frames[place] = Frame(function=place[0], file=place[1], line=place[2])
-                stack.append(frame)
-            yield StackLiveBytes(stack=tuple(stack), live=tuple(row.tolist()))
+        frames: dict[Place, Frame] = {}  # one Frame per place, shared
+        yield from by_python_stack(
+            (as_frames(python, frames), as_frames(tail, frames), row)
+            for (python, tail), row in zip(stacks, live, strict=True)
+        )
+
+
+def as_frames(places: Sequence[Place], frames: dict[Place, Frame]) -> tuple[Frame, ...]:
+    """memray's places as frames, one :class:`Frame` per place in ``frames``."""
+    stack = []
+    for place in places:
+        frame = frames.get(place)
+        if frame is None:
+            frame = frames[place] = Frame(function=place[0], file=place[1], line=place[2])
+        stack.append(frame)
+    return tuple(stack)
+
+
+def native_tail(hybrid: Sequence[Place], python: Sequence[Place]) -> tuple[Place, ...]:
+    """The native frames of memray's hybrid stack inside its innermost Python frame
+    (all of them when there is no Python frame; none if that frame is not in it)."""
+    if not python:
+        return tuple(hybrid)
+    innermost = python[0]
+    for i, place in enumerate(hybrid):
+        if place == innermost:
+            return tuple(hybrid[:i])
+    return ()
+
+
+def by_python_stack(
+    variants: Iterable[tuple[tuple[Frame, ...], tuple[Frame, ...], np.ndarray]],
+) -> Iterator[StackLiveBytes]:
+    """``(Python stack, native frames, live bytes)`` summed by Python stack, in the order
+    first seen, each keeping the native frames of its variant that grew most (the first
+    value to the last; the most at the last between equals)."""
+    merged: dict[tuple[Frame, ...], tuple[np.ndarray, tuple[Frame, ...], tuple[int, int]]] = {}
+    for python, tail, row in variants:
+        growth = (int(row[-1] - row[0]), int(row[-1])) if len(row) else (0, 0)
+        seen = merged.get(python)
+        if seen is None:
+            merged[python] = (row, tail, growth)
+            continue
+        total, kept, most = seen
+        if growth > most:
+            kept, most = tail, growth
+        merged[python] = (total + row, kept, most)
+    for python, (total, tail, _) in merged.items():
+        yield StackLiveBytes(stack=python, live=tuple(total.tolist()), native=tail)
 
 
 def _reason(exc: BaseException) -> str:

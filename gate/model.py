@@ -31,6 +31,27 @@ class Frame:
 
 
 @dataclasses.dataclass(frozen=True)
+class NativeFrame:
+    """One native (C) frame of an allocation's stack, recorded with ``[profile] native``."""
+
+    function: str
+    file: str
+    """The source file from the library's debug information, ``<unknown>`` without it."""
+    line: int
+    library: str = ""
+    """The shared library (or executable) that defines ``function``; empty when none of
+    those the service had loaded does."""
+    extension: bool = False
+    """``library`` is an extension's: neither the interpreter, the C runtime nor memray."""
+
+    def __str__(self) -> str:
+        """``function in library.so (file.c:12)``, as much of it as is known."""
+        library = self.library.rpartition("/")[2]
+        text = f"{self.function} in {library}" if library else self.function
+        return f"{text} ({self.file}:{self.line})" if self.line else text
+
+
+@dataclasses.dataclass(frozen=True)
 class LoadSample:
     """A point of the load timeline."""
 
@@ -201,6 +222,10 @@ class Site:
     library_frame: Frame | None = None
     """With no user frame, the innermost frame in an installed library (site-packages):
     the service's own code in the stack, if any, only started the server."""
+    native: tuple[NativeFrame, ...] = ()
+    """With ``[profile] native``: the native frames called by the innermost Python frame,
+    innermost first (when several native paths share the Python stack, the one whose
+    allocations grew most)."""
 
     @property
     def growth_per_request(self) -> float:
@@ -211,6 +236,11 @@ class Site:
         """The frame the site is named by, wherever it is shown or kept: its user frame,
         else its innermost frame in an installed library, else its innermost one."""
         return self.user_frame or self.library_frame or (self.stack[0] if self.stack else None)
+
+    @property
+    def native_frame(self) -> NativeFrame | None:
+        """The innermost native frame in an extension: shown under the Python line."""
+        return next((frame for frame in self.native if frame.extension), None)
 
     @property
     def in_user_code(self) -> bool:

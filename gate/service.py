@@ -37,6 +37,7 @@ from gate._process import exit_text
 from gate.agent.memgate_agent import CENSUS_FILE, CENSUS_REQUEST, SETTINGS
 from gate.errors import RunError
 from gate.interpreter import AGENT, ServicePython, check_python, service_command
+from gate.native import loaded_libraries
 from gate.outputs import CAPTURE, SERVICE_LOG
 from gate.process_tree import RawProcessSample, sample_tree
 from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
@@ -106,6 +107,8 @@ class ServiceProcess:
         self.scenario = scenario
         """The service's scenario (one of a scenario file's members)."""
         self.profiled = profiled
+        self.libraries: tuple[str, ...] = ()
+        """With native traces, the files the service had mapped at the end of the load."""
         """``False`` runs the service without memray (to measure what profiling costs)."""
         self.port = port
         self.ports = ports or {}
@@ -269,9 +272,16 @@ class ServiceProcess:
             time.sleep(0.02)
 
     def end_capture(self) -> None:
-        """Take the live capture's last point and stop reading (the load has ended)."""
+        """Take the live capture's last point and stop reading (the load has ended); with
+        native traces, list the libraries the service's processes have loaded."""
         if self._live is not None:
             self._live.stop()
+        if self.profiled and self.scenario.profile.native and self._proc is not None:
+            try:
+                tree = psutil.Process(self._proc.pid).children(recursive=True)
+            except psutil.Error:
+                tree = []
+            self.libraries = loaded_libraries([self._proc.pid, *(p.pid for p in tree)])
 
     def wait_healthy(self) -> float:
         """Poll the health URL; return the seconds it took, or raise :class:`RunError`."""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import PurePosixPath
+from typing import TypeVar
 
 import numpy as np
 
 from gate.analysis.trend import blocks, trend
-from gate.model import Frame, Site
+from gate.model import Frame, NativeFrame, Site
+
+AnyFrame = TypeVar("AnyFrame", Frame, NativeFrame)
 
 MAX_SITES = 50
 CANDIDATES = 200
@@ -62,14 +66,14 @@ def _is_below(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
 
 
-def relative_frames(stack: Sequence[Frame], base: str) -> tuple[Frame, ...]:
+def relative_frames(stack: Sequence[AnyFrame], base: str) -> tuple[AnyFrame, ...]:
     """Frames with files below ``base`` made relative to it (stable across machines)."""
     base_path = PurePosixPath(base)
     out = []
     for frame in stack:
         path = PurePosixPath(frame.file)
         if path.is_absolute() and _is_below(frame.file, base):
-            out.append(Frame(frame.function, str(path.relative_to(base_path)), frame.line))
+            out.append(dataclasses.replace(frame, file=str(path.relative_to(base_path))))
         else:
             out.append(frame)
     return tuple(out)
@@ -103,6 +107,7 @@ def rank_sites(
     library_roots: Sequence[str],
     base: str,
     limit: int = MAX_SITES,
+    native: Callable[[tuple[Frame, ...]], tuple[NativeFrame, ...]] = lambda stack: (),
 ) -> tuple[Site, ...]:
     """The ``limit`` stacks most likely to be leaking, most likely first.
 
@@ -111,7 +116,8 @@ def rank_sites(
     most over the steady state. Each candidate's growth per request is estimated like the
     heap's (:func:`gate.analysis.trend.trend`); sites are ranked by
     :func:`most_likely_first`, so that a cache filled once ranks low and a site that grows
-    with every request ranks first.
+    with every request ranks first. ``native`` gives a stack's native frames (asked for
+    the sites kept only).
     """
     candidates = heapq.nlargest(
         CANDIDATES,
@@ -122,21 +128,25 @@ def rank_sites(
         ),
         key=lambda item: (item[0], -item[1]),
     )
-    sites = []
+    sites = {}
     for _, _, stack, live in candidates:
         found = user_frame(stack, library_roots)
         library = None if found else library_frame(stack, library_roots)
-        sites.append(
-            measure_site(
-                relative_frames(stack, base),
-                relative_frames([found], base)[0] if found else None,
-                live,
-                requests=requests,
-                steady_index=steady_index,
-                library_frame=library,
-            )
+        site = measure_site(
+            relative_frames(stack, base),
+            relative_frames([found], base)[0] if found else None,
+            live,
+            requests=requests,
+            steady_index=steady_index,
+            library_frame=library,
         )
-    return most_likely_first(sites)[:limit]
+        sites[id(site)] = (site, tuple(stack))
+    return tuple(
+        dataclasses.replace(site, native=relative_frames(frames, base))
+        if (frames := native(sites[id(site)][1]))
+        else site
+        for site in most_likely_first(site for site, _ in sites.values())[:limit]
+    )
 
 
 def remeasure(

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gate.capture import _reason
+from gate.capture import Place, _reason
 from gate.errors import RunError, one_line
-from gate.live.process import LiveProcess, Place
+from gate.live.process import LiveProcess
 from gate.live.sockets import _alive, _backlogs, _listening_ports, _open
 from gate.model import Frame
 

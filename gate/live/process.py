@@ -14,15 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gate.capture import StackLiveBytes
+from gate.capture import Place, StackLiveBytes, as_frames, by_python_stack, native_tail
 from gate.live.flamegraph import write_flamegraph
 from gate.model import Frame, MemorySnapshot
 
 if TYPE_CHECKING:
     from memray import AllocationRecord, SocketReader
 
-Place = tuple[str, str, int]
-"""A frame as memray gives it: function, file, line."""
 _Stack = tuple[Frame, ...]
 
 RESOLVE_S = 0.02
@@ -35,6 +33,7 @@ RELIEF = 2.0
 process takes at most a third of the time, however many stacks it keeps alive (the
 readings compete with the service and the load for the machine's cores)."""
 _STACK_ID = operator.attrgetter("stack_id")
+_NATIVE_STACK_ID = operator.attrgetter("native_stack_id")
 _SIZE = operator.attrgetter("size")
 
 
@@ -76,8 +75,12 @@ class LiveProcess:
         # each poll (resolving costs 40-70 us a stack: thousands of new stacks at the
         # start of a load would stall the readings for seconds) and the rest before the
         # stream is closed. Numbers whose stacks resolve alike are summed when read.
+        # With native traces a number stands for a stack_id and a native_stack_id.
+        self._native = bool(reader.has_native_traces)
         self._number_of_id = np.full(1024, -1, dtype=np.int64)
+        self._number_of_pair: dict[int, int] = {}
         self._stacks: list[_Stack | None] = []
+        self._tails: list[_Stack] = []  # the native frames of each number's stack
         self._unresolved: dict[int, AllocationRecord] = {}
         self._times: list[float] = []
         self._heaps: list[int] = []
@@ -97,17 +100,18 @@ class LiveProcess:
         :meth:`gate.capture.Capture.live_bytes_by_stack` gives them: records that differ
         only by thread or allocator merged, innermost frame first."""
         chosen = [self._live[i] if i >= 0 else None for i in indexes]
-        groups: dict[_Stack, int] = {}
+        groups: dict[tuple[_Stack, _Stack], int] = {}
         group_of = np.empty(len(self._stacks), dtype=np.int64)
-        for number, stack in enumerate(self._stacks):
+        for number, (stack, tail) in enumerate(zip(self._stacks, self._tails, strict=True)):
             # A stack never resolved (its stream broke off) has no Python frame to show.
-            group_of[number] = groups.setdefault(stack or (), len(groups))
+            group_of[number] = groups.setdefault((stack or (), tail), len(groups))
         totals = np.zeros((len(groups), len(chosen)), dtype=np.int64)
         for column, live in enumerate(chosen):
             if live is not None:
                 np.add.at(totals[:, column], group_of[: len(live)], live)
-        for stack, row in zip(groups, totals, strict=True):
-            yield StackLiveBytes(stack=stack, live=tuple(row.tolist()))
+        yield from by_python_stack(
+            (stack, tail, row) for (stack, tail), row in zip(groups, totals, strict=True)
+        )
 
     def poll(self) -> int:
         """Take one poll and keep it; the number of stacks live in it. Once the stream
@@ -146,13 +150,12 @@ class LiveProcess:
         frames = self._frames
         for number in list(self._unresolved):
             record = self._unresolved.pop(number)
-            stack = []
-            for place in record.stack_trace():
-                frame = frames.get(place)
-                if frame is None:
-                    frame = frames[place] = Frame(function=place[0], file=place[1], line=place[2])
-                stack.append(frame)
-            self._stacks[number] = tuple(stack)
+            python: list[Place] = record.stack_trace()
+            self._stacks[number] = as_frames(python, frames)
+            if self._native:
+                self._tails[number] = as_frames(
+                    native_tail(record.hybrid_stack_trace(), python), frames
+                )
             if time.monotonic() >= end:
                 return
 
@@ -168,6 +171,8 @@ class LiveProcess:
         records = list(reader.get_current_snapshot(merge_threads=True))
         ids = np.fromiter(map(_STACK_ID, records), dtype=np.int64, count=len(records))
         sizes = np.fromiter(map(_SIZE, records), dtype=np.int64, count=len(records))
+        if self._native:
+            return self._live_bytes_by_pair(records, ids, sizes)
         if len(ids) and ids.max() >= len(self._number_of_id):
             grown = np.full(max(2 * len(self._number_of_id), ids.max() + 1), -1, dtype=np.int64)
             grown[: len(self._number_of_id)] = self._number_of_id
@@ -176,13 +181,39 @@ class LiveProcess:
         for i in np.flatnonzero(numbers < 0).tolist():
             number = self._number_of_id[ids[i]]  # another record of this poll numbered it
             if number < 0:
-                number = self._number_of_id[ids[i]] = len(self._stacks)
-                self._stacks.append(None)
-                self._unresolved[number] = records[i]
+                number = self._number_of_id[ids[i]] = self._new_number(records[i])
             numbers[i] = number
         live = np.zeros(len(self._stacks), dtype=np.int64)
         np.add.at(live, numbers, sizes)
         return live
+
+    def _live_bytes_by_pair(
+        self, records: list[AllocationRecord], ids: np.ndarray, sizes: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`_live_bytes` with native traces: numbered by (stack_id, native_stack_id),
+        each distinct pair of the poll looked up once."""
+        native = np.fromiter(map(_NATIVE_STACK_ID, records), dtype=np.int64, count=len(records))
+        pairs, first, inverse = np.unique(
+            (ids << 32) | native, return_index=True, return_inverse=True
+        )
+        known = self._number_of_pair
+        numbers = np.empty(len(pairs), dtype=np.int64)
+        for j, (pair, i) in enumerate(zip(pairs.tolist(), first.tolist(), strict=True)):
+            number = known.get(pair)
+            if number is None:
+                number = known[pair] = self._new_number(records[i])
+            numbers[j] = number
+        live = np.zeros(len(self._stacks), dtype=np.int64)
+        np.add.at(live, numbers[inverse.reshape(-1)], sizes)
+        return live
+
+    def _new_number(self, record: AllocationRecord) -> int:
+        """A number for a new stack, its record kept to resolve it later."""
+        number = len(self._stacks)
+        self._stacks.append(None)
+        self._tails.append(())
+        self._unresolved[number] = record
+        return number
 
     def _schedule(self, took: float) -> None:
         """The next poll: one interval on, and no sooner than :data:`RELIEF` times what

@@ -21,7 +21,7 @@ import github_action_utils as gau
 from gate.dependencies import normalize
 from gate.merge import Merged
 from gate.outcome import Outcome
-from gate.report.parts import Report, is_user_frame, source_path, where
+from gate.report.parts import Report, is_user_frame, native_at, source_path, where
 
 LEVEL: dict[Outcome, Literal["error", "warning"]] = {
     Outcome.FAIL: "error",
@@ -51,6 +51,9 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
         file = line = None
         frame = finding.where
         message = finding.message
+        native = native_at(report.result, frame)
+        if native is not None:
+            message += f" (native: {native})"
         if frame is not None and is_user_frame(report.result, frame):
             file = source_path(report.result, frame, workspace)
             line = frame.line if file else None

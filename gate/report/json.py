@@ -10,7 +10,7 @@ from typing import Any
 from gate import __version__
 from gate.baseline import RunSummary
 from gate.merge import Merged
-from gate.model import Frame, Provenance, Trend
+from gate.model import Frame, NativeFrame, Provenance, Trend
 from gate.outcome import Outcome
 from gate.report.parts import Report, change, growing_processes, growing_sites
 from gate.verdict import Finding
@@ -60,6 +60,8 @@ def render_json(report: Report) -> str:
                 "frame": _frame(site.frame),
                 "user_code": site.in_user_code,
                 "stack": [_frame(f) for f in site.stack[:STACK_FRAMES]],
+                "native_frame": _native(site.native_frame),
+                "native": [_native(f) for f in site.native[:STACK_FRAMES]],
             }
             for rank, site in enumerate(growing_sites(result.sites), start=1)
         ],
@@ -185,6 +187,10 @@ def _trend(trend: Trend) -> dict[str, float]:
 
 
 def _frame(frame: Frame | None) -> dict[str, Any] | None:
+    return dataclasses.asdict(frame) if frame else None
+
+
+def _native(frame: NativeFrame | None) -> dict[str, Any] | None:
     return dataclasses.asdict(frame) if frame else None
 
 

@@ -259,15 +259,16 @@ def _sites(report: Report) -> list[str]:
     for rank, site in enumerate(sites, start=1):
         frame = site.frame
         owner = "" if site.in_user_code else " (not user code)"
+        native = site.native_frame
+        calls = f", native {code(str(native))}" if native is not None else ""
         out.append(
             f"{rank}. **{md(rate(site.trend))}**, confidence {site.confidence:.2f},"
-            f" {size(site.live_bytes_end)} live at the end: {_where(frame)}{owner}"
+            f" {size(site.live_bytes_end)} live at the end: {_where(frame)}{owner}{calls}"
         )
-        stack = "\n".join(
-            f"{_oneline(f.function)}  {_oneline(f.file)}:{f.line}"
-            for f in site.stack[:STACK_FRAMES]
-        )
-        more = len(site.stack) - STACK_FRAMES
+        lines = [_oneline(str(f)) for f in site.native]
+        lines += [f"{_oneline(f.function)}  {_oneline(f.file)}:{f.line}" for f in site.stack]
+        stack = "\n".join(lines[:STACK_FRAMES])
+        more = len(lines) - STACK_FRAMES
         if more > 0:
             stack += f"\n... {more} more frames"
         out += ["", "   <details><summary>stack</summary>", "", _indent(fenced(stack))]

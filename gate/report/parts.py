@@ -18,6 +18,7 @@ from gate.merge import Merged
 from gate.model import (
     CaptureInfo,
     Frame,
+    NativeFrame,
     ProcessCurve,
     Retained,
     Retention,
@@ -285,6 +286,12 @@ def source_path(result: RunResult, frame: Frame, workspace: str) -> str | None:
     if not os.path.isabs(path) or not (path == workspace or path.startswith(workspace + os.sep)):
         return None
     return os.path.relpath(path, workspace).replace(os.sep, "/")
+
+
+def native_at(result: RunResult, frame: Frame | None) -> NativeFrame | None:
+    """The extension's native frame called at ``frame``, from the first site named by it
+    that has one (sites are most likely leaking first)."""
+    return next((s.native_frame for s in result.sites if s.frame == frame and s.native_frame), None)
 
 
 def is_user_frame(result: RunResult, frame: Frame | None) -> bool:

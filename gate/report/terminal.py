@@ -82,6 +82,8 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
         place = where(frame) or "(no Python frame)"
         if not site.in_user_code and frame is not None:
             place += " (not user code)"
+        if site.native_frame is not None:
+            place += f"\n  native: {site.native_frame}"
         sites.add_row(
             str(rank), rate(site.trend), f"{site.confidence:.2f}", size(site.live_bytes_end), place
         )

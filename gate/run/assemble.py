@@ -52,6 +52,7 @@ from gate.model import (
     Site,
     Trend,
 )
+from gate.native import Libraries
 from gate.outputs import LOAD_LOG, LOAD_TIMELINE
 from gate.process_tree import RawProcessSample
 from gate.result import SCHEMA_VERSION
@@ -151,6 +152,7 @@ def build_result(
                 service.python.library_roots,
                 LIVE_END_S if service.live else 0.0,
                 _census_windows([*starts, *ends], service.live),
+                service.libraries,
             )
     except UnreadableCapture as exc:
         raise RunError(str(exc)) from None
@@ -257,6 +259,7 @@ def _read(
     library_roots: Sequence[str],
     after_end: float,
     censuses: dict[int, list[tuple[float, float]]],
+    libraries: Sequence[str] = (),
 ) -> _Read:
     """Read the processes' ``recordings`` (``(pid, capture file name, recording)``, the
     main process's first) on the load's timeline.
@@ -266,7 +269,8 @@ def _read(
     often than its busy workers: a reading costs by the stacks alive, not by the work
     done; a worker recycled midway, or started midway, spans only part of the load);
     every other process is read at those points, each at its last snapshot before.
-    No process is read while it took a census (``censuses``: when, by pid)."""
+    No process is read while it took a census (``censuses``: when, by pid). Native
+    frames are named by the ``libraries`` the service had loaded."""
     snapshots = [recording.snapshots() for _, _, recording in recordings]
     during = [
         sum(1 for s in theirs if outcome.started_at <= s.t <= outcome.ended_at + after_end)
@@ -304,18 +308,21 @@ def _read(
     curve = with_heaps(curve, [p.heap for p in processes])
     curve = with_rss(curve, [(s.t, s.rss_anon) for s in samples])
     analysis = analyse_curve(curve)
+    natives: dict[tuple[Frame, ...], StackLiveBytes] = {}
     stacks = sum_by_stack(
         [
-            _service_stacks(recording.live_bytes_by_stack(process.indexes))
+            _service_stacks(recording.live_bytes_by_stack(process.indexes), natives)
             for (_, _, recording), process in zip(recordings, processes, strict=True)
         ]
     )
+    named = Libraries(libraries)
     sites = rank_sites(
         stacks,
         requests=[p.requests for p in curve.points],
         steady_index=analysis.steady.index,
         library_roots=library_roots,
         base=str(scenario.service_cwd),
+        native=lambda stack: named.describe(natives[stack].native) if stack in natives else (),
     )
     return _Read(curve, analysis, sites, processes, len(snapshots[0]))
 
@@ -358,12 +365,22 @@ def _without_agent(heap: Sequence[int], stacks: Iterable[StackLiveBytes]) -> lis
 
 def _service_stacks(
     stacks: Iterable[StackLiveBytes],
+    natives: dict[tuple[Frame, ...], StackLiveBytes],
 ) -> Iterator[tuple[tuple[Frame, ...], tuple[int, ...]]]:
-    """The stacks as the service's code made them (memgate's agent left out)."""
+    """The stacks as the service's code made them (memgate's agent left out); into
+    ``natives``, of the stacks that have native frames, the process's that grew most."""
     for read in stacks:
         stack = without_agent(read.stack)
         if stack is not None:
+            if read.native:
+                kept = natives.get(stack)
+                if kept is None or _grew(read.live) > _grew(kept.live):
+                    natives[stack] = read
             yield stack, read.live
+
+
+def _grew(live: Sequence[int]) -> tuple[int, int]:
+    return (live[-1] - live[0], live[-1]) if live else (0, 0)
 
 
 def _load_stats(outcome: LoadOutcome, warmup_done: int) -> LoadStats:

@@ -15,6 +15,7 @@ Import from here (``from tests.support import make_result``); each topic has a m
   Markdown renderer sees of a summary.
 - ``merged``: report.json files as ``memgate merge`` reads them (``doc``, ``leak_doc``
   on ``ENV``), written into a folder (``write``), parsed (``parsed``), three merged.
+- ``native``: the leaky C extension's service, its extension built by the test.
 - ``actions``: GitHub Actions as the runner sees it (workflow commands, output files, the
   lines of a step's output, a simulated step).
 """
@@ -39,6 +40,7 @@ from tests.support.curves import (
 )
 from tests.support.fuzz import FUZZ, toml, toml_key, toml_value
 from tests.support.merged import ENV, doc, leak_doc, merged_three, parsed, write
+from tests.support.native import NATIVE_SERVICE, build_leaky
 from tests.support.repo import DEMO_APP, DEMO_SCENARIO, FIXTURES, MINIMAL, REPO, planted_leak_line
 from tests.support.reports import (
     HOSTILE,
@@ -64,6 +66,7 @@ __all__ = [
     "LEAK_64",
     "MEMGATE",
     "MINIMAL",
+    "NATIVE_SERVICE",
     "NOW",
     "PLATEAU",
     "REPO",
@@ -75,6 +78,7 @@ __all__ = [
     "actions_step",
     "after_warmup",
     "ar1",
+    "build_leaky",
     "curve",
     "doc",
     "flat_curve",

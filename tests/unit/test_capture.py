@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gate import capture
-from gate.capture import live_bytes_by_group
+from gate.capture import by_python_stack, live_bytes_by_group, native_tail
+from gate.model import Frame
 
 NEVER = np.iinfo(np.int64).max
 
@@ -66,3 +67,34 @@ def test_a_snapshot_index_of_minus_one_has_nothing_alive() -> None:
     never = np.iinfo(np.int64).max
     arrays = [np.asarray(v, dtype=np.int64) for v in ([0], [0], [never], [100], [-1, 0, 3, -1])]
     assert [row.tolist() for row in live_bytes_by_group(*arrays, 1)] == [[0, 100, 100, 0]]
+
+
+def _frames(*names: str) -> tuple[Frame, ...]:
+    return tuple(Frame(name, f"{name}.py", 1) for name in names)
+
+
+def test_the_native_tail_is_what_the_innermost_python_frame_called() -> None:
+    python = [("handler", "app.py", 10), ("serve", "server.py", 5)]
+    hybrid = [("keep", "leaky.c", 7), ("leak", "leaky.c", 20), *python[:1], ("eval", "", 0)]
+    assert native_tail(hybrid, python) == (("keep", "leaky.c", 7), ("leak", "leaky.c", 20))
+    assert native_tail(python, python) == ()  # allocated by the Python line itself
+    assert native_tail(hybrid[:2], []) == tuple(hybrid[:2])  # a thread with no Python
+    assert native_tail(hybrid[:2], python) == ()  # memray could not pair the stacks
+
+
+def test_native_paths_are_summed_by_python_stack_keeping_the_one_that_grew() -> None:
+    a, b = _frames("handler"), _frames("other")
+    flat, growing = _frames("flat_c"), _frames("growing_c")
+    merged = list(
+        by_python_stack(
+            [
+                (a, flat, np.array([500, 500, 500])),
+                (b, (), np.array([1, 2, 3])),
+                (a, growing, np.array([0, 100, 200])),
+                (a, (), np.array([10, 10, 10])),
+            ]
+        )
+    )
+    assert [m.stack for m in merged] == [a, b]
+    assert merged[0].live == (510, 610, 710) and merged[0].native == growing
+    assert merged[1].live == (1, 2, 3) and merged[1].native == ()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import socket
 import subprocess
 import sys
@@ -34,7 +35,10 @@ import memray
 
 def tracker(port):
     destination = memray.SocketDestination(server_port=port, address="127.0.0.1")
-    return memray.Tracker(destination=destination, trace_python_allocators=True)
+    native = os.environ.get("TRACKED_NATIVE") == "1"
+    return memray.Tracker(
+        destination=destination, trace_python_allocators=True, native_traces=native
+    )
 
 
 def allocate(kept, done):
@@ -126,14 +130,16 @@ def wait_for(path: Path, timeout: float = 20.0) -> None:
 
 @contextlib.contextmanager
 def tracked(
-    folder: Path, n: int, mode: str = "wait", **options: Any
+    folder: Path, n: int, mode: str = "wait", native: bool = False, **options: Any
 ) -> Iterator[tuple[subprocess.Popen[bytes], LiveCapture]]:
-    """A child tracked on a socket, allocating ``n`` times, and a LiveCapture of it."""
+    """A child tracked on a socket, allocating ``n`` times, and a LiveCapture of it
+    (``native``: with native traces)."""
     script = folder / "tracked.py"
     script.write_text(TRACKED)
     port = free_port()
     command = [sys.executable, str(script), str(port), str(n), str(folder), mode]
-    child = subprocess.Popen(command, stdin=subprocess.PIPE)
+    env = {**os.environ, "TRACKED_NATIVE": "1" if native else "0"}
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, env=env)
     live = LiveCapture(port, folder, connect_timeout_s=10.0, **options)
     try:
         live.connect()
@@ -201,6 +207,25 @@ def test_stacks_are_merged_frames_shared_and_negative_indexes_zero(tmp_path: Pat
     assert len(kept) == 1 and kept[0].live[1] == 20 * ONE
     # Both were called from the same line of the module: one Frame object for it.
     assert kept[0].stack[1] is freed[0].stack[1]
+
+
+def test_with_native_traces_each_python_stack_is_one_entry_with_its_native_frames(
+    tmp_path: Path,
+) -> None:
+    with tracked(tmp_path, 20, native=True, interval_s=0.05) as (_, live):
+        wait_for(tmp_path / "done")
+        live.stop()
+        (main,) = live.processes()
+    last = len(main.snapshots()) - 1
+    stacks = list(main.live_bytes_by_stack([0, last]))
+    assert len({s.stack for s in stacks}) == len(stacks)
+    (kept,) = [s for s in stacks if s.stack and s.stack[0].line == KEPT]
+    assert kept.live[1] == 20 * ONE  # every native path of the line summed
+    # bytes(1000) is allocated by the interpreter's C code, called by the KEPT line.
+    assert kept.native and all(f.line >= 0 and f.function for f in kept.native)
+    assert not any(f.file.endswith("tracked.py") for f in kept.native)
+    without = list(main.live_bytes_by_stack([last]))
+    assert sum(s.live[0] for s in without) == sum(s.live[1] for s in stacks)
 
 
 def test_points_are_capped_and_their_spacing_doubles(tmp_path: Path) -> None:

@@ -1,0 +1,98 @@
+"""Native frames' libraries (:mod:`gate.native`), from real ELF files: the leaky test
+extension built here, and the libraries this test process has loaded."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from gate.model import Frame, NativeFrame
+from gate.native import Libraries, is_runtime, loaded_libraries
+from tests.support import build_leaky
+
+
+@pytest.fixture(scope="module")
+def leaky(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_leaky(tmp_path_factory.mktemp("leaky"), debug=False)
+
+
+@pytest.fixture(scope="module")
+def mine() -> tuple[str, ...]:
+    return loaded_libraries([os.getpid()])
+
+
+def test_the_loaded_libraries_are_the_processes_own_files(mine) -> None:
+    assert mine and all(path.startswith("/") for path in mine)
+    assert len(set(mine)) == len(mine)
+    assert any(os.path.basename(p).startswith("libc.so") for p in mine)
+    assert loaded_libraries([]) == ()
+
+
+def test_a_process_gone_lists_nothing() -> None:
+    assert loaded_libraries([2**22 + 12345]) == ()
+
+
+def test_an_extensions_functions_static_and_exported_are_its_own(leaky, mine) -> None:
+    libraries = Libraries([*mine, str(leaky)])
+    assert libraries.owner("keep") == str(leaky)  # static: in .symtab only
+    assert libraries.owner("PyInit_leaky") == str(leaky)  # exported: .dynsym too
+    (kept,) = libraries.describe([Frame("keep", "<unknown>", 0)])
+    assert kept == NativeFrame("keep", "<unknown>", 0, library=str(leaky), extension=True)
+    assert str(kept) == f"keep in {leaky.name}"
+
+
+def test_the_interpreters_functions_are_the_runtimes(leaky, mine) -> None:
+    libraries = Libraries([str(leaky), *mine])
+    owner = libraries.owner("PyList_Append")
+    assert owner and is_runtime(owner)
+    (frame,) = libraries.describe([Frame("PyList_Append", "Objects/listobject.c", 322)])
+    assert not frame.extension
+    name = os.path.basename(owner)
+    assert str(frame) == f"PyList_Append in {name} (Objects/listobject.c:322)"
+    assert libraries.owner("malloc") and is_runtime(libraries.owner("malloc"))
+
+
+def test_no_name_no_library(leaky) -> None:
+    libraries = Libraries([str(leaky)])
+    for function in ("<unknown>", "", "eep", "no_such_function_anywhere"):
+        assert libraries.owner(function) == ""  # "eep" only ends "keep"
+    (frame,) = libraries.describe([Frame("<unknown>", "<unknown>", 0)])
+    assert not frame.extension and str(frame) == "<unknown>"
+
+
+def test_files_that_are_not_elf_or_are_gone_define_nothing(tmp_path: Path) -> None:
+    text = tmp_path / "locale-archive"
+    text.write_bytes(b"not an ELF file at all" * 10)
+    truncated = tmp_path / "cut.so"
+    truncated.write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 9)
+    libraries = Libraries([str(text), str(truncated), str(tmp_path / "deleted.so"), str(tmp_path)])
+    assert libraries.owner("keep") == ""
+
+
+@pytest.mark.parametrize(
+    ("path", "runtime"),
+    [
+        ("/usr/bin/python3.11", True),
+        ("/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0", True),
+        ("/usr/lib/x86_64-linux-gnu/libc.so.6", True),
+        ("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", True),
+        ("/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30", True),
+        ("/usr/lib/python3.11/lib-dynload/_json.cpython-311-x86_64-linux-gnu.so", True),
+        ("/venv/lib/python3.11/site-packages/memray/_memray.cpython-311-x86_64-linux-gnu.so", True),
+        ("/venv/lib/python3.11/site-packages/memray.libs/libunwind-7e4e9a3c.so.8.0.1", True),
+        ("/venv/lib/python3.11/site-packages/numpy/core/_multiarray_umath.cpython-311.so", False),
+        ("/usr/lib/x86_64-linux-gnu/libz.so.1.2.13", False),
+        ("/srv/app/leaky.cpython-311-x86_64-linux-gnu.so", False),
+        ("/usr/lib/x86_64-linux-gnu/libcrypto.so.3", False),
+    ],
+)
+def test_the_runtime_is_the_interpreter_the_c_runtime_and_memray(path: str, runtime: bool) -> None:
+    assert is_runtime(path) is runtime
+
+
+def test_the_interpreter_executable_is_found_among_the_loaded(mine) -> None:
+    real = os.path.realpath(sys.executable)
+    assert real in mine or any("libpython" in p for p in mine)
