@@ -25,20 +25,22 @@ def user_frame(stack: Sequence[Frame], library_roots: Sequence[str]) -> Frame | 
     the standard library and site-packages) that is not only the entry point, or
     ``None``.
 
-    The entry point is the module-level line that starts the server (``uvicorn.run(app)``
-    under ``if __name__ == "__main__"``): the outermost frame of the service's own code,
-    at ``<module>``, with an installed library's frames inside it. It is below every
-    request, so a leak is never there: a stack whose only frame of the service's own
-    code it is has none (:func:`library_frame` names it). A module-level line that
-    allocates itself, or through the standard library only, is still the place."""
+    The entry point is the code that starts the server: the module-level line
+    (``uvicorn.run(app)`` under ``if __name__ == "__main__"``) and the functions of the
+    service's own it calls on the way (``main()`` calling ``app.run()``), the outermost
+    frames of the service's own code, from ``<module>`` inward, with an installed
+    library's frame inside them. It is below every request, so a leak is never there: a
+    stack whose only frames of the service's own code it is has none
+    (:func:`library_frame` names it). A module-level line (or ``main()``) that allocates
+    itself, or through the standard library only, is still the place."""
     own = [i for i, frame in enumerate(stack) if _is_own(frame, library_roots)]
-    if own:
-        outermost = own[-1]
-        entry = stack[outermost].function == "<module>" and any(
-            _is_installed(frame, library_roots) for frame in stack[:outermost]
-        )
-        if entry:
-            own.pop()
+    if own and stack[own[-1]].function == "<module>":
+        entry = len(own) - 1  # the outermost own frames, one within the next
+        while entry > 0 and own[entry - 1] == own[entry] - 1:
+            entry -= 1
+        first = own[entry]
+        if first > 0 and _is_installed(stack[first - 1], library_roots):
+            del own[entry:]
     return stack[own[0]] if own else None
 
 

@@ -48,6 +48,19 @@ def test_the_line_that_starts_the_server_is_not_where_a_leak_is() -> None:
     assert library_frame([STDLIB], LIB) is None
 
 
+def test_a_main_function_that_starts_the_server_is_the_entry_point_too() -> None:
+    main = Frame("main", "/srv/app/main.py", 21)  # app.run(), called by the module's line
+    assert user_frame([STDLIB, SITE, main, ENTRY], LIB) is None
+    assert library_frame([STDLIB, SITE, main, ENTRY], LIB) == SITE
+    # The handler the server calls back is the place, below main() and the library.
+    assert user_frame([STDLIB, APP, SITE, main, ENTRY], LIB) == APP
+    # main() allocating itself, or through the standard library, is the place.
+    assert user_frame([main, ENTRY], LIB) == main
+    assert user_frame([STDLIB, main, ENTRY], LIB) == main
+    # A function called from the module through a library is not part of the entry.
+    assert user_frame([SITE, main, SITE, ENTRY], LIB) == main
+
+
 def test_relative_frames_only_below_base() -> None:
     assert relative_frames([APP, STDLIB], "/srv/app") == (
         Frame("handler", "api.py", 42),
