@@ -37,15 +37,37 @@ class _CensusFile(pydantic.BaseModel):
     grown: list[_GrownContainer] = []
 
 
-def read_censuses(folder: Path, label: str) -> list[CensusRecord]:
+class _CensusError(pydantic.BaseModel):
+    """What the agent writes when its census raised."""
+
+    label: str
+    error: str
+
+
+def read_censuses(folder: Path, label: str) -> tuple[list[CensusRecord], dict[int, str]]:
     """The agent's censuses labelled ``label`` in ``folder``, one per process that took
-    it; a file that is unreadable or not the agent's is left out (a census tells, it
-    never decides)."""
+    it, and by pid why the others were left out: the agent's reason when it failed, or
+    that the file cannot be read (a census tells, it never decides)."""
     found = []
+    failed: dict[int, str] = {}
     for path in sorted(folder.glob(CENSUS_FILE.format(label=label, pid="*"))):
+        pid = path.name.split(".")[2]
+        if not pid.isdigit():
+            continue
         try:
-            raw = _CensusFile.model_validate_json(path.read_bytes())
-        except (OSError, ValueError):
+            data = path.read_bytes()
+        except OSError as exc:
+            failed[int(pid)] = f"is unreadable: {exc.strerror or exc}"
+            continue
+        try:
+            failed[int(pid)] = f"failed: {_CensusError.model_validate_json(data).error}"
+            continue
+        except ValueError:
+            pass
+        try:
+            raw = _CensusFile.model_validate_json(data)
+        except ValueError:
+            failed[int(pid)] = "is unreadable"
             continue
         if raw.label != label:
             continue
@@ -63,7 +85,7 @@ def read_censuses(folder: Path, label: str) -> list[CensusRecord]:
                 frozen=raw.frozen,
             )
         )
-    return found
+    return found, failed
 
 
 def read_gc_samples(prefix: Path) -> list[list[GcSample]]:

@@ -411,6 +411,8 @@ class Retention:
     censuses: tuple[Census, ...]
     requests: float
     """Requests served between the two censuses (of the main process)."""
+    problems: tuple[str, ...] = ()
+    """Censuses that failed or never came, one line each: what grew is then unknown."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -54,13 +54,15 @@ def retention(
     *,
     load_start: float,
     main_pid: int,
+    problems: Sequence[str] = (),
 ) -> Retention | None:
     """What grew between each process's start and end census, by at least
     :data:`MIN_GROWTH` and :data:`MIN_PER_REQUEST` per request served between them
-    (``requests_at``: requests served by a time); ``None`` when no process took both."""
+    (``requests_at``: requests served by a time), and the censuses' ``problems``;
+    ``None`` when no process took both and nothing went wrong (none was asked for)."""
     by_pid = {c.pid: c for c in starts}
     pairs = [(by_pid[end.pid], end) for end in ends if end.pid in by_pid]
-    if not pairs:
+    if not pairs and not problems:
         return None
     retained: list[Retained] = []
     main_requests = 0.0
@@ -103,7 +105,7 @@ def retention(
         )
         for c in sorted([*starts, *ends], key=lambda c: (c.pid != main_pid, c.pid, c.t))
     )
-    return Retention(tuple(retained), censuses, round(main_requests, 1))
+    return Retention(tuple(retained), censuses, round(main_requests, 1), tuple(problems))
 
 
 def _grown(

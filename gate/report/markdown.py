@@ -26,6 +26,7 @@ from gate.report.parts import (
     growing_sites,
     headline,
     lines,
+    nothing_retained,
     on_grid,
     process_growth,
     process_name,
@@ -290,7 +291,7 @@ def _retention(report: Report) -> list[str]:
         else:
             out.append(f"- {md(text)}")
     if not retention.retained:
-        out.append("Nothing the garbage collector's census counts grew with the requests.")
+        out.append(md(nothing_retained(retention).capitalize() + "."))
     out += ["", f"Census of the collector's objects: {md(census_text(report.result))}.", ""]
     return out
 

@@ -141,7 +141,15 @@ def census_text(result: RunResult) -> str:
         parts.append(
             f"{census.label} {census.objects:,} objects{cut}, paused {census.seconds:.2f} s"
         )
+    parts += retention.problems
     return "; ".join(parts)
+
+
+def nothing_retained(retention: Retention) -> str:
+    """What to say when no growth is named: nothing grew, or the census could not tell."""
+    if retention.problems:
+        return "unknown: a census the comparison needs failed or never came"
+    return "nothing the garbage collector's census counts grew with the requests"
 
 
 def several_processes(retention: Retention) -> bool:

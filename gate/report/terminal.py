@@ -21,6 +21,7 @@ from gate.report.parts import (
     growing_processes,
     growing_sites,
     headline,
+    nothing_retained,
     process_growth,
     process_name,
     rate,
@@ -106,7 +107,7 @@ def _retained(retention: Retention) -> Table:
     for retained in retention.retained:
         table.add_row(retained_text(retained, several))
     if not retention.retained:
-        table.caption = "nothing the garbage collector's census counts grew with the requests"
+        table.caption = nothing_retained(retention)
     return table
 
 

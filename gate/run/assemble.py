@@ -141,8 +141,15 @@ def build_result(
                 ]
             forks = {pid for pid, _, _ in recordings[1:]}
             check_profiled(during, forks, scenario.profile.follow_fork, service.who)
-            starts = read_censuses(service.census_folder, "start")
-            ends = read_censuses(service.census_folder, "end")
+            starts, failed_starts = read_censuses(service.census_folder, "start")
+            ends, failed_ends = read_censuses(service.census_folder, "end")
+            problems = census_problems(
+                scenario.profile.census,
+                service.pid,
+                starts,
+                ends,
+                {"start": failed_starts, "end": failed_ends},
+            )
             read = _read(
                 scenario,
                 recordings,
@@ -226,8 +233,37 @@ def build_result(
             lambda t: float(requests_at([t], timeline)[0]),
             load_start=outcome.started_at,
             main_pid=recordings[0][0] if recordings else -1,
+            problems=problems,
         ),
     )
+
+
+def census_problems(
+    asked: bool,
+    main_pid: int,
+    starts: Sequence[CensusRecord],
+    ends: Sequence[CensusRecord],
+    failed: dict[str, dict[int, str]],
+) -> tuple[str, ...]:
+    """What went wrong with the censuses the scenario asked for: those that failed, and
+    the main process's that never came (a fork recycled meanwhile has no end census,
+    and that is no problem); none if none was ``asked`` for."""
+    if not asked:
+        return ()
+    problems = [
+        f"the {label} census of process {pid} {why}"
+        for label, theirs in failed.items()
+        for pid, why in sorted(theirs.items())
+    ]
+    answered = {
+        "start": {c.pid for c in starts} | set(failed["start"]),
+        "end": {c.pid for c in ends} | set(failed["end"]),
+    }
+    if main_pid not in answered["start"]:
+        problems.append(f"process {main_pid} answered no start census")
+    elif main_pid not in answered["end"]:
+        problems.append(f"process {main_pid} answered no end census")
+    return tuple(problems)
 
 
 CENSUS_MARGIN_S = 0.1

@@ -224,7 +224,7 @@ def test_the_light_census_leaves_nothing_behind() -> None:
     assert after - before < 8192
 
 
-def test_a_census_that_fails_is_answered_and_left_out(
+def test_a_census_that_fails_is_answered_left_out_and_said(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from gate.agent_files import read_censuses
@@ -237,11 +237,28 @@ def test_a_census_that_fails_is_answered_and_left_out(
     written = tmp_path / agent.CENSUS_FILE.format(label="start", pid=os.getpid())
     assert json.loads(written.read_text())["error"].startswith("RuntimeError: a container")
     (tmp_path / "census.start.123.json").write_text("{not json")
-    assert read_censuses(tmp_path, "start") == []
+    assert read_censuses(tmp_path, "start") == (
+        [],
+        {
+            123: "is unreadable",
+            os.getpid(): "failed: RuntimeError: a container that cannot be counted",
+        },
+    )
     monkeypatch.undo()
     agent._take_census(str(tmp_path), "start")
-    (found,) = read_censuses(tmp_path, "start")
+    (found,), failed = read_censuses(tmp_path, "start")
     assert (found.pid, found.label) == (os.getpid(), "start") and found.objects > 1000
+    assert failed == {123: "is unreadable"}
+
+
+def test_censuses_that_failed_or_never_came_are_a_retention_with_problems() -> None:
+    said = ("the end census of process 7 failed: MemoryError",)
+    found = retention(
+        [_record(7, "start", 0.0)], [], lambda t: t, load_start=0.0, main_pid=7, problems=said
+    )
+    assert found is not None and found.retained == () and found.problems == said
+    # None asked for (census = false), none taken: no retention at all.
+    assert retention([], [], lambda t: t, load_start=0.0, main_pid=7) is None
 
 
 def test_objects_frozen_at_the_start_are_not_counted_as_growth() -> None:
@@ -259,3 +276,20 @@ def test_objects_frozen_at_the_start_are_not_counted_as_growth() -> None:
     found = retention(starts, ends, lambda t: t * 100.0, load_start=0.0, main_pid=7)
     assert found is not None
     assert [(r.kind, r.what) for r in found.retained] == [("container", "app._kept")]
+
+
+def test_the_main_processs_missing_census_is_a_problem_a_recycled_forks_is_not() -> None:
+    from gate.run.assemble import census_problems
+
+    start, end = _record(7, "start", 0.0), _record(7, "end", 9.0)
+    fork = _record(8, "start", 1.0)  # recycled before the end: no end census, no problem
+    none: dict[str, dict[int, str]] = {"start": {}, "end": {}}
+    assert census_problems(True, 7, [start, fork], [end], none) == ()
+    assert census_problems(True, 7, [start], [], none) == ("process 7 answered no end census",)
+    assert census_problems(True, 7, [], [], none) == ("process 7 answered no start census",)
+    failed = {"start": {}, "end": {7: "failed: MemoryError", 8: "is unreadable"}}
+    assert census_problems(True, 7, [start, fork], [], failed) == (
+        "the end census of process 7 failed: MemoryError",
+        "the end census of process 8 is unreadable",
+    )
+    assert census_problems(False, 7, [], [], none) == ()

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from gate import merge
 from gate.baseline import History, summarize
 from gate.merge import BadInput
-from gate.model import Census, Frame, Retained, Retention, RunResult
+from gate.model import Census, Frame, NativeFrame, Retained, Retention, RunResult
 from gate.outcome import Outcome
 from gate.report.formats import Format, render
 from gate.report.github import Annotation, annotate, annotate_merged, render_annotations
@@ -345,6 +345,50 @@ def test_every_format_says_what_keeps_the_memory_alive() -> None:
     page = render(report, Format.HTML)
     assert "<h2>What keeps the memory alive</h2>" in page
     assert "<code>examples.demo_service.app._retained</code>" in page
+
+
+def test_a_census_that_failed_is_said_not_taken_for_nothing_grown() -> None:
+    censuses = (Census(4833, "start", 1.95, 27554, 0.21),)
+    problem = "the end census of process 4833 failed: MemoryError"
+    retention = Retention((), censuses, 0.0, (problem,))
+    result = dataclasses.replace(leak_report().result, retention=retention)
+    report = dataclasses.replace(leak_report(), result=result)
+    for form in (Format.TERMINAL, Format.MARKDOWN, Format.HTML):
+        text = " ".join(render(report, form, width=200).split())
+        assert problem in text, form
+        assert "grew with the requests" not in text, form
+        assert "unknown: a census the comparison needs failed or never came" in text.lower()
+
+
+def _native_report() -> Report:
+    report = leak_report()
+    top, *rest = report.result.sites
+    native = (
+        NativeFrame("keep", "leaky.c", 10, "/srv/app/leaky.cpython-311-x86_64-linux-gnu.so", True),
+        NativeFrame(
+            "PyObject_Vectorcall", "Objects/call.c", 299, "/usr/lib/libpython3.11.so", False
+        ),
+    )
+    result = dataclasses.replace(
+        report.result, sites=(dataclasses.replace(top, native=native), *rest)
+    )
+    return dataclasses.replace(report, result=result)
+
+
+def test_every_format_shows_a_sites_native_frame_under_its_python_line() -> None:
+    report = _native_report()
+    shown = "keep in leaky.cpython-311-x86_64-linux-gnu.so (leaky.c:10)"
+    terminal = render(report, Format.TERMINAL, width=200).splitlines()
+    at = next(i for i, line in enumerate(terminal) if "app.py:54" in line and "1 " in line[:6])
+    assert terminal[at + 1].strip() == f"native: {shown}"
+    assert f"native `{shown}`" in render(report, Format.MARKDOWN)
+    page = render(report, Format.HTML)
+    assert f"<code>{shown}</code>" in page and "PyObject_Vectorcall in libpython3.11.so" in page
+    doc = json.loads(render(report, Format.JSON))
+    assert doc["sites"][0]["native_frame"]["function"] == "keep"
+    assert [f["extension"] for f in doc["sites"][0]["native"]] == [True, False]
+    # The annotation on the Python line names the native frame too.
+    assert f"(native: {shown})" in render(report, Format.GITHUB)
 
 
 @settings(max_examples=50, deadline=None)
