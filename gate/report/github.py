@@ -44,7 +44,8 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
     one, so the line shows one error that lists them all. A finding in the files of a
     distribution whose version changed since the compared runs is placed on the line
     of the workspace that pins it (a dependency upgrade's pull request gets it on the
-    upgraded line), else on the run."""
+    upgraded line), else on the run. A finding in the service's code whose stack goes
+    through such a distribution is placed on its line and on the pin's."""
     merged: dict[tuple[Literal["error", "warning"], str | None, int | None], list[str]] = {}
     changed = {c.name: c for c in report.changes}
     for finding in report.decision.findings:
@@ -57,6 +58,12 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
         if frame is not None and is_user_frame(report.result, frame):
             file = source_path(report.result, frame, workspace)
             line = frame.line if file else None
+            if (name := report.changed_under(frame)) in changed:
+                message += f" (through {changed[name].text()})"
+                pinned = pin_line(Path(workspace), changed[name].name)
+                if pinned is not None and pinned != (file, line):
+                    placed = (LEVEL[finding.severity], *pinned)
+                    merged.setdefault(placed, []).append(f"{message} at {where(frame)}")
         elif (name := report.owner(frame)) in changed:
             message += f" (in {changed[name].text()})"
             pinned = pin_line(Path(workspace), changed[name].name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import os.path
 from collections.abc import Sequence
 
@@ -60,6 +61,33 @@ class Report:
         """The distribution whose files hold ``frame``'s, if any."""
         changed = {c.name for c in self.changes}
         return owner(frame, self.result.provenance.packages, changed)
+
+    def dependency_of(self, frame: Frame | None) -> str | None:
+        """The distribution a finding at ``frame`` is counted for: the one holding its
+        file, else the changed one its sites' stacks go through (:meth:`changed_under`)."""
+        return self.owner(frame) or self.changed_under(frame)
+
+    def changed_under(self, frame: Frame | None) -> str | None:
+        """The changed distribution that a finding at ``frame`` (in the service's own
+        code) reaches: one whose files the stack of a site named by ``frame`` passes
+        through inside it, Python frames or the extension's native frame (the service's
+        line calling an upgraded library that leaks); ``None`` if none."""
+        changed = {c.name for c in self.changes}
+        if frame is None or not changed:
+            return None
+        packages = self.result.provenance.packages
+        for site in self.result.sites:
+            if site.frame != frame:
+                continue
+            inner = list(itertools.takewhile(lambda f: f != frame, site.stack))
+            native = site.native_frame
+            if native is not None:
+                inner.insert(0, Frame(native.function, native.library, 0))
+            for place in inner:
+                name = owner(place, packages, changed)
+                if name in changed:
+                    return name
+        return None
 
     @property
     def baseline(self) -> RunSummary | None:
@@ -162,12 +190,13 @@ MOST_CHANGES = 20
 def dependency_notes(report: Report) -> list[str]:
     """When the check failed or flagged, a line per distribution whose version changed
     since the compared runs (those holding a finding first): ``somelib 2.4.1 → 2.5.0
-    (2 findings in its files)``; none for a pass."""
+    (2 findings in its files)``, a finding in the service's code counted for the
+    distribution it calls into (:meth:`Report.changed_under`); none for a pass."""
     if report.decision.verdict is Outcome.PASS:
         return []
     found: dict[str, int] = {}
     for finding in report.decision.findings:
-        name = report.owner(finding.where)
+        name = report.dependency_of(finding.where)
         if name:
             found[name] = found.get(name, 0) + 1
     kept: dict[str, int] = {}  # what keeps memory alive, held in a distribution's modules

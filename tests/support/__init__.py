@@ -16,6 +16,7 @@ Import from here (``from tests.support import make_result``); each topic has a m
 - ``merged``: report.json files as ``memgate merge`` reads them (``doc``, ``leak_doc``
   on ``ENV``), written into a folder (``write``), parsed (``parsed``), three merged.
 - ``native``: the leaky C extension's service, its extension built by the test.
+- ``envs``: service environments of their own, with a dependency in a chosen version.
 - ``actions``: GitHub Actions as the runner sees it (workflow commands, output files, the
   lines of a step's output, a simulated step).
 """
@@ -38,6 +39,7 @@ from tests.support.curves import (
     ar1,
     curve,
 )
+from tests.support.envs import DEPENDENCY_SERVICE, service_env
 from tests.support.fuzz import FUZZ, toml, toml_key, toml_value
 from tests.support.merged import ENV, doc, leak_doc, merged_three, parsed, write
 from tests.support.native import NATIVE_SERVICE, build_leaky
@@ -58,6 +60,7 @@ __all__ = [
     "BASE_RSS",
     "DEMO_APP",
     "DEMO_SCENARIO",
+    "DEPENDENCY_SERVICE",
     "ENV",
     "FIXTURES",
     "FLAT",
@@ -99,6 +102,7 @@ __all__ = [
     "runner_lines",
     "scenario_file",
     "server",
+    "service_env",
     "table_cells",
     "toml",
     "toml_key",
