@@ -133,6 +133,10 @@ class Capture:
             len(stacks),
         )
         frames: dict[Place, Frame] = {}  # one Frame per place, shared
+        if not native:
+            for (python, _), row in zip(stacks, live, strict=True):
+                yield StackLiveBytes(stack=as_frames(python, frames), live=tuple(row.tolist()))
+            return
         yield from by_python_stack(
             (as_frames(python, frames), as_frames(tail, frames), row)
             for (python, tail), row in zip(stacks, live, strict=True)

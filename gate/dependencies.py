@@ -68,9 +68,19 @@ def owner(
     interpreter's top-level packages and the distributions holding each; of several
     (a namespace package: ``google``, ``opentelemetry``), one in ``prefer`` (those that
     changed) if any; ``None`` for a frame outside site-packages or of no known one."""
-    if frame is None or not packages:
+    if frame is None:
         return None
-    parts = PurePosixPath(frame.file).parts
+    return owner_of_file(frame.file, packages, prefer)
+
+
+def owner_of_file(
+    path: str, packages: Mapping[str, Sequence[str]] | None, prefer: Collection[str] = ()
+) -> str | None:
+    """The distribution whose files hold ``path`` (a source file or a shared library),
+    as :func:`owner`."""
+    if not packages:
+        return None
+    parts = PurePosixPath(path).parts
     at = next((i for i, part in enumerate(parts) if part in _INSTALLED), None)
     if at is None or at + 1 >= len(parts):
         return None

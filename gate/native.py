@@ -2,21 +2,25 @@
 
 memray names a native frame by its function and, with debug information, its source
 file, but not by the shared library it is in. The service's loaded libraries are listed
-from ``/proc`` (psutil) at the end of the load; a frame's library is the one whose symbol
-tables define its function, the interpreter's and the C runtime's looked in first. A
-frame in any other library (an extension's, or a library one loaded) is an extension's:
-the place a report shows under the Python line that called it.
+from ``/proc`` at the end of the load (:func:`gate.process_tree.loaded_libraries`); a
+frame's library is the one whose symbol tables define its function. The interpreter's
+and the C runtime's are looked in first; a name several other libraries define (every
+Cython module has ``__Pyx_PyObject_GetAttrStr``) goes to the library of the frame next
+to it that has a name of its own, else to none. A frame in an installed package's
+library (site-packages, a wheel's bundled ``*.libs``) or in one of the service's own
+folder is an extension's: the place a report shows under the Python line that called
+it. A system library a standard-library module loaded (libcrypto, libz) is not.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-import psutil
 
 from gate.model import Frame, NativeFrame
 
@@ -32,6 +36,7 @@ _RUNTIME = re.compile(
 )
 _RUNTIME_FOLDERS = ("lib-dynload", "memray", "memray.libs")
 """The standard library's extension modules, and memray's own module and libraries."""
+_INSTALLED = ("site-packages", "dist-packages")
 
 _FUNCTION_TYPES = (2, 10)
 """``STT_FUNC`` and ``STT_GNU_IFUNC``."""
@@ -56,73 +61,87 @@ _SYMBOL_FIELDS = {
 """``Elf64_Sym`` and ``Elf32_Sym``'s fields, by class (the byte order is the file's)."""
 
 
-def loaded_libraries(pids: Iterable[int]) -> tuple[str, ...]:
-    """The files mapped into the processes ``pids`` (those still running), each once, in
-    the order first seen: read while the service runs, looked up after it stopped."""
-    seen: dict[str, None] = {}
-    for pid in pids:
-        try:
-            maps = psutil.Process(pid).memory_maps(grouped=True)
-        except (psutil.Error, OSError):
-            continue
-        for mapping in maps:
-            if mapping.path.startswith("/"):
-                seen.setdefault(mapping.path)
-    return tuple(seen)
-
-
 def is_runtime(path: str) -> bool:
     """Whether ``path`` is the interpreter's, the C runtime's or memray's."""
     folder, _, name = path.rpartition("/")
     return bool(_RUNTIME.match(name)) or any(part in _RUNTIME_FOLDERS for part in folder.split("/"))
 
 
+def is_extension(path: str, own: Sequence[str] = ()) -> bool:
+    """Whether ``path`` is an extension's: an installed package's (site-packages, or the
+    ``*.libs`` folder of a wheel's bundled libraries) or below one of the ``own`` folders
+    (the service's), and not the runtime's."""
+    if not path or is_runtime(path):
+        return False
+    parts = path.split("/")
+    installed = any(part in _INSTALLED or part.endswith(".libs") for part in parts[:-1])
+    return installed or any(path.startswith(folder.rstrip("/") + "/") for folder in own)
+
+
 class Libraries:
     """The libraries a service had loaded, asked which one defines a function."""
 
-    def __init__(self, paths: Sequence[str]) -> None:
-        # The runtime's first: a function named in both (a static helper in an extension
-        # and in the interpreter) is the interpreter's, so no interpreter frame passes
-        # for an extension's.
-        self._paths = sorted(paths, key=lambda path: not is_runtime(path))
+    def __init__(self, paths: Sequence[str], own: Sequence[str] = ()) -> None:
+        self._runtime = [path for path in paths if is_runtime(path)]
+        self._others = [path for path in paths if not is_runtime(path)]
+        self._own = tuple(own)
         self._tables: dict[str, list[_SymbolTable]] = {}
-        self._owners: dict[str, str] = {}
+        self._owners: dict[str, tuple[str, ...]] = {}
 
-    def owner(self, function: str) -> str:
-        """The library that defines ``function``, or ``""``."""
+    def owners(self, function: str) -> tuple[str, ...]:
+        """The libraries that define ``function``: the runtime's one if it does (a name
+        in both is the interpreter's, so that no interpreter frame passes for an
+        extension's), else every other that does; none for a function memray could
+        not name."""
         if not function or function.startswith("<"):
-            return ""
+            return ()
         found = self._owners.get(function)
         if found is None:
             name = function.encode() + b"\0"
-            found = next(
-                (path for path in self._paths if any(t.defines(name) for t in self._read(path))),
-                "",
-            )
+            runtime = next((p for p in self._runtime if self._defines(p, name)), None)
+            if runtime is not None:
+                found = (runtime,)
+            else:
+                found = tuple(p for p in self._others if self._defines(p, name))
             self._owners[function] = found
         return found
 
     def describe(self, frames: Sequence[Frame]) -> tuple[NativeFrame, ...]:
-        """memray's native frames with their libraries."""
+        """memray's native frames (innermost first) with their libraries: a function
+        several libraries define is given the library of the nearest frame, outward
+        first, whose own library is one of them and the only one defining its name."""
+        candidates = [self.owners(frame.function) for frame in frames]
         out = []
-        for frame in frames:
-            library = self.owner(frame.function)
+        for i, frame in enumerate(frames):
+            library = _resolve(i, candidates)
             out.append(
                 NativeFrame(
                     function=frame.function,
                     file=frame.file,
                     line=frame.line,
                     library=library,
-                    extension=bool(library) and not is_runtime(library),
+                    extension=is_extension(library, self._own),
                 )
             )
         return tuple(out)
 
-    def _read(self, path: str) -> list[_SymbolTable]:
+    def _defines(self, path: str, name: bytes) -> bool:
         tables = self._tables.get(path)
         if tables is None:
             tables = self._tables[path] = _symbol_tables(path)
-        return tables
+        return any(table.defines(name) for table in tables)
+
+
+def _resolve(i: int, candidates: Sequence[tuple[str, ...]]) -> str:
+    """Frame ``i``'s library, from the libraries defining each frame's function."""
+    mine = candidates[i]
+    if len(mine) <= 1:
+        return mine[0] if mine else ""
+    for j in itertools.chain(range(i + 1, len(candidates)), range(i - 1, -1, -1)):
+        theirs: tuple[str, ...] = candidates[j]
+        if len(theirs) == 1 and theirs[0] in mine:
+            return theirs[0]
+    return ""
 
 
 class _SymbolTable:
@@ -146,15 +165,16 @@ class _SymbolTable:
 
 
 def _symbol_tables(path: str) -> list[_SymbolTable]:
-    """The symbol tables of the ELF file at ``path``; none when it is not one or cannot
-    be read (a library deleted since, say)."""
-    from elftools.common.exceptions import ELFError
+    """The symbol tables of the ELF file at ``path``; none when it is not one, cannot be
+    read (a library deleted since) or is damaged: naming a library is a courtesy, and
+    a file that will not tell must not end the run."""
     from elftools.elf.elffile import ELFFile
 
     tables = []
-    with contextlib.suppress(OSError, ELFError, ValueError, KeyError):
+    with contextlib.suppress(Exception):
         if not os.path.isfile(path):
             return []
+        size = os.path.getsize(path)
         with open(path, "rb") as file:
             if file.read(4) != b"\x7fELF":
                 return []
@@ -168,10 +188,13 @@ def _symbol_tables(path: str) -> list[_SymbolTable]:
             for section in elf.iter_sections():
                 if section["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
                     continue
+                strings_section = elf.get_section(section["sh_link"])
+                if any(s["sh_offset"] + s["sh_size"] > size for s in (section, strings_section)):
+                    continue  # a damaged header: reading it would ask for what is not there
                 data = section.data()
                 symbols = np.frombuffer(data, dtype=layout, count=len(data) // layout.itemsize)
                 kinds = symbols["info"] & 0xF
                 defined = np.isin(kinds, _FUNCTION_TYPES) & (symbols["shndx"] != 0)
-                strings = elf.get_section(section["sh_link"]).data()
+                strings = strings_section.data()
                 tables.append(_SymbolTable(strings, symbols["name"][defined].astype(np.int64)))
     return tables

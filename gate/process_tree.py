@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Iterable
 
 import psutil
 
@@ -61,6 +62,22 @@ def sample_tree(root: psutil.Process, seen: dict[int, psutil.Process]) -> RawPro
         pids=tuple(pids),
         sockets=sockets,
     )
+
+
+def loaded_libraries(pids: Iterable[int]) -> tuple[str, ...]:
+    """The files mapped into the processes ``pids`` (those still running), each once, in
+    the order first seen: read while the service runs, for :mod:`gate.native` to look
+    native frames' functions up in after it stopped."""
+    seen: dict[str, None] = {}
+    for pid in pids:
+        try:
+            maps = psutil.Process(pid).memory_maps(grouped=True)
+        except (psutil.Error, OSError):
+            continue
+        for mapping in maps:
+            if mapping.path.startswith("/"):
+                seen.setdefault(mapping.path)
+    return tuple(seen)
 
 
 def _descriptors(pid: int) -> tuple[int, int] | None:

@@ -37,9 +37,8 @@ from gate._process import exit_text
 from gate.agent.memgate_agent import CENSUS_FILE, CENSUS_REQUEST, SETTINGS
 from gate.errors import RunError
 from gate.interpreter import AGENT, ServicePython, check_python, service_command
-from gate.native import loaded_libraries
 from gate.outputs import CAPTURE, SERVICE_LOG
-from gate.process_tree import RawProcessSample, sample_tree
+from gate.process_tree import RawProcessSample, loaded_libraries, sample_tree
 from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
 from gate.spacing import Spacing
 
@@ -107,8 +106,6 @@ class ServiceProcess:
         self.scenario = scenario
         """The service's scenario (one of a scenario file's members)."""
         self.profiled = profiled
-        self.libraries: tuple[str, ...] = ()
-        """With native traces, the files the service had mapped at the end of the load."""
         """``False`` runs the service without memray (to measure what profiling costs)."""
         self.port = port
         self.ports = ports or {}
@@ -117,6 +114,8 @@ class ServiceProcess:
         self.log_path = out_dir / SERVICE_LOG
         self.gc_prefix = out_dir / "gc"
         """The GC probe writes ``gc.<pid>.<start ns>.jsonl`` here, one file per process."""
+        self.libraries: tuple[str, ...] = ()
+        """With native traces, the files the service had mapped at the end of the load."""
         self.health_url = fill_port(scenario.service.health_url, port)
         self._proc: subprocess.Popen[bytes] | None = None
         self._samples: list[RawProcessSample] = []
@@ -276,7 +275,8 @@ class ServiceProcess:
         native traces, list the libraries the service's processes have loaded."""
         if self._live is not None:
             self._live.stop()
-        if self.profiled and self.scenario.profile.native and self._proc is not None:
+        native = self.profiled and self.scenario.profile.native
+        if native and not self.libraries and self._proc is not None:  # once, while it runs
             try:
                 tree = psutil.Process(self._proc.pid).children(recursive=True)
             except psutil.Error:

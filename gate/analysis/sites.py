@@ -27,19 +27,18 @@ def user_frame(stack: Sequence[Frame], library_roots: Sequence[str]) -> Frame | 
 
     The entry point is the code that starts the server: the module-level line
     (``uvicorn.run(app)`` under ``if __name__ == "__main__"``) and the functions of the
-    service's own it calls on the way (``main()`` calling ``app.run()``), the outermost
-    frames of the service's own code, from ``<module>`` inward, with an installed
-    library's frame inside them. It is below every request, so a leak is never there: a
-    stack whose only frames of the service's own code it is has none
-    (:func:`library_frame` names it). A module-level line (or ``main()``) that allocates
-    itself, or through the standard library only, is still the place."""
+    service's own it calls on the way (``main()`` calling ``app.run()``): the outermost
+    frames of the service's own code, from ``<module>`` inward while each calls the
+    next, with an installed library's frames inside them. It is below every request, so
+    a leak is never there: a stack whose only frames of the service's own code it is
+    has none (:func:`library_frame` names it). A module-level line (or ``main()``) that
+    allocates itself, or through the standard library only, is still the place."""
     own = [i for i, frame in enumerate(stack) if _is_own(frame, library_roots)]
     if own and stack[own[-1]].function == "<module>":
         entry = len(own) - 1  # the outermost own frames, one within the next
         while entry > 0 and own[entry - 1] == own[entry] - 1:
             entry -= 1
-        first = own[entry]
-        if first > 0 and _is_installed(stack[first - 1], library_roots):
+        if any(_is_installed(frame, library_roots) for frame in stack[: own[entry]]):
             del own[entry:]
     return stack[own[0]] if own else None
 
@@ -130,7 +129,7 @@ def rank_sites(
         ),
         key=lambda item: (item[0], -item[1]),
     )
-    sites = {}
+    measured = []
     for _, _, stack, live in candidates:
         found = user_frame(stack, library_roots)
         library = None if found else library_frame(stack, library_roots)
@@ -142,12 +141,13 @@ def rank_sites(
             steady_index=steady_index,
             library_frame=library,
         )
-        sites[id(site)] = (site, tuple(stack))
+        measured.append((site, tuple(stack)))
+    measured.sort(key=lambda pair: _likelihood(pair[0]), reverse=True)
     return tuple(
         dataclasses.replace(site, native=relative_frames(frames, base))
-        if (frames := native(sites[id(site)][1]))
+        if (frames := native(stack))
         else site
-        for site in most_likely_first(site for site, _ in sites.values())[:limit]
+        for site, stack in measured[:limit]
     )
 
 
@@ -192,10 +192,8 @@ def most_likely_first(sites: Iterable[Site]) -> tuple[Site, ...]:
     """Sites ordered by the growth per request they surely have (the interval's lower
     bound, at least 0) times confidence, largest first: a cache that grew a lot for a
     while, with a wide interval, ranks below a site that grows with every request."""
-    return tuple(
-        sorted(
-            sites,
-            key=lambda s: (max(s.trend.low, 0.0) * s.confidence, s.trend.slope),
-            reverse=True,
-        )
-    )
+    return tuple(sorted(sites, key=_likelihood, reverse=True))
+
+
+def _likelihood(site: Site) -> tuple[float, float]:
+    return (max(site.trend.low, 0.0) * site.confidence, site.trend.slope)

@@ -100,17 +100,23 @@ class LiveProcess:
         :meth:`gate.capture.Capture.live_bytes_by_stack` gives them: records that differ
         only by thread or allocator merged, innermost frame first."""
         chosen = [self._live[i] if i >= 0 else None for i in indexes]
-        groups: dict[tuple[_Stack, _Stack], int] = {}
+        # A stack never resolved (its stream broke off) has no Python frame to show.
+        if not self._native:
+            groups: dict[_Stack, int] = {}
+            group_of = np.empty(len(self._stacks), dtype=np.int64)
+            for number, stack in enumerate(self._stacks):
+                group_of[number] = groups.setdefault(stack or (), len(groups))
+            totals = _totals(group_of, len(groups), chosen)
+            for stack, row in zip(groups, totals, strict=True):
+                yield StackLiveBytes(stack=stack, live=tuple(row.tolist()))
+            return
+        paths: dict[tuple[_Stack, _Stack], int] = {}
         group_of = np.empty(len(self._stacks), dtype=np.int64)
         for number, (stack, tail) in enumerate(zip(self._stacks, self._tails, strict=True)):
-            # A stack never resolved (its stream broke off) has no Python frame to show.
-            group_of[number] = groups.setdefault((stack or (), tail), len(groups))
-        totals = np.zeros((len(groups), len(chosen)), dtype=np.int64)
-        for column, live in enumerate(chosen):
-            if live is not None:
-                np.add.at(totals[:, column], group_of[: len(live)], live)
+            group_of[number] = paths.setdefault((stack or (), tail), len(paths))
+        totals = _totals(group_of, len(paths), chosen)
         yield from by_python_stack(
-            (stack, tail, row) for (stack, tail), row in zip(groups, totals, strict=True)
+            (stack, tail, row) for (stack, tail), row in zip(paths, totals, strict=True)
         )
 
     def poll(self) -> int:
@@ -242,6 +248,16 @@ class LiveProcess:
             self._times.append(t)
             self._heaps.append(int(live.sum()))
             self._live.append(live)
+
+
+def _totals(group_of: np.ndarray, groups: int, chosen: list[np.ndarray | None]) -> np.ndarray:
+    """Each group's live bytes at each chosen poll (0 where a poll is ``None``): a
+    stack number's bytes go to its group ``group_of[number]``."""
+    totals = np.zeros((groups, len(chosen)), dtype=np.int64)
+    for column, live in enumerate(chosen):
+        if live is not None:
+            np.add.at(totals[:, column], group_of[: len(live)], live)
+    return totals
 
 
 @contextlib.contextmanager

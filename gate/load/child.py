@@ -118,7 +118,8 @@ def _prepare(config: LoadConfig) -> Any:
     from locust.env import Environment
     from locust.util.load_locustfile import load_locustfile
 
-    available, _shapes = load_locustfile(config.locustfile)
+    # (docstring, users, shapes) before Locust 2.36, (users, shapes) since.
+    *_, available, _shapes = load_locustfile(config.locustfile)
     if config.user_classes:
         unknown = [name for name in config.user_classes if name not in available]
         if unknown:

@@ -109,6 +109,7 @@ def render_json(report: Report) -> str:
             "retained": [dataclasses.asdict(r) for r in result.retention.retained],
             "censuses": [dataclasses.asdict(c) for c in result.retention.censuses],
             "requests": result.retention.requests,
+            "problems": list(result.retention.problems),
         },
     }
     return json.dumps(_finite(doc), indent=2) + "\n"

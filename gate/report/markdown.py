@@ -261,19 +261,20 @@ def _sites(report: Report) -> list[str]:
         frame = site.frame
         owner = "" if site.in_user_code else " (not user code)"
         native = site.native_frame
-        calls = f", native {code(str(native))}" if native is not None else ""
+        calls = f", native: {code(str(native))}" if native is not None else ""
         out.append(
             f"{rank}. **{md(rate(site.trend))}**, confidence {site.confidence:.2f},"
             f" {size(site.live_bytes_end)} live at the end: {_where(frame)}{owner}{calls}"
         )
-        lines = [_oneline(str(f)) for f in site.native]
-        lines += [f"{_oneline(f.function)}  {_oneline(f.file)}:{f.line}" for f in site.stack]
-        stack = "\n".join(lines[:STACK_FRAMES])
-        more = len(lines) - STACK_FRAMES
-        if more > 0:
-            stack += f"\n... {more} more frames"
-        out += ["", "   <details><summary>stack</summary>", "", _indent(fenced(stack))]
-        out += ["", "   </details>", ""]
+        stack = _frames(
+            [f"{_oneline(f.function)}  {_oneline(f.file)}:{f.line}" for f in site.stack]
+        )
+        out += ["", "   <details><summary>stack</summary>", ""]
+        if site.native:
+            natives = _frames([_oneline(str(f)) for f in site.native])
+            out += ["   native frames, innermost first:", "", _indent(fenced(natives)), ""]
+            out += ["   Python frames:", ""]
+        out += [_indent(fenced(stack)), "", "   </details>", ""]
     return out
 
 
@@ -294,6 +295,13 @@ def _retention(report: Report) -> list[str]:
         out.append(md(nothing_retained(retention).capitalize() + "."))
     out += ["", f"Census of the collector's objects: {md(census_text(report.result))}.", ""]
     return out
+
+
+def _frames(shown: list[str]) -> str:
+    """Up to :data:`STACK_FRAMES` frames' lines, then how many more there are."""
+    text = "\n".join(shown[:STACK_FRAMES])
+    more = len(shown) - STACK_FRAMES
+    return text + (f"\n... {more} more frames" if more > 0 else "")
 
 
 def _oneline(text: str) -> str:

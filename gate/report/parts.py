@@ -14,7 +14,7 @@ import numpy as np
 from gate.analysis.resources import LABELS
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
 from gate.baseline import RunSummary, thin
-from gate.dependencies import Change, changes, owner, owner_of_path
+from gate.dependencies import Change, changes, owner, owner_of_file, owner_of_path
 from gate.merge import Merged
 from gate.model import (
     CaptureInfo,
@@ -79,12 +79,12 @@ class Report:
         for site in self.result.sites:
             if site.frame != frame:
                 continue
-            inner = list(itertools.takewhile(lambda f: f != frame, site.stack))
+            files = [f.file for f in itertools.takewhile(lambda f: f != frame, site.stack)]
             native = site.native_frame
             if native is not None:
-                inner.insert(0, Frame(native.function, native.library, 0))
-            for place in inner:
-                name = owner(place, packages, changed)
+                files.insert(0, native.library)
+            for file in files:
+                name = owner_of_file(file, packages, changed)
                 if name in changed:
                     return name
         return None
@@ -175,8 +175,16 @@ def census_text(result: RunResult) -> str:
 
 def nothing_retained(retention: Retention) -> str:
     """What to say when no growth is named: nothing grew, or the census could not tell."""
-    if retention.problems:
+    compared = {c.pid for c in retention.censuses if c.label == "start"} & {
+        c.pid for c in retention.censuses if c.label == "end"
+    }
+    if not compared:
         return "unknown: a census the comparison needs failed or never came"
+    if retention.problems:
+        return (
+            "nothing the garbage collector's census counts grew with the requests, in the"
+            " processes whose censuses could be compared"
+        )
     return "nothing the garbage collector's census counts grew with the requests"
 
 
@@ -190,8 +198,9 @@ MOST_CHANGES = 20
 def dependency_notes(report: Report) -> list[str]:
     """When the check failed or flagged, a line per distribution whose version changed
     since the compared runs (those holding a finding first): ``somelib 2.4.1 → 2.5.0
-    (2 findings in its files)``, a finding in the service's code counted for the
-    distribution it calls into (:meth:`Report.changed_under`); none for a pass."""
+    (2 findings in or through it, 1 growing container in it)``, a finding in the
+    service's code counted for the distribution it calls into
+    (:meth:`Report.changed_under`); none for a pass."""
     if report.decision.verdict is Outcome.PASS:
         return []
     found: dict[str, int] = {}
@@ -210,9 +219,9 @@ def dependency_notes(report: Report) -> list[str]:
     order = sorted(report.changes, key=lambda c: (-found.get(c.name, 0), -kept.get(c.name, 0)))
     for change in order:
         count, held = found.get(change.name, 0), kept.get(change.name, 0)
-        parts = [f"{count} finding{'s' if count > 1 else ''}"] * bool(count)
-        parts += [f"{held} growing container{'s' if held > 1 else ''}"] * bool(held)
-        notes.append(change.text() + (f" ({', '.join(parts)} in its files)" if parts else ""))
+        parts = [f"{count} finding{'s' if count > 1 else ''} in or through it"] * bool(count)
+        parts += [f"{held} growing container{'s' if held > 1 else ''} in it"] * bool(held)
+        notes.append(change.text() + (f" ({', '.join(parts)})" if parts else ""))
     if len(notes) > MOST_CHANGES:
         notes = [*notes[:MOST_CHANGES], f"and {len(notes) - MOST_CHANGES} more"]
     return notes

@@ -351,7 +351,7 @@ def _read(
             for (_, _, recording), process in zip(recordings, processes, strict=True)
         ]
     )
-    named = Libraries(libraries)
+    named = Libraries(libraries, own=[str(scenario.service_cwd)])
     sites = rank_sites(
         stacks,
         requests=[p.requests for p in curve.points],

@@ -67,7 +67,7 @@ def test_every_report_shows_the_native_frame_under_the_python_line(native_run) -
     result = str(out / "result.json")
     empty = str(out / "no-baselines")
     for form, text in (
-        ("markdown", f"native `{shown} (leaky.c:"),
+        ("markdown", f"native: `{shown} (leaky.c:"),
         ("html", f"<code>{shown} (leaky.c:"),
         ("github", f"(native: {shown} (leaky.c:"),
     ):

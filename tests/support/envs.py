@@ -1,6 +1,7 @@
 """Service environments of their own: a virtual environment with one dependency,
 ``somelib``, installed in the version asked for (a real distribution: its package and
-its ``.dist-info``), memray taken from the tests' own environment by a ``.pth`` file."""
+its ``.dist-info``), memray and the rest of the tests' own packages reached through a
+``.pth`` file."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def service_env(folder: Path, version: str, *, keeps: bool) -> Path:
     item it is given stays alive, in a module-level list); its ``python``."""
     venv.create(folder, with_pip=False, symlinks=True)
     site = Path(sysconfig.get_paths(vars={"base": str(folder), "platbase": str(folder)})["purelib"])
-    # memray and what it imports, from the tests' environment; the rest is the env's own.
+    # memray and what it imports come from the tests' environment (all of its packages:
+    # both environments share them); somelib is each environment's own.
     (site / "tests-memray.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     package = site / "somelib"
     package.mkdir()

@@ -110,7 +110,7 @@ def test_a_check_names_the_upgraded_dependency_and_annotates_its_pin(tmp_path: P
         f.where == LIB_FRAME for f in report.decision.findings if f.where
     )
     notes = dependency_notes(report)
-    assert notes[0].startswith("somelib 2.4.1 → 2.5.0 (") and "in its files" in notes[0]
+    assert notes[0].startswith("somelib 2.4.1 → 2.5.0 (") and "in or through it" in notes[0]
     terminal = render(report, Format.TERMINAL, width=200)
     assert "dependencies changed since the compared runs:" in terminal
     assert "somelib 2.4.1 → 2.5.0" in terminal
@@ -150,4 +150,4 @@ def test_a_growing_container_in_an_upgraded_dependency_is_counted() -> None:
     report = dataclasses.replace(
         report, result=dataclasses.replace(report.result, retention=retention)
     )
-    assert "1 growing container in its files" in dependency_notes(report)[0]
+    assert "1 growing container in it" in dependency_notes(report)[0]

@@ -222,7 +222,7 @@ def test_with_native_traces_each_python_stack_is_one_entry_with_its_native_frame
     (kept,) = [s for s in stacks if s.stack and s.stack[0].line == KEPT]
     assert kept.live[1] == 20 * ONE  # every native path of the line summed
     # bytes(1000) is allocated by the interpreter's C code, called by the KEPT line.
-    assert kept.native and all(f.line >= 0 and f.function for f in kept.native)
+    assert any("bytes" in f.function.lower() for f in kept.native[:3]), kept.native
     assert not any(f.file.endswith("tracked.py") for f in kept.native)
     without = list(main.live_bytes_by_stack([last]))
     assert sum(s.live[0] for s in without) == sum(s.live[1] for s in stacks)

@@ -358,6 +358,13 @@ def test_a_census_that_failed_is_said_not_taken_for_nothing_grown() -> None:
         assert problem in text, form
         assert "grew with the requests" not in text, form
         assert "unknown: a census the comparison needs failed or never came" in text.lower()
+    assert json.loads(render(report, Format.JSON))["retention"]["problems"] == [problem]
+    # A fork's census failed, the main process's pair was compared: nothing grew there.
+    both = (*censuses, Census(4833, "end", 19.0, 27332, 0.18))
+    fork = dataclasses.replace(retention, censuses=both)
+    forked = dataclasses.replace(report, result=dataclasses.replace(result, retention=fork))
+    text = " ".join(render(forked, Format.TERMINAL, width=200).split())
+    assert "in the processes whose censuses could be compared" in text and problem in text
 
 
 def _native_report() -> Report:
@@ -381,7 +388,9 @@ def test_every_format_shows_a_sites_native_frame_under_its_python_line() -> None
     terminal = render(report, Format.TERMINAL, width=200).splitlines()
     at = next(i for i, line in enumerate(terminal) if "app.py:54" in line and "1 " in line[:6])
     assert terminal[at + 1].strip() == f"native: {shown}"
-    assert f"native `{shown}`" in render(report, Format.MARKDOWN)
+    summary = render(report, Format.MARKDOWN)
+    assert f"native: `{shown}`" in summary
+    assert "native frames, innermost first:" in summary and "PyObject_Vectorcall in" in summary
     page = render(report, Format.HTML)
     assert f"<code>{shown}</code>" in page and "PyObject_Vectorcall in libpython3.11.so" in page
     doc = json.loads(render(report, Format.JSON))

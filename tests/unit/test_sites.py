@@ -59,6 +59,11 @@ def test_a_main_function_that_starts_the_server_is_the_entry_point_too() -> None
     assert user_frame([STDLIB, main, ENTRY], LIB) == main
     # A function called from the module through a library is not part of the entry.
     assert user_frame([SITE, main, SITE, ENTRY], LIB) == main
+    # asyncio.run(server.serve()): the standard library's frames between the module's
+    # line and the server's do not make the line the place.
+    loop = Frame("run_until_complete", "/usr/lib/python3.11/asyncio/base_events.py", 653)
+    assert user_frame([SITE, loop, STDLIB, ENTRY], LIB) is None
+    assert user_frame([SITE, loop, main, ENTRY], LIB) is None
 
 
 def test_relative_frames_only_below_base() -> None:
