@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -146,13 +147,28 @@ def annotate_merged(merged: Merged) -> list[Annotation]:
 
 
 def render_annotations(items: list[Annotation]) -> str:
-    """The workflow commands, one line each."""
+    """The workflow commands, one line each. A line below 1 is left out, as
+    ``@actions/core`` leaves it (the runner would reject it)."""
     buffer = io.StringIO()
     emit = {"error": gau.error, "warning": gau.warning}
-    with contextlib.redirect_stdout(buffer):
+    with contextlib.redirect_stdout(buffer), _printed_here():
         for a in items:
-            emit[a.level](a.message, title=a.title, file=a.file, line=a.line)
+            line = a.line if a.line is not None and a.line > 0 else None
+            emit[a.level](a.message, title=a.title, file=a.file, line=line)
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _printed_here() -> Iterator[None]:
+    """github-action-utils prints through a subprocess when ``COMMANDS_USE_SUBPROCESS``
+    is set in the environment: the commands would go to the terminal, past the buffer
+    (and ``--out``). The reporter returns a string: print them in this process."""
+    was = gau.COMMANDS_USE_SUBPROCESS
+    gau.COMMANDS_USE_SUBPROCESS = False
+    try:
+        yield
+    finally:
+        gau.COMMANDS_USE_SUBPROCESS = was
 
 
 def render_github(report: Report, workspace: str) -> str:

@@ -155,6 +155,27 @@ def test_hostile_annotation_text_parses_back_to_one_command(
     assert parse_command(lines[1]) == ("warning", {"title": message}, title)
 
 
+def test_a_line_below_one_is_left_out_as_actions_core_does() -> None:
+    text = render_annotations([Annotation("error", "t", "m", "app.py", 0)])
+    assert parse_command(text.strip()) == ("error", {"title": "t", "file": "app.py"}, "m")
+
+
+def test_annotations_are_returned_whatever_github_action_utils_is_told(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """``COMMANDS_USE_SUBPROCESS=1`` makes github-action-utils print through a child
+    process, to the terminal: the reporter still returns every command, and prints
+    none itself."""
+    import github_action_utils
+
+    monkeypatch.setattr(github_action_utils, "COMMANDS_USE_SUBPROCESS", True)
+    notes = [Annotation("error", "t", "m", "app.py", 3), Annotation("warning", "w", "n")]
+    text = render_annotations(notes)
+    assert [parse_command(line)[0] for line in text.splitlines()] == ["error", "warning"]
+    assert capfd.readouterr().out == ""
+    assert github_action_utils.COMMANDS_USE_SUBPROCESS is True  # left as it was
+
+
 @settings(max_examples=100, deadline=None)
 @given(name=HOSTILE, function=HOSTILE)
 def test_hostile_frame_names_through_the_whole_reporter(name: str, function: str) -> None:
