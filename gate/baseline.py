@@ -129,6 +129,9 @@ class RunSummary:
     processes: tuple[ProcessSummary, ...] = ()
     """Each profiled process of a service that forks (empty for one that does not, and
     for runs recorded before memgate kept them)."""
+    settings: dict[str, Any] | None = None
+    """The settings :attr:`settings_sha256` hashes (:func:`compared_settings`), to name
+    those that differ; ``None`` for runs recorded before memgate kept them."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +178,7 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
         provenance=dataclasses.replace(result.provenance, packages=None),
         scenario_sha256=result.scenario.sha256,
         settings_sha256=settings_hash(result.settings),
+        settings=compared_settings(result.settings),
         shape=result.analysis.shape,
         heap=_trend(result.analysis.heap.trend),
         rss=_trend(result.analysis.rss.trend),
@@ -211,6 +215,13 @@ garbage collector's census, taken outside the curve's points, with one without).
 
 def settings_hash(settings: dict[str, Any]) -> str:
     """Hash of a run's load and profile settings: runs compare when theirs are equal."""
+    kept = compared_settings(settings)
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def compared_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """A run's load and profile settings that decide whether runs compare: those added
+    later left out at the value that behaves as before them, and the reading ones."""
     kept: dict[str, Any] = {}
     for section in ("load", "profile"):
         value = settings.get(section)
@@ -223,7 +234,25 @@ def settings_hash(settings: dict[str, Any]) -> str:
                 if not (k in added and added[k] == v) and k not in reading
             }
         kept[section] = value
-    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
+    return kept
+
+
+def settings_differences(current: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """``section.key`` of each compared setting whose value differs between two runs'
+    :func:`compared_settings`."""
+    names = []
+    for section in sorted({*current, *other}):
+        mine, theirs = current.get(section), other.get(section)
+        if not (isinstance(mine, dict) and isinstance(theirs, dict)):
+            if mine != theirs:
+                names.append(section)
+            continue
+        names += [
+            f"{section}.{key}"
+            for key in sorted({*mine, *theirs})
+            if mine.get(key) != theirs.get(key)
+        ]
+    return names
 
 
 def thin(items: Sequence[T], most: int) -> list[T]:

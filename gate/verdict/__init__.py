@@ -35,9 +35,11 @@ history in ``history.py``, the absolute ones in ``absolute.py``.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
+from typing import Any
 
-from gate.baseline import History, RunSummary
+from gate.baseline import History, RunSummary, settings_differences
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
 from gate.verdict.absolute import BudgetCheck, ProcessCheck, ResourceCheck, ShapeCheck
@@ -58,6 +60,47 @@ class Decision:
     @property
     def compared_runs(self) -> int:
         return len(self.compared)
+
+
+def _settings_differ(current: RunSummary, runs: Sequence[RunSummary]) -> str:
+    """Which load or profile settings differ from the baseline runs', named when both
+    sides recorded them: ``profile.native is true here, false in 3 of 5 baseline runs``."""
+    other = [r for r in runs if r.settings_sha256 != current.settings_sha256]
+    named: dict[str, list[Any]] = {}
+    for run in other:
+        if current.settings is None or run.settings is None:
+            continue
+        for name in settings_differences(current.settings, run.settings):
+            named.setdefault(name, []).append(_setting(run.settings, name))
+    if not named:
+        return (
+            "this run's load or profile settings (scenario file or overrides) differ from"
+            f" {len(other)} of the {len(runs)} baseline runs': figures that depend on them"
+            " may not compare"
+        )
+    assert current.settings is not None
+    parts = []
+    for name, theirs in named.items():
+        values = ", ".join(sorted({_shown(v) for v in theirs}))
+        parts.append(
+            f"{name} is {_shown(_setting(current.settings, name))} here,"
+            f" {values} in {len(theirs)} of the {len(runs)} baseline runs"
+        )
+    return (
+        "settings differ from the baseline's: "
+        + "; ".join(parts)
+        + (": figures that depend on them may not compare")
+    )
+
+
+def _setting(settings: dict[str, Any], name: str) -> Any:
+    section, _, key = name.partition(".")
+    value = settings.get(section)
+    return value.get(key) if key and isinstance(value, dict) else value
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else json.dumps(value)
 
 
 def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) -> Decision:
@@ -86,13 +129,7 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
                 )
             )
         if {r.settings_sha256 for r in runs} != {current.settings_sha256}:
-            findings.append(
-                flag(
-                    "baseline",
-                    "this run's load or profile settings (scenario file or overrides) differ"
-                    " from some baseline runs': figures that depend on run length may not compare",
-                )
-            )
+            findings.append(flag("baseline", _settings_differ(current, runs)))
     relative: list[Finding] = []
     checks: list[Check] = [*(RelativeCheck(m) for m in METRICS), SiteCheck()]
     for check in checks:

@@ -348,3 +348,25 @@ def test_rss_growth_alone_is_no_finding_while_the_heap_is_within_its_history() -
     )
     (found,) = rss_check.findings(leaking, runs)
     assert found.metric == "RSS growth per request" and found.severity is Outcome.FAIL
+
+
+def test_the_settings_that_differ_from_the_baselines_are_named() -> None:
+    mine = {"load": {"requests": 5000, "users": 4}, "profile": {"native": True}}
+    theirs = {"load": {"requests": 3000, "users": 4}, "profile": {"native": False}}
+    current = dataclasses.replace(make_summary(run_id="now", settings="b"), settings=mine)
+    runs = [
+        dataclasses.replace(make_summary(run_id=f"r{i}", settings="a"), settings=theirs)
+        for i in range(2)
+    ] + [dataclasses.replace(make_summary(run_id="same", settings="b"), settings=mine)]
+    decision = decide(current, History(SCHEMA_VERSION, "demo", runs), BudgetSpec())
+    (said,) = [f.message for f in decision.findings if f.check == "baseline"]
+    assert said == (
+        "settings differ from the baseline's: load.requests is 5000 here, 3000 in 2 of the 3"
+        " baseline runs; profile.native is true here, false in 2 of the 3 baseline runs:"
+        " figures that depend on them may not compare"
+    )
+    # Runs recorded before memgate kept their settings: the difference without names.
+    old = [dataclasses.replace(r, settings=None) for r in runs[:2]]
+    decision = decide(current, History(SCHEMA_VERSION, "demo", old), BudgetSpec())
+    (said,) = [f.message for f in decision.findings if f.check == "baseline"]
+    assert "differ from 2 of the 2 baseline runs'" in said
