@@ -1,6 +1,24 @@
-"""How memgate writes quantities for people."""
+"""How memgate writes quantities for people, and reads the durations they write."""
 
 from __future__ import annotations
+
+import math
+import re
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h)?\s*$")
+_PER_UNIT = {None: 1.0, "ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def seconds(text: str) -> float:
+    """A duration as people write it, in seconds: ``90``, ``"30s"``, ``"1.5m"``,
+    ``"2h"``, ``"500ms"``; :class:`ValueError` for anything else."""
+    found = _DURATION.match(text)
+    if found is None:
+        raise ValueError(f"not a duration: {text!r} (seconds, or a number with ms, s, m or h)")
+    value = float(found[1]) * _PER_UNIT[found[2]]
+    if not math.isfinite(value):
+        raise ValueError(f"not a duration: {text!r}")
+    return value
 
 
 def size(num: float) -> str:

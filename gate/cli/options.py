@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gate.check import DEFAULT_BASELINES, RunOptions, parse_env_pair
 from gate.outcome import FAIL_ON, Outcome
+from gate.units import seconds
 
 
 def env_pair(text: str) -> tuple[str, str]:
@@ -30,11 +31,11 @@ def whole_number(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def _positive_float(text: str) -> float:
+def _positive_seconds(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        value = seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
     return value
@@ -67,7 +68,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="set an environment variable for the service (every service, if several; repeatable)",
     )
     parser.add_argument("--requests", type=whole_number(1), help="measured requests after warm-up")
-    parser.add_argument("--duration", type=_positive_float, help="measured seconds after warm-up")
+    parser.add_argument(
+        "--duration",
+        type=_positive_seconds,
+        help="measured time after warm-up: seconds, or 30s, 5m, 1h",
+    )
     parser.add_argument("--warmup", type=whole_number(0), help="warm-up requests")
     parser.add_argument(
         "--capture",

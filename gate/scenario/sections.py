@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ByteSize,
     ConfigDict,
     Field,
@@ -21,12 +22,21 @@ from pydantic import (
 )
 
 from gate.model import Shape
+from gate.units import seconds
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
 """A scenario's name: it names its baseline file and output folder."""
 
-PositiveSeconds = Annotated[float, Field(gt=0, le=24 * 3600)]
+
+def _duration(value: Any) -> Any:
+    """A duration written as text (``"30s"``, ``"5m"``) in seconds; a number as it is
+    (strict validation refuses any other type)."""
+    return seconds(value) if isinstance(value, str) else value
+
+
+PositiveSeconds = Annotated[float, BeforeValidator(_duration), Field(gt=0, le=24 * 3600)]
+"""Seconds: a number, or text with a unit (``"30s"``, ``"1.5m"``, ``"2h"``)."""
 MAX_LOAD_PROCESSES = 64
 """A typo such as ``processes = 800`` would start that many Python processes."""
 MAX_REQUESTS = 1_000_000_000

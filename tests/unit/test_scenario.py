@@ -358,3 +358,30 @@ def test_a_soak_stopped_on_leak_needs_the_live_capture(write_scenario) -> None:
     )
     with pytest.raises(InputError, match=r'load\.stop_on_leak: needs profile\.capture = "live"'):
         load_scenario(path)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("30", 30.0),
+        ('"30s"', 30.0),
+        ('"1.5m"', 90.0),
+        ('"2 min"', 120.0),
+        ('"500ms"', 0.5),
+        ('"1h"', 3600.0),
+    ],
+)
+def test_durations_are_read_with_their_units(written: str, expected: float, write_scenario) -> None:
+    text = MINIMAL.replace(
+        "requests = 100", f'requests = 100\nduration = {written}\ntime_limit = "2h"'
+    )
+    load = load_scenario(write_scenario(text)).load
+    assert (load.duration, load.time_limit) == (expected, 7200.0)
+
+
+@pytest.mark.parametrize("written", ['"30 parsecs"', '"soon"', '"-5s"', '""', "true"])
+def test_a_duration_that_is_not_one_is_bad_input(written: str, write_scenario) -> None:
+    text = MINIMAL.replace("requests = 100", f"requests = 100\nduration = {written}")
+    with pytest.raises(InputError) as caught:
+        load_scenario(write_scenario(text))
+    assert "load.duration" in str(caught.value) and "\n" not in str(caught.value)
