@@ -169,13 +169,23 @@ def classify(x: np.ndarray, y: np.ndarray, cut: int, min_rise: float = MIN_RISE)
                 f" [{besides.low:,.1f}, {besides.high:,.1f}] through the steady state besides"
                 f" one jump of {height:,.0f} bytes (trend p = {besides.p_value:.2g})",
             )
-    if abs(jump) > step_material and step_ratio <= STEP_FIT_RATIO:
+    if jump > step_material and step_ratio <= STEP_FIT_RATIO:
         return CurveShape(
             Shape.STEP,
             steady_trend,
             rise,
             fits,
             f"one jump of {jump:,.0f} bytes explains the steady state better than a line",
+        )
+    if -jump > step_material and step_ratio <= STEP_FIT_RATIO and rise <= material:
+        # Memory given back once (a cache cleared, a pool shrunk) is no step up.
+        return CurveShape(
+            Shape.FLAT,
+            steady_trend,
+            rise,
+            fits,
+            f"dropped {-jump:,.0f} bytes at once (memory given back), and grew at no other"
+            " time",
         )
     if is_growing(steady_trend, material):
         return CurveShape(

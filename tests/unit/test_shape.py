@@ -77,6 +77,16 @@ def test_a_leak_that_also_jumps_once_is_still_a_leak() -> None:
         assert analysis.heap.trend.slope == pytest.approx(40, rel=0.15)
 
 
+@pytest.mark.parametrize("phi", [0.0, 0.9])
+def test_a_one_time_drop_is_memory_given_back_not_a_step(phi: float) -> None:
+    drop = after_warmup(lambda r: -1e6 * (r >= 6000))
+    for seed in range(5):
+        analysis = analyse_curve(curve(drop, drop, phi=phi, seed=seed))
+        assert analysis.shape is Shape.FLAT, (seed, analysis.heap.reason)
+        assert analysis.heap.shape is Shape.FLAT
+        assert analysis.heap.reason.startswith("dropped "), analysis.heap.reason
+
+
 def test_a_jump_within_the_fewest_blocks_is_no_error() -> None:
     # Read live, a short load can leave just 6 blocks in the steady state: none to spare
     # for fitting a slope beside a jump with the jump's block left out.
