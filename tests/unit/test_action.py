@@ -90,6 +90,32 @@ def test_an_error_is_never_published_as_a_pass(tmp_path: Path, monkeypatch, caps
     assert printed.startswith("::error title=memgate%3A error::scenarios/x.toml: the")
 
 
+def test_without_captures_no_capture_is_uploaded_a_forks_neither() -> None:
+    """``upload-captures: "false"`` leaves out every capture file memray writes: the main
+    process's ``capture.bin`` and each prefork worker's ``capture.bin.<pid>``, in every
+    scenario's folder (a glob of @actions/glob's: ``**`` any folders)."""
+    (upload,) = [
+        step
+        for step in load(ACTION)["runs"]["steps"]
+        if "upload-artifact" in step.get("uses", "") and "!= 'true'" in step["if"]
+    ]
+    lines = [line.strip() for line in upload["with"]["path"].splitlines() if line.strip()]
+    root, *excluded = lines
+    assert all(line.startswith("!" + root + "/") for line in excluded)
+    patterns = [line[len(root) + 2 :] for line in excluded]
+
+    def left_out(path: str) -> bool:
+        return any(
+            fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, p.replace("**/", ""))
+            for p in patterns
+        )
+
+    for capture in ("demo/capture.bin", "prefork/capture.bin.4242", "a/b/capture.bin.17"):
+        assert left_out(capture), capture
+    for kept in ("demo/report.json", "demo/result.json", "demo/report.html", "demo/service.log"):
+        assert not left_out(kept), kept
+
+
 @pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yml")), ids=lambda p: p.name)
 def test_example_workflows_pass_values_through_env(path: Path) -> None:
     workflow = load(path)
