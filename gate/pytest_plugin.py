@@ -173,6 +173,12 @@ def memgate_calls(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..
     against the test's baseline history. Returns the measurement."""
     from gate import calls as callcheck
 
+    if request.config.getoption("memray", default=False):  # pytest-memray's --memray
+        pytest.skip(
+            "pytest --memray tracks every test with memray, which allows one tracker per"
+            " process: memgate_calls measures with its own (run it without --memray)"
+        )
+
     def measure(
         fn: Callable[[], Any],
         *,

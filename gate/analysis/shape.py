@@ -184,8 +184,7 @@ def classify(x: np.ndarray, y: np.ndarray, cut: int, min_rise: float = MIN_RISE)
             steady_trend,
             rise,
             fits,
-            f"dropped {-jump:,.0f} bytes at once (memory given back), and grew at no other"
-            " time",
+            f"dropped {-jump:,.0f} bytes at once (memory given back), and grew at no other time",
         )
     if is_growing(steady_trend, material):
         return CurveShape(

@@ -56,6 +56,15 @@ def test_function_level_leak_fails_and_bounded_cache_passes(tmp_path: Path) -> N
     assert "test_functions.py:7 in <lambda>" in failure
 
 
+def test_under_pytest_memray_the_calls_tests_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "test_functions.py").write_text(FUNCTION_TESTS + "\ndef test_plain():\n    pass\n")
+    done = pytest_run("test_functions.py", "--memray", "-rs", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed, 2 skipped" in done.stdout, done.stdout
+    assert "memray allows one tracker per process" in " ".join(done.stdout.split())
+    assert "No more than one Tracker" not in done.stdout + done.stderr
+
+
 def test_scenarios_are_collected_only_with_the_option(tmp_path: Path) -> None:
     without = pytest_run(str(DEMO_SCENARIO), "--collect-only", cwd=REPO)
     # Without --memgate nothing collects a .toml file: pytest finds no test in it.
