@@ -258,6 +258,28 @@ class EndpointStats:
     p95_ms: float
 
 
+FAILURE_REASONS = 10
+"""Failure reasons a result keeps, most frequent first."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FailureReason:
+    """Why requests failed, as Locust groups them."""
+
+    method: str
+    name: str
+    """The request's name (its URL, or the name the locustfile gave it)."""
+    error: str
+    """What Locust recorded: the exception, ``HTTPError('404 Client Error: ...')``."""
+    occurrences: int
+
+    def __str__(self) -> str:
+        """``GET /items/[id]: HTTPError('404 Client Error: ...') (120 times)``."""
+        what = f"{self.method} {self.name}".strip()
+        times = "once" if self.occurrences == 1 else f"{self.occurrences:,} times"
+        return f"{what}: {self.error} ({times})"
+
+
 @dataclasses.dataclass(frozen=True)
 class LoadStats:
     requests: int
@@ -274,6 +296,8 @@ class LoadStats:
     """``requests``, ``duration`` or ``time_limit``: which bound ended the load; ``leak``:
     a soak stopped early, its leak certain."""
     endpoints: tuple[EndpointStats, ...]
+    failure_reasons: tuple[FailureReason, ...] = ()
+    """Why requests failed, most frequent first (at most :data:`FAILURE_REASONS`)."""
 
     @property
     def measured_nothing(self) -> str | None:

@@ -16,9 +16,13 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from gate.errors import one_line
 from gate.load.process import LoadConfig
+from gate.model import FAILURE_REASONS
 
 SAMPLE_INTERVAL_S = 0.1
+HOPELESS_AFTER = 50
+"""Requests after which a load whose every request failed stops (``failing``)."""
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 MISSED_KEY = "memgate_missed"
 """Key a worker adds to its stats reports: the requests that missed the services since
@@ -181,6 +185,8 @@ def follow(
                 return "requests"
             if config.duration is not None and now - measure_from[0] >= config.duration:
                 return "duration"
+        if done >= HOPELESS_AFTER and env.stats.num_failures >= done:
+            return "failing"  # every request so far failed: waiting longer measures nothing
         if now - started >= config.time_limit:
             return "time_limit"
         if config.stop_path and os.path.exists(config.stop_path):
@@ -200,11 +206,22 @@ def emit_end(env: Any, emit: Emit, stop_reason: str, **extra: Any) -> None:
         }
         for entry in sorted(env.stats.entries.values(), key=lambda e: (e.name, e.method or ""))
     ]
+    reasons = sorted(env.stats.errors.values(), key=lambda e: (-e.occurrences, e.name))
+    failure_reasons = [
+        {
+            "method": error.method or "",
+            "name": error.name,
+            "error": one_line(error.parse_error(error.error)),  # a repr, addresses cut
+            "occurrences": error.occurrences,
+        }
+        for error in reasons[:FAILURE_REASONS]
+    ]
     emit(
         "end",
         requests=env.stats.num_requests,
         failures=env.stats.num_failures,
         stop_reason=stop_reason,
         endpoints=endpoints,
+        failure_reasons=failure_reasons,
         **extra,
     )

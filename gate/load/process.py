@@ -16,7 +16,7 @@ from typing import Any
 
 from gate._files import last_line, open_log
 from gate.errors import InputError, RunError
-from gate.model import EndpointStats, LoadSample
+from gate.model import EndpointStats, FailureReason, LoadSample
 
 DEADLINE_GRACE_S = 30.0
 """How long past its time limit the parent waits before it kills the load process."""
@@ -60,6 +60,8 @@ class LoadOutcome:
     endpoints: tuple[EndpointStats, ...]
     missed: dict[str, int] = dataclasses.field(default_factory=dict)
     """Requests sent elsewhere than to the scenario's services, by ``host:port``."""
+    failure_reasons: tuple[FailureReason, ...] = ()
+    """Why requests failed, most frequent first."""
 
 
 @dataclasses.dataclass
@@ -159,6 +161,7 @@ class LoadProcess:
             stop_reason=end["stop_reason"],
             endpoints=tuple(EndpointStats(**e) for e in end["endpoints"]),
             missed=dict(end.get("missed", {})),
+            failure_reasons=tuple(FailureReason(**r) for r in end.get("failure_reasons", ())),
         )
 
     def _read_events(self) -> None:

@@ -46,6 +46,7 @@ def render_json(report: Report) -> str:
                 "measured_requests": result.load.measured_requests,
                 "requests_per_second": result.load.requests_per_second,
                 "stop_reason": result.load.stop_reason,
+                "failure_reasons": [dataclasses.asdict(r) for r in result.load.failure_reasons],
             },
             "provenance": _provenance(result.provenance),
             "result": report.result_path,

@@ -21,6 +21,7 @@ from gate.report.parts import (
     census_text,
     change,
     dependency_notes,
+    failures_text,
     gc_text,
     growing_processes,
     growing_sites,
@@ -89,6 +90,8 @@ def render_markdown(report: Report) -> str:
         f" shape **{result.analysis.shape.value}**; heap {md(rate(result.analysis.heap.trend))};"
         f" {against}."
     )
+    if failed := failures_text(result):
+        out += ["", f"Failed requests, most often: {md(failed)}."]
     if result.resources:
         out += ["", f"Resources, steady start to end: {md(resources_text(result))}."]
     if result.gc:

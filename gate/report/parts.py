@@ -158,6 +158,22 @@ def retained_text(retained: Retained, several: bool = False) -> str:
     return text
 
 
+SHOWN_FAILURES = 3
+"""Failure reasons shown in the terminal and the job summary (the HTML report and the
+JSON have all a result keeps)."""
+
+
+def failures_text(result: RunResult, most: int = SHOWN_FAILURES) -> str:
+    """Why requests failed, most frequent first: ``GET /x: HTTPError('404 ...') (120
+    times); ...``, or nothing when none did."""
+    reasons = result.load.failure_reasons
+    if not result.load.failures or not reasons:
+        return ""
+    text = "; ".join(str(r) for r in reasons[:most])
+    more = len(reasons) - most
+    return text + (f"; and {more} more" if more > 0 else "")
+
+
 def census_text(result: RunResult) -> str:
     """What the censuses cost: objects counted and the service's pause for each."""
     retention = result.retention

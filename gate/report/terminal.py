@@ -17,6 +17,7 @@ from gate.report.parts import (
     baseline_text,
     capture_text,
     census_text,
+    failures_text,
     gc_text,
     growing_processes,
     growing_sites,
@@ -56,6 +57,8 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
         f" {load.requests_per_second:,.0f} req/s measured;"
         f" {STOPPED.get(load.stop_reason, f'stopped by {load.stop_reason}')}",
     )
+    if failed := failures_text(result):
+        summary.add_row("failures", failed)
     summary.add_row("shape", f"{analysis.shape.value.upper()}")
     summary.add_row("steady", f"from {steady.requests:,.0f} requests: {analysis.steady.reason}")
     for name, shape, before, after in (

@@ -433,6 +433,7 @@ def _load_stats(outcome: LoadOutcome, warmup_done: int) -> LoadStats:
         requests_per_second=round((total.requests - warmup_done) / max(measured_duration, 1e-9), 1),
         stop_reason=outcome.stop_reason,
         endpoints=outcome.endpoints,
+        failure_reasons=outcome.failure_reasons,
     )
 
 

@@ -30,9 +30,10 @@ def check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
             " URLs)"
         )
     if last.requests - last.failures <= 0:
+        early = ", stopped early" if outcome.stop_reason == "failing" else ""
         raise RunError(
-            f"load produced no successful requests ({last.requests} sent, all failed;"
-            f" see {out_dir / LOAD_LOG})"
+            f"load produced no successful requests ({last.requests} sent, all failed{early}"
+            f"{_most_often(outcome)}; see {out_dir / LOAD_LOG})"
         )
     spec = scenario.load
     if outcome.warmup_done_at is None:
@@ -44,8 +45,8 @@ def check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
     measured = last.requests - warm.requests
     if (last.requests - last.failures) - (warm.requests - warm.failures) <= 0:
         raise RunError(
-            f"no successful requests after warm-up ({measured} sent, all failed;"
-            f" see {out_dir / LOAD_LOG})"
+            f"no successful requests after warm-up ({measured} sent, all failed"
+            f"{_most_often(outcome)}; see {out_dir / LOAD_LOG})"
         )
     if outcome.stop_reason == "time_limit":
         wanted = f"{spec.requests} requests" if spec.requests else f"{spec.duration:g} s"
@@ -53,6 +54,14 @@ def check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
             f"load hit its {spec.time_limit:g} s time limit after measuring {measured}"
             f" requests, before the {wanted} asked for"
         )
+
+
+def _most_often(outcome: LoadOutcome) -> str:
+    """``; most often GET /items/[id]: HTTPError('404 ...') (120 times)``, or nothing."""
+    if not outcome.failure_reasons:
+        return ""
+    top = outcome.failure_reasons[0]
+    return f"; most often {top}"
 
 
 def check_stop(stop: StopInfo, log: Path, who: str = "service") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -16,9 +17,14 @@ from typing import Any
 import psutil
 import pytest
 
+from gate.baseline import summarize
 from gate.errors import InputError, RunError
+from gate.report.formats import Format, render
+from gate.report.parts import Report
+from gate.report.terminal import render_run
 from gate.run.orchestrate import run_scenario
-from gate.scenario import load_scenario
+from gate.scenario import BudgetSpec, load_scenario
+from gate.verdict import decide
 from tests.support import leftovers, run_file, scenario_file, server
 
 pytestmark = pytest.mark.integration
@@ -86,6 +92,33 @@ def test_service_that_dies_under_load(tmp_path: Path) -> None:
 def test_load_where_every_request_fails(tmp_path: Path) -> None:
     message = run(tmp_path, "python -m http.server {port} --bind 127.0.0.1", path="/missing-page")
     assert message.startswith("load produced no successful requests")
+    # It stops as soon as that is plain (50 requests, not the 300 asked for), and says why.
+    assert "all failed, stopped early; most often GET /missing-page: HTTPError('404" in message
+    sent = int(message.split("(")[1].split()[0])
+    assert 50 <= sent < 300, message
+
+
+def test_the_top_failure_reasons_are_kept_and_shown(tmp_path: Path) -> None:
+    """One request in ten answered 404: the run measures, and says why requests failed."""
+    not_found = (
+        "if Handler.served % 10 == 0:\n"
+        "            self.send_response(404)\n"
+        "            self.end_headers()\n"
+        "            return"
+    )
+    result = run_scenario(load_scenario(server(tmp_path, on_request=not_found)), tmp_path / "out")
+    assert 0 < result.load.failures < result.load.requests
+    (reason,) = result.load.failure_reasons
+    assert (reason.method, reason.name) == ("GET", "/")
+    assert reason.error.startswith("HTTPError('404 Client Error")
+    assert reason.occurrences == result.load.failures
+    terminal = " ".join(render_run(result, width=300).split())
+    assert "failures GET /: HTTPError('404 Client Error" in terminal
+    current = summarize(result, now=datetime.datetime.now(datetime.UTC))
+    report = Report(result, current, decide(current, None, BudgetSpec()))
+    page = render(report, Format.HTML)
+    assert "<h2>Failed requests</h2>" in page and "404 Client Error" in page
+    assert "Failed requests, most often: GET /" in render(report, Format.MARKDOWN)
 
 
 def test_locustfile_that_raises_is_bad_input(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def test_terminal_summary() -> None:
         f"demo {ENV} FAIL 8 site growth per request 256.5 B/request"
         " examples/demo_service/app.py:54 in __call__",
         "soak Darwin-arm64-py3.12 FLAG 1 this run's load or profile settings (scenario file or"
-        " overrides) differ from some baseline runs': figures that depend on run length may"
+        " overrides) differ from 3 of the 3 baseline runs': figures that depend on them may"
         " not compare",
         f"api {ENV} PASS 0",
     ]
