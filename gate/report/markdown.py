@@ -48,11 +48,18 @@ MARK = {Outcome.FAIL: "❌ fail", Outcome.FLAG: "⚠️ flag"}
 STACK_FRAMES = 12
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#~!&$])")
+_AUTOLINK = re.compile(r"(:)(?=//)|(?<=www)(\.)", re.IGNORECASE)
+"""Where GitHub's renderer would start a link in plain text (``http://``, ``www.``): an
+escaped ``:`` or ``.`` reads the same and starts none."""
 
 
 def md(text: str) -> str:
-    """Text safe anywhere in a line of Markdown, table cells included."""
-    return _SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    """Text safe anywhere in a line of Markdown, table cells included: no markup, and
+    no link GitHub would make of a name (``http://x.py``, ``www.x``, ``a@b.c``)."""
+    escaped = _SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    escaped = _AUTOLINK.sub(lambda m: "\\" + (m[1] or m[2]), escaped)
+    # An address is linked whatever is escaped: an empty comment splits the text there.
+    return escaped.replace("@", "@<!-- -->")
 
 
 def code(text: str, *, cell: bool = False) -> str:

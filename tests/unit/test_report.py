@@ -12,6 +12,7 @@ import dataclasses
 import html.parser
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -206,8 +207,54 @@ def test_hostile_frame_names_through_the_whole_reporter(name: str, function: str
     # their number of cells, list items, fences: no name broke out of its place.
     summary = render(hostile, Format.MARKDOWN)
     assert markdown_structure(summary) == markdown_structure(render(leak_report(), Format.MARKDOWN))
+    # And as GitHub's renderer reads it: the same blocks, rows and cells, and no link
+    # made of a name (a name a code span cannot hold is escaped text instead: inline
+    # elements may differ).
+    rendered, plain = _github_html(summary), _github_html(render(leak_report(), Format.MARKDOWN))
+    assert _blocks(rendered) == _blocks(plain)
+    assert "<a " not in rendered
     page = render(hostile, Format.HTML)
     assert _tags(page) == _tags(render(leak_report(), Format.HTML))
+
+
+def _github_html(markdown: str) -> str:
+    """The summary as GitHub renders it: its own Markdown library (cmark-gfm, with the
+    autolink and table extensions)."""
+    import cmarkgfm
+
+    return str(cmarkgfm.github_flavored_markdown_to_html(markdown))
+
+
+_BLOCKS = {"h1", "h2", "h3", "h4", "table", "tr", "th", "td", "ul", "ol", "li", "pre", "p"}
+
+
+def _blocks(html: str) -> list[str]:
+    return [tag for tag in _tags(html) if tag in _BLOCKS]
+
+
+def _text(html: str) -> str:
+    """What a reader sees of a page: comments (and GitHub drops raw ones) take no room."""
+    html = re.sub(r"<!--.*?-->", "", html)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["http://evil.example/x", "HTTPS://evil.example/x", "www.evil.example/x", "me@evil.example"],
+)
+def test_a_name_that_looks_like_a_link_is_not_one_on_github(name: str) -> None:
+    report = leak_report()
+    old = report.result.sites[0].user_frame
+    assert old is not None
+    frame = Frame("handler", f"examples/{name}.py", old.line)
+    result = _with_leak_frame(report.result, old, frame)
+    current = summarize(result, now=NOW)
+    decision = decide(current, History(2, "demo", report.decision.compared), BudgetSpec())
+    summary = render(Report(result, current, decision, report.result_path), Format.MARKDOWN)
+    html = _github_html(summary)
+    assert "<a " not in html, [line for line in html.splitlines() if "<a " in line]
+    # The name is still there to read, as it is (no escape left showing).
+    assert f"examples/{name}.py:handler" in _text(html)
 
 
 def _with_leak_frame(result: RunResult, old: Frame, new: Frame) -> RunResult:
