@@ -200,7 +200,16 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
     )
 
 
-ADDED_SETTINGS: dict[str, dict[str, Any]] = {"load": {"processes": 1, "target": None}}
+ADDED_SETTINGS: dict[str, dict[str, Any]] = {
+    "load": {
+        "processes": 1,
+        "target": None,
+        "tags": [],
+        "exclude_tags": [],
+        "host": None,
+        "options": {},
+    }
+}
 """Settings added after histories were first recorded, with the value that behaves as
 runs did before them: left at that value, a setting is left out of the hash, so that
 older histories still compare."""

@@ -294,7 +294,8 @@ class LoadStats:
     """Throughput of the measured phase."""
     stop_reason: str
     """``requests``, ``duration`` or ``time_limit``: which bound ended the load; ``leak``:
-    a soak stopped early, its leak certain."""
+    a soak stopped early, its leak certain; ``shape``: the locustfile's ``LoadTestShape``
+    ended it first."""
     endpoints: tuple[EndpointStats, ...]
     failure_reasons: tuple[FailureReason, ...] = ()
     """Why requests failed, most frequent first (at most :data:`FAILURE_REASONS`)."""

@@ -123,7 +123,12 @@ def _prepare(config: LoadConfig) -> Any:
     from locust.util.load_locustfile import load_locustfile
 
     # (docstring, users, shapes) before Locust 2.36, (users, shapes) since.
-    *_, available, _shapes = load_locustfile(config.locustfile)
+    *_, available, shapes = load_locustfile(config.locustfile)
+    if len(shapes) > 1:
+        names = ", ".join(sorted(type(shape).__name__ for shape in shapes))
+        raise LookupError(
+            f"{len(shapes)} LoadTestShape classes in {config.locustfile} ({names}): keep one"
+        )
     if config.user_classes:
         unknown = [name for name in config.user_classes if name not in available]
         if unknown:
@@ -134,7 +139,45 @@ def _prepare(config: LoadConfig) -> Any:
     if not classes:
         raise LookupError(f"no User class in {config.locustfile}")
 
-    return Environment(user_classes=classes, host=config.host, events=locust.events)
+    return Environment(
+        user_classes=classes,
+        host=config.host,
+        events=locust.events,
+        tags=config.tags or None,
+        exclude_tags=config.exclude_tags or None,
+        shape_class=shapes[0] if shapes else None,
+        parsed_options=_parsed_options(config),
+    )
+
+
+def _parsed_options(config: LoadConfig) -> Any:
+    """The options Locust's command line would give the locustfile (its own, added in
+    ``init_command_line_parser``, with the scenario's values or their defaults), as
+    ``environment.parsed_options``: a locustfile that reads them runs as under
+    ``locust``. A value it does not declare, or cannot take, is bad input."""
+    import io
+
+    from locust.argument_parser import parse_options
+
+    args = ["-f", config.locustfile, "--host", config.host, "--headless"]
+    args += ["--users", str(config.users), "--spawn-rate", str(config.spawn_rate)]
+    if config.tags:
+        args += ["--tags", *config.tags]
+    if config.exclude_tags:
+        args += ["--exclude-tags", *config.exclude_tags]
+    for name, value in config.options.items():
+        if value is True:
+            args.append(f"--{name}")
+        elif value is not False:
+            args.append(f"--{name}={value}")
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            return parse_options(args=args)
+    except SystemExit:
+        lines = [line for line in said.getvalue().splitlines() if line.strip()]
+        reason = lines[-1].split(": error: ", 1)[-1] if lines else "not understood"
+        raise LoadFailure(f"[load] options: {reason}") from None
 
 
 def drive(config: LoadConfig, env: Any, emit: Emit) -> int:
@@ -145,7 +188,10 @@ def drive(config: LoadConfig, env: Any, emit: Emit) -> int:
     env.events.init.fire(environment=env, runner=runner, web_ui=None)
     started = time.monotonic()
     emit("start", requests=0, failures=0)
-    runner.start(config.users, spawn_rate=config.spawn_rate)
+    if env.shape_class is not None:
+        runner.start_shape()  # the shape gives the users and the spawn rate
+    else:
+        runner.start(config.users, spawn_rate=config.spawn_rate)
     stop_reason = follow(config, env, emit, started)
     runner.quit()
     emit_end(env, emit, stop_reason, missed=dict(destinations.missed))
@@ -191,6 +237,8 @@ def follow(
             return "time_limit"
         if config.stop_path and os.path.exists(config.stop_path):
             return "leak"  # memgate saw a certain leak: a soak ends early
+        if env.shape_class is not None and getattr(env.runner, "state", "") == "stopped":
+            return "shape"  # the locustfile's LoadTestShape ended the load
 
 
 def emit_end(env: Any, emit: Emit, stop_reason: str, **extra: Any) -> None:

@@ -58,7 +58,10 @@ def drive(config: LoadConfig, env: Any, emit: Emit) -> int:
                 )
             gevent.sleep(0.05)
         emit("start", requests=0, failures=0)
-        spawner = gevent.spawn(runner.start, config.users, config.spawn_rate)
+        if env.shape_class is not None:  # the shape gives the users and the spawn rate
+            spawner = gevent.spawn(runner.start_shape)
+        else:
+            spawner = gevent.spawn(runner.start, config.users, config.spawn_rate)
         stop_reason = follow(config, env, emit, started, lambda: workers.check("under load"))
         stopped_at = time.time()
         spawner.kill()

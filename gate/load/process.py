@@ -41,6 +41,11 @@ class LoadConfig:
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     stop_path: str = ""
     """A file whose appearance ends the load early (:meth:`LoadProcess.stop_early`)."""
+    tags: list[str] = dataclasses.field(default_factory=list)
+    """Locust's ``--tags``: only the tasks tagged with one of them run."""
+    exclude_tags: list[str] = dataclasses.field(default_factory=list)
+    options: dict[str, str | int | float | bool] = dataclasses.field(default_factory=dict)
+    """The locustfile's own command-line options (``environment.parsed_options``)."""
     service_ports: list[int] = dataclasses.field(default_factory=list)
     """Every port of the scenario's services on loopback, besides the host's: where the
     load's requests may go."""

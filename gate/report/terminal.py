@@ -35,7 +35,10 @@ from gate.report.parts import (
 from gate.units import quantity, size
 from gate.verdict import Decision, Finding
 
-STOPPED = {"leak": "stopped early: the leak was certain"}
+STOPPED = {
+    "leak": "stopped early: the leak was certain",
+    "shape": "stopped by the locustfile's LoadTestShape",
+}
 """How a load's end reads, where ``stopped by REASON`` does not say it."""
 
 

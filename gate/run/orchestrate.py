@@ -35,7 +35,7 @@ from gate.run.progress import QuietObserver, RunObserver, Watched
 from gate.run.refusals import check_load, check_stop
 from gate.run.soak import SoakWatch
 from gate.scenario import Scenario, ScenarioFile, port_variable
-from gate.service import ServiceProcess, StopInfo, free_port
+from gate.service import ServiceProcess, StopInfo, fill_port, free_port
 
 POLL_S = 0.1
 CENSUS_TIMEOUT_S = 30.0
@@ -278,7 +278,9 @@ def _drive_load(
     config = LoadConfig(
         locustfile=str(scenario.locustfile),
         user_classes=list(spec.user_classes),
-        host=f"{health.scheme}://{health.netloc}",
+        host=fill_port(spec.host, target.port, ports)
+        if spec.host
+        else f"{health.scheme}://{health.netloc}",
         users=spec.users,
         spawn_rate=spec.spawn_rate,
         warmup_requests=spec.warmup_requests,
@@ -290,6 +292,9 @@ def _drive_load(
         env={port_variable(name): str(port) for name, port in ports.items()},
         service_ports=sorted(ports.values()),
         stop_path=str(out_dir / LOAD_STOP) if spec.stop_on_leak else "",
+        tags=list(spec.tags),
+        exclude_tags=list(spec.exclude_tags),
+        options=dict(spec.options),
     )
     load = LoadProcess(config, out_dir / LOAD_LOG)
     watch = SoakWatch(services, load) if spec.stop_on_leak else None

@@ -153,6 +153,37 @@ class LoadSpec(StrictModel):
     """A soak: look at the heap while the load runs, and stop the load as soon as a leak
     is certain (a sequential test whose false alarms are bounded: see the README), rather
     than at its bounds. Needs the live capture."""
+    tags: list[Text] = []
+    """Run only the tasks tagged (Locust's ``@tag``) with one of these; all by default."""
+    exclude_tags: list[Text] = []
+    """Run none of the tasks tagged with one of these."""
+    host: Text | None = None
+    """The base URL the users are given (Locust's ``host``), on loopback at ``{port}`` (the
+    service's; ``{port:NAME}``, another's): ``http://127.0.0.1:{port}/api``, say. By
+    default the health URL's scheme and address."""
+    options: dict[Text, Text | int | float | bool] = {}
+    """The locustfile's own command-line options (added in ``init_command_line_parser``),
+    by their flag's name: ``{ api-version = "2" }`` is ``--api-version=2`` (``true``: the
+    bare flag). The locustfile reads them in ``environment.parsed_options``, as under
+    ``locust``; those not given keep their defaults."""
+
+    @field_validator("host")
+    @classmethod
+    def _host_on_loopback(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+            raise ValueError("must not contain spaces or control characters")
+        parts = urllib.parse.urlsplit(PORT_OF.sub("0", value.replace("{port}", "0")))
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        if parts.hostname not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"host {parts.hostname!r} is not loopback: memgate only loads 127.0.0.1"
+            )
+        if "{port" not in value:
+            raise ValueError("must name the service's port as {port} (or {port:NAME})")
+        return value
 
     @model_validator(mode="after")
     def _bounded(self) -> LoadSpec:
