@@ -75,7 +75,7 @@ class Capture:
             self._reader = FileReader(
                 path, report_progress=show_progress, max_memory_records=max_snapshots
             )
-        except (OSError, RuntimeError, ValueError, OverflowError) as exc:
+        except (OSError, RuntimeError, ValueError, OverflowError, LookupError) as exc:
             raise UnreadableCapture(
                 f"{path}: not a readable memray capture: {_reason(exc)}"
             ) from None
@@ -87,10 +87,15 @@ class Capture:
         self._reader.close()
 
     def snapshots(self) -> list[MemorySnapshot]:
-        return [
-            MemorySnapshot(t=snap.time / 1000.0, rss=snap.rss, heap=snap.heap)
-            for snap in self._reader.get_memory_snapshots()
-        ]
+        try:
+            return [
+                MemorySnapshot(t=snap.time / 1000.0, rss=snap.rss, heap=snap.heap)
+                for snap in self._reader.get_memory_snapshots()
+            ]
+        except (OSError, RuntimeError, ValueError, LookupError) as exc:
+            raise UnreadableCapture(
+                f"{self.path}: cannot read memory snapshots: {_reason(exc)}"
+            ) from None
 
     def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]:
         """Live bytes of each Python stack at each snapshot index in ``indexes``.
@@ -120,7 +125,8 @@ class Capture:
                     end = interval.deallocated_before_snapshot
                     ends.append(never if end is None else end)
                     sizes.append(interval.n_bytes)
-        except (OSError, RuntimeError, ValueError, NotImplementedError) as exc:
+        # LookupError: a damaged record sends memray 1.13's C++ reader out of its maps.
+        except (OSError, RuntimeError, ValueError, NotImplementedError, LookupError) as exc:
             raise UnreadableCapture(
                 f"{self.path}: cannot read allocations: {_reason(exc)}"
             ) from None
