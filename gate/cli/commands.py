@@ -166,8 +166,9 @@ class ReportCommand:
             type=Format,
             choices=list(Format),
             default=Format.TERMINAL,
-            help="terminal (default), json, markdown (job summary), github (annotations)"
-            " or html (one self-contained file)",
+            help="terminal (default), json, markdown (job summary), github (annotations),"
+            " html (one self-contained file), bmf (Bencher Metric Format) or benchmark"
+            " (github-action-benchmark's customSmallerIsBetter)",
         )
         parser.add_argument("--out", type=Path, help="write the report to this file")
         parser.add_argument(

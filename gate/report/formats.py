@@ -20,6 +20,10 @@ class Format(enum.StrEnum):
     MARKDOWN = "markdown"
     GITHUB = "github"
     HTML = "html"
+    BMF = "bmf"
+    """Bencher Metric Format."""
+    BENCHMARK = "benchmark"
+    """github-action-benchmark's customSmallerIsBetter."""
 
 
 MERGE_FORMATS = [Format.TERMINAL, Format.MARKDOWN, Format.JSON, Format.GITHUB]
@@ -51,6 +55,10 @@ def render(report: Report, fmt: Format, *, workspace: str | None = None, width: 
         from gate.report.github import render_github
 
         return render_github(report, workspace or os.path.realpath(os.getcwd()))
+    if fmt in (Format.BMF, Format.BENCHMARK):
+        from gate.report.trends import render_benchmark_action, render_bmf
+
+        return render_bmf(report) if fmt is Format.BMF else render_benchmark_action(report)
     from gate.report.html import render_html
 
     return render_html(report)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import html.parser
 import json
+import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -476,3 +478,46 @@ def test_a_hostile_path_stays_text_in_every_format(path: str) -> None:
     assert _tags(render(report, Format.HTML)) == _tags(render(plain, Format.HTML))
     summary = render(report, Format.MARKDOWN)
     assert markdown_structure(summary) == markdown_structure(render(plain, Format.MARKDOWN))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_bmf_has_bencher_metric_formats_documented_shape() -> None:
+    """Bencher Metric Format: ``{benchmark: {measure: {value, lower_value?, upper_value?}}}``,
+    measures named by slug, values numbers, the bounds around the value."""
+    report = leak_report()
+    doc = json.loads(render(report, Format.BMF))
+    assert isinstance(doc, dict) and list(doc) == [report.result.scenario.key]
+    measures = doc[report.result.scenario.key]
+    assert set(measures) == {
+        "heap-growth", "rss-growth", "peak-heap", "final-heap", "peak-rss", "final-rss"
+    }  # fmt: skip
+    for slug, metric in measures.items():
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug)
+        assert set(metric) <= {"value", "lower_value", "upper_value"} and "value" in metric
+        assert all(_number(v) for v in metric.values()), (slug, metric)
+        if "lower_value" in metric:
+            assert metric["lower_value"] <= metric["value"] <= metric["upper_value"]
+    heap = report.current.heap
+    assert measures["heap-growth"] == {
+        "value": heap.slope, "lower_value": heap.low, "upper_value": heap.high
+    }  # fmt: skip
+    assert measures["peak-heap"]["value"] == report.current.peak_heap
+
+
+def test_benchmark_has_github_action_benchmarks_custom_shape() -> None:
+    """``customSmallerIsBetter``: a list of ``{name, unit, value, range?, extra?}``."""
+    report = leak_report()
+    doc = json.loads(render(report, Format.BENCHMARK))
+    assert isinstance(doc, list) and len(doc) == 6
+    for entry in doc:
+        assert set(entry) <= {"name", "unit", "value", "range", "extra"}
+        assert isinstance(entry["name"], str) and isinstance(entry["unit"], str)
+        assert _number(entry["value"])
+        assert all(isinstance(entry[k], str) for k in ("range", "extra") if k in entry)
+    assert len({e["name"] for e in doc}) == len(doc)  # each a chart of its own
+    growth = doc[0]
+    assert growth["name"] == "demo heap growth per request" and growth["unit"] == "B/request"
+    assert growth["value"] == report.current.heap.slope
