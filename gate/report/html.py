@@ -23,6 +23,7 @@ from gate.report.parts import (
     capture_text,
     census_text,
     change,
+    curve_reason,
     dependency_notes,
     growing_processes,
     growing_sites,
@@ -227,6 +228,8 @@ def render_html(report: Report) -> str:
         sites=sites,
         processes=processes,
         resources=resources_text(result),
+        heap_reason=curve_reason(report, "heap"),
+        rss_reason=curve_reason(report, "rss"),
         capture=capture_text(result.capture),
         size=(WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM),
         accept=f"memgate baseline accept {shlex.quote(report.result_path or 'RESULT.json')}"

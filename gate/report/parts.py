@@ -174,6 +174,22 @@ def failures_text(result: RunResult, most: int = SHOWN_FAILURES) -> str:
     return text + (f"; and {more} more" if more > 0 else "")
 
 
+def curve_reason(report: Report, curve: str) -> str:
+    """Why the ``heap`` or ``rss`` curve has its shape, and, when a finding holds its
+    growth past the history's limit, that too: the shape is judged against fixed
+    materiality, the history against the runs before, and a reader must not see "no
+    material growth" beside a failed growth check without the why."""
+    shape = getattr(report.result.analysis, curve)
+    metric = f"{'RSS' if curve == 'rss' else 'heap'} growth per request"
+    found = next((f for f in report.decision.findings if f.metric == metric), None)
+    if found is None or found.limit is None:
+        return str(shape.reason)
+    return (
+        f"{shape.reason}; past the history's limit of {quantity(found.limit, found.unit)},"
+        f" a {found.severity.value} (see the findings)"
+    )
+
+
 def census_text(result: RunResult) -> str:
     """What the censuses cost: objects counted and the service's pause for each."""
     retention = result.retention

@@ -7,14 +7,20 @@ unless ``MEMGATE_REQUIRE_BROWSER=1`` (set by ``.ci/run``) makes that a failure.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from gate.baseline import History, summarize
+from gate.model import Frame
 from gate.report.formats import Format, render
-from tests.support import leak_report
+from gate.report.parts import Report
+from gate.scenario import BudgetSpec
+from gate.verdict import decide
+from tests.support import NOW, leak_report
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +54,34 @@ def browser():
         launched.close()
 
 
+def test_a_failing_report_with_long_names_fits_a_1280_px_window(browser, tmp_path: Path) -> None:
+    report = leak_report()
+    old = report.result.sites[0].user_frame
+    assert old is not None
+    long = Frame(
+        "handle_" + "very_long_function_name_" * 6,
+        "examples/" + "/".join(["a_rather_deep_package_folder"] * 8) + "/module.py",
+        old.line,
+    )
+    sites = tuple(
+        dataclasses.replace(s, user_frame=long, stack=(long, *s.stack[1:]))
+        if s.user_frame == old
+        else s
+        for s in report.result.sites
+    )
+    result = dataclasses.replace(report.result, sites=sites)
+    current = summarize(result, now=NOW)
+    decision = decide(current, History(2, "demo", report.decision.compared), BudgetSpec())
+    page_file = tmp_path / "report.html"
+    page_file.write_text(render(Report(result, current, decision), Format.HTML))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_file.as_uri())
+    assert decision.verdict.value == "fail"
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280, f"the page is {width} px wide in a 1280 px window"
+    assert page.get_by_text("module.py").first.is_visible()
+
+
 def test_report_opens_without_errors_and_draws_both_curves(browser, tmp_path: Path) -> None:
     page_file = tmp_path / "report.html"
     page_file.write_text(render(leak_report(), Format.HTML))
@@ -76,6 +110,9 @@ def test_report_opens_without_errors_and_draws_both_curves(browser, tmp_path: Pa
             assert line is not None and line["width"] > 300
             assert box["y"] <= line["y"] and line["y"] + line["height"] <= box["y"] + box["height"]
     assert page.get_by_text("examples/demo_service/app.py:54 in __call__").first.is_visible()
+    # Nothing wider than the window (a long file name, a deep stack): no scrollbar.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000

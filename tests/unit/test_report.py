@@ -521,3 +521,16 @@ def test_benchmark_has_github_action_benchmarks_custom_shape() -> None:
     growth = doc[0]
     assert growth["name"] == "demo heap growth per request" and growth["unit"] == "B/request"
     assert growth["value"] == report.current.heap.slope
+
+
+def test_the_html_summary_says_when_a_curves_growth_is_past_the_historys_limit() -> None:
+    """The shape is judged against fixed materiality and may say 'no material growth';
+    the history may still fail the growth: the summary sentence says both."""
+    report = leak_report()
+    rss = dataclasses.replace(report.result.analysis.rss, reason="no material growth")
+    analysis = dataclasses.replace(report.result.analysis, rss=rss)
+    result = dataclasses.replace(report.result, analysis=analysis)
+    page = render(dataclasses.replace(report, result=result), Format.HTML)
+    sentence = re.search(r"RSS [^;]*?\((no material growth[^)]*)\)", page)
+    assert sentence is not None, page[:3000]
+    assert "past the history&#39;s limit of 16.0 B/request, a fail" in sentence.group(1)
