@@ -33,10 +33,12 @@ from gate.report.parts import (
     process_name,
     rate,
     resources_text,
+    service_frames,
     several_processes,
     where,
 )
 from gate.units import quantity, size
+from gate.verdict import worst_finding
 
 WIDTH, HEIGHT = 760, 300
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 20, 44
@@ -149,6 +151,12 @@ def _template() -> jinja2.Template:
     return env.get_template("report.html.j2")
 
 
+def _why(report: Report) -> str:
+    """The verdict's reason in one line: the finding a one-line summary names."""
+    worst = worst_finding(report.decision.findings)
+    return worst.message if worst else "nothing past the history's noise, no budget exceeded"
+
+
 def render_html(report: Report) -> str:
     result = report.result
     markers = [
@@ -199,7 +207,12 @@ def render_html(report: Report) -> str:
         for f in report.decision.findings
     ]
     sites = [
-        {"site": site, "where": where(site.frame), "user": site.in_user_code}
+        {
+            "site": site,
+            "where": where(site.frame),
+            "user": site.in_user_code,
+            "stack": service_frames(site.stack),
+        }
         for site in growing_sites(result.sites, SITES)
     ]
     retention = result.retention
@@ -228,6 +241,7 @@ def render_html(report: Report) -> str:
         sites=sites,
         processes=processes,
         resources=resources_text(result),
+        why=_why(report),
         heap_reason=curve_reason(report, "heap"),
         rss_reason=curve_reason(report, "rss"),
         capture=capture_text(result.capture),

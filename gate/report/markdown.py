@@ -34,6 +34,7 @@ from gate.report.parts import (
     rate,
     resources_text,
     retained_text,
+    service_frames,
     several_processes,
     tally,
 )
@@ -277,7 +278,10 @@ def _sites(report: Report) -> list[str]:
             f" {size(site.live_bytes_end)} live at the end: {_where(frame)}{owner}{calls}"
         )
         stack = _frames(
-            [f"{_oneline(f.function)}  {_oneline(f.file)}:{f.line}" for f in site.stack]
+            [
+                f"{_oneline(f.function)}  {_oneline(f.file)}:{f.line}"
+                for f in service_frames(site.stack)
+            ]
         )
         out += ["", "   <details><summary>stack</summary>", ""]
         if site.native:

@@ -174,6 +174,26 @@ def failures_text(result: RunResult, most: int = SHOWN_FAILURES) -> str:
     return text + (f"; and {more} more" if more > 0 else "")
 
 
+def service_frames(stack: Sequence[Frame]) -> tuple[Frame, ...]:
+    """A stack as the service's code made it, for people: without the frames through
+    which the service was started under memray, at its outer end (memray's ``run``
+    command and ``runpy``'s, kept in results written before memgate started the service
+    itself, or memgate's agent's)."""
+    end = len(stack)
+    while end > 1 and _is_launcher(stack[end - 1].file):
+        end -= 1
+    return tuple(stack[:end])
+
+
+def _is_launcher(file: str) -> bool:
+    parts = file.replace("\\", "/").split("/")
+    return (
+        file in ("<frozen runpy>", "<frozen runpy.py>")
+        or parts[-1] in ("runpy.py", "memgate_agent.py")
+        or "memray" in parts[:-1]
+    )
+
+
 def curve_reason(report: Report, curve: str) -> str:
     """Why the ``heap`` or ``rss`` curve has its shape, and, when a finding holds its
     growth past the history's limit, that too: the shape is judged against fixed

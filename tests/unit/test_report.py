@@ -9,6 +9,7 @@ Regenerate the golden files after an intended change with
 from __future__ import annotations
 
 import dataclasses
+import html
 import html.parser
 import json
 import math
@@ -33,7 +34,7 @@ from gate.report.json import render_merged_json
 from gate.report.markdown import code, fenced, md, render_merged_markdown
 from gate.report.parts import Line, Report, change, source_path
 from gate.scenario import BudgetSpec
-from gate.verdict import Finding, decide
+from gate.verdict import Finding, decide, worst_finding
 from tests.support import (
     ENV,
     HOSTILE,
@@ -534,3 +535,27 @@ def test_the_html_summary_says_when_a_curves_growth_is_past_the_historys_limit()
     sentence = re.search(r"RSS [^;]*?\((no material growth[^)]*)\)", page)
     assert sentence is not None, page[:3000]
     assert "past the history&#39;s limit of 16.0 B/request, a fail" in sentence.group(1)
+
+
+def test_stacks_are_shown_without_the_frames_that_started_the_service_under_memray() -> None:
+    from gate.report.parts import service_frames
+
+    stack = leak_report().result.sites[0].stack
+    shown = service_frames(stack)
+    assert len(shown) < len(stack)
+    assert shown[-1].file.endswith("uvicorn/__main__.py") and shown[0] == stack[0]
+    page = render(leak_report(), Format.HTML)
+    assert "memray/commands/run.py" not in page and "&lt;frozen runpy&gt;" not in page
+    assert "memray/commands/run.py" not in render(leak_report(), Format.MARKDOWN)
+    # A stack that is all launcher keeps its innermost frame.
+    assert len(service_frames(stack[-3:])) == 1
+
+
+def test_the_html_verdict_has_its_why_in_one_line() -> None:
+    report = leak_report()
+    page = render(report, Format.HTML)
+    why = re.search(r'<p class="why"><strong>Why:</strong> ([^<]*)</p>', page)
+    assert why is not None
+    worst = worst_finding(report.decision.findings)
+    assert worst is not None and worst.severity is Outcome.FAIL
+    assert why.group(1) == html.escape(worst.message, quote=True)
