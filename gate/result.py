@@ -38,6 +38,17 @@ def _adapter() -> TypeAdapter[RunResult]:
     return TypeAdapter(RunResult)
 
 
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``result.json`` as this memgate writes it (from the model:
+    ``docs/result.schema.json`` is this, for other tools)."""
+    schema = _adapter().json_schema(mode="serialization")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"memgate result.json, schema_version {SCHEMA_VERSION}",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
 def dumps(result: RunResult) -> bytes:
     return _adapter().dump_json(result, indent=2) + b"\n"
 

@@ -133,3 +133,17 @@ def test_bounded_cache_is_a_plateau(lru_run) -> None:
     assert analysis.shape is Shape.PLATEAU, (analysis.heap.reason, analysis.rss.reason)
     assert analysis.heap.rise_before_steady > 256 * 1024
     assert analysis.steady.requests > 1500
+
+
+def test_a_real_result_is_valid_by_the_published_json_schema(leak_run) -> None:
+    import json
+
+    import jsonschema
+
+    from gate.result import write_result
+    from tests.support import REPO
+
+    result, out = leak_run
+    write_result(result, out / "result.json")  # as memgate run writes it
+    schema = json.loads((REPO / "docs" / "result.schema.json").read_text())
+    jsonschema.validate(json.loads((out / "result.json").read_text()), schema)

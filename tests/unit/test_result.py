@@ -10,7 +10,7 @@ import pytest
 
 from gate.errors import InputError
 from gate.model import Frame, Shape
-from gate.result import SCHEMA_VERSION, dumps, parse_result, read_result, write_result
+from gate.result import SCHEMA_VERSION, dumps, json_schema, parse_result, read_result, write_result
 from tests.support import make_result
 
 
@@ -175,3 +175,30 @@ def test_a_result_that_measured_nothing_is_refused_by_every_reader(
         extra = ["--reason", "why"] if argv[-1] == "accept" else []
         assert main([*argv, str(path), "--baselines", baselines, *extra]) == 2
     assert not (tmp_path / "baselines").exists()
+
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "result.schema.json"
+
+
+def test_the_committed_json_schema_is_the_models() -> None:
+    """``docs/result.schema.json`` is generated from the model (``MEMGATE_UPDATE_GOLDEN=1``
+    rewrites it): a change to the model that is not in the file fails here."""
+    generated = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if os.environ.get("MEMGATE_UPDATE_GOLDEN"):
+        SCHEMA_FILE.write_text(generated)
+    assert SCHEMA_FILE.read_text() == generated
+
+
+def test_a_result_memgate_writes_is_valid_by_the_schema_and_a_broken_one_is_not() -> None:
+    import jsonschema
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    written = json.loads(dumps(make_result()))
+    jsonschema.validate(written, schema)
+    for broken in (
+        {**written, "schema_version": "3"},
+        {k: v for k, v in written.items() if k != "curve"},
+        {**written, "load": {**written["load"], "requests": -1.5}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
