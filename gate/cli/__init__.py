@@ -18,6 +18,7 @@ from gate.cli.commands import (
     BaselineCommand,
     CheckCommand,
     CompareCommand,
+    InitCommand,
     MergeCommand,
     ReportCommand,
     RunCommand,
@@ -39,6 +40,7 @@ COMMANDS: dict[str, Command] = {
     "baseline": BaselineCommand(),
     "report": ReportCommand(),
     "merge": MergeCommand(),
+    "init": InitCommand(),
 }
 
 

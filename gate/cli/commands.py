@@ -311,3 +311,41 @@ class BaselineCommand:
                 f" audit entry in {store.audit_path(history.scenario)}"
             )
         return ExitCode.PASS
+
+
+class InitCommand:
+    """Write a first scenario and a plain locustfile for the service a command starts.
+
+    The command (after --, with {port} where its port goes) runs once in the current
+    folder, without memray, on a free port of 127.0.0.1; its health path is the first of
+    /health, /healthz, /ready, /status and / that answers 2xx (or --health), and each
+    GET endpoint without path parameters of its OpenAPI document, if it serves one,
+    becomes a task. It is stopped before anything is written; nothing is written over.
+    """
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--name", default="service", help="the scenario's name (default: service)"
+        )
+        parser.add_argument(
+            "--out", type=Path, default=Path("."), help="folder for the two files (default: .)"
+        )
+        parser.add_argument("--health", help="the service's health path (default: found)")
+        parser.add_argument(
+            "service_command",
+            nargs=argparse.REMAINDER,
+            metavar="-- COMMAND",
+            help="what starts the service",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        from gate.init import init
+
+        command = list(args.service_command)
+        if command[:1] == ["--"]:
+            command = command[1:]
+        if args.health is not None and not args.health.startswith("/"):
+            raise InputError(f"--health {args.health!r}: a path, such as /health")
+        scenario, locustfile = init(command, name=args.name, out=args.out, health=args.health)
+        print(f"wrote {scenario} and {locustfile}; run it with: memgate run {scenario}")
+        return ExitCode.PASS

@@ -1,0 +1,115 @@
+"""``memgate init`` as a user runs it: the demo's command, a service with an OpenAPI
+document, and the commands it must refuse."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.support import REPO, memgate, one_line_error
+
+pytestmark = pytest.mark.e2e
+
+DEMO = [
+    "python", "-m", "uvicorn", "examples.demo_service.app:app",
+    "--host", "127.0.0.1", "--port", "{port}", "--no-access-log",
+]  # fmt: skip
+
+OPENAPI_SERVICE = """
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+DOCUMENT = {"openapi": "3.0.0", "paths": {
+    "/healthz": {"get": {}},
+    "/items": {"get": {}},
+    "/items/{item_id}": {"get": {}},
+    "/orders": {"post": {}},
+    "/stats/today": {"get": {}, "delete": {}},
+}}
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        known = {"/openapi.json", "/healthz", "/items", "/stats/today"}
+        body = json.dumps(DOCUMENT if self.path == "/openapi.json" else {}).encode()
+        self.send_response(200 if self.path in known else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def _no_service_left(marker: str, cwd: Path) -> None:
+    """No process that ``memgate init`` started, in ``cwd``, is left running."""
+    left = [
+        p
+        for p in psutil.process_iter(["cmdline", "cwd"])
+        if marker in " ".join(p.info["cmdline"] or []) and p.info["cwd"] == str(cwd)
+    ]
+    assert not left, left
+
+
+def test_init_on_the_demos_command_writes_a_scenario_memgate_runs(tmp_path: Path) -> None:
+    out = tmp_path / "scenarios"
+    done = memgate("init", "--name", "first", "--out", str(out), "--", *DEMO, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert f"memgate run {out / 'first.toml'}" in done.stdout
+    _no_service_left("examples.demo_service.app:app --host 127.0.0.1 --port", REPO)
+    text = (out / "first.toml").read_text()
+    assert 'health_url = "http://127.0.0.1:{port}/health"' in text
+    assert 'locustfile = "first_locustfile.py"' in text
+    ran = memgate(
+        "run", str(out / "first.toml"), "--requests", "800", "--warmup", "200", "--quiet",
+        "--out", str(tmp_path / "run"), cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert (tmp_path / "run" / "result.json").is_file()
+    # Nothing is written over.
+    again = memgate("init", "--name", "first", "--out", str(out), "--", *DEMO, cwd=REPO)
+    assert again.returncode == 2 and "exists: memgate init writes over nothing" in one_line_error(
+        again
+    )
+
+
+def test_each_get_endpoint_without_parameters_of_its_openapi_document_is_a_task(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "api.py").write_text(textwrap.dedent(OPENAPI_SERVICE))
+    done = memgate("init", "--name", "api", "--", "python", "api.py", "{port}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    locustfile = (tmp_path / "api_locustfile.py").read_text()
+    assert 'self.client.get("/items")' in locustfile
+    assert 'self.client.get("/stats/today")' in locustfile
+    for left_out in ('"/items/{item_id}"', '"/orders"', '"/healthz"'):
+        assert left_out not in locustfile
+    assert '/healthz"' in (tmp_path / "api.toml").read_text()
+    compile(locustfile, "api_locustfile.py", "exec")
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "said"),
+    [
+        (["python", "-c", "pass"], 2, "write {port} where the port goes"),
+        (
+            ["python", "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)", "{port}"],
+            3,
+            "exited with code 3: boom",
+        ),
+        (["no-such-program-here", "{port}"], 3, "cannot start 'no-such-program-here'"),
+        ([], 2, "give the command that starts the service after --"),
+    ],
+    ids=["no port", "exits", "not found", "no command"],
+)
+def test_a_command_init_cannot_use_is_one_line(
+    tmp_path: Path, command: list[str], code: int, said: str
+) -> None:
+    done = memgate("init", "--out", str(tmp_path), "--", *command, cwd=tmp_path)
+    assert done.returncode == code and said in one_line_error(done), done.stderr
+    assert not list(tmp_path.iterdir())
