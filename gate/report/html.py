@@ -85,15 +85,23 @@ def _decimals(ticks: list[float]) -> int:
 
 
 def chart(
-    title: str, series: list[Line], markers: list[tuple[float, str]], unit: float = 2**20
+    title: str,
+    series: list[Line],
+    markers: list[tuple[float, str]],
+    unit: float = 2**20,
+    x_max: float | None = None,
 ) -> Chart:
     """Lines of values against requests, scaled into the SVG's plot area; values are
-    divided by ``unit`` (bytes shown in MiB unless told otherwise)."""
-    x_max = max(max(line.requests) for line in series) or 1.0
+    divided by ``unit`` (bytes shown in MiB unless told otherwise). ``x_max``: the end
+    of the requests axis (every chart of a page shares one), else the lines' own. A
+    value axis that does not start at 0 says so in the title."""
+    x_max = x_max or max(max(line.requests) for line in series) or 1.0
     values = [v / unit for line in series for v in line.values]
     y_low, y_high = min(values), max(values)
     pad = max((y_high - y_low) * 0.08, 0.05)
     y_low, y_high = max(y_low - pad, 0.0), y_high + pad
+    if y_low > 0:
+        title += f" (the axis starts at {y_low:,.{_decimals(nice_ticks(y_low, y_high))}f}, not 0)"
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def px(x: float) -> float:
@@ -163,8 +171,10 @@ def render_html(report: Report) -> str:
         (float(result.curve.warmup_requests), "warm-up ends"),
         (result.analysis.steady.requests, "steady state"),
     ]
+    curves = {metric: lines(report, metric) for metric in ("heap", "rss")}
+    x_max = max(max(line.requests) for series in curves.values() for line in series) or 1.0
     charts = [
-        chart(f"{title} (MiB) against requests", lines(report, metric), markers)
+        chart(f"{title} (MiB) against requests", curves[metric], markers, x_max=x_max)
         for metric, title in (("heap", "Heap"), ("rss", "Anonymous RSS"))
     ]
     grew = growing_processes(result)
@@ -189,11 +199,12 @@ def render_html(report: Report) -> str:
             )
             for p in result.process_curves
         ]
-        charts.append(chart("Heap of each process (MiB) against requests", per_process, markers))
+        title = "Heap of each process (MiB) against requests"
+        charts.append(chart(title, per_process, markers, x_max=x_max))
     gc = gc_line(result) if result.gc is not None else None
     if gc is not None and len(gc.values) > 1:
         title = "Garbage collection (µs per request) against requests"
-        charts.append(chart(title, [gc], markers, unit=1.0))
+        charts.append(chart(title, [gc], markers, unit=1.0, x_max=x_max))
     findings = [
         {
             "severity": f.severity.value,

@@ -559,3 +559,18 @@ def test_the_html_verdict_has_its_why_in_one_line() -> None:
     worst = worst_finding(report.decision.findings)
     assert worst is not None and worst.severity is Outcome.FAIL
     assert why.group(1) == html.escape(worst.message, quote=True)
+
+
+def test_charts_share_the_requests_axis_and_say_where_a_value_axis_starts() -> None:
+    from gate.report.html import Line, chart
+
+    gc = Line("this run", (100.0, 2600.0), (1.0, 2.0))
+    shared = chart("GC", [gc], [], unit=1.0, x_max=5500.0)
+    alone = chart("GC", [gc], [], unit=1.0)
+    heap_like = chart("Heap", [Line("this run", (0.0, 5500.0), (1.0, 2.0))], [], unit=1.0)
+    assert shared.x_ticks == heap_like.x_ticks  # the GC chart on the heap's axis
+    assert alone.x_ticks != heap_like.x_ticks
+    heap = chart("Heap (MiB)", [Line("this run", (0.0, 10.0), (3.0 * 2**20, 3.5 * 2**20))], [])
+    assert "(the axis starts at 3.0, not 0)" in heap.title  # 3.0 MiB less 8% padding, rounded
+    from_zero = chart("GC", [Line("this run", (0.0, 10.0), (0.0, 5.0))], [], unit=1.0)
+    assert "axis starts" not in from_zero.title
