@@ -198,9 +198,10 @@ def broken_json(draw: st.DrawFn, raw: bytes, kind: type | None) -> tuple[str, by
             choices = ["12", "1.5", "nan", "inf", True, False, [], {}, None]
         else:
             choices = ["text", 12, True, None] + ([[value]] if isinstance(value, dict) else [])
-        wrong = draw(st.sampled_from(choices))
-        if wrong is None and typing.get_origin(declared_type) in (types.UnionType, typing.Union):
-            wrong = 12  # None is what an optional field may hold
+        # Only values the declared type refuses as memgate reads it (strict JSON): 12 is
+        # an optional integer's, None an optional field's.
+        refused = [c for c in choices if not _accepts(declared_type, c)] or ["text"]
+        wrong = draw(st.sampled_from(refused))
         return f"{wrong!r} at {path}", text(replaced(data, path, wrong))
     if operation == "delete":
         path = draw(st.sampled_from([path for path, _, required in schema if required]))
@@ -643,6 +644,17 @@ def broken_scenario(draw: st.DrawFn) -> tuple[str, str | bytes]:
     at = draw(st.integers(0, len(name)))
     data["name"] = name[:at] + bad + name[at:]
     return f"name {data['name']!r}", toml(data)
+
+
+def _accepts(declared_type: Any, value: Any) -> bool:
+    """Whether a field of ``declared_type`` reads ``value`` as memgate reads its files."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(declared_type).validate_json(json.dumps(value), strict=True)
+    except (ValidationError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _set(data: Any, path: tuple[str, ...], value: Any) -> None:
