@@ -64,6 +64,7 @@ def build_curve(
     warmup_requests: int,
     max_points: int = MAX_POINTS,
     exclude: Sequence[tuple[float, float]] = (),
+    read_after_end: float = 0.0,
 ) -> tuple[Curve, list[int]]:
     """The memory curve from the load's start to its end, and the snapshot index of each point.
 
@@ -72,6 +73,13 @@ def build_curve(
     points. ``timeline`` times are absolute like the snapshots'; the curve's ``t`` is
     relative to ``load_start``. No point is taken in an ``exclude`` window (``(from,
     to)``, absolute: a census inside the service ran then).
+
+    No point is taken after ``load_end`` (when the users were told to stop): the service
+    then frees what their connections held, a drop that is no part of the load's curve.
+    A snapshot up to ``read_after_end`` seconds after it shows that the capture ran to
+    the end, however long before it the last one inside fell: read live, memgate's own
+    thread polls until the load has ended, so a gap is a slow poll, not a capture that
+    stopped (a reading that lost its process is refused on its own).
     """
     times = np.fromiter((s.t for s in snapshots), dtype=float, count=len(snapshots))
     inside = np.flatnonzero((times >= load_start) & (times <= load_end) & _outside(times, exclude))
@@ -84,7 +92,8 @@ def build_curve(
     at_last, at_end, spaced = requests_at([last, load_end, load_end - spacing(times)], timeline)
     missing = at_end - at_last
     measured = max(at_end - warmup_requests, 1.0)
-    if missing > (at_end - spaced) + UNCOVERED_SHARE * measured:
+    read_to_the_end = bool(np.any((times > load_end) & (times <= load_end + read_after_end)))
+    if not read_to_the_end and missing > (at_end - spaced) + UNCOVERED_SHARE * measured:
         raise NotEnoughData(
             f"the capture ends {load_end - last:.1f} s before the load did ({missing:,.0f}"
             f" requests, {missing / measured:.0%} of those measured, not covered)"

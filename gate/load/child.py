@@ -193,8 +193,11 @@ def drive(config: LoadConfig, env: Any, emit: Emit) -> int:
     else:
         runner.start(config.users, spawn_rate=config.spawn_rate)
     stop_reason = follow(config, env, emit, started)
-    runner.quit()
-    emit_end(env, emit, stop_reason, missed=dict(destinations.missed))
+    stopped_at = time.time()
+    runner.quit()  # its users stop, and the service closes their connections
+    # The end is when the users were told to stop, as in the master: what the service
+    # frees as their connections close is no part of the load's curve.
+    emit_end(env, emit, stop_reason, t=stopped_at, missed=dict(destinations.missed))
     return 0
 
 

@@ -61,8 +61,8 @@ from gate.scenario import Scenario
 from gate.service import ServiceProcess
 
 LIVE_END_S = 5.0
-"""Read live, the last point is taken once the load has ended (and before the services
-stop): points up to this long after the load's end show the memory the load left."""
+"""Read live, the last poll comes once the load has ended (and before the services stop):
+a poll up to this long after the load's end shows that the reading ran to the end."""
 
 
 class Recording(Protocol):
@@ -324,8 +324,9 @@ def _read(
         snapshots[reference],
         outcome.samples,
         load_start=outcome.started_at,
-        load_end=outcome.ended_at + after_end,
+        load_end=outcome.ended_at,
         warmup_requests=warmup_done,
+        read_after_end=after_end,
         exclude=censuses.get(recordings[reference][0], ()),
     )
     at = [outcome.started_at + p.t for p in curve.points]

@@ -105,6 +105,22 @@ def test_a_long_captures_sparse_snapshots_still_cover_the_load() -> None:
     assert len(curve.points) == 5
 
 
+def test_what_the_service_frees_once_the_users_stop_is_no_point_of_the_curve() -> None:
+    """Read live, the last poll comes after the load's end, once the service has freed
+    what its connections held (a drop of 150 KiB in the queue example's worker): the
+    curve ends at the last snapshot of the load. That poll shows the reading ran on,
+    though the last one inside came 1.7 s before the end (a slow poll): from a capture
+    file, with no snapshot after the end, that gap is a capture that stopped early."""
+    inside = [MemorySnapshot(T0 + i * 0.36, 0, 4096 + i * 1000) for i in range(24)]
+    torn_down = [MemorySnapshot(T0 + 10.3, 0, 4096 - 150_000)]
+    args = {"load_start": T0, "load_end": T0 + 10, "warmup_requests": 0}
+    curve, _ = build_curve([*inside, *torn_down], timeline(), read_after_end=5.0, **args)
+    assert len(curve.points) == len(inside)
+    assert curve.points[-1].heap == inside[-1].heap and curve.points[-1].t == pytest.approx(8.28)
+    with pytest.raises(NotEnoughData, match=r"the capture ends 1\.7 s before the load did"):
+        build_curve([*inside, *torn_down], timeline(), **args)
+
+
 def test_no_snapshot_after_warmup_is_not_enough_data() -> None:
     with pytest.raises(NotEnoughData, match="fewer than 2 memory snapshots fell after the warm-up"):
         build_curve(snapshots(), timeline(), load_start=T0, load_end=T0 + 10, warmup_requests=5000)
