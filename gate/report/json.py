@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from typing import Any
 
 from gate import __version__
-from gate.baseline import RunSummary
+from gate.baseline import RunSummary, TrendSummary
 from gate.merge import Merged
-from gate.model import Frame, NativeFrame, Provenance, Trend
+from gate.model import Trend
 from gate.outcome import Outcome
+from gate.report.documents import (
+    MERGE_VERSION,
+    REPORT_VERSION,
+    BaselineDoc,
+    FiguresDoc,
+    FindingDoc,
+    MergedDoc,
+    ReportDoc,
+    merged_data,
+    report_data,
+)
 from gate.report.parts import Report, change, growing_processes, growing_sites
 from gate.verdict import Finding
 
-REPORT_VERSION = 1
-MERGE_VERSION = 1
-"""Of the merged document ``memgate merge --format json`` writes."""
 STACK_FRAMES = 20
 """Frames of each site's stack kept in the report (innermost first)."""
 
@@ -26,19 +33,19 @@ def render_json(report: Report) -> str:
     result, current, decision = report.result, report.current, report.decision
     analysis = result.analysis
     grew = growing_processes(result)
-    doc = {
+    doc: ReportDoc = {
         "report_version": REPORT_VERSION,
         "memgate": __version__,
-        "scenario": dataclasses.asdict(result.scenario),
-        "verdict": decision.verdict.value,
+        "scenario": result.scenario,
+        "verdict": decision.verdict,
         "compared_runs": decision.compared_runs,
         "findings": [_finding(f) for f in decision.findings],
         "run": {
             **_figures(current),
             "steady_from_requests": analysis.steady.requests,
-            "heap_shape": analysis.heap.shape.value,
+            "heap_shape": analysis.heap.shape,
             "heap_reason": analysis.heap.reason,
-            "rss_shape": analysis.rss.shape.value,
+            "rss_shape": analysis.rss.shape,
             "rss_reason": analysis.rss.reason,
             "load": {
                 "requests": result.load.requests,
@@ -46,9 +53,9 @@ def render_json(report: Report) -> str:
                 "measured_requests": result.load.measured_requests,
                 "requests_per_second": result.load.requests_per_second,
                 "stop_reason": result.load.stop_reason,
-                "failure_reasons": [dataclasses.asdict(r) for r in result.load.failure_reasons],
+                "failure_reasons": list(result.load.failure_reasons),
             },
-            "provenance": _provenance(result.provenance),
+            "provenance": result.provenance,
             "result": report.result_path,
         },
         "baseline": _baseline(report.baseline),
@@ -58,11 +65,11 @@ def render_json(report: Report) -> str:
                 "growth": _trend(site.trend),
                 "confidence": site.confidence,
                 "live_bytes_end": site.live_bytes_end,
-                "frame": _frame(site.frame),
+                "frame": site.frame,
                 "user_code": site.in_user_code,
-                "stack": [_frame(f) for f in site.stack[:STACK_FRAMES]],
-                "native_frame": _native(site.native_frame),
-                "native": [_native(f) for f in site.native[:STACK_FRAMES]],
+                "stack": list(site.stack[:STACK_FRAMES]),
+                "native_frame": site.native_frame,
+                "native": list(site.native[:STACK_FRAMES]),
             }
             for rank, site in enumerate(growing_sites(result.sites), start=1)
         ],
@@ -107,27 +114,27 @@ def render_json(report: Report) -> str:
         "retention": None
         if result.retention is None
         else {
-            "retained": [dataclasses.asdict(r) for r in result.retention.retained],
-            "censuses": [dataclasses.asdict(c) for c in result.retention.censuses],
+            "retained": list(result.retention.retained),
+            "censuses": list(result.retention.censuses),
             "requests": result.retention.requests,
             "problems": list(result.retention.problems),
         },
     }
-    return json.dumps(_finite(doc), indent=2) + "\n"
+    return json.dumps(_finite(report_data(doc)), indent=2) + "\n"
 
 
 def render_merged_json(merged: Merged) -> str:
     """Several checks in one document (``docs/report-schema.md``, merged reports)."""
-    doc = {
+    doc: MergedDoc = {
         "merge_version": MERGE_VERSION,
         "memgate": __version__,
-        "verdict": merged.verdict.value,
+        "verdict": merged.verdict,
         "counts": {o.value: merged.count(o) for o in Outcome if o is not Outcome.ERROR},
         "scenarios": [
             {
                 "scenario": r.scenario,
                 "environment": r.environment,
-                "verdict": r.verdict.value,
+                "verdict": r.verdict,
                 "shape": r.shape,
                 "compared_runs": r.compared_runs,
                 "commit": r.commit,
@@ -139,24 +146,32 @@ def render_merged_json(merged: Merged) -> str:
             }
             for r in merged.reports
         ],
-        "errors": [{"source": bad.source, "reason": bad.reason} for bad in merged.errors],
+        "errors": list(merged.errors),
     }
-    return json.dumps(_finite(doc), indent=2) + "\n"
+    return json.dumps(_finite(merged_data(doc)), indent=2) + "\n"
 
 
-def _finding(finding: Finding) -> dict[str, Any]:
+def _finding(finding: Finding) -> FindingDoc:
     return {
-        **{k: v for k, v in dataclasses.asdict(finding).items() if k != "where"},
+        "check": finding.check,
+        "severity": finding.severity,
+        "metric": finding.metric,
+        "unit": finding.unit,
+        "current": finding.current,
+        "baseline": finding.baseline,
+        "spread": finding.spread,
+        "limit": finding.limit,
+        "message": finding.message,
         "change": change(finding) or None,
-        "where": _frame(finding.where),
+        "where": finding.where,
     }
 
 
-def _figures(run: RunSummary) -> dict[str, Any]:
+def _figures(run: RunSummary) -> FiguresDoc:
     return {
-        "shape": run.shape.value,
-        "heap_growth": dataclasses.asdict(run.heap),
-        "rss_growth": dataclasses.asdict(run.rss),
+        "shape": run.shape,
+        "heap_growth": run.heap,
+        "rss_growth": run.rss,
         "peak_heap": run.peak_heap,
         "final_heap": run.final_heap,
         "peak_rss": run.peak_rss,
@@ -165,35 +180,19 @@ def _figures(run: RunSummary) -> dict[str, Any]:
     }
 
 
-def _baseline(run: RunSummary | None) -> dict[str, Any] | None:
+def _baseline(run: RunSummary | None) -> BaselineDoc | None:
     if run is None:
         return None
     return {
         "run_id": run.run_id,
         "recorded_at": run.recorded_at,
         **_figures(run),
-        "provenance": _provenance(run.provenance),
+        "provenance": run.provenance,
     }
 
 
-def _provenance(provenance: Provenance) -> dict[str, Any]:
-    """A run's provenance, without the interpreter's map of packages to distributions
-    (the result keeps it: it is for naming frames, not for readers)."""
-    doc = dataclasses.asdict(provenance)
-    doc.pop("packages", None)
-    return doc
-
-
-def _trend(trend: Trend) -> dict[str, float]:
-    return {"slope": trend.slope, "low": trend.low, "high": trend.high, "p_value": trend.p_value}
-
-
-def _frame(frame: Frame | None) -> dict[str, Any] | None:
-    return dataclasses.asdict(frame) if frame else None
-
-
-def _native(frame: NativeFrame | None) -> dict[str, Any] | None:
-    return dataclasses.asdict(frame) if frame else None
+def _trend(trend: Trend) -> TrendSummary:
+    return TrendSummary(trend.slope, trend.low, trend.high, trend.p_value)
 
 
 def _finite(value: Any) -> Any:

@@ -8,6 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tests.support import (
@@ -107,6 +108,9 @@ def test_the_leaking_service_fails_named_and_the_other_is_judged_apart(
         "line": planted_leak_line(WORKER),
     }
     assert api["run"]["shape"] == "flat" and api["compared_runs"] == 1
+    schema = json.loads((REPO / "docs" / "report.schema.json").read_text())
+    for written in (worker, api):  # real reports, as other tools read them
+        jsonschema.validate(written, schema)
     assert api["verdict"] != "fail", api["findings"]
     assert "memgate check: services: FAIL (worker fail, api " in done.stdout
     # Annotations name the service, on the worker's planted line only.

@@ -43,7 +43,15 @@ from tests.support.envs import DEPENDENCY_SERVICE, service_env
 from tests.support.fuzz import FUZZ, toml, toml_key, toml_value
 from tests.support.merged import ENV, doc, leak_doc, merged_three, parsed, write
 from tests.support.native import NATIVE_SERVICE, build_leaky
-from tests.support.repo import DEMO_APP, DEMO_SCENARIO, FIXTURES, MINIMAL, REPO, planted_leak_line
+from tests.support.repo import (
+    DEMO_APP,
+    DEMO_SCENARIO,
+    FIXTURES,
+    MINIMAL,
+    REPO,
+    committed_schema,
+    planted_leak_line,
+)
 from tests.support.reports import (
     HOSTILE,
     NOW,
@@ -82,6 +90,7 @@ __all__ = [
     "after_warmup",
     "ar1",
     "build_leaky",
+    "committed_schema",
     "curve",
     "doc",
     "flat_curve",

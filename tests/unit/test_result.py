@@ -5,14 +5,13 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from gate.errors import InputError
 from gate.model import Frame, Shape
 from gate.result import SCHEMA_VERSION, dumps, json_schema, parse_result, read_result, write_result
-from tests.support import make_result
+from tests.support import committed_schema, make_result
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -178,32 +177,14 @@ def test_a_result_that_measured_nothing_is_refused_by_every_reader(
     assert not (tmp_path / "baselines").exists()
 
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "result.schema.json"
-
-
 def test_the_committed_json_schema_is_the_models() -> None:
-    """``docs/result.schema.json`` is generated from the model (``MEMGATE_UPDATE_GOLDEN=1``
-    rewrites it): a change to the model that is not in the file fails here."""
-    generated = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
-    if os.environ.get("MEMGATE_UPDATE_GOLDEN"):
-        SCHEMA_FILE.write_text(generated)
-    # Compared without titles and descriptions, which pydantic versions word differently
-    # (2.11 leaves out the dataclasses' docstrings): fields, types and bounds must agree.
-    assert _shape(json.loads(SCHEMA_FILE.read_text())) == _shape(json_schema())
-
-
-def _shape(schema: Any) -> Any:
-    if isinstance(schema, dict):
-        return {k: _shape(v) for k, v in schema.items() if k not in ("title", "description")}
-    if isinstance(schema, list):
-        return [_shape(v) for v in schema]
-    return schema
+    committed_schema("result.schema.json", json_schema())
 
 
 def test_a_result_memgate_writes_is_valid_by_the_schema_and_a_broken_one_is_not() -> None:
     import jsonschema
 
-    schema = json.loads(SCHEMA_FILE.read_text())
+    schema = committed_schema("result.schema.json", json_schema())
     written = json.loads(dumps(make_result()))
     jsonschema.validate(written, schema)
     for broken in (
