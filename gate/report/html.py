@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import math
 import shlex
+from collections.abc import Sequence
 
 import jinja2
 
@@ -27,6 +28,8 @@ from gate.report.parts import (
     dependency_notes,
     growing_processes,
     growing_sites,
+    history_range,
+    limit_lines,
     lines,
     nothing_retained,
     process_growth,
@@ -44,6 +47,10 @@ WIDTH, HEIGHT = 760, 300
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 20, 44
 COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 """This run red, the baseline blue; processes take the palette in order."""
+AREA = "#1f77b4"
+"""The history's range: the baseline's blue, faint."""
+GUIDES = ("#ff7f0e", "#9467bd")
+"""The history's limits: of the peak, of the growth."""
 SITES = 20
 
 
@@ -63,6 +70,10 @@ class Chart:
     y_ticks: tuple[Tick, ...]
     markers: tuple[Tick, ...]
     """Vertical lines: warm-up end, steady-state start."""
+    area: tuple[str, str] | None = None
+    """(label, SVG points of its outline): the range of the history's curves."""
+    guides: tuple[tuple[str, str, str], ...] = ()
+    """(label, colour, SVG path) per dashed line: the history's limits."""
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -90,13 +101,18 @@ def chart(
     markers: list[tuple[float, str]],
     unit: float = 2**20,
     x_max: float | None = None,
+    area: tuple[Line, Line] | None = None,
+    guides: Sequence[Line] = (),
 ) -> Chart:
     """Lines of values against requests, scaled into the SVG's plot area; values are
     divided by ``unit`` (bytes shown in MiB unless told otherwise). ``x_max``: the end
     of the requests axis (every chart of a page shares one), else the lines' own. A
-    value axis that does not start at 0 says so in the title."""
+    value axis that does not start at 0 says so in the title. ``area`` (its lower and
+    upper edge, the label the lower's) is shaded, ``guides`` are dashed; the value axis
+    spans them too."""
     x_max = x_max or max(max(line.requests) for line in series) or 1.0
-    values = [v / unit for line in series for v in line.values]
+    drawn: list[Line] = [*series, *(area or ()), *guides]
+    values = [v / unit for line in drawn for v in line.values]
     y_low, y_high = min(values), max(values)
     pad = max((y_high - y_low) * 0.08, 0.05)
     y_low, y_high = max(y_low - pad, 0.0), y_high + pad
@@ -110,15 +126,14 @@ def chart(
     def py(mib: float) -> float:
         return TOP + (1 - (mib - y_low) / (y_high - y_low)) * plot_h
 
+    def svg(line: Line) -> list[str]:
+        return [
+            f"{px(x):.1f},{py(v / unit):.1f}"
+            for x, v in zip(line.requests, line.values, strict=True)
+        ]
+
     polylines = tuple(
-        (
-            line.label,
-            COLOURS[i % len(COLOURS)],
-            " ".join(
-                f"{px(x):.1f},{py(v / unit):.1f}"
-                for x, v in zip(line.requests, line.values, strict=True)
-            ),
-        )
+        (line.label, COLOURS[i % len(COLOURS)], " ".join(svg(line)))
         for i, line in enumerate(series)
     )
     x_ticks, y_ticks = nice_ticks(0, x_max), nice_ticks(y_low, y_high)
@@ -128,6 +143,11 @@ def chart(
         tuple(Tick(px(x), f"{x:,.{_decimals(x_ticks)}f}") for x in x_ticks),
         tuple(Tick(py(y), f"{y:,.{_decimals(y_ticks)}f}") for y in y_ticks),
         tuple(Tick(px(x), label) for x, label in markers if 0 <= x <= x_max),
+        (area[0].label, " ".join(svg(area[0]) + svg(area[1])[::-1])) if area else None,
+        tuple(
+            (line.label, GUIDES[i % len(GUIDES)], "M" + " L".join(svg(line)))
+            for i, line in enumerate(guides)
+        ),
     )
 
 
@@ -174,7 +194,14 @@ def render_html(report: Report) -> str:
     curves = {metric: lines(report, metric) for metric in ("heap", "rss")}
     x_max = max(max(line.requests) for series in curves.values() for line in series) or 1.0
     charts = [
-        chart(f"{title} (MiB) against requests", curves[metric], markers, x_max=x_max)
+        chart(
+            f"{title} (MiB) against requests",
+            curves[metric],
+            markers,
+            x_max=x_max,
+            area=history_range(report, metric),
+            guides=limit_lines(report, metric, x_max),
+        )
         for metric, title in (("heap", "Heap"), ("rss", "Anonymous RSS"))
     ]
     grew = growing_processes(result)
@@ -257,6 +284,7 @@ def render_html(report: Report) -> str:
         rss_reason=curve_reason(report, "rss"),
         capture=capture_text(result.capture),
         size=(WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM),
+        area=AREA,
         accept=f"memgate baseline accept {shlex.quote(report.result_path or 'RESULT.json')}"
         ' --reason "why this growth is expected"',
     )

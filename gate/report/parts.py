@@ -30,6 +30,7 @@ from gate.model import (
 from gate.outcome import WORST_FIRST, Outcome
 from gate.units import quantity, size
 from gate.verdict import Decision, Finding
+from gate.verdict.history import history_limit
 
 TOP_SITES = 5
 MIN_CONFIDENCE = 0.5
@@ -430,6 +431,50 @@ def lines(report: Report, metric: str, most: int = 400) -> list[Line]:
             )
         )
     return out
+
+
+def history_range(report: Report, metric: str, points: int = 120) -> tuple[Line, Line] | None:
+    """The lowest and the highest ``heap`` or ``rss`` of the compared runs' curves at
+    each number of requests (as far as the shortest goes); ``None`` with fewer than
+    two runs that kept their curve."""
+    runs = [r for r in report.decision.compared if r.curve]
+    if len(runs) < 2:
+        return None
+    series = [
+        Line(
+            "",
+            tuple(c.requests for c in r.curve),
+            tuple(float(getattr(c, metric)) for c in r.curve),
+        )
+        for r in runs
+    ]
+    grid, values = on_grid(series, points)
+    label = f"range of the {len(runs)} baseline runs"
+    lowest = tuple(float(v) for v in np.min(values, axis=0))
+    highest = tuple(float(v) for v in np.max(values, axis=0))
+    return Line(label, tuple(grid), lowest), Line(label, tuple(grid), highest)
+
+
+def limit_lines(report: Report, metric: str, x_max: float) -> list[Line]:
+    """The history's limits on ``heap`` or ``rss``, as the checks computed them: the
+    peak's (level), and the growth rate's, drawn from this run's value where its steady
+    state starts. None without compared runs."""
+    runs = report.decision.compared
+    if not runs:
+        return []
+    name = {"heap": "heap", "rss": "RSS"}[metric]
+    peak = history_limit(f"peak {name}", runs)
+    rate = history_limit(f"{name} growth per request", runs)
+    steady = report.result.curve.points[report.result.analysis.steady.index]
+    start = float(getattr(steady, metric))
+    return [
+        Line(f"peak {name} limit {size(peak)}", (0.0, x_max), (peak, peak)),
+        Line(
+            f"{name} growth limit {quantity(rate, 'B/request')}",
+            (steady.requests, x_max),
+            (start, start + rate * (x_max - steady.requests)),
+        ),
+    ]
 
 
 def on_grid(series: Sequence[Line], points: int) -> tuple[list[float], list[list[float]]]:

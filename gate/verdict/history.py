@@ -100,6 +100,12 @@ class RelativeCheck:
         ]
 
 
+def history_limit(metric: str, runs: Sequence[RunSummary]) -> float:
+    """The limit past which ``metric`` (a :data:`METRICS` name) is a finding against
+    ``runs``, as :class:`RelativeCheck` computes it (what the reports draw)."""
+    return _band(next(m for m in METRICS if m.name == metric), runs).limit
+
+
 def _band(m: Metric, runs: Sequence[RunSummary]) -> Band:
     """The history's band of metric ``m``; a growth rate (a metric with an interval) is
     judged from no growth at least, with the runs' own intervals as a noise floor."""

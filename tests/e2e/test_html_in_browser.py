@@ -109,6 +109,13 @@ def test_report_opens_without_errors_and_draws_both_curves(browser, tmp_path: Pa
             line = lines.nth(j).bounding_box()
             assert line is not None and line["width"] > 300
             assert box["y"] <= line["y"] and line["y"] + line["height"] <= box["y"] + box["height"]
+        # The history's range of its three runs, and its limits on the peak and the growth.
+        drawn = [chart.locator("polygon.history"), *chart.locator("path.limit").all()]
+        assert len(drawn) == 3
+        for part in drawn:
+            at = part.bounding_box()
+            assert at is not None and at["width"] > 300
+            assert box["y"] <= at["y"] and at["y"] + at["height"] <= box["y"] + box["height"]
     assert page.get_by_text("examples/demo_service/app.py:54 in __call__").first.is_visible()
     # Nothing wider than the window (a long file name, a deep stack): no scrollbar.
     page.set_viewport_size({"width": 1280, "height": 900})

@@ -574,3 +574,34 @@ def test_charts_share_the_requests_axis_and_say_where_a_value_axis_starts() -> N
     assert "(the axis starts at 3.0, not 0)" in heap.title  # 3.0 MiB less 8% padding, rounded
     from_zero = chart("GC", [Line("this run", (0.0, 10.0), (0.0, 5.0))], [], unit=1.0)
     assert "axis starts" not in from_zero.title
+
+
+def test_the_charts_draw_the_limits_the_checks_judged_by_and_the_historys_range() -> None:
+    from gate.report.parts import history_range, limit_lines
+
+    report = leak_report()
+    limits = {f.metric: f.limit for f in report.decision.findings if f.limit is not None}
+    x_max = report.result.curve.points[-1].requests
+    peak, growth = limit_lines(report, "heap", x_max)
+    assert peak.values == (limits["peak heap"], limits["peak heap"])
+    assert peak.requests == (0.0, x_max) and peak.label == "peak heap limit 6.4 MiB"
+    # The growth limit starts where the steady state does, at this run's heap there.
+    steady = report.result.curve.points[report.result.analysis.steady.index]
+    assert growth.requests == (steady.requests, x_max)
+    rise = growth.values[1] - growth.values[0]
+    assert growth.values[0] == steady.heap
+    assert rise == pytest.approx(limits["heap growth per request"] * (x_max - steady.requests))
+    rss_peak, _ = limit_lines(report, "rss", x_max)
+    assert rss_peak.values[0] == limits["peak RSS"]
+    # The range of the three baseline runs' heap: flat at 5,700,000 bytes, as they are.
+    area = history_range(report, "heap")
+    assert area is not None
+    low, high = area
+    assert low.label == "range of the 3 baseline runs" and len(low.values) == 120
+    assert min(low.values) <= max(high.values) and all(
+        a <= b for a, b in zip(low.values, high.values, strict=True)
+    )
+    assert 5_000_000 < min(low.values) <= max(high.values) < 6_500_000
+    # No history: nothing to draw.
+    alone = leak_report(runs=())
+    assert limit_lines(alone, "heap", x_max) == [] and history_range(alone, "heap") is None
