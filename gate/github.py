@@ -40,6 +40,14 @@ def workspace() -> str | None:
     return os.path.realpath(path) if path else None
 
 
+def repository() -> str | None:
+    """The workflow's repository's web address (``https://github.com/OWNER/NAME``)."""
+    if not in_actions() or not os.environ.get("GITHUB_REPOSITORY"):
+        return None
+    server = os.environ.get("GITHUB_SERVER_URL") or "https://github.com"
+    return f"{server.rstrip('/')}/{os.environ['GITHUB_REPOSITORY']}"
+
+
 def in_pull_request() -> bool:
     """Whether this workflow run was triggered by a pull request (which must not write
     baselines)."""

@@ -509,6 +509,12 @@ class Provenance:
     packages: dict[str, list[str]] | None = None
     """Its top-level packages and the distributions holding each (a result's only: the
     history's summaries leave it out)."""
+    repository: str | None = None
+    """The repository's web address on GitHub (``https://github.com/OWNER/NAME``): the
+    workflow's in Actions, else the ``origin`` remote's if it is on github.com."""
+    repository_path: str | None = None
+    """The service's working directory within the checkout (POSIX, ``""`` at its top):
+    with ``repository`` and ``commit``, the service's own files link to their lines."""
 
 
 @dataclasses.dataclass(frozen=True)

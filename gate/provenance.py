@@ -13,6 +13,7 @@ import getpass
 import importlib.metadata
 import os
 import platform
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -70,7 +71,30 @@ def collect(
         ),
         distributions=distributions,
         packages=packages,
+        repository=github.repository() or github_remote(_git(cwd, "remote", "get-url", "origin")),
+        repository_path=_repository_path(cwd),
     )
+
+
+_REMOTE = re.compile(
+    r"(?:https://(?:[^@/]+@)?|ssh://git@|git@)github\.com[:/]"
+    r"(?P<name>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?"
+)
+
+
+def github_remote(url: str | None) -> str | None:
+    """The web address of a git remote on github.com (HTTPS or SSH), else ``None``."""
+    found = _REMOTE.fullmatch(url or "")
+    return f"https://github.com/{found['name']}" if found else None
+
+
+def _repository_path(cwd: Path) -> str | None:
+    """``cwd`` within its git checkout (POSIX; ``""`` at the top), if it is in one."""
+    top = _git(cwd, "rev-parse", "--show-toplevel")
+    if top is None:
+        return None
+    relative = os.path.relpath(os.path.realpath(cwd), os.path.realpath(top))
+    return "" if relative == "." else relative.replace(os.sep, "/")
 
 
 def who(cwd: Path) -> str:

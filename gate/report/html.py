@@ -24,6 +24,7 @@ from gate.report.parts import (
     capture_text,
     census_text,
     change,
+    code_link,
     curve_reason,
     dependency_notes,
     growing_processes,
@@ -241,6 +242,7 @@ def render_html(report: Report) -> str:
             "change": change(f),
             "message": f.message,
             "where": where(f.where),
+            "link": code_link(result, f.where),
         }
         for f in report.decision.findings
     ]
@@ -248,8 +250,9 @@ def render_html(report: Report) -> str:
         {
             "site": site,
             "where": where(site.frame),
+            "link": code_link(result, site.frame),
             "user": site.in_user_code,
-            "stack": service_frames(site.stack),
+            "stack": [(frame, code_link(result, frame)) for frame in service_frames(site.stack)],
         }
         for site in growing_sites(result.sites, SITES)
     ]

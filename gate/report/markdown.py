@@ -13,13 +13,14 @@ from collections.abc import Sequence
 
 from gate.baseline import RunSummary
 from gate.merge import Merged
-from gate.model import Frame, Provenance
+from gate.model import Frame, Provenance, RunResult
 from gate.outcome import Outcome
 from gate.report.parts import (
     Report,
     baseline_text,
     census_text,
     change,
+    code_link,
     dependency_notes,
     failures_text,
     gc_text,
@@ -106,7 +107,7 @@ def render_markdown(report: Report) -> str:
         out += ["", f"Garbage collector: {md(gc_text(result))}."]
     out.append("")
     if decision.findings:
-        out += _findings(decision.findings)
+        out += _findings(decision.findings, report.result)
     else:
         out.append("Nothing past the history's noise, no budget exceeded.")
     out.append("")
@@ -124,17 +125,19 @@ def render_markdown(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
-def _findings(findings: Sequence[Finding]) -> list[str]:
-    """The findings table, then each finding's sentence."""
+def _findings(findings: Sequence[Finding], result: RunResult | None = None) -> list[str]:
+    """The findings table, then each finding's sentence; with the ``result``, the
+    service's own lines link to GitHub."""
     out = [
         "| | metric | baseline ± spread | current | change | where |",
         "|---|---|--:|--:|--:|---|",
     ]
     for f in findings:
         current = quantity(f.current, f.unit) if f.current is not None else ""
+        link = code_link(result, f.where) if result else None
         out.append(
             f"| {MARK[f.severity]} | {md(f.metric)} | {md(baseline_text(f))} | {md(current)}"
-            f" | {md(change(f))} | {_where(f.where, cell=True)} |"
+            f" | {md(change(f))} | {_where(f.where, cell=True, link=link)} |"
         )
     out.append("")
     out += [f"- {MARK[f.severity]}: {md(f.message)}" for f in findings]
@@ -187,10 +190,14 @@ def render_merged_markdown(merged: Merged) -> str:
     return "\n".join(out) + "\n"
 
 
-def _where(frame: Frame | None, *, cell: bool = False) -> str:
+def _where(frame: Frame | None, *, cell: bool = False, link: str | None = None) -> str:
+    """``file:line in function``; the place a link to ``link`` (its line on GitHub)."""
     if frame is None:
         return ""
-    return f"{code(f'{frame.file}:{frame.line}', cell=cell)} in {code(frame.function, cell=cell)}"
+    place = code(f"{frame.file}:{frame.line}", cell=cell)
+    if link is not None:  # code_link's: a web address of safe characters, its path quoted
+        place = f"[{place}]({link})"
+    return f"{place} in {code(frame.function, cell=cell)}"
 
 
 def _run_name(provenance: Provenance) -> str:
@@ -275,7 +282,8 @@ def _sites(report: Report) -> list[str]:
         calls = f", native: {code(str(native))}" if native is not None else ""
         out.append(
             f"{rank}. **{md(rate(site.trend))}**, confidence {site.confidence:.2f},"
-            f" {size(site.live_bytes_end)} live at the end: {_where(frame)}{owner}{calls}"
+            f" {size(site.live_bytes_end)} live at the end:"
+            f" {_where(frame, link=code_link(report.result, frame))}{owner}{calls}"
         )
         stack = _frames(
             [
@@ -357,7 +365,7 @@ def _next(report: Report) -> list[str]:
     top = next(iter(growing_sites(report.result.sites)), None)
     fix = "Fix the growth"
     if top is not None and top.frame is not None:
-        fix += f", starting at {_where(top.frame)}"
+        fix += f", starting at {_where(top.frame, link=code_link(report.result, top.frame))}"
     out.append(f"- {fix}; the HTML report has every site's full stack.")
     out.append(
         "- Or, if the growth is intended, accept it on the record (the run becomes the"

@@ -7,6 +7,9 @@ import dataclasses
 import functools
 import itertools
 import os.path
+import posixpath
+import re
+import urllib.parse
 from collections.abc import Sequence
 
 import numpy as np
@@ -385,6 +388,31 @@ def source_path(result: RunResult, frame: Frame, workspace: str) -> str | None:
     if not os.path.isabs(path) or not (path == workspace or path.startswith(workspace + os.sep)):
         return None
     return os.path.relpath(path, workspace).replace(os.sep, "/")
+
+
+_WEB_ADDRESS = re.compile(r"https?://[^\s()<>\[\]\"'`|]+")
+_COMMIT = re.compile(r"[0-9a-f]{7,64}")
+
+
+def code_link(result: RunResult, frame: Frame | None) -> str | None:
+    """``frame``'s line at the run's commit on GitHub, when the run knows its repository,
+    its commit and where the service's folder is in the checkout, and the frame is in
+    the service's own code (a file some site's user frame is in, below that folder)."""
+    provenance = result.provenance
+    repository, commit, folder = (
+        provenance.repository,
+        provenance.commit,
+        provenance.repository_path,
+    )
+    if frame is None or repository is None or commit is None or folder is None:
+        return None
+    if not _WEB_ADDRESS.fullmatch(repository) or not _COMMIT.fullmatch(commit):
+        return None
+    own = {site.user_frame.file for site in result.sites if site.user_frame is not None}
+    path = posixpath.normpath(posixpath.join(folder, frame.file))
+    if frame.file not in own or posixpath.isabs(frame.file) or path.startswith(".."):
+        return None
+    return f"{repository.rstrip('/')}/blob/{commit}/{urllib.parse.quote(path)}#L{frame.line}"
 
 
 def native_at(result: RunResult, frame: Frame | None) -> NativeFrame | None:

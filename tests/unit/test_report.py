@@ -605,3 +605,51 @@ def test_the_charts_draw_the_limits_the_checks_judged_by_and_the_historys_range(
     # No history: nothing to draw.
     alone = leak_report(runs=())
     assert limit_lines(alone, "heap", x_max) == [] and history_range(alone, "heap") is None
+
+
+SHA = "fc41e22b8f54f01971c261e3d87446e5ff78350b"  # the fixture run's commit
+
+
+def _at_repository(report: Report, repository: str | None, folder: str | None) -> Report:
+    provenance = dataclasses.replace(
+        report.result.provenance, repository=repository, repository_path=folder
+    )
+    return dataclasses.replace(
+        report, result=dataclasses.replace(report.result, provenance=provenance)
+    )
+
+
+def test_the_services_own_lines_link_to_github_at_the_runs_commit() -> None:
+    report = _at_repository(leak_report(), "https://github.com/acme/shop", "")
+    url = f"https://github.com/acme/shop/blob/{SHA}/examples/demo_service/app.py#L54"
+    page = render(report, Format.HTML)
+    # The findings' place (site and shape), the site's, and its stack's own frame.
+    assert page.count(f'<a href="{url}">') == 4
+    assert page.count('<a href="https://github.com/') == 4  # uvicorn's frames link nowhere
+    summary = render(report, Format.MARKDOWN)
+    rendered = _github_html(summary)
+    assert rendered.count(f'<a href="{url}"><code>examples/demo_service/app.py:54</code></a>') >= 3
+    # A service in a folder of its checkout: the path is the repository's.
+    nested = _at_repository(leak_report(), "https://github.com/acme/shop", "services/demo")
+    assert f"/blob/{SHA}/services/demo/examples/demo_service/app.py#L54" in render(
+        nested, Format.HTML
+    )
+
+
+def test_no_link_without_a_repository_and_a_hostile_name_is_quoted() -> None:
+    from gate.report.parts import code_link
+
+    plain = leak_report()
+    assert "<a href" not in render(plain, Format.HTML)
+    assert code_link(plain.result, plain.result.sites[0].frame) is None
+    report = _at_repository(leak_report(), "https://github.com/acme/shop", "")
+    odd = Frame("leak", "my app (1)/<b>#x.py", 7)
+    sites = [dataclasses.replace(report.result.sites[0], user_frame=odd, stack=(odd,))]
+    result = dataclasses.replace(report.result, sites=tuple(sites))
+    assert code_link(result, odd) == (
+        f"https://github.com/acme/shop/blob/{SHA}/my%20app%20%281%29/%3Cb%3E%23x.py#L7"
+    )
+    assert code_link(result, Frame("f", "/usr/lib/python3.11/json/decoder.py", 3)) is None
+    for repository in ("javascript:alert(1)", "https://github.com/a/b) [x](y"):
+        bad = dataclasses.replace(result.provenance, repository=repository)
+        assert code_link(dataclasses.replace(result, provenance=bad), odd) is None

@@ -1,0 +1,71 @@
+"""Where a run was made: the repository and the service's folder in it, for the links
+from reports to the service's lines on GitHub (a real git checkout in a folder)."""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gate.provenance import collect, github_remote
+
+NOW = datetime.datetime(2026, 12, 3, tzinfo=datetime.UTC)
+
+
+def _checkout(tmp_path: Path, origin: str | None) -> Path:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    if origin:
+        git("remote", "add", "origin", origin)
+    (tmp_path / "services" / "api").mkdir(parents=True)
+    (tmp_path / "services" / "api" / "app.py").write_text("")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    return tmp_path
+
+
+def test_a_checkout_with_a_github_origin_is_linked_from_its_service_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    top = _checkout(tmp_path, "git@github.com:acme/shop.git")
+    at_top = collect(NOW, top)
+    assert at_top.repository == "https://github.com/acme/shop"
+    assert at_top.repository_path == "" and at_top.commit is not None
+    assert collect(NOW, top / "services" / "api").repository_path == "services/api"
+
+
+def test_the_workflows_repository_wins_in_actions_and_others_are_not_linked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    top = _checkout(tmp_path, "https://gitlab.com/acme/shop.git")
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    assert collect(NOW, top).repository is None  # not on github.com
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/shop")
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example.com")
+    assert collect(NOW, top).repository == "https://github.example.com/acme/shop"
+    outside = tmp_path.parent / f"{tmp_path.name}-not-a-checkout"
+    outside.mkdir()
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    assert collect(NOW, outside).repository_path is None
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://github.com/acme/shop.git", "https://github.com/acme/shop"),
+        ("https://x-access-token:secret@github.com/acme/shop", "https://github.com/acme/shop"),
+        ("ssh://git@github.com/acme/shop.git", "https://github.com/acme/shop"),
+        ("git@github.com:acme/my.shop.git", "https://github.com/acme/my.shop"),
+        ("https://github.com/acme/shop/extra", None),
+        ("https://gitlab.com/acme/shop", None),
+        ("", None),
+    ],
+)
+def test_github_remotes(url: str, expected: str | None) -> None:
+    assert github_remote(url) == expected
