@@ -30,7 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 from gate._files import locked, read_input, write_atomic
 from gate._json import bad_integer, first_error, read_json, validate
 from gate.errors import InputError
-from gate.model import Frame, Provenance, RunResult, Shape, Site, scenario_key
+from gate.model import Frame, Provenance, RunResult, Shape, Site, Trend, scenario_key
 from gate.result import dumps
 from gate.scenario import NAME_PATTERN, SERVICE_NAME_PATTERN
 
@@ -132,6 +132,9 @@ class RunSummary:
     settings: dict[str, Any] | None = None
     """The settings :attr:`settings_sha256` hashes (:func:`compared_settings`), to name
     those that differ; ``None`` for runs recorded before memgate kept them."""
+    ends_at_stop: bool = False
+    """Its curve ended when the load's users were told to stop (``Curve.ends_at_stop``):
+    final figures compare only between runs alike in this."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,8 +183,8 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
         settings_sha256=settings_hash(result.settings),
         settings=compared_settings(result.settings),
         shape=result.analysis.shape,
-        heap=_trend(result.analysis.heap.trend),
-        rss=_trend(result.analysis.rss.trend),
+        heap=trend_summary(result.analysis.heap.trend),
+        rss=trend_summary(result.analysis.rss.trend),
         peak_heap=max(p.heap for p in measured),
         final_heap=points[-1].heap,
         peak_rss=max(p.rss for p in measured),
@@ -194,9 +197,12 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
             for r in result.resources
         ),
         processes=tuple(
-            ProcessSummary(p.pid, p.main, p.ended, _trend(p.lifetime) if p.lifetime else None)
+            ProcessSummary(
+                p.pid, p.main, p.ended, trend_summary(p.lifetime) if p.lifetime else None
+            )
             for p in result.process_curves
         ),
+        ends_at_stop=result.curve.ends_at_stop,
     )
 
 
@@ -284,10 +290,11 @@ _LIBRARY_PREFIX = re.compile(r"^/.*/(?:site-packages|dist-packages|lib/python\d+
 
 
 def _site(site: Site) -> SiteSummary:
-    return SiteSummary(site_key(site.frame), site.frame, _trend(site.trend), site.confidence)
+    return SiteSummary(site_key(site.frame), site.frame, trend_summary(site.trend), site.confidence)
 
 
-def _trend(trend: Any) -> TrendSummary:
+def trend_summary(trend: Trend) -> TrendSummary:
+    """What the history (and report.json) keeps of a trend."""
     return TrendSummary(trend.slope, trend.low, trend.high, trend.p_value)
 
 

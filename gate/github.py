@@ -40,12 +40,18 @@ def workspace() -> str | None:
     return os.path.realpath(path) if path else None
 
 
+def server() -> str:
+    """The GitHub server's web address: the workflow's (GitHub Enterprise's own), else
+    ``https://github.com``."""
+    given = os.environ.get("GITHUB_SERVER_URL") if in_actions() else None
+    return (given or "https://github.com").rstrip("/")
+
+
 def repository() -> str | None:
-    """The workflow's repository's web address (``https://github.com/OWNER/NAME``)."""
+    """The workflow's repository's web address (``SERVER/OWNER/NAME``)."""
     if not in_actions() or not os.environ.get("GITHUB_REPOSITORY"):
         return None
-    server = os.environ.get("GITHUB_SERVER_URL") or "https://github.com"
-    return f"{server.rstrip('/')}/{os.environ['GITHUB_REPOSITORY']}"
+    return f"{server()}/{os.environ['GITHUB_REPOSITORY']}"
 
 
 def in_pull_request() -> bool:

@@ -117,6 +117,10 @@ class Curve:
     """Requests sent as warm-up; points beyond this are the measured phase."""
     warmup_index: int
     """Index of the first point at or past the warm-up."""
+    ends_at_stop: bool = False
+    """The last point is the load's last snapshot before its users were told to stop.
+    ``False`` in results written before: their last points showed what the service freed
+    as the users' connections closed, so their final figures do not compare."""
 
 
 class Shape(enum.StrEnum):

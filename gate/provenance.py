@@ -51,6 +51,7 @@ def collect(
     service measured by the agent in its own Python ``python`` (its version), or of code
     measured inside memgate (``python`` not given)."""
     memray = importlib.metadata.version("memray")
+    repository, repository_path = _repository(cwd)
     return Provenance(
         started_at=started_at.isoformat(timespec="seconds"),
         memgate=gate.__version__,
@@ -71,30 +72,37 @@ def collect(
         ),
         distributions=distributions,
         packages=packages,
-        repository=github.repository() or github_remote(_git(cwd, "remote", "get-url", "origin")),
-        repository_path=_repository_path(cwd),
+        repository=repository,
+        repository_path=repository_path,
     )
 
 
-_REMOTE = re.compile(
-    r"(?:https://(?:[^@/]+@)?|ssh://git@|git@)github\.com[:/]"
-    r"(?P<name>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?"
-)
-
-
-def github_remote(url: str | None) -> str | None:
-    """The web address of a git remote on github.com (HTTPS or SSH), else ``None``."""
-    found = _REMOTE.fullmatch(url or "")
-    return f"https://github.com/{found['name']}" if found else None
-
-
-def _repository_path(cwd: Path) -> str | None:
-    """``cwd`` within its git checkout (POSIX; ``""`` at the top), if it is in one."""
+def _repository(cwd: Path) -> tuple[str | None, str | None]:
+    """The repository on GitHub of the checkout ``cwd`` is in, and ``cwd`` within it:
+    its ``origin`` remote's, if on the GitHub server; else, for the workflow's own
+    checkout, the workflow's repository (``actions/checkout`` may fetch another one into
+    a folder of its workspace, which links must not mix up)."""
     top = _git(cwd, "rev-parse", "--show-toplevel")
     if top is None:
-        return None
+        return None, None
     relative = os.path.relpath(os.path.realpath(cwd), os.path.realpath(top))
-    return "" if relative == "." else relative.replace(os.sep, "/")
+    repository = github_remote(_git(cwd, "remote", "get-url", "origin"), github.server())
+    if repository is None and os.path.realpath(top) == github.workspace():
+        repository = github.repository()
+    path = "" if relative == "." else relative.replace(os.sep, "/")
+    return repository, path
+
+
+def github_remote(url: str | None, server: str = "https://github.com") -> str | None:
+    """The web address of a git remote (HTTPS or SSH) on the GitHub ``server``, credentials
+    left out; ``None`` for any other remote."""
+    host = re.escape(server.split("://", 1)[-1])
+    found = re.fullmatch(
+        rf"(?:https://(?:[^@/]+@)?|ssh://git@|git@){host}[:/]"
+        r"(?P<name>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?",
+        url or "",
+    )
+    return f"https://{server.split('://', 1)[-1]}/{found['name']}" if found else None
 
 
 def who(cwd: Path) -> str:

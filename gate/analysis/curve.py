@@ -64,7 +64,7 @@ def build_curve(
     warmup_requests: int,
     max_points: int = MAX_POINTS,
     exclude: Sequence[tuple[float, float]] = (),
-    read_after_end: float = 0.0,
+    late: float = 0.0,
 ) -> tuple[Curve, list[int]]:
     """The memory curve from the load's start to its end, and the snapshot index of each point.
 
@@ -76,10 +76,9 @@ def build_curve(
 
     No point is taken after ``load_end`` (when the users were told to stop): the service
     then frees what their connections held, a drop that is no part of the load's curve.
-    A snapshot up to ``read_after_end`` seconds after it shows that the capture ran to
-    the end, however long before it the last one inside fell: read live, memgate's own
-    thread polls until the load has ended, so a gap is a slow poll, not a capture that
-    stopped (a reading that lost its process is refused on its own).
+    The last snapshot inside may come up to ``late`` seconds later than the snapshots'
+    usual spacing allows (read live, one slow poll and the pause after it) before the
+    capture counts as stopped early.
     """
     times = np.fromiter((s.t for s in snapshots), dtype=float, count=len(snapshots))
     inside = np.flatnonzero((times >= load_start) & (times <= load_end) & _outside(times, exclude))
@@ -89,11 +88,11 @@ def build_curve(
             f" {load_end - load_start:.1f} s"
         )
     last = float(times[inside[-1]])
-    at_last, at_end, spaced = requests_at([last, load_end, load_end - spacing(times)], timeline)
+    allowed = load_end - spacing(times) - late
+    at_last, at_end, spaced = requests_at([last, load_end, allowed], timeline)
     missing = at_end - at_last
     measured = max(at_end - warmup_requests, 1.0)
-    read_to_the_end = bool(np.any((times > load_end) & (times <= load_end + read_after_end)))
-    if not read_to_the_end and missing > (at_end - spaced) + UNCOVERED_SHARE * measured:
+    if missing > (at_end - spaced) + UNCOVERED_SHARE * measured:
         raise NotEnoughData(
             f"the capture ends {load_end - last:.1f} s before the load did ({missing:,.0f}"
             f" requests, {missing / measured:.0%} of those measured, not covered)"
@@ -118,7 +117,12 @@ def build_curve(
         for i in order
     )
     warmup_index = order.index(warm) if warm < len(inside) else len(order) - 1
-    curve = Curve(points=points, warmup_requests=warmup_requests, warmup_index=warmup_index)
+    curve = Curve(
+        points=points,
+        warmup_requests=warmup_requests,
+        warmup_index=warmup_index,
+        ends_at_stop=True,
+    )
     return curve, [int(inside[i]) for i in order]
 
 

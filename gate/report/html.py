@@ -109,10 +109,11 @@ def chart(
     divided by ``unit`` (bytes shown in MiB unless told otherwise). ``x_max``: the end
     of the requests axis (every chart of a page shares one), else the lines' own. A
     value axis that does not start at 0 says so in the title. ``area`` (its lower and
-    upper edge, the label the lower's) is shaded, ``guides`` are dashed; the value axis
-    spans them too."""
+    upper edge, the label the lower's) is shaded, and the value axis spans it too;
+    ``guides`` are dashed, cut at the plot's edges (a label says when one lies wholly
+    above or below it)."""
     x_max = x_max or max(max(line.requests) for line in series) or 1.0
-    drawn: list[Line] = [*series, *(area or ()), *guides]
+    drawn: list[Line] = [*series, *(area or ())]
     values = [v / unit for line in drawn for v in line.values]
     y_low, y_high = min(values), max(values)
     pad = max((y_high - y_low) * 0.08, 0.05)
@@ -146,10 +147,23 @@ def chart(
         tuple(Tick(px(x), label) for x, label in markers if 0 <= x <= x_max),
         (area[0].label, " ".join(svg(area[0]) + svg(area[1])[::-1])) if area else None,
         tuple(
-            (line.label, GUIDES[i % len(GUIDES)], "M" + " L".join(svg(line)))
+            (
+                _off_scale(line, y_low * unit, y_high * unit),
+                GUIDES[i % len(GUIDES)],
+                "M" + " L".join(svg(line)),
+            )
             for i, line in enumerate(guides)
         ),
     )
+
+
+def _off_scale(line: Line, low: float, high: float) -> str:
+    """A guide's label, saying so when it lies wholly above or below the value axis."""
+    if min(line.values) > high:
+        return f"{line.label}, above the chart"
+    if max(line.values) < low:
+        return f"{line.label}, below the chart"
+    return line.label
 
 
 def gc_line(result: RunResult) -> Line:

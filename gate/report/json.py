@@ -7,9 +7,8 @@ import math
 from typing import Any
 
 from gate import __version__
-from gate.baseline import RunSummary, TrendSummary
+from gate.baseline import RunSummary, trend_summary
 from gate.merge import Merged
-from gate.model import Trend
 from gate.outcome import Outcome
 from gate.report.documents import (
     MERGE_VERSION,
@@ -62,7 +61,7 @@ def render_json(report: Report) -> str:
         "sites": [
             {
                 "rank": rank,
-                "growth": _trend(site.trend),
+                "growth": trend_summary(site.trend),
                 "confidence": site.confidence,
                 "live_bytes_end": site.live_bytes_end,
                 "frame": site.frame,
@@ -78,7 +77,7 @@ def render_json(report: Report) -> str:
                 "name": r.name,
                 "at_steady": r.at_steady,
                 "at_end": r.at_end,
-                "growth": _trend(r.trend) if r.trend else None,
+                "growth": trend_summary(r.trend) if r.trend else None,
                 "grows": r.grows,
             }
             for r in result.resources
@@ -97,7 +96,7 @@ def render_json(report: Report) -> str:
                 "capture": process.capture,
                 "heap_steady": process.heap[analysis.steady.index],
                 "heap_end": process.heap[-1],
-                "growth": _trend(process.trend) if process.trend else None,
+                "growth": trend_summary(process.trend) if process.trend else None,
                 "grows": process in grew,
             }
             for process in result.process_curves
@@ -189,10 +188,6 @@ def _baseline(run: RunSummary | None) -> BaselineDoc | None:
         **_figures(run),
         "provenance": run.provenance,
     }
-
-
-def _trend(trend: Trend) -> TrendSummary:
-    return TrendSummary(trend.slope, trend.low, trend.high, trend.p_value)
 
 
 def _finite(value: Any) -> Any:

@@ -465,7 +465,8 @@ def history_range(report: Report, metric: str, points: int = 120) -> tuple[Line,
     """The lowest and the highest ``heap`` or ``rss`` of the compared runs' curves at
     each number of requests (as far as the shortest goes); ``None`` with fewer than
     two runs that kept their curve."""
-    runs = [r for r in report.decision.compared if r.curve]
+    current = report.current.run_id  # compared with itself once accepted as the reference
+    runs = [r for r in report.decision.compared if r.curve and r.run_id != current]
     if len(runs) < 2:
         return None
     series = [
@@ -485,20 +486,24 @@ def history_range(report: Report, metric: str, points: int = 120) -> tuple[Line,
 
 def limit_lines(report: Report, metric: str, x_max: float) -> list[Line]:
     """The history's limits on ``heap`` or ``rss``, as the checks computed them: the
-    peak's (level), and the growth rate's, drawn from this run's value where its steady
-    state starts. None without compared runs."""
+    peak's (level, over the measured phase it is judged on), and the growth rate's,
+    drawn from this run's value where its steady state starts; none without compared
+    runs."""
     runs = report.decision.compared
     if not runs:
         return []
     name = {"heap": "heap", "rss": "RSS"}[metric]
     peak = history_limit(f"peak {name}", runs)
     rate = history_limit(f"{name} growth per request", runs)
-    steady = report.result.curve.points[report.result.analysis.steady.index]
+    curve = report.result.curve
+    warm = float(curve.warmup_requests)
+    steady = curve.points[report.result.analysis.steady.index]
     start = float(getattr(steady, metric))
+    beside = " (a finding only beside the heap's)" if metric == "rss" else ""
     return [
-        Line(f"peak {name} limit {size(peak)}", (0.0, x_max), (peak, peak)),
+        Line(f"peak {name} limit {size(peak)}", (warm, x_max), (peak, peak)),
         Line(
-            f"{name} growth limit {quantity(rate, 'B/request')}",
+            f"{name} growth limit {quantity(rate, 'B/request')}{beside}",
             (steady.requests, x_max),
             (start, start + rate * (x_max - steady.requests)),
         ),

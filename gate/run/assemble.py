@@ -62,7 +62,10 @@ from gate.service import ServiceProcess
 
 LIVE_END_S = 5.0
 """Read live, the last poll comes once the load has ended (and before the services stop):
-a poll up to this long after the load's end shows that the reading ran to the end."""
+a process read up to this long after the load's end counts as read through it."""
+LIVE_LATE_S = 1.0
+"""Read live, how much later than the polls' usual spacing the last one in the load may
+come: one slow poll (a reading of many stacks) and the pause after it."""
 
 
 class Recording(Protocol):
@@ -157,7 +160,7 @@ def build_result(
                 warmup_done,
                 samples,
                 service.python.library_roots,
-                LIVE_END_S if service.live else 0.0,
+                service.live,
                 _census_windows([*starts, *ends], service.live),
                 service.libraries,
             )
@@ -293,7 +296,7 @@ def _read(
     warmup_done: int,
     samples: tuple[ProcessSample, ...],
     library_roots: Sequence[str],
-    after_end: float,
+    live: bool,
     censuses: dict[int, list[tuple[float, float]]],
     libraries: Sequence[str] = (),
 ) -> _Read:
@@ -308,6 +311,7 @@ def _read(
     No process is read while it took a census (``censuses``: when, by pid). Native
     frames are named by the ``libraries`` the service had loaded."""
     snapshots = [recording.snapshots() for _, _, recording in recordings]
+    after_end = LIVE_END_S if live else 0.0
     during = [
         sum(1 for s in theirs if outcome.started_at <= s.t <= outcome.ended_at + after_end)
         if theirs and theirs[0].t <= outcome.started_at and theirs[-1].t >= outcome.ended_at
@@ -326,7 +330,7 @@ def _read(
         load_start=outcome.started_at,
         load_end=outcome.ended_at,
         warmup_requests=warmup_done,
-        read_after_end=after_end,
+        late=LIVE_LATE_S if live else 0.0,
         exclude=censuses.get(recordings[reference][0], ()),
     )
     at = [outcome.started_at + p.t for p in curve.points]

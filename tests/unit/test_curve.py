@@ -108,17 +108,29 @@ def test_a_long_captures_sparse_snapshots_still_cover_the_load() -> None:
 def test_what_the_service_frees_once_the_users_stop_is_no_point_of_the_curve() -> None:
     """Read live, the last poll comes after the load's end, once the service has freed
     what its connections held (a drop of 150 KiB in the queue example's worker): the
-    curve ends at the last snapshot of the load. That poll shows the reading ran on,
-    though the last one inside came 1.7 s before the end (a slow poll): from a capture
-    file, with no snapshot after the end, that gap is a capture that stopped early."""
-    inside = [MemorySnapshot(T0 + i * 0.36, 0, 4096 + i * 1000) for i in range(24)]
+    curve ends at the last snapshot of the load."""
+    inside = [MemorySnapshot(T0 + i * 0.36, 0, 4096 + i * 1000) for i in range(28)]
     torn_down = [MemorySnapshot(T0 + 10.3, 0, 4096 - 150_000)]
     args = {"load_start": T0, "load_end": T0 + 10, "warmup_requests": 0}
-    curve, _ = build_curve([*inside, *torn_down], timeline(), read_after_end=5.0, **args)
-    assert len(curve.points) == len(inside)
-    assert curve.points[-1].heap == inside[-1].heap and curve.points[-1].t == pytest.approx(8.28)
+    curve, _ = build_curve([*inside, *torn_down], timeline(), **args)
+    assert len(curve.points) == len(inside) and curve.ends_at_stop
+    assert curve.points[-1].heap == inside[-1].heap and curve.points[-1].t == pytest.approx(9.72)
+
+
+def test_a_late_last_poll_is_allowed_for_but_a_reading_that_stopped_is_not() -> None:
+    """Polls 0.36 s apart: a last one 1.7 s before the end is a slow poll when up to 1 s
+    of lateness is allowed (read live), a capture that stopped when none is; one 8 s
+    before the end is a reading that stopped, a poll after the end or not."""
+    slow = [MemorySnapshot(T0 + i * 0.36, 0, 4096 + i * 1000) for i in range(24)]
+    after = [MemorySnapshot(T0 + 10.3, 0, 4096)]
+    args = {"load_start": T0, "load_end": T0 + 10, "warmup_requests": 0}
+    curve, _ = build_curve([*slow, *after], timeline(), late=1.0, **args)
+    assert curve.points[-1].t == pytest.approx(8.28)
     with pytest.raises(NotEnoughData, match=r"the capture ends 1\.7 s before the load did"):
-        build_curve([*inside, *torn_down], timeline(), **args)
+        build_curve([*slow, *after], timeline(), **args)
+    stopped = [MemorySnapshot(T0 + i * 0.25, 0, 4096) for i in range(9)]
+    with pytest.raises(NotEnoughData, match=r"the capture ends 8\.0 s before the load did"):
+        build_curve([*stopped, *after], timeline(), late=1.0, **args)
 
 
 def test_no_snapshot_after_warmup_is_not_enough_data() -> None:

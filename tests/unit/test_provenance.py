@@ -15,6 +15,8 @@ NOW = datetime.datetime(2026, 12, 3, tzinfo=datetime.UTC)
 
 
 def _checkout(tmp_path: Path, origin: str | None) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
@@ -39,19 +41,25 @@ def test_a_checkout_with_a_github_origin_is_linked_from_its_service_folder(
     assert collect(NOW, top / "services" / "api").repository_path == "services/api"
 
 
-def test_the_workflows_repository_wins_in_actions_and_others_are_not_linked(
+def test_in_actions_the_checkouts_own_origin_names_its_repository(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    top = _checkout(tmp_path, "https://gitlab.com/acme/shop.git")
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    assert collect(NOW, top).repository is None  # not on github.com
+    """``actions/checkout`` sets ``origin`` of each checkout, and may fetch another
+    repository into a folder of the workspace: links follow the checkout the service is
+    in; the workflow's repository stands in only for the workspace's own checkout."""
+    workspace = _checkout(tmp_path / "ws", None)
+    other = _checkout(tmp_path / "ws" / "other", "https://github.example.com/acme/lib")
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(workspace))
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/shop")
     monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example.com")
-    assert collect(NOW, top).repository == "https://github.example.com/acme/shop"
-    outside = tmp_path.parent / f"{tmp_path.name}-not-a-checkout"
-    outside.mkdir()
+    assert collect(NOW, workspace).repository == "https://github.example.com/acme/shop"
+    assert collect(NOW, other).repository == "https://github.example.com/acme/lib"
     monkeypatch.delenv("GITHUB_ACTIONS")
+    off_github = _checkout(tmp_path / "gl", "https://gitlab.com/acme/shop.git")
+    assert collect(NOW, off_github).repository is None
+    outside = tmp_path / "not-a-checkout"
+    outside.mkdir()
     assert collect(NOW, outside).repository_path is None
 
 
@@ -69,3 +77,9 @@ def test_the_workflows_repository_wins_in_actions_and_others_are_not_linked(
 )
 def test_github_remotes(url: str, expected: str | None) -> None:
     assert github_remote(url) == expected
+
+
+def test_a_remote_on_an_enterprise_server() -> None:
+    server = "https://github.example.com"
+    assert github_remote("git@github.example.com:acme/shop.git", server) == f"{server}/acme/shop"
+    assert github_remote("https://github.com/acme/shop", server) is None

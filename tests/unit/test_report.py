@@ -584,27 +584,49 @@ def test_the_charts_draw_the_limits_the_checks_judged_by_and_the_historys_range(
     x_max = report.result.curve.points[-1].requests
     peak, growth = limit_lines(report, "heap", x_max)
     assert peak.values == (limits["peak heap"], limits["peak heap"])
-    assert peak.requests == (0.0, x_max) and peak.label == "peak heap limit 6.4 MiB"
+    warm = float(report.result.curve.warmup_requests)  # the peak is judged after it
+    assert peak.requests == (warm, x_max) and peak.label == "peak heap limit 6.4 MiB"
     # The growth limit starts where the steady state does, at this run's heap there.
     steady = report.result.curve.points[report.result.analysis.steady.index]
     assert growth.requests == (steady.requests, x_max)
     rise = growth.values[1] - growth.values[0]
     assert growth.values[0] == steady.heap
     assert rise == pytest.approx(limits["heap growth per request"] * (x_max - steady.requests))
-    rss_peak, _ = limit_lines(report, "rss", x_max)
+    rss_peak, rss_growth = limit_lines(report, "rss", x_max)
     assert rss_peak.values[0] == limits["peak RSS"]
-    # The range of the three baseline runs' heap: flat at 5,700,000 bytes, as they are.
+    assert rss_growth.label.endswith("(a finding only beside the heap's)")
+    # The range of the three baseline runs' heap, which lies flat at 5,700,000 bytes.
     area = history_range(report, "heap")
     assert area is not None
     low, high = area
     assert low.label == "range of the 3 baseline runs" and len(low.values) == 120
-    assert min(low.values) <= max(high.values) and all(
-        a <= b for a, b in zip(low.values, high.values, strict=True)
+    assert low.values == high.values  # three runs of one curve
+    assert all(5_700_000 <= v <= 5_702_000 for v in low.values)
+    # Once accepted, the run is its own reference: it is no part of the history's range.
+    runs = (*report.decision.compared[:2], dataclasses.replace(report.current, run_id="x"))
+    itself = dataclasses.replace(report.current, curve=report.decision.compared[0].curve)
+    mixed = dataclasses.replace(
+        report, decision=dataclasses.replace(report.decision, compared=(*runs, itself))
     )
-    assert 5_000_000 < min(low.values) <= max(high.values) < 6_500_000
+    area = history_range(mixed, "heap")
+    assert area is not None and area[0].label == "range of the 3 baseline runs"
     # No history: nothing to draw.
     alone = leak_report(runs=())
     assert limit_lines(alone, "heap", x_max) == [] and history_range(alone, "heap") is None
+
+
+def test_a_limit_far_off_the_curves_is_cut_and_said_to_be_off_the_chart() -> None:
+    from gate.report.html import chart
+
+    curve = Line("this run", (0.0, 1000.0), (5.0 * 2**20, 5.5 * 2**20))
+    far = Line("peak heap limit 64.0 MiB", (0.0, 1000.0), (64.0 * 2**20,) * 2)
+    near = Line("heap growth limit", (0.0, 1000.0), (5.0 * 2**20, 5.2 * 2**20))
+    drawn = chart("Heap (MiB)", [curve], [], guides=[far, near])
+    assert float(drawn.y_ticks[-1].label) < 6  # the axis is the curve's, not the limit's
+    assert [label for label, _, _ in drawn.guides] == [
+        "peak heap limit 64.0 MiB, above the chart",
+        "heap growth limit",
+    ]
 
 
 SHA = "fc41e22b8f54f01971c261e3d87446e5ff78350b"  # the fixture run's commit

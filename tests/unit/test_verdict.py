@@ -350,6 +350,27 @@ def test_rss_growth_alone_is_no_finding_while_the_heap_is_within_its_history() -
     assert found.metric == "RSS growth per request" and found.severity is Outcome.FAIL
 
 
+def test_final_figures_compare_only_with_runs_whose_curve_ended_alike() -> None:
+    """Runs recorded before the curve ended at the users' stop have their final figures
+    taken after the service freed what their connections held (8 MiB in the load-end
+    test): against them, a run holding that memory to the end is no regression; a
+    final heap that grew against runs ended alike still is."""
+    holding = dataclasses.replace(make_summary(run_id="now"), final_heap=14 * MIB)
+    holding = dataclasses.replace(holding, ends_at_stop=True)
+    before = [
+        dataclasses.replace(make_summary(run_id=f"r{i}"), final_heap=6 * MIB) for i in range(3)
+    ]
+    assert not [r for r in before if r.ends_at_stop]
+    final = next(c for c in (RelativeCheck(m) for m in METRICS) if c.metric.name == "final heap")
+    assert final.findings(holding, before) == []
+    alike = [dataclasses.replace(r, ends_at_stop=True) for r in before]
+    (found,) = final.findings(holding, alike)
+    assert found.metric == "final heap" and found.severity is Outcome.FAIL
+    peak = next(c for c in (RelativeCheck(m) for m in METRICS) if c.metric.name == "peak heap")
+    grown = dataclasses.replace(holding, peak_heap=14 * MIB)
+    assert [f.metric for f in peak.findings(grown, before)] == ["peak heap"]  # still compared
+
+
 def test_the_settings_that_differ_from_the_baselines_are_named() -> None:
     mine = {"load": {"requests": 5000, "users": 4}, "profile": {"native": True}}
     theirs = {"load": {"requests": 3000, "users": 4}, "profile": {"native": False}}
