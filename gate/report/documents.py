@@ -9,6 +9,7 @@ model's own dataclasses, written as they are in ``result.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -28,6 +29,7 @@ from gate.model import (
     Shape,
 )
 from gate.outcome import Outcome
+from gate.verdict import Finding
 
 REPORT_VERSION = 1
 MERGE_VERSION = 1
@@ -37,19 +39,12 @@ LEFT_OUT = {"packages"}
 naming frames (the result keeps it), not for readers."""
 
 
-class FindingDoc(TypedDict):
-    check: str
-    severity: Outcome
-    metric: str
-    unit: str
-    current: float | None
-    baseline: float | None
-    spread: float | None
-    limit: float | None
-    message: str
-    change: str | None
+@dataclasses.dataclass(frozen=True)
+class FindingDoc(Finding):
+    """A finding as report.json has it: with its change for people."""
+
+    change: str | None = None
     """``current - baseline`` for people, e.g. ``+2.6 MiB (+48%)``."""
-    where: Frame | None
 
 
 class FiguresDoc(TypedDict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -151,19 +152,8 @@ def render_merged_json(merged: Merged) -> str:
 
 
 def _finding(finding: Finding) -> FindingDoc:
-    return {
-        "check": finding.check,
-        "severity": finding.severity,
-        "metric": finding.metric,
-        "unit": finding.unit,
-        "current": finding.current,
-        "baseline": finding.baseline,
-        "spread": finding.spread,
-        "limit": finding.limit,
-        "message": finding.message,
-        "change": change(finding) or None,
-        "where": finding.where,
-    }
+    fields = {f.name: getattr(finding, f.name) for f in dataclasses.fields(finding)}
+    return FindingDoc(**fields, change=change(finding) or None)
 
 
 def _figures(run: RunSummary) -> FiguresDoc:
