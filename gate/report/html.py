@@ -17,8 +17,8 @@ import jinja2
 
 from gate.model import RunResult
 from gate.outcome import Outcome
+from gate.report.curves import Line, history_range, limit_lines, lines
 from gate.report.parts import (
-    Line,
     Report,
     baseline_text,
     capture_text,
@@ -29,9 +29,6 @@ from gate.report.parts import (
     dependency_notes,
     growing_processes,
     growing_sites,
-    history_range,
-    limit_lines,
-    lines,
     nothing_retained,
     process_growth,
     process_name,

@@ -15,6 +15,7 @@ from gate.baseline import RunSummary
 from gate.merge import Merged
 from gate.model import Frame, Provenance, RunResult
 from gate.outcome import Outcome
+from gate.report.curves import lines, on_grid
 from gate.report.parts import (
     Report,
     baseline_text,
@@ -27,9 +28,7 @@ from gate.report.parts import (
     growing_processes,
     growing_sites,
     headline,
-    lines,
     nothing_retained,
-    on_grid,
     process_growth,
     process_name,
     rate,

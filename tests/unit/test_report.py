@@ -27,12 +27,13 @@ from gate.baseline import History, summarize
 from gate.merge import BadInput
 from gate.model import Census, Frame, NativeFrame, Retained, Retention, RunResult
 from gate.outcome import Outcome
+from gate.report.curves import Line
 from gate.report.formats import Format, render
 from gate.report.github import Annotation, annotate, annotate_merged, render_annotations
 from gate.report.html import chart
 from gate.report.json import render_merged_json
 from gate.report.markdown import code, fenced, md, render_merged_markdown
-from gate.report.parts import Line, Report, change, source_path
+from gate.report.parts import Report, change, source_path
 from gate.scenario import BudgetSpec
 from gate.verdict import Finding, decide, worst_finding
 from tests.support import (
@@ -577,7 +578,7 @@ def test_charts_share_the_requests_axis_and_say_where_a_value_axis_starts() -> N
 
 
 def test_the_charts_draw_the_limits_the_checks_judged_by_and_the_historys_range() -> None:
-    from gate.report.parts import history_range, limit_lines
+    from gate.report.curves import history_range, limit_lines
 
     report = leak_report()
     limits = {f.metric: f.limit for f in report.decision.findings if f.limit is not None}
