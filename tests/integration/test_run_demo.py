@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from gate.live.process import RELIEF_MOST_S
 from gate.model import RunResult, Shape
+from gate.run.assemble import LIVE_LATE_S
 from gate.run.orchestrate import run_scenario
 from gate.scenario import load_scenario
 from tests.support import DEMO_SCENARIO, planted_leak_line
@@ -59,7 +61,10 @@ def test_run_invariants(which: str, request: pytest.FixtureRequest) -> None:
     points = result.curve.points
     assert len(points) >= 20
     assert all(a.requests <= b.requests and a.t <= b.t for a, b in itertools.pairwise(points))
-    assert points[-1].requests == pytest.approx(load.requests, rel=0.02)
+    # The last point is the last poll before the users were told to stop: at most the
+    # lateness a slow poll is allowed (and the pause it earns) before the end.
+    assert points[-1].t <= load.duration_s <= points[-1].t + LIVE_LATE_S + RELIEF_MOST_S
+    assert points[-1].requests > 0.9 * load.requests
     assert all(p.heap > 0 and p.rss > p.heap for p in points[result.curve.warmup_index :])
     assert result.processes
     assert all(s.fds > 0 and s.threads >= 1 and 0 < s.rss_anon < s.rss for s in result.processes)
