@@ -1,4 +1,5 @@
-"""Reading memgate's own JSON files (results, baseline histories) strictly.
+"""Reading memgate's own JSON files (results, baseline histories) strictly, and the JSON
+Schemas of those it writes.
 
 These files are written by memgate but may be edited by hand or damaged, and what
 they hold decides a build. So: UTF-8 only, no ``NaN`` or infinities, no ``true`` for
@@ -151,3 +152,14 @@ def one_of(*allowed: Outcome) -> BeforeValidator:
         return value
 
     return BeforeValidator(check)
+
+
+def json_schema(adapter: TypeAdapter[Any], title: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of what ``adapter`` writes, titled ``title``: the
+    schemas under ``docs/`` that other tools read memgate's files by."""
+    schema = adapter.json_schema(mode="serialization")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": title,
+        **{k: v for k, v in schema.items() if k != "title"},
+    }

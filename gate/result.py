@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 
 from gate._files import write_atomic
 from gate._json import bad_integer, first_error, first_line, read_json, validate
+from gate._json import json_schema as schema_of
 from gate.errors import InputError
 from gate.model import Curve, Frame, RunResult
 from gate.provenance import env_key
@@ -41,12 +42,7 @@ def _adapter() -> TypeAdapter[RunResult]:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of ``result.json`` as this memgate writes it (from the model:
     ``docs/result.schema.json`` is this, for other tools)."""
-    schema = _adapter().json_schema(mode="serialization")
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": f"memgate result.json, schema_version {SCHEMA_VERSION}",
-        **{k: v for k, v in schema.items() if k != "title"},
-    }
+    return schema_of(_adapter(), f"memgate result.json, schema_version {SCHEMA_VERSION}")
 
 
 def dumps(result: RunResult) -> bytes:

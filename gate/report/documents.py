@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from 3.12
 
+from gate._json import json_schema
 from gate.baseline import TrendSummary
 from gate.merge import BadInput
 from gate.model import (
@@ -202,18 +203,9 @@ def merged_data(doc: MergedDoc) -> Any:
 
 def report_schema() -> dict[str, Any]:
     """The JSON Schema of ``report.json`` (``docs/report.schema.json`` is this)."""
-    return _schema(_report(), f"memgate report.json, report_version {REPORT_VERSION}")
+    return json_schema(_report(), f"memgate report.json, report_version {REPORT_VERSION}")
 
 
 def merged_schema() -> dict[str, Any]:
     """The JSON Schema of the merged document (``docs/merged-report.schema.json``)."""
-    return _schema(_merged(), f"memgate merged report, merge_version {MERGE_VERSION}")
-
-
-def _schema(adapter: TypeAdapter[Any], title: str) -> dict[str, Any]:
-    schema = adapter.json_schema(mode="serialization")
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": title,
-        **{k: v for k, v in schema.items() if k != "title"},
-    }
+    return json_schema(_merged(), f"memgate merged report, merge_version {MERGE_VERSION}")
