@@ -1,7 +1,7 @@
 """What memgate's agent writes inside the service's output folder, read back: the
-garbage collector's running totals (``gc.<pid>.<start ns>.jsonl``) and the censuses of
-its objects (``census.LABEL.<pid>.json``). A file damaged or not the agent's is left
-out: these tell, they never decide."""
+garbage collector's running totals (``gc.<pid>.<start ns>.jsonl``), its full collections
+(``full.<pid>.jsonl``) and the censuses of its objects (``census.LABEL.<pid>.json``). A
+file damaged or not the agent's is left out: these tell, they never decide."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pydantic
 
-from gate.agent.memgate_agent import CENSUS_FILE
+from gate.agent.memgate_agent import CENSUS_FILE, FULL_FILE
 from gate.analysis.retention import CensusRecord
-from gate.model import GcSample
+from gate.model import FullCollection, GcSample
 
 
 class _GrownContainer(pydantic.BaseModel):
@@ -113,3 +113,29 @@ def read_gc_samples(prefix: Path) -> list[list[GcSample]]:
         if samples:
             out.append(samples)
     return out
+
+
+def read_full_collections(folder: Path) -> dict[int, list[FullCollection]]:
+    """Each process's full collections, by pid, oldest first; a line cut short by a
+    kill, or anything not the agent's, is skipped."""
+    found: dict[int, list[FullCollection]] = {}
+    for path in sorted(folder.glob(FULL_FILE.format(pid="*"))):
+        pid = path.name.split(".")[1]
+        if not pid.isdigit():
+            continue
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        mine = []
+        for line in lines:
+            try:
+                raw = json.loads(line)
+                mine.append(
+                    FullCollection(float(raw["t"]), float(raw["pause"]), raw["forced"] is True)
+                )
+            except (ValueError, KeyError, TypeError):
+                continue
+        if mine:
+            found[int(pid)] = sorted(mine, key=lambda c: c.t)
+    return found

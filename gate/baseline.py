@@ -135,6 +135,10 @@ class RunSummary:
     ends_at_stop: bool = False
     """Its curve ended when the load's users were told to stop (``Curve.ends_at_stop``):
     final figures compare only between runs alike in this."""
+    basis: str = "heap"
+    """What its heap's shape, growth and final figure were judged on (``Analysis.basis``):
+    ``retained`` (right after full collections) or ``heap``; runs compare on these only
+    with runs alike."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +190,7 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
         heap=trend_summary(result.analysis.heap.trend),
         rss=trend_summary(result.analysis.rss.trend),
         peak_heap=max(p.heap for p in measured),
-        final_heap=points[-1].heap,
+        final_heap=final_heap(result),
         peak_rss=max(p.rss for p in measured),
         final_rss=points[-1].rss,
         measured_requests=result.load.measured_requests,
@@ -203,10 +207,20 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
             for p in result.process_curves
         ),
         ends_at_stop=result.curve.ends_at_stop,
+        basis=result.analysis.basis,
     )
 
 
+def final_heap(result: RunResult) -> int:
+    """The heap at the load's end: judged on the retained heap, its last retained point
+    (the garbage waiting for a collection at the curve's last point is no figure)."""
+    if result.analysis.basis == "retained" and result.curve.retained:
+        return result.curve.retained[-1].heap
+    return result.curve.points[-1].heap
+
+
 ADDED_SETTINGS: dict[str, dict[str, Any]] = {
+    "profile": {"retained_heap": False},
     "load": {
         "processes": 1,
         "target": None,
@@ -214,7 +228,7 @@ ADDED_SETTINGS: dict[str, dict[str, Any]] = {
         "exclude_tags": [],
         "host": None,
         "options": {},
-    }
+    },
 }
 """Settings added after histories were first recorded, with the value that behaves as
 runs did before them: left at that value, a setting is left out of the hash, so that

@@ -92,6 +92,9 @@ class MemorySnapshot:
     """Seconds since the epoch."""
     rss: int
     heap: int
+    retained: bool = False
+    """Taken right after a full collection of the garbage collector's (one memgate's
+    agent made, or the service's own): its heap is what survived it, no garbage."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +112,21 @@ class CurvePoint:
 
 
 @dataclasses.dataclass(frozen=True)
+class RetainedPoint:
+    """The heap right after a full collection of the garbage collector: the memory that
+    survived it (summed over the service's profiled processes, each at its own last
+    collection)."""
+
+    requests: float
+    t: float
+    heap: int
+    pause: float
+    """Seconds the collection held the service (of the process the curve is read at)."""
+    forced: bool
+    """memgate's agent made it (else the service's own collector did)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Curve:
     """Heap and RSS against requests completed, from the start to the end of the load."""
 
@@ -121,6 +139,11 @@ class Curve:
     """The last point is the load's last snapshot before its users were told to stop.
     ``False`` in results written before: their last points showed what the service freed
     as the users' connections closed, so their final figures do not compare."""
+    retained: tuple[RetainedPoint, ...] = ()
+    """The heap right after each full collection during the load, oldest first: the
+    memory that survived it. Leaks are judged on these when there are enough of them
+    (:attr:`Analysis.basis`); empty for results written before, or with ``[profile]
+    retained_heap = false``."""
 
 
 class Shape(enum.StrEnum):
@@ -201,6 +224,11 @@ class Analysis:
     rss: CurveShape
     shape: Shape
     """The run's shape: the heap's, or ``fragmentation`` when RSS leaks and the heap does not."""
+    basis: str = "heap"
+    """What the heap's shape and growth were judged on: ``retained`` (the heap right after
+    each full collection, :attr:`Curve.retained`) or ``heap`` (every point of the curve,
+    garbage waiting for the collector included: too few full collections, or results
+    written before)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,6 +251,9 @@ class Site:
     trend test's p-value); a cache filled once scores near 0, a leak near 1."""
     series: tuple[int, ...]
     """Live bytes at each point of the curve."""
+    basis: str = "heap"
+    """What ``trend`` was measured on: ``retained`` (its live bytes right after each full
+    collection) or ``heap`` (at every point of the curve; ``series`` always is)."""
     library_frame: Frame | None = None
     """With no user frame, the innermost frame in an installed library (site-packages):
     the service's own code in the stack, if any, only started the server."""
@@ -362,6 +393,35 @@ class GcPressure:
     full_per_1000_requests: float
     seconds_per_request: float
     """Over the steady state."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FullCollection:
+    """One full collection of one of the service's processes, as its agent wrote it."""
+
+    t: float
+    """When it ended, seconds since the epoch."""
+    pause: float
+    """Seconds it held the process."""
+    forced: bool
+    """memgate's agent made it (else the service's own collector)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FullCollections:
+    """The full collections behind :attr:`Curve.retained`, in the measured phase, all the
+    service's profiled processes together."""
+
+    forced: int
+    """Made by memgate's agent."""
+    service: int
+    """Made by the service's own collector (each a free retained point)."""
+    median_pause_s: float
+    max_pause_s: float
+    """How long the collections memgate's agent made held the service."""
+    share: float
+    """Of the measured phase's time, the share the agent's collections held the service
+    (in the process most held)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -552,3 +612,5 @@ class RunResult:
     retention: Retention | None = None
     """``None`` when no census was taken (an older result, ``[profile] census = false``,
     or a service whose agent did not answer)."""
+    full_collections: FullCollections | None = None
+    """``None`` for results written before, or with ``[profile] retained_heap = false``."""

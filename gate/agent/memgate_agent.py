@@ -10,6 +10,13 @@ runs). The agent
 - counts garbage collections per generation and the time spent in them, and appends the
   running totals to ``GC.<pid>.<start ns>.jsonl`` every 100 ms (the spacing doubles
   every 1,000 lines, as ``gate.spacing`` thins memgate's own samples);
+- with ``retained``, once memgate asks (the file ``FOLDER/retained.start`` appears, when
+  the warm-up is over) and until it says the load ended (``FOLDER/retained.end``), runs a
+  full collection (``gc.collect()``) every ``every_s`` seconds or more, spaced so that
+  their pauses take at most ``share`` of the time; every full collection of the
+  process (the agent's, and the service's own) is a line of ``FOLDER/full.<pid>.jsonl``
+  written as it ends: its end (``t``), its pause and whether the agent made it
+  (``forced``). memgate reads the heap right after each: what survived it;
 - takes a census of the garbage collector's objects when memgate asks for one (the
   file ``FOLDER/census.LABEL`` appears: ``start`` once the warm-up is over, ``end``
   once the load has ended) and writes it to ``FOLDER/census.LABEL.<pid>.json``: the
@@ -30,6 +37,7 @@ nothing else of memgate's. Its frames are cut from every stack memgate reports.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import gc
 import json
@@ -64,6 +72,12 @@ CENSUS_GROWN = 10
 first, up to this many, get the path to them."""
 CENSUS_MAX_OBJECTS = 2_000_000
 CENSUS_CHUNK = 1000
+FULL_FILE = "full.{pid}.jsonl"
+"""One line per full collection of the process: ``{"t": end, "pause": s, "forced": b}``."""
+RETAINED_START = "retained.start"
+RETAINED_END = "retained.end"
+RETAINED_POLL_S = 0.02
+"""How often the collecting thread looks for memgate's files."""
 
 
 class _Counts:
@@ -76,13 +90,61 @@ class _Counts:
         if phase == "start":
             self.started = time.perf_counter()
             return
-        self.seconds += time.perf_counter() - self.started
+        pause = time.perf_counter() - self.started
+        self.seconds += pause
         generation = info.get("generation", 0)
         if 0 <= generation < 3:
             self.collections[generation] += 1
+        if generation == 2 and _full[0] is not None:
+            line = f'{{"t": {time.time():.6f}, "pause": {pause:.6f}, "forced": {_full[1]}}}\n'
+            # One write of a short line to a file opened to append: never interleaved.
+            with contextlib.suppress(OSError):
+                os.write(_full[0], line.encode())
 
 
 _counts = _Counts()
+_full: list[Any] = [None, "false"]
+"""The file descriptor full collections are written to (``FULL_FILE``), and whether the
+one under way is the agent's (``"true"``)."""
+
+
+def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
+    """Once memgate asks, a full collection every ``every_s`` seconds, or as much more as
+    keeps their pauses within ``share`` of the time, until memgate says the load ended."""
+    start = os.path.join(folder, RETAINED_START)
+    end = os.path.join(folder, RETAINED_END)
+    while not os.path.exists(start):
+        if os.path.exists(end):
+            return
+        time.sleep(RETAINED_POLL_S)
+    while not os.path.exists(end):
+        clock = time.perf_counter()
+        _full[1] = "true"
+        try:
+            gc.collect()
+        finally:
+            _full[1] = "false"
+        pause = time.perf_counter() - clock
+        due = time.monotonic() + max(every_s, pause / share)
+        while time.monotonic() < due and not os.path.exists(end):
+            time.sleep(min(RETAINED_POLL_S * 5, max(due - time.monotonic(), 0.0)))
+
+
+def _watch_full_collections(settings: dict[str, Any]) -> None:
+    """Write every full collection of this process, and make them when memgate asks."""
+    retained = settings.get("retained")
+    if not retained:
+        return
+    folder = settings["folder"]
+    path = os.path.join(folder, FULL_FILE.format(pid=os.getpid()))
+    try:
+        _full[0] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError:
+        return  # memgate then judges the heap at every point, and says why
+    args = (folder, float(retained["every_s"]), float(retained["share"]))
+    threading.Thread(target=_collect_when_asked, args=args, daemon=True).start()
+
+
 _trackers: list[Any] = []
 """The trackers this process runs: kept alive until it exits."""
 
@@ -228,7 +290,11 @@ def census(start: dict[str, Any] | None = None) -> dict[str, Any]:
     the curve), after a full collection: what the roots do not reach is then what only
     native code holds, not garbage waiting for the collector."""
     began, clock = time.time(), time.perf_counter()
-    gc.collect()
+    _full[1] = "true"  # the agent's own collection, not the service's
+    try:
+        gc.collect()
+    finally:
+        _full[1] = "false"
     parents: dict[int, object] = {}  # id of each object reached -> what reached it first
     names: dict[int, str] = {}  # id of each root -> how it is named
     queue: collections.deque[object] = collections.deque(_roots(parents, names))
@@ -507,6 +573,12 @@ def _after_fork(settings: dict[str, Any]) -> None:
         die_with_parent()
     _counts.collections = [0, 0, 0]
     _counts.seconds = 0.0
+    if _full[0] is not None:  # the parent's file: this process writes its own
+        descriptor, _full[0] = _full[0], None
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+    _full[1] = "false"
+    _watch_full_collections(settings)
     if settings.get("gc"):
         _count_gc(settings["gc"])
     # A process forked once the start's census was asked (a recycled worker, a pool's
@@ -645,6 +717,7 @@ def _start(settings: dict[str, Any]) -> None:
     if settings.get("gc"):
         gc.callbacks.append(_counts.hook)
         _count_gc(settings["gc"])
+        _watch_full_collections(settings)
     if settings.get("census"):
         _watch_census(settings["folder"])
     os.register_at_fork(before=_before_fork, after_in_child=lambda: _after_fork(settings))

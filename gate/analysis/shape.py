@@ -21,6 +21,13 @@ one line by a wide margin (BIC) and the rise before k is material. Then, over th
   instead when that rise was one jump);
 - ``flat``: none of these.
 
+The heap is judged on the **retained heap** when the curve has enough of it: the heap right
+after each full collection of the garbage collector (``Curve.retained``), the memory that
+survived it. Between full collections the heap also holds reference cycles waiting for
+the next one, which on a service with a large long-lived heap come rarely: the heap ramps
+like a leak, then drops. With fewer than ``MIN_RETAINED`` retained points in the measured
+phase, every point of the curve is judged, and the analysis says so (``basis``).
+
 The run's shape is the heap's, except ``fragmentation`` when RSS leaks while the heap
 stays flat. "Material" means more than ``MIN_RISE`` bytes (``MIN_RSS_RISE`` for RSS,
 which moves by pages and allocator arenas) and more than ``NOISE_FACTOR`` times the
@@ -35,7 +42,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from gate.analysis.trend import MIN_BLOCKS, TooFewPoints, blocks, robust_spread, trend
-from gate.model import Analysis, Curve, CurveShape, ModelFit, Shape, SteadyState, Trend
+from gate.model import (
+    Analysis,
+    Curve,
+    CurveShape,
+    ModelFit,
+    RetainedPoint,
+    Shape,
+    SteadyState,
+    Trend,
+)
 
 ALPHA = 0.01
 MIN_SLOPE = 1.0
@@ -56,6 +72,10 @@ of a line's. (A rise before the steady state is a step when a jump fits it bette
 gradual rise does.)"""
 
 
+MIN_RETAINED = 8
+"""Retained points the measured phase needs for the heap to be judged on them."""
+
+
 class NotEnoughPoints(ValueError):
     """The measured phase has too few curve points to analyse."""
 
@@ -71,23 +91,56 @@ class _Series:
 def analyse_curve(curve: Curve) -> Analysis:
     """Steady state, and heap and RSS shapes, of a run's curve."""
     points = curve.points[curve.warmup_index :]
-    heap = _series(curve, [p.heap for p in points])
-    rss = _series(curve, [p.rss for p in points])
+    rss = _series([p.requests for p in points], [p.rss for p in points], curve.warmup_index)
+    retained = measured_retained(curve)
+    basis = "retained" if len(retained) >= MIN_RETAINED else "heap"
+    if basis == "retained":
+        x, y = [p.requests for p in retained], [p.heap for p in retained]
+        heap = _series(x, y, 0)
+    else:
+        heap = _series([p.requests for p in points], [p.heap for p in points], curve.warmup_index)
     cut, reason = steady_start(heap.x, heap.y)
     heap_shape = classify(heap.x, heap.y, cut)
+    if basis == "retained":
+        at = retained[int(heap.first_point[cut])].requests
+        index = next(
+            (
+                i
+                for i in range(curve.warmup_index, len(curve.points))
+                if curve.points[i].requests >= at
+            ),
+            len(curve.points) - 1,
+        )
+        heap_shape = dataclasses.replace(
+            heap_shape,
+            reason=f"{heap_shape.reason}; judged on the heap right after each of"
+            f" {len(retained)} full collections",
+        )
+    else:
+        index = int(heap.first_point[cut])
+        if curve.retained:
+            heap_shape = dataclasses.replace(
+                heap_shape,
+                reason=f"{heap_shape.reason}; judged on every point: only {len(retained)} full"
+                f" collections in the measured phase (at least {MIN_RETAINED} are needed)",
+            )
     rss_cut, _ = steady_start(rss.x, rss.y, MIN_RSS_RISE)
     rss_shape = classify(rss.x, rss.y, rss_cut, MIN_RSS_RISE)
-    index = int(heap.first_point[cut])
     steady = SteadyState(index=index, requests=curve.points[index].requests, reason=reason)
     shape = heap_shape.shape
     if rss_shape.shape is Shape.LEAK and shape is Shape.FLAT:
         shape = Shape.FRAGMENTATION
-    return Analysis(steady=steady, heap=heap_shape, rss=rss_shape, shape=shape)
+    return Analysis(steady=steady, heap=heap_shape, rss=rss_shape, shape=shape, basis=basis)
 
 
-def _series(curve: Curve, values: Sequence[int]) -> _Series:
-    offset = curve.warmup_index
-    x = [p.requests for p in curve.points[offset:]]
+def measured_retained(curve: Curve) -> list[RetainedPoint]:
+    """The curve's retained points of the measured phase (from the warm-up's point on)."""
+    start = curve.points[curve.warmup_index].requests if curve.points else 0.0
+    return [p for p in curve.retained if p.requests >= start]
+
+
+def _series(x: Sequence[float], values: Sequence[int], offset: int) -> _Series:
+    """Block medians of ``values`` over ``x``, with each block's first index (plus ``offset``)."""
     try:
         xb, yb = blocks(x, values)
     except TooFewPoints as exc:

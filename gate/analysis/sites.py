@@ -109,8 +109,14 @@ def rank_sites(
     base: str,
     limit: int = MAX_SITES,
     native: Callable[[tuple[Frame, ...]], tuple[NativeFrame, ...]] = lambda stack: (),
+    retained: tuple[Sequence[float], int] | None = None,
 ) -> tuple[Site, ...]:
     """The ``limit`` stacks most likely to be leaking, most likely first.
+
+    With ``retained`` (the requests of the curve's retained points, and the first of them
+    in the steady state), each stack's live bytes go on past the curve's points with its
+    live bytes at those: growth is judged on them (bytes waiting for a full collection
+    are not growth), the series kept is the curve's.
 
     ``stacks`` gives each stack with its live bytes at every curve point (``requests``
     gives the points' x); it is consumed once, keeping only the ``CANDIDATES`` that grew
@@ -120,12 +126,14 @@ def rank_sites(
     with every request ranks first. ``native`` gives a stack's native frames (asked for
     the sites kept only).
     """
+    n = len(requests)
+    first = n + retained[1] if retained is not None else steady_index
     candidates = heapq.nlargest(
         CANDIDATES,
         (
-            (live[-1] - live[steady_index], i, stack, live)
+            (live[-1] - live[first], i, stack, live)
             for i, (stack, live) in enumerate(stacks)
-            if live[-1] or live[steady_index]
+            if live[-1] or live[first] or live[n - 1] or live[steady_index]
         ),
         key=lambda item: (item[0], -item[1]),
     )
@@ -136,10 +144,11 @@ def rank_sites(
         site = measure_site(
             relative_frames(stack, base),
             relative_frames([found], base)[0] if found else None,
-            live,
+            live[:n],
             requests=requests,
             steady_index=steady_index,
             library_frame=library,
+            judged=(retained[0], live[n:], retained[1]) if retained is not None else None,
         )
         measured.append((site, tuple(stack)))
     measured.sort(key=lambda pair: _likelihood(pair[0]), reverse=True)
@@ -173,9 +182,16 @@ def measure_site(
     requests: Sequence[float],
     steady_index: int,
     library_frame: Frame | None = None,
+    judged: tuple[Sequence[float], Sequence[int], int] | None = None,
 ) -> Site:
-    """A site with its growth over the steady state and the confidence in it."""
-    growth = trend(*blocks(requests[steady_index:], live[steady_index:]))
+    """A site with its growth over the steady state and the confidence in it; with
+    ``judged`` (requests, live bytes and the steady state's first index of the retained
+    points), the growth of those."""
+    if judged is not None:
+        x, y, first = judged
+        growth = trend(*blocks(x[first:], y[first:]))
+    else:
+        growth = trend(*blocks(requests[steady_index:], live[steady_index:]))
     return Site(
         stack=stack,
         user_frame=frame,
@@ -184,6 +200,7 @@ def measure_site(
         trend=growth,
         confidence=round(max(growth.tau, 0.0) * (1.0 - growth.p_value), 3),
         series=tuple(int(v) for v in live),
+        basis="retained" if judged is not None else "heap",
         library_frame=library_frame,
     )
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gate.agent.memgate_agent import FULL_FILE
 from gate.capture import Place, _reason
 from gate.errors import RunError, one_line
 from gate.live.process import LiveProcess
@@ -30,6 +31,14 @@ BEHIND_BYTES = 1 << 20
 """Records waiting in a stream's socket beyond which memgate's reading is behind."""
 BACKLOG_EVERY_S = 1.0
 """How often the streams' socket backlogs are read (from the kernel, all at once)."""
+RETAINED_WATCH_S = 0.02
+"""How often the agent's files of full collections are looked at: the heap right after
+one is read within about this long (and one poll's time)."""
+RETAINED_SETTLED_BYTES = 64 * 1024
+"""A full collection's poll waits while more than this many bytes of records wait unread
+in the stream's socket (the collection's frees may be among them)..."""
+RETAINED_WAIT_S = 0.25
+"""...but no longer than this."""
 PORT_FILE = re.compile(r"live\.([0-9]+)\.port")
 """The name of the file a forked process announces its tracker's port in."""
 
@@ -183,17 +192,24 @@ class LiveCapture:
                 problems=tuple(self._problems),
             )
 
-    def heap_so_far(self) -> tuple[list[float], list[int]]:
+    def heap_so_far(self, min_retained: int = 0) -> tuple[list[float], list[int]]:
         """While it runs: the main process's poll times so far, and at each the heap of
-        every process read (a fork at its last poll before; none before its first)."""
+        every process read (a fork at its last poll before; none before its first).
+        Once the main process has ``min_retained`` polls right after full collections
+        (if not 0), those, each process's heap right after its last full collection."""
         if self._main is None:
             return [], []
-        times, heap = self._main.heap_series()
+        retained = bool(min_retained) and len(self._main.retained_series()[0]) >= min_retained
+
+        def series(process: LiveProcess) -> tuple[list[float], list[int]]:
+            return process.retained_series() if retained else process.heap_series()
+
+        times, heap = series(self._main)
         total = np.asarray(heap, dtype=np.int64)
         for fork in list(self._forks):
             if fork.ended:  # a worker that ended (recycled) holds nothing any more
                 continue
-            theirs, heaps = fork.heap_series()
+            theirs, heaps = series(fork)
             if not theirs:
                 continue
             at = np.searchsorted(np.asarray(theirs), np.asarray(times), side="right") - 1
@@ -218,7 +234,7 @@ class LiveCapture:
 
     def _run(self) -> None:
         try:
-            next_watch = next_backlog = time.monotonic()
+            next_watch = next_backlog = next_full = time.monotonic()
             while True:
                 now = time.monotonic()
                 if now >= next_watch:
@@ -227,11 +243,17 @@ class LiveCapture:
                 if now >= next_backlog:
                     self._read_backlogs()
                     next_backlog = now + BACKLOG_EVERY_S
+                if now >= next_full:
+                    self._watch_collections(now)
+                    next_full = now + RETAINED_WATCH_S
                 for process in self._all():
                     if not process.ended and now >= process.next_due:
                         self._poll(process)
+                    if not process.ended and self._collected(process, now):
+                        process.retained_due = None
+                        self._poll(process, retained=True)
                 due = (p.next_due for p in self._all() if not p.ended)
-                wake = min(next_watch, next_backlog, *due)
+                wake = min(next_watch, next_backlog, next_full, *due)
                 if self._stopping.wait(max(0.0, wake - time.monotonic())):
                     break
             for process in self._all():
@@ -249,10 +271,38 @@ class LiveCapture:
             for process in self._all():
                 process.close()
 
-    def _poll(self, process: LiveProcess) -> None:
+    def _watch_collections(self, now: float) -> None:
+        """Read what the agent wrote of each process's full collections since the last
+        look: one that ended asks for a poll of that process (:meth:`_collected`)."""
+        for process in self._all():
+            if process.ended:
+                continue
+            path = self.folder / FULL_FILE.format(pid=process.pid)
+            try:
+                with open(path, "rb") as source:
+                    source.seek(process.collections_read)
+                    text = source.read()
+            except OSError:
+                continue  # none yet, or [profile] retained_heap = false
+            whole = text.rfind(b"\n") + 1  # a line still being written waits
+            if whole:
+                process.collections_read += whole
+                if process.retained_due is None:
+                    process.retained_due = now
+
+    def _collected(self, process: LiveProcess, now: float) -> bool:
+        """Whether a full collection of ``process`` waits for its poll and the stream has
+        caught up with it (or waited long enough)."""
+        if process.retained_due is None:
+            return False
+        if now - process.retained_due >= RETAINED_WAIT_S or not process.port:
+            return True
+        return _backlogs().get(process.port, 0) <= RETAINED_SETTLED_BYTES
+
+    def _poll(self, process: LiveProcess, retained: bool = False) -> None:
         started = time.perf_counter()
         try:
-            stacks = process.poll()
+            stacks = process.poll(retained)
         except (OSError, RuntimeError, ValueError, MemoryError) as exc:
             process.close()
             process.ended = True

@@ -85,21 +85,45 @@ class LiveProcess:
         self._times: list[float] = []
         self._heaps: list[int] = []
         self._live: list[np.ndarray] = []  # by stack number; stacks seen later are longer
+        # The polls taken right after a full collection, kept (and thinned) apart.
+        self._retained: list[tuple[float, int, np.ndarray]] = []
+        self._order: list[tuple[bool, int]] = []  # snapshots()'s: (retained, index)
+        self.collections_read = 0
+        """Bytes of the agent's file of full collections (``full.PID.jsonl``) read."""
+        self.retained_due: float | None = None
+        """``time.monotonic()`` since a full collection waits for its poll."""
 
     def snapshots(self) -> list[MemorySnapshot]:
-        """One per kept poll: its time, the live bytes of all stacks as heap, RSS 0 (taken
-        from ``/proc`` elsewhere)."""
+        """One per kept poll, in time order: its time, the live bytes of all stacks as
+        heap, RSS 0 (taken from ``/proc`` elsewhere), and whether it was taken right after
+        a full collection."""
+        polls = [(t, False, i) for i, t in enumerate(self._times)]
+        polls += [(t, True, i) for i, (t, _, _) in enumerate(self._retained)]
+        polls.sort()
+        self._order = [(retained, i) for _, retained, i in polls]
         return [
-            MemorySnapshot(t=t, rss=0, heap=heap)
-            for t, heap in zip(self._times, self._heaps, strict=True)
+            MemorySnapshot(
+                t=t,
+                rss=0,
+                heap=self._retained[i][1] if retained else self._heaps[i],
+                retained=retained,
+            )
+            for t, retained, i in polls
         ]
+
+    def _poll_live(self, index: int) -> np.ndarray:
+        """The live bytes by stack number of :meth:`snapshots`'s ``index``-th."""
+        if len(self._order) != len(self._times) + len(self._retained):
+            self.snapshots()
+        retained, i = self._order[index]
+        return self._retained[i][2] if retained else self._live[i]
 
     def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]:
         """Live bytes of each Python stack at each poll index in ``indexes`` (0 at a
         negative index: the process was not running), as
         :meth:`gate.capture.Capture.live_bytes_by_stack` gives them: records that differ
         only by thread or allocator merged, innermost frame first."""
-        chosen = [self._live[i] if i >= 0 else None for i in indexes]
+        chosen = [self._poll_live(i) if i >= 0 else None for i in indexes]
         # A stack never resolved (its stream broke off) has no Python frame to show.
         if not self._native:
             groups: dict[_Stack, int] = {}
@@ -119,9 +143,10 @@ class LiveProcess:
             (stack, tail, row) for (stack, tail), row in zip(paths, totals, strict=True)
         )
 
-    def poll(self) -> int:
-        """Take one poll and keep it; the number of stacks live in it. Once the stream
-        has ended, that poll (everything the stream sent) is the last."""
+    def poll(self, retained: bool = False) -> int:
+        """Take one poll and keep it (``retained``: as the heap right after a full
+        collection); the number of stacks live in it. Once the stream has ended, that
+        poll (everything the stream sent) is the last."""
         reader = self._reader
         assert reader is not None, "poll of a closed stream"
         active = reader.is_active  # before the snapshot: if it ended, the snapshot is whole
@@ -129,10 +154,14 @@ class LiveProcess:
         started = time.monotonic()
         with _gc_paused():
             live = self._live_bytes(reader)
-            self._keep(t, live)
+            if retained:
+                self._keep_retained(t, live)
+            else:
+                self._keep(t, live)
             took = time.monotonic() - started
             self.resolve(RESOLVE_S)
-        self._schedule(took)
+        if not retained:
+            self._schedule(took)
         if not active:
             self.close()
             self.ended = True
@@ -235,6 +264,18 @@ class LiveProcess:
         """The times and heaps of the polls kept so far: safe while it is read."""
         with self._series_lock:
             return list(self._times), list(self._heaps)
+
+    def _keep_retained(self, t: float, live: np.ndarray) -> None:
+        with self._series_lock:
+            if len(self._retained) == self._capacity:
+                self._retained = self._retained[::2]  # every other: the first stays
+            self._retained.append((t, int(live.sum()), live))
+
+    def retained_series(self) -> tuple[list[float], list[int]]:
+        """The times and heaps of the polls right after full collections so far: safe
+        while it is read."""
+        with self._series_lock:
+            return [t for t, _, _ in self._retained], [h for _, h, _ in self._retained]
 
     def _keep(self, t: float, live: np.ndarray) -> None:
         with self._series_lock:

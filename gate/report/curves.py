@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gate.baseline import thin
-from gate.report.parts import Report
+from gate.report.parts import Report, heap_ends
 from gate.units import quantity, size
 from gate.verdict.history import history_limit
 
@@ -36,6 +36,16 @@ def lines(report: Report, metric: str, most: int = 400) -> list[Line]:
             tuple(float(getattr(p, metric)) for p in points),
         )
     ]
+    kept = thin(report.result.curve.retained, most)
+    if metric == "heap" and kept:
+        # The heap's sawtooth above; below, what survived each full collection.
+        out.append(
+            Line(
+                "this run, right after full collections",
+                tuple(p.requests for p in kept),
+                tuple(float(p.heap) for p in kept),
+            )
+        )
     base = report.baseline
     if base is not None and base.curve:
         commit = (base.provenance.commit or "")[:7]
@@ -86,7 +96,7 @@ def limit_lines(report: Report, metric: str, x_max: float) -> list[Line]:
     curve = report.result.curve
     warm = float(curve.warmup_requests)
     steady = curve.points[report.result.analysis.steady.index]
-    start = float(getattr(steady, metric))
+    start = float(heap_ends(report.result)[0] if metric == "heap" else steady.rss)
     beside = " (a finding only beside the heap's)" if metric == "rss" else ""
     return [
         Line(f"peak {name} limit {size(peak)}", (warm, x_max), (peak, peak)),

@@ -22,12 +22,14 @@ from gate.report.parts import (
     census_text,
     change,
     code_link,
+    collections_text,
     dependency_notes,
     failures_text,
     gc_text,
     growing_processes,
     growing_sites,
     headline,
+    heap_name,
     nothing_retained,
     process_growth,
     process_name,
@@ -95,8 +97,8 @@ def render_markdown(report: Report) -> str:
     )
     out.append(
         f"{load.measured_requests:,} measured requests at {load.requests_per_second:,.0f} req/s;"
-        f" shape **{result.analysis.shape.value}**; heap {md(rate(result.analysis.heap.trend))};"
-        f" {against}."
+        f" shape **{result.analysis.shape.value}**; {heap_name(result)}"
+        f" {md(rate(result.analysis.heap.trend))}; {against}."
     )
     if failed := failures_text(result):
         out += ["", f"Failed requests, most often: {md(failed)}."]
@@ -104,6 +106,8 @@ def render_markdown(report: Report) -> str:
         out += ["", f"Resources, steady start to end: {md(resources_text(result))}."]
     if result.gc:
         out += ["", f"Garbage collector: {md(gc_text(result))}."]
+    if collected := collections_text(result):
+        out += ["", f"Retained heap: {md(collected)}."]
     out.append("")
     if decision.findings:
         out += _findings(decision.findings, report.result)

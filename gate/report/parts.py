@@ -141,6 +141,37 @@ def gc_text(result: RunResult) -> str:
     )
 
 
+def collections_text(result: RunResult) -> str | None:
+    """The full collections the retained heap was read after, and what they cost the
+    service, in one line; ``None`` when none were asked for."""
+    full = result.full_collections
+    if full is None:
+        return None
+    made = f"{full.forced:,} full collections by memgate, {full.service:,} by the service"
+    if not full.forced:
+        return f"{made} in the measured phase"
+    return (
+        f"{made} in the measured phase; memgate's paused it {full.median_pause_s * 1e3:,.1f} ms"
+        f" (median, at most {full.max_pause_s * 1e3:,.1f} ms): {full.share:.1%} of the time"
+    )
+
+
+def heap_name(result: RunResult) -> str:
+    """What the heap's growth was judged on, in a few words."""
+    return "retained heap" if result.analysis.basis == "retained" else "heap"
+
+
+def heap_ends(result: RunResult) -> tuple[int, int]:
+    """The heap at the steady state's start and at the load's end, as the analysis judged
+    it: right after the nearest full collections when judged on the retained heap."""
+    points, steady = result.curve.points, result.analysis.steady
+    if result.analysis.basis == "retained" and result.curve.retained:
+        kept = result.curve.retained
+        first = next((p for p in kept if p.requests >= steady.requests), kept[-1])
+        return first.heap, kept[-1].heap
+    return points[steady.index].heap, points[-1].heap
+
+
 def retained_text(retained: Retained, several: bool = False) -> str:
     """``examples.app._retained (list, +4,949 items, 0.99 per request)``: what grew in the
     census, and by how much (``several``: name the process)."""

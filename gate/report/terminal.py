@@ -17,11 +17,13 @@ from gate.report.parts import (
     baseline_text,
     capture_text,
     census_text,
+    collections_text,
     failures_text,
     gc_text,
     growing_processes,
     growing_sites,
     headline,
+    heap_ends,
     nothing_retained,
     process_growth,
     process_name,
@@ -65,12 +67,14 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     summary.add_row("shape", f"{analysis.shape.value.upper()}")
     summary.add_row("steady", f"from {steady.requests:,.0f} requests: {analysis.steady.reason}")
     for name, shape, before, after in (
-        ("heap", analysis.heap, steady.heap, end.heap),
+        ("heap", analysis.heap, *heap_ends(result)),
         ("rss", analysis.rss, steady.rss, end.rss),
     ):
         summary.add_row(name, _curve_line(shape, before, after))
     summary.add_row("resources", resources_text(result))
     summary.add_row("gc", gc_text(result))
+    if collected := collections_text(result):
+        summary.add_row("collections", collected)
     summary.add_row("capture", capture_text(result.capture))
     if result.retention is not None:
         summary.add_row("census", census_text(result))

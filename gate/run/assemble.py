@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from gate import provenance
-from gate.agent_files import read_censuses, read_gc_samples
+from gate.agent_files import read_censuses, read_full_collections, read_gc_samples
 from gate.analysis.curve import (
     NotEnoughData,
     build_curve,
@@ -42,11 +42,14 @@ from gate.model import (
     CaptureInfo,
     Curve,
     Frame,
+    FullCollection,
+    FullCollections,
     LoadSample,
     LoadStats,
     MemorySnapshot,
     ProcessCurve,
     ProcessSample,
+    RetainedPoint,
     RunResult,
     ScenarioRef,
     Site,
@@ -142,6 +145,11 @@ def build_result(
                     for n, (pid, path) in enumerate(service.captures())
                     if n == 0 or sizes.get(path.name)
                 ]
+            collections = (
+                read_full_collections(service.census_folder)
+                if scenario.profile.retained_heap
+                else {}
+            )
             forks = {pid for pid, _, _ in recordings[1:]}
             check_profiled(during, forks, scenario.profile.follow_fork, service.who)
             starts, failed_starts = read_censuses(service.census_folder, "start")
@@ -163,6 +171,7 @@ def build_result(
                 service.live,
                 _census_windows([*starts, *ends], service.live),
                 service.libraries,
+                collections,
             )
     except UnreadableCapture as exc:
         raise RunError(str(exc)) from None
@@ -238,6 +247,34 @@ def build_result(
             main_pid=recordings[0][0] if recordings else -1,
             problems=problems,
         ),
+        full_collections=(
+            full_collections(collections, outcome) if scenario.profile.retained_heap else None
+        ),
+    )
+
+
+def full_collections(
+    collections: dict[int, list[FullCollection]], outcome: LoadOutcome
+) -> FullCollections:
+    """The full collections of the measured phase, all processes together: how many, and
+    what the agent's cost the service (the share in the process they held most)."""
+    start = outcome.warmup_done_at or outcome.started_at
+    span = max(outcome.ended_at - start, 1e-9)
+    measured = {
+        pid: [c for c in theirs if start <= c.t <= outcome.ended_at]
+        for pid, theirs in collections.items()
+    }
+    forced = [c.pause for theirs in measured.values() for c in theirs if c.forced]
+    share = max(
+        (sum(c.pause for c in theirs if c.forced) / span for theirs in measured.values()),
+        default=0.0,
+    )
+    return FullCollections(
+        forced=len(forced),
+        service=sum(1 for theirs in measured.values() for c in theirs if not c.forced),
+        median_pause_s=round(float(np.median(forced)), 6) if forced else 0.0,
+        max_pause_s=round(max(forced), 6) if forced else 0.0,
+        share=round(share, 4),
     )
 
 
@@ -299,6 +336,7 @@ def _read(
     live: bool,
     censuses: dict[int, list[tuple[float, float]]],
     libraries: Sequence[str] = (),
+    collections: dict[int, list[FullCollection]] | None = None,
 ) -> _Read:
     """Read the processes' ``recordings`` (``(pid, capture file name, recording)``, the
     main process's first) on the load's timeline.
@@ -310,7 +348,11 @@ def _read(
     every other process is read at those points, each at its last snapshot before.
     No process is read while it took a census (``censuses``: when, by pid). Native
     frames are named by the ``libraries`` the service had loaded."""
-    snapshots = [recording.snapshots() for _, _, recording in recordings]
+    collections = collections or {}
+    snapshots = [
+        recording.snapshots() if live else after_collections(recording.snapshots(), theirs)
+        for (pid, _, recording), theirs in ((r, collections.get(r[0], [])) for r in recordings)
+    ]
     after_end = LIVE_END_S if live else 0.0
     during = [
         sum(1 for s in theirs if outcome.started_at <= s.t <= outcome.ended_at + after_end)
@@ -348,15 +390,24 @@ def _read(
         processes.append(Profiled(pid, name, chosen, heap, ended, lifetime))
     curve = with_heaps(curve, [p.heap for p in processes])
     curve = with_rss(curve, [(s.t, s.rss_anon) for s in samples])
+    kept = _retained(recordings, snapshots, reference, outcome, censuses, collections, live)
+    curve = dataclasses.replace(curve, retained=kept.points)
     analysis = analyse_curve(curve)
+    judged = analysis.basis == "retained"
     natives: dict[tuple[Frame, ...], StackLiveBytes] = {}
     stacks = sum_by_stack(
         [
-            _service_stacks(recording.live_bytes_by_stack(process.indexes), natives)
-            for (_, _, recording), process in zip(recordings, processes, strict=True)
+            _service_stacks(
+                recording.live_bytes_by_stack([*process.indexes, *(indexes if judged else ())]),
+                natives,
+            )
+            for (_, _, recording), process, indexes in zip(
+                recordings, processes, kept.indexes, strict=True
+            )
         ]
     )
     named = Libraries(libraries, own=[str(scenario.service_cwd)])
+    retained_requests = [p.requests for p in curve.retained]
     sites = rank_sites(
         stacks,
         requests=[p.requests for p in curve.points],
@@ -364,8 +415,99 @@ def _read(
         library_roots=library_roots,
         base=str(scenario.service_cwd),
         native=lambda stack: named.describe(natives[stack].native) if stack in natives else (),
+        retained=(
+            (retained_requests, first_at(retained_requests, analysis.steady.requests))
+            if judged
+            else None
+        ),
     )
     return _Read(curve, analysis, sites, processes, len(snapshots[0]))
+
+
+def after_collections(
+    snapshots: Sequence[MemorySnapshot], collections: Sequence[FullCollection]
+) -> list[MemorySnapshot]:
+    """A capture file's snapshots, the first after each full collection's end marked as
+    retained (memray takes one every 10 ms; a long capture's reader keeps fewer)."""
+    times = np.fromiter((s.t for s in snapshots), dtype=float, count=len(snapshots))
+    after = set(np.searchsorted(times, [c.t for c in collections], side="left").tolist())
+    return [
+        dataclasses.replace(s, retained=True) if i in after else s for i, s in enumerate(snapshots)
+    ]
+
+
+def first_at(requests: Sequence[float], at: float) -> int:
+    """The index of the first of ``requests`` at or past ``at`` (the last if none is)."""
+    return min(
+        int(np.searchsorted(np.asarray(requests, dtype=float), at, side="left")),
+        max(len(requests) - 1, 0),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kept:
+    """The retained heap's points, and each process's snapshot at each of them."""
+
+    points: tuple[RetainedPoint, ...]
+    indexes: list[list[int]]
+
+
+def _retained(
+    recordings: Sequence[tuple[int, str, Recording]],
+    snapshots: Sequence[Sequence[MemorySnapshot]],
+    reference: int,
+    outcome: LoadOutcome,
+    censuses: dict[int, list[tuple[float, float]]],
+    collections: dict[int, list[FullCollection]],
+    live: bool,
+) -> _Kept:
+    """The heap right after each full collection of the reference process during the
+    load: its snapshot then, and every other process's at its own last full collection
+    before (its last snapshot before, if it had none yet)."""
+    none = _Kept((), [[] for _ in recordings])
+    ref_pid = recordings[reference][0]
+    theirs = snapshots[reference]
+    windows = censuses.get(ref_pid, ())
+    at = [
+        s.t
+        for s in theirs
+        if s.retained
+        and outcome.started_at <= s.t <= outcome.ended_at
+        and not any(a <= s.t <= b for a, b in windows)
+    ]
+    if not at:
+        return none
+    indexes = []
+    heaps = np.zeros(len(at), dtype=np.int64)
+    for (pid, name, recording), mine in zip(recordings, snapshots, strict=True):
+        windows = censuses.get(pid, ())
+        retained = [i for i, s in enumerate(mine) if s.retained]
+        chosen = snapshot_indexes([mine[i] for i in retained], at, exclude=windows)
+        chosen = [retained[i] if i >= 0 else -1 for i in chosen]
+        raw = snapshot_indexes(mine, at, exclude=windows)
+        chosen = [c if c >= 0 else r for c, r in zip(chosen, raw, strict=True)]
+        heap = [mine[i].heap if i >= 0 else 0 for i in chosen]
+        if not name:  # read live
+            heap = _without_agent(heap, recording.live_bytes_by_stack(chosen))
+        heaps += np.asarray(heap, dtype=np.int64)
+        indexes.append(chosen)
+    events = collections.get(ref_pid, [])
+    ends = np.asarray([c.t for c in events], dtype=float)
+    requests = requests_at(at, outcome.samples)
+    points = []
+    for t, r, total in zip(at, requests.tolist(), heaps.tolist(), strict=True):
+        found = int(np.searchsorted(ends, t, side="right")) - 1
+        event = events[found] if found >= 0 else None
+        points.append(
+            RetainedPoint(
+                requests=round(r, 1),
+                t=round(t - outcome.started_at, 3),
+                heap=int(total),
+                pause=round(event.pause, 6) if event else 0.0,
+                forced=event.forced if event else True,
+            )
+        )
+    return _Kept(tuple(points), indexes)
 
 
 def _lifetime(

@@ -106,6 +106,8 @@ def run_services(
             importing.join()
             outcome = _drive_load(members[0], services, target, out_dir, named, watched)
             for service in services:
+                service.collect(measuring=False)
+            for service in services:
                 service.end_capture()  # the last live point is the load's end
             # After the last point: the census's pause and its objects are in no point.
             for service in services:
@@ -309,6 +311,7 @@ def _drive_load(
             if phase == "measuring" and not census_asked:  # the warm-up is over
                 census_asked = True
                 for service in services:
+                    service.collect(measuring=True)
                     service.ask_census("start")
             if watch is not None and phase == "measuring":
                 growth = watch.tick()

@@ -21,12 +21,16 @@ raise its own bar): it decides between a failure and a flag. A value
 past the limit fails the build; for a growth rate, it fails only when the run's own 95%
 interval also lies above the base (otherwise it is a flag).
 
-**Absolute**: the scenario's ``[budgets]``, and the shape: a run that ``leak``s when no
-compared run did fails (also with no history at all: a leak is a leak); a new
-``fragmentation`` is a flag.
+**The leak**: the heap's shape and its growth against the history's limit make one
+decision (``leak.py``): a run fails for leaking only when its growth is certain (shape
+``leak``) and past the history's limit, or certain with no comparable history; the sites
+that grow fail with it, and are flags otherwise.
+
+**Absolute**: the scenario's ``[budgets]``; a new ``fragmentation`` is a flag.
 
 No history, another environment, or other run settings than the history's are said
-plainly as flags; with another environment, relative failures become flags.
+plainly as flags; with another environment, or runs profiled otherwise (``[profile]``:
+native frames move RSS, Python allocators the heap), relative failures become flags.
 
 Here :func:`decide`; the findings and bands in ``finding.py``, the checks against
 history in ``history.py``, the absolute ones in ``absolute.py``.
@@ -44,7 +48,8 @@ from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
 from gate.verdict.absolute import BudgetCheck, ProcessCheck, ResourceCheck, ShapeCheck
 from gate.verdict.finding import Check, Finding, band, flag, worst_finding
-from gate.verdict.history import METRICS, RelativeCheck, SiteCheck
+from gate.verdict.history import HEAP_GROWTH, METRICS, RelativeCheck, SiteCheck
+from gate.verdict.leak import LeakCheck
 
 __all__ = ["Decision", "Finding", "ResourceCheck", "band", "decide", "worst_finding"]
 
@@ -93,6 +98,20 @@ def _settings_differ(current: RunSummary, runs: Sequence[RunSummary]) -> str:
     )
 
 
+def _profile_differs(current: RunSummary, runs: Sequence[RunSummary]) -> bool:
+    """Whether a run was profiled otherwise than this one (``[profile]`` settings; a run
+    recorded before memgate kept its settings is not known to have been)."""
+    for run in runs:
+        if run.settings_sha256 == current.settings_sha256:
+            continue
+        if current.settings is None or run.settings is None:
+            continue
+        names = settings_differences(current.settings, run.settings)
+        if any(name.partition(".")[0] == "profile" for name in names):
+            return True
+    return False
+
+
 def _setting(settings: dict[str, Any], name: str) -> Any:
     section, _, key = name.partition(".")
     value = settings.get(section)
@@ -107,6 +126,7 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
     """Run every check; the verdict is the worst finding's."""
     findings: list[Finding] = []
     runs: Sequence[RunSummary] = ()
+    profile_differs = False
     if history is None or not history.runs:
         findings.append(
             flag(
@@ -130,17 +150,25 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
             )
         if {r.settings_sha256 for r in runs} != {current.settings_sha256}:
             findings.append(flag("baseline", _settings_differ(current, runs)))
+            profile_differs = _profile_differs(current, runs)
     relative: list[Finding] = []
-    checks: list[Check] = [*(RelativeCheck(m) for m in METRICS), SiteCheck()]
+    checks: list[Check] = [*(RelativeCheck(m) for m in METRICS if m.name != HEAP_GROWTH)]
     for check in checks:
         relative += check.findings(current, runs)
     if (
         history is not None
         and runs
         and not any(r.provenance.env_key == current.provenance.env_key for r in runs)
-    ):
+    ) or profile_differs:
         relative = [dataclasses.replace(f, severity=Outcome.FLAG) for f in relative]
-    findings += relative
+    leak = LeakCheck(profile_differs).findings(current, runs)
+    leaking = any(f.severity is Outcome.FAIL for f in leak)
+    # What grows besides the heap (RSS, the sites the heap's growth is made of) fails
+    # with the heap's leak; alone, it flags.
+    growing = [f for f in relative if f.unit == "B/request"] + SiteCheck().findings(current, runs)
+    findings += [f for f in relative if f.unit != "B/request"]
+    findings += leak
+    findings += [f if leaking else dataclasses.replace(f, severity=Outcome.FLAG) for f in growing]
     findings += ShapeCheck().findings(current, runs)
     findings += ResourceCheck().findings(current, runs)
     findings += ProcessCheck().findings(current, runs)

@@ -102,24 +102,11 @@ def _grew(growth: TrendSummary) -> bool:
 
 
 class ShapeCheck:
-    """A run that leaks when the history did not."""
+    """A run whose RSS grows while its heap does not, when the history's did not
+    (a leak of the heap is :class:`gate.verdict.leak.LeakCheck`'s)."""
 
     def findings(self, current: RunSummary, runs: Sequence[RunSummary]) -> list[Finding]:
         before = {run.shape for run in runs}
-        top = current.sites[0] if current.sites else None
-        where = f"; top growing site {top.key}" if top else ""
-        if current.shape is Shape.LEAK and Shape.LEAK not in before:
-            since = f"none of the {len(runs)} baseline runs did" if runs else "no baseline yet"
-            return [
-                plain(
-                    "shape",
-                    Outcome.FAIL,
-                    f"memory leaks: the heap grows {fmt(current.heap.slope, 'B/request')}"
-                    f" [{fmt(current.heap.low, '')}, {fmt(current.heap.high, '')}] through the"
-                    f" steady state ({since}){where}",
-                    top.frame if top else None,
-                )
-            ]
         if current.shape is Shape.FRAGMENTATION and Shape.FRAGMENTATION not in before:
             return [
                 plain(

@@ -32,15 +32,21 @@ class Metric:
 
 
 MIB = 2**20
+HEAP_GROWTH = "heap growth per request"
+"""Judged by :class:`gate.verdict.leak.LeakCheck` with the heap's shape, not alone."""
 
 
 def _ends_at_stop(run: RunSummary) -> bool:
     return run.ends_at_stop
 
 
+def _final_alike(run: RunSummary) -> tuple[bool, str]:
+    return run.ends_at_stop, run.basis
+
+
 METRICS = (
     Metric(
-        "heap growth per request",
+        HEAP_GROWTH,
         "B/request",
         lambda r: r.heap.slope,
         4.0,
@@ -59,12 +65,13 @@ METRICS = (
         # 565 from 10 runs (the false-flag benchmark). Memory the service keeps is in
         # the heap (memray sees every malloc and mmap); RSS that grows without it is
         # fragmentation, the shape check's.
-        beside="heap growth per request",
+        beside=HEAP_GROWTH,
     ),
     Metric("peak heap", "B", lambda r: r.peak_heap, 1 * MIB, 0.10),
     # A curve that ended after the users' connections closed (before memgate ended it
     # when they were told to stop) has lower final figures than one that did not.
-    Metric("final heap", "B", lambda r: r.final_heap, 1 * MIB, 0.10, alike=_ends_at_stop),
+    # The final heap of a run judged on the retained heap is its last retained point's.
+    Metric("final heap", "B", lambda r: r.final_heap, 1 * MIB, 0.10, alike=_final_alike),
     Metric("peak RSS", "B", lambda r: r.peak_rss, 4 * MIB, 0.10),
     Metric("final RSS", "B", lambda r: r.final_rss, 4 * MIB, 0.10, alike=_ends_at_stop),
 )
@@ -82,13 +89,13 @@ class RelativeCheck:
             runs = [r for r in runs if m.alike(r) == m.alike(current)]
         if not runs:
             return []
-        b = _band(m, runs)
+        b = band_of(m, runs)
         value = m.value(current)
         if value <= b.limit:
             return []
         if m.beside is not None:
             other = next(o for o in METRICS if o.name == m.beside)
-            if other.value(current) <= _band(other, runs).limit:
+            if other.value(current) <= band_of(other, runs).limit:
                 return []
         sure = m.interval is None or m.interval(current)[0] > b.base
         severity = Outcome.FAIL if sure else Outcome.FLAG
@@ -115,10 +122,10 @@ class RelativeCheck:
 def history_limit(metric: str, runs: Sequence[RunSummary]) -> float:
     """The limit past which ``metric`` (a :data:`METRICS` name) is a finding against
     ``runs``, as :class:`RelativeCheck` computes it (what the reports draw)."""
-    return _band(next(m for m in METRICS if m.name == metric), runs).limit
+    return band_of(next(m for m in METRICS if m.name == metric), runs).limit
 
 
-def _band(m: Metric, runs: Sequence[RunSummary]) -> Band:
+def band_of(m: Metric, runs: Sequence[RunSummary]) -> Band:
     """The history's band of metric ``m``; a growth rate (a metric with an interval) is
     judged from no growth at least, with the runs' own intervals as a noise floor."""
     floor = noise = None

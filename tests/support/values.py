@@ -132,6 +132,8 @@ def make_summary(
     sites: tuple[tuple[str, float], ...] = (),
     run_id: str = "run",
     settings: str = "settings",
+    p_value: float | None = None,
+    compared: dict[str, Any] | None = None,
 ):
     """A baseline run summary: heap growth ``slope`` [low, high] B/request, and growing
     sites given as ``(file:function, slope)``."""
@@ -147,13 +149,14 @@ def make_summary(
         scenario_sha256="ab" * 32,
         settings_sha256=settings,
         shape=shape,
-        heap=TrendSummary(slope, low, high, 1e-6 if slope > 1 else 0.5),
+        heap=TrendSummary(slope, low, high, p_value or (1e-6 if slope > 1 else 0.5)),
         rss=TrendSummary(slope, low, high, 1e-6 if slope > 1 else 0.5),
         peak_heap=peak_heap,
         final_heap=peak_heap,
         peak_rss=peak_rss,
         final_rss=peak_rss,
         measured_requests=10_000,
+        settings=compared,
         sites=tuple(
             SiteSummary(
                 key,

@@ -72,8 +72,8 @@ def test_a_real_report_parses() -> None:
     assert merge.REPORT_VERSION == gate.report.json.REPORT_VERSION
     report = parsed(leak_doc())
     assert (report.scenario, report.environment, report.verdict.value) == ("demo", ENV, "fail")
-    assert (report.shape, report.compared_runs, len(report.findings)) == ("leak", 3, 8)
-    assert report.worst is not None and report.worst.metric == "site growth per request"
+    assert (report.shape, report.compared_runs, len(report.findings)) == ("leak", 3, 7)
+    assert report.worst is not None and report.worst.metric == "heap growth per request"
     assert report.worst.where == Frame("__call__", "examples/demo_service/app.py", 54)
     assert report.result == "memgate-out/demo/result.json"
 

@@ -88,8 +88,8 @@ def test_json_report_figures() -> None:
     assert doc["baseline"]["run_id"] == "clean2"
     leak = doc["sites"][0]
     assert (leak["frame"]["file"], leak["user_code"]) == ("examples/demo_service/app.py", True)
-    shape = next(f for f in doc["findings"] if f["check"] == "shape")
-    assert shape["where"]["function"] == "__call__"
+    leaking = next(f for f in doc["findings"] if f["check"] == "leak")
+    assert leaking["where"]["function"] == "__call__" and leaking["severity"] == "fail"
 
 
 def test_a_pass_without_baseline_has_one_line_in_each_chart() -> None:
@@ -316,8 +316,8 @@ def test_markdown_summary() -> None:
     text = render_merged_markdown(merged_three())
     assert text.startswith("## ❌ memgate merge: FAIL\n\n3 scenarios: 1 fail, 1 flag, 1 pass.\n")
     assert (
-        f"| `demo` | `{ENV}` | ❌ fail | 8 | site growth per request 256.5 B/request"
-        " | `examples/demo_service/app.py:54` in `__call__` |"
+        f"| `demo` | `{ENV}` | ❌ fail | 7 | heap growth per request 256.7 B/request,"
+        " +256.7 B/request | `examples/demo_service/app.py:54` in `__call__` |"
     ) in text
     assert f"| `api` | `{ENV}` | ✅ pass | 0 |  |  |" in text
     assert f"### ❌ `demo` on `{ENV}`: FAIL" in text
@@ -351,7 +351,7 @@ def test_markdown_escapes_pipes_backticks_and_newlines() -> None:
     data = doc("a|b`c\nd # e", "fail", env="x|y")
     text = render_merged_markdown(merge.merge([parsed(data)]))
     row = next(line for line in text.split("\n") if line.startswith("| a"))
-    assert row.startswith("| a\\|b\\`c d \\# e | `x\\|y` | ❌ fail | 8 |")
+    assert row.startswith("| a\\|b\\`c d \\# e | `x\\|y` | ❌ fail | 7 |")
     assert len(table_cells(row)) == 6
     assert "### ❌ a\\|b\\`c d \\# e on `x|y`: FAIL" in text
 
@@ -368,7 +368,8 @@ def test_json_summary() -> None:
         3,
     )
     worst_one = demo["findings"][demo["worst_finding"]]
-    assert worst_one == leak_doc()["findings"][6]  # as report.json has it
+    assert worst_one in leak_doc()["findings"]  # as report.json has it
+    assert worst_one["check"] == "leak" and worst_one["severity"] == "fail"
     assert data["scenarios"][2]["worst_finding"] is None
     broken = merge.merge([], [BadInput("x.json", "not valid JSON")])
     assert json.loads(render_merged_json(broken))["errors"] == [
@@ -381,7 +382,7 @@ def test_annotations_one_per_scenario_and_level() -> None:
     lines = runner_lines(render_annotations(annotate_merged(merged)))
     back = [parse_command(line) for line in lines]
     assert [(name, props["title"]) for name, props, _ in back] == [
-        ("error", f"memgate demo ({ENV}): memory regression (7 findings)"),
+        ("error", f"memgate demo ({ENV}): memory regression (6 findings)"),
         ("warning", f"memgate demo ({ENV}): memory flag"),
         ("warning", "memgate soak (Darwin-arm64-py3.12): memory flag"),
         ("error", "memgate: error"),
@@ -559,7 +560,7 @@ def test_the_html_verdict_has_its_why_in_one_line() -> None:
     assert why is not None
     worst = worst_finding(report.decision.findings)
     assert worst is not None and worst.severity is Outcome.FAIL
-    assert why.group(1) == html.escape(worst.message, quote=True)
+    assert html.unescape(why.group(1)) == worst.message
 
 
 def test_charts_share_the_requests_axis_and_say_where_a_value_axis_starts() -> None:

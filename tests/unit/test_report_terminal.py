@@ -61,7 +61,7 @@ def test_terminal_summary() -> None:
     assert lines[0] == "memgate merge: FAIL (3 scenarios: 1 fail, 1 flag, 1 pass)"
     rows = [line for line in lines if line.startswith(("demo ", "soak ", "api "))]
     assert rows[:3] == [
-        f"demo {ENV} FAIL 8 site growth per request 256.5 B/request"
+        f"demo {ENV} FAIL 7 heap growth per request 256.7 B/request, +256.7 B/request"
         " examples/demo_service/app.py:54 in __call__",
         "soak Darwin-arm64-py3.12 FLAG 1 this run's load or profile settings (scenario file or"
         " overrides) differ from 3 of the 3 baseline runs': figures that depend on them may"

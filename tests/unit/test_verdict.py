@@ -64,7 +64,9 @@ def test_a_leak_fails_and_names_its_line() -> None:
     site = by_metric["site growth per request"]
     assert site.where is not None and site.where.file == "examples/demo_service/app.py"
     assert "grew in none of the 3 baseline runs" in site.message
-    assert by_metric["shape"].severity is Outcome.FAIL
+    assert site.severity is Outcome.FAIL  # with the heap's leak, which it names
+    assert growth.check == "leak" and growth.message.startswith("memory leaks:")
+    assert "examples/demo_service/app.py:__call__" in growth.message
 
 
 def test_growth_past_the_limit_with_an_unsure_interval_is_a_flag() -> None:
@@ -197,7 +199,8 @@ def test_growth_is_judged_from_no_growth_when_the_history_shrank(
     history: list[float], slope: float, low: float, verdict: Outcome
 ) -> None:
     runs = [make_summary(slope=s, run_id=f"r{i}") for i, s in enumerate(history)]
-    current = make_summary(slope=slope, low=low, high=slope + 1)
+    shape = Shape.LEAK if low > 0 else Shape.FLAT
+    current = make_summary(slope=slope, low=low, high=slope + 1, shape=shape)
     decision = decide(current, history_of(runs), BudgetSpec())
     assert decision.verdict is verdict, decision.findings
     if verdict is Outcome.FAIL:
@@ -219,7 +222,8 @@ def test_a_small_history_takes_its_noise_from_its_runs_intervals() -> None:
     decision = decide(make_summary(slope=28.2, low=23.6, high=32.8), history, BudgetSpec())
     assert decision.verdict is Outcome.PASS, decision.findings
     # Beyond that noise it is still found: 3 x 4.6 / 3.92 x 1.41 = 9.7 past 22.5.
-    decision = decide(make_summary(slope=40.0, low=35.0, high=45.0), history, BudgetSpec())
+    leak = make_summary(slope=40.0, low=35.0, high=45.0, shape=Shape.LEAK)
+    decision = decide(leak, history, BudgetSpec())
     growth = next(f for f in decision.findings if f.metric == "heap growth per request")
     assert growth.severity is Outcome.FAIL
     assert growth.limit == pytest.approx(22.5 + 3 * 2**0.5 * 9.0 / (2 * 1.959964), rel=1e-3)
@@ -227,19 +231,79 @@ def test_a_small_history_takes_its_noise_from_its_runs_intervals() -> None:
 
 def test_precise_runs_keep_the_limit_where_the_history_puts_it() -> None:
     # Narrow intervals (the demo's: about 1 B/request wide) add nothing to the margin.
-    decision = decide(make_summary(slope=64.0), clean_history(), BudgetSpec())
+    leak = make_summary(slope=64.0, shape=Shape.LEAK)
+    decision = decide(leak, clean_history(), BudgetSpec())
     growth = next(f for f in decision.findings if f.metric == "heap growth per request")
     assert growth.severity is Outcome.FAIL and growth.limit == pytest.approx(4.2)
 
 
 def test_a_noisy_run_does_not_raise_its_own_limit() -> None:
-    noisy = make_summary(slope=64.0, low=10.0, high=300.0)
+    noisy = make_summary(slope=64.0, low=10.0, high=300.0, shape=Shape.LEAK)
     growth = next(
         f
         for f in decide(noisy, clean_history(), BudgetSpec()).findings
         if f.metric == "heap growth per request"
     )
     assert growth.limit == pytest.approx(4.2) and growth.severity is Outcome.FAIL
+
+
+def test_growth_past_the_limit_that_is_not_surely_a_leak_only_flags() -> None:
+    # The shape and the history never disagree: a run fails for leaking only when its
+    # growth is certain (shape leak) and past the history's limit.
+    unsure = make_summary(slope=30.0, low=20.0, high=40.0, shape=Shape.FLAT)
+    decision = decide(unsure, clean_history(), BudgetSpec())
+    assert decision.verdict is Outcome.FLAG, decision.findings
+    (growth,) = [f for f in decision.findings if f.metric == "heap growth per request"]
+    assert "not surely a leak" in growth.message
+
+
+def test_a_certain_leak_within_the_historys_limit_is_the_services_way() -> None:
+    # Clean framework services failed as leaks at 21.9-36.2 B/request that the history's
+    # own limit (53.8 B/request) passed: only the shape check failed them.
+    runs = [
+        make_summary(slope=s, low=s - 15, high=s + 15, shape=Shape.LEAK, run_id=f"r{i}")
+        for i, s in enumerate((28.0, 24.0, 31.0))
+    ]
+    current = make_summary(slope=36.2, low=25.0, high=47.0, shape=Shape.LEAK)
+    decision = decide(current, history_of(runs), BudgetSpec())
+    assert decision.verdict is Outcome.PASS, decision.findings
+
+
+def test_a_likely_but_uncertain_leak_with_no_history_flags() -> None:
+    likely = make_summary(slope=8.0, low=1.0, high=15.0, p_value=0.03, shape=Shape.FLAT)
+    decision = decide(likely, None, BudgetSpec())
+    assert decision.verdict is Outcome.FLAG
+    assert any(f.message.startswith("memory may leak") for f in decision.findings)
+    flat = make_summary(slope=0.5, low=-3.0, high=4.0, p_value=0.4, shape=Shape.FLAT)
+    assert not any(f.check == "leak" for f in decide(flat, None, BudgetSpec()).findings)
+
+
+def test_a_growing_site_alone_flags_and_fails_only_with_the_heaps_leak() -> None:
+    site = (("app.py:handler", 40.0),)
+    alone = make_summary(slope=0.3, sites=site)
+    decision = decide(alone, clean_history(), BudgetSpec())
+    assert decision.verdict is Outcome.FLAG
+    (finding,) = [f for f in decision.findings if f.check == "site"]
+    assert finding.severity is Outcome.FLAG
+
+
+def test_runs_profiled_otherwise_never_fail_on_what_the_profile_moves() -> None:
+    # [profile] native = true moved peak and final RSS 25.9 -> 35.6 MiB on a clean release.
+    plain = {"load": {"requests": 5000}, "profile": {"native": False}}
+    history = clean_history(compared=plain, settings="plain")
+    native = make_summary(
+        peak_rss=40 * MIB,
+        compared={"load": {"requests": 5000}, "profile": {"native": True}},
+        settings="native",
+    )
+    decision = decide(native, history, BudgetSpec())
+    assert decision.verdict is Outcome.FLAG, decision.findings
+    assert any("profile.native is true here" in f.message for f in decision.findings)
+    assert all(f.severity is Outcome.FLAG for f in decision.findings)
+    # A certain leak is still a leak, judged as if there were no history.
+    heap = dataclasses.replace(native.heap, slope=64.0, low=60.0, high=68.0)
+    leak = dataclasses.replace(native, shape=Shape.LEAK, heap=heap)
+    assert decide(leak, history, BudgetSpec()).verdict is Outcome.FAIL
 
 
 def test_findings_at_one_line_are_one_finding_the_worst_counting_the_rest() -> None:
