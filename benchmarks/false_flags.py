@@ -4,8 +4,13 @@ often a planted leak is missed, against recorded histories of 3 and of 10 clean 
     .venv/bin/python benchmarks/false_flags.py                       # 10 + 100 x 3 runs
     .venv/bin/python benchmarks/false_flags.py --checks 30 --record runs.jsonl
     .venv/bin/python benchmarks/false_flags.py --table-only --record runs.jsonl
-    .venv/bin/python benchmarks/false_flags.py --scenario scenarios/bench/noisy.toml \
-        --leak-var NOISY_LEAK_BYTES --record noisy.jsonl    # the noisy service
+    .venv/bin/python benchmarks/false_flags.py --service noisy --record noisy.jsonl
+    .venv/bin/python benchmarks/false_flags.py --service cyclic --record cyclic.jsonl
+
+``--service`` picks a bundled service: ``demo`` (the default), ``noisy`` (a heap that
+wanders by tens of KiB) or ``cyclic`` (a large long-lived heap, so that reference cycles
+wait for rare full collections: the heap ramps like a leak between them);
+``--scenario`` and ``--leak-var`` name any other.
 
 First ``--history`` clean runs of the scenario (the demo's by default) are recorded
 (``memgate run``'s code path, the scenario as a pull-request check runs it); then
@@ -51,6 +56,11 @@ from gate.scenario import BudgetSpec, load_scenario  # noqa: E402
 from gate.verdict import decide  # noqa: E402
 
 CASES = {"clean": None, "leak16": "16", "leak64": "64"}
+SERVICES = {
+    "demo": ("scenarios/demo.toml", "DEMO_LEAK_BYTES"),
+    "noisy": ("scenarios/bench/noisy.toml", "NOISY_LEAK_BYTES"),
+    "cyclic": ("scenarios/bench/cyclic.toml", "CYCLIC_LEAK_BYTES"),
+}
 HISTORIES = (3, 10)
 
 
@@ -76,12 +86,12 @@ def table(records: list[dict[str, object]], histories: tuple[int, ...]) -> str:
     recorded = [r for r in records if r["role"] == "history" and "summary" in r]
     rows = [
         "| case | history runs | checks | pass | flag | fail | false flags or misses"
-        " [95% interval] | median heap slope B/req |",
-        "|---|---|---|---|---|---|---|---|",
+        " [95% interval] | median heap slope B/req | median interval width B/req | judged on |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in histories:
         if len(recorded) < size:
-            rows.append(f"| (history of {size}: only {len(recorded)} runs recorded) |||||||")
+            rows.append(f"| (history of {size}: only {len(recorded)} runs recorded) |||||||||")
             continue
         runs = tuple(_summary(adapter, r["summary"]) for r in recorded[:size])
         history = History(SCHEMA_VERSION, "demo", runs, None)
@@ -98,10 +108,13 @@ def table(records: list[dict[str, object]], histories: tuple[int, ...]) -> str:
             low, high = wilson(bad, n)
             what = "false flags" if case == "clean" else "misses"
             slope = statistics.median(s.heap.slope for s in judged)
+            width = statistics.median(s.heap.high - s.heap.low for s in judged)
+            bases = sorted({s.basis for s in judged})
             rows.append(
                 f"| {case} | {size} | {n}{f' ({failed_runs} runs failed)' if failed_runs else ''}"
                 f" | {counts[Outcome.PASS]} | {counts[Outcome.FLAG]} | {counts[Outcome.FAIL]}"
-                f" | {what} {bad}/{n} = {bad / n:.1%} [{low:.1%}, {high:.1%}] | {slope:.1f} |"
+                f" | {what} {bad}/{n} = {bad / n:.1%} [{low:.1%}, {high:.1%}] | {slope:.1f}"
+                f" | {width:.1f} | {', '.join(bases)} |"
             )
     return "\n".join(rows)
 
@@ -120,17 +133,17 @@ def _stored(summary: RunSummary) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--scenario", type=Path, default=REPO / "scenarios" / "demo.toml", help="scenario run"
-    )
-    parser.add_argument(
-        "--leak-var", default="DEMO_LEAK_BYTES", help="the service's variable that plants a leak"
-    )
+    parser.add_argument("--service", choices=sorted(SERVICES), help="a bundled service")
+    parser.add_argument("--scenario", type=Path, help="scenario run (default: the demo's)")
+    parser.add_argument("--leak-var", help="the service's variable that plants a leak")
     parser.add_argument("--history", type=int, default=max(HISTORIES), help="clean runs recorded")
     parser.add_argument("--checks", type=int, default=100, help="check runs per case")
     parser.add_argument("--record", type=Path, help="append each run here (JSON lines)")
     parser.add_argument("--table-only", action="store_true", help="judge --record again")
     args = parser.parse_args(argv)
+    scenario, leak_var = SERVICES[args.service or "demo"]
+    args.scenario = args.scenario or REPO / scenario
+    args.leak_var = args.leak_var or leak_var
     record = args.record or Path(tempfile.mkdtemp(prefix="memgate-flags-")) / "runs.jsonl"
     histories = tuple(h for h in HISTORIES if h <= args.history)
     records: list[dict[str, object]] = []

@@ -51,7 +51,7 @@ def test_merge_prints_one_verdict_and_exits_like_check(artifacts: Path, tmp_path
     env = json.loads((artifacts / "memgate-api" / "api" / "report.json").read_text())["run"][
         "provenance"
     ]["env_key"]
-    assert rows[0].startswith(f"demo {env} FAIL 2 memory leaks: the heap grows")
+    assert rows[0].startswith(f"demo {env} FAIL 2 heap growth per request")
     assert f"api {env} PASS 0" in rows
     # The pass alone passes; as Markdown, the verdict is the first line.
     alone = memgate("merge", str(artifacts / "memgate-api"), "--format", "markdown")
