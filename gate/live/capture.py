@@ -39,6 +39,9 @@ RETAINED_SETTLED_BYTES = 64 * 1024
 in the stream's socket (the collection's frees may be among them)..."""
 RETAINED_WAIT_S = 0.25
 """...but no longer than this."""
+RETAINED_SETTLE_S = 0.05
+"""...and at least this long: the tracker sends the collection's frees in blocks as they
+fill, and memray's reader in memgate takes them in after the socket."""
 PORT_FILE = re.compile(r"live\.([0-9]+)\.port")
 """The name of the file a forked process announces its tracker's port in."""
 
@@ -293,7 +296,7 @@ class LiveCapture:
     def _collected(self, process: LiveProcess, now: float) -> bool:
         """Whether a full collection of ``process`` waits for its poll and the stream has
         caught up with it (or waited long enough)."""
-        if process.retained_due is None:
+        if process.retained_due is None or now - process.retained_due < RETAINED_SETTLE_S:
             return False
         if now - process.retained_due >= RETAINED_WAIT_S or not process.port:
             return True

@@ -46,3 +46,27 @@ def test_processes_are_summed() -> None:
 
 def test_no_probe_no_figures() -> None:
     assert gc_pressure([], curve(), START, steady=2) is None
+
+
+def test_full_collections_are_read_per_process_and_a_cut_line_is_skipped(tmp_path) -> None:
+    from gate.agent_files import read_full_collections
+    from gate.model import FullCollection
+
+    (tmp_path / "full.41.jsonl").write_text(
+        '{"t": 2.5, "pause": 0.01, "forced": true}\n'
+        '{"t": 1.5, "pause": 0.02, "forced": false}\n'
+        '{"t": 3.5, "pau'  # a kill cut the last line short
+    )
+    (tmp_path / "full.x.jsonl").write_text('{"t": 1, "pause": 0, "forced": true}\n')
+    assert read_full_collections(tmp_path) == {
+        41: [FullCollection(1.5, 0.02, False), FullCollection(2.5, 0.01, True)]
+    }
+
+
+def test_a_capture_files_snapshot_after_each_collection_is_the_retained_one() -> None:
+    from gate.model import FullCollection, MemorySnapshot
+    from gate.run.assemble import after_collections
+
+    snapshots = [MemorySnapshot(t=t / 100, rss=0, heap=t) for t in range(10)]
+    marked = after_collections(snapshots, [FullCollection(0.025, 0.01, True)])
+    assert [s.t for s in marked if s.retained] == [0.03]

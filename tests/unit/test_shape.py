@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from gate.analysis.shape import analyse_curve, classify
-from gate.model import Shape
-from tests.support import FLAT, LEAK_64, PLATEAU, RSS_GROWTH, STEP, WARMUP, after_warmup, curve
+from gate.model import Curve, RetainedPoint, Shape
+from tests.support import (
+    BASE_HEAP,
+    FLAT,
+    LEAK_64,
+    PLATEAU,
+    RSS_GROWTH,
+    STEP,
+    WARMUP,
+    after_warmup,
+    curve,
+)
 
 
 @pytest.mark.parametrize("phi", [0.0, 0.9])
@@ -93,3 +105,46 @@ def test_a_jump_within_the_fewest_blocks_is_no_error() -> None:
     xs = np.arange(6, dtype=float) * 500
     ys = 6e6 + np.array([0, 0, 0, 2e6, 2e6, 2e6], dtype=float)
     assert isinstance(classify(xs, ys, 0).shape, Shape)
+
+
+def sawtooth(period: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Garbage waiting for a full collection: 40 B/request, dropped every ``period``."""
+    return after_warmup(lambda r: 40.0 * np.mod(r, period))
+
+
+def with_retained(c: Curve, every: int, plus: Callable[[np.ndarray], np.ndarray]) -> Curve:
+    """``c`` with a retained point at every ``every``-th point: the base heap, plus
+    ``plus`` of the requests, plus a little noise (what survives a full collection)."""
+    rng = np.random.default_rng(7)
+    kept = tuple(
+        RetainedPoint(
+            requests=p.requests,
+            t=p.t,
+            heap=int(BASE_HEAP + plus(np.asarray([p.requests]))[0] + rng.normal(0, 3000)),
+            pause=0.01,
+            forced=True,
+        )
+        for p in c.points[::every]
+    )
+    return dataclasses.replace(c, retained=kept)
+
+
+def test_garbage_waiting_for_a_full_collection_is_no_leak_on_the_retained_heap() -> None:
+    # One drop in the whole run: the raw heap ramps like a leak.
+    raw = curve(sawtooth(20_000), sigma=2_000)
+    assert analyse_curve(raw).heap.shape is Shape.LEAK
+    judged = analyse_curve(with_retained(raw, 10, FLAT))
+    assert (judged.basis, judged.heap.shape) == ("retained", Shape.FLAT)
+    assert "judged on the heap right after each of" in judged.heap.reason
+    # A true leak under the sawtooth is found, at its own rate.
+    leak = analyse_curve(with_retained(raw, 10, LEAK_64))
+    assert leak.heap.shape is Shape.LEAK
+    assert leak.heap.trend.low <= 64 <= leak.heap.trend.high
+
+
+def test_too_few_full_collections_judge_every_point_and_say_so() -> None:
+    raw = curve(FLAT, sigma=2_000)
+    few = dataclasses.replace(with_retained(raw, 50, FLAT))
+    judged = analyse_curve(few)
+    assert judged.basis == "heap"
+    assert re.search(r"only \d full collections in the measured phase", judged.heap.reason)
