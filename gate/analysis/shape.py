@@ -26,7 +26,9 @@ after each full collection of the garbage collector (``Curve.retained``), the me
 survived it. Between full collections the heap also holds reference cycles waiting for
 the next one, which on a service with a large long-lived heap come rarely: the heap ramps
 like a leak, then drops. With fewer than ``MIN_RETAINED`` retained points in the measured
-phase, every point of the curve is judged, and the analysis says so (``basis``).
+phase, every point of the curve is judged, and the analysis says so (``basis``). Where the
+retained heap does not leak and every point of the curve tells a bounded rise (``plateau``
+or ``step``: a cache filling), that shape is the heap's.
 
 The run's shape is the heap's, except ``fragmentation`` when RSS leaks while the heap
 stays flat. "Material" means more than ``MIN_RISE`` bytes (``MIN_RSS_RISE`` for RSS,
@@ -101,6 +103,14 @@ def analyse_curve(curve: Curve) -> Analysis:
         heap = _series([p.requests for p in points], [p.heap for p in points], curve.warmup_index)
     cut, reason = steady_start(heap.x, heap.y)
     heap_shape = classify(heap.x, heap.y, cut)
+    if basis == "retained" and heap_shape.shape is not Shape.LEAK:
+        # What survives full collections does not grow: a bounded rise (a cache filling,
+        # a buffer resized) is told by every point of the curve, far denser.
+        raw = _series([p.requests for p in points], [p.heap for p in points], curve.warmup_index)
+        raw_cut, raw_reason = steady_start(raw.x, raw.y)
+        raw_shape = classify(raw.x, raw.y, raw_cut)
+        if raw_shape.shape in (Shape.PLATEAU, Shape.STEP):
+            basis, heap, cut, reason, heap_shape = "heap", raw, raw_cut, raw_reason, raw_shape
     if basis == "retained":
         at = retained[int(heap.first_point[cut])].requests
         index = next(
@@ -118,7 +128,7 @@ def analyse_curve(curve: Curve) -> Analysis:
         )
     else:
         index = int(heap.first_point[cut])
-        if curve.retained:
+        if curve.retained and len(retained) < MIN_RETAINED:
             heap_shape = dataclasses.replace(
                 heap_shape,
                 reason=f"{heap_shape.reason}; judged on every point: only {len(retained)} full"

@@ -147,9 +147,12 @@ def broken_json(draw: st.DrawFn, raw: bytes, kind: type | None) -> tuple[str, by
     what it did. With ``kind`` ``None`` (a version 1 result, which has no dataclass),
     only mutations that are wrong whatever the schema."""
     data = json.loads(raw)
-    # Not inside a result's settings: only its budgets and gate sections are read.
+    # Not inside a result's settings (only its budgets and gate sections are read), nor
+    # inside a history run's (free-form: what it was run with, shown when they differ).
     everything = [
-        path for path, _ in nodes(data) if path and not (path[0] == "settings" and len(path) > 1)
+        path
+        for path, _ in nodes(data)
+        if path and not ("settings" in path[:-1] and path[path.index("settings") + 1 :])
     ]
     numbers = [
         path
