@@ -16,7 +16,8 @@ runs). The agent
   their pauses take at most ``share`` of the time; every full collection of the
   process (the agent's, and the service's own) is a line of ``FOLDER/full.<pid>.jsonl``
   written as it ends: its end (``t``), its pause and whether the agent made it
-  (``forced``). memgate reads the heap right after each: what survived it;
+  (``forced``); and ``{"soon": true}`` shortly before each of the agent's. memgate reads
+  the heap right after each: what survived it;
 - takes a census of the garbage collector's objects when memgate asks for one (the
   file ``FOLDER/census.LABEL`` appears: ``start`` once the warm-up is over, ``end``
   once the load has ended) and writes it to ``FOLDER/census.LABEL.<pid>.json``: the
@@ -78,6 +79,9 @@ RETAINED_START = "retained.start"
 RETAINED_END = "retained.end"
 RETAINED_POLL_S = 0.02
 """How often the collecting thread looks for memgate's files."""
+RETAINED_WARN_S = 0.1
+"""So long before each of its collections the agent writes ``{"soon": true}``: memgate
+then starts no other reading, to read the heap as soon as the collection ended."""
 
 
 class _Counts:
@@ -125,9 +129,25 @@ def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
         finally:
             _full[1] = "false"
         pause = time.perf_counter() - clock
-        due = time.monotonic() + max(every_s, pause / share)
-        while time.monotonic() < due and not os.path.exists(end):
-            time.sleep(min(RETAINED_POLL_S * 5, max(due - time.monotonic(), 0.0)))
+        interval = max(every_s, pause / share)
+        due = time.monotonic() + interval
+        if not _sleep_until(due - RETAINED_WARN_S, end):
+            return
+        # memgate starts no reading meanwhile: spaced out, a collection is worth waiting for.
+        if _full[0] is not None and interval >= 4 * RETAINED_WARN_S:
+            with contextlib.suppress(OSError):
+                os.write(_full[0], b'{"soon": true}\n')
+        if not _sleep_until(due, end):
+            return
+
+
+def _sleep_until(when: float, end: str) -> bool:
+    """Sleep until ``time.monotonic()`` is ``when``; ``False`` if ``end`` appeared."""
+    while time.monotonic() < when:
+        if os.path.exists(end):
+            return False
+        time.sleep(min(RETAINED_POLL_S * 5, max(when - time.monotonic(), 0.0)))
+    return not os.path.exists(end)
 
 
 def _watch_full_collections(settings: dict[str, Any]) -> None:

@@ -31,9 +31,12 @@ BEHIND_BYTES = 1 << 20
 """Records waiting in a stream's socket beyond which memgate's reading is behind."""
 BACKLOG_EVERY_S = 1.0
 """How often the streams' socket backlogs are read (from the kernel, all at once)."""
-RETAINED_WATCH_S = 0.02
+RETAINED_WATCH_S = 0.01
 """How often the agent's files of full collections are looked at: the heap right after
-one is read within about this long (and one poll's time)."""
+one is read within about this long of its settling."""
+RETAINED_QUIET_S = 0.5
+"""How long after the agent said a collection comes soon no other poll starts, at most
+(its collection may take that long on a large heap)."""
 RETAINED_SETTLED_BYTES = 64 * 1024
 """A full collection's poll waits while more than this many bytes of records wait unread
 in the stream's socket (the collection's frees may be among them)..."""
@@ -250,12 +253,17 @@ class LiveCapture:
                     self._watch_collections(now)
                     next_full = now + RETAINED_WATCH_S
                 for process in self._all():
-                    if not process.ended and now >= process.next_due:
-                        self._poll(process)
                     if not process.ended and self._collected(process, now):
-                        process.retained_due = None
+                        process.retained_due = process.collecting_soon = None
                         self._poll(process, retained=True)
-                due = (p.next_due for p in self._all() if not p.ended)
+                # A poll takes tens of milliseconds: none starts while a full collection
+                # comes or waits for its own, read as soon as it ended (the garbage the
+                # service makes meanwhile is in that reading).
+                quiet = self._collecting(time.monotonic())
+                for process in self._all():
+                    if not process.ended and not quiet and now >= process.next_due:
+                        self._poll(process)
+                due = (p.next_due for p in self._all() if not p.ended and not quiet)
                 wake = min(next_watch, next_backlog, next_full, *due)
                 if self._stopping.wait(max(0.0, wake - time.monotonic())):
                     break
@@ -288,10 +296,25 @@ class LiveCapture:
             except OSError:
                 continue  # none yet, or [profile] retained_heap = false
             whole = text.rfind(b"\n") + 1  # a line still being written waits
-            if whole:
-                process.collections_read += whole
+            if not whole:
+                continue
+            process.collections_read += whole
+            lines = text[:whole].splitlines()
+            if any(b'"t"' in line for line in lines):
                 if process.retained_due is None:
                     process.retained_due = now
+            elif lines:  # {"soon": true}
+                process.collecting_soon = now
+
+    def _collecting(self, now: float) -> bool:
+        """Whether a full collection is about to come (said at most ``RETAINED_QUIET_S``
+        ago), or came and waits for its poll."""
+        return any(
+            p.retained_due is not None
+            or (p.collecting_soon is not None and now - p.collecting_soon < RETAINED_QUIET_S)
+            for p in self._all()
+            if not p.ended
+        )
 
     def _collected(self, process: LiveProcess, now: float) -> bool:
         """Whether a full collection of ``process`` waits for its poll and the stream has

@@ -92,6 +92,8 @@ class LiveProcess:
         """Bytes of the agent's file of full collections (``full.PID.jsonl``) read."""
         self.retained_due: float | None = None
         """``time.monotonic()`` since a full collection waits for its poll."""
+        self.collecting_soon: float | None = None
+        """``time.monotonic()`` when the agent said a collection of its comes soon."""
 
     def snapshots(self) -> list[MemorySnapshot]:
         """One per kept poll, in time order: its time, the live bytes of all stacks as
