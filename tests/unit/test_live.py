@@ -100,6 +100,16 @@ with tracker(port):
     if mode == "many":
         kept = many(n)
         (folder / "done").write_text("done")
+    elif mode == "collect":  # as the agent tells of a full collection that freed kept
+        allocate(kept, folder / "allocated")
+        full = folder / f"full.{os.getpid()}.jsonl"
+        with open(full, "a") as out:
+            out.write('{"soon": true}\\n')
+            out.flush()
+            time.sleep(0.3)
+            del kept[:]
+            out.write('{"t": %f, "pause": 0.001, "forced": true}\\n' % time.time())
+        (folder / "done").write_text("done")
     else:
         allocate(kept, folder / "done")
     if mode != "exit":
@@ -164,6 +174,28 @@ def live_at(process: LiveProcess, line: int, file: str = "tracked.py") -> list[i
         if s.stack and s.stack[0].line == line and s.stack[0].file.endswith(file):
             total = [a + b for a, b in zip(total, s.live, strict=True)]
     return total
+
+
+def test_the_heap_after_a_full_collection_is_read_apart_and_has_its_frees(
+    tmp_path: Path,
+) -> None:
+    n = 100
+    with tracked(tmp_path, n, mode="collect", interval_s=0.05) as (child, live):
+        wait_for(tmp_path / "done")
+        live.stop()
+        (main,) = live.processes()
+    snapshots = main.snapshots()
+    (retained,) = [i for i, s in enumerate(snapshots) if s.retained]
+    (line,) = [
+        x for x in (tmp_path / f"full.{child.pid}.jsonl").read_text().splitlines() if '"t"' in x
+    ]
+    ended = float(line.split('"t": ')[1].split(",")[0])
+    assert snapshots[retained].t >= ended + 0.05  # it waited for the frees to arrive
+    kept = live_at(main, KEPT)
+    assert kept[retained - 1] == n * ONE and kept[retained] == 0
+    # No other poll started between "soon" and the collection's own.
+    before = [s.t for s in snapshots[:retained] if not s.retained]
+    assert ended - before[-1] >= 0.2, (ended, before[-3:])
 
 
 def test_a_tracked_process_is_read_as_it_runs(tmp_path: Path) -> None:
