@@ -422,6 +422,10 @@ class FullCollections:
     share: float
     """Of the measured phase's time, the share the agent's collections held the service
     (in the process most held)."""
+    unread: int = 0
+    """Read live, the agent's collections in the run whose heap memgate could not read:
+    its reading was too far behind the stream to see the marker the agent allocated
+    after each within 3 s."""
 
 
 @dataclasses.dataclass(frozen=True)

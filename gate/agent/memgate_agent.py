@@ -16,8 +16,9 @@ runs). The agent
   their pauses take at most ``share`` of the time; every full collection of the
   process (the agent's, and the service's own) is a line of ``FOLDER/full.<pid>.jsonl``
   written as it ends: its end (``t``), its pause and whether the agent made it
-  (``forced``); and ``{"soon": true}`` shortly before each of the agent's. memgate reads
-  the heap right after each: what survived it;
+  (``forced``), for the agent's the size of a marker allocated right after (``mark``);
+  and ``{"soon": true}`` shortly before each of the agent's. memgate reads the heap right
+  after each, once the stream shows the marker: what survived it;
 - takes a census of the garbage collector's objects when memgate asks for one (the
   file ``FOLDER/census.LABEL`` appears: ``start`` once the warm-up is over, ``end``
   once the load has ended) and writes it to ``FOLDER/census.LABEL.<pid>.json``: the
@@ -41,6 +42,7 @@ import collections
 import contextlib
 import functools
 import gc
+import itertools
 import json
 import os
 import runpy
@@ -79,6 +81,11 @@ RETAINED_START = "retained.start"
 RETAINED_END = "retained.end"
 RETAINED_POLL_S = 0.02
 """How often the collecting thread looks for memgate's files."""
+MARK_BYTES = 3000
+MARK_SPREAD = 997
+"""The agent's marker after its n-th collection is ``bytes(MARK_BYTES + n % MARK_SPREAD)``:
+its size (``"mark"`` in the collection's line, as memray records it) tells this
+collection's from the one before."""
 RETAINED_WARN_S = 0.1
 """So long before each of its collections the agent writes ``{"soon": true}``: memgate
 then starts no other reading, to read the heap as soon as the collection ended."""
@@ -99,7 +106,7 @@ class _Counts:
         generation = info.get("generation", 0)
         if 0 <= generation < 3:
             self.collections[generation] += 1
-        if generation == 2 and _full[0] is not None:
+        if generation == 2 and _full[0] is not None and _full[1] == "false":
             line = f'{{"t": {time.time():.6f}, "pause": {pause:.6f}, "forced": {_full[1]}}}\n'
             # One write of a short line to a file opened to append: never interleaved.
             with contextlib.suppress(OSError):
@@ -107,9 +114,10 @@ class _Counts:
 
 
 _counts = _Counts()
-_full: list[Any] = [None, "false"]
-"""The file descriptor full collections are written to (``FULL_FILE``), and whether the
-one under way is the agent's (``"true"``)."""
+_full: list[Any] = [None, "false", None]
+"""The file descriptor full collections are written to (``FULL_FILE``), whether the one
+under way is the agent's (``"true"``: the agent writes its line itself), and the marker
+allocated after the agent's last."""
 
 
 def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
@@ -121,7 +129,9 @@ def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
         if os.path.exists(end):
             return
         time.sleep(RETAINED_POLL_S)
-    while not os.path.exists(end):
+    for seq in itertools.count():
+        if os.path.exists(end):
+            return
         clock = time.perf_counter()
         _full[1] = "true"
         try:
@@ -129,6 +139,16 @@ def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
         finally:
             _full[1] = "false"
         pause = time.perf_counter() - clock
+        # Allocated once the collection ended, kept until the next: memgate reads the
+        # heap only once its stream shows an allocation of this size alive.
+        _full[2] = bytes(MARK_BYTES + seq % MARK_SPREAD)
+        line = (
+            f'{{"t": {time.time():.6f}, "pause": {pause:.6f}, "forced": true,'
+            f' "mark": {sys.getsizeof(_full[2])}}}\n'
+        )
+        if _full[0] is not None:
+            with contextlib.suppress(OSError):
+                os.write(_full[0], line.encode())
         interval = max(every_s, pause / share)
         due = time.monotonic() + interval
         if not _sleep_until(due - RETAINED_WARN_S, end):

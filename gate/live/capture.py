@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import statistics
@@ -42,9 +43,13 @@ RETAINED_SETTLED_BYTES = 64 * 1024
 in the stream's socket (the collection's frees may be among them)..."""
 RETAINED_WAIT_S = 0.25
 """...but no longer than this."""
+RETAINED_GIVE_UP_S = 3.0
+"""How long a full collection's poll is tried again while the stream has not shown the
+agent's marker (memgate's reading is behind): then that collection has no point."""
 RETAINED_SETTLE_S = 0.05
-"""...and at least this long: the tracker sends the collection's frees in blocks as they
-fill, and memray's reader in memgate takes them in after the socket."""
+"""...and at least this long (a collection the service made itself, with no marker
+after it): the tracker sends the collection's frees in blocks as they fill, and
+memray's reader in memgate takes them in after the socket."""
 PORT_FILE = re.compile(r"live\.([0-9]+)\.port")
 """The name of the file a forked process announces its tracker's port in."""
 
@@ -73,6 +78,9 @@ class LiveStats:
     """Readings of a socket's backlog."""
     problems: tuple[str, ...]
     """Forks announced but never read, and polls that failed: one line each."""
+    retained_missed: int = 0
+    """Full collections of the agent's whose heap was not read: the stream did not show
+    the marker allocated after it within ``RETAINED_GIVE_UP_S``."""
 
 
 class LiveCapture:
@@ -125,6 +133,7 @@ class LiveCapture:
         self._backlog_reads = 0
         self._problems: list[str] = []
         self._lost: str | None = None
+        self._retained_missed = 0
 
     def __enter__(self) -> LiveCapture:
         return self
@@ -196,6 +205,7 @@ class LiveCapture:
                 behind_polls=self._behind_polls,
                 backlog_reads=self._backlog_reads,
                 problems=tuple(self._problems),
+                retained_missed=self._retained_missed,
             )
 
     def heap_so_far(self, min_retained: int = 0) -> tuple[list[float], list[int]]:
@@ -254,8 +264,7 @@ class LiveCapture:
                     next_full = now + RETAINED_WATCH_S
                 for process in self._all():
                     if not process.ended and self._collected(process, now):
-                        process.retained_due = process.collecting_soon = None
-                        self._poll(process, retained=True)
+                        self._poll_retained(process, now)
                 # A poll takes tens of milliseconds: none starts while a full collection
                 # comes or waits for its own, read as soon as it ended (the garbage the
                 # service makes meanwhile is in that reading).
@@ -299,12 +308,32 @@ class LiveCapture:
             if not whole:
                 continue
             process.collections_read += whole
-            lines = text[:whole].splitlines()
-            if any(b'"t"' in line for line in lines):
-                if process.retained_due is None:
-                    process.retained_due = now
-            elif lines:  # {"soon": true}
-                process.collecting_soon = now
+            for line in text[:whole].splitlines():
+                try:
+                    said = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(said, dict):
+                    continue
+                if "t" in said:  # a collection ended: the newest is read
+                    process.retained_due = process.retained_due or now
+                    mark = said.get("mark")
+                    process.retained_mark = mark if isinstance(mark, int) else None
+                elif said.get("soon"):
+                    process.collecting_soon = now
+
+    def _poll_retained(self, process: LiveProcess, now: float) -> None:
+        """Poll ``process`` as the heap right after its last full collection; if the
+        stream has not shown the agent's marker yet, again shortly, and no later than
+        ``RETAINED_GIVE_UP_S`` (then that collection has no point)."""
+        due = process.retained_due
+        assert due is not None
+        kept = self._poll(process, retained=True, mark=process.retained_mark)
+        if kept or process.ended or now - due >= RETAINED_GIVE_UP_S:
+            if not kept and not process.ended:
+                with self._lock:
+                    self._retained_missed += 1
+            process.retained_due = process.collecting_soon = process.retained_mark = None
 
     def _collecting(self, now: float) -> bool:
         """Whether a full collection is about to come (said at most ``RETAINED_QUIET_S``
@@ -319,28 +348,34 @@ class LiveCapture:
     def _collected(self, process: LiveProcess, now: float) -> bool:
         """Whether a full collection of ``process`` waits for its poll and the stream has
         caught up with it (or waited long enough)."""
-        if process.retained_due is None or now - process.retained_due < RETAINED_SETTLE_S:
+        if process.retained_due is None:
+            return False
+        if process.retained_mark is not None:  # its poll says whether it came through
+            return True
+        if now - process.retained_due < RETAINED_SETTLE_S:
             return False
         if now - process.retained_due >= RETAINED_WAIT_S or not process.port:
             return True
         return _backlogs().get(process.port, 0) <= RETAINED_SETTLED_BYTES
 
-    def _poll(self, process: LiveProcess, retained: bool = False) -> None:
+    def _poll(self, process: LiveProcess, retained: bool = False, mark: int | None = None) -> bool:
+        """Poll ``process``; whether the poll was kept."""
         started = time.perf_counter()
         try:
-            stacks = process.poll(retained)
+            stacks = process.poll(retained, mark)
         except (OSError, RuntimeError, ValueError, MemoryError) as exc:
             process.close()
             process.ended = True
             self._problem(f"process {process.pid}: poll failed: {_reason(exc)}", lost=True)
-            return
+            return False
         took = time.perf_counter() - started
         with self._lock:
             self._polls += 1
             self._durations.append(took)
             self._max_poll_s = max(self._max_poll_s, took)
-            if process is self._main:
+            if process is self._main and stacks is not None:
                 self._last_poll_stacks = stacks
+        return stacks is not None
 
     def _read_backlogs(self) -> None:
         """The bytes waiting unread in each stream's socket, all read at once."""

@@ -92,6 +92,9 @@ class LiveProcess:
         """Bytes of the agent's file of full collections (``full.PID.jsonl``) read."""
         self.retained_due: float | None = None
         """``time.monotonic()`` since a full collection waits for its poll."""
+        self.retained_mark: int | None = None
+        """The size of the marker the agent allocated after the collection waiting."""
+        self._sizes: set[int] = set()  # of the allocations alive at the last poll
         self.collecting_soon: float | None = None
         """``time.monotonic()`` when the agent said a collection of its comes soon."""
 
@@ -145,10 +148,13 @@ class LiveProcess:
             (stack, tail, row) for (stack, tail), row in zip(paths, totals, strict=True)
         )
 
-    def poll(self, retained: bool = False) -> int:
+    def poll(self, retained: bool = False, mark: int | None = None) -> int | None:
         """Take one poll and keep it (``retained``: as the heap right after a full
-        collection); the number of stacks live in it. Once the stream has ended, that
-        poll (everything the stream sent) is the last."""
+        collection); the number of stacks live in it. With a ``mark``, a retained poll
+        is kept only if an allocation of that size is alive in it (the agent made it
+        right after the collection: the stream has reached past its frees); ``None``
+        when it was not. Once the stream has ended, that poll (everything the stream
+        sent) is the last."""
         reader = self._reader
         assert reader is not None, "poll of a closed stream"
         active = reader.is_active  # before the snapshot: if it ended, the snapshot is whole
@@ -156,6 +162,8 @@ class LiveProcess:
         started = time.monotonic()
         with _gc_paused():
             live = self._live_bytes(reader)
+            if retained and mark is not None and mark not in self._sizes:
+                return None
             if retained:
                 self._keep_retained(t, live)
             else:
@@ -208,6 +216,7 @@ class LiveProcess:
         records = list(reader.get_current_snapshot(merge_threads=True))
         ids = np.fromiter(map(_STACK_ID, records), dtype=np.int64, count=len(records))
         sizes = np.fromiter(map(_SIZE, records), dtype=np.int64, count=len(records))
+        self._sizes = set(np.unique(sizes).tolist())
         if self._native:
             return self._live_bytes_by_pair(records, ids, sizes)
         if len(ids) and ids.max() >= len(self._number_of_id):

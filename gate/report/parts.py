@@ -150,9 +150,15 @@ def collections_text(result: RunResult) -> str | None:
     made = f"{full.forced:,} full collections by memgate, {full.service:,} by the service"
     if not full.forced:
         return f"{made} in the measured phase"
+    unread = (
+        f"; {full.unread:,} not read (memgate's reading was behind the service)"
+        if full.unread
+        else ""
+    )
     return (
         f"{made} in the measured phase; memgate's paused it {full.median_pause_s * 1e3:,.1f} ms"
         f" (median, at most {full.max_pause_s * 1e3:,.1f} ms): {full.share:.1%} of the time"
+        f"{unread}"
     )
 
 

@@ -248,13 +248,15 @@ def build_result(
             problems=problems,
         ),
         full_collections=(
-            full_collections(collections, outcome) if scenario.profile.retained_heap else None
+            full_collections(collections, outcome, live.retained_missed if live else 0)
+            if scenario.profile.retained_heap
+            else None
         ),
     )
 
 
 def full_collections(
-    collections: dict[int, list[FullCollection]], outcome: LoadOutcome
+    collections: dict[int, list[FullCollection]], outcome: LoadOutcome, unread: int = 0
 ) -> FullCollections:
     """The full collections of the measured phase, all processes together: how many, and
     what the agent's cost the service (the share in the process they held most)."""
@@ -275,6 +277,7 @@ def full_collections(
         median_pause_s=round(float(np.median(forced)), 6) if forced else 0.0,
         max_pause_s=round(max(forced), 6) if forced else 0.0,
         share=round(share, 4),
+        unread=unread,
     )
 
 
