@@ -17,9 +17,11 @@ def serve_once(
     profile: ProfileSpec | None,
     seconds: float,
     processes: int = 1,
+    collect: bool = False,
 ) -> tuple[float, int]:
     """Requests per second of the measured phase, and the capture's size in bytes;
-    ``processes`` Locust processes generate the load."""
+    ``processes`` Locust processes generate the load; ``collect``: memgate's agent runs
+    its full collections from the load's start (``[profile] retained_heap``)."""
     out.mkdir(parents=True, exist_ok=True)
     if profile is not None:
         settings = scenario.settings.model_copy(update={"profile": profile})
@@ -29,6 +31,8 @@ def serve_once(
     service.start()
     try:
         service.wait_healthy()
+        if collect:
+            service.collect(measuring=True)
         load = LoadProcess(
             LoadConfig(
                 locustfile=str(scenario.locustfile),

@@ -139,6 +139,9 @@ class RunSummary:
     """What its heap's shape, growth and final figure were judged on (``Analysis.basis``):
     ``retained`` (right after full collections) or ``heap``; runs compare on these only
     with runs alike."""
+    few_collections: bool = False
+    """Judged on every point though full collections were asked for: too few of them
+    were read to tell garbage waiting for one from growth (its leak is not certain)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,6 +211,17 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
         ),
         ends_at_stop=result.curve.ends_at_stop,
         basis=result.analysis.basis,
+        few_collections=few_collections(result),
+    )
+
+
+def few_collections(result: RunResult) -> bool:
+    """Whether the run asked for full collections and its heap was judged on every point
+    for want of them (a bounded rise told by every point is no want of them)."""
+    return (
+        result.full_collections is not None
+        and result.analysis.basis == "heap"
+        and result.analysis.heap.shape is Shape.LEAK
     )
 
 

@@ -3,7 +3,8 @@
 The heap is judged as the analysis judged it (``Analysis.basis``: the heap that survived
 each full collection, when there were enough of them). Its growth is **certain** when the
 shape is ``leak``: a significant trend, an interval above zero and a material growth
-(:func:`gate.analysis.shape.is_growing`). Then:
+(:func:`gate.analysis.shape.is_growing`), unless full collections were asked for and too
+few were read (then garbage waiting for one cannot be told from growth). Then:
 
 - with comparable history runs (the same basis, the same profile settings), the run
   fails only when its growth is certain **and** past the history's limit with its own
@@ -45,7 +46,7 @@ class LeakCheck:
         metric = next(m for m in METRICS if m.name == HEAP_GROWTH)
         alike = [] if self.profile_differs else [r for r in runs if r.basis == current.basis]
         heap = current.heap
-        certain = current.shape is Shape.LEAK
+        certain = current.shape is Shape.LEAK and not current.few_collections
         what = (
             "the heap that survived full collections" if current.basis == "retained" else "the heap"
         )
@@ -56,6 +57,11 @@ class LeakCheck:
         top = current.sites[0] if current.sites else None
         where = f"; top growing site {top.key}" if top else ""
         frame = top.frame if top else None
+        if current.few_collections:
+            growth += (
+                ", judged on every point: too few full collections were read to tell garbage"
+                " waiting for one from growth (a longer run has more)"
+            )
         if not alike:
             since = self._without_history(runs)
             if certain:
@@ -68,7 +74,8 @@ class LeakCheck:
                         frame,
                     )
                 ]
-            if heap.p_value < LIKELY_P and heap.low > 0 and heap.slope >= MIN_SLOPE:
+            likely = heap.p_value < LIKELY_P and heap.low > 0 and heap.slope >= MIN_SLOPE
+            if likely or current.shape is Shape.LEAK:
                 message = (
                     f"memory may leak: {growth}, not surely (trend p = {heap.p_value:.2g};"
                     f" {since}){where}"

@@ -455,3 +455,16 @@ def test_the_settings_that_differ_from_the_baselines_are_named() -> None:
     decision = decide(current, History(SCHEMA_VERSION, "demo", old), BudgetSpec())
     (said,) = [f.message for f in decision.findings if f.check == "baseline"]
     assert "differ from 2 of the 2 baseline runs'" in said
+
+
+def test_a_leak_read_on_every_point_for_want_of_full_collections_is_not_certain() -> None:
+    # A large heap's collections spaced out to keep their pauses small, in a short run:
+    # garbage waiting for one ramps like a leak, and too few were read to tell.
+    ramp = dataclasses.replace(
+        make_summary(slope=28.0, low=25.0, high=31.0, shape=Shape.LEAK), few_collections=True
+    )
+    decision = decide(ramp, None, BudgetSpec())
+    assert decision.verdict is Outcome.FLAG
+    (leak,) = [f for f in decision.findings if f.check == "leak"]
+    assert "too few full collections were read" in leak.message
+    assert decide(ramp, clean_history(), BudgetSpec()).verdict is Outcome.FLAG
