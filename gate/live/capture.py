@@ -35,9 +35,9 @@ BACKLOG_EVERY_S = 1.0
 RETAINED_WATCH_S = 0.01
 """How often the agent's files of full collections are looked at: the heap right after
 one is read within about this long of its settling."""
-RETAINED_QUIET_S = 0.5
-"""How long after the agent said a collection comes soon no other poll starts, at most
-(its collection may take that long on a large heap)."""
+RETAINED_QUIET_S = 0.4
+"""How long after the agent said a collection comes soon, or after it came, no other
+poll starts, at most: a reading behind the service must not cost the curve its points."""
 RETAINED_SETTLED_BYTES = 64 * 1024
 """A full collection's poll waits while more than this many bytes of records wait unread
 in the stream's socket (the collection's frees may be among them)..."""
@@ -328,7 +328,10 @@ class LiveCapture:
         ``RETAINED_GIVE_UP_S`` (then that collection has no point)."""
         due = process.retained_due
         assert due is not None
+        started = time.monotonic()
         kept = self._poll(process, retained=True, mark=process.retained_mark)
+        # Not yet: kept as an ordinary poll, tried again once as long again has passed.
+        process.retained_retry = time.monotonic() + max(time.monotonic() - started, 0.05)
         if kept or process.ended or now - due >= RETAINED_GIVE_UP_S:
             if not kept and not process.ended:
                 with self._lock:
@@ -339,7 +342,7 @@ class LiveCapture:
         """Whether a full collection is about to come (said at most ``RETAINED_QUIET_S``
         ago), or came and waits for its poll."""
         return any(
-            p.retained_due is not None
+            (p.retained_due is not None and now - p.retained_due < RETAINED_QUIET_S)
             or (p.collecting_soon is not None and now - p.collecting_soon < RETAINED_QUIET_S)
             for p in self._all()
             if not p.ended
@@ -351,7 +354,7 @@ class LiveCapture:
         if process.retained_due is None:
             return False
         if process.retained_mark is not None:  # its poll says whether it came through
-            return True
+            return now >= process.retained_retry
         if now - process.retained_due < RETAINED_SETTLE_S:
             return False
         if now - process.retained_due >= RETAINED_WAIT_S or not process.port:
@@ -362,7 +365,7 @@ class LiveCapture:
         """Poll ``process``; whether the poll was kept."""
         started = time.perf_counter()
         try:
-            stacks = process.poll(retained, mark)
+            stacks, kept = process.poll(retained, mark)
         except (OSError, RuntimeError, ValueError, MemoryError) as exc:
             process.close()
             process.ended = True
@@ -373,9 +376,9 @@ class LiveCapture:
             self._polls += 1
             self._durations.append(took)
             self._max_poll_s = max(self._max_poll_s, took)
-            if process is self._main and stacks is not None:
+            if process is self._main:
                 self._last_poll_stacks = stacks
-        return stacks is not None
+        return kept
 
     def _read_backlogs(self) -> None:
         """The bytes waiting unread in each stream's socket, all read at once."""

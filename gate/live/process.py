@@ -94,6 +94,8 @@ class LiveProcess:
         """``time.monotonic()`` since a full collection waits for its poll."""
         self.retained_mark: int | None = None
         """The size of the marker the agent allocated after the collection waiting."""
+        self.retained_retry = 0.0
+        """``time.monotonic()`` before which that collection's poll is not tried again."""
         self._sizes: set[int] = set()  # of the allocations alive at the last poll
         self.collecting_soon: float | None = None
         """``time.monotonic()`` when the agent said a collection of its comes soon."""
@@ -148,13 +150,13 @@ class LiveProcess:
             (stack, tail, row) for (stack, tail), row in zip(paths, totals, strict=True)
         )
 
-    def poll(self, retained: bool = False, mark: int | None = None) -> int | None:
+    def poll(self, retained: bool = False, mark: int | None = None) -> tuple[int, bool]:
         """Take one poll and keep it (``retained``: as the heap right after a full
-        collection); the number of stacks live in it. With a ``mark``, a retained poll
-        is kept only if an allocation of that size is alive in it (the agent made it
-        right after the collection: the stream has reached past its frees); ``None``
-        when it was not. Once the stream has ended, that poll (everything the stream
-        sent) is the last."""
+        collection); the number of stacks live in it, and whether it was kept as
+        retained. With a ``mark``, a poll is retained only if an allocation of that size
+        is alive in it (the agent made it right after the collection: the stream has
+        reached past its frees); else it is kept as an ordinary poll. Once the stream has
+        ended, that poll (everything the stream sent) is the last."""
         reader = self._reader
         assert reader is not None, "poll of a closed stream"
         active = reader.is_active  # before the snapshot: if it ended, the snapshot is whole
@@ -162,8 +164,7 @@ class LiveProcess:
         started = time.monotonic()
         with _gc_paused():
             live = self._live_bytes(reader)
-            if retained and mark is not None and mark not in self._sizes:
-                return None
+            retained = retained and (mark is None or mark in self._sizes)
             if retained:
                 self._keep_retained(t, live)
             else:
@@ -175,7 +176,7 @@ class LiveProcess:
         if not active:
             self.close()
             self.ended = True
-        return int(np.count_nonzero(live))
+        return int(np.count_nonzero(live)), retained
 
     def write_flamegraph(self, path: Path, trace_python_allocators: bool) -> None:
         """memray's flame graph of the allocations alive now (``memray flamegraph``'s
