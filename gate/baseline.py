@@ -216,13 +216,9 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
 
 
 def few_collections(result: RunResult) -> bool:
-    """Whether the run asked for full collections and its heap was judged on every point
-    for want of them (a bounded rise told by every point is no want of them)."""
-    return (
-        result.full_collections is not None
-        and result.analysis.basis == "heap"
-        and result.analysis.heap.shape is Shape.LEAK
-    )
+    """Whether the run's heap leaks judged on every point for want of full collections,
+    and the few read did not confirm it (``Analysis.unconfirmed``)."""
+    return result.analysis.unconfirmed
 
 
 def final_heap(result: RunResult) -> int:

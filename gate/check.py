@@ -5,10 +5,12 @@ these functions: a run or a check with typed :class:`RunOptions`, a judgement of
 result with its history. They print nothing: what happens is told to an observer as it
 happens, and what was decided is returned, with its exit code.
 
-The rules: a run is compared with its scenario's history (less the run itself if it was
-recorded, unless it is the reference); with ``record``, a run that did not fail is
-appended to the history; a scenario of several services takes the worst of their
-verdicts.
+The rules: a run writes a folder of its own, the previous run's moved aside whole to
+``OUT.previous``; it is compared with its scenario's history (less the run itself if it
+was recorded, unless it is the reference); with ``record``, a run that did not fail is
+appended to the history, and a failing one, or one whose heap was flagged as maybe
+leaking, is left for ``memgate baseline accept``; a scenario of several services takes
+the worst of their verdicts.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from typing import TYPE_CHECKING, Protocol
 
 from gate.errors import ExitCode, InputError
 from gate.outcome import Outcome
-from gate.outputs import REPORT_HTML, REPORT_JSON, RESULT, service_folder
+from gate.outputs import (
+    REPORT_HTML,
+    REPORT_JSON,
+    RESULT,
+    Kept,
+    NotKept,
+    keep_previous,
+    service_folder,
+)
 from gate.report.formats import Format, render
 from gate.run.progress import RunObserver
 
@@ -98,10 +108,45 @@ class Ran:
 
 @dataclasses.dataclass(frozen=True)
 class Recorded:
-    """Where a run was recorded, and how many runs that history now keeps."""
+    """A run appended to its history."""
+
+    run_id: str
+    path: Path
+    """The history's file."""
+    runs: int
+    """Runs the history keeps now."""
+    dropped: int = 0
+    """Older runs it dropped to keep no more than ``gate.keep``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AlreadyRecorded:
+    """A run its history already holds: nothing written."""
+
+    run_id: str
+    path: Path
+    """The history's file."""
+    runs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FailedNotRecorded:
+    """A failing run, which ``record`` leaves out of its history: it enters it only
+    through ``memgate baseline accept``, with a reason."""
 
     path: Path
-    runs: int
+    """The history's file."""
+    result: Path
+    """The run's ``result.json``, to accept."""
+    baselines: Path
+    """The folder of histories the check used (``--baselines``)."""
+    flagged: bool = False
+    """It did not fail, but its heap was flagged as maybe leaking: in a history it would
+    widen the limit that later leaks are judged by."""
+
+
+Recording = Recorded | AlreadyRecorded | FailedNotRecorded
+"""What ``record`` did with one service's run."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +157,8 @@ class Checked:
     exit_code: ExitCode
     files: dict[Format, Path]
     """The reports written beside the run's ``result.json``: JSON and HTML."""
-    recorded: Recorded | None = None
+    recording: Recording | None = None
+    """What ``record`` did with the run; ``None`` when the check did not record."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +178,11 @@ class ScenarioCheck:
 
 
 class CheckObserver(Protocol):
-    """What a check tells as it happens, besides its run's progress: each service's run,
-    its verdict, its reports, its recording, and the scenario's verdict."""
+    """What a check tells as it happens, besides its run's progress: the previous run's
+    folder moved aside, each service's run, its verdict, its reports, its recording, and
+    the scenario's verdict."""
+
+    def kept(self, previous: Kept | NotKept) -> None: ...
 
     def ran(self, ran: Ran) -> None: ...
 
@@ -141,7 +190,7 @@ class CheckObserver(Protocol):
 
     def reported(self, files: dict[Format, Path]) -> None: ...
 
-    def recorded(self, recorded: Recorded) -> None: ...
+    def recorded(self, recording: Recording) -> None: ...
 
     def concluded(self, check: ScenarioCheck) -> None: ...
 
@@ -189,6 +238,9 @@ def _run(scenario: ScenarioFile, out: Path, observer: Observer) -> list[Ran]:
     from gate.result import write_result
     from gate.run.orchestrate import run_services
 
+    previous = keep_previous(out)
+    if previous is not None:
+        observer.kept(previous)
     written = []
     for result in run_services(scenario, out, observer):
         path = service_folder(out, result.scenario.service) / RESULT
@@ -205,7 +257,7 @@ def check_scenario(
     """Run ``scenario`` into ``OUT/NAME`` (``OUT``: ``options.out``, default
     ``memgate-out``), compare each of its services with its own history, write their
     reports beside their results and, with ``options.record``, record each that did not
-    fail."""
+    fail (and say, for each, what was done)."""
     from gate.baseline import BaselineStore
 
     store = BaselineStore(options.baselines)
@@ -219,15 +271,38 @@ def check_scenario(
         observer.judged(report)
         files = write_reports(report, ran.path.parent)
         observer.reported(files)
-        recorded = None
-        if options.record and report.decision.verdict is not Outcome.FAIL:
-            history = store.record(ran.result, keep=member.gate.keep)
-            recorded = Recorded(store.path(member.key), len(history.runs))
-            observer.recorded(recorded)
-        checked.append(Checked(report, code, files, recorded))
+        recording: Recording | None = None
+        leaking = any(f.check == "leak" for f in report.decision.findings)
+        if options.record and (report.decision.verdict is Outcome.FAIL or leaking):
+            recording = FailedNotRecorded(
+                store.path(member.key),
+                ran.path,
+                options.baselines,
+                flagged=report.decision.verdict is not Outcome.FAIL,
+            )
+        elif options.record:
+            recording = record(ran.result, store, keep=member.gate.keep)
+        if recording is not None:
+            observer.recorded(recording)
+        checked.append(Checked(report, code, files, recording))
     done = ScenarioCheck(scenario.name, tuple(checked))
     observer.concluded(done)
     return done
+
+
+def record(result: RunResult, store: BaselineStore, *, keep: int) -> Recorded | AlreadyRecorded:
+    """Append ``result`` to its history (``memgate check --record``, ``memgate baseline
+    record``), keeping the last ``keep`` runs: what was done."""
+    from gate.baseline import summarize
+
+    key = result.scenario.key
+    run_id = summarize(result).run_id
+    before = store.load(key)
+    had = [run.run_id for run in before.runs] if before is not None else []
+    history = store.record(result, keep=keep)
+    if run_id in had:
+        return AlreadyRecorded(run_id, store.path(key), len(history.runs))
+    return Recorded(run_id, store.path(key), len(history.runs), len(had) + 1 - len(history.runs))
 
 
 def judge(

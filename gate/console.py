@@ -5,16 +5,19 @@ use it); and an error's one line."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gate.check import DEFAULT_BASELINES, AlreadyRecorded, Recorded
 from gate.errors import one_line
+from gate.outputs import Kept
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from gate.check import Ran, Recorded, ScenarioCheck
+    from gate.check import Ran, Recording, ScenarioCheck
+    from gate.outputs import NotKept
     from gate.report.formats import Format
     from gate.report.parts import Report
     from gate.scenario import ScenarioFile
@@ -47,25 +50,38 @@ class TerminalObserver:
             disable=not self._enabled,
         )
         self._task = self._progress.add_task("starting", total=self._total, failures=0)
+        self._started = False
         self.show_capture_progress = self._enabled
 
     def __enter__(self) -> TerminalObserver:
-        self._progress.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._progress.stop()
 
+    def _start(self) -> None:
+        """Draw the bar from the run's first phase on, once: what is said before (the
+        previous run's folder) goes to standard output, not through the bar's console."""
+        if not self._started:
+            self._started = True
+            self._progress.start()
+
     def phase(self, name: str) -> None:
         if name.startswith("reading the"):
             # memray draws its own progress bars while it reads; ours steps aside.
+            self._started = True
             self._progress.stop()
+        self._start()
         self._progress.update(self._task, description=name)
 
     def load_progress(self, phase: str, requests: int, failures: int) -> None:
+        self._start()
         self._progress.update(
             self._task, description=f"load ({phase})", completed=requests, failures=failures
         )
+
+    def kept(self, previous: Kept | NotKept) -> None:
+        print(previous_line(previous))
 
     def ran(self, ran: Ran) -> None:
         from gate.report.terminal import render_run
@@ -89,8 +105,8 @@ class TerminalObserver:
     def reported(self, files: dict[Format, Path]) -> None:
         print("reports: " + ", ".join(str(p) for p in files.values()))
 
-    def recorded(self, recorded: Recorded) -> None:
-        print(f"recorded in {recorded.path} ({recorded.runs} runs)")
+    def recorded(self, recording: Recording) -> None:
+        print(recording_line(recording))
 
     def concluded(self, check: ScenarioCheck) -> None:
         """The scenario's verdict, when it has several services (else it was just said)."""
@@ -100,6 +116,56 @@ class TerminalObserver:
                 for c in check.checked
             )
             print(f"memgate check: {check.name}: {check.verdict.value.upper()} ({each})")
+
+
+def previous_line(previous: Kept | NotKept) -> str:
+    """Where the previous run's folder went, or why it stayed (one line)."""
+    if isinstance(previous, Kept):
+        return f"previous run kept in {previous.previous}"
+    return (
+        f"previous run not kept: {previous.reason}; this run writes into {previous.folder},"
+        " over the files there"
+    )
+
+
+ACCEPT_REASON = "why this growth is expected"
+
+
+def recording_line(recording: Recording) -> str:
+    """What ``--record`` did with one service's run, or why it did nothing and what to run
+    instead (one line)."""
+    if isinstance(recording, Recorded):
+        dropped = f"; {_runs(recording.dropped, 'older run')} dropped" if recording.dropped else ""
+        return (
+            f"recorded: run {recording.run_id} appended to {recording.path}"
+            f" ({_runs(recording.runs, 'run')}{dropped})"
+        )
+    if isinstance(recording, AlreadyRecorded):
+        return (
+            f"not recorded: run {recording.run_id} is already in {recording.path}"
+            f" ({_runs(recording.runs, 'run')})"
+        )
+    what = (
+        "its heap may be leaking (a flag), and such a run"
+        if recording.flagged
+        else "the check failed, and a failing run"
+    )
+    return (
+        f"not recorded in {recording.path}: {what} enters the history only when accepted:"
+        f" {accept_command(recording.result, recording.baselines)}"
+    )
+
+
+def accept_command(result: Path, baselines: Path) -> str:
+    """The command that accepts the run in ``result`` into the histories in ``baselines``."""
+    words = ["memgate", "baseline", "accept", str(result)]
+    if baselines != DEFAULT_BASELINES:
+        words += ["--baselines", str(baselines)]
+    return f"{shlex.join(words)} --reason {shlex.quote(ACCEPT_REASON)}"
+
+
+def _runs(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def say_error(line: str) -> None:

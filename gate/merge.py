@@ -25,7 +25,7 @@ from gate._json import bad_integer, first_error, one_of, read_json, validate
 from gate.errors import InputError
 from gate.model import scenario_key
 from gate.outcome import WORST_FIRST, Outcome
-from gate.outputs import FAILURE, REPORT_JSON, RUN_FILES
+from gate.outputs import FAILURE, REPORT_JSON, RUN_FILES, is_set_aside
 from gate.verdict import Finding, worst_finding
 
 REPORT_VERSION = 1
@@ -246,7 +246,9 @@ def _search(folder: Path) -> tuple[list[Path], list[BadInput]]:
     found: list[Path] = []
     errors: list[BadInput] = []
     for root, dirs, names in os.walk(folder):
-        dirs.sort()
+        # A run's folder moved aside by the next run of it (``NAME.previous``) is not a
+        # check of this matrix; nor is one of those moves cut short.
+        dirs[:] = sorted(d for d in dirs if not is_set_aside(d))
         here = set(names)
         if FAILURE in here:
             errors.append(BadInput(root, f"{FAILURE}: the run of this scenario could not be done"))

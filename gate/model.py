@@ -229,6 +229,11 @@ class Analysis:
     each full collection, :attr:`Curve.retained`) or ``heap`` (every point of the curve,
     garbage waiting for the collector included: too few full collections, or results
     written before)."""
+    unconfirmed: bool = False
+    """Judged on every point for want of full collections, the heap leaks, but the few
+    read right after one did not grow alike (at least half its interval's lower bound,
+    over half the steady state): garbage waiting for a full collection cannot be told
+    from growth, and the leak is not certain."""
 
 
 @dataclasses.dataclass(frozen=True)

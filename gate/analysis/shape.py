@@ -134,13 +134,52 @@ def analyse_curve(curve: Curve) -> Analysis:
                 reason=f"{heap_shape.reason}; judged on every point: only {len(retained)} full"
                 f" collections in the measured phase (at least {MIN_RETAINED} are needed)",
             )
+    unconfirmed = (
+        basis == "heap"
+        and bool(curve.retained)
+        and heap_shape.shape is Shape.LEAK
+        and not _retained_alike(
+            retained, heap_shape.trend, curve.points[index].requests, curve.points[-1].requests
+        )
+    )
+    if basis == "heap" and curve.retained and heap_shape.shape is Shape.LEAK:
+        heap_shape = dataclasses.replace(
+            heap_shape,
+            reason=heap_shape.reason
+            + (
+                "; the heap right after them did not grow alike: garbage waiting for a full"
+                " collection is not told from growth"
+                if unconfirmed
+                else "; the heap right after them grew alike"
+            ),
+        )
     rss_cut, _ = steady_start(rss.x, rss.y, MIN_RSS_RISE)
     rss_shape = classify(rss.x, rss.y, rss_cut, MIN_RSS_RISE)
     steady = SteadyState(index=index, requests=curve.points[index].requests, reason=reason)
     shape = heap_shape.shape
     if rss_shape.shape is Shape.LEAK and shape is Shape.FLAT:
         shape = Shape.FRAGMENTATION
-    return Analysis(steady=steady, heap=heap_shape, rss=rss_shape, shape=shape, basis=basis)
+    return Analysis(
+        steady=steady,
+        heap=heap_shape,
+        rss=rss_shape,
+        shape=shape,
+        basis=basis,
+        unconfirmed=unconfirmed,
+    )
+
+
+def _retained_alike(
+    retained: Sequence[RetainedPoint], growth: Trend, start: float, end: float
+) -> bool:
+    """Whether a few retained points grew as the whole curve did: from the first to the
+    last of those in the steady state, over at least half of it, by at least half the
+    lower bound of the curve's growth per request."""
+    mine = [p for p in retained if p.requests >= start]
+    if len(mine) < 2 or mine[-1].requests - mine[0].requests < (end - start) / 2:
+        return False
+    rate = (mine[-1].heap - mine[0].heap) / (mine[-1].requests - mine[0].requests)
+    return rate >= growth.low / 2
 
 
 def measured_retained(curve: Curve) -> list[RetainedPoint]:

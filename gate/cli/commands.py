@@ -14,7 +14,7 @@ from gate.cli.options import (
     run_options,
     whole_number,
 )
-from gate.console import say_error, width
+from gate.console import recording_line, say_error, width
 from gate.errors import ExitCode, InputError, MemgateError, error_text
 from gate.outcome import Outcome
 from gate.report.formats import MERGE_FORMATS, Format
@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 
 class RunCommand:
     """Run a scenario: the service under memray, driven by Locust; write OUT/result.json
-    (OUT/SERVICE/result.json for each of several services)."""
+    (OUT/SERVICE/result.json for each of several services).
+
+    The previous run's folder is kept whole in OUT.previous (the one before it removed).
+    """
 
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("scenario", type=Path, help="scenario file (TOML)")
@@ -33,7 +36,7 @@ class RunCommand:
             "--out",
             type=Path,
             help="folder for result.json, the capture and the logs"
-            " (default: memgate-out/SCENARIO_NAME)",
+            " (default: memgate-out/SCENARIO_NAME; the previous run's goes to OUT.previous)",
         )
         add_run_options(parser)
 
@@ -53,6 +56,8 @@ class CheckCommand:
 
     With --record, a run that did not fail is appended to the history (main-branch
     builds); a failing run enters the history only through `memgate baseline accept`.
+    Each service's run says in one line what was recorded, or why nothing was. A
+    scenario's previous run is kept whole in OUT/NAME.previous (the one before it removed).
     """
 
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
@@ -65,7 +70,8 @@ class CheckCommand:
         parser.add_argument(
             "--record",
             action="store_true",
-            help="append runs that did not fail to the baseline history",
+            help="append runs that did not fail to the baseline history (one line each says"
+            " what was recorded)",
         )
         add_baseline_options(parser)
         add_fail_on(parser)
@@ -94,6 +100,8 @@ class CheckCommand:
                     checked = check.check_scenario(scenario, options, observer)
             except MemgateError as exc:
                 say_error(f"memgate: error: {error_text(exc)}")
+                if options.record:
+                    print(f"not recorded: {path}: its check could not be done (the error above)")
                 errors.append((str(path), error_text(exc)))
                 codes.append(int(exc.exit_code))
                 continue
@@ -113,7 +121,11 @@ def publish(done: list[Checked], errors: list[tuple[str, str]], root: Path) -> N
     workspace = github.workspace() or os.path.realpath(os.getcwd())
     notes = [a for c in done for a in annotate(c.report, workspace)]
     notes += [Annotation("error", "memgate: error", f"{path}: {why}") for path, why in errors]
-    summary = [render_markdown(c.report) for c in done]
+    summary = [
+        render_markdown(c.report)
+        + (f"\n{md(recording_line(c.recording))}\n" if c.recording else "")
+        for c in done
+    ]
     summary += [f"## ❗ memgate {md(path)}: ERROR\n\n{md(why)}\n" for path, why in errors]
     # The worst verdict; "error" when any scenario could not be checked (or none was).
     verdicts = [c.report.decision.verdict for c in done]
@@ -302,8 +314,9 @@ class BaselineCommand:
             else run_settings(result.settings)[1].keep
         )
         if args.action == "record":
-            history = store.record(result, keep=keep)
-            print(f"recorded in {store.path(history.scenario)} ({len(history.runs)} runs)")
+            from gate.check import record
+
+            print(recording_line(record(result, store, keep=keep)))
         else:
             history = store.accept(result, reason=args.reason, who=who(Path.cwd()), keep=keep)
             print(

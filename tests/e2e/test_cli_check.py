@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,14 +44,25 @@ def check(
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder whose baselines/ holds three recorded clean runs."""
+    """A folder whose baselines/ holds three recorded clean runs, checked into one --out:
+    record/demo/ the last, record/demo.previous/ the one before."""
     root = tmp_path_factory.mktemp("check")
+    history = root / "baselines" / "demo.json"
     for n in range(3):
-        done = check(root / "baselines", root / f"record{n}", "--record")
+        done = check(root / "baselines", root / "record", "--record")
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "recorded in" in done.stdout
-    history = json.loads((root / "baselines" / "demo.json").read_text())
-    assert len(history["runs"]) == 3
+        lines = done.stdout.splitlines()
+        kept = f"previous run kept in {root / 'record' / 'demo.previous'}"
+        assert (lines[0] == kept) is (n > 0), lines[0]
+        runs = "1 run" if n == 0 else f"{n + 1} runs"
+        (said,) = [line for line in lines if line.startswith(("recorded", "not recorded"))]
+        assert said.startswith("recorded: run ") and said.endswith(f" to {history} ({runs})")
+    assert len(json.loads(history.read_text())["runs"]) == 3
+    newest, previous = (
+        root / "record" / name / "result.json" for name in ("demo", "demo.previous")
+    )
+    assert newest.read_bytes() != previous.read_bytes()
+    assert sorted(os.listdir(root / "record")) == ["demo", "demo.previous"]
     return root
 
 
@@ -118,7 +130,7 @@ def test_a_broken_baseline_exits_2_and_stays_as_it_was(
     broken = tmp_path / "baselines"
     broken.mkdir()
     (broken / "demo.json").write_bytes(content)
-    result = str(recorded / "record0" / "demo" / "result.json")
+    result = str(recorded / "record" / "demo" / "result.json")
     done = memgate("compare", result, "--baselines", str(broken))
     assert done.returncode == 2
     assert one_line_error(done).startswith(f"memgate: error: {broken / 'demo.json'}: ")

@@ -79,7 +79,7 @@ def test_each_service_is_recorded_in_its_own_history(
     for name in ("api", "worker"):
         history = json.loads((baselines / f"{name}.json").read_text())
         assert history["scenario"] == f"services/{name}" and len(history["runs"]) == 1
-        assert f"recorded in {baselines / name}.json (1 runs)" in done.stdout
+        assert f" appended to {baselines / name}.json (1 run)\n" in done.stdout
         report = json.loads((folder / "clean" / "services" / name / "report.json").read_text())
         assert report["scenario"]["service"] == name
         assert report["verdict"] == "flag"  # no baseline yet, before this run was recorded

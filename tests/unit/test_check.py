@@ -87,3 +87,119 @@ def test_two_scenarios_of_one_name_in_one_check_are_refused(write_scenario, tmp_
     with pytest.raises(InputError) as caught:
         open_check(second, options, {scenario.name: first})
     assert str(caught.value).startswith(f"{second}: scenario 'demo' is also {first}'s")
+
+
+def test_record_says_what_it_did_with_the_history(tmp_path: Path) -> None:
+    from gate.baseline import summarize
+    from gate.check import AlreadyRecorded, Recorded, record
+    from tests.support import make_result
+
+    store = BaselineStore(tmp_path)
+    runs = [make_result(leak) for leak in (0, 1, 2)]
+    ids = [summarize(run).run_id for run in runs]
+    path = tmp_path / "demo.json"
+    assert record(runs[0], store, keep=2) == Recorded(ids[0], path, 1)
+    assert record(runs[0], store, keep=2) == AlreadyRecorded(ids[0], path, 1)
+    assert record(runs[1], store, keep=2) == Recorded(ids[1], path, 2)
+    assert record(runs[2], store, keep=2) == Recorded(ids[2], path, 2, dropped=1)
+
+
+class Told:
+    """A check's observer that keeps what it was told."""
+
+    show_capture_progress = False
+
+    def __init__(self) -> None:
+        self.told: list[object] = []
+
+    def phase(self, name: str) -> None:
+        pass
+
+    def load_progress(self, phase: str, requests: int, failures: int) -> None:
+        pass
+
+    def kept(self, previous: object) -> None:
+        self.told.append(previous)
+
+    def ran(self, ran: object) -> None:
+        pass
+
+    def judged(self, report: object) -> None:
+        pass
+
+    def reported(self, files: object) -> None:
+        pass
+
+    def recorded(self, recording: object) -> None:
+        self.told.append(recording)
+
+    def concluded(self, check: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_runs(monkeypatch):
+    """Runs that write a service log and measure the next of the results appended."""
+    import gate.run.orchestrate
+    from gate.model import RunResult
+
+    results: list[RunResult] = []
+    done: list[RunResult] = []
+
+    def run_services(scenario, out_dir: Path, observer=None) -> list[RunResult]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "service.log").write_text(f"run {len(done) + 1}")
+        done.append(results.pop(0))
+        return [done[-1]]
+
+    monkeypatch.setattr(gate.run.orchestrate, "run_services", run_services)
+    return results
+
+
+def test_a_check_keeps_the_previous_run_and_records_only_what_did_not_fail(
+    write_scenario, tmp_path: Path, fake_runs
+) -> None:
+    from gate.baseline import summarize
+    from gate.check import FailedNotRecorded, Recorded, check_scenario, open_check
+    from gate.outputs import Kept
+    from tests.support import make_result
+
+    clean, leak = make_result(0), make_result(100)
+    fake_runs += [clean, leak]
+    path = write_scenario(MINIMAL, "demo.toml")
+    options = RunOptions(out=tmp_path / "out", record=True, baselines=tmp_path / "b")
+    history = tmp_path / "b" / "demo.json"
+    out = tmp_path / "out" / "demo"
+
+    told = Told()
+    first = check_scenario(open_check(path, options), options, told)
+    assert first.verdict is Outcome.FLAG  # no baseline yet
+    assert told.told == [Recorded(summarize(clean).run_id, history, 1)]
+    assert first.checked[0].recording == told.told[0]
+
+    told = Told()
+    second = check_scenario(open_check(path, options), options, told)
+    assert second.verdict is Outcome.FAIL
+    assert told.told == [
+        Kept(tmp_path / "out" / "demo.previous"),
+        FailedNotRecorded(history, out / "result.json", tmp_path / "b"),
+    ]
+    assert len(BaselineStore(tmp_path / "b").load("demo").runs) == 1  # type: ignore[union-attr]
+    assert (tmp_path / "out" / "demo.previous" / "service.log").read_text() == "run 1"
+    assert (out / "service.log").read_text() == "run 2"
+    assert (out / "report.json").is_file()
+
+
+def test_without_record_a_check_says_nothing_of_the_history(
+    write_scenario, tmp_path: Path, fake_runs
+) -> None:
+    from gate.check import check_scenario, open_check
+    from tests.support import make_result
+
+    fake_runs.append(make_result(0))
+    path = write_scenario(MINIMAL, "demo.toml")
+    options = RunOptions(out=tmp_path / "out", baselines=tmp_path / "b")
+    told = Told()
+    done = check_scenario(open_check(path, options), options, told)
+    assert told.told == [] and done.checked[0].recording is None
+    assert not (tmp_path / "b").exists()

@@ -1,4 +1,5 @@
-"""The offline commands (compare, baseline, merge) through ``gate.cli.main``, in-process."""
+"""The commands through ``gate.cli.main``, in-process: the offline ones (compare, baseline,
+merge), and check with its runs faked."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import pytest
 
 from gate.cli import main
 from gate.result import write_result
-from tests.support import doc, leak_doc, make_result, parse_command, read_file_commands, write
+from tests.support import (
+    MINIMAL,
+    doc,
+    leak_doc,
+    make_result,
+    parse_command,
+    read_file_commands,
+    write,
+)
 
 
 def result_file(tmp_path: Path, **settings: object) -> Path:
@@ -31,8 +40,13 @@ def test_record_show_compare(tmp_path: Path, capsys) -> None:
     # The fixture leaks, but so did the run recorded: compared by rate, it passes.
     assert main(["compare", str(path), "--baselines", baselines]) == 0
     out = capsys.readouterr().out
-    assert "recorded in" in out and "baseline: demo" in out
+    assert f"appended to {baselines}/demo.json (1 run)\n" in out and "baseline: demo" in out
     assert "memgate check: demo: PASS (compared with 1 baseline run)" in out
+    # Recorded again: said, and the history is left as it was.
+    assert main(["baseline", "record", str(recorded), "--baselines", baselines]) == 0
+    again = capsys.readouterr().out
+    assert again.startswith("not recorded: run ")
+    assert again.endswith(f" is already in {baselines}/demo.json (1 run)\n")
 
 
 def test_a_recorded_run_is_not_compared_with_itself(tmp_path: Path, capsys) -> None:
@@ -185,3 +199,72 @@ def test_a_usage_error_is_one_line_and_exit_2(
     captured = capsys.readouterr()
     (error,) = captured.err.splitlines()
     assert error.startswith(line) and captured.out == ""
+
+
+@pytest.fixture
+def checked_runs(monkeypatch, write_scenario, tmp_path: Path):
+    """``memgate check --record`` in-process, of a scenario whose runs are faked: the
+    list of runs to come (a result, or the error a run raises), and the arguments."""
+    import gate.run.orchestrate
+
+    runs: list[object] = []
+
+    def run_services(scenario, out_dir: Path, observer=None):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "service.log").write_text("")
+        run = runs.pop(0)
+        if isinstance(run, Exception):
+            raise run
+        return [run]
+
+    monkeypatch.setattr(gate.run.orchestrate, "run_services", run_services)
+    scenario = write_scenario(MINIMAL, "demo.toml")
+    args = ["check", str(scenario), "--record", "--quiet", "--baselines", str(tmp_path / "b")]
+    return runs, [*args, "--out", str(tmp_path / "out")]
+
+
+def test_check_record_says_per_run_what_it_did(checked_runs, tmp_path: Path, capsys) -> None:
+    from gate.errors import RunError
+
+    runs, args = checked_runs
+    runs += [make_result(0), make_result(100), RunError("the service died")]
+    out, b = tmp_path / "out", tmp_path / "b"
+    assert main(args) == 0
+    first = capsys.readouterr().out.splitlines()
+    assert first[-1].startswith("recorded: run ")
+    assert first[-1].endswith(f" appended to {b / 'demo.json'} (1 run)")
+    assert not [line for line in first if line.startswith("previous run")]
+    assert main(args) == 1
+    second = capsys.readouterr().out.splitlines()
+    assert second[0] == f"previous run kept in {out / 'demo.previous'}"
+    assert second[-1] == (
+        f"not recorded in {b / 'demo.json'}: the check failed, and a failing run enters the"
+        f" history only when accepted: memgate baseline accept {out / 'demo' / 'result.json'}"
+        f" --baselines {b} --reason 'why this growth is expected'"
+    )
+    assert main(args) == 3
+    third = capsys.readouterr()
+    assert third.err == "memgate: error: the service died\n"
+    assert third.out.splitlines() == [
+        f"previous run kept in {out / 'demo.previous'}",
+        f"not recorded: {args[1]}: its check could not be done (the error above)",
+    ]
+
+
+def test_inside_actions_the_summary_says_what_was_recorded(
+    checked_runs, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    summary = tmp_path / "summary.md"
+    for name, value in [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_EVENT_NAME", "push"),
+        ("GITHUB_OUTPUT", str(tmp_path / "output")),
+        ("GITHUB_STEP_SUMMARY", str(summary)),
+    ]:
+        monkeypatch.setenv(name, value)
+    runs, args = checked_runs
+    runs.append(make_result(0))
+    assert main(args) == 0
+    assert "\nrecorded: run " in summary.read_text()
+    printed = capsys.readouterr().out
+    assert printed.count("recorded: run ") == 1

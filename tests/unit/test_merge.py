@@ -209,3 +209,13 @@ def test_a_merged_report_names_the_service() -> None:
     assert parse_report(doc, source="report.json").scenario == "shop/worker"
     doc["scenario"] = {"name": "shop", "path": "shop.toml", "sha256": ""}
     assert parse_report(doc, source="report.json").scenario == "shop"
+
+
+def test_a_run_moved_aside_by_the_next_is_not_a_report_of_the_matrix(tmp_path: Path) -> None:
+    # A check run twice into one folder keeps the first in NAME.previous.
+    write(tmp_path / "demo", doc("demo", "pass"))
+    write(tmp_path / "demo.previous", doc("demo", "fail"))
+    write(tmp_path / ".demo.previous.x1y2.old", doc("demo", "fail"))
+    merged = collect([tmp_path])
+    assert (merged.verdict, merged.errors) == (Outcome.PASS, ())
+    assert [r.verdict.value for r in merged.reports] == ["pass"]

@@ -459,7 +459,7 @@ def test_the_settings_that_differ_from_the_baselines_are_named() -> None:
 
 def test_a_leak_read_on_every_point_for_want_of_full_collections_is_not_certain() -> None:
     # A large heap's collections spaced out to keep their pauses small, in a short run:
-    # garbage waiting for one ramps like a leak, and too few were read to tell.
+    # garbage waiting for one ramps like a leak, and the few read did not grow alike.
     ramp = dataclasses.replace(
         make_summary(slope=28.0, low=25.0, high=31.0, shape=Shape.LEAK), few_collections=True
     )
