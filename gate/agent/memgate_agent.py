@@ -132,16 +132,14 @@ def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
     for seq in itertools.count():
         if os.path.exists(end):
             return
-        clock, cpu = time.perf_counter(), time.thread_time()
+        clock = time.perf_counter()
         _full[1] = "true"
         try:
             gc.collect()
         finally:
             _full[1] = "false"
+        # Spaced by the pause (how long the service was held), on a busy machine too.
         pause = time.perf_counter() - clock
-        # Spaced by the collection's own work, not by how long a busy machine took to
-        # give it the core: the service is held for the pause, but slowed alike meanwhile.
-        work = time.thread_time() - cpu
         # Allocated once the collection ended, kept until the next: memgate reads the
         # heap only once its stream shows an allocation of this size alive.
         _full[2] = bytes(MARK_BYTES + seq % MARK_SPREAD)
@@ -152,7 +150,7 @@ def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
         if _full[0] is not None:
             with contextlib.suppress(OSError):
                 os.write(_full[0], line.encode())
-        interval = max(every_s, work / share)
+        interval = max(every_s, pause / share)
         due = time.monotonic() + interval
         if not _sleep_until(due - RETAINED_WARN_S, end):
             return

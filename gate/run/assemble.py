@@ -466,29 +466,46 @@ def _retained(
 ) -> _Kept:
     """The heap right after each full collection of the reference process during the
     load: its snapshot then, and every other process's at its own last full collection
-    before (its last snapshot before, if it had none yet)."""
+    before (in the load). A point at which a running process had none yet (its first
+    came in its census, or later) is left out: its heap then holds garbage the others'
+    do not. A process never read right after one in the load is taken at its last
+    snapshot before."""
     none = _Kept((), [[] for _ in recordings])
     ref_pid = recordings[reference][0]
-    theirs = snapshots[reference]
     windows = censuses.get(ref_pid, ())
     at = [
         s.t
-        for s in theirs
+        for s in snapshots[reference]
         if s.retained
         and outcome.started_at <= s.t <= outcome.ended_at
         and not any(a <= s.t <= b for a, b in windows)
     ]
+    chosen_by_process = []
+    whole = np.ones(len(at), dtype=bool)
+    for (pid, _, _), mine in zip(recordings, snapshots, strict=True):
+        windows = censuses.get(pid, ())
+        # One taken before the load (the service's own collection as it started) is stale.
+        retained = [i for i, s in enumerate(mine) if s.retained and s.t >= outcome.started_at]
+        located = snapshot_indexes([mine[i] for i in retained], at, exclude=windows)
+        picks = np.asarray([retained[i] if i >= 0 else -1 for i in located], dtype=np.int64)
+        raw = np.asarray(snapshot_indexes(mine, at, exclude=windows), dtype=np.int64)
+        if retained:
+            # Read right after its collections: not yet is not yet (its heap holds garbage).
+            whole &= (picks >= 0) | (raw < 0)
+        else:
+            # Never read so (an idle prefork master, whose records wait in its tracker's
+            # buffer): it makes no garbage either, and is taken as it is.
+            picks = raw
+        chosen_by_process.append(picks)
+    at = [t for t, keep in zip(at, whole.tolist(), strict=True) if keep]
     if not at:
         return none
     indexes = []
     heaps = np.zeros(len(at), dtype=np.int64)
-    for (pid, name, recording), mine in zip(recordings, snapshots, strict=True):
-        windows = censuses.get(pid, ())
-        retained = [i for i, s in enumerate(mine) if s.retained]
-        chosen = snapshot_indexes([mine[i] for i in retained], at, exclude=windows)
-        chosen = [retained[i] if i >= 0 else -1 for i in chosen]
-        raw = snapshot_indexes(mine, at, exclude=windows)
-        chosen = [c if c >= 0 else r for c, r in zip(chosen, raw, strict=True)]
+    for (_, name, recording), mine, chosen_all in zip(
+        recordings, snapshots, chosen_by_process, strict=True
+    ):
+        chosen = [int(i) for i in chosen_all[whole]]
         heap = [mine[i].heap if i >= 0 else 0 for i in chosen]
         if not name:  # read live
             heap = _without_agent(heap, recording.live_bytes_by_stack(chosen))
