@@ -139,6 +139,9 @@ class RunSummary:
     """What its heap's shape, growth and final figure were judged on (``Analysis.basis``):
     ``retained`` (right after full collections) or ``heap``; runs compare on these only
     with runs alike."""
+    retained_peak: bool = False
+    """``peak_heap`` is the highest retained point's (:func:`retained_peak`): compared
+    only with runs alike."""
     few_collections: bool = False
     """Judged on every point though full collections were asked for: too few of them
     were read to tell garbage waiting for one from growth (its leak is not certain)."""
@@ -212,6 +215,7 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
         ends_at_stop=result.curve.ends_at_stop,
         basis=result.analysis.basis,
         few_collections=few_collections(result),
+        retained_peak=retained_peak(result),
     )
 
 
@@ -222,15 +226,23 @@ def few_collections(result: RunResult) -> bool:
 
 
 def peak_heap(result: RunResult) -> int:
-    """The heap's peak over the measured phase: judged on the retained heap, its highest
-    retained point (a request's transient buffers and garbage waiting for a collection
+    """The heap's peak over the measured phase: with enough retained points, the highest
+    of them (a request's transient buffers and garbage waiting for a collection
     are no figure: the noisy service's raw peak ranged over 16.2-19.7 MiB, clean)."""
     measured = result.curve.points[result.curve.warmup_index :]
     start = measured[0].requests if measured else 0.0
     kept = [p.heap for p in result.curve.retained if p.requests >= start]
-    if result.analysis.basis == "retained" and kept:
+    if retained_peak(result):
         return max(kept)
     return max(p.heap for p in measured)
+
+
+def retained_peak(result: RunResult) -> bool:
+    """Whether the run's peak heap is its highest retained point: with enough of them
+    (``MIN_RETAINED``) in the measured phase, whatever the heap's shape was judged on."""
+    from gate.analysis.shape import MIN_RETAINED, measured_retained
+
+    return len(measured_retained(result.curve)) >= MIN_RETAINED
 
 
 def final_heap(result: RunResult) -> int:
