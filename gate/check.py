@@ -8,9 +8,8 @@ happens, and what was decided is returned, with its exit code.
 The rules: a run writes a folder of its own, the previous run's moved aside whole to
 ``OUT.previous``; it is compared with its scenario's history (less the run itself if it
 was recorded, unless it is the reference); with ``record``, a run that did not fail is
-appended to the history, and a failing one, or one whose heap was flagged as maybe
-leaking, is left for ``memgate baseline accept``; a scenario of several services takes
-the worst of their verdicts.
+appended to the history, and a failing one is left for ``memgate baseline accept``; a
+scenario of several services takes the worst of their verdicts.
 """
 
 from __future__ import annotations
@@ -140,9 +139,6 @@ class FailedNotRecorded:
     """The run's ``result.json``, to accept."""
     baselines: Path
     """The folder of histories the check used (``--baselines``)."""
-    flagged: bool = False
-    """It did not fail, but its heap was flagged as maybe leaking: in a history it would
-    widen the limit that later leaks are judged by."""
 
 
 Recording = Recorded | AlreadyRecorded | FailedNotRecorded
@@ -272,14 +268,8 @@ def check_scenario(
         files = write_reports(report, ran.path.parent)
         observer.reported(files)
         recording: Recording | None = None
-        leaking = any(f.check == "leak" for f in report.decision.findings)
-        if options.record and (report.decision.verdict is Outcome.FAIL or leaking):
-            recording = FailedNotRecorded(
-                store.path(member.key),
-                ran.path,
-                options.baselines,
-                flagged=report.decision.verdict is not Outcome.FAIL,
-            )
+        if options.record and report.decision.verdict is Outcome.FAIL:
+            recording = FailedNotRecorded(store.path(member.key), ran.path, options.baselines)
         elif options.record:
             recording = record(ran.result, store, keep=member.gate.keep)
         if recording is not None:

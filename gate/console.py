@@ -145,14 +145,9 @@ def recording_line(recording: Recording) -> str:
             f"not recorded: run {recording.run_id} is already in {recording.path}"
             f" ({_runs(recording.runs, 'run')})"
         )
-    what = (
-        "its heap may be leaking (a flag), and such a run"
-        if recording.flagged
-        else "the check failed, and a failing run"
-    )
     return (
-        f"not recorded in {recording.path}: {what} enters the history only when accepted:"
-        f" {accept_command(recording.result, recording.baselines)}"
+        f"not recorded in {recording.path}: the check failed, and a failing run enters the"
+        f" history only when accepted: {accept_command(recording.result, recording.baselines)}"
     )
 
 

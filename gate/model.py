@@ -231,9 +231,9 @@ class Analysis:
     written before)."""
     unconfirmed: bool = False
     """Judged on every point for want of full collections, the heap leaks, but the few
-    read right after one did not grow alike (at least half its interval's lower bound,
-    over half the steady state): garbage waiting for a full collection cannot be told
-    from growth, and the leak is not certain."""
+    read right after one refute it (they grew by less than half its interval's lower
+    bound, over half the steady state): garbage waiting for a full collection may have
+    ramped it, and the leak is not certain."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -148,7 +148,7 @@ def analyse_curve(curve: Curve) -> Analysis:
         basis == "heap"
         and bool(curve.retained)
         and heap_shape.shape is Shape.LEAK
-        and not _retained_alike(
+        and _retained_refute(
             retained, heap_shape.trend, curve.points[index].requests, curve.points[-1].requests
         )
     )
@@ -160,7 +160,7 @@ def analyse_curve(curve: Curve) -> Analysis:
                 "; the heap right after them did not grow alike: garbage waiting for a full"
                 " collection is not told from growth"
                 if unconfirmed
-                else "; the heap right after them grew alike"
+                else "; the heap right after them does not refute it"
             ),
         )
     rss_cut, _ = steady_start(rss.x, rss.y, MIN_RSS_RISE)
@@ -179,17 +179,18 @@ def analyse_curve(curve: Curve) -> Analysis:
     )
 
 
-def _retained_alike(
+def _retained_refute(
     retained: Sequence[RetainedPoint], growth: Trend, start: float, end: float
 ) -> bool:
-    """Whether a few retained points grew as the whole curve did: from the first to the
-    last of those in the steady state, over at least half of it, by at least half the
-    lower bound of the curve's growth per request."""
+    """Whether a few retained points refute the whole curve's growth: from the first to
+    the last of those in the steady state, over at least half of it, they grew by less
+    than half the lower bound of the curve's growth per request (garbage waiting for a
+    full collection ramped it). Too few to tell refute nothing."""
     mine = [p for p in retained if p.requests >= start]
     if len(mine) < 2 or mine[-1].requests - mine[0].requests < (end - start) / 2:
         return False
     rate = (mine[-1].heap - mine[0].heap) / (mine[-1].requests - mine[0].requests)
-    return rate >= growth.low / 2
+    return rate < growth.low / 2
 
 
 def measured_retained(curve: Curve) -> list[RetainedPoint]:

@@ -59,8 +59,9 @@ class LeakCheck:
         frame = top.frame if top else None
         if current.few_collections:
             growth += (
-                ", judged on every point: too few full collections were read to tell garbage"
-                " waiting for one from growth (a longer run has more)"
+                ", judged on every point: too few full collections were read to judge on, and"
+                " the heap right after them did not grow alike (garbage waiting for one?"
+                " a longer run has more)"
             )
         if not alike:
             since = self._without_history(runs)

@@ -39,16 +39,6 @@ def test_a_failing_run_names_the_command_that_accepts_it() -> None:
     )
 
 
-def test_a_run_flagged_as_maybe_leaking_is_left_for_accept_too() -> None:
-    flagged = FailedNotRecorded(
-        Path("/tmp/b/demo.json"), Path("/tmp/out/demo/result.json"), Path("/tmp/b"), flagged=True
-    )
-    assert recording_line(flagged).startswith(
-        "not recorded in /tmp/b/demo.json: its heap may be leaking (a flag), and such a run"
-        " enters the history only when accepted: memgate baseline accept"
-    )
-
-
 def test_the_accept_command_is_one_a_shell_runs_as_it_is() -> None:
     result = Path("memgate-out/my demo/result.json")
     assert accept_command(result, Path("baselines")) == (
