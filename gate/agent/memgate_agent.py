@@ -102,10 +102,11 @@ class _Counts:
             self.started = time.perf_counter()
             return
         pause = time.perf_counter() - self.started
-        self.seconds += pause
         generation = info.get("generation", 0)
-        if 0 <= generation < 3:
-            self.collections[generation] += 1
+        if _full[1] == "false":  # the service's own work, not the agent's collections
+            self.seconds += pause
+            if 0 <= generation < 3:
+                self.collections[generation] += 1
         if generation == 2 and _full[0] is not None and _full[1] == "false":
             line = f'{{"t": {time.time():.6f}, "pause": {pause:.6f}, "forced": {_full[1]}}}\n'
             # One write of a short line to a file opened to append: never interleaved.

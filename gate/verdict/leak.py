@@ -23,12 +23,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from gate.analysis.shape import MIN_SLOPE
-from gate.baseline import RunSummary
+from gate.analysis.shape import MIN_RISE, MIN_SLOPE
+from gate.baseline import RunSummary, SiteSummary
 from gate.model import Frame, Shape
 from gate.outcome import Outcome
 from gate.verdict.finding import Band, Finding, fmt
-from gate.verdict.history import HEAP_GROWTH, METRICS, band_of
+from gate.verdict.history import (
+    HEAP_GROWTH,
+    METRICS,
+    SITE_MIN_CONFIDENCE,
+    SITE_MIN_SLOPE,
+    band_of,
+)
 
 LIKELY_P = 0.05
 """The trend test's p-value under which growth with no history to compare is flagged."""
@@ -65,6 +71,16 @@ class LeakCheck:
             )
         if not alike:
             since = self._without_history(runs)
+            site = _certain_site(current)
+            if not certain and site is not None:
+                # The heap summed over a prefork server's processes (each collected at
+                # times of its own) can be too noisy to tell, where one site is not.
+                message = (
+                    f"memory leaks: {site.key} grows {fmt(site.trend.slope, 'B/request')}"
+                    f" [{fmt(site.trend.low, '')}, {fmt(site.trend.high, '')}] through the"
+                    f" steady state ({since}), though the heap does not surely"
+                )
+                return [_finding(Outcome.FAIL, current, None, message, site.frame)]
             if certain:
                 return [
                     _finding(
@@ -108,6 +124,21 @@ class LeakCheck:
         if self.profile_differs:
             return "the baseline runs were profiled otherwise"
         return "no baseline run judged its heap alike: record new ones"
+
+
+def _certain_site(current: RunSummary) -> SiteSummary | None:
+    """A site that grew surely and materially (p < 1%, its interval at least
+    ``SITE_MIN_SLOPE`` and confidence ``SITE_MIN_CONFIDENCE``, 64 KiB over the run)."""
+    for site in current.sites:
+        t = site.trend
+        if (
+            t.p_value < 0.01
+            and t.low >= SITE_MIN_SLOPE
+            and site.confidence >= SITE_MIN_CONFIDENCE
+            and t.slope * current.measured_requests >= MIN_RISE
+        ):
+            return site
+    return None
 
 
 def _finding(

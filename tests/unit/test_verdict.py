@@ -278,15 +278,6 @@ def test_a_likely_but_uncertain_leak_with_no_history_flags() -> None:
     assert not any(f.check == "leak" for f in decide(flat, None, BudgetSpec()).findings)
 
 
-def test_a_growing_site_alone_flags_and_fails_only_with_the_heaps_leak() -> None:
-    site = (("app.py:handler", 40.0),)
-    alone = make_summary(slope=0.3, sites=site)
-    decision = decide(alone, clean_history(), BudgetSpec())
-    assert decision.verdict is Outcome.FLAG
-    (finding,) = [f for f in decision.findings if f.check == "site"]
-    assert finding.severity is Outcome.FLAG
-
-
 def test_runs_profiled_otherwise_never_fail_on_what_the_profile_moves() -> None:
     # [profile] native = true moved peak and final RSS 25.9 -> 35.6 MiB on a clean release.
     plain = {"load": {"requests": 5000}, "profile": {"native": False}}
