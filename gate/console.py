@@ -57,7 +57,13 @@ class TerminalObserver:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._progress.stop()
+        self._stop()
+
+    def _stop(self) -> None:
+        """Take the bar down, if it is drawn at all: rich before 15 prints an empty line
+        when a disabled bar is stopped."""
+        if self._enabled:
+            self._progress.stop()
 
     def _start(self) -> None:
         """Draw the bar from the run's first phase on, once: what is said before (the
@@ -70,7 +76,7 @@ class TerminalObserver:
         if name.startswith("reading the"):
             # memray draws its own progress bars while it reads; ours steps aside.
             self._started = True
-            self._progress.stop()
+            self._stop()
         self._start()
         self._progress.update(self._task, description=name)
 
@@ -86,7 +92,7 @@ class TerminalObserver:
     def ran(self, ran: Ran) -> None:
         from gate.report.terminal import render_run
 
-        self._progress.stop()  # the run is over
+        self._stop()  # the run is over
         print(render_run(ran.result, width=width()), end="")
         print(f"result: {ran.path}")
 
