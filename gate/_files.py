@@ -107,16 +107,21 @@ def remove_leftovers(path: Path) -> None:
     """Remove the temporary files :func:`write_atomic` left beside ``path`` when its
     process was killed before the rename. Only while holding the lock every writer of
     ``path`` takes: then no other writer is half-way."""
-    # mkstemp's random part has no dot, so another file's leftovers never match.
-    leftover = re.compile(rf"\.{re.escape(path.name)}\.[^.]+\.tmp")
+    for leftover in leftovers_of(path, ".tmp"):
+        with contextlib.suppress(OSError):  # harmless if it stays
+            leftover.unlink()
+
+
+def leftovers_of(path: Path, suffix: str) -> list[Path]:
+    """What ``mkstemp``/``mkdtemp`` left beside ``path``, named ``.NAME.RANDOM`` +
+    ``suffix`` as this project names its temporary files and folders."""
+    # The random part has no dot, so another file's leftovers never match.
+    leftover = re.compile(rf"\.{re.escape(path.name)}\.[^.]+{re.escape(suffix)}")
     try:
         names = os.listdir(path.parent)
     except OSError:
-        return
-    for name in names:
-        if leftover.fullmatch(name):
-            with contextlib.suppress(OSError):  # harmless if it stays
-                (path.parent / name).unlink()
+        return []
+    return [path.parent / name for name in names if leftover.fullmatch(name)]
 
 
 def _umask() -> int:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import re
 import shutil
 import stat
 import tempfile
 from pathlib import Path
+
+from gate._files import leftovers_of
 
 RESULT = "result.json"
 """What a run measured (``docs/result-schema.md``)."""
@@ -172,13 +173,6 @@ def _drop(previous: Path) -> Path | None:
 
 def _remove_dropped(previous: Path) -> None:
     """Remove what a run killed between :func:`_drop` and its ``rmtree`` left."""
-    # mkdtemp's random part has no dot, so no other folder's leftovers match.
-    dropped = re.compile(rf"\.{re.escape(previous.name)}\.[^.]+\.old")
-    try:
-        names = os.listdir(previous.parent)
-    except OSError:
-        return
-    for name in names:
-        path = previous.parent / name
-        if dropped.fullmatch(name) and not path.is_symlink() and path.is_dir():
+    for path in leftovers_of(previous, ".old"):
+        if not path.is_symlink() and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
