@@ -83,9 +83,12 @@ RETAINED_POLL_S = 0.02
 """How often the collecting thread looks for memgate's files."""
 MARK_BYTES = 3000
 MARK_SPREAD = 997
-"""The agent's marker after its n-th collection is ``bytes(MARK_BYTES + n % MARK_SPREAD)``:
+"""The agent's marker after its n-th collection is ``MARK_BYTES + n % MARK_SPREAD`` bytes:
 its size (``"mark"`` in the collection's line, as memray records it) tells this
 collection's from the one before."""
+MARKER_FUNCTION = "_memgate_marker"
+"""The function that allocates the marker, and nothing else: memgate finds it by this
+name on the stack of the allocation of the marker's size."""
 RETAINED_WARN_S = 0.1
 """So long before each of its collections the agent writes ``{"soon": true}``: memgate
 then starts no other reading, to read the heap as soon as the collection ended."""
@@ -143,7 +146,8 @@ def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
         pause = time.perf_counter() - clock
         # Allocated once the collection ended, kept until the next: memgate reads the
         # heap only once its stream shows an allocation of this size alive.
-        _full[2] = bytes(MARK_BYTES + seq % MARK_SPREAD)
+        size = MARK_BYTES + seq % MARK_SPREAD
+        _full[2] = _memgate_marker(size)
         line = (
             f'{{"t": {time.time():.6f}, "pause": {pause:.6f}, "forced": true,'
             f' "mark": {sys.getsizeof(_full[2])}}}\n'
@@ -161,6 +165,13 @@ def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
                 os.write(_full[0], b'{"soon": true}\n')
         if not _sleep_until(due, end):
             return
+
+
+def _memgate_marker(size: int) -> bytes:
+    """The marker: one allocation on this function's stack. Repeating a constant makes
+    no other (``bytes(size)`` leaves its arguments' tuple on a free list, which memray
+    counts alive until the next full collection empties it)."""
+    return b"\0" * size
 
 
 def _sleep_until(when: float, end: str) -> bool:

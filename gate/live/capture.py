@@ -79,8 +79,8 @@ class LiveStats:
     problems: tuple[str, ...]
     """Forks announced but never read, and polls that failed: one line each."""
     retained_missed: int = 0
-    """Full collections of the agent's whose heap was not read: the stream did not show
-    the marker allocated after it within ``RETAINED_GIVE_UP_S``."""
+    """Full collections whose heap was not read: the stream did not show the marker the
+    agent allocated after it within ``RETAINED_GIVE_UP_S``, or the next one came first."""
 
 
 class LiveCapture:
@@ -316,7 +316,10 @@ class LiveCapture:
                 if not isinstance(said, dict):
                     continue
                 if "t" in said:  # a collection ended: the newest is read
-                    process.retained_due = process.retained_due or now
+                    if process.retained_due is not None:  # the one before was never read
+                        with self._lock:
+                            self._retained_missed += 1
+                    process.retained_due = now
                     mark = said.get("mark")
                     process.retained_mark = mark if isinstance(mark, int) else None
                 elif said.get("soon"):

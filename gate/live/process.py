@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gate.agent.memgate_agent import MARKER_FUNCTION
 from gate.capture import Place, StackLiveBytes, as_frames, by_python_stack, native_tail
 from gate.live.flamegraph import write_flamegraph
 from gate.model import Frame, MemorySnapshot
@@ -96,7 +97,8 @@ class LiveProcess:
         """The size of the marker the agent allocated after the collection waiting."""
         self.retained_retry = 0.0
         """``time.monotonic()`` before which that collection's poll is not tried again."""
-        self._sizes: set[int] = set()  # of the allocations alive at the last poll
+        self._marks: list[AllocationRecord] = []
+        """The last poll's records of the agent's marker's size (``mark``), if asked."""
         self.collecting_soon: float | None = None
         """``time.monotonic()`` when the agent said a collection of its comes soon."""
 
@@ -163,8 +165,8 @@ class LiveProcess:
         t = time.time()
         started = time.monotonic()
         with _gc_paused():
-            live = self._live_bytes(reader)
-            retained = retained and (mark is None or mark in self._sizes)
+            live = self._live_bytes(reader, mark)
+            retained = retained and (mark is None or self._shows_marker())
             if retained:
                 self._keep_retained(t, live)
             else:
@@ -212,12 +214,25 @@ class LiveProcess:
             reader, self._reader = self._reader, None
             reader.__exit__(None, None, None)
 
-    def _live_bytes(self, reader: SocketReader) -> np.ndarray:
-        """Live bytes by stack number now; new stack ids are numbered, to be resolved later."""
+    def _shows_marker(self) -> bool:
+        """Whether the last poll has the agent's marker alive: the size asked for, on the
+        stack of the agent's function that allocates it and nothing else (another stack's
+        live bytes often add up to a size near 3,000)."""
+        for record in self._marks:
+            with contextlib.suppress(NotImplementedError, ValueError):
+                top = record.stack_trace(max_stacks=1)
+                if top and top[0][0] == MARKER_FUNCTION:
+                    return True
+        return False
+
+    def _live_bytes(self, reader: SocketReader, mark: int | None = None) -> np.ndarray:
+        """Live bytes by stack number now; new stack ids are numbered, to be resolved
+        later. With a ``mark``, the records of that size are kept (:meth:`_shows_marker`)."""
         records = list(reader.get_current_snapshot(merge_threads=True))
         ids = np.fromiter(map(_STACK_ID, records), dtype=np.int64, count=len(records))
         sizes = np.fromiter(map(_SIZE, records), dtype=np.int64, count=len(records))
-        self._sizes = set(np.unique(sizes).tolist())
+        if mark is not None:
+            self._marks = [records[i] for i in np.flatnonzero(sizes == mark).tolist()]
         if self._native:
             return self._live_bytes_by_pair(records, ids, sizes)
         if len(ids) and ids.max() >= len(self._number_of_id):

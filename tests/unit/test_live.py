@@ -41,6 +41,10 @@ def tracker(port):
     )
 
 
+def _memgate_marker(size):  # as the agent's
+    return b"\\0" * size
+
+
 def allocate(kept, done):
     for i in range(len(kept)):
         kept[i] = bytes(1000)  # KEPT
@@ -110,6 +114,21 @@ with tracker(port):
             del kept[:]
             out.write('{"t": %f, "pause": 0.001, "forced": true}\\n' % time.time())
         for _ in range(100):  # as a service does: its records go out in blocks of 4 KiB
+            churn = [bytes(100) for _ in range(20)]
+            del churn
+            time.sleep(0.005)
+        (folder / "done").write_text("done")
+    elif mode == "marked":  # a collection, its marker allocated 0.5 s after its line
+        decoy = bytes(3000)  # alive all along, of the marker's size: not the marker
+        allocate(kept, folder / "allocated")
+        with open(folder / f"full.{os.getpid()}.jsonl", "a") as out:
+            del kept[:]
+            out.write('{"t": %f, "pause": 0.001, "forced": true, "mark": 3033}\\n' % time.time())
+            out.flush()
+            time.sleep(0.5)
+            (folder / "marked").write_text(str(time.time()))
+            marker = _memgate_marker(3000)
+        for _ in range(100):
             churn = [bytes(100) for _ in range(20)]
             del churn
             time.sleep(0.005)
@@ -200,6 +219,20 @@ def test_the_heap_after_a_full_collection_is_read_apart_and_has_its_frees(
     # No other poll started between "soon" and the collection's own.
     before = [s.t for s in snapshots[:retained] if not s.retained]
     assert ended - before[-1] >= 0.2, (ended, before[-3:])
+
+
+def test_the_heap_after_a_full_collection_is_read_once_the_agents_marker_shows(
+    tmp_path: Path,
+) -> None:
+    with tracked(tmp_path, 100, mode="marked", interval_s=0.05) as (_, live):
+        wait_for(tmp_path / "done")
+        live.stop()
+        (main,) = live.processes()
+    snapshots = main.snapshots()
+    (retained,) = [s for s in snapshots if s.retained]
+    # Not at the first poll after the line: another stack's bytes matched the size.
+    assert retained.t >= float((tmp_path / "marked").read_text())
+    assert live.stats.retained_missed == 0
 
 
 def test_a_tracked_process_is_read_as_it_runs(tmp_path: Path) -> None:
