@@ -6,10 +6,13 @@ often a planted leak is missed, against recorded histories of 3 and of 10 clean 
     .venv/bin/python benchmarks/false_flags.py --table-only --record runs.jsonl
     .venv/bin/python benchmarks/false_flags.py --service noisy --record noisy.jsonl
     .venv/bin/python benchmarks/false_flags.py --service cyclic --record cyclic.jsonl
+    .venv/bin/python benchmarks/false_flags.py --service flask --history 3 --checks 20 \
+        --cases clean --record flask.jsonl
 
 ``--service`` picks a bundled service: ``demo`` (the default), ``noisy`` (a heap that
 wanders by tens of KiB) or ``cyclic`` (a large long-lived heap, so that reference cycles
-wait for rare full collections: the heap ramps like a leak between them);
+wait for rare full collections: the heap ramps like a leak between them), ``flask`` or
+``django`` (the framework apps under gunicorn, whose planted leak is one size);
 ``--scenario`` and ``--leak-var`` name any other.
 
 First ``--history`` clean runs of the scenario (the demo's by default) are recorded
@@ -42,6 +45,7 @@ from scipy.stats import binomtest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from gate.analysis.shape import retained_shape  # noqa: E402
 from gate.baseline import (  # noqa: E402
     SCHEMA_VERSION,
     History,
@@ -50,6 +54,7 @@ from gate.baseline import (  # noqa: E402
     summarize,
 )
 from gate.errors import MemgateError  # noqa: E402
+from gate.model import CurveShape  # noqa: E402
 from gate.outcome import Outcome  # noqa: E402
 from gate.run.orchestrate import run_scenario  # noqa: E402
 from gate.scenario import BudgetSpec, load_scenario  # noqa: E402
@@ -60,19 +65,27 @@ SERVICES = {
     "demo": ("scenarios/demo.toml", "DEMO_LEAK_BYTES"),
     "noisy": ("scenarios/bench/noisy.toml", "NOISY_LEAK_BYTES"),
     "cyclic": ("scenarios/bench/cyclic.toml", "CYCLIC_LEAK_BYTES"),
+    # any value plants the frameworks' container (every answer kept): run with --cases
+    # clean,leak64
+    "flask": ("scenarios/frameworks/flask.toml", "FLASK_LEAK"),
+    "django": ("scenarios/frameworks/django.toml", "DJANGO_LEAK"),
 }
 HISTORIES = (3, 10)
 
 
-def run_once(case: str, scenario_path: Path, leak_var: str, workdir: Path) -> RunSummary | str:
-    """One run of the scenario with ``case`` planted: its summary, or why it failed."""
+def run_once(
+    case: str, scenario_path: Path, leak_var: str, workdir: Path
+) -> tuple[RunSummary, CurveShape | None] | str:
+    """One run of the scenario with ``case`` planted: its summary and its retained heap's
+    shape (if it had enough points), or why it failed."""
     planted = CASES[case]
     env = {leak_var: planted} if planted else {}
     scenario = load_scenario(scenario_path).with_overrides(env=env)
     try:
-        return summarize(run_scenario(scenario, workdir / case))
+        result = run_scenario(scenario, workdir / case)
     except MemgateError as exc:
         return str(exc)
+    return summarize(result), retained_shape(result.curve)
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
@@ -86,8 +99,9 @@ def table(records: list[dict[str, object]], histories: tuple[int, ...]) -> str:
     recorded = [r for r in records if r["role"] == "history" and "summary" in r]
     rows = [
         "| case | history runs | checks | pass | flag | fail | false flags or misses"
-        " [95% interval] | median heap slope B/req | median interval width B/req | judged on |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " [95% interval] | median heap slope B/req | median interval width B/req | judged on"
+        " | retained heap: median slope, width B/req (runs with enough points) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in histories:
         if len(recorded) < size:
@@ -110,11 +124,18 @@ def table(records: list[dict[str, object]], histories: tuple[int, ...]) -> str:
             slope = statistics.median(s.heap.slope for s in judged)
             width = statistics.median(s.heap.high - s.heap.low for s in judged)
             bases = sorted({s.basis for s in judged})
+            kept = [r["retained"] for r in checks if "retained" in r]
+            retained = (
+                f"{statistics.median(k[0] for k in kept):.1f},"
+                f" {statistics.median(k[2] - k[1] for k in kept):.1f} ({len(kept)}/{n})"
+                if kept
+                else "-"
+            )
             rows.append(
                 f"| {case} | {size} | {n}{f' ({failed_runs} runs failed)' if failed_runs else ''}"
                 f" | {counts[Outcome.PASS]} | {counts[Outcome.FLAG]} | {counts[Outcome.FAIL]}"
                 f" | {what} {bad}/{n} = {bad / n:.1%} [{low:.1%}, {high:.1%}] | {slope:.1f}"
-                f" | {width:.1f} | {', '.join(bases)} |"
+                f" | {width:.1f} | {', '.join(bases)} | {retained} |"
             )
     return "\n".join(rows)
 
@@ -140,7 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checks", type=int, default=100, help="check runs per case")
     parser.add_argument("--record", type=Path, help="append each run here (JSON lines)")
     parser.add_argument("--table-only", action="store_true", help="judge --record again")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"checked cases, of {', '.join(CASES)}"
+    )
     args = parser.parse_args(argv)
+    cases = [c for c in args.cases.split(",") if c]
+    if not cases or set(cases) - set(CASES):
+        parser.error(f"--cases: a comma-separated list of {', '.join(CASES)}")
     scenario, leak_var = SERVICES[args.service or "demo"]
     args.scenario = args.scenario or REPO / scenario
     args.leak_var = args.leak_var or leak_var
@@ -158,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     done = {case: checks.count(case) for case in CASES}
     plan = [("history", "clean")] * max(args.history - recorded, 0)
     for round_ in range(args.checks):
-        plan += [("check", case) for case in CASES if done[case] <= round_]
+        plan += [("check", case) for case in cases if done[case] <= round_]
     print(f"{len(plan)} runs; recorded in {record}", file=sys.stderr)
     for role, case in plan:
         started = time.perf_counter()
@@ -167,8 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(outcome, str):
             entry["error"] = outcome
         else:
-            entry["summary"] = _stored(outcome)
-            entry["slope"] = outcome.heap.slope
+            summary, retained = outcome
+            entry["summary"] = _stored(summary)
+            entry["slope"] = summary.heap.slope
+            if retained is not None:
+                entry["retained"] = [retained.trend.slope, retained.trend.low, retained.trend.high]
         entry["wall_s"] = round(time.perf_counter() - started, 1)
         records.append(entry)
         with open(record, "a") as out:

@@ -97,8 +97,7 @@ def analyse_curve(curve: Curve) -> Analysis:
     retained = measured_retained(curve)
     basis = "retained" if len(retained) >= MIN_RETAINED else "heap"
     if basis == "retained":
-        x, y = [p.requests for p in retained], [p.heap for p in retained]
-        heap = _series(x, y, 0)
+        heap = _retained_series(retained)
     else:
         heap = _series([p.requests for p in points], [p.heap for p in points], curve.warmup_index)
     cut, reason = steady_start(heap.x, heap.y)
@@ -191,6 +190,20 @@ def _retained_refute(
         return False
     rate = (mine[-1].heap - mine[0].heap) / (mine[-1].requests - mine[0].requests)
     return rate < growth.low / 2
+
+
+def retained_shape(curve: Curve) -> CurveShape | None:
+    """The shape of the retained heap alone (``None`` with fewer than ``MIN_RETAINED``
+    points), whatever the run was judged on: what the benchmarks quote of it."""
+    retained = measured_retained(curve)
+    if len(retained) < MIN_RETAINED:
+        return None
+    series = _retained_series(retained)
+    return classify(series.x, series.y, steady_start(series.x, series.y)[0])
+
+
+def _retained_series(retained: Sequence[RetainedPoint]) -> _Series:
+    return _series([p.requests for p in retained], [p.heap for p in retained], 0)
 
 
 def measured_retained(curve: Curve) -> list[RetainedPoint]:
