@@ -43,13 +43,11 @@ from gate.model import (
     Curve,
     Frame,
     FullCollection,
-    FullCollections,
     LoadSample,
     LoadStats,
     MemorySnapshot,
     ProcessCurve,
     ProcessSample,
-    RetainedPoint,
     RunResult,
     ScenarioRef,
     Site,
@@ -60,6 +58,13 @@ from gate.outputs import LOAD_LOG, LOAD_TIMELINE
 from gate.process_tree import RawProcessSample
 from gate.result import SCHEMA_VERSION
 from gate.run.refusals import check_profiled
+from gate.run.retained import (
+    after_collections,
+    first_at,
+    full_collections,
+    retained_points,
+    without_agent_heap,
+)
 from gate.scenario import Scenario
 from gate.service import ServiceProcess
 
@@ -255,32 +260,6 @@ def build_result(
     )
 
 
-def full_collections(
-    collections: dict[int, list[FullCollection]], outcome: LoadOutcome, unread: int = 0
-) -> FullCollections:
-    """The full collections of the measured phase, all processes together: how many, and
-    what the agent's cost the service (the share in the process they held most)."""
-    start = outcome.warmup_done_at or outcome.started_at
-    span = max(outcome.ended_at - start, 1e-9)
-    measured = {
-        pid: [c for c in theirs if start <= c.t <= outcome.ended_at]
-        for pid, theirs in collections.items()
-    }
-    forced = [c.pause for theirs in measured.values() for c in theirs if c.forced]
-    share = max(
-        (sum(c.pause for c in theirs if c.forced) / span for theirs in measured.values()),
-        default=0.0,
-    )
-    return FullCollections(
-        forced=len(forced),
-        service=sum(1 for theirs in measured.values() for c in theirs if not c.forced),
-        median_pause_s=round(float(np.median(forced)), 6) if forced else 0.0,
-        max_pause_s=round(max(forced), 6) if forced else 0.0,
-        share=round(share, 4),
-        unread=unread,
-    )
-
-
 def census_problems(
     asked: bool,
     main_pid: int,
@@ -389,24 +368,24 @@ def _read(
         ended = bool(theirs) and outcome.started_at <= theirs[-1].t < outcome.ended_at
         lifetime = _lifetime(theirs, outcome, windows) if number else None
         if not name:  # read live
-            heap = _without_agent(heap, recording.live_bytes_by_stack(chosen))
+            heap = without_agent_heap(heap, recording.live_bytes_by_stack(chosen))
         processes.append(Profiled(pid, name, chosen, heap, ended, lifetime))
     curve = with_heaps(curve, [p.heap for p in processes])
     curve = with_rss(curve, [(s.t, s.rss_anon) for s in samples])
-    kept = _retained(recordings, snapshots, reference, outcome, censuses, collections, live)
+    kept = retained_points(recordings, snapshots, outcome, censuses, collections)
     curve = dataclasses.replace(curve, retained=kept.points)
     analysis = analyse_curve(curve)
-    judged = analysis.basis == "retained"
+    judged = analysis.basis == "retained"  # of one process: kept.indexes are its
     natives: dict[tuple[Frame, ...], StackLiveBytes] = {}
     stacks = sum_by_stack(
         [
             _service_stacks(
-                recording.live_bytes_by_stack([*process.indexes, *(indexes if judged else ())]),
+                recording.live_bytes_by_stack(
+                    [*process.indexes, *(kept.indexes if judged else ())]
+                ),
                 natives,
             )
-            for (_, _, recording), process, indexes in zip(
-                recordings, processes, kept.indexes, strict=True
-            )
+            for (_, _, recording), process in zip(recordings, processes, strict=True)
         ]
     )
     named = Libraries(libraries, own=[str(scenario.service_cwd)])
@@ -425,148 +404,6 @@ def _read(
         ),
     )
     return _Read(curve, analysis, sites, processes, len(snapshots[0]))
-
-
-def after_collections(
-    snapshots: Sequence[MemorySnapshot], collections: Sequence[FullCollection]
-) -> list[MemorySnapshot]:
-    """A capture file's snapshots, the first after each full collection's end marked as
-    retained (memray takes one every 10 ms; a long capture's reader keeps fewer)."""
-    times = np.fromiter((s.t for s in snapshots), dtype=float, count=len(snapshots))
-    after = set(np.searchsorted(times, [c.t for c in collections], side="left").tolist())
-    return [
-        dataclasses.replace(s, retained=True) if i in after else s for i, s in enumerate(snapshots)
-    ]
-
-
-def first_at(requests: Sequence[float], at: float) -> int:
-    """The index of the first of ``requests`` at or past ``at`` (the last if none is)."""
-    return min(
-        int(np.searchsorted(np.asarray(requests, dtype=float), at, side="left")),
-        max(len(requests) - 1, 0),
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class _Kept:
-    """The retained heap's points, and each process's snapshot at each of them."""
-
-    points: tuple[RetainedPoint, ...]
-    indexes: list[list[int]]
-
-
-def _retained(
-    recordings: Sequence[tuple[int, str, Recording]],
-    snapshots: Sequence[Sequence[MemorySnapshot]],
-    reference: int,
-    outcome: LoadOutcome,
-    censuses: dict[int, list[tuple[float, float]]],
-    collections: dict[int, list[FullCollection]],
-    live: bool,
-) -> _Kept:
-    """The heap right after each full collection of the reference process during the
-    load: its snapshot then, and every other process's at its own last full collection
-    before (in the load). A point at which a running process had none yet (its first
-    came in its census, or later) is left out: its heap then holds garbage the others'
-    do not. A process never read right after one in the load is taken at its last
-    snapshot before."""
-    none = _Kept((), [[] for _ in recordings])
-    if len(recordings) > 1:
-        # Not yet for a service that forks: each process collects at times of its own, and
-        # their sum read so missed a worker's planted leak in 1 of 2 checks (e2e), besides
-        # workers recycled while the load ran. Judged on every point, as before.
-        return none
-    # The points are the collections of the process read most often right after one
-    # (not the curve's reference: an idle prefork master's records wait in its tracker's
-    # buffer, and its collections are seldom read).
-    counts = [
-        sum(1 for s in mine if s.retained and outcome.started_at <= s.t <= outcome.ended_at)
-        for mine in snapshots
-    ]
-    reference = counts.index(max(counts)) if max(counts, default=0) else reference
-    ref_pid = recordings[reference][0]
-    windows = censuses.get(ref_pid, ())
-    at = [
-        s.t
-        for s in snapshots[reference]
-        if s.retained
-        and outcome.started_at <= s.t <= outcome.ended_at
-        and not any(a <= s.t <= b for a, b in windows)
-    ]
-    chosen_by_process = []
-    whole = np.ones(len(at), dtype=bool)
-    for (pid, _, _), mine in zip(recordings, snapshots, strict=True):
-        windows = censuses.get(pid, ())
-        # One taken before the load (the service's own collection as it started) is stale.
-        retained = [i for i, s in enumerate(mine) if s.retained and s.t >= outcome.started_at]
-        located = snapshot_indexes([mine[i] for i in retained], at, exclude=windows)
-        picks = np.asarray([retained[i] if i >= 0 else -1 for i in located], dtype=np.int64)
-        raw = np.asarray(snapshot_indexes(mine, at, exclude=windows), dtype=np.int64)
-        if retained:
-            # Read right after its collections: not yet is not yet (its heap holds garbage).
-            whole &= (picks >= 0) | (raw < 0)
-        else:
-            # Never read so (an idle prefork master, whose records wait in its tracker's
-            # buffer): it makes no garbage either, and is taken as it is.
-            picks = raw
-        chosen_by_process.append(picks)
-    at = [t for t, keep in zip(at, whole.tolist(), strict=True) if keep]
-    if not at:
-        return none
-    indexes = []
-    heaps = np.zeros(len(at), dtype=np.int64)
-    for number, ((pid, name, recording), mine, chosen_all) in enumerate(
-        zip(recordings, snapshots, chosen_by_process, strict=True)
-    ):
-        chosen = [int(i) for i in chosen_all[whole]]
-        indexes.append(chosen)  # each stack's live bytes at these: the sites'
-        own = sorted({i for i in chosen if i >= 0 and mine[i].retained})
-        if number == reference or len(own) < 2:
-            heap = [mine[i].heap if i >= 0 else 0 for i in chosen]
-            if not name:  # read live
-                heap = _without_agent(heap, recording.live_bytes_by_stack(chosen))
-            heaps += np.asarray(heap, dtype=np.int64)
-            continue
-        # Another process's collections come at times of its own: its retained heap is
-        # interpolated between the two around each point (its last before would be up
-        # to one spacing stale, which a leak of a few KiB a second makes noise of).
-        windows = censuses.get(pid, ())
-        spread = [
-            i
-            for i in range(own[0], own[-1] + 1)
-            if mine[i].retained and not any(a <= mine[i].t <= b for a, b in windows)
-        ]
-        values = [mine[i].heap for i in spread]
-        if not name:
-            values = _without_agent(values, recording.live_bytes_by_stack(spread))
-        times = [mine[i].t for i in spread]
-        later = np.asarray(at) > times[-1]
-        heap_at = np.interp(at, times, values)
-        last = np.asarray([mine[i].heap if i >= 0 else 0 for i in chosen], dtype=float)
-        if not name and later.any():
-            last = np.asarray(
-                _without_agent([int(v) for v in last], recording.live_bytes_by_stack(chosen)),
-                dtype=float,
-            )
-        running = np.asarray(chosen) >= 0
-        heaps += np.rint(np.where(running, np.where(later, last, heap_at), 0)).astype(np.int64)
-    events = collections.get(ref_pid, [])
-    ends = np.asarray([c.t for c in events], dtype=float)
-    requests = requests_at(at, outcome.samples)
-    points = []
-    for t, r, total in zip(at, requests.tolist(), heaps.tolist(), strict=True):
-        found = int(np.searchsorted(ends, t, side="right")) - 1
-        event = events[found] if found >= 0 else None
-        points.append(
-            RetainedPoint(
-                requests=round(r, 1),
-                t=round(t - outcome.started_at, 3),
-                heap=int(total),
-                pause=round(event.pause, 6) if event else 0.0,
-                forced=event.forced if event else True,
-            )
-        )
-    return _Kept(tuple(points), indexes)
 
 
 def _lifetime(
@@ -591,18 +428,6 @@ def _lifetime(
         return steady_growth(requests, np.asarray([s.heap for s in mine], dtype=float))
     except TooFewPoints:
         return None
-
-
-def _without_agent(heap: Sequence[int], stacks: Iterable[StackLiveBytes]) -> list[int]:
-    """A process's heap at each point without what memgate's agent itself held then (a
-    census's objects, chiefly). Read live, memgate stamps a point when it reads it and
-    the stream may be behind the service: the agent's allocations are taken out of
-    every point, wherever they land, not only out of the census's time."""
-    agent = np.zeros(len(heap), dtype=np.int64)
-    for read in stacks:
-        if without_agent(read.stack) is None and read.stack:
-            agent += np.asarray(read.live, dtype=np.int64)
-    return [int(h - a) for h, a in zip(heap, agent, strict=True)]
 
 
 def _service_stacks(

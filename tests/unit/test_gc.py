@@ -65,7 +65,7 @@ def test_full_collections_are_read_per_process_and_a_cut_line_is_skipped(tmp_pat
 
 def test_a_capture_files_snapshot_after_each_collection_is_the_retained_one() -> None:
     from gate.model import FullCollection, MemorySnapshot
-    from gate.run.assemble import after_collections
+    from gate.run.retained import after_collections
 
     snapshots = [MemorySnapshot(t=t / 100, rss=0, heap=t) for t in range(10)]
     marked = after_collections(snapshots, [FullCollection(0.025, 0.01, True)])

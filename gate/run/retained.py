@@ -1,0 +1,140 @@
+"""The retained heap: the heap right after each full collection of the garbage collector,
+read from the points memray gave (live: a poll the agent's marker vouched for; from a
+file: the first snapshot after the collection's end), and what the collections cost.
+
+Only for a service of one process yet: each process of a prefork service collects at
+times of its own, and the sum of their heaps read so missed a worker's planted leak in
+1 of 2 checks (besides workers recycled while the load ran). Such a service is judged on
+every point of its curve, as the result says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gate.analysis.curve import requests_at
+from gate.capture import StackLiveBytes
+from gate.interpreter import without_agent
+from gate.load import LoadOutcome
+from gate.model import FullCollection, FullCollections, MemorySnapshot, RetainedPoint
+
+if TYPE_CHECKING:
+    from gate.run.assemble import Recording
+
+
+@dataclasses.dataclass(frozen=True)
+class Kept:
+    """The retained heap's points, and the recording's snapshot at each of them."""
+
+    points: tuple[RetainedPoint, ...]
+    indexes: list[int]
+
+
+NONE = Kept((), [])
+
+
+def retained_points(
+    recordings: Sequence[tuple[int, str, Recording]],
+    snapshots: Sequence[Sequence[MemorySnapshot]],
+    outcome: LoadOutcome,
+    censuses: dict[int, list[tuple[float, float]]],
+    collections: dict[int, list[FullCollection]],
+) -> Kept:
+    """The heap right after each full collection during the load, out of the census's
+    pauses (:data:`NONE` for a service of several processes)."""
+    if len(recordings) != 1:
+        return NONE
+    ((pid, name, recording),) = recordings
+    (mine,) = snapshots
+    windows = censuses.get(pid, ())
+    indexes = [
+        i
+        for i, s in enumerate(mine)
+        if s.retained
+        and outcome.started_at <= s.t <= outcome.ended_at
+        and not any(a <= s.t <= b for a, b in windows)
+    ]
+    if not indexes:
+        return NONE
+    heaps = [mine[i].heap for i in indexes]
+    if not name:  # read live: the agent's own allocations (a census's objects) left out
+        heaps = without_agent_heap(heaps, recording.live_bytes_by_stack(indexes))
+    at = [mine[i].t for i in indexes]
+    events = collections.get(pid, [])
+    ends = np.asarray([c.t for c in events], dtype=float)
+    points = []
+    for t, r, heap in zip(at, requests_at(at, outcome.samples).tolist(), heaps, strict=True):
+        found = int(np.searchsorted(ends, t, side="right")) - 1
+        event = events[found] if found >= 0 else None
+        points.append(
+            RetainedPoint(
+                requests=round(r, 1),
+                t=round(t - outcome.started_at, 3),
+                heap=int(heap),
+                pause=round(event.pause, 6) if event else 0.0,
+                forced=event.forced if event else True,
+            )
+        )
+    return Kept(tuple(points), indexes)
+
+
+def after_collections(
+    snapshots: Sequence[MemorySnapshot], collections: Sequence[FullCollection]
+) -> list[MemorySnapshot]:
+    """A capture file's snapshots, the first after each full collection's end marked as
+    retained (memray takes one every 10 ms; a long capture's reader keeps fewer)."""
+    times = np.fromiter((s.t for s in snapshots), dtype=float, count=len(snapshots))
+    after = set(np.searchsorted(times, [c.t for c in collections], side="left").tolist())
+    return [
+        dataclasses.replace(s, retained=True) if i in after else s for i, s in enumerate(snapshots)
+    ]
+
+
+def first_at(requests: Sequence[float], at: float) -> int:
+    """The index of the first of ``requests`` at or past ``at`` (the last if none is)."""
+    return min(
+        int(np.searchsorted(np.asarray(requests, dtype=float), at, side="left")),
+        max(len(requests) - 1, 0),
+    )
+
+
+def full_collections(
+    collections: dict[int, list[FullCollection]], outcome: LoadOutcome, unread: int = 0
+) -> FullCollections:
+    """The full collections of the measured phase, all processes together: how many, and
+    what the agent's cost the service (the share in the process they held most)."""
+    start = outcome.warmup_done_at or outcome.started_at
+    span = max(outcome.ended_at - start, 1e-9)
+    measured = {
+        pid: [c for c in theirs if start <= c.t <= outcome.ended_at]
+        for pid, theirs in collections.items()
+    }
+    forced = [c.pause for theirs in measured.values() for c in theirs if c.forced]
+    share = max(
+        (sum(c.pause for c in theirs if c.forced) / span for theirs in measured.values()),
+        default=0.0,
+    )
+    return FullCollections(
+        forced=len(forced),
+        service=sum(1 for theirs in measured.values() for c in theirs if not c.forced),
+        median_pause_s=round(float(np.median(forced)), 6) if forced else 0.0,
+        max_pause_s=round(max(forced), 6) if forced else 0.0,
+        share=round(share, 4),
+        unread=unread,
+    )
+
+
+def without_agent_heap(heap: Sequence[int], stacks: Iterable[StackLiveBytes]) -> list[int]:
+    """A process's heap at each point without what memgate's agent itself held then (a
+    census's objects, chiefly). Read live, memgate stamps a point when it reads it and
+    the stream may be behind the service: the agent's allocations are taken out of
+    every point, wherever they land, not only out of the census's time."""
+    agent = np.zeros(len(heap), dtype=np.int64)
+    for read in stacks:
+        if without_agent(read.stack) is None and read.stack:
+            agent += np.asarray(read.live, dtype=np.int64)
+    return [int(h - a) for h, a in zip(heap, agent, strict=True)]
