@@ -81,7 +81,7 @@ def trend(xb: np.ndarray, yb: np.ndarray) -> Trend:
     widen = np.sqrt((1 + lag1) / (1 - lag1))
     low = slope - (slope - float(fit.low_slope)) * widen
     high = slope + (float(fit.high_slope) - slope) * widen
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):  # its NaN and inf are handled
         test = pymannkendall.hamed_rao_modification_test(yb)
     plain = pymannkendall.original_test(yb)
     # Hamed-Rao widens the test's variance for positive autocorrelation, but shrinks it
