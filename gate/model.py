@@ -213,6 +213,9 @@ class SteadyState:
     """First curve point of the steady state."""
     requests: float
     reason: str
+    retained_index: int | None = None
+    """Judged on the retained heap, its first point of the steady state (an index into
+    ``Curve.retained``); else ``None``."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -114,8 +114,11 @@ def analyse_curve(curve: Curve) -> Analysis:
         refuted = raw_shape.shape is Shape.LEAK and heap_shape.trend.high < raw_shape.trend.low
         if not refuted:
             basis, heap, cut, reason, heap_shape = "heap", raw, raw_cut, raw_reason, raw_shape
+    retained_index = None
     if basis == "retained":
-        at = retained[int(heap.first_point[cut])].requests
+        first = int(heap.first_point[cut])
+        at = retained[first].requests
+        retained_index = len(curve.retained) - len(retained) + first
         index = next(
             (
                 i
@@ -164,7 +167,12 @@ def analyse_curve(curve: Curve) -> Analysis:
         )
     rss_cut, _ = steady_start(rss.x, rss.y, MIN_RSS_RISE)
     rss_shape = classify(rss.x, rss.y, rss_cut, MIN_RSS_RISE)
-    steady = SteadyState(index=index, requests=curve.points[index].requests, reason=reason)
+    steady = SteadyState(
+        index=index,
+        requests=curve.points[index].requests,
+        reason=reason,
+        retained_index=retained_index,
+    )
     shape = heap_shape.shape
     if rss_shape.shape is Shape.LEAK and shape is Shape.FLAT:
         shape = Shape.FRAGMENTATION

@@ -171,10 +171,9 @@ def heap_ends(result: RunResult) -> tuple[int, int]:
     """The heap at the steady state's start and at the load's end, as the analysis judged
     it: right after the nearest full collections when judged on the retained heap."""
     points, steady = result.curve.points, result.analysis.steady
-    if result.analysis.basis == "retained" and result.curve.retained:
+    if steady.retained_index is not None:
         kept = result.curve.retained
-        first = next((p for p in kept if p.requests >= steady.requests), kept[-1])
-        return first.heap, kept[-1].heap
+        return kept[steady.retained_index].heap, kept[-1].heap
     return points[steady.index].heap, points[-1].heap
 
 

@@ -60,7 +60,6 @@ from gate.result import SCHEMA_VERSION
 from gate.run.refusals import check_profiled
 from gate.run.retained import (
     after_collections,
-    first_at,
     full_collections,
     retained_points,
     without_agent_heap,
@@ -398,8 +397,8 @@ def _read(
         base=str(scenario.service_cwd),
         native=lambda stack: named.describe(natives[stack].native) if stack in natives else (),
         retained=(
-            (retained_requests, first_at(retained_requests, analysis.steady.requests))
-            if judged
+            (retained_requests, analysis.steady.retained_index)
+            if analysis.steady.retained_index is not None
             else None
         ),
     )

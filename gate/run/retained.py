@@ -94,14 +94,6 @@ def after_collections(
     ]
 
 
-def first_at(requests: Sequence[float], at: float) -> int:
-    """The index of the first of ``requests`` at or past ``at`` (the last if none is)."""
-    return min(
-        int(np.searchsorted(np.asarray(requests, dtype=float), at, side="left")),
-        max(len(requests) - 1, 0),
-    )
-
-
 def full_collections(
     collections: dict[int, list[FullCollection]], outcome: LoadOutcome, unread: int = 0
 ) -> FullCollections:

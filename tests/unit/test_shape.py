@@ -158,3 +158,17 @@ def test_a_leak_on_every_point_is_confirmed_only_by_a_few_retained_points_that_g
     garbage = analyse_curve(with_retained(raw, 50, FLAT))
     assert (garbage.basis, garbage.heap.shape, garbage.unconfirmed) == ("heap", Shape.LEAK, True)
     assert "did not grow alike" in garbage.heap.reason
+
+
+def test_the_retained_steady_state_starts_at_the_point_the_analysis_cut_at() -> None:
+    # Retained points fall between the curve's (read apart from its polls): the steady
+    # state's first curve point comes after its first retained one, which the sites and
+    # the heap's ends must start from too (not from the next: one point fewer).
+    raw = curve(sawtooth(20_000), sigma=2_000)
+    shifted = with_retained(raw, 10, LEAK_64)
+    kept = tuple(dataclasses.replace(p, requests=p.requests - 1) for p in shifted.retained)
+    judged = analyse_curve(dataclasses.replace(shifted, retained=kept))
+    index = judged.steady.retained_index
+    assert judged.basis == "retained" and index is not None
+    assert kept[index].requests < judged.steady.requests <= kept[index + 1].requests
+    assert analyse_curve(raw).steady.retained_index is None
