@@ -140,11 +140,16 @@ class RunSummary:
     ``retained`` (right after full collections) or ``heap``; runs compare on these only
     with runs alike."""
     retained_peak: bool = False
-    """``peak_heap`` is the highest retained point's (:func:`retained_peak`): compared
-    only with runs alike."""
+    """``peak_heap`` is the highest retained point's and ``final_heap`` the last one's
+    (:func:`retained_peak`): compared only with runs alike."""
     few_collections: bool = False
     """Judged on every point though full collections were asked for: too few of them
     were read to tell garbage waiting for one from growth (its leak is not certain)."""
+    retained: TrendSummary | None = None
+    """The retained heap's growth per request, with enough retained points
+    (:func:`gate.analysis.shape.retained_shape`), whatever the run's shape was judged
+    on: what a leak is judged on against the history's runs that have it too. ``None``
+    with fewer points, and for runs recorded before memgate kept it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +221,15 @@ def summarize(result: RunResult, *, now: datetime.datetime | None = None) -> Run
         basis=result.analysis.basis,
         few_collections=few_collections(result),
         retained_peak=retained_peak(result),
+        retained=_retained_growth(result),
     )
+
+
+def _retained_growth(result: RunResult) -> TrendSummary | None:
+    from gate.analysis.shape import retained_shape
+
+    kept = retained_shape(result.curve)
+    return trend_summary(kept.trend) if kept is not None else None
 
 
 def few_collections(result: RunResult) -> bool:
@@ -229,12 +242,11 @@ def peak_heap(result: RunResult) -> int:
     """The heap's peak over the measured phase: with enough retained points, the highest
     of them (a request's transient buffers and garbage waiting for a collection
     are no figure: the noisy service's raw peak ranged over 16.2-19.7 MiB, clean)."""
-    measured = result.curve.points[result.curve.warmup_index :]
-    start = measured[0].requests if measured else 0.0
-    kept = [p.heap for p in result.curve.retained if p.requests >= start]
+    from gate.analysis.shape import measured_retained
+
     if retained_peak(result):
-        return max(kept)
-    return max(p.heap for p in measured)
+        return max(p.heap for p in measured_retained(result.curve))
+    return max(p.heap for p in result.curve.points[result.curve.warmup_index :])
 
 
 def retained_peak(result: RunResult) -> bool:
@@ -246,9 +258,9 @@ def retained_peak(result: RunResult) -> bool:
 
 
 def final_heap(result: RunResult) -> int:
-    """The heap at the load's end: judged on the retained heap, its last retained point
-    (the garbage waiting for a collection at the curve's last point is no figure)."""
-    if result.analysis.basis == "retained" and result.curve.retained:
+    """The heap at the load's end: with enough retained points, the last of them (the
+    garbage waiting for a collection at the curve's last point is no figure)."""
+    if retained_peak(result):
         return result.curve.retained[-1].heap
     return result.curve.points[-1].heap
 

@@ -102,6 +102,7 @@ def analyse_curve(curve: Curve) -> Analysis:
         heap = _series([p.requests for p in points], [p.heap for p in points], curve.warmup_index)
     cut, reason = steady_start(heap.x, heap.y)
     heap_shape = classify(heap.x, heap.y, cut)
+    kept: Trend | None = None  # the retained heap's growth, where it did not decide
     if basis == "retained" and heap_shape.shape is not Shape.LEAK:
         # What survives full collections does not leak. Every point of the curve, far
         # denser, still tells the rest (a bounded rise, a cache filling, and a flat heap
@@ -113,6 +114,7 @@ def analyse_curve(curve: Curve) -> Analysis:
         raw_shape = classify(raw.x, raw.y, raw_cut)
         refuted = raw_shape.shape is Shape.LEAK and heap_shape.trend.high < raw_shape.trend.low
         if not refuted:
+            kept = heap_shape.trend
             basis, heap, cut, reason, heap_shape = "heap", raw, raw_cut, raw_reason, raw_shape
     retained_index = None
     if basis == "retained":
@@ -148,13 +150,20 @@ def analyse_curve(curve: Curve) -> Analysis:
             )
     unconfirmed = (
         basis == "heap"
-        and bool(curve.retained)
+        and 0 < len(retained) < MIN_RETAINED
         and heap_shape.shape is Shape.LEAK
         and _retained_refute(
             retained, heap_shape.trend, curve.points[index].requests, curve.points[-1].requests
         )
     )
-    if basis == "heap" and curve.retained and heap_shape.shape is Shape.LEAK:
+    if kept is not None and heap_shape.shape is Shape.LEAK:
+        heap_shape = dataclasses.replace(
+            heap_shape,
+            reason=f"{heap_shape.reason}; right after each of {len(retained)} full collections"
+            f" it does not surely leak ({kept.slope:,.1f} bytes per request [{kept.low:,.1f},"
+            f" {kept.high:,.1f}])",
+        )
+    elif basis == "heap" and curve.retained and heap_shape.shape is Shape.LEAK:
         heap_shape = dataclasses.replace(
             heap_shape,
             reason=heap_shape.reason

@@ -155,13 +155,16 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
     checks: list[Check] = [*(RelativeCheck(m) for m in METRICS if m.name != HEAP_GROWTH)]
     for check in checks:
         relative += check.findings(current, runs)
-    if (
+    incomparable = (
         history is not None
-        and runs
+        and bool(runs)
         and not any(r.provenance.env_key == current.provenance.env_key for r in runs)
-    ) or profile_differs:
+    ) or profile_differs
+    sites = SiteCheck().findings(current, runs)
+    if incomparable:
         relative = [dataclasses.replace(f, severity=Outcome.FLAG) for f in relative]
-    leak = LeakCheck(profile_differs).findings(current, runs)
+        sites = [dataclasses.replace(f, severity=Outcome.FLAG) for f in sites]
+    leak = LeakCheck(incomparable).findings(current, runs)
     leaking = any(f.severity is Outcome.FAIL for f in leak)
     # RSS growth fails with the heap's leak; alone, it flags. A site that grows surely
     # keeps its own severity: a leak in one prefork worker of two grows a site surely
@@ -170,7 +173,7 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
     findings += [f for f in relative if f.unit != "B/request"]
     findings += leak
     findings += [f if leaking else dataclasses.replace(f, severity=Outcome.FLAG) for f in growing]
-    findings += SiteCheck().findings(current, runs)
+    findings += sites
     findings += ShapeCheck().findings(current, runs)
     findings += ResourceCheck().findings(current, runs)
     findings += ProcessCheck().findings(current, runs)

@@ -40,8 +40,8 @@ def _ends_at_stop(run: RunSummary) -> bool:
     return run.ends_at_stop
 
 
-def _final_alike(run: RunSummary) -> tuple[bool, str]:
-    return run.ends_at_stop, run.basis
+def _final_alike(run: RunSummary) -> tuple[bool, bool]:
+    return run.ends_at_stop, run.retained_peak
 
 
 METRICS = (

@@ -1,17 +1,21 @@
 """Is the service leaking? One decision from the heap's shape and the history's limit.
 
-The heap is judged as the analysis judged it (``Analysis.basis``: the heap that survived
-each full collection, when there were enough of them). Its growth is **certain** when the
-shape is ``leak``: a significant trend, an interval above zero and a material growth
-(:func:`gate.analysis.shape.is_growing`), unless full collections were asked for and too
-few were read (then garbage waiting for one cannot be told from growth). Then:
+With enough retained points (``RunSummary.retained``: the heap right after full
+collections), the leak is decided on them: certain when the analysis judged the retained
+heap a leak (``basis`` retained, shape ``leak``), compared with the retained growth of
+the history's runs that had it too, whatever their shapes were judged on (a clean run
+whose retained heap wandered as theirs did is their way). A curve that leaks on every
+point where the retained heap does not surely is at most a flag. With fewer, the heap is
+judged on every point (certain when the shape is ``leak``, unless the few retained
+points read refute it), against the runs judged so too. Then:
 
-- with comparable history runs (the same basis, the same profile settings), the run
-  fails only when its growth is certain **and** past the history's limit with its own
-  interval above the history's base; past the limit without both, it is a flag; certain
-  but within the limit is the service's way (its history grew alike): no finding;
-- with none, a certain leak fails (a leak is a leak), and growth that is likely but not
-  certain (p < 0.05, an interval above zero, at least ``MIN_SLOPE``) is a flag.
+- with comparable history runs, the run fails only when its growth is certain **and**
+  past the history's limit with its own interval above the history's base; past the
+  limit without both, it is a flag; certain but within the limit is the service's way
+  (its history grew alike): no finding;
+- with none (or only runs from another environment, or profiled otherwise), a certain
+  leak fails (a leak is a leak), and growth that is likely but not certain (p < 0.05, an
+  interval above zero, at least ``MIN_SLOPE``) is a flag.
 
 So the shape and the history never disagree: no run fails on its shape that the history's
 own growth limit passes, as happened to clean framework services whose garbage waited for
@@ -24,7 +28,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE
-from gate.baseline import RunSummary, SiteSummary
+from gate.baseline import RunSummary, SiteSummary, TrendSummary
 from gate.model import Frame, Shape
 from gate.outcome import Outcome
 from gate.verdict.finding import Band, Finding, fmt
@@ -33,6 +37,7 @@ from gate.verdict.history import (
     METRICS,
     SITE_MIN_CONFIDENCE,
     SITE_MIN_SLOPE,
+    Metric,
     band_of,
 )
 
@@ -44,18 +49,55 @@ LIKELY_P = 0.05
 class LeakCheck:
     """The heap's growth per request, against the history's limit when there is one."""
 
-    profile_differs: bool = False
-    """The compared runs were profiled otherwise (``[profile]``): their figures are not
-    this run's, and it is judged as if it had no history."""
+    incomparable: bool = False
+    """The compared runs were profiled otherwise (``[profile]``), or come from another
+    environment: their figures are not this run's, and it is judged as if it had no
+    history."""
 
     def findings(self, current: RunSummary, runs: Sequence[RunSummary]) -> list[Finding]:
-        metric = next(m for m in METRICS if m.name == HEAP_GROWTH)
-        alike = [] if self.profile_differs else [r for r in runs if r.basis == current.basis]
-        heap = current.heap
-        certain = current.shape is Shape.LEAK and not current.few_collections
-        what = (
-            "the heap that survived full collections" if current.basis == "retained" else "the heap"
-        )
+        heap_metric = next(m for m in METRICS if m.name == HEAP_GROWTH)
+        compared = () if self.incomparable else runs
+        if current.retained is not None:
+            # Judged on what survived full collections: against the history runs' own
+            # retained growth, whatever their shapes were judged on.
+            metric = dataclasses.replace(
+                heap_metric,
+                value=lambda r: r.retained.slope if r.retained else 0.0,
+                interval=lambda r: (r.retained.low, r.retained.high) if r.retained else (0, 0),
+            )
+            alike = [r for r in compared if r.retained is not None]
+            growth = current.retained
+            certain = current.basis == "retained" and current.shape is Shape.LEAK
+            what = "the heap that survived full collections"
+        else:
+            metric = heap_metric
+            alike = [r for r in compared if r.basis == "heap"]
+            growth = current.heap
+            certain = current.shape is Shape.LEAK and not current.few_collections
+            what = "the heap"
+        found = self._judged(current, runs, alike, metric, growth, certain, what)
+        if found or current.retained is None or current.basis != "heap":
+            return found
+        if current.shape is not Shape.LEAK:
+            return []
+        # Every point leaks, and the retained heap's interval does not refute it: never a
+        # failure (what survives full collections decides), but a flag past what the
+        # history's runs grew on every point (or with none to tell).
+        raw = [r for r in compared if r.basis == "heap"]
+        if raw and current.heap.slope <= band_of(heap_metric, raw).limit:
+            return []
+        return [self._every_point(current)]
+
+    def _judged(
+        self,
+        current: RunSummary,
+        runs: Sequence[RunSummary],
+        alike: Sequence[RunSummary],
+        metric: Metric,
+        heap: TrendSummary,
+        certain: bool,
+        what: str,
+    ) -> list[Finding]:
         growth = (
             f"{what} grows {fmt(heap.slope, 'B/request')} [{fmt(heap.low, '')},"
             f" {fmt(heap.high, '')}] through the steady state"
@@ -63,15 +105,14 @@ class LeakCheck:
         top = current.sites[0] if current.sites else None
         where = f"; top growing site {top.key}" if top else ""
         frame = top.frame if top else None
-        if current.few_collections:
+        if current.few_collections and current.retained is None:
             growth += (
-                ", judged on every point: too few full collections were read to judge on, and"
-                " the heap right after them did not grow alike (garbage waiting for one?"
-                " a longer run has more)"
+                ", judged on every point: the heap right after the few full collections read"
+                " did not grow alike (garbage waiting for one? a longer run has more)"
             )
         if not alike:
             since = self._without_history(runs)
-            site = _certain_site(current)
+            site = None if current.few_collections else _certain_site(current)
             if not certain and site is not None:
                 # The heap summed over a prefork server's processes (each collected at
                 # times of its own) can be too noisy to tell, where one site is not.
@@ -80,24 +121,17 @@ class LeakCheck:
                     f" [{fmt(site.trend.low, '')}, {fmt(site.trend.high, '')}] through the"
                     f" steady state ({since}), though the heap does not surely"
                 )
-                return [_finding(Outcome.FAIL, current, None, message, site.frame)]
+                return [_finding(Outcome.FAIL, heap, None, message, site.frame)]
             if certain:
-                return [
-                    _finding(
-                        Outcome.FAIL,
-                        current,
-                        None,
-                        f"memory leaks: {growth} ({since}){where}",
-                        frame,
-                    )
-                ]
+                message = f"memory leaks: {growth} ({since}){where}"
+                return [_finding(Outcome.FAIL, heap, None, message, frame)]
             likely = heap.p_value < LIKELY_P and heap.low > 0 and heap.slope >= MIN_SLOPE
-            if likely or current.shape is Shape.LEAK:
+            if likely or (current.shape is Shape.LEAK and current.retained is None):
                 message = (
                     f"memory may leak: {growth}, not surely (trend p = {heap.p_value:.2g};"
                     f" {since}){where}"
                 )
-                return [_finding(Outcome.FLAG, current, None, message, frame)]
+                return [_finding(Outcome.FLAG, heap, None, message, frame)]
             return []
         b = band_of(metric, alike)
         if heap.slope <= b.limit:
@@ -109,20 +143,38 @@ class LeakCheck:
         )
         if certain and sure:
             message = f"memory leaks: {growth}, past {against}{where}"
-            return [_finding(Outcome.FAIL, current, b, message, frame)]
+            return [_finding(Outcome.FAIL, heap, b, message, frame)]
         doubts = []
         if not certain:
             doubts.append(f"not surely a leak (trend p = {heap.p_value:.2g})")
         if not sure:
             doubts.append(f"its interval reaches down to {fmt(heap.low, 'B/request')}")
         message = f"{growth}, past {against}, but {' and '.join(doubts)}{where}"
-        return [_finding(Outcome.FLAG, current, b, message, frame)]
+        return [_finding(Outcome.FLAG, heap, b, message, frame)]
+
+    def _every_point(self, current: RunSummary) -> Finding:
+        """A flag: every point leaks, though the heap right after full collections does
+        not surely."""
+        heap, kept = current.heap, current.retained
+        assert kept is not None
+        top = current.sites[0] if current.sites else None
+        return _finding(
+            Outcome.FLAG,
+            heap,
+            None,
+            f"the heap grows {fmt(heap.slope, 'B/request')} [{fmt(heap.low, '')},"
+            f" {fmt(heap.high, '')}] on every point, but right after full collections only"
+            f" {fmt(kept.slope, 'B/request')} [{fmt(kept.low, '')}, {fmt(kept.high, '')}]:"
+            " garbage waiting for a collection, or a leak the retained heap is too noisy to"
+            " tell" + (f"; top growing site {top.key}" if top else ""),
+            top.frame if top else None,
+        )
 
     def _without_history(self, runs: Sequence[RunSummary]) -> str:
         if not runs:
             return "no baseline yet"
-        if self.profile_differs:
-            return "the baseline runs were profiled otherwise"
+        if self.incomparable:
+            return "the baseline runs were profiled otherwise, or elsewhere"
         return "no baseline run judged its heap alike: record new ones"
 
 
@@ -142,14 +194,14 @@ def _certain_site(current: RunSummary) -> SiteSummary | None:
 
 
 def _finding(
-    severity: Outcome, current: RunSummary, b: Band | None, message: str, frame: Frame | None
+    severity: Outcome, heap: TrendSummary, b: Band | None, message: str, frame: Frame | None
 ) -> Finding:
     return Finding(
         check="leak",
         severity=severity,
         metric=HEAP_GROWTH,
         unit="B/request",
-        current=current.heap.slope,
+        current=heap.slope,
         baseline=b.center if b else None,
         spread=b.spread if b else None,
         limit=b.limit if b else None,

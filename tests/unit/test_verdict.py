@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from gate.baseline import SCHEMA_VERSION, History, ResourceSummary, RunSummary
+from gate.baseline import SCHEMA_VERSION, History, ResourceSummary, RunSummary, TrendSummary
 from gate.model import Shape
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
@@ -457,5 +457,59 @@ def test_a_leak_read_on_every_point_for_want_of_full_collections_is_not_certain(
     decision = decide(ramp, None, BudgetSpec())
     assert decision.verdict is Outcome.FLAG
     (leak,) = [f for f in decision.findings if f.check == "leak"]
-    assert "too few full collections were read" in leak.message
+    assert "the few full collections read did not grow alike" in leak.message
     assert decide(ramp, clean_history(), BudgetSpec()).verdict is Outcome.FLAG
+    # Its sites were read on every point too: one that ramped with the garbage is no
+    # certain leak either.
+    site = dataclasses.replace(ramp, sites=make_summary(sites=(("app.py:handle", 28.0),)).sites)
+    assert decide(site, None, BudgetSpec()).verdict is Outcome.FLAG
+
+
+def retained(run: RunSummary, slope: float, low: float, high: float, **changes) -> RunSummary:
+    """``run`` with a retained heap's growth, as a run with enough full collections."""
+    kept = TrendSummary(slope, low, high, 0.001 if low > 0 else 0.4)
+    return dataclasses.replace(run, retained=kept, retained_peak=True, **changes)
+
+
+def retained_history() -> History:
+    # Clean runs whose retained heap wandered: up to 17 B/request [1, 35], not a leak.
+    spread = [(1.0, -12.0, 12.0), (-3.0, -16.0, 8.0), (17.0, 1.0, 35.0)]
+    return history_of([retained(make_summary(run_id=f"r{i}"), *t) for i, t in enumerate(spread)])
+
+
+def test_a_leak_on_the_retained_heap_is_judged_against_the_historys_retained_growth() -> None:
+    history = retained_history()
+    # Judged a leak on the retained heap, within what the history's retained heap grew:
+    # its way, not a failure (the history's runs were judged on every point).
+    wander = retained(make_summary(shape=Shape.LEAK), 15.0, 2.0, 30.0, basis="retained")
+    assert decide(wander, history, BudgetSpec()).verdict is Outcome.PASS
+    leak = retained(make_summary(shape=Shape.LEAK), 64.0, 58.0, 70.0, basis="retained")
+    decision = decide(leak, history, BudgetSpec())
+    assert decision.verdict is Outcome.FAIL
+    (found,) = [f for f in decision.findings if f.check == "leak"]
+    assert "the heap that survived full collections grows 64.0 B/request" in found.message
+    assert "3 runs" in found.message
+    # A history recorded before memgate kept the retained growth: none to compare with.
+    old = history_of([make_summary(run_id=f"o{i}", slope=s) for i, s in enumerate([0, 1, 2])])
+    assert decide(wander, old, BudgetSpec()).verdict is Outcome.FAIL
+
+
+def test_every_point_leaking_where_the_retained_heap_does_not_never_fails() -> None:
+    raw = make_summary(slope=40.0, low=35.0, high=45.0, shape=Shape.LEAK)
+    ramp = retained(raw, 5.0, -8.0, 50.0)  # judged on every point (basis "heap")
+    alone = decide(ramp, None, BudgetSpec())
+    assert alone.verdict is Outcome.FLAG
+    (found,) = [f for f in alone.findings if f.check == "leak"]
+    assert "on every point, but right after full collections only 5.0 B/request" in found.message
+    # Within what the history's runs grew on every point: nothing to say.
+    alike = history_of([make_summary(run_id=f"h{i}", slope=s) for i, s in enumerate([30, 45, 40])])
+    assert not [f for f in decide(ramp, alike, BudgetSpec()).findings if f.check == "leak"]
+    assert decide(ramp, clean_history(), BudgetSpec()).verdict is Outcome.FLAG
+
+
+def test_against_another_environments_history_a_new_growing_site_is_a_flag() -> None:
+    history = clean_history(env_key="Darwin-arm64-py3.12-memray1.20-8cpu")
+    grows = make_summary(sites=(("examples/app.py:handle", 30.0),))
+    decision = decide(grows, history, BudgetSpec())
+    assert [f.severity for f in decision.findings if f.check == "site"] == [Outcome.FLAG]
+    assert decide(grows, clean_history(), BudgetSpec()).verdict is Outcome.FAIL
