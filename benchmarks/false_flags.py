@@ -32,12 +32,14 @@ cores: not part of CI.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import TypeAdapter
 from scipy.stats import binomtest
@@ -50,6 +52,7 @@ from gate.baseline import (  # noqa: E402
     SCHEMA_VERSION,
     History,
     RunSummary,
+    TrendSummary,
     _history_adapter,
     summarize,
 )
@@ -107,11 +110,11 @@ def table(records: list[dict[str, object]], histories: tuple[int, ...]) -> str:
         if len(recorded) < size:
             rows.append(f"| (history of {size}: only {len(recorded)} runs recorded) |||||||||")
             continue
-        runs = tuple(_summary(adapter, r["summary"]) for r in recorded[:size])
+        runs = tuple(_summary(adapter, r) for r in recorded[:size])
         history = History(SCHEMA_VERSION, "demo", runs, None)
         for case in CASES:
             checks = [r for r in records if r["role"] == "check" and r["case"] == case]
-            judged = [_summary(adapter, r["summary"]) for r in checks if "summary" in r]
+            judged = [_summary(adapter, r) for r in checks if "summary" in r]
             failed_runs = len(checks) - len(judged)
             verdicts = [decide(s, history, BudgetSpec()).verdict for s in judged]
             counts = {o: verdicts.count(o) for o in (Outcome.PASS, Outcome.FLAG, Outcome.FAIL)}
@@ -140,10 +143,15 @@ def table(records: list[dict[str, object]], histories: tuple[int, ...]) -> str:
     return "\n".join(rows)
 
 
-def _summary(adapter: TypeAdapter[History], data: object) -> RunSummary:
-    """A summary as the record keeps it (the history file's form of a run)."""
-    doc = {"schema_version": SCHEMA_VERSION, "scenario": "demo", "runs": [data]}
-    return adapter.validate_python(doc).runs[0]
+def _summary(adapter: TypeAdapter[History], record: dict[str, Any]) -> RunSummary:
+    """A record's summary (the history file's form of a run). A record written before
+    summaries kept the retained heap's growth has it beside (its p-value unknown: 0.5)."""
+    doc = {"schema_version": SCHEMA_VERSION, "scenario": "demo", "runs": [record["summary"]]}
+    summary = adapter.validate_python(doc).runs[0]
+    if summary.retained is None and record.get("retained"):
+        slope, low, high = record["retained"]
+        summary = dataclasses.replace(summary, retained=TrendSummary(slope, low, high, 0.5))
+    return summary
 
 
 def _stored(summary: RunSummary) -> object:
