@@ -114,8 +114,7 @@ class CurvePoint:
 @dataclasses.dataclass(frozen=True)
 class RetainedPoint:
     """The heap right after a full collection of the garbage collector: the memory that
-    survived it (summed over the service's profiled processes, each at its own last
-    collection)."""
+    survived it (of a service of one process: one that forks has none yet)."""
 
     requests: float
     t: float
@@ -431,9 +430,9 @@ class FullCollections:
     """Of the measured phase's time, the share the agent's collections held the service
     (in the process most held)."""
     unread: int = 0
-    """Read live, the agent's collections in the run whose heap memgate could not read:
-    its reading was too far behind the stream to see the marker the agent allocated
-    after each within 3 s."""
+    """Read live, the full collections in the run (from the service's start) whose heap
+    memgate could not read: its reading did not see the marker the agent allocated
+    after one within 3 s, or the next collection came first."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -52,6 +52,9 @@ from gate.spacing import Spacing
 HEALTH_POLL_S = 0.1
 SAMPLE_INTERVAL_S = 0.1
 LIVE_POLL_S = 0.02
+"""How often the live allocations are read at first (or less often, when a reading takes
+long: ``gate.live.process.RELIEF``): a load of a second still gets dozens of points; the spacing
+doubles each time the points kept reach their cap."""
 RETAINED_EVERY_S = 0.2
 """The agent's full collections come at most this often in each process (a pull
 request's check of the demo measures for 3 to 10 s)..."""
@@ -59,9 +62,6 @@ RETAINED_SHARE = 0.05
 """...and so much less often that their pauses take at most this share of the time: the
 demo's collection (33,000 objects) takes 8-17 ms under memray, one every 0.2-0.35 s; a
 framework's heap of 700,000 objects takes about 60 ms unprofiled, one every 1.2 s or more."""
-"""How often the live allocations are read at first (or less often, when a reading takes
-long: ``gate.live.process.RELIEF``): a load of a second still gets dozens of points; the spacing
-doubles each time the points kept reach their cap."""
 
 
 def free_port() -> int:
@@ -235,6 +235,7 @@ class ServiceProcess:
                     interval_s=LIVE_POLL_S,
                     flamegraphs=self.capture_path.parent if profile.flamegraph else None,
                     trace_python_allocators=profile.trace_python_allocators,
+                    full_collections=profile.retained_heap,
                 )
         with open_log(self.log_path) as log:
             try:

@@ -17,8 +17,9 @@ runs). The agent
   process (the agent's, and the service's own) is a line of ``FOLDER/full.<pid>.jsonl``
   written as it ends: its end (``t``), its pause and whether the agent made it
   (``forced``), for the agent's the size of a marker allocated right after (``mark``);
-  and ``{"soon": true}`` shortly before each of the agent's. memgate reads the heap right
-  after each, once the stream shows the marker: what survived it;
+  and ``{"soon": true}`` shortly before each of the agent's spaced 0.4 s or more.
+  memgate reads the heap right after each, once the stream shows the marker: what
+  survived it;
 - takes a census of the garbage collector's objects when memgate asks for one (the
   file ``FOLDER/census.LABEL`` appears: ``start`` once the warm-up is over, ``end``
   once the load has ended) and writes it to ``FOLDER/census.LABEL.<pid>.json``: the
@@ -76,7 +77,8 @@ first, up to this many, get the path to them."""
 CENSUS_MAX_OBJECTS = 2_000_000
 CENSUS_CHUNK = 1000
 FULL_FILE = "full.{pid}.jsonl"
-"""One line per full collection of the process: ``{"t": end, "pause": s, "forced": b}``."""
+"""One line per full collection of the process: ``{"t": end, "pause": s, "forced": b}``,
+and ``"mark": size`` for the agent's; ``{"soon": true}`` before a spaced-out one."""
 RETAINED_START = "retained.start"
 RETAINED_END = "retained.end"
 RETAINED_POLL_S = 0.02
@@ -106,12 +108,13 @@ class _Counts:
             return
         pause = time.perf_counter() - self.started
         generation = info.get("generation", 0)
-        if _full[1] == "false":  # the service's own work, not the agent's collections
-            self.seconds += pause
-            if 0 <= generation < 3:
-                self.collections[generation] += 1
-        if generation == 2 and _full[0] is not None and _full[1] == "false":
-            line = f'{{"t": {time.time():.6f}, "pause": {pause:.6f}, "forced": {_full[1]}}}\n'
+        if _full[1] == "true":  # the agent's collection: it writes its own line
+            return
+        self.seconds += pause  # the service's own work
+        if 0 <= generation < 3:
+            self.collections[generation] += 1
+        if generation == 2 and _full[0] is not None:
+            line = f'{{"t": {time.time():.6f}, "pause": {pause:.6f}, "forced": false}}\n'
             # One write of a short line to a file opened to append: never interleaved.
             with contextlib.suppress(OSError):
                 os.write(_full[0], line.encode())
@@ -631,9 +634,9 @@ def _after_fork(settings: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.close(descriptor)
     _full[1] = "false"
-    _watch_full_collections(settings)
-    if settings.get("gc"):
+    if settings.get("gc"):  # as _start: the full collections are the gc hook's too
         _count_gc(settings["gc"])
+        _watch_full_collections(settings)
     # A process forked once the start's census was asked (a recycled worker, a pool's
     # process) takes none: its heap would be walked for nothing.
     asked = os.path.join(settings.get("folder", ""), CENSUS_REQUEST.format(label="start"))

@@ -7,6 +7,7 @@ import collections
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import re
 import statistics
@@ -20,7 +21,7 @@ import numpy as np
 from gate.agent.memgate_agent import FULL_FILE
 from gate.capture import Place, _reason
 from gate.errors import RunError, one_line
-from gate.live.process import LiveProcess
+from gate.live.process import RELIEF, LiveProcess
 from gate.live.sockets import _alive, _backlogs, _listening_ports, _open
 from gate.model import Frame
 
@@ -43,13 +44,13 @@ RETAINED_SETTLED_BYTES = 64 * 1024
 in the stream's socket (the collection's frees may be among them)..."""
 RETAINED_WAIT_S = 0.25
 """...but no longer than this."""
+RETAINED_SETTLE_S = 0.05
+"""...and at least this long, marker or not (the first try; a collection the service
+made itself has no marker after it): the tracker sends the collection's frees in blocks
+as they fill, and memray's reader in memgate takes them in after the socket."""
 RETAINED_GIVE_UP_S = 3.0
 """How long a full collection's poll is tried again while the stream has not shown the
 agent's marker (memgate's reading is behind): then that collection has no point."""
-RETAINED_SETTLE_S = 0.05
-"""...and at least this long (a collection the service made itself, with no marker
-after it): the tracker sends the collection's frees in blocks as they fill, and
-memray's reader in memgate takes them in after the socket."""
 PORT_FILE = re.compile(r"live\.([0-9]+)\.port")
 """The name of the file a forked process announces its tracker's port in."""
 
@@ -102,6 +103,7 @@ class LiveCapture:
         connect_timeout_s: float = 30.0,
         flamegraphs: Path | None = None,
         trace_python_allocators: bool = True,
+        full_collections: bool = True,
     ) -> None:
         if max_points < 2 or not interval_s > 0 or not connect_timeout_s >= 0:
             raise ValueError("need max_points >= 2, interval_s > 0, connect_timeout_s >= 0")
@@ -113,6 +115,9 @@ class LiveCapture:
         self.flamegraphs = flamegraphs
         """Where to write memray's flame graph of each process at the end, if anywhere."""
         self.trace_python_allocators = trace_python_allocators
+        self.full_collections = full_collections
+        """Whether the agent writes full collections to read the heap right after
+        (``[profile] retained_heap``): else their files are never looked for."""
         self._capacity = max_points - max_points % 2  # thinning keeps every other of cap + 1
         self._frames: dict[Place, Frame] = {}
         self._main: LiveProcess | None = None
@@ -212,10 +217,15 @@ class LiveCapture:
         """While it runs: the main process's poll times so far, and at each the heap of
         every process read (a fork at its last poll before; none before its first).
         Once the main process has ``min_retained`` polls right after full collections
-        (if not 0), those, each process's heap right after its last full collection."""
+        (if not 0), those, for a service of one process (as the run's analysis judges a
+        service that forks on every point)."""
         if self._main is None:
             return [], []
-        retained = bool(min_retained) and len(self._main.retained_series()[0]) >= min_retained
+        retained = (
+            bool(min_retained)
+            and not self._forks
+            and len(self._main.retained_series()[0]) >= min_retained
+        )
 
         def series(process: LiveProcess) -> tuple[list[float], list[int]]:
             return process.retained_series() if retained else process.heap_series()
@@ -261,7 +271,7 @@ class LiveCapture:
                     next_backlog = now + BACKLOG_EVERY_S
                 if now >= next_full:
                     self._watch_collections(now)
-                    next_full = now + RETAINED_WATCH_S
+                    next_full = now + RETAINED_WATCH_S if self.full_collections else math.inf
                 for process in self._all():
                     if not process.ended and self._collected(process, now):
                         self._poll_retained(process, now)
@@ -333,8 +343,10 @@ class LiveCapture:
         assert due is not None
         started = time.monotonic()
         kept = self._poll(process, retained=True, mark=process.retained_mark)
-        # Not yet: kept as an ordinary poll, tried again once as long again has passed.
-        process.retained_retry = time.monotonic() + max(time.monotonic() - started, 0.05)
+        # Not yet: kept as an ordinary poll, tried again as an ordinary poll would be (a
+        # reading behind the service must not be held further back by the tries).
+        took = time.monotonic() - started
+        process.retained_retry = time.monotonic() + max(RELIEF * took, RETAINED_SETTLE_S)
         if kept or process.ended or now - due >= RETAINED_GIVE_UP_S:
             if not kept and not process.ended:
                 with self._lock:
@@ -356,10 +368,10 @@ class LiveCapture:
         caught up with it (or waited long enough)."""
         if process.retained_due is None:
             return False
-        if process.retained_mark is not None:  # its poll says whether it came through
-            return now >= process.retained_retry
         if now - process.retained_due < RETAINED_SETTLE_S:
             return False
+        if process.retained_mark is not None:  # its poll says whether it came through
+            return now >= process.retained_retry
         if now - process.retained_due >= RETAINED_WAIT_S or not process.port:
             return True
         return _backlogs().get(process.port, 0) <= RETAINED_SETTLED_BYTES

@@ -228,11 +228,11 @@ class ProfileSpec(StrictModel):
     retained_heap: bool = True
     """Judge leaks on the memory that survives a full garbage collection: memgate's agent
     runs ``gc.collect()`` in each profiled process every so often through the measured
-    phase (its pauses kept to about 2% of the time) and memgate reads the heap right
-    after each. Without it (for a service that must not be collected from outside) the
-    heap is judged at whatever moment of the collector's cycle each point falls:
-    reference cycles waiting for a rare full collection ramp like a leak, and clean
-    services on large frameworks fail or flag far more often."""
+    phase (its pauses kept to 5% of the time) and memgate reads the heap right after
+    each. Without it (for a service that must not be collected from outside) the heap is
+    judged at whatever moment of the collector's cycle each point falls: reference
+    cycles waiting for a rare full collection ramp like a leak, and clean services on
+    large frameworks fail or flag far more often."""
     capture: Literal["live", "file"] = "live"
     """``live`` streams memray's records to memgate during the load (no capture file;
     memgate's memory and disk stay bounded however long the load); ``file`` writes

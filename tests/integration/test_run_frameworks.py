@@ -54,15 +54,13 @@ def test_a_clean_framework_app_does_not_fail_as_a_leak(name: str, tmp_path: Path
 def test_a_container_kept_per_request_fails_and_is_named(name: str, tmp_path: Path) -> None:
     result = run_app(name, tmp_path, leak=True)
     decision = decide(summarize(result), None, BudgetSpec())
-    # Never a pass; a certain leak fails. (Read on a busy machine, the workers' retained
-    # heap is noisy: 1 of 2 runs of the Flask app read it flat, and flagged it only.)
+    # Never a pass; a certain leak fails. (A service that forks is judged on every point:
+    # the summed heap can read too noisy to be certain where the planted site is not.)
     assert decision.verdict is not Outcome.PASS, decision.findings
     assert any(f.check in ("leak", "site") for f in decision.findings), decision.findings
-    if result.analysis.shape is Shape.LEAK and not result.analysis.unconfirmed:
+    assert not result.curve.retained  # not yet for a service that forks
+    if result.analysis.shape is Shape.LEAK:
         assert decision.verdict is Outcome.FAIL, decision.findings
-    elif result.analysis.unconfirmed:
-        (leak,) = [f for f in decision.findings if f.check == "leak"]
-        assert leak.severity is Outcome.FLAG and "too few full collections" in leak.message
     assert result.retention is not None
     kept = [r.what for r in result.retention.retained if r.kind == "container"]
     assert any(what.endswith(APPS[name][2]) for what in kept), kept

@@ -150,7 +150,9 @@ def make_summary(
         scenario_sha256="ab" * 32,
         settings_sha256=settings,
         shape=shape,
-        heap=TrendSummary(slope, low, high, p_value or (1e-6 if slope > 1 else 0.5)),
+        heap=TrendSummary(
+            slope, low, high, p_value if p_value is not None else 1e-6 if slope > 1 else 0.5
+        ),
         rss=TrendSummary(slope, low, high, 1e-6 if slope > 1 else 0.5),
         peak_heap=peak_heap,
         final_heap=peak_heap,

@@ -133,6 +133,20 @@ with tracker(port):
             del churn
             time.sleep(0.005)
         (folder / "done").write_text("done")
+    elif mode == "superseded":  # a collection whose marker never comes, then the next's
+        allocate(kept, folder / "allocated")
+        with open(folder / f"full.{os.getpid()}.jsonl", "a") as out:
+            out.write('{"t": %f, "pause": 0.001, "forced": true, "mark": 3033}\\n' % time.time())
+            out.flush()
+            time.sleep(0.3)
+            out.write('{"t": %f, "pause": 0.001, "forced": true, "mark": 3034}\\n' % time.time())
+            out.flush()
+            marker = _memgate_marker(3001)
+        for _ in range(100):
+            churn = [bytes(100) for _ in range(20)]
+            del churn
+            time.sleep(0.005)
+        (folder / "done").write_text("done")
     else:
         allocate(kept, folder / "done")
     if mode != "exit":
@@ -233,6 +247,17 @@ def test_the_heap_after_a_full_collection_is_read_once_the_agents_marker_shows(
     # Not at the first poll after the line: another stack's bytes matched the size.
     assert retained.t >= float((tmp_path / "marked").read_text())
     assert live.stats.retained_missed == 0
+
+
+def test_a_collection_whose_marker_never_came_before_the_next_is_counted_unread(
+    tmp_path: Path,
+) -> None:
+    with tracked(tmp_path, 20, mode="superseded", interval_s=0.05) as (_, live):
+        wait_for(tmp_path / "done")
+        live.stop()
+        (main,) = live.processes()
+    assert len([s for s in main.snapshots() if s.retained]) == 1  # the second's
+    assert live.stats.retained_missed == 1
 
 
 def test_a_tracked_process_is_read_as_it_runs(tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ def test_garbage_waiting_for_a_full_collection_is_no_leak_on_the_retained_heap()
 
 def test_too_few_full_collections_judge_every_point_and_say_so() -> None:
     raw = curve(FLAT, sigma=2_000)
-    few = dataclasses.replace(with_retained(raw, 50, FLAT))
+    few = with_retained(raw, 50, FLAT)
     judged = analyse_curve(few)
     assert judged.basis == "heap"
     assert re.search(r"only \d full collections in the measured phase", judged.heap.reason)
