@@ -25,8 +25,10 @@ appended to ``--record`` as it ends, so an interrupted benchmark keeps what it
 measured, and ``--table-only`` judges a record again with this memgate. The table
 prints, per case and history size, the checks that passed, flagged and failed, and the
 rate that matters with its 95% interval (Wilson's): clean, a flag or a failure is a
-false flag; planted, anything but a failure is a miss. It takes 5 to 15 s a run on 2
-cores: not part of CI.
+false flag; planted, anything but a failure is a miss. A last line says whether a
+history recorded as ``check --record`` records it (a failing run left out) would be
+narrower than one of every clean run: the lucky runs only. It takes 5 to 35 s a run on
+2 cores: not part of CI.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from gate.analysis.shape import retained_shape  # noqa: E402
 from gate.baseline import (  # noqa: E402
+    DEFAULT_KEEP,
     SCHEMA_VERSION,
     History,
     RunSummary,
@@ -62,6 +65,7 @@ from gate.outcome import Outcome  # noqa: E402
 from gate.run.orchestrate import run_scenario  # noqa: E402
 from gate.scenario import BudgetSpec, load_scenario  # noqa: E402
 from gate.verdict import decide  # noqa: E402
+from gate.verdict.history import HEAP_GROWTH, METRICS, band_of  # noqa: E402
 
 CASES = {"clean": None, "leak16": "16", "leak64": "64"}
 SERVICES = {
@@ -143,6 +147,41 @@ def table(records: list[dict[str, object]], histories: tuple[int, ...]) -> str:
     return "\n".join(rows)
 
 
+def lucky_runs(records: list[dict[str, Any]]) -> str:
+    """Whether a history recorded as ``check --record`` records (a run that fails is
+    left out) is narrower than one of every clean run: the clean runs in order, each
+    judged against the runs recorded before it, and the limits of the last
+    ``DEFAULT_KEEP`` kept either way."""
+    adapter = _history_adapter()
+    clean = [_summary(adapter, r) for r in records if r["case"] == "clean" and "summary" in r]
+    kept: list[RunSummary] = []
+    for run in clean:
+        history = History(SCHEMA_VERSION, "demo", tuple(kept[-DEFAULT_KEEP:]), None)
+        if not kept or decide(run, history, BudgetSpec()).verdict is not Outcome.FAIL:
+            kept.append(run)
+    return (
+        f"{len(clean)} clean runs in order; check --record would have left out"
+        f" {len(clean) - len(kept)}. Limits of the history it records:"
+        f" {_limits(kept[-DEFAULT_KEEP:])}; of every clean run: {_limits(clean[-DEFAULT_KEEP:])}"
+    )
+
+
+def _limits(runs: list[RunSummary]) -> str:
+    growth = next(m for m in METRICS if m.name == HEAP_GROWTH)
+    retained = dataclasses.replace(
+        growth,
+        value=lambda r: r.retained.slope if r.retained else 0.0,
+        interval=lambda r: (r.retained.low, r.retained.high) if r.retained else (0.0, 0.0),
+    )
+    peak = next(m for m in METRICS if m.name == "peak heap")
+    with_retained = [r for r in runs if r.retained]
+    parts = [f"peak heap {band_of(peak, runs).limit / 2**20:.2f} MiB"]
+    if with_retained:
+        parts.append(f"retained growth {band_of(retained, with_retained).limit:.1f} B/request")
+    parts.append(f"growth on every point {band_of(growth, runs).limit:.1f} B/request")
+    return ", ".join(parts)
+
+
 def _summary(adapter: TypeAdapter[History], record: dict[str, Any]) -> RunSummary:
     """A record's summary (the history file's form of a run). A record written before
     summaries kept the retained heap's growth has it beside (its p-value unknown: 0.5)."""
@@ -186,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         records = [json.loads(line) for line in record.read_text().splitlines() if line]
     if args.table_only:
         print(table(records, histories))
+        print(f"\n{lucky_runs(records)}")
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="memgate-flags-"))
     recorded = sum(1 for r in records if r["role"] == "history")
@@ -213,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             out.write(json.dumps(entry) + "\n")
         print(json.dumps({k: v for k, v in entry.items() if k != "summary"}), file=sys.stderr)
     print(table(records, histories))
+    print(f"\n{lucky_runs(records)}")
     return 0
 
 
