@@ -1,0 +1,81 @@
+"""The retained heap's points, from a recording's snapshots marked right after full
+collections (fakes of a recording: the live reader and the capture file are tested apart)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from gate.capture import StackLiveBytes
+from gate.interpreter import AGENT
+from gate.load import LoadOutcome
+from gate.model import Frame, FullCollection, LoadSample, MemorySnapshot
+from gate.run.retained import NONE, full_collections, retained_points
+
+AGENT_STACK = (Frame("_census", str(AGENT), 1),)
+SERVICE = (Frame("handle", "app.py", 10),)
+
+
+class Recording:
+    """A recording whose agent holds ``agent`` of each snapshot's heap."""
+
+    def __init__(self, snapshots: list[MemorySnapshot], agent: int) -> None:
+        self._snapshots, self._agent = snapshots, agent
+
+    def snapshots(self) -> list[MemorySnapshot]:
+        return self._snapshots
+
+    def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]:
+        yield StackLiveBytes(AGENT_STACK, tuple(self._agent for _ in indexes))
+        yield StackLiveBytes(SERVICE, tuple(self._snapshots[i].heap - self._agent for i in indexes))
+
+
+LOAD = LoadOutcome(
+    started_at=100.0,
+    warmup_done_at=101.0,
+    ended_at=110.0,
+    samples=tuple(LoadSample(100.0 + t, 100 * t, 0) for t in range(11)),
+    stop_reason="requests",
+    endpoints=(),
+)
+
+
+def snapshots() -> list[MemorySnapshot]:
+    """A poll every 0.5 s from 99 s to 111 s; those at whole seconds right after one."""
+    return [
+        MemorySnapshot(t=99 + i / 2, rss=0, heap=1_000_000 + 10 * i, retained=i % 2 == 0)
+        for i in range(25)
+    ]
+
+
+def test_the_points_are_the_retained_snapshots_in_the_load_out_of_the_census() -> None:
+    mine = snapshots()
+    collections = {7: [FullCollection(t=s.t - 0.05, pause=0.02, forced=True) for s in mine]}
+    live = Recording(mine, agent=500)
+    kept = retained_points([(7, "", live)], [mine], LOAD, {7: [(104.9, 105.1)]}, collections)
+    # 100..110 s, whole seconds, without 105 s (the census's pause).
+    assert [p.t for p in kept.points] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]
+    assert [p.requests for p in kept.points] == [0, 100, 200, 300, 400, 600, 700, 800, 900, 1000]
+    assert [mine[i].t for i in kept.indexes] == [100 + p.t for p in kept.points]
+    # Read live: the agent's own bytes are not the service's.
+    assert [p.heap for p in kept.points] == [mine[i].heap - 500 for i in kept.indexes]
+    assert {(p.pause, p.forced) for p in kept.points} == {(0.02, True)}
+    # From a capture file (a name), its snapshots' heaps are taken as they are.
+    from_file = retained_points([(7, "capture.bin", live)], [mine], LOAD, {}, collections)
+    assert [p.heap for p in from_file.points] == [mine[i].heap for i in from_file.indexes]
+
+
+def test_a_service_that_forks_has_none_yet() -> None:
+    mine = snapshots()
+    two = [(7, "", Recording(mine, 0)), (8, "", Recording(mine, 0))]
+    assert retained_points(two, [mine, mine], LOAD, {}, {}) is NONE
+
+
+def test_the_collections_of_the_measured_phase_and_the_share_of_the_most_held() -> None:
+    collections = {
+        7: [FullCollection(100.5, 0.5, True), *(FullCollection(t, 0.1, True) for t in (102, 104))],
+        8: [FullCollection(103, 0.2, True), FullCollection(106, 0.05, False)],
+    }
+    summary = full_collections(collections, LOAD, unread=2)
+    assert (summary.forced, summary.service, summary.unread) == (3, 1, 2)
+    assert (summary.median_pause_s, summary.max_pause_s) == (0.1, 0.2)
+    assert summary.share == round(0.2 / 9, 4)  # of the 9 s after the warm-up
