@@ -54,6 +54,16 @@ def allocate(kept, done):
     done.write_text("done")
 
 
+def churn_then_done(folder):
+    """Allocate a while, as a service does (its records go out in blocks of 4 KiB), then
+    say it is done."""
+    for _ in range(100):
+        churn = [bytes(100) for _ in range(20)]
+        del churn
+        time.sleep(0.005)
+    (folder / "done").write_text("done")
+
+
 def idle():
     """Allocate and free until the test closes standard input, as a running service
     does: memray's tracker sends its records in blocks of 4 KiB, so the last records
@@ -113,11 +123,7 @@ with tracker(port):
             time.sleep(0.3)
             del kept[:]
             out.write('{"t": %f, "pause": 0.001, "forced": true}\\n' % time.time())
-        for _ in range(100):  # as a service does: its records go out in blocks of 4 KiB
-            churn = [bytes(100) for _ in range(20)]
-            del churn
-            time.sleep(0.005)
-        (folder / "done").write_text("done")
+        churn_then_done(folder)
     elif mode == "marked":  # a collection, its marker allocated 0.5 s after its line
         decoy = bytes(3000)  # alive all along, of the marker's size: not the marker
         allocate(kept, folder / "allocated")
@@ -128,11 +134,7 @@ with tracker(port):
             time.sleep(0.5)
             (folder / "marked").write_text(str(time.time()))
             marker = _memgate_marker(3000)
-        for _ in range(100):
-            churn = [bytes(100) for _ in range(20)]
-            del churn
-            time.sleep(0.005)
-        (folder / "done").write_text("done")
+        churn_then_done(folder)
     elif mode == "superseded":  # a collection whose marker never comes, then the next's
         allocate(kept, folder / "allocated")
         with open(folder / f"full.{os.getpid()}.jsonl", "a") as out:
@@ -142,11 +144,7 @@ with tracker(port):
             out.write('{"t": %f, "pause": 0.001, "forced": true, "mark": 3034}\\n' % time.time())
             out.flush()
             marker = _memgate_marker(3001)
-        for _ in range(100):
-            churn = [bytes(100) for _ in range(20)]
-            del churn
-            time.sleep(0.005)
-        (folder / "done").write_text("done")
+        churn_then_done(folder)
     else:
         allocate(kept, folder / "done")
     if mode != "exit":
