@@ -5,8 +5,7 @@ collections), the leak is decided on them: certain when the analysis judged the 
 heap a leak (``basis`` retained, shape ``leak``), compared with the retained growth of
 the history's runs that had it too, whatever their shapes were judged on (a clean run
 whose retained heap wandered as theirs did is their way). A curve that leaks on every
-point where the retained heap does not surely is at most a flag, unless the retained
-heap is too noisy to tell (``TOO_NOISY``): then every point decides. With fewer, the heap is
+point where the retained heap does not surely is at most a flag. With fewer, the heap is
 judged on every point (certain when the shape is ``leak``, unless the few retained
 points read refute it), against the runs judged so too. Then:
 
@@ -42,10 +41,6 @@ from gate.verdict.history import (
     band_of,
 )
 
-TOO_NOISY = 3.0
-"""A retained heap whose growth interval is this many times as wide as every point's
-tells nothing of a leak every point reads and it does not refute (the noisy service's
-retained heap read 440 B/request wide, its curve about 60): every point decides."""
 LIKELY_P = 0.05
 """The trend test's p-value under which growth with no history to compare is flagged."""
 
@@ -85,18 +80,10 @@ class LeakCheck:
             return found
         if current.shape is not Shape.LEAK:
             return []
+        # Every point leaks, and the retained heap's interval does not refute it: never a
+        # failure (what survives full collections decides), but a flag past what the
+        # history's runs grew on every point (or with none to tell).
         raw = [r for r in compared if r.basis == "heap"]
-        kept = current.retained
-        if kept.high - kept.low >= TOO_NOISY * (current.heap.high - current.heap.low):
-            # Every point leaks, and the retained heap is too noisy to tell (pools and
-            # caches the service holds wander between full collections): every point,
-            # far denser, decides as it would with no retained heap at all.
-            return self._judged(
-                current, runs, raw, heap_metric, current.heap, True, "the heap", noisy=kept
-            )
-        # Every point leaks, and the retained heap's interval, precise enough to tell,
-        # does not refute it: never a failure (what survives full collections decides),
-        # but a flag past what the history's runs grew on every point (or with none).
         if raw and current.heap.slope <= band_of(heap_metric, raw).limit:
             return []
         return [self._every_point(current)]
@@ -110,17 +97,11 @@ class LeakCheck:
         heap: TrendSummary,
         certain: bool,
         what: str,
-        noisy: TrendSummary | None = None,
     ) -> list[Finding]:
         growth = (
             f"{what} grows {fmt(heap.slope, 'B/request')} [{fmt(heap.low, '')},"
             f" {fmt(heap.high, '')}] through the steady state"
         )
-        if noisy is not None:
-            growth += (
-                f" (right after full collections {fmt(noisy.slope, 'B/request')}"
-                f" [{fmt(noisy.low, '')}, {fmt(noisy.high, '')}]: too noisy to tell)"
-            )
         top = current.sites[0] if current.sites else None
         where = f"; top growing site {top.key}" if top else ""
         frame = top.frame if top else None

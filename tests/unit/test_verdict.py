@@ -496,7 +496,7 @@ def test_a_leak_on_the_retained_heap_is_judged_against_the_historys_retained_gro
 
 def test_every_point_leaking_where_the_retained_heap_does_not_never_fails() -> None:
     raw = make_summary(slope=40.0, low=35.0, high=45.0, shape=Shape.LEAK)
-    ramp = retained(raw, 5.0, -8.0, 18.0)  # judged on every point (basis "heap")
+    ramp = retained(raw, 5.0, -8.0, 50.0)  # judged on every point (basis "heap")
     alone = decide(ramp, None, BudgetSpec())
     assert alone.verdict is Outcome.FLAG
     (found,) = [f for f in alone.findings if f.check == "leak"]
@@ -513,14 +513,3 @@ def test_against_another_environments_history_a_new_growing_site_is_a_flag() -> 
     decision = decide(grows, history, BudgetSpec())
     assert [f.severity for f in decision.findings if f.check == "site"] == [Outcome.FLAG]
     assert decide(grows, clean_history(), BudgetSpec()).verdict is Outcome.FAIL
-
-
-def test_every_point_decides_where_the_retained_heap_is_too_noisy_to_tell() -> None:
-    # Pools and caches wander between full collections: the retained heap's interval is
-    # many times as wide as every point's, and refutes nothing.
-    raw = make_summary(slope=64.0, low=59.0, high=69.0, shape=Shape.LEAK)
-    wide = retained(raw, 30.0, -200.0, 260.0)
-    decision = decide(wide, clean_history(), BudgetSpec())
-    assert decision.verdict is Outcome.FAIL
-    (found,) = [f for f in decision.findings if f.check == "leak"]
-    assert "too noisy to tell" in found.message
