@@ -513,3 +513,15 @@ def test_against_another_environments_history_a_new_growing_site_is_a_flag() -> 
     decision = decide(grows, history, BudgetSpec())
     assert [f.severity for f in decision.findings if f.check == "site"] == [Outcome.FLAG]
     assert decide(grows, clean_history(), BudgetSpec()).verdict is Outcome.FAIL
+
+
+def test_a_peak_alone_past_the_limit_is_a_transient_and_flags() -> None:
+    spike = dataclasses.replace(make_summary(peak_heap=8 * MIB), final_heap=6 * MIB)
+    decision = decide(spike, clean_history(), BudgetSpec())
+    assert decision.verdict is Outcome.FLAG
+    (peak,) = [f for f in decision.findings if f.metric == "peak heap"]
+    assert peak.severity is Outcome.FLAG and "a transient peak" in peak.message
+    # Where the heap settles higher too, it is a regression.
+    assert decide(make_summary(peak_heap=8 * MIB), clean_history(), BudgetSpec()).verdict is (
+        Outcome.FAIL
+    )
