@@ -114,7 +114,7 @@ class CurvePoint:
 @dataclasses.dataclass(frozen=True)
 class RetainedPoint:
     """The heap right after a full collection of the garbage collector: the memory that
-    survived it (of a service of one process: one that forks has none yet)."""
+    survived it (of a service that forks: the processes' sum, :mod:`gate.run.retained`)."""
 
     requests: float
     t: float

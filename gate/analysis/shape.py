@@ -223,6 +223,24 @@ def _retained_series(retained: Sequence[RetainedPoint]) -> _Series:
     return _series([p.requests for p in retained], [p.heap for p in retained], 0)
 
 
+def steady_retained(curve: Curve, steady: SteadyState) -> int | None:
+    """The first retained point of the steady state, for the sites' growth: the analysis's
+    own cut when it judged the heap on them, else the first at or after the steady state's
+    start, if at least ``MIN_RETAINED`` follow it (``None``: too few, judge every point).
+
+    Sites are judged on the retained heap whenever it has enough points, whatever the heap
+    was judged on: a site whose bytes are garbage waiting for a collection is not growing
+    (a clean Django app's template rendering grew 103 B/request [17, 218] on every point,
+    and failed the check with no history)."""
+    if steady.retained_index is not None:
+        return steady.retained_index
+    first = next(
+        (i for i, p in enumerate(curve.retained) if p.requests >= steady.requests),
+        len(curve.retained),
+    )
+    return first if len(curve.retained) - first >= MIN_RETAINED else None
+
+
 def measured_retained(curve: Curve) -> list[RetainedPoint]:
     """The curve's retained points of the measured phase (from the warm-up's point on)."""
     start = curve.points[curve.warmup_index].requests if curve.points else 0.0

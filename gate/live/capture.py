@@ -217,8 +217,8 @@ class LiveCapture:
         """While it runs: the main process's poll times so far, and at each the heap of
         every process read (a fork at its last poll before; none before its first).
         Once the main process has ``min_retained`` polls right after full collections
-        (if not 0), those, for a service of one process (as the run's analysis judges a
-        service that forks on every point)."""
+        (if not 0), those, for a service of one process (a service that forks is watched
+        on every point: its processes collect at times of their own)."""
         if self._main is None:
             return [], []
         retained = (

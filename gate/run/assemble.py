@@ -30,7 +30,12 @@ from gate.analysis.curve import (
 from gate.analysis.gc import gc_pressure
 from gate.analysis.resources import resource_growth
 from gate.analysis.retention import CensusRecord, retention
-from gate.analysis.shape import NotEnoughPoints, analyse_curve, steady_growth
+from gate.analysis.shape import (
+    NotEnoughPoints,
+    analyse_curve,
+    steady_growth,
+    steady_retained,
+)
 from gate.analysis.sites import rank_sites, sum_by_stack
 from gate.analysis.trend import TooFewPoints, blocks, trend
 from gate.capture import Capture, StackLiveBytes, UnreadableCapture
@@ -374,17 +379,20 @@ def _read(
     kept = retained_points(recordings, snapshots, outcome, censuses, collections)
     curve = dataclasses.replace(curve, retained=kept.points)
     analysis = analyse_curve(curve)
-    judged = analysis.basis == "retained"  # of one process: kept.indexes are its
+    retained_index = steady_retained(curve, analysis.steady)
+    judged = retained_index is not None
     natives: dict[tuple[Frame, ...], StackLiveBytes] = {}
     stacks = sum_by_stack(
         [
             _service_stacks(
                 recording.live_bytes_by_stack(
-                    [*process.indexes, *(kept.indexes if judged else ())]
+                    [*process.indexes, *(kept.indexes[number] if judged else ())]
                 ),
                 natives,
             )
-            for (_, _, recording), process in zip(recordings, processes, strict=True)
+            for number, ((_, _, recording), process) in enumerate(
+                zip(recordings, processes, strict=True)
+            )
         ]
     )
     named = Libraries(libraries, own=[str(scenario.service_cwd)])
@@ -396,11 +404,7 @@ def _read(
         library_roots=library_roots,
         base=str(scenario.service_cwd),
         native=lambda stack: named.describe(natives[stack].native) if stack in natives else (),
-        retained=(
-            (retained_requests, analysis.steady.retained_index)
-            if analysis.steady.retained_index is not None
-            else None
-        ),
+        retained=(retained_requests, retained_index) if retained_index is not None else None,
     )
     return _Read(curve, analysis, sites, processes, len(snapshots[0]))
 

@@ -2,10 +2,11 @@
 read from the points memray gave (live: a poll the agent's marker vouched for; from a
 file: the first snapshot after the collection's end), and what the collections cost.
 
-Only for a service of one process yet: each process of a prefork service collects at
-times of its own, and the sum of their heaps read so missed a worker's planted leak in
-1 of 2 checks (besides workers recycled while the load ran). Such a service is judged on
-every point of its curve, as the result says.
+Each process of a prefork service collects at times of its own. The service's retained
+heap is then their sum at the times one of them collected, each of the others read
+between its own two collections around that time (its retained heap grows by what it
+keeps, so a straight line between two of its points is what it kept meanwhile), over the
+time every one of them has points on both sides of.
 """
 
 from __future__ import annotations
@@ -25,16 +26,33 @@ from gate.model import FullCollection, FullCollections, MemorySnapshot, Retained
 if TYPE_CHECKING:
     from gate.run.assemble import Recording
 
+SPANNED = 0.5
+"""A service of several processes has a retained heap only where every one of them has
+points on both sides, and only if that time covers at least this share of the measured
+phase (a worker recycled or started midway leaves too little: the heap is then judged on
+every point)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Kept:
-    """The retained heap's points, and the recording's snapshot at each of them."""
+    """The retained heap's points, and each recording's snapshot at each of them (of a
+    service of several processes: its last retained snapshot at or before the point)."""
 
     points: tuple[RetainedPoint, ...]
+    indexes: tuple[list[int], ...]
+
+
+NONE = Kept((), ())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Own:
+    """One process's retained snapshots during the load: when, their heaps, which."""
+
+    at: np.ndarray
+    heaps: np.ndarray
     indexes: list[int]
-
-
-NONE = Kept((), [])
+    events: list[FullCollection]
 
 
 def retained_points(
@@ -44,13 +62,55 @@ def retained_points(
     censuses: dict[int, list[tuple[float, float]]],
     collections: dict[int, list[FullCollection]],
 ) -> Kept:
-    """The heap right after each full collection during the load, out of the census's
-    pauses (:data:`NONE` for a service of several processes)."""
-    if len(recordings) != 1:
+    """The service's heap right after each full collection during the load, out of the
+    census's pauses (:data:`NONE` if a process has too few such points)."""
+    owns = [
+        _own(pid, name, recording, mine, outcome, censuses.get(pid, ()), collections.get(pid, []))
+        for (pid, name, recording), mine in zip(recordings, snapshots, strict=True)
+    ]
+    if not owns or any(len(own.indexes) < (1 if len(owns) == 1 else 2) for own in owns):
         return NONE
-    ((pid, name, recording),) = recordings
-    (mine,) = snapshots
-    windows = censuses.get(pid, ())
+    start = max(float(own.at[0]) for own in owns)
+    end = min(float(own.at[-1]) for own in owns)
+    measured = outcome.ended_at - (outcome.warmup_done_at or outcome.started_at)
+    if len(owns) > 1 and end - start < SPANNED * measured:
+        return NONE
+    # The times of the process that collected most often in the span, every other read there.
+    inside = [(own.at >= start) & (own.at <= end) for own in owns]
+    grid = max(range(len(owns)), key=lambda n: int(inside[n].sum()))
+    at = owns[grid].at[inside[grid]]
+    heaps = sum((np.interp(at, own.at, own.heaps) for own in owns), np.zeros(len(at)))
+    indexes = tuple(
+        [own.indexes[int(n)] for n in np.searchsorted(own.at, at, side="right") - 1] for own in owns
+    )
+    events = owns[grid].events
+    ends = np.asarray([c.t for c in events], dtype=float)
+    points = []
+    served = requests_at(at.tolist(), outcome.samples).tolist()
+    for t, r, heap in zip(at.tolist(), served, heaps.tolist(), strict=True):
+        found = int(np.searchsorted(ends, t, side="right")) - 1
+        event = events[found] if found >= 0 else None
+        points.append(
+            RetainedPoint(
+                requests=round(r, 1),
+                t=round(t - outcome.started_at, 3),
+                heap=round(heap),
+                pause=round(event.pause, 6) if event else 0.0,
+                forced=event.forced if event else True,
+            )
+        )
+    return Kept(tuple(points), indexes)
+
+
+def _own(
+    pid: int,
+    name: str,
+    recording: Recording,
+    mine: Sequence[MemorySnapshot],
+    outcome: LoadOutcome,
+    windows: Sequence[tuple[float, float]],
+    events: list[FullCollection],
+) -> _Own:
     indexes = [
         i
         for i, s in enumerate(mine)
@@ -58,28 +118,15 @@ def retained_points(
         and outcome.started_at <= s.t <= outcome.ended_at
         and not any(a <= s.t <= b for a, b in windows)
     ]
-    if not indexes:
-        return NONE
     heaps = [mine[i].heap for i in indexes]
-    if not name:  # read live: the agent's own allocations (a census's objects) left out
+    if indexes and not name:  # read live: the agent's own allocations (a census's) left out
         heaps = without_agent_heap(heaps, recording.live_bytes_by_stack(indexes))
-    at = [mine[i].t for i in indexes]
-    events = collections.get(pid, [])
-    ends = np.asarray([c.t for c in events], dtype=float)
-    points = []
-    for t, r, heap in zip(at, requests_at(at, outcome.samples).tolist(), heaps, strict=True):
-        found = int(np.searchsorted(ends, t, side="right")) - 1
-        event = events[found] if found >= 0 else None
-        points.append(
-            RetainedPoint(
-                requests=round(r, 1),
-                t=round(t - outcome.started_at, 3),
-                heap=int(heap),
-                pause=round(event.pause, 6) if event else 0.0,
-                forced=event.forced if event else True,
-            )
-        )
-    return Kept(tuple(points), indexes)
+    return _Own(
+        np.asarray([mine[i].t for i in indexes], dtype=float),
+        np.asarray(heaps, dtype=float),
+        indexes,
+        events,
+    )
 
 
 def after_collections(

@@ -114,14 +114,22 @@ class LeakCheck:
             since = self._without_history(runs)
             site = None if current.few_collections else _certain_site(current)
             if not certain and site is not None:
-                # The heap summed over a prefork server's processes (each collected at
-                # times of its own) can be too noisy to tell, where one site is not.
+                # Judged on every point, the heap can be too noisy to tell where one site is
+                # not (summed over a prefork server's processes, say): the site fails. The
+                # retained heap decides where there is one: a cache that fills slowly is a
+                # flag until a history says it is the service's way (a clean Django app's
+                # page query, in SQLite's execute by its stack: the statement cache, one
+                # per page of the 60 the load reads, as Django inlines LIMIT and OFFSET,
+                # grew 56-209 B/request on the retained heap's points in 4 of 5 runs).
+                kept = current.retained is not None
                 message = (
-                    f"memory leaks: {site.key} grows {fmt(site.trend.slope, 'B/request')}"
-                    f" [{fmt(site.trend.low, '')}, {fmt(site.trend.high, '')}] through the"
-                    f" steady state ({since}), though the heap does not surely"
+                    f"memory {'may leak' if kept else 'leaks'}: {site.key} grows"
+                    f" {fmt(site.trend.slope, 'B/request')} [{fmt(site.trend.low, '')},"
+                    f" {fmt(site.trend.high, '')}] through the steady state ({since}),"
+                    f" though {what} does not surely"
                 )
-                return [_finding(Outcome.FAIL, heap, None, message, site.frame)]
+                severity = Outcome.FLAG if kept else Outcome.FAIL
+                return [_finding(severity, heap, None, message, site.frame)]
             if certain:
                 message = f"memory leaks: {growth} ({since}){where}"
                 return [_finding(Outcome.FAIL, heap, None, message, frame)]

@@ -3,6 +3,7 @@ collections (fakes of a recording: the live reader and the capture file are test
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 
 from gate.capture import StackLiveBytes
@@ -55,19 +56,60 @@ def test_the_points_are_the_retained_snapshots_in_the_load_out_of_the_census() -
     # 100..110 s, whole seconds, without 105 s (the census's pause).
     assert [p.t for p in kept.points] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]
     assert [p.requests for p in kept.points] == [0, 100, 200, 300, 400, 600, 700, 800, 900, 1000]
-    assert [mine[i].t for i in kept.indexes] == [100 + p.t for p in kept.points]
+    assert [mine[i].t for i in kept.indexes[0]] == [100 + p.t for p in kept.points]
     # Read live: the agent's own bytes are not the service's.
-    assert [p.heap for p in kept.points] == [mine[i].heap - 500 for i in kept.indexes]
+    assert [p.heap for p in kept.points] == [mine[i].heap - 500 for i in kept.indexes[0]]
     assert {(p.pause, p.forced) for p in kept.points} == {(0.02, True)}
     # From a capture file (a name), its snapshots' heaps are taken as they are.
     from_file = retained_points([(7, "capture.bin", live)], [mine], LOAD, {}, collections)
-    assert [p.heap for p in from_file.points] == [mine[i].heap for i in from_file.indexes]
+    assert [p.heap for p in from_file.points] == [mine[i].heap for i in from_file.indexes[0]]
 
 
-def test_a_service_that_forks_has_none_yet() -> None:
-    mine = snapshots()
-    two = [(7, "", Recording(mine, 0)), (8, "", Recording(mine, 0))]
-    assert retained_points(two, [mine, mine], LOAD, {}, {}) is NONE
+def worker(first: float, every: float, per_second: int, base: int) -> list[MemorySnapshot]:
+    """A worker's polls every 0.25 s from 99 s to 111 s, retained from ``first`` on every
+    ``every`` seconds; its heap grows by ``per_second`` bytes a second."""
+    return [
+        MemorySnapshot(
+            t=99 + i / 4,
+            rss=0,
+            heap=base + int(per_second * (99 + i / 4 - 100)),
+            retained=(99 + i / 4) >= first and ((99 + i / 4 - first) / every).is_integer(),
+        )
+        for i in range(49)
+    ]
+
+
+def test_a_service_that_forks_sums_its_processes_at_the_busiest_ones_collections() -> None:
+    # A master that collects rarely and keeps its heap; two workers at times of their own,
+    # one keeping 300 bytes a second (3 per request), the other nothing.
+    master = worker(100.0, 5.0, 0, 5_000_000)
+    leaking = worker(100.25, 0.5, 300, 2_000_000)
+    clean = worker(100.5, 1.0, 0, 3_000_000)
+    mine = [master, leaking, clean]
+    processes = [(pid, "", Recording(s, 0)) for pid, s in zip((1, 2, 3), mine, strict=True)]
+    kept = retained_points(processes, mine, LOAD, {}, {})
+    # Where each has points on both sides: 100.5 s to 109.5 s (the clean one's first and
+    # last), at the leaking worker's collections, the others read in between.
+    assert [p.t for p in kept.points] == [0.75 + n / 2 for n in range(18)]
+    assert [p.heap for p in kept.points] == [10_000_000 + 300 * (p.t) for p in kept.points]
+    # Each process's sites are read at its last retained snapshot at or before each point.
+    for snapshots, indexes in zip(mine, kept.indexes, strict=True):
+        at = [snapshots[i].t for i in indexes]
+        assert all(s.retained for s in (snapshots[i] for i in indexes))
+        assert all(a <= 100 + p.t < a + 5 for a, p in zip(at, kept.points, strict=True))
+    assert kept.indexes[1] == [i for i, s in enumerate(leaking) if s.retained and s.t <= 109.25][1:]
+
+
+def test_a_worker_that_spans_too_little_of_the_load_leaves_the_service_none() -> None:
+    # Started at 106 s (a worker recycled midway): 4 s of the 9 measured.
+    early = worker(100, 1, 0, 0)
+    late = [s if s.t >= 106 else dataclasses.replace(s, retained=False) for s in early]
+    processes = [(1, "", Recording(early, 0)), (2, "", Recording(late, 0))]
+    assert retained_points(processes, [early, late], LOAD, {}, {}) is NONE
+    # And a process with a single retained point cannot be read between two.
+    once = [dataclasses.replace(s, retained=s.t == 105) for s in early]
+    processes = [(1, "", Recording(early, 0)), (2, "", Recording(once, 0))]
+    assert retained_points(processes, [early, once], LOAD, {}, {}) is NONE
 
 
 def test_the_collections_of_the_measured_phase_and_the_share_of_the_most_held() -> None:

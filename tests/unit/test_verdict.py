@@ -507,6 +507,24 @@ def test_every_point_leaking_where_the_retained_heap_does_not_never_fails() -> N
     assert decide(ramp, clean_history(), BudgetSpec()).verdict is Outcome.FLAG
 
 
+def test_with_no_history_a_growing_site_fails_only_where_no_retained_heap_decides() -> None:
+    # One site grows surely while the heap does not surely leak, and nothing to compare.
+    site = make_summary(sites=(("app.py:render", 120.0),))
+    flat = dataclasses.replace(site, heap=TrendSummary(60.0, -20.0, 150.0, 0.2))
+    # Judged on every point (a prefork server's summed heap, or retained_heap = false),
+    # the heap may be too noisy to tell: the site decides.
+    (fails,) = [f for f in decide(flat, None, BudgetSpec()).findings if f.check == "leak"]
+    assert fails.severity is Outcome.FAIL
+    assert fails.message.startswith("memory leaks: app.py:render grows 120.0 B/request")
+    # The heap right after full collections does not surely grow: a cache filling slowly
+    # is a flag until a history tells.
+    kept = retained(flat, 30.0, -10.0, 70.0)
+    (flags,) = [f for f in decide(kept, None, BudgetSpec()).findings if f.check == "leak"]
+    assert flags.severity is Outcome.FLAG
+    assert flags.message.startswith("memory may leak: app.py:render grows 120.0 B/request")
+    assert flags.message.endswith("though the heap that survived full collections does not surely")
+
+
 def test_against_another_environments_history_a_new_growing_site_is_a_flag() -> None:
     history = clean_history(env_key="Darwin-arm64-py3.12-memray1.20-8cpu")
     grows = make_summary(sites=(("examples/app.py:handle", 30.0),))
