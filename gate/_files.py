@@ -68,9 +68,14 @@ def naming(path: Path) -> Callable[[str], InputError]:
 
 
 def open_log(path: Path) -> BinaryIO:
-    """Open a log for a child process to write; :class:`InputError` if it cannot be."""
+    """Open a log for a child process to write; :class:`InputError` if it cannot be. A
+    link at ``path`` is replaced, never followed: the file it points to is not memgate's
+    to truncate (as :func:`write_atomic`'s rename replaces a link)."""
     try:
-        return open(path, "wb")
+        if path.is_symlink():
+            path.unlink()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.fdopen(os.open(path, flags, 0o666), "wb")
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror}") from None
 

@@ -374,6 +374,8 @@ class BaselineStore:
         several services (``scenario`` is a result's :attr:`~gate.model.ScenarioRef.key`)."""
         if not re.fullmatch(rf"{NAME_PATTERN[1:-1]}(/{NAME_PATTERN[1:-1]})?", scenario):
             raise InputError(f"{scenario!r} is not a scenario name (or NAME/SERVICE)")
+        if self.root.exists() and not self.root.is_dir():  # else read as "no history yet"
+            raise InputError(f"{self.root}: not a folder (histories are kept in a folder)")
         return self.root / f"{scenario}.json"
 
     def services_of(self, scenario: str) -> list[str]:
@@ -398,6 +400,14 @@ class BaselineStore:
         history = _parse(data, raw, path)
         if history.scenario != scenario:
             raise InputError(f"{path}: holds scenario {history.scenario!r}, not {scenario!r}")
+        accepted = {e.run_id for e in self.audit(scenario) if e.action == "accept"}
+        if history.reference is not None and history.reference not in accepted:
+            # Set by hand, it would move the start of what every check compares with.
+            raise InputError(
+                f"{path}: reference {history.reference!r} was never accepted (no accept entry"
+                f" in {self.audit_path(scenario).name}): only memgate baseline accept --reason"
+                " sets it"
+            )
         return history
 
     def record(self, result: RunResult, *, keep: int = DEFAULT_KEEP) -> History:

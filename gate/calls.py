@@ -13,19 +13,23 @@ from __future__ import annotations
 
 import array
 import bisect
+import contextlib
 import dataclasses
 import datetime
 import gc
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from gate.analysis.sites import rank_sites
 from gate.analysis.trend import blocks, trend
 from gate.capture import Capture, tracking
-from gate.errors import InputError
+from gate.errors import InputError, RunError
 from gate.model import Site, Trend
 from gate.report.parts import growing_sites, where
 from gate.units import size
@@ -61,30 +65,35 @@ def measure_calls(
     calls: int = 100,
     rounds: int = 10,
     warmup_rounds: int = 1,
+    time_limit: float | None = None,
     capture: Path,
     base: str,
     library_roots: list[str],
 ) -> CallsResult:
     """Call ``fn`` ``calls`` times per round for ``warmup_rounds + rounds`` rounds,
-    tracked by memray into ``capture``."""
+    tracked by memray into ``capture``; stopped with a :class:`RunError` once all of that
+    takes more than ``time_limit`` seconds (``None``: no limit)."""
     if rounds < 6:
         raise InputError(f"rounds must be at least 6 to estimate a trend, not {rounds}")
     if calls < 1 or warmup_rounds < 0:
         raise InputError("calls must be at least 1 and warmup_rounds at least 0")
+    if time_limit is not None and not (_is_number(time_limit) and time_limit > 0):
+        raise InputError(
+            f"time_limit must be a number of seconds above 0, or None, not {time_limit!r}"
+        )
     # Round ends, kept as C doubles: storing them allocates nothing that lives on.
     marks = array.array("d", bytes(8 * (warmup_rounds + rounds + 1)))
     gc.collect()
-    with tracking(capture):
-        time.sleep(SETTLE_S)
-        marks[0] = time.time()
-        time.sleep(SETTLE_S)
-        for done in range(1, warmup_rounds + rounds + 1):
-            for _ in range(calls):
-                fn()
-            gc.collect()
-            time.sleep(SETTLE_S)
-            marks[done] = time.time()
-            time.sleep(SETTLE_S)
+    try:
+        with tracking(capture), _stopped_after(time_limit):
+            _call_rounds(fn, calls, marks)
+    except _Overdue:
+        done = sum(1 for mark in marks[1:] if mark)
+        raise RunError(
+            f"the calls did not finish within their time limit of {time_limit:g} s"
+            f" (time_limit=, or pytest's --memgate-calls-time-limit):"
+            f" {done} of {len(marks) - 1} rounds done"
+        ) from None
     with Capture(capture) as reader:
         snapshots = reader.snapshots()
         times = [s.t for s in snapshots]
@@ -108,6 +117,67 @@ def measure_calls(
         peak=max(s.heap for s in snapshots),
         sites=sites,
     )
+
+
+def _call_rounds(fn: Callable[[], Any], calls: int, marks: array.array[float]) -> None:
+    """The rounds of calls, one per mark after the first: ``marks[0]`` is the time
+    before the first call, ``marks[i]`` the time round ``i`` ended, after a collection;
+    a pause on each side of a mark lets memray take a snapshot at it."""
+    time.sleep(SETTLE_S)
+    marks[0] = time.time()
+    time.sleep(SETTLE_S)
+    for done in range(1, len(marks)):
+        for _ in range(calls):
+            fn()
+        gc.collect()
+        time.sleep(SETTLE_S)
+        marks[done] = time.time()
+        time.sleep(SETTLE_S)
+
+
+class _Overdue(BaseException):
+    """Raised into the calls when their time limit is up: not an :class:`Exception`, so
+    a function that catches every exception in a loop cannot swallow it."""
+
+
+def _overdue(signum: int, frame: FrameType | None) -> None:
+    raise _Overdue
+
+
+@contextlib.contextmanager
+def _stopped_after(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`_Overdue` into the block once ``seconds`` have passed.
+
+    The calls run in this process (memray's Tracker follows the process it is started
+    in), so the limit is an alarm signal, as pytest-timeout's signal method: it stops
+    Python code, sleeps and waits; a call stuck in C code that never checks for signals
+    is stopped when it returns to Python. An alarm already set (pytest-timeout's) is set
+    again afterwards, with the time it had left."""
+    if seconds is None:
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        raise InputError(
+            "time_limit needs the main thread (it is an alarm signal): call there,"
+            " or pass time_limit=None"
+        )
+    handler = signal.signal(signal.SIGALRM, _overdue)
+    outer, interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, handler or signal.SIG_DFL)  # None: one set in C
+        if outer:
+            left = outer - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6), interval)
+
+
+def _is_number(value: object) -> bool:
+    """Whether ``value`` is a finite real number (not a bool): NaN compares false with
+    everything, so a NaN limit would pass anything."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 def retains(result: CallsResult, max_growth_per_call: float) -> bool:
@@ -152,6 +222,7 @@ def check_calls(
     rounds: int,
     warmup_rounds: int,
     max_growth_per_call: float,
+    time_limit: float | None = None,
     capture: Path,
     baselines: Path | None,
     record: bool,
@@ -164,14 +235,14 @@ def check_calls(
     from gate.verdict import band
 
     limit = max_growth_per_call
-    if isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 <= limit < math.inf:
-        # NaN compares false with everything: it would pass any growth.
+    if not (_is_number(limit) and limit >= 0):
         raise InputError(f"max_growth_per_call must be a number of bytes, 0 or more, not {limit!r}")
     result = measure_calls(
         fn,
         calls=calls,
         rounds=rounds,
         warmup_rounds=warmup_rounds,
+        time_limit=time_limit,
         capture=capture,
         base=base,
         library_roots=library_roots(),

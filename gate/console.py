@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gate.check import DEFAULT_BASELINES, AlreadyRecorded, Recorded
-from gate.errors import one_line
+from gate.errors import one_line, printable
 from gate.outputs import Kept
 
 if TYPE_CHECKING:
@@ -87,14 +87,14 @@ class TerminalObserver:
         )
 
     def kept(self, previous: Kept | NotKept) -> None:
-        print(previous_line(previous))
+        say(previous_line(previous))
 
     def ran(self, ran: Ran) -> None:
         from gate.report.terminal import render_run
 
         self._stop()  # the run is over
-        print(render_run(ran.result, width=width()), end="")
-        print(f"result: {ran.path}")
+        say(render_run(ran.result, width=width()), end="")
+        say(f"result: {ran.path}")
 
     def judged(self, report: Report) -> None:
         from gate.report.parts import dependency_notes
@@ -106,13 +106,13 @@ class TerminalObserver:
             width=width(),
             changed=dependency_notes(report),
         )
-        print(text, end="")
+        say(text, end="")
 
     def reported(self, files: dict[Format, Path]) -> None:
-        print("reports: " + ", ".join(str(p) for p in files.values()))
+        say("reports: " + ", ".join(str(p) for p in files.values()))
 
     def recorded(self, recording: Recording) -> None:
-        print(recording_line(recording))
+        say(recording_line(recording))
 
     def concluded(self, check: ScenarioCheck) -> None:
         """The scenario's verdict, when it has several services (else it was just said)."""
@@ -121,7 +121,7 @@ class TerminalObserver:
                 f"{c.report.result.scenario.service} {c.report.decision.verdict.value}"
                 for c in check.checked
             )
-            print(f"memgate check: {check.name}: {check.verdict.value.upper()} ({each})")
+            say(f"memgate check: {check.name}: {check.verdict.value.upper()} ({each})")
 
 
 def previous_line(previous: Kept | NotKept) -> str:
@@ -174,4 +174,11 @@ def say_error(line: str) -> None:
     reads the two streams apart, so that the pause of workflow commands covers it."""
     from gate import github
 
-    print(one_line(line), file=sys.stdout if github.in_actions() else sys.stderr, flush=True)
+    out = sys.stdout if github.in_actions() else sys.stderr
+    print(printable(one_line(line)), file=out, flush=True)
+
+
+def say(text: str, end: str = "\n") -> None:
+    """Print to standard output, made printable: names and log lines from the measured
+    code are in what memgate prints (:func:`gate.errors.printable`)."""
+    print(printable(text), end=end, flush=True)

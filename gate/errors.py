@@ -55,6 +55,27 @@ def error_text(exc: MemgateError) -> str:
 _LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
 
 
+_CONTROLS = str.maketrans(
+    {
+        c: f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+        for c in (
+            *(chr(n) for n in range(0x20) if chr(n) not in "\n\t"),
+            *(chr(n) for n in range(0x7F, 0xA0)),
+            *"\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+        )
+    }
+)
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character but line breaks and tabs written as an
+    escape (``\\x1b``), and the bidirectional overrides too: names of functions and
+    files from the measured code, and its log lines, reach the terminal, where an
+    escape sequence would set the title, write the clipboard (OSC 52) or clear the
+    screen, and an override would show code other than it is."""
+    return text.translate(_CONTROLS)
+
+
 def one_line(text: str) -> str:
     """``text`` with every character Python splits lines at written as an escape: a
     file name or a key read from a file may hold a line break."""

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import github_action_utils as gau
 
+from gate.errors import printable
+
 
 def in_actions() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
@@ -89,20 +91,30 @@ def emit_commands(text: str) -> None:
     if not text:
         return
     if _resume_token is None:
-        print(text, end="", flush=True)
+        print(printable(text), end="", flush=True)
         return
     gau.end_stop_commands(_resume_token)
-    print(text, end="", flush=True)
+    print(printable(text), end="", flush=True)
     _resume_token = gau.begin_stop_commands()
 
 
-def publish(annotations: str, summary: str, outputs: dict[str, str]) -> None:
-    """Print the annotations, append the job summary once, set the step outputs."""
+def publish(annotations: str, summary: str, outputs: dict[str, str]) -> list[str]:
+    """Print the annotations, append the job summary once, set the step outputs; what
+    could not be written, one line each (the verdict's exit code stands: a folder at
+    ``GITHUB_OUTPUT`` is the runner's problem, not the service's)."""
     if not in_actions():
-        return
+        return []
     emit_commands(annotations)
-    if summary and os.environ.get("GITHUB_STEP_SUMMARY"):
-        gau.append_job_summary(summary)
-    if os.environ.get("GITHUB_OUTPUT"):
-        for name, value in outputs.items():
-            gau.set_output(name, value)
+    problems = []
+    if summary and (path := os.environ.get("GITHUB_STEP_SUMMARY")):
+        try:
+            gau.append_job_summary(summary)
+        except OSError as exc:
+            problems.append(f"cannot write the job summary to {path}: {exc.strerror}")
+    if path := os.environ.get("GITHUB_OUTPUT"):
+        try:
+            for name, value in outputs.items():
+                gau.set_output(name, value)
+        except OSError as exc:
+            problems.append(f"cannot write the step outputs to {path}: {exc.strerror}")
+    return problems

@@ -4,13 +4,14 @@ the command starts, so that the first check of a real service takes minutes.
 The command runs once, without memray, on a free port of 127.0.0.1 (``{port}`` in it);
 its health URL is the first of the usual paths that answers 2xx (or the one given), and
 when it serves an OpenAPI document, each GET endpoint without path parameters becomes a
-task. The service is stopped (its whole process group) before anything is written, and
-no file is written over.
+task. The service is stopped (its whole process group, and every process of its tree
+seen) before anything is written, and no file is written over.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import os
@@ -18,13 +19,18 @@ import re
 import shlex
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
+
+import psutil
 
 from gate.errors import InputError, RunError
+from gate.loopback import open_direct
+from gate.process_tree import sample_tree
 from gate.scenario.sections import NAME_PATTERN
 from gate.service import free_port
 
@@ -33,6 +39,8 @@ HEALTH_PATHS = ("/health", "/healthz", "/ready", "/status", "/")
 OPENAPI_PATHS = ("/openapi.json", "/swagger.json", "/api/openapi.json", "/v3/api-docs")
 MOST_TASKS = 20
 STOP_TIMEOUT_S = 10.0
+TAIL_BYTES = 64 * 1024
+"""How much of the end of the service's standard error is read for its last line."""
 
 
 def init(
@@ -52,64 +60,119 @@ def init(
             "the command must take its port from memgate: write {port} where the port goes"
             " (for example: -- python -m uvicorn app:app --port {port})"
         )
-    if not re.match(NAME_PATTERN, name):
+    # fullmatch, as the scenario's own validation matches: re.match's $ would let a
+    # trailing line break through, into both file names.
+    if not re.fullmatch(NAME_PATTERN, name):
         raise InputError(f"--name {name!r}: letters, digits, '.', '_' and '-' only")
+    if out.exists() and not out.is_dir():  # said before the service is started, not after
+        raise InputError(f"--out {out}: not a folder")
     scenario, locustfile = out / f"{name}.toml", out / f"{name}_locustfile.py"
     for path in (scenario, locustfile):
         if path.exists():
             raise InputError(f"{path} exists: memgate init writes over nothing")
     found_health, gets = probe(command, health=health, timeout=timeout)
-    out.mkdir(parents=True, exist_ok=True)
+    load = _compiled(locustfile_text(name, gets, found_health), locustfile)
     cwd = os.path.relpath(Path.cwd(), out.resolve())
-    locustfile.write_text(locustfile_text(name, gets, found_health))
-    scenario.write_text(scenario_text(command, cwd, found_health, locustfile.name, bool(gets)))
+    text = scenario_text(command, cwd, found_health, locustfile.name, bool(gets))
+    _write(out, {locustfile: load, scenario: text})
     return scenario, locustfile
+
+
+def _write(out: Path, files: dict[Path, str]) -> None:
+    """Write ``files`` into the folder ``out``, made if need be; :class:`InputError` if
+    it cannot be written in."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for path, text in files.items():
+            path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write in {out}: {exc.strerror or exc}") from None
+
+
+def _compiled(source: str, path: Path) -> str:
+    """``source``, once Python has compiled it: what an OpenAPI document's paths become
+    must never be a locustfile that fails to import (nor code the document wrote)."""
+    try:
+        compile(source, str(path), "exec")
+    except (SyntaxError, ValueError) as exc:
+        raise RunError(
+            f"the locustfile memgate init made for {path.name} does not compile ({exc}):"
+            " nothing was written; this is a bug in memgate"
+        ) from None
+    return source
+
+
+@dataclasses.dataclass(frozen=True)
+class _Started:
+    """The service as init runs it."""
+
+    process: subprocess.Popen[bytes]
+    stderr: IO[bytes]
+    """Its standard error: a file, not a pipe. An unread pipe fills up and blocks a
+    service that writes much before it listens; and reading a pipe to its end waits for
+    every process that holds it, such as a child the service left running."""
+    seen: dict[int, psutil.Process] = dataclasses.field(default_factory=dict)
+    """Every process of its tree seen while it ran: one that left its process group
+    (``setsid``) escapes the group's signal, and is killed by itself."""
+
+    def last_line(self) -> str:
+        """The last line it wrote on standard error, ``""`` if none; only the end of
+        the file is read, as a service may write without bound."""
+        size = self.stderr.seek(0, os.SEEK_END)
+        self.stderr.seek(max(0, size - TAIL_BYTES))
+        lines = self.stderr.read().decode(errors="replace").strip().splitlines()
+        return lines[-1].strip() if lines else ""
 
 
 def probe(command: Sequence[str], *, health: str | None, timeout: float) -> tuple[str, list[str]]:
     """Start the service, find its health path and its GET endpoints, stop it."""
     port = free_port()
     argv = [part.replace("{port}", str(port)) for part in command]
-    try:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: stopped whole
-        )
-    except OSError as exc:
-        raise RunError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
-    try:
-        found = _wait_healthy(process, port, [health] if health else list(HEALTH_PATHS), timeout)
-        return found, _get_endpoints(port, found)
-    finally:
-        _stop(process)
+    with tempfile.TemporaryFile() as stderr:
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,  # its own process group: stopped whole
+            )
+        except OSError as exc:
+            raise RunError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
+        service = _Started(process, stderr)
+        try:
+            paths = [health] if health else list(HEALTH_PATHS)
+            found = _wait_healthy(service, port, paths, timeout)
+            return found, _get_endpoints(port, found)
+        finally:
+            _stop(service)
 
 
-def _wait_healthy(
-    process: subprocess.Popen[bytes], port: int, paths: list[str], timeout: float
-) -> str:
+def _wait_healthy(service: _Started, port: int, paths: list[str], timeout: float) -> str:
     deadline = time.monotonic() + timeout
+    root = psutil.Process(service.process.pid)  # not reaped before poll(): it exists
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            said = (process.stderr.read() if process.stderr else b"").decode(errors="replace")
-            last = said.strip().splitlines()[-1] if said.strip() else "no output"
-            raise RunError(f"the service exited with code {process.returncode}: {last}")
+        sample_tree(root, service.seen)
+        if service.process.poll() is not None:
+            raise RunError(
+                f"the service exited with code {service.process.returncode}:"
+                f" {service.last_line() or 'no output'}"
+            )
         for path in paths:
             if _status(port, path) in range(200, 300):
                 return path
         time.sleep(0.2)
-    tried = ", ".join(paths)
+    said = service.last_line()
     raise RunError(
-        f"the service answered none of {tried} with 2xx on 127.0.0.1:{port} within"
-        f" {timeout:g} s: give its health path with --health PATH"
+        f"the service answered none of {', '.join(paths)} with 2xx on 127.0.0.1:{port}"
+        f" within {timeout:g} s: give its health path with --health PATH"
+        + (f" (its last line on standard error: {said})" if said else "")
     )
 
 
 def _status(port: int, path: str) -> int:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+        with open_direct(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -123,7 +186,7 @@ def _get_endpoints(port: int, health: str) -> list[str]:
     for path in OPENAPI_PATHS:
         try:
             url = f"http://127.0.0.1:{port}{path}"
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with open_direct(url, timeout=5) as response:
                 document = json.loads(response.read(8 * 2**20))
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
             continue
@@ -144,8 +207,10 @@ def _get_endpoints(port: int, health: str) -> list[str]:
     return []
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Its whole process group: SIGTERM, then SIGKILL."""
+def _stop(service: _Started) -> None:
+    """Its whole process group: SIGTERM, then SIGKILL; then whatever of its tree left the
+    group."""
+    process = service.process
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, sig)
@@ -156,8 +221,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             continue
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)  # what it left behind in its group
-    if process.stderr is not None:
-        process.stderr.close()
+    for proc in service.seen.values():
+        with contextlib.suppress(psutil.Error):
+            if proc.is_running():  # psutil tells a reused pid apart by its start time
+                proc.kill()
 
 
 def _join(command: Sequence[str]) -> str:
@@ -206,13 +273,12 @@ def locustfile_text(name: str, gets: Sequence[str], health: str) -> str:
     tasks = []
     used: set[str] = set()
     for path in paths:
-        function = re.sub(r"\W+", "_", path).strip("_") or "root"
-        while function in used:
-            function += "_"
+        function = _function_name(path, used)
         used.add(function)
+        # repr: a Python string literal of any text, so that nothing a document's path
+        # holds (quotes, line breaks, code) can end the string.
         tasks.append(
-            f"    @task\n    def get_{function}(self) -> None:\n"
-            f"        self.client.get({json.dumps(path)})\n"
+            f"    @task\n    def {function}(self) -> None:\n        self.client.get({path!r})\n"
         )
     return (
         f'"""The load of scenario {name}, written by memgate init:\n{why}."""\n\n'
@@ -220,3 +286,12 @@ def locustfile_text(name: str, gets: Sequence[str], health: str) -> str:
         "class Visitor(HttpUser):\n"
         "    wait_time = constant(0)\n\n" + "\n".join(tasks)
     )
+
+
+def _function_name(path: str, used: set[str]) -> str:
+    """``get_`` and the path's ASCII letters, digits and ``_``, one ``_`` for each run of
+    anything else: ``\\w`` would keep characters, such as ``²``, that no identifier holds."""
+    function = "get_" + (re.sub(r"[^A-Za-z0-9_]+", "_", path).strip("_") or "root")
+    while function in used:
+        function += "_"
+    return function

@@ -6,15 +6,18 @@ Off unless asked for:
   or the ``.toml`` paths given) as test items: each runs its scenario, compares it with its baseline
   history like ``memgate check`` and fails with the findings as its failure text.
   ``--memgate-baselines DIR``, ``--memgate-record``, ``--memgate-env KEY=VALUE``,
-  ``--memgate-requests N`` and ``--memgate-out DIR`` mean what ``check``'s options do.
+  ``--memgate-requests N`` and ``--memgate-out DIR`` mean what ``check``'s options do;
+  ``--memgate-record`` is refused in a pull request's workflow, as ``check --record`` is.
 - The ``memgate_calls`` fixture (always available) measures a function called many times
   under memray and fails the test when it keeps memory per call; with
   ``--memgate-baselines`` it also fails when the growth per call or the peak regressed
-  against that test's recorded history (``--memgate-record`` records it).
+  against that test's recorded history (``--memgate-record`` records it). Its calls
+  are stopped after ``--memgate-calls-time-limit`` (default 60 s; ``0``: none).
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import tomllib
 from collections.abc import Callable, Iterator
@@ -25,8 +28,12 @@ import pytest
 
 from gate.check import DEFAULT_OUT
 from gate.errors import ExitCode, MemgateError, error_text
+from gate.units import seconds
 
 DEFAULT_SCENARIOS = "scenarios"
+DEFAULT_CALLS_TIME_LIMIT_S = 60.0
+"""How long ``memgate_calls``' calls may take, all rounds: a function that never returns
+would otherwise hold the test session forever."""
 TAKEN = pytest.StashKey[dict[str, Path]]()
 """The scenarios checked in this session, by name: two of one name are refused."""
 
@@ -53,6 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--memgate-env",
         action="append",
+        type=_env_pair,
         default=[],
         metavar="KEY=VALUE",
         help="environment variable for the scenarios' services (repeatable)",
@@ -64,12 +72,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=DEFAULT_OUT,
         help="folder for the scenarios' results and reports (default: memgate-out)",
     )
+    group.addoption(
+        "--memgate-calls-time-limit",
+        type=_time_limit,
+        default=DEFAULT_CALLS_TIME_LIMIT_S,
+        metavar="SECONDS",
+        help="how long memgate_calls' calls may take before the test fails"
+        f" (default: {DEFAULT_CALLS_TIME_LIMIT_S:g}s; 0: no limit)",
+    )
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    """``--memgate-env``'s value as ``check --env``'s: a bad one is pytest's usage error."""
+    from gate.check import parse_env_pair
+
+    try:
+        return parse_env_pair(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _time_limit(text: str) -> float | None:
+    """``--memgate-calls-time-limit``'s value in seconds; ``0`` is no limit (for a
+    debugger, say)."""
+    try:
+        return seconds(text) or None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "memgate_scenario: a scenario file run as a test by --memgate"
     )
+    _refuse_recording_in_pull_request(config.getoption("memgate_record"))
     if not config.getoption("memgate"):
         return
     given = [arg for arg in config.args if arg.split("::")[0].endswith(".toml")]
@@ -78,6 +114,17 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args += [
             str(p) for p in sorted((config.rootpath / DEFAULT_SCENARIOS).glob("*.toml"))
         ]
+
+
+def _refuse_recording_in_pull_request(record: bool) -> None:
+    """As ``memgate check --record``: a pull request's workflow must not write the
+    baselines its own change is judged against."""
+    from gate import github
+
+    if record and github.in_pull_request():
+        raise pytest.UsageError(
+            "--memgate-record is refused in a pull request's workflow: it must not write baselines"
+        )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -117,7 +164,7 @@ class ScenarioItem(pytest.Item):
 
         config = self.config
         options = check.RunOptions(
-            env=tuple(_env_pair(text) for text in config.getoption("memgate_env")),
+            env=tuple(config.getoption("memgate_env")),
             requests=config.getoption("memgate_requests"),
             out=config.getoption("memgate_out"),
             record=config.getoption("memgate_record"),
@@ -155,22 +202,18 @@ class ScenarioItem(pytest.Item):
         return self.path, 0, f"memgate scenario {self.name}"
 
 
-def _env_pair(text: str) -> tuple[str, str]:
-    from gate.check import parse_env_pair
-
-    try:
-        return parse_env_pair(text)
-    except ValueError as exc:
-        raise pytest.UsageError(f"--memgate-env: {exc}") from None
-
-
 @pytest.fixture
 def memgate_calls(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Any]:
-    """``memgate_calls(fn, calls=100, rounds=10, warmup_rounds=1, max_growth_per_call=1.0)``
-    calls ``fn()`` ``calls`` times in each of ``warmup_rounds + rounds`` rounds under
-    memray and fails the test when, after the warm-up rounds, memory grows more than
-    ``max_growth_per_call`` bytes per call (its 95% interval above zero), or regressed
-    against the test's baseline history. Returns the measurement."""
+    """``memgate_calls(fn, calls=100, rounds=10, warmup_rounds=1, max_growth_per_call=1.0,
+    time_limit=60.0)`` calls ``fn()`` ``calls`` times in each of ``warmup_rounds + rounds``
+    rounds under memray and fails the test when, after the warm-up rounds, memory grows
+    more than ``max_growth_per_call`` bytes per call (its 95% interval above zero), or
+    regressed against the test's baseline history. Returns the measurement.
+
+    The calls run in the test's own process (memray tracks the process it starts in), so
+    a function that never returns would hold the session forever: the test fails once
+    all the calls take more than ``time_limit`` seconds (default 60, or
+    ``--memgate-calls-time-limit``; ``None``: no limit)."""
     from gate import calls as callcheck
 
     if request.config.getoption("memray", default=False):  # pytest-memray's --memray
@@ -186,19 +229,25 @@ def memgate_calls(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..
         rounds: int = 10,
         warmup_rounds: int = 1,
         max_growth_per_call: float = 1.0,
+        time_limit: float | None = request.config.getoption("memgate_calls_time_limit"),
     ) -> Any:
-        outcome = callcheck.check_calls(
-            fn,
-            test_id=request.node.nodeid,
-            calls=calls,
-            rounds=rounds,
-            warmup_rounds=warmup_rounds,
-            max_growth_per_call=max_growth_per_call,
-            capture=tmp_path / f"calls-{_slug(request.node.name)}.bin",
-            baselines=request.config.getoption("memgate_baselines"),
-            record=request.config.getoption("memgate_record"),
-            base=str(request.config.rootpath),
-        )
+        try:
+            outcome = callcheck.check_calls(
+                fn,
+                test_id=request.node.nodeid,
+                calls=calls,
+                rounds=rounds,
+                warmup_rounds=warmup_rounds,
+                max_growth_per_call=max_growth_per_call,
+                time_limit=time_limit,
+                capture=tmp_path / f"calls-{_slug(request.node.name)}.bin",
+                baselines=request.config.getoption("memgate_baselines"),
+                record=request.config.getoption("memgate_record"),
+                base=str(request.config.rootpath),
+            )
+        except MemgateError as exc:  # bad arguments, calls past their time limit
+            failure = f"memgate: error: {error_text(exc)}"
+            raise pytest.fail.Exception(failure, pytrace=False) from None
         if outcome.problems:
             pytest.fail(outcome.text(), pytrace=False)
         return outcome.result

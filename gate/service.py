@@ -23,7 +23,6 @@ import threading
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +43,7 @@ from gate.agent.memgate_agent import (
 from gate.analysis.shape import MIN_RETAINED
 from gate.errors import RunError
 from gate.interpreter import AGENT, ServicePython, check_python, service_command
+from gate.loopback import open_direct
 from gate.outputs import CAPTURE, SERVICE_LOG
 from gate.process_tree import RawProcessSample, loaded_libraries, sample_tree
 from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
@@ -327,7 +327,7 @@ class ServiceProcess:
                     f" (see {self.log_path}): {last_line(self.log_path)}"
                 )
             try:
-                with urllib.request.urlopen(self.health_url, timeout=1.0) as response:
+                with open_direct(self.health_url, timeout=1.0) as response:
                     healthy = 200 <= response.status < 300
             except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
                 healthy = False  # not listening yet, or not speaking HTTP yet

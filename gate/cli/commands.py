@@ -14,7 +14,7 @@ from gate.cli.options import (
     run_options,
     whole_number,
 )
-from gate.console import recording_line, say_error, width
+from gate.console import recording_line, say, say_error, width
 from gate.errors import ExitCode, InputError, MemgateError, error_text
 from gate.outcome import Outcome
 from gate.report.formats import MERGE_FORMATS, Format
@@ -101,7 +101,7 @@ class CheckCommand:
             except MemgateError as exc:
                 say_error(f"memgate: error: {error_text(exc)}")
                 if options.record:
-                    print(f"not recorded: {path}: its check could not be done (the error above)")
+                    say(f"not recorded: {path}: its check could not be done (the error above)")
                 errors.append((str(path), error_text(exc)))
                 codes.append(int(exc.exit_code))
                 continue
@@ -136,7 +136,8 @@ def publish(done: list[Checked], errors: list[tuple[str, str]], root: Path) -> N
         "json-report": "\n".join(str(c.files[Format.JSON]) for c in done),
         "html-report": "\n".join(str(c.files[Format.HTML]) for c in done),
     }
-    github.publish(render_annotations(notes), "\n".join(summary), outputs)
+    for problem in github.publish(render_annotations(notes), "\n".join(summary), outputs):
+        say_error(f"memgate: warning: {problem}")
 
 
 class CompareCommand:
@@ -157,7 +158,7 @@ class CompareCommand:
         result = read_result(args.result)
         report, code = judge_file(result, BaselineStore(args.baselines), args.fail_on)
         changed = dependency_notes(report)
-        print(
+        say(
             render_decision(result.scenario.key, report.decision, width=width(), changed=changed),
             end="",
         )
@@ -206,7 +207,7 @@ class ReportCommand:
         if args.out is None and args.format is Format.GITHUB:
             github.emit_commands(text)  # meant to be read as commands
         elif args.out is None:
-            print(text, end="")
+            say(text, end="")
         else:
             write_atomic(args.out, text.encode())
         return ExitCode.PASS
@@ -256,12 +257,14 @@ class MergeCommand:
             elif args.format is Format.GITHUB:
                 github.emit_commands(text)  # meant to be read as commands
             else:
-                print(text, end="")
+                say(text, end="")
         except MemgateError as exc:
             say_error(f"memgate: error: {exc}")
             code, verdict = int(ExitCode.BAD_INPUT), Outcome.ERROR
         if github.in_actions():
-            github.publish("", render_merged_markdown(merged), {"verdict": verdict.value})
+            published = {"verdict": verdict.value}
+            for problem in github.publish("", render_merged_markdown(merged), published):
+                say_error(f"memgate: warning: {problem}")
         return code
 
 
@@ -305,7 +308,7 @@ class BaselineCommand:
                 history = store.load(key)
                 if history is None:
                     raise InputError(f"no baseline for scenario {key!r} in {args.baselines}")
-                print(render_history(history, store.audit(key), width=width()), end="")
+                say(render_history(history, store.audit(key), width=width()), end="")
             return ExitCode.PASS
         result = read_result(args.result)
         keep = (
@@ -314,12 +317,21 @@ class BaselineCommand:
             else run_settings(result.settings)[1].keep
         )
         if args.action == "record":
-            from gate.check import record
+            from gate.check import FailedNotRecorded, judge_file, record
 
-            print(recording_line(record(result, store, keep=keep)))
+            # As check --record: a run that fails its own check (against the history, and
+            # the budgets it was run with) enters the history only through accept.
+            _, code = judge_file(result, store, Outcome.FAIL)
+            if code is ExitCode.REGRESSION:
+                refused = FailedNotRecorded(
+                    store.path(result.scenario.key), args.result, args.baselines
+                )
+                say(recording_line(refused))
+                return ExitCode.REGRESSION
+            say(recording_line(record(result, store, keep=keep)))
         else:
             history = store.accept(result, reason=args.reason, who=who(Path.cwd()), keep=keep)
-            print(
+            say(
                 f"accepted {history.reference} as the reference of {history.scenario};"
                 f" audit entry in {store.audit_path(history.scenario)}"
             )
@@ -360,5 +372,5 @@ class InitCommand:
         if args.health is not None and not args.health.startswith("/"):
             raise InputError(f"--health {args.health!r}: a path, such as /health")
         scenario, locustfile = init(command, name=args.name, out=args.out, health=args.health)
-        print(f"wrote {scenario} and {locustfile}; run it with: memgate run {scenario}")
+        say(f"wrote {scenario} and {locustfile}; run it with: memgate run {scenario}")
         return ExitCode.PASS

@@ -175,8 +175,12 @@ def _parsed_options(config: LoadConfig) -> Any:
         with contextlib.redirect_stderr(said):
             return parse_options(args=args)
     except SystemExit:
-        lines = [line for line in said.getvalue().splitlines() if line.strip()]
-        reason = lines[-1].split(": error: ", 1)[-1] if lines else "not understood"
+        # The error's own line: argparse may add a guess after it ("Did you mean
+        # '--version'?", one of Locust's options) that names no option of the scenario's.
+        errors = [line for line in said.getvalue().splitlines() if ": error: " in line]
+        reason = errors[-1].split(": error: ", 1)[-1] if errors else "not understood"
+        if reason.startswith("unrecognized arguments"):
+            reason += " (the locustfile declares no such option)"
         raise LoadFailure(f"[load] options: {reason}") from None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from gate._files import last_line, open_log
 from gate.errors import InputError, RunError
+from gate.loopback import without_proxies
 from gate.model import EndpointStats, FailureReason, LoadSample
 
 DEADLINE_GRACE_S = 30.0
@@ -93,7 +94,7 @@ class LoadProcess:
         Path(self.config.timeline_path).write_text("")
         if self.config.stop_path:
             Path(self.config.stop_path).unlink(missing_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.config.env}
+        env = without_proxies({**os.environ, "PYTHONUNBUFFERED": "1", **self.config.env})
         env["MEMGATE_PARENT"] = str(os.getpid())
         self.deadline = time.monotonic() + self.config.time_limit + DEADLINE_GRACE_S
         with open_log(self.log_path) as log:

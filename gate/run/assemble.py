@@ -69,7 +69,7 @@ from gate.run.retained import (
     retained_points,
     without_agent_heap,
 )
-from gate.scenario import Scenario
+from gate.scenario import Scenario, stored_settings
 from gate.service import ServiceProcess
 
 LIVE_END_S = 5.0
@@ -208,7 +208,7 @@ def build_result(
             sha256=scenario.sha256,
             service=scenario.service_name,
         ),
-        settings=scenario.settings.model_dump(mode="json"),
+        settings=stored_settings(scenario.settings),
         provenance=provenance.collect(
             started_at,
             scenario.service_cwd,

@@ -61,9 +61,11 @@ __all__ = [
     "ScenarioFile",
     "ServiceSpec",
     "Settings",
+    "hidden_value",
     "load_scenario",
     "port_variable",
     "run_settings",
+    "stored_settings",
 ]
 
 
@@ -298,6 +300,25 @@ class ScenarioFile:
         if warmup is not None:
             load["warmup_requests"] = warmup
         return dataclasses.replace(self, doc=_validate(data, self.path))
+
+
+def stored_settings(settings: Settings) -> dict[str, Any]:
+    """``settings`` as ``result.json`` keeps them: the service's environment values hashed,
+    but for those its ``shown_env`` names (:attr:`ServiceSpec.shown_env`)."""
+    stored = settings.model_dump(mode="json")
+    shown = set(settings.service.shown_env)
+    stored["service"]["env"] = {
+        name: value if name in shown else hidden_value(name, value)
+        for name, value in settings.service.env.items()
+    }
+    return stored
+
+
+def hidden_value(name: str, value: str) -> str:
+    """What a file keeps of an environment variable's value: a hash, which tells a change
+    apart and cannot be read back (from a value of any length: a flag's ``1`` is seen
+    through, and is no secret)."""
+    return "sha256:" + hashlib.sha256(f"{name}={value}".encode()).hexdigest()[:16]
 
 
 def port_variable(name: str) -> str:

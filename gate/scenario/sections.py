@@ -74,6 +74,11 @@ class ServiceSpec(StrictModel):
     """``python app.py``, ``python -m module ...`` or an installed console script."""
     cwd: Text = "."
     env: dict[Text, Text] = {}
+    shown_env: list[Text] = []
+    """Names of ``env`` entries whose values ``result.json`` keeps as they are; every other
+    value is kept as a hash (``sha256:`` and 16 hex digits of ``NAME=VALUE``), so that a
+    token given with ``--env`` never reaches a file the Action uploads, and a changed
+    value still tells the run's settings apart."""
     python: Text | None = None
     """The service's interpreter (a path from ``cwd``, or a name on ``PATH``); by default
     the ``python`` of the command as the service's ``PATH`` finds it, or a console

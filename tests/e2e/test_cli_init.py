@@ -4,6 +4,7 @@ document, and the commands it must refuse."""
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 import psutil
@@ -28,6 +29,8 @@ DOCUMENT = {"openapi": "3.0.0", "paths": {
     "/items/{item_id}": {"get": {}},
     "/orders": {"post": {}},
     "/stats/today": {"get": {}, "delete": {}},
+    "/x\\u00b2": {"get": {}},
+    '/"); import os; os.system("touch injected"); ("': {"get": {}},
 }}
 
 class Handler(BaseHTTPRequestHandler):
@@ -84,10 +87,13 @@ def test_each_get_endpoint_without_parameters_of_its_openapi_document_is_a_task(
     (tmp_path / "api.py").write_text(textwrap.dedent(OPENAPI_SERVICE))
     done = memgate("init", "--name", "api", "--", "python", "api.py", "{port}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    locustfile = (tmp_path / "api_locustfile.py").read_text()
-    assert 'self.client.get("/items")' in locustfile
-    assert 'self.client.get("/stats/today")' in locustfile
-    for left_out in ('"/items/{item_id}"', '"/orders"', '"/healthz"'):
+    locustfile = (tmp_path / "api_locustfile.py").read_text(encoding="utf-8")
+    assert "self.client.get('/items')" in locustfile
+    assert "self.client.get('/stats/today')" in locustfile
+    # A path that makes no identifier, and one that would end a double-quoted string.
+    assert "def get_x(self) -> None:\n        self.client.get('/x\u00b2')" in locustfile
+    assert """self.client.get('/"); import os; os.system("touch injected"); ("')""" in locustfile
+    for left_out in ("'/items/{item_id}'", "'/orders'", "'/healthz'"):
         assert left_out not in locustfile
     assert '/healthz"' in (tmp_path / "api.toml").read_text()
     compile(locustfile, "api_locustfile.py", "exec")
@@ -113,3 +119,53 @@ def test_a_command_init_cannot_use_is_one_line(
     done = memgate("init", "--out", str(tmp_path), "--", *command, cwd=tmp_path)
     assert done.returncode == code and said in one_line_error(done), done.stderr
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["api\n", "../api", ""], ids=["line break", "folder", "empty"])
+def test_a_name_that_is_no_scenario_name_is_one_line(tmp_path: Path, name: str) -> None:
+    command = ["python", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+    done = memgate("init", "--name", name, "--", *command, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert one_line_error(done) == (
+        f"memgate: error: --name {name!r}: letters, digits, '.', '_' and '-' only"
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_service_that_exits_leaving_a_child_is_told_at_once_and_the_child_killed(
+    tmp_path: Path,
+) -> None:
+    started = time.monotonic()
+    done = memgate("init", "--", "sh", "-c", "sleep 60 & exit 1", "sh", "{port}", cwd=tmp_path)
+    assert done.returncode == 3
+    assert one_line_error(done) == "memgate: error: the service exited with code 1: no output"
+    assert time.monotonic() - started < 20
+    _no_service_left("sleep 60", tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+LOUD_SERVICE = """
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+sys.stderr.write("starting " * 2**17 + "\\n")
+sys.stderr.flush()
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_a_service_that_writes_a_mebibyte_on_stderr_before_it_listens_is_probed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "loud.py").write_text(textwrap.dedent(LOUD_SERVICE))
+    done = memgate("init", "--name", "loud", "--", "python", "loud.py", "{port}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert 'health_url = "http://127.0.0.1:{port}/health"' in (tmp_path / "loud.toml").read_text()
+    _no_service_left("loud.py", tmp_path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,16 +35,30 @@ def test_fills_a_bounded_cache_once(memgate_calls):
 """
 
 
-def pytest_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
+def pytest_run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """pytest as a user runs it: outside GitHub Actions unless ``env`` says otherwise."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=600,
-        env=env,
+        env={**base, **(env or {})},
     )
+
+
+def usage_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The one error line of pytest's usage error: exit code 4, no test run, no traceback
+    (pytest may add its usage line and where it looked for its settings)."""
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stdout == ""
+    said = done.stderr.strip().splitlines()
+    (line,) = [line for line in said if not line.startswith(("ERROR: usage:", "  "))]
+    return line
 
 
 def test_function_level_leak_fails_and_bounded_cache_passes(tmp_path: Path) -> None:
@@ -96,3 +111,85 @@ def test_scenario_passes_against_its_baseline_and_fails_with_a_leak(tmp_path: Pa
     assert f"examples/demo_service/app.py:{planted_leak_line()} in __call__" in leak.stdout
     assert "heap growth per request" in leak.stdout
     assert "Traceback" not in leak.stdout
+
+
+PULL_REQUEST = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request"}
+
+
+def test_recording_in_a_pull_request_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    """As ``memgate check --record``: a pull request's workflow must not write baselines."""
+    (tmp_path / "test_functions.py").write_text(FUNCTION_TESTS)
+    args = ("test_functions.py", "--memgate-baselines", "baselines", "--memgate-record")
+    done = pytest_run(*args, cwd=tmp_path, env=PULL_REQUEST)
+    assert usage_error(done) == (
+        "ERROR: --memgate-record is refused in a pull request's workflow:"
+        " it must not write baselines"
+    )
+    assert not (tmp_path / "baselines").exists()
+    # Comparing with the histories is fine in a pull request; only recording is refused.
+    compared = pytest_run(*args[:-1], "-k", "bounded", cwd=tmp_path, env=PULL_REQUEST)
+    assert "1 passed" in compared.stdout, compared.stdout + compared.stderr
+
+
+NEVER_RETURNS = """
+import time
+
+def test_sleeps_forever(memgate_calls):
+    memgate_calls(lambda: time.sleep(3600), calls=10, rounds=6, time_limit=0.5)
+
+def test_spins_forever_and_swallows_exceptions(memgate_calls):
+    def spin():
+        while True:
+            try:
+                time.sleep(0.01)
+            except Exception:
+                pass
+    memgate_calls(spin, calls=10, rounds=6)
+"""
+
+
+def test_a_function_that_never_returns_fails_at_its_time_limit(tmp_path: Path) -> None:
+    """The keyword's limit, then the option's: each test fails with one line naming it."""
+    (tmp_path / "test_hangs.py").write_text(NEVER_RETURNS)
+    started = time.monotonic()
+    done = pytest_run("test_hangs.py", "--memgate-calls-time-limit", "1s", cwd=tmp_path)
+    assert time.monotonic() - started < 60
+    assert "2 failed" in done.stdout, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    failures = [line for line in done.stdout.splitlines() if line.startswith("memgate:")]
+    assert failures == [
+        "memgate: error: the calls did not finish within their time limit of 0.5 s"
+        " (time_limit=, or pytest's --memgate-calls-time-limit): 0 of 7 rounds done",
+        "memgate: error: the calls did not finish within their time limit of 1 s"
+        " (time_limit=, or pytest's --memgate-calls-time-limit): 0 of 7 rounds done",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("NOEQUALS", "expected KEY=VALUE, got 'NOEQUALS'"),
+        ("=value", "expected KEY=VALUE, got '=value'"),
+    ],
+)
+def test_an_env_value_that_is_no_name_and_value_is_a_usage_error(
+    tmp_path: Path, given: str, problem: str
+) -> None:
+    done = pytest_run("--memgate", str(DEMO_SCENARIO), "--memgate-env", given, cwd=tmp_path)
+    assert usage_error(done).endswith(f"pytest: error: argument --memgate-env: {problem}")
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("soon", "not a duration: 'soon' (seconds, or a number with ms, s, m or h)"),
+        ("-5", "not a duration: '-5' (seconds, or a number with ms, s, m or h)"),
+    ],
+)
+def test_a_time_limit_that_is_no_duration_is_a_usage_error(
+    tmp_path: Path, given: str, problem: str
+) -> None:
+    done = pytest_run("--memgate-calls-time-limit", given, cwd=tmp_path)
+    assert usage_error(done).endswith(
+        f"pytest: error: argument --memgate-calls-time-limit: {problem}"
+    )

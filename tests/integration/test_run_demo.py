@@ -17,6 +17,8 @@ from tests.support import DEMO_SCENARIO, planted_leak_line
 pytestmark = pytest.mark.integration
 
 REQUESTS = 4000
+SECRET = "ghp_" + "s3cr3t" * 6
+"""A token given to the clean run's service with --env: no file of the run may hold it."""
 
 
 def run_demo(out: Path, requests: int = REQUESTS, **env: str) -> RunResult:
@@ -33,7 +35,7 @@ def leak_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
     out = tmp_path_factory.mktemp("clean")
-    return run_demo(out), out
+    return run_demo(out, API_TOKEN=SECRET), out
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +120,14 @@ def test_an_unbounded_cache_is_named_by_its_dict(unbounded_run) -> None:
         "collections.OrderedDict",
     )
     assert kept.per_request == pytest.approx(0.8, rel=0.1)  # 4 requests in 5 view a new item
+
+
+def test_an_environment_value_reaches_no_file_of_the_run(clean_run) -> None:
+    result, out = clean_run
+    # It was written verbatim into result.json, which the Action uploads.
+    assert result.settings["service"]["env"]["API_TOKEN"].startswith("sha256:")
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert written and not [p for p in written if SECRET.encode() in p.read_bytes()]
 
 
 def test_clean_service_is_flat(clean_run) -> None:

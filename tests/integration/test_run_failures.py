@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -304,3 +305,34 @@ def test_a_capture_deleted_once_it_is_open_is_still_read_whole(
     assert result.capture.mode == "file" and result.capture.bytes > 0
     assert result.load.measured_requests > 0 and len(result.curve.points) > 5
     assert not leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+def test_a_proxy_in_the_environment_is_not_asked_for_the_loopback_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    # With a proxy set, the health check went through it and memgate said another
+    # program held the port. This "proxy" answers every request, and counts them.
+    proxy = socket.create_server(("127.0.0.1", 0))
+    asked = []
+
+    def answer() -> None:
+        while True:
+            try:
+                conn, _ = proxy.accept()
+            except OSError:
+                return
+            asked.append(conn.recv(4096))
+            conn.sendall(b"HTTP/1.0 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    monkeypatch.setenv(variable, f"http://127.0.0.1:{proxy.getsockname()[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        result = run_scenario(load_scenario(server(tmp_path)), tmp_path / "out")
+    finally:
+        proxy.close()
+    assert result.load.measured_requests > 0 and result.load.failures == 0
+    assert asked == []

@@ -94,8 +94,14 @@ def test_tags_a_shape_options_and_a_host_with_a_path(
             'options = { nope = "1" }\n',
             "[load] options: unrecognized arguments: --nope=1",
         ),
+        (
+            # argparse's guess ("Did you mean '--version'?") named no option of the scenario's.
+            LOCUSTFILE,
+            'options = { api-version = "2" }\n',
+            "[load] options: unrecognized arguments: --api-version=2 (the locustfile declares",
+        ),
     ],
-    ids=["two shapes", "unknown option"],
+    ids=["two shapes", "unknown option", "unknown option like one of Locust's"],
 )
 def test_a_locustfile_the_scenario_cannot_run_is_bad_input(
     tmp_path: Path, locustfile: str, load: str, said: str

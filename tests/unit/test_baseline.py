@@ -297,3 +297,34 @@ def test_each_service_keeps_its_history_in_the_scenarios_folder(tmp_path: Path) 
     for bad in ("a/b/c", "/api", "a/", "a/../b", "a/.x"):
         with pytest.raises(InputError, match="is not a scenario name"):
             store.path(bad)
+
+
+def test_a_baselines_path_that_is_a_file_is_bad_input_not_no_history(tmp_path: Path) -> None:
+    # It read as "no baseline yet" (a flag, exit 0) and recording failed further on.
+    root = tmp_path / "baselines"
+    root.write_text("not a folder")
+    store = BaselineStore(root)
+    with pytest.raises(InputError, match=r"baselines: not a folder"):
+        store.load("demo")
+    with pytest.raises(InputError, match=r"baselines: not a folder"):
+        store.record(make_result())
+    assert root.read_text() == "not a folder"
+
+
+def test_a_reference_set_by_hand_with_no_accept_in_the_audit_log_is_refused(
+    tmp_path: Path,
+) -> None:
+    # A hand-edited history (a leaking run made the reference, no audit line) had
+    # memgate compare PASS a 558 B/request leak.
+    store = BaselineStore(tmp_path)
+    history = store.record(make_result())
+    path = store.path("demo")
+    edited = json.loads(path.read_text()) | {"reference": history.runs[0].run_id}
+    path.write_text(json.dumps(edited))
+    with pytest.raises(InputError, match=r"demo.json: reference '[0-9a-f]{16}' was never accepted"):
+        store.load("demo")
+    # Accepted through memgate, with its audit entry, it is the reference.
+    store.path("demo").unlink()
+    accepted = store.accept(make_result(), reason="a known cache", who="me", keep=20)
+    loaded = store.load("demo")
+    assert loaded is not None and loaded.reference == accepted.reference is not None

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from gate.calls import check_calls, measure_calls, retains
 from gate.calls_history import CallsStore
-from gate.errors import InputError
+from gate.errors import InputError, RunError
 from gate.provenance import library_roots
 
 KEPT: list[bytes] = []
@@ -75,6 +80,83 @@ def test_a_limit_that_is_no_number_of_bytes_is_bad_input(tmp_path: Path, limit: 
             record=False,
             base=str(tmp_path),
         )
+
+
+def never_returns() -> None:
+    while True:
+        # A function that swallows every exception is stopped all the same.
+        with contextlib.suppress(Exception):
+            time.sleep(3600)
+
+
+def native_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_a_function_that_never_returns_is_stopped_at_the_time_limit(tmp_path: Path) -> None:
+    threads = native_threads()
+    started = time.monotonic()
+    with pytest.raises(RunError) as raised:
+        measure(never_returns, tmp_path, rounds=6, time_limit=0.3)
+    assert 0.3 <= time.monotonic() - started < 5
+    assert str(raised.value) == (
+        "the calls did not finish within their time limit of 0.3 s"
+        " (time_limit=, or pytest's --memgate-calls-time-limit): 0 of 7 rounds done"
+    )
+    # memray's tracker and its thread are stopped, and the alarm is put back as it was.
+    assert native_threads() == threads
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert measure(fill_a_bounded_cache, tmp_path, rounds=6, time_limit=30).rounds == 6
+
+
+def test_an_alarm_set_before_the_calls_is_set_again_after_them(tmp_path: Path) -> None:
+    """pytest-timeout's signal method, say: its handler and the time it had left."""
+
+    def outer(signum: int, frame: object) -> None:
+        raise AssertionError("the outer alarm went off during the test")
+
+    previous = signal.signal(signal.SIGALRM, outer)
+    signal.setitimer(signal.ITIMER_REAL, 300)
+    try:
+        measure(fill_a_bounded_cache, tmp_path, rounds=6, time_limit=30)
+        assert signal.getsignal(signal.SIGALRM) is outer
+        assert 290 < signal.getitimer(signal.ITIMER_REAL)[0] < 300
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("limit", [0, -1.0, float("nan"), float("inf"), True, "60"])
+def test_a_time_limit_that_is_no_number_of_seconds_is_bad_input(
+    tmp_path: Path, limit: object
+) -> None:
+    with pytest.raises(InputError, match="time_limit must be a number of seconds above 0"):
+        measure(leak_100_bytes, tmp_path, time_limit=limit)
+
+
+def test_a_time_limit_outside_the_main_thread_is_bad_input(tmp_path: Path) -> None:
+    """The limit is an alarm signal, which only the main thread receives."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            measure(leak_100_bytes, tmp_path, rounds=6, time_limit=30)
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    (error,) = raised
+    assert isinstance(error, InputError)
+    assert str(error) == (
+        "time_limit needs the main thread (it is an alarm signal): call there,"
+        " or pass time_limit=None"
+    )
+    without = measure(fill_a_bounded_cache, tmp_path, rounds=6, time_limit=None)
+    assert without.rounds == 6
 
 
 def test_history_catches_a_regression_below_the_absolute_limit(tmp_path: Path) -> None:

@@ -94,3 +94,20 @@ def test_the_commands_say_it_in_one_line_with_exit_2(
         f"memgate: error: cannot write {fifo}: not a regular file",
     ]
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_a_log_opened_where_a_link_stands_replaces_the_link_not_its_target(
+    tmp_path: Path,
+) -> None:
+    # A link at OUT/service.log had the file it points to truncated and overwritten.
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    log = tmp_path / "service.log"
+    log.symlink_to(target)
+    with _files.open_log(log) as out:
+        out.write(b"the service's output\n")
+    assert target.read_text() == "keep me"
+    assert not log.is_symlink() and log.read_bytes() == b"the service's output\n"
+    # A folder there is refused in one line.
+    with pytest.raises(InputError, match=r"cannot write .*: Is a directory"):
+        _files.open_log(tmp_path)

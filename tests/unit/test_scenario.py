@@ -9,7 +9,13 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from gate.errors import ExitCode, InputError
-from gate.scenario import PORT_OF, SERVICE_NAME_PATTERN, load_scenario
+from gate.scenario import (
+    PORT_OF,
+    SERVICE_NAME_PATTERN,
+    hidden_value,
+    load_scenario,
+    stored_settings,
+)
 from tests.support import DEMO_SCENARIO, FUZZ, MINIMAL, REPO, toml
 
 
@@ -385,3 +391,20 @@ def test_a_duration_that_is_not_one_is_bad_input(written: str, write_scenario) -
     with pytest.raises(InputError) as caught:
         load_scenario(write_scenario(text))
     assert "load.duration" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_result_json_keeps_environment_values_hashed_but_those_shown(write_scenario) -> None:
+    text = MINIMAL.replace("[load]", 'shown_env = ["LOG_LEVEL"]\n\n[load]')
+    scenario = load_scenario(write_scenario(text)).with_overrides(
+        env={"API_TOKEN": "ghp_secret", "LOG_LEVEL": "debug"}
+    )
+    (member,) = scenario.members()
+    stored = stored_settings(member.settings)
+    assert stored["service"]["env"] == {
+        "API_TOKEN": hidden_value("API_TOKEN", "ghp_secret"),
+        "LOG_LEVEL": "debug",
+    }
+    assert re.fullmatch(r"sha256:[0-9a-f]{16}", stored["service"]["env"]["API_TOKEN"])
+    # Another value tells the settings apart; the service itself got the value.
+    assert hidden_value("API_TOKEN", "ghp_other") != hidden_value("API_TOKEN", "ghp_secret")
+    assert member.service.env["API_TOKEN"] == "ghp_secret"

@@ -1,0 +1,208 @@
+"""``gate.init`` against hostile services, names and OpenAPI documents: a one-line error
+or a locustfile that compiles, never a hang, and no process of the service left."""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from gate import init as init_module
+from gate.errors import InputError, RunError
+from gate.init import init, locustfile_text, probe
+
+SERVES_AFTER_A_MEBIBYTE_ON_STDERR = """
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+sys.stderr.write("x" * 2**20 + "\\n")
+sys.stderr.flush()
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def _left_in(folder: Path, within: float = 5.0) -> list[psutil.Process]:
+    """The processes but this one still running in ``folder``, where the test started the
+    service, ``within`` seconds from now: a process sent SIGKILL takes a moment to go."""
+    deadline = time.monotonic() + within
+    while True:
+        left = [
+            proc
+            for proc in psutil.process_iter(["cwd", "status"])
+            if proc.info["cwd"] == str(folder)
+            and proc.info["status"] != psutil.STATUS_ZOMBIE
+            and proc.pid != os.getpid()
+        ]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("name", ["api\n", "api\r", "api\n.toml", "", "../api", "a b", ".api"])
+def test_a_name_that_is_no_scenario_name_is_refused_before_anything_runs(
+    tmp_path: Path, name: str
+) -> None:
+    with pytest.raises(InputError) as refused:
+        init(["false", "{port}"], name=name, out=tmp_path)
+    assert str(refused.value) == f"--name {name!r}: letters, digits, '.', '_' and '-' only"
+    assert len(str(refused.value).splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_path_that_makes_no_identifier_makes_a_task_that_compiles() -> None:
+    assert locustfile_text("api", ["/x²"], "/health") == textwrap.dedent(
+        '''\
+        """The load of scenario api, written by memgate init:
+        one task per GET endpoint without path parameters in its OpenAPI document."""
+
+        from locust import HttpUser, constant, task
+
+
+        class Visitor(HttpUser):
+            wait_time = constant(0)
+
+            @task
+            def get_x(self) -> None:
+                self.client.get('/x²')
+        '''
+    )
+
+
+HOSTILE_PATHS = [
+    "/x²",
+    "/x³",
+    "/\u210c",  # BLACK-LETTER CAPITAL H: NFKC makes it H in an identifier
+    "/١٢",
+    "/a_b",
+    "/a-b",
+    "/",
+    "/'",
+    '/"',
+    "/\\",
+    "/a\nb",
+    "/\u2028",
+    "/\x00",
+    "/\udcff",
+    '/")\nimport os\nos.system("echo injected")\n("',
+    "/'''\nraise SystemExit\n'''",
+]
+
+
+def test_no_path_of_a_document_ends_its_string_or_makes_a_bad_name() -> None:
+    source = locustfile_text("api", HOSTILE_PATHS, "/health")
+    tree = ast.parse(source)
+    (visitor,) = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    tasks = [node for node in visitor.body if isinstance(node, ast.FunctionDef)]
+    names = [task.name for task in tasks]
+    assert len(set(names)) == len(HOSTILE_PATHS)
+    assert all(name.isascii() and name.isidentifier() for name in names), names
+    requested = []
+    for task in tasks:
+        (statement,) = task.body
+        assert isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
+        (argument,) = statement.value.args
+        assert isinstance(argument, ast.Constant)
+        requested.append(argument.value)
+    assert requested == HOSTILE_PATHS
+    # Nothing else at the top: the imports and the class.
+    assert [type(node) for node in tree.body] == [ast.Expr, ast.ImportFrom, ast.ClassDef]
+
+
+def test_a_locustfile_that_does_not_compile_is_never_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(init_module, "probe", lambda *a, **k: ("/health", ["/x"]))
+    monkeypatch.setattr(init_module, "locustfile_text", lambda *a: "def get_x²(self): pass\n")
+    with pytest.raises(RunError, match=r"api_locustfile.py does not compile \(invalid charac"):
+        init(["serve", "{port}"], name="api", out=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_service_that_exits_leaving_a_child_holding_its_stderr_is_told_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(RunError, match=r"^the service exited with code 1: no output$"):
+        probe(["sh", "-c", "sleep 60 & exit 1", "sh", "{port}"], health=None, timeout=30)
+    assert time.monotonic() - started < 10
+    assert not _left_in(tmp_path)
+
+
+def test_a_service_that_leaves_its_process_group_is_killed_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    command = ["sh", "-c", "setsid sleep 60 & sleep 60", "sh", "{port}"]
+    with pytest.raises(RunError, match="answered none of /health with 2xx"):
+        probe(command, health="/health", timeout=1)
+    assert not _left_in(tmp_path)
+
+
+def test_a_service_that_writes_a_mebibyte_on_stderr_before_it_listens_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "loud.py").write_text(SERVES_AFTER_A_MEBIBYTE_ON_STDERR)
+    found = probe([sys.executable, "loud.py", "{port}"], health=None, timeout=10)
+    assert found == ("/health", [])
+    assert not _left_in(tmp_path)
+
+
+def test_the_last_line_on_stderr_after_a_mebibyte_is_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = "import sys; sys.stderr.write('x' * 2**20 + '\\nport taken\\n'); sys.exit(4)"
+    with pytest.raises(RunError, match=r"^the service exited with code 4: port taken$"):
+        probe([sys.executable, "-c", code, "{port}"], health=None, timeout=10)
+
+
+def test_a_service_never_healthy_is_told_with_its_last_line_on_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = "import sys, time; sys.stderr.write('listening on 8000\\n'); time.sleep(60)"
+    with pytest.raises(RunError) as failed:
+        probe([sys.executable, "-c", code, "{port}"], health="/health", timeout=1.5)
+    assert str(failed.value).endswith(
+        "within 1.5 s: give its health path with --health PATH"
+        " (its last line on standard error: listening on 8000)"
+    )
+    assert not _left_in(tmp_path)
+
+
+def test_an_out_that_is_no_folder_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    (tmp_path / "taken").touch()
+    with pytest.raises(InputError, match=r"^--out .*/taken: not a folder$"):
+        init(["false", "{port}"], name="api", out=tmp_path / "taken")
+
+
+def test_an_out_made_unwritable_while_the_service_ran_is_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def probe_while_a_file_takes_its_parent(
+        *args: object, **kwargs: object
+    ) -> tuple[str, list[str]]:
+        (tmp_path / "taken").touch()
+        return "/health", []
+
+    monkeypatch.setattr(init_module, "probe", probe_while_a_file_takes_its_parent)
+    with pytest.raises(InputError, match=r"^cannot write in .*/taken/api: Not a directory$"):
+        init(["serve", "{port}"], name="api", out=tmp_path / "taken" / "api")
