@@ -11,7 +11,7 @@ from gate.model import Shape
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
 from gate.verdict import ResourceCheck, decide
-from gate.verdict.history import METRICS, RelativeCheck
+from gate.verdict.history import METRICS, RelativeCheck, history_limit
 from tests.support import make_summary
 
 MIB = 2**20
@@ -543,3 +543,17 @@ def test_a_peak_alone_past_the_limit_is_a_transient_and_flags() -> None:
     assert decide(make_summary(peak_heap=8 * MIB), clean_history(), BudgetSpec()).verdict is (
         Outcome.FAIL
     )
+
+
+def test_a_peak_within_the_historys_own_highest_plus_a_material_change_is_its_way() -> None:
+    # The noisy service's clean peaks: a long upper tail the median and MAD do not see.
+    peaks = [15.91, 15.96, 16.04, 16.05, 16.1, 16.17, 16.27, 16.4, 16.5, 17.23]
+    runs = [make_summary(run_id=f"p{i}", peak_heap=int(p * MIB)) for i, p in enumerate(peaks)]
+    history = history_of(runs)
+    limit = history_limit("peak heap", history.runs)
+    assert limit == pytest.approx((17.23 + 1) * MIB)  # not 16.135 x 1.1 = 17.7 MiB
+    high = dataclasses.replace(make_summary(peak_heap=int(17.98 * MIB)), final_heap=16 * MIB)
+    assert not [f for f in decide(high, history, BudgetSpec()).findings if f.check == "history"]
+    past = dataclasses.replace(make_summary(peak_heap=int(18.5 * MIB)), final_heap=16 * MIB)
+    (found,) = [f for f in decide(past, history, BudgetSpec()).findings if f.check == "history"]
+    assert found.metric == "peak heap" and found.severity is Outcome.FLAG  # transient
