@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from gate.baseline import BaselineStore, summarize
+from gate.baseline import BaselineStore
 from gate.report.html import render_html
 from gate.report.json import render_json
 from gate.report.markdown import render_markdown
@@ -30,6 +30,7 @@ from gate.report.parts import Report
 from gate.result import write_result
 from gate.run.orchestrate import run_scenario
 from gate.scenario import BudgetSpec, load_scenario
+from gate.summary import summarize
 from gate.verdict import decide
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,8 +12,9 @@ from pydantic import TypeAdapter
 
 from gate._files import locked, write_atomic
 from gate._json import bad_integer, read_json, validate
-from gate.baseline import DEFAULT_KEEP, invalid
+from gate.baseline import invalid
 from gate.errors import InputError
+from gate.summary import DEFAULT_KEEP
 
 
 @dataclasses.dataclass(frozen=True)

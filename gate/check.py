@@ -283,7 +283,7 @@ def check_scenario(
 def record(result: RunResult, store: BaselineStore, *, keep: int) -> Recorded | AlreadyRecorded:
     """Append ``result`` to its history (``memgate check --record``, ``memgate baseline
     record``), keeping the last ``keep`` runs: what was done."""
-    from gate.baseline import summarize
+    from gate.summary import summarize
 
     key = result.scenario.key
     run_id = summarize(result).run_id
@@ -305,8 +305,8 @@ def judge(
 ) -> tuple[Report, ExitCode]:
     """Compare ``result`` with its history (less the run itself, if it was recorded) and
     with ``budgets``: the report and its exit code."""
-    from gate.baseline import summarize
     from gate.report.parts import Report
+    from gate.summary import summarize
     from gate.verdict import decide
 
     current = summarize(result)

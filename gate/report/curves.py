@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gate.baseline import thin
 from gate.report.parts import Report, heap_ends
+from gate.summary import thin
 from gate.units import quantity, size
 from gate.verdict.history import history_limit
 

@@ -17,7 +17,6 @@ from pydantic import TypeAdapter
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from 3.12
 
 from gate._json import json_schema
-from gate.baseline import TrendSummary
 from gate.merge import BadInput
 from gate.model import (
     Census,
@@ -30,6 +29,7 @@ from gate.model import (
     Shape,
 )
 from gate.outcome import Outcome
+from gate.summary import TrendSummary
 from gate.verdict import Finding
 
 REPORT_VERSION = 1

@@ -8,7 +8,6 @@ import math
 from typing import Any
 
 from gate import __version__
-from gate.baseline import RunSummary, trend_summary
 from gate.merge import Merged
 from gate.outcome import Outcome
 from gate.report.documents import (
@@ -23,6 +22,7 @@ from gate.report.documents import (
     report_data,
 )
 from gate.report.parts import Report, change, growing_processes, growing_sites
+from gate.summary import RunSummary, trend_summary
 from gate.verdict import Finding
 
 STACK_FRAMES = 20

@@ -11,7 +11,6 @@ import re
 import shlex
 from collections.abc import Sequence
 
-from gate.baseline import RunSummary
 from gate.merge import Merged
 from gate.model import Frame, Provenance, RunResult
 from gate.outcome import Outcome
@@ -40,6 +39,7 @@ from gate.report.parts import (
     several_processes,
     tally,
 )
+from gate.summary import RunSummary
 from gate.units import quantity, size
 from gate.verdict import Finding
 

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 from gate.analysis.resources import LABELS
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
-from gate.baseline import RunSummary
 from gate.dependencies import Change, changes, owner, owner_of_file, owner_of_path
 from gate.merge import Merged
 from gate.model import (
@@ -29,6 +28,7 @@ from gate.model import (
     Trend,
 )
 from gate.outcome import WORST_FIRST, Outcome
+from gate.summary import RunSummary
 from gate.units import quantity, size
 from gate.verdict import Decision, Finding
 

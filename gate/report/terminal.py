@@ -10,7 +10,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from gate.baseline import AuditEntry, History
 from gate.merge import Merged
 from gate.model import CurveShape, Retention, RunResult
 from gate.report.parts import (
@@ -34,6 +33,7 @@ from gate.report.parts import (
     tally,
     where,
 )
+from gate.summary import AuditEntry, History
 from gate.units import quantity, size
 from gate.verdict import Decision, Finding
 

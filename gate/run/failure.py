@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gate._files import write_atomic
-from gate.baseline import thin
 from gate.errors import RunError
 from gate.outputs import FAILURE
 from gate.run.progress import Watched
 from gate.scenario import ScenarioFile
 from gate.service import ServiceProcess
+from gate.summary import thin
 
 FAILURE_SAMPLES = 200
 """Process samples kept per service (evenly thinned)."""

@@ -43,9 +43,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from gate.baseline import History, RunSummary, settings_differences
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
+from gate.summary import History, RunSummary, settings_differences
 from gate.verdict.absolute import BudgetCheck, ProcessCheck, ResourceCheck, ShapeCheck
 from gate.verdict.finding import Check, Finding, band, flag, worst_finding
 from gate.verdict.history import HEAP_GROWTH, METRICS, RelativeCheck, SiteCheck

@@ -7,10 +7,10 @@ import statistics
 from collections.abc import Sequence
 
 from gate.analysis.resources import LABELS
-from gate.baseline import ProcessSummary, RunSummary, TrendSummary
 from gate.model import Shape
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
+from gate.summary import ProcessSummary, RunSummary, TrendSummary
 from gate.verdict.finding import Finding, band, flag, fmt, plain
 from gate.verdict.history import SITE_MIN_SLOPE
 

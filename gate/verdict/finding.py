@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from typing import Annotated, Protocol
 
 from gate._json import one_of
-from gate.baseline import RunSummary
 from gate.model import Frame
 from gate.outcome import Outcome
+from gate.summary import RunSummary
 from gate.units import quantity
 
 K_SPREAD = 3.0

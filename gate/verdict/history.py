@@ -7,9 +7,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from gate.baseline import RunSummary, TrendSummary
 from gate.model import Frame
 from gate.outcome import Outcome
+from gate.summary import RunSummary, TrendSummary
 from gate.verdict.finding import Band, Finding, band, fmt, interval_noise
 
 SITE_MIN_CONFIDENCE = 0.8

@@ -28,9 +28,9 @@ import dataclasses
 from collections.abc import Sequence
 
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE
-from gate.baseline import RunSummary, SiteSummary, TrendSummary
 from gate.model import Frame, Shape
 from gate.outcome import Outcome
+from gate.summary import RunSummary, SiteSummary, TrendSummary
 from gate.verdict.finding import Band, Finding, fmt
 from gate.verdict.history import (
     HEAP_GROWTH,

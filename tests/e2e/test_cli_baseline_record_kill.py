@@ -26,9 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from gate.baseline import BaselineStore, summarize
+from gate.baseline import BaselineStore
 from gate.cli import main
 from gate.result import read_result, write_result
+from gate.summary import summarize
 from tests.support import REPO, make_result
 
 pytestmark = [

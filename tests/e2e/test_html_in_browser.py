@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from gate.baseline import History, summarize
 from gate.model import Frame
 from gate.report.formats import Format, render
 from gate.report.parts import Report
 from gate.scenario import BudgetSpec
+from gate.summary import History, summarize
 from gate.verdict import decide
 from tests.support import NOW, leak_report
 

@@ -18,13 +18,13 @@ from typing import Any
 import psutil
 import pytest
 
-from gate.baseline import summarize
 from gate.errors import InputError, RunError
 from gate.report.formats import Format, render
 from gate.report.parts import Report
 from gate.report.terminal import render_run
 from gate.run.orchestrate import run_scenario
 from gate.scenario import BudgetSpec, load_scenario
+from gate.summary import summarize
 from gate.verdict import decide
 from tests.support import leftovers, run_file, scenario_file, server
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from gate.analysis.shape import MIN_RETAINED, measured_retained
-from gate.baseline import summarize
 from gate.model import RunResult, Shape
 from gate.outcome import Outcome
 from gate.run.orchestrate import run_scenario
 from gate.scenario import BudgetSpec, load_scenario
+from gate.summary import summarize
 from gate.verdict import decide
 
 pytestmark = pytest.mark.integration

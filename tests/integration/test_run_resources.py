@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from gate.analysis.resources import LABELS
-from gate.baseline import summarize
 from gate.outcome import Outcome
 from gate.run.orchestrate import run_scenario
 from gate.scenario import BudgetSpec, load_scenario
+from gate.summary import summarize
 from gate.verdict import decide
 from tests.support import server
 

@@ -10,10 +10,10 @@ import re
 
 from hypothesis import strategies as st
 
-from gate.baseline import CurveSample, History, summarize
 from gate.report.parts import Report
 from gate.result import read_result
 from gate.scenario import BudgetSpec
+from gate.summary import CurveSample, History, summarize
 from gate.verdict import decide
 from tests.support.repo import FIXTURES
 from tests.support.values import make_summary

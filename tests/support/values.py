@@ -138,7 +138,7 @@ def make_summary(
 ):
     """A baseline run summary: heap growth ``slope`` [low, high] B/request, and growing
     sites given as ``(file:function, slope)``."""
-    from gate.baseline import RunSummary, SiteSummary, TrendSummary
+    from gate.summary import RunSummary, SiteSummary, TrendSummary
 
     low = slope - 0.5 if low is None else low
     high = slope + 0.5 if high is None else high

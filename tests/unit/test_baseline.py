@@ -16,11 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gate.baseline import CURVE_KEPT, BaselineStore, settings_hash, summarize, thin
+from gate.baseline import BaselineStore
 from gate.errors import InputError
 from gate.model import RunResult
 from gate.result import read_result
 from gate.scenario import load_scenario
+from gate.summary import CURVE_KEPT, settings_hash, summarize, thin
 from tests.support import DEMO_SCENARIO, MINIMAL, REPO, make_result
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -197,8 +198,8 @@ def test_any_sequence_of_writes_keeps_the_history_valid(tmp_path_factory, ops, k
 
 
 def test_site_keys_do_not_depend_on_where_python_lives() -> None:
-    from gate.baseline import site_key
     from gate.model import Frame
+    from gate.summary import site_key
 
     assert site_key(Frame("f", "examples/app.py", 3)) == "examples/app.py:f"
     venv = Frame("run", "/home/ci/.venv/lib/python3.11/site-packages/uvicorn/main.py", 9)

@@ -90,8 +90,8 @@ def test_two_scenarios_of_one_name_in_one_check_are_refused(write_scenario, tmp_
 
 
 def test_record_says_what_it_did_with_the_history(tmp_path: Path) -> None:
-    from gate.baseline import summarize
     from gate.check import AlreadyRecorded, Recorded, record
+    from gate.summary import summarize
     from tests.support import make_result
 
     store = BaselineStore(tmp_path)
@@ -159,9 +159,9 @@ def fake_runs(monkeypatch):
 def test_a_check_keeps_the_previous_run_and_records_only_what_did_not_fail(
     write_scenario, tmp_path: Path, fake_runs
 ) -> None:
-    from gate.baseline import summarize
     from gate.check import FailedNotRecorded, Recorded, check_scenario, open_check
     from gate.outputs import Kept
+    from gate.summary import summarize
     from tests.support import make_result
 
     clean, leak = make_result(0), make_result(100)

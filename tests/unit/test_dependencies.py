@@ -7,13 +7,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-from gate.baseline import History
 from gate.dependencies import Change, changes, normalize, owner, owner_of_path
 from gate.model import Frame
 from gate.report.formats import Format, render
 from gate.report.github import annotate, pin_line
 from gate.report.parts import Report, dependency_notes
 from gate.scenario import BudgetSpec
+from gate.summary import History
 from gate.verdict import decide
 from tests.support import NOW, leak_report
 
@@ -97,7 +97,7 @@ def _upgraded(report: Report) -> Report:
         )
         for r in report.decision.compared
     )
-    from gate.baseline import summarize
+    from gate.summary import summarize
 
     current = summarize(result, now=NOW)
     decision = decide(current, History(2, "demo", runs), BudgetSpec())

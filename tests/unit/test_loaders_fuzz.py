@@ -30,13 +30,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import gate.run.orchestrate
-from gate.baseline import History
 from gate.calls_history import CallsHistory, CallsRun, CallsStore
 from gate.cli import main
 from gate.errors import InputError
 from gate.model import RunResult
 from gate.result import write_result
 from gate.scenario import load_scenario
+from gate.summary import History
 from tests.support import FUZZ, REPO, make_result, toml
 
 FIXTURES = REPO / "tests" / "fixtures"

@@ -23,7 +23,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gate import merge
-from gate.baseline import History, summarize
 from gate.merge import BadInput
 from gate.model import Census, Frame, NativeFrame, Retained, Retention, RunResult
 from gate.outcome import Outcome
@@ -35,6 +34,7 @@ from gate.report.json import render_merged_json
 from gate.report.markdown import code, fenced, md, render_merged_markdown
 from gate.report.parts import Report, change, source_path
 from gate.scenario import BudgetSpec
+from gate.summary import History, summarize
 from gate.verdict import Finding, decide, worst_finding
 from tests.support import (
     ENV,

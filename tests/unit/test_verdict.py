@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from gate.baseline import SCHEMA_VERSION, History, ResourceSummary, RunSummary, TrendSummary
 from gate.model import Shape
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
+from gate.summary import SCHEMA_VERSION, History, ResourceSummary, RunSummary, TrendSummary
 from gate.verdict import ResourceCheck, decide
 from gate.verdict.history import METRICS, RelativeCheck, history_limit
 from tests.support import make_summary
@@ -317,7 +317,7 @@ def test_findings_at_one_line_are_one_finding_the_worst_counting_the_rest() -> N
 def processes(*lifetimes: tuple[float, float, float] | None, ended: bool = True) -> RunSummary:
     """A run of a prefork service: its main process, and one worker per lifetime growth
     ``(slope, low, p_value)`` (``None``: too brief to tell), each ended while the load ran."""
-    from gate.baseline import ProcessSummary, TrendSummary
+    from gate.summary import ProcessSummary, TrendSummary
 
     workers = tuple(
         ProcessSummary(
@@ -388,7 +388,7 @@ def test_runs_recorded_without_process_data_are_unknown_not_unrecycled() -> None
 def test_rss_growth_alone_is_no_finding_while_the_heap_is_within_its_history() -> None:
     """RSS moves with the allocator: past its history while the heap is not, it is the
     shape check's (fragmentation), not a failure of the rate."""
-    from gate.baseline import TrendSummary
+    from gate.summary import TrendSummary
 
     runs = [make_summary(slope=0.0, run_id=f"r{i}") for i in range(3)]
     noisy_rss = dataclasses.replace(
