@@ -597,9 +597,12 @@ def _track_fork(settings: dict[str, Any]) -> None:
 
 def die_with_parent(parent: int | None = None) -> None:
     """Have the kernel kill this process when its parent dies (Linux; elsewhere nothing):
-    the service dies with memgate, even one killed with SIGKILL, and a forked worker
-    with the service. ``parent`` is the pid it was started by, if known: one that died
-    already is not waited for."""
+    the service dies with memgate, even one killed with SIGKILL, and a forked process
+    with the process that forked it. ``parent`` is the pid it was started by, read before
+    it started (memgate's, given in the settings; the forking process's, read in the
+    at-fork hook before the fork): one that has exited already, the process reparented
+    to init or a subreaper before it could ask, is not waited for, and this process ends.
+    Only without it is the parent read here, which races with the parent's exit."""
     parent = os.getppid() if parent is None else parent
     try:
         import ctypes
@@ -615,10 +618,14 @@ def die_with_parent(parent: int | None = None) -> None:
 
 _forking_thread = [True]
 """Whether the fork under way was made by the main thread."""
+_forking_process = [0]
+"""The pid of the process that made the fork under way: the child's parent, read before
+the fork (after it, a parent that exits at once, as in a double fork, is already gone)."""
 
 
 def _before_fork() -> None:
     _forking_thread[0] = threading.current_thread() is threading.main_thread()
+    _forking_process[0] = os.getpid()
 
 
 def _after_fork(settings: dict[str, Any]) -> None:
@@ -626,7 +633,7 @@ def _after_fork(settings: dict[str, Any]) -> None:
     # of the main thread (a prefork server's worker) may have it, not a process pool
     # started from a request's thread, which would die when that thread ends.
     if _forking_thread[0]:
-        die_with_parent()
+        die_with_parent(_forking_process[0] or None)
     _counts.collections = [0, 0, 0]
     _counts.seconds = 0.0
     if _full[0] is not None:  # the parent's file: this process writes its own

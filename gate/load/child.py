@@ -26,14 +26,18 @@ HOPELESS_AFTER = 50
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 MISSED_KEY = "memgate_missed"
 """Key a worker adds to its stats reports: the requests that missed the services since
-its last report, by ``host:port``."""
+its last report, by ``host:port`` (or :data:`NO_URL`)."""
+NO_URL = "an unknown place (no URL)"
+"""Where a request whose event gives no URL went, as the refusal names it."""
 
 
 class Destinations:
     """Where the requests went (Locust's request events carry each one's URL): every one
     must reach a service of the scenario, on loopback, at one of its ports; the others
     are counted by ``host:port``. A locustfile that sends absolute URLs elsewhere would
-    otherwise be measured as the service's load."""
+    otherwise be measured as the service's load. A request whose event gives no URL (a
+    custom ``User`` that fires the events itself) or one that does not parse cannot be
+    shown to reach the service: it is counted apart, as :data:`NO_URL`."""
 
     def __init__(self, config: LoadConfig) -> None:
         target = urllib.parse.urlsplit(config.host)
@@ -45,14 +49,15 @@ class Destinations:
         env.events.request.add_listener(self.on_request)
 
     def on_request(self, url: str | None = None, **_: Any) -> None:
-        if not url:
-            return  # a custom client that says no URL: nothing to tell
+        if not url or not isinstance(url, str):
+            self.missed[NO_URL] += 1
+            return
         try:
             parts = urllib.parse.urlsplit(url)
             port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
         except ValueError:
-            port = 0
-            parts = urllib.parse.urlsplit("")
+            self.missed[NO_URL] += 1
+            return
         if not parts.hostname:
             return  # a relative URL goes to the host Locust was given
         if parts.hostname in LOOPBACK_NAMES and port in self.ports:

@@ -65,7 +65,8 @@ class LoadOutcome:
     stop_reason: str
     endpoints: tuple[EndpointStats, ...]
     missed: dict[str, int] = dataclasses.field(default_factory=dict)
-    """Requests sent elsewhere than to the scenario's services, by ``host:port``."""
+    """Requests sent elsewhere than to the scenario's services, by ``host:port``, and
+    those whose event gave no URL (``gate.load.child.NO_URL``)."""
     failure_reasons: tuple[FailureReason, ...] = ()
     """Why requests failed, most frequent first."""
 

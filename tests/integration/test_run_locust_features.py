@@ -11,7 +11,7 @@ import pytest
 from gate.errors import InputError
 from gate.run.orchestrate import run_scenario
 from gate.scenario import load_scenario
-from tests.support import server
+from tests.support import run_file, server
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +110,33 @@ def test_a_locustfile_the_scenario_cannot_run_is_bad_input(
     with pytest.raises(InputError) as caught:
         run_scenario(load_scenario(scenario), tmp_path / "out")
     assert said in str(caught.value) and "\n" not in str(caught.value)
+
+
+PHANTOM_USER = """
+from locust import User, constant, task
+
+
+class Phantom(User):
+    wait_time = constant(0.001)
+
+    @task
+    def pretend(self):
+        self.environment.events.request.fire(
+            request_type="GET", name="/x", response_time=1, response_length=0,
+            exception=None, context={},
+        )
+"""
+
+
+@pytest.mark.parametrize("processes", [1, 2], ids=["one process", "distributed"])
+def test_requests_with_no_url_are_not_the_services_load(tmp_path: Path, processes: int) -> None:
+    """Issue 25, case 4: a custom ``User`` that fires request events itself, with no URL,
+    never reaches the service; its requests "succeed". Such a load is refused as one that
+    misses the service (it was measured as the service's load, exit 0)."""
+    scenario = server(tmp_path)  # 2 users: one a Locust worker when distributed
+    (tmp_path / "locustfile.py").write_text(PHANTOM_USER)
+    text = scenario.read_text().replace("[load]\n", f"[load]\nprocesses = {processes}\n", 1)
+    scenario.write_text(text)
+    message = run_file(tmp_path, scenario)
+    assert "requests did not go to the service under test (" in message
+    assert " to an unknown place (no URL))" in message

@@ -61,3 +61,57 @@ def test_the_services_exit_code_is_its_own(tmp_path: Path) -> None:
     assert done.returncode == 3
     failed = agent(sys.executable, "-c", "raise ValueError('no')", cwd=tmp_path)
     assert failed.returncode == 1 and "ValueError: no" in failed.stderr
+
+
+DOUBLE_FORK = """
+import importlib.util, os, sys, time
+
+spec = importlib.util.spec_from_file_location("memgate_agent", sys.argv[1])
+agent = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(agent)
+intermediate = [0]
+
+
+def late():
+    # In the daemon, this runs before the agent's hook: it loses the race on purpose,
+    # looking at its parent only once the intermediate process has exited.
+    while intermediate[0] and os.getppid() == intermediate[0]:
+        time.sleep(0.01)
+
+
+os.register_at_fork(after_in_child=late)
+agent._start({})
+first = os.fork()
+if first == 0:
+    os.setsid()
+    intermediate[0] = os.getpid()
+    daemon = os.fork()
+    if daemon == 0:
+        time.sleep(600)
+        os._exit(0)
+    with open(sys.argv[2], "w") as out:
+        out.write(str(daemon))
+    os._exit(0)
+os.waitpid(first, 0)
+"""
+
+
+def test_a_double_forked_daemon_dies_with_the_process_that_forked_it(tmp_path: Path) -> None:
+    """Issue 25, case 11: a daemon forked by a process that exits at once (``setsid``
+    between the forks) was reparented to init before its agent hook read its parent:
+    it took init for its parent and outlived the run. The parent is read before the fork."""
+    import psutil
+
+    pidfile = tmp_path / "daemon.pid"
+    done = subprocess.run(
+        [sys.executable, "-c", DOUBLE_FORK, str(AGENT), str(pidfile)], timeout=30, check=True
+    )
+    assert done.returncode == 0
+    try:
+        daemon = psutil.Process(int(pidfile.read_text()))
+        daemon.wait(timeout=5)  # init reaps it once it has ended
+    except psutil.NoSuchProcess:
+        pass  # ended already
+    except psutil.TimeoutExpired:
+        daemon.kill()
+        pytest.fail("the daemon outlived the process that forked it")

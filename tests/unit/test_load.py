@@ -222,14 +222,17 @@ def test_requests_that_miss_the_services_are_counted_by_place(tmp_path: Path) ->
         "http://localhost:8000/",  # the target by another loopback name
         "http://127.0.0.1:8001/jobs",  # another service of the scenario
         "/relative",  # Locust's host: the target
-        None,  # a client that says no URL
+        None,  # a client that says no URL: it cannot be shown to reach the service
+        "",
         "http://127.0.0.1:9999/",  # another program
         "http://127.0.0.1:9999/again",
         "http://example.com/",  # not even loopback
         "http://[::1/",  # no URL at all
     ):
         places.on_request(url=url, name="x")
-    assert places.missed == {"127.0.0.1:9999": 2, "example.com:80": 1}
-    places.add({"127.0.0.1:9999": 3, "junk": "3", 4: 4})
+    places.on_request(name="x", context={})  # Locust's event without a url at all
+    no_url = "an unknown place (no URL)"
+    assert places.missed == {"127.0.0.1:9999": 2, "example.com:80": 1, no_url: 4}
+    places.add({"127.0.0.1:9999": 3, "junk": "3", 4: 4, no_url: 1})
     places.add(None)
-    assert places.missed == {"127.0.0.1:9999": 5, "example.com:80": 1}
+    assert places.missed == {"127.0.0.1:9999": 5, "example.com:80": 1, no_url: 5}
