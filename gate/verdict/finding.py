@@ -26,11 +26,11 @@ class Finding:
     metric: str
     unit: str
     """Of ``current``, ``baseline``, ``spread`` and ``limit`` (empty with no figures)."""
-    current: float | None = None
-    baseline: float | None = None
+    current: float | None
+    baseline: float | None
     """The history's center (median), if compared with history."""
-    spread: float | None = None
-    limit: float | None = None
+    spread: float | None
+    limit: float | None
     """The value past which this is a finding."""
     message: str
     """One sentence: why this is a failure or a flag."""
@@ -108,6 +108,10 @@ def plain(
         severity=severity,
         metric=metric,
         unit="",
+        current=None,
+        baseline=None,
+        spread=None,
+        limit=None,
         message=message,
         where=where,
     )
