@@ -25,6 +25,9 @@ RESULT = "result.json"
 """What a run measured (``docs/result-schema.md``)."""
 REPORT_JSON = "report.json"
 """A check's verdict and findings (``docs/report-schema.md``); ``memgate merge`` reads it."""
+REPORT_VERSION = 1
+"""Of ``report.json``'s shape (``gate.report.documents.ReportDoc``, which ``gate.merge``
+reads part of): bumped once, for the writer and the reader."""
 REPORT_HTML = "report.html"
 FAILURE = "failure.json"
 """Why a run could not measure, and what it saw until then."""

@@ -29,10 +29,10 @@ from gate.model import (
     Shape,
 )
 from gate.outcome import Outcome
+from gate.outputs import REPORT_VERSION
 from gate.summary import TrendSummary
 from gate.verdict import Finding
 
-REPORT_VERSION = 1
 MERGE_VERSION = 1
 """Of the merged document ``memgate merge --format json`` writes."""
 LEFT_OUT = {"packages"}

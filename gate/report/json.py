@@ -10,9 +10,9 @@ from typing import Any
 from gate import __version__
 from gate.merge import Merged
 from gate.outcome import Outcome
+from gate.outputs import REPORT_VERSION
 from gate.report.documents import (
     MERGE_VERSION,
-    REPORT_VERSION,
     BaselineDoc,
     FiguresDoc,
     FindingDoc,

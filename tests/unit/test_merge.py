@@ -5,6 +5,7 @@ test_report_terminal), the command with the others (test_cli_commands)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,27 @@ def test_worst_finding_is_a_failure_that_names_a_line() -> None:
     assert merge.worst_finding([]) is None
 
 
+def test_every_field_merge_reads_is_one_the_report_writer_writes() -> None:
+    # The reader's types are a part of the writer's: a field renamed or dropped in
+    # ReportDoc, without REPORT_VERSION bumped, would leave merge reading nothing.
+    from typing import get_type_hints
+
+    from gate.model import Provenance, ScenarioRef
+    from gate.report.documents import ReportDoc, RunDoc
+
+    pairs = [
+        (merge._ReportDoc, ReportDoc),
+        (merge._RunDoc, RunDoc),
+        (merge._ScenarioDoc, ScenarioRef),
+        (merge._ProvenanceDoc, Provenance),
+    ]
+    for reader, writer in pairs:
+        written = get_type_hints(writer)
+        assert {f.name for f in dataclasses.fields(reader)} <= set(written), (reader, writer)
+    assert merge.REPORT_VERSION is gate.report.json.REPORT_VERSION
+
+
 def test_a_real_report_parses() -> None:
-    assert merge.REPORT_VERSION == gate.report.json.REPORT_VERSION
     report = parsed(leak_doc())
     assert (report.scenario, report.environment, report.verdict.value) == ("demo", ENV, "fail")
     assert (report.shape, report.compared_runs, len(report.findings)) == ("leak", 3, 7)
