@@ -12,6 +12,11 @@ nothing of memgate's).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
 PER_DOUBLING = 1000
 """Samples kept at each spacing before it doubles."""
 
@@ -39,3 +44,11 @@ class Spacing:
             self.interval_s *= 2
         self._due = t + self.interval_s * 0.9
         return True
+
+
+def thin(items: Sequence[T], most: int) -> list[T]:
+    """At most ``most`` items, evenly spread, keeping the first and the last."""
+    if len(items) <= most:
+        return list(items)
+    step = (len(items) - 1) / (most - 1)
+    return [items[round(i * step)] for i in range(most)]

@@ -11,11 +11,11 @@ import datetime
 import hashlib
 import json
 import re
-from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from gate.model import Frame, Provenance, RunResult, Shape, Site, Trend
 from gate.result import dumps
+from gate.spacing import thin
 
 T = TypeVar("T")
 
@@ -311,14 +311,6 @@ def settings_differences(current: dict[str, Any], other: dict[str, Any]) -> list
             if mine.get(key) != theirs.get(key)
         ]
     return names
-
-
-def thin(items: Sequence[T], most: int) -> list[T]:
-    """At most ``most`` items, evenly spread, keeping the first and the last."""
-    if len(items) <= most:
-        return list(items)
-    step = (len(items) - 1) / (most - 1)
-    return [items[round(i * step)] for i in range(most)]
 
 
 def site_key(frame: Frame | None) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gate.report.parts import Report, heap_ends
-from gate.summary import thin
+from gate.spacing import thin
 from gate.units import quantity, size
 from gate.verdict.history import history_limit
 

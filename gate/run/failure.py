@@ -13,7 +13,7 @@ from gate.outputs import FAILURE
 from gate.run.progress import Watched
 from gate.scenario import ScenarioFile
 from gate.service import ServiceProcess
-from gate.summary import thin
+from gate.spacing import thin
 
 FAILURE_SAMPLES = 200
 """Process samples kept per service (evenly thinned)."""

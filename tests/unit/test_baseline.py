@@ -21,7 +21,8 @@ from gate.errors import InputError
 from gate.model import RunResult
 from gate.result import read_result
 from gate.scenario import load_scenario
-from gate.summary import CURVE_KEPT, settings_hash, summarize, thin
+from gate.spacing import thin
+from gate.summary import CURVE_KEPT, settings_hash, summarize
 from tests.support import DEMO_SCENARIO, MINIMAL, REPO, make_result
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
