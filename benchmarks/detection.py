@@ -37,10 +37,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gate.errors import MemgateError  # noqa: E402
-from gate.model import RunResult, Shape  # noqa: E402
+from gate.model import RunResult  # noqa: E402
 from gate.result import read_result, write_result  # noqa: E402
 from gate.run.orchestrate import run_scenario  # noqa: E402
 from gate.scenario import load_scenario  # noqa: E402
+from gate.shapes import Shape  # noqa: E402
 
 APP = "examples/demo_service/app.py"
 QUICK_CASES = ["clean", "leak256", "unbounded", "lru"]

@@ -52,10 +52,10 @@ sys.path.insert(0, str(REPO))
 from gate.analysis.shape import retained_shape  # noqa: E402
 from gate.baseline import _history_adapter  # noqa: E402
 from gate.errors import MemgateError  # noqa: E402
-from gate.model import CurveShape  # noqa: E402
 from gate.outcome import Outcome  # noqa: E402
 from gate.run.orchestrate import run_scenario  # noqa: E402
 from gate.scenario import BudgetSpec, load_scenario  # noqa: E402
+from gate.shapes import CurveShape  # noqa: E402
 from gate.summary import (  # noqa: E402
     DEFAULT_KEEP,
     SCHEMA_VERSION,

@@ -9,7 +9,8 @@ import numpy as np
 
 from gate.analysis.shape import analyse_curve
 from gate.analysis.sites import rank_sites
-from gate.model import Frame, Shape
+from gate.model import Frame
+from gate.shapes import Shape
 from tests.support import LEAK_64, curve
 
 

@@ -12,7 +12,7 @@ import pydantic
 
 from gate.agent.memgate_agent import CENSUS_FILE, FULL_FILE
 from gate.analysis.retention import CensusRecord
-from gate.model import FullCollection, GcSample
+from gate.observed import FullCollection, GcSample
 
 
 class _GrownContainer(pydantic.BaseModel):

@@ -13,8 +13,9 @@ import json
 import re
 from typing import Any, TypeVar
 
-from gate.model import Frame, Provenance, RunResult, Shape, Site, Trend
+from gate.model import Frame, Provenance, RunResult, Site
 from gate.result import dumps
+from gate.shapes import Shape, Trend
 from gate.spacing import thin
 
 T = TypeVar("T")

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gate.model import Curve, GcPressure, GcSample
+from gate.model import Curve
+from gate.observed import GcPressure, GcSample
 
 
 def gc_pressure(

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from gate.analysis.shape import ALPHA
 from gate.analysis.trend import TooFewPoints, blocks, trend
-from gate.model import ProcessSample, ResourceGrowth
+from gate.model import ProcessSample
+from gate.observed import ResourceGrowth
 
 MIN_GAIN = {"fds": 8, "sockets": 8, "threads": 4, "processes": 2}
 """How many more a resource must hold at the end of the steady state than at its start,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
-from gate.model import Census, Retained, Retention
+from gate.observed import Census, Retained, Retention
 
 MIN_GROWTH = 50
 """Items (or objects) a container (or type) must gain to be named."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE, steady_growth
 from gate.analysis.trend import TooFewPoints
-from gate.model import Trend
+from gate.shapes import Trend
 
 ALPHA = 0.01
 """The chance, at most, that a soak of a service that does not leak is stopped."""

@@ -44,16 +44,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from gate.analysis.trend import MIN_BLOCKS, TooFewPoints, blocks, robust_spread, trend
-from gate.model import (
-    Analysis,
-    Curve,
-    CurveShape,
-    ModelFit,
-    RetainedPoint,
-    Shape,
-    SteadyState,
-    Trend,
-)
+from gate.model import Curve, RetainedPoint
+from gate.shapes import Analysis, CurveShape, ModelFit, Shape, SteadyState, Trend
 
 ALPHA = 0.01
 MIN_SLOPE = 1.0

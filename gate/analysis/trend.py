@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gate.model import Trend
+from gate.shapes import Trend
 
 # scipy and pymannkendall (which loads scipy) are imported where they are used: they take
 # about a second, which commands that only read or show results never need.

@@ -18,18 +18,11 @@ from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only 
 
 from gate._json import json_schema
 from gate.merge import BadInput
-from gate.model import (
-    Census,
-    FailureReason,
-    Frame,
-    NativeFrame,
-    Provenance,
-    Retained,
-    ScenarioRef,
-    Shape,
-)
+from gate.model import FailureReason, Frame, NativeFrame, Provenance, ScenarioRef
+from gate.observed import Census, Retained
 from gate.outcome import Outcome
 from gate.outputs import REPORT_VERSION
+from gate.shapes import Shape
 from gate.summary import TrendSummary
 from gate.verdict import Finding
 

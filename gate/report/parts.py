@@ -16,18 +16,10 @@ from gate.analysis.resources import LABELS
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
 from gate.dependencies import Change, changes, owner, owner_of_file, owner_of_path
 from gate.merge import Merged
-from gate.model import (
-    CaptureInfo,
-    Frame,
-    NativeFrame,
-    ProcessCurve,
-    Retained,
-    Retention,
-    RunResult,
-    Site,
-    Trend,
-)
+from gate.model import Frame, NativeFrame, RunResult, Site
+from gate.observed import CaptureInfo, ProcessCurve, Retained, Retention
 from gate.outcome import WORST_FIRST, Outcome
+from gate.shapes import Trend
 from gate.summary import RunSummary
 from gate.units import quantity, size
 from gate.verdict import Decision, Finding

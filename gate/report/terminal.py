@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from gate.merge import Merged
-from gate.model import CurveShape, Retention, RunResult
+from gate.model import RunResult
+from gate.observed import Retention
 from gate.report.parts import (
     baseline_text,
     capture_text,
@@ -33,6 +34,7 @@ from gate.report.parts import (
     tally,
     where,
 )
+from gate.shapes import CurveShape
 from gate.summary import AuditEntry, History
 from gate.units import quantity, size
 from gate.verdict import Decision, Finding

@@ -43,22 +43,18 @@ from gate.errors import RunError
 from gate.interpreter import without_agent
 from gate.load import LoadOutcome
 from gate.model import (
-    Analysis,
-    CaptureInfo,
     Curve,
     Frame,
-    FullCollection,
     LoadSample,
     LoadStats,
     MemorySnapshot,
-    ProcessCurve,
     ProcessSample,
     RunResult,
     ScenarioRef,
     Site,
-    Trend,
 )
 from gate.native import Libraries
+from gate.observed import CaptureInfo, FullCollection, ProcessCurve
 from gate.outputs import LOAD_LOG, LOAD_TIMELINE
 from gate.process_tree import RawProcessSample
 from gate.result import SCHEMA_VERSION
@@ -71,6 +67,7 @@ from gate.run.retained import (
 )
 from gate.scenario import Scenario, stored_settings
 from gate.service import ServiceProcess
+from gate.shapes import Analysis, Trend
 
 LIVE_END_S = 5.0
 """Read live, the last poll comes once the load has ended (and before the services stop):

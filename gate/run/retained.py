@@ -21,7 +21,8 @@ from gate.analysis.curve import requests_at
 from gate.capture import StackLiveBytes
 from gate.interpreter import without_agent
 from gate.load import LoadOutcome
-from gate.model import FullCollection, FullCollections, MemorySnapshot, RetainedPoint
+from gate.model import MemorySnapshot, RetainedPoint
+from gate.observed import FullCollection, FullCollections
 
 if TYPE_CHECKING:
     from gate.run.assemble import Recording

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from gate.model import Shape
+from gate.shapes import Shape
 from gate.units import seconds
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

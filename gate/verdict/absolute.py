@@ -7,9 +7,9 @@ import statistics
 from collections.abc import Sequence
 
 from gate.analysis.resources import LABELS
-from gate.model import Shape
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
+from gate.shapes import Shape
 from gate.summary import ProcessSummary, RunSummary, TrendSummary
 from gate.verdict.finding import Finding, band, flag, fmt, plain
 from gate.verdict.history import SITE_MIN_SLOPE

@@ -28,8 +28,9 @@ import dataclasses
 from collections.abc import Sequence
 
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE
-from gate.model import Frame, Shape
+from gate.model import Frame
 from gate.outcome import Outcome
+from gate.shapes import Shape
 from gate.summary import RunSummary, SiteSummary, TrendSummary
 from gate.verdict.finding import Band, Finding, fmt
 from gate.verdict.history import (

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from gate.live.process import RELIEF_MOST_S
-from gate.model import RunResult, Shape
+from gate.model import RunResult
 from gate.run.assemble import LIVE_LATE_S
 from gate.run.orchestrate import run_scenario
 from gate.scenario import load_scenario
+from gate.shapes import Shape
 from tests.support import DEMO_SCENARIO, planted_leak_line
 
 pytestmark = pytest.mark.integration

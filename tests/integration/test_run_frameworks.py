@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from gate.analysis.shape import MIN_RETAINED, measured_retained
-from gate.model import RunResult, Shape
+from gate.model import RunResult
 from gate.outcome import Outcome
 from gate.run.orchestrate import run_scenario
 from gate.scenario import BudgetSpec, load_scenario
+from gate.shapes import Shape
 from gate.summary import summarize
 from gate.verdict import decide
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.model import Shape
 from gate.run.orchestrate import run_scenario
 from gate.scenario import load_scenario
+from gate.shapes import Shape
 from tests.support import leftovers, scenario_file
 
 pytestmark = pytest.mark.integration

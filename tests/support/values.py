@@ -6,26 +6,21 @@ import dataclasses
 from typing import Any
 
 from gate.model import (
-    Analysis,
-    CaptureInfo,
     Curve,
     CurvePoint,
-    CurveShape,
     EndpointStats,
     Frame,
     LoadSample,
     LoadStats,
-    ModelFit,
     ProcessSample,
     Provenance,
     RunResult,
     ScenarioRef,
-    Shape,
     Site,
-    SteadyState,
-    Trend,
 )
+from gate.observed import CaptureInfo
 from gate.result import SCHEMA_VERSION
+from gate.shapes import Analysis, CurveShape, ModelFit, Shape, SteadyState, Trend
 
 
 def make_result(leak_per_request: int = 100) -> RunResult:

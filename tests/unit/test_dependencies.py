@@ -139,7 +139,7 @@ def test_a_pass_lists_no_dependency() -> None:
 
 
 def test_a_growing_container_in_an_upgraded_dependency_is_counted() -> None:
-    from gate.model import Census, Retained, Retention
+    from gate.observed import Census, Retained, Retention
 
     report = _upgraded(leak_report())
     retention = Retention(

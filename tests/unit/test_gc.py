@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gate.analysis.gc import gc_pressure
-from gate.model import Curve, CurvePoint, GcSample
+from gate.model import Curve, CurvePoint
+from gate.observed import GcSample
 
 START = 1000.0
 
@@ -50,7 +51,7 @@ def test_no_probe_no_figures() -> None:
 
 def test_full_collections_are_read_per_process_and_a_cut_line_is_skipped(tmp_path) -> None:
     from gate.agent_files import read_full_collections
-    from gate.model import FullCollection
+    from gate.observed import FullCollection
 
     (tmp_path / "full.41.jsonl").write_text(
         '{"t": 2.5, "pause": 0.01, "forced": true}\n'
@@ -64,7 +65,8 @@ def test_full_collections_are_read_per_process_and_a_cut_line_is_skipped(tmp_pat
 
 
 def test_a_capture_files_snapshot_after_each_collection_is_the_retained_one() -> None:
-    from gate.model import FullCollection, MemorySnapshot
+    from gate.model import MemorySnapshot
+    from gate.observed import FullCollection
     from gate.run.retained import after_collections
 
     snapshots = [MemorySnapshot(t=t / 100, rss=0, heap=t) for t in range(10)]

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from gate import merge
 from gate.merge import BadInput
-from gate.model import Census, Frame, NativeFrame, Retained, Retention, RunResult
+from gate.model import Frame, NativeFrame, RunResult
+from gate.observed import Census, Retained, Retention
 from gate.outcome import Outcome
 from gate.report.curves import Line
 from gate.report.formats import Format, render

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from gate.errors import InputError
-from gate.model import Frame, Shape
+from gate.model import Frame
 from gate.result import SCHEMA_VERSION, dumps, json_schema, parse_result, read_result, write_result
+from gate.shapes import Shape
 from tests.support import committed_schema, make_result
 
 
@@ -123,7 +124,7 @@ def test_results_whose_per_process_or_gc_series_do_not_fit_the_curve_are_refused
     import json
 
     from gate.errors import InputError
-    from gate.model import GcPressure, ProcessCurve
+    from gate.observed import GcPressure, ProcessCurve
     from gate.result import dumps, parse_result
     from tests.support import make_result
 

@@ -9,7 +9,8 @@ from collections.abc import Iterator, Sequence
 from gate.capture import StackLiveBytes
 from gate.interpreter import AGENT
 from gate.load import LoadOutcome
-from gate.model import Frame, FullCollection, LoadSample, MemorySnapshot
+from gate.model import Frame, LoadSample, MemorySnapshot
+from gate.observed import FullCollection
 from gate.run.retained import NONE, full_collections, retained_points
 
 AGENT_STACK = (Frame("_census", str(AGENT), 1),)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from gate.analysis.shape import analyse_curve, classify
-from gate.model import Curve, RetainedPoint, Shape
+from gate.model import Curve, RetainedPoint
+from gate.shapes import Shape
 from tests.support import (
     BASE_HEAP,
     FLAT,

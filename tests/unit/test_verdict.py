@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from gate.model import Shape
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
+from gate.shapes import Shape
 from gate.summary import SCHEMA_VERSION, History, ResourceSummary, RunSummary, TrendSummary
 from gate.verdict import ResourceCheck, decide
 from gate.verdict.history import METRICS, RelativeCheck, history_limit
