@@ -26,7 +26,7 @@ from gate.baseline import BaselineStore
 from gate.report.html import render_html
 from gate.report.json import render_json
 from gate.report.markdown import render_markdown
-from gate.report.parts import Report
+from gate.report.report import Report
 from gate.result import write_result
 from gate.run.orchestrate import run_scenario
 from gate.scenario import BudgetSpec, load_scenario

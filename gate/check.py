@@ -36,7 +36,7 @@ from gate.run.progress import RunObserver
 if TYPE_CHECKING:
     from gate.baseline import BaselineStore
     from gate.model import RunResult
-    from gate.report.parts import Report
+    from gate.report.report import Report
     from gate.scenario import BudgetSpec, ScenarioFile
 
 DEFAULT_OUT = Path("memgate-out")
@@ -305,7 +305,7 @@ def judge(
 ) -> tuple[Report, ExitCode]:
     """Compare ``result`` with its history (less the run itself, if it was recorded) and
     with ``budgets``: the report and its exit code."""
-    from gate.report.parts import Report
+    from gate.report.report import Report
     from gate.summary import summarize
     from gate.verdict import decide
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from gate.check import Ran, Recording, ScenarioCheck
     from gate.outputs import NotKept
     from gate.report.formats import Format
-    from gate.report.parts import Report
+    from gate.report.report import Report
     from gate.scenario import ScenarioFile
 
 

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gate.report.parts import Report, heap_ends
+from gate.report.parts import heap_ends
+from gate.report.report import Report
 from gate.spacing import thin
 from gate.units import quantity, size
 from gate.verdict.history import history_limit

@@ -11,7 +11,7 @@ from gate.errors import InputError
 
 if TYPE_CHECKING:
     from gate.merge import Merged
-    from gate.report.parts import Report
+    from gate.report.report import Report
 
 
 class Format(enum.StrEnum):

@@ -22,7 +22,8 @@ import github_action_utils as gau
 from gate.dependencies import normalize
 from gate.merge import Merged
 from gate.outcome import Outcome
-from gate.report.parts import Report, is_user_frame, native_at, source_path, where
+from gate.report.parts import is_user_frame, native_at, source_path, where
+from gate.report.report import Report
 
 LEVEL: dict[Outcome, Literal["error", "warning"]] = {
     Outcome.FAIL: "error",

@@ -19,7 +19,6 @@ from gate.model import RunResult
 from gate.outcome import Outcome
 from gate.report.curves import Line, history_range, limit_lines, lines
 from gate.report.parts import (
-    Report,
     baseline_text,
     capture_text,
     census_text,
@@ -38,6 +37,7 @@ from gate.report.parts import (
     several_processes,
     where,
 )
+from gate.report.report import Report
 from gate.units import quantity, size
 from gate.verdict import worst_finding
 

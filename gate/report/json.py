@@ -21,7 +21,8 @@ from gate.report.documents import (
     merged_data,
     report_data,
 )
-from gate.report.parts import Report, change, growing_processes, growing_sites
+from gate.report.parts import change, growing_processes, growing_sites
+from gate.report.report import Report
 from gate.summary import RunSummary, trend_summary
 from gate.verdict import Finding
 

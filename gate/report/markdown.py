@@ -16,7 +16,6 @@ from gate.model import Frame, Provenance, RunResult
 from gate.outcome import Outcome
 from gate.report.curves import lines, on_grid
 from gate.report.parts import (
-    Report,
     baseline_text,
     census_text,
     change,
@@ -39,6 +38,7 @@ from gate.report.parts import (
     several_processes,
     tally,
 )
+from gate.report.report import Report
 from gate.summary import RunSummary
 from gate.units import quantity, size
 from gate.verdict import Finding

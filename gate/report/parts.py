@@ -1,11 +1,8 @@
-"""What every reporter is given (:class:`Report`) and the pieces of text they share
-(what the charts draw is :mod:`gate.report.curves`)."""
+"""The pieces of text the reporters share (what every reporter is given is
+:class:`gate.report.report.Report`; what the charts draw, :mod:`gate.report.curves`)."""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import itertools
 import os.path
 import posixpath
 import re
@@ -14,80 +11,20 @@ from collections.abc import Sequence
 
 from gate.analysis.resources import LABELS
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
-from gate.dependencies import Change, changes, owner, owner_of_file, owner_of_path
+from gate.dependencies import owner_of_path
 from gate.merge import Merged
 from gate.model import Frame, NativeFrame, RunResult, Site
 from gate.observed import CaptureInfo, ProcessCurve, Retained, Retention
 from gate.outcome import WORST_FIRST, Outcome
+from gate.report.report import Report
 from gate.shapes import Trend
-from gate.summary import RunSummary
 from gate.units import quantity, size
-from gate.verdict import Decision, Finding
+from gate.verdict import Finding
 
 TOP_SITES = 5
 MIN_CONFIDENCE = 0.5
 """Sites listed must grow at least MIN_SLOPE bytes per request, with an interval above
 zero and at least this confidence."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Report:
-    """What every reporter is given: a run, the figures its checks used, the verdict."""
-
-    result: RunResult
-    current: RunSummary
-    """The run as the checks saw it (``gate.baseline.summarize``)."""
-    decision: Decision
-    result_path: str | None = None
-    """Where ``result.json`` is, for the commands a report suggests."""
-
-    @functools.cached_property
-    def changes(self) -> tuple[Change, ...]:
-        """The service's distributions whose version differs from the compared runs'."""
-        compared = [r for r in self.decision.compared if r.run_id != self.current.run_id]
-        return changes(
-            self.result.provenance.distributions,
-            [r.provenance.distributions for r in compared],
-        )
-
-    def owner(self, frame: Frame | None) -> str | None:
-        """The distribution whose files hold ``frame``'s, if any."""
-        changed = {c.name for c in self.changes}
-        return owner(frame, self.result.provenance.packages, changed)
-
-    def dependency_of(self, frame: Frame | None) -> str | None:
-        """The distribution a finding at ``frame`` is counted for: the one holding its
-        file, else the changed one its sites' stacks go through (:meth:`changed_under`)."""
-        return self.owner(frame) or self.changed_under(frame)
-
-    def changed_under(self, frame: Frame | None) -> str | None:
-        """The changed distribution that a finding at ``frame`` (in the service's own
-        code) reaches: one whose files the stack of a site named by ``frame`` passes
-        through inside it, Python frames or the extension's native frame (the service's
-        line calling an upgraded library that leaks); ``None`` if none."""
-        changed = {c.name for c in self.changes}
-        if frame is None or not changed:
-            return None
-        packages = self.result.provenance.packages
-        for site in self.result.sites:
-            if site.frame != frame:
-                continue
-            files = [f.file for f in itertools.takewhile(lambda f: f != frame, site.stack)]
-            native = site.native_frame
-            if native is not None:
-                files.insert(0, native.library)
-            for file in files:
-                name = owner_of_file(file, packages, changed)
-                if name in changed:
-                    return name
-        return None
-
-    @property
-    def baseline(self) -> RunSummary | None:
-        """The run to show beside this one: the newest compared, other than this run
-        (which a history holds when it was accepted as the reference)."""
-        others = [r for r in self.decision.compared if r.run_id != self.current.run_id]
-        return others[-1] if others else None
 
 
 def growing_sites(sites: Sequence[Site], top: int = TOP_SITES) -> list[Site]:

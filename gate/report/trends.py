@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gate.report.parts import Report
+from gate.report.report import Report
 
 _GROWTH = (("heap-growth", "heap"), ("rss-growth", "rss"))
 """Bencher measure slugs, and the run summary's trend each reads."""

@@ -16,7 +16,7 @@ import pytest
 
 from gate.model import Frame
 from gate.report.formats import Format, render
-from gate.report.parts import Report
+from gate.report.report import Report
 from gate.scenario import BudgetSpec
 from gate.summary import History, summarize
 from gate.verdict import decide

@@ -10,7 +10,7 @@ import re
 
 from hypothesis import strategies as st
 
-from gate.report.parts import Report
+from gate.report.report import Report
 from gate.result import read_result
 from gate.scenario import BudgetSpec
 from gate.summary import CurveSample, History, summarize

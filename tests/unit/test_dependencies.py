@@ -11,7 +11,8 @@ from gate.dependencies import Change, changes, normalize, owner, owner_of_path
 from gate.model import Frame
 from gate.report.formats import Format, render
 from gate.report.github import annotate, pin_line
-from gate.report.parts import Report, dependency_notes
+from gate.report.parts import dependency_notes
+from gate.report.report import Report
 from gate.scenario import BudgetSpec
 from gate.summary import History
 from gate.verdict import decide

@@ -33,7 +33,8 @@ from gate.report.github import Annotation, annotate, annotate_merged, render_ann
 from gate.report.html import chart
 from gate.report.json import render_merged_json
 from gate.report.markdown import code, fenced, md, render_merged_markdown
-from gate.report.parts import Report, change, source_path
+from gate.report.parts import change, source_path
+from gate.report.report import Report
 from gate.scenario import BudgetSpec
 from gate.summary import History, summarize
 from gate.verdict import Finding, decide, worst_finding
