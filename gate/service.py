@@ -62,6 +62,15 @@ RETAINED_SHARE = 0.05
 """...and so much less often that their pauses take at most this share of the time: the
 demo's collection (33,000 objects) takes 8-17 ms under memray, one every 0.2-0.35 s; a
 framework's heap of 700,000 objects takes about 60 ms unprofiled, one every 1.2 s or more."""
+MEASURED_EVERY_S = 0.5
+"""How often, under load, the service's main process is checked to still be the one
+memray measures (its memory map read: a few hundred lines)."""
+ENDED_GRACE_S = 2.0
+"""How long a process whose memray stream ended is given to exit (then it died, and is
+told so) before the stream's end is taken for a process that lives on unmeasured."""
+MEMRAY_LIBRARY = "/memray/_memray."
+"""What memray's extension module's path contains: a process of the service whose memory
+map lacks it runs no memray any more (it exec'd another program)."""
 
 
 def free_port() -> int:
@@ -146,6 +155,7 @@ class ServiceProcess:
         self._live: LiveCapture | None = None
         self._seen: dict[int, psutil.Process] = {}
         """Every process of the service's tree the sampler saw, by pid."""
+        self._next_measured_check = 0.0
 
     @property
     def who(self) -> str:
@@ -332,7 +342,7 @@ class ServiceProcess:
             except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
                 healthy = False  # not listening yet, or not speaking HTTP yet
             if healthy:
-                self._check_listening()
+                self.check_listening()
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:
                 raise RunError(
@@ -341,18 +351,22 @@ class ServiceProcess:
                 )
             time.sleep(HEALTH_POLL_S)
 
-    def _check_listening(self) -> None:
-        """Refuse a health check answered by another program on the port (one the
-        service could not bind): the load would measure the wrong process."""
+    def check_listening(self) -> None:
+        """Refuse a port not served by the processes memgate profiles: a health check
+        answered by another program on the port (one the service could not bind), or a
+        process outside the service's tree listening there too (a daemon that
+        double-forked out of it: the launcher profiled idles while the daemon serves).
+        Called once healthy and at the load's end; such a daemon, forked by the service,
+        is killed with it."""
         assert self._proc is not None
-        url = urllib.parse.urlsplit(self.health_url)
-        port = url.port or (443 if url.scheme == "https" else 80)
+        port = _port_of(self.health_url)
         try:
             root = psutil.Process(self._proc.pid)
             tree = [root, *root.children(recursive=True)]
+            born = root.create_time()
         except psutil.NoSuchProcess:
             return  # it died just now: the next poll or the load says so
-        looked = False
+        looked = listens = False
         for proc in tree:
             try:
                 sockets = proc.net_connections(kind="tcp")
@@ -360,13 +374,62 @@ class ServiceProcess:
                 continue
             looked = True
             if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in sockets):
-                return
-        if not looked:
-            return  # nothing could be inspected: no evidence against the service
+                listens = True
+                break
+        if looked and not listens:
+            raise RunError(
+                f"{self.health_url} answered, but no process of the {self.who} listens on"
+                f" port {port}: another program holds it (see {self.log_path})"
+            )
+        if not self.profiled:
+            return
+        outside = [pid for pid in sorted(_listeners(port)) if _outside(pid, root.pid)]
+        if not outside:
+            return
+        for pid in outside:  # forked by the service since it started: killed with it
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                if proc.uids().real == os.getuid() and proc.create_time() >= born:
+                    self._seen.setdefault(pid, proc)
+        listed = ", ".join(str(pid) for pid in outside[:5])
         raise RunError(
-            f"{self.health_url} answered, but no process of the {self.who} listens on port"
-            f" {port}: another program holds it (see {self.log_path})"
+            f"port {port} is served by pid {listed}, which memgate does not profile (a"
+            f" daemon that left the {self.who}'s process tree?): run the server in the"
+            f" foreground (see {self.log_path})"
         )
+
+    def check_measured(self, requests: int, *, now: bool = False) -> None:
+        """Under load: refuse a service whose main process is no longer the one memray
+        measures, though it runs on: it exec'd another program (memray is no longer in
+        its memory; the new program inherits the tracker's socket, so the stream does
+        not end, it falls silent), or memray's stream of it ended. Checked at most every
+        ``MEASURED_EVERY_S`` unless ``now``; a process that exited is left to the caller
+        (it died under load)."""
+        if self._proc is None or not self.profiled:
+            return
+        clock = time.monotonic()
+        if not now and clock < self._next_measured_check:
+            return
+        self._next_measured_check = clock + MEASURED_EVERY_S
+        pid = self._proc.pid
+        if _maps_memray(pid) is False and self.exit_code() is None:
+            raise RunError(
+                f"the {self.who}'s process (pid {pid}) exec'd {_command_of(pid)} after"
+                f" {requests:,} requests, without memray: memgate did not measure what"
+                " served the rest of the load; make the scenario's command the program"
+                f" that serves, not one that execs it (see {self.log_path})"
+            )
+        if self._live is None or not self._live.main_ended():
+            return
+        deadline = time.monotonic() + ENDED_GRACE_S
+        while self.exit_code() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.exit_code() is None:
+            raise RunError(
+                f"memray's live stream of the {self.who} (pid {pid}) ended under load while"
+                f" the process ran on, after {requests:,} requests: memgate did not measure"
+                f" what served the rest of the load (see {self.log_path})"
+            )
 
     def exit_code(self) -> int | None:
         """The exit code (negative: the signal that ended it), ``None`` while it runs or
@@ -473,3 +536,59 @@ class ServiceProcess:
                 return
             if kept.keep(sample.t):
                 self._samples.append(sample)
+
+
+def _port_of(url: str) -> int:
+    """The TCP port ``url`` goes to."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _listeners(port: int) -> set[int]:
+    """The pids with a listening TCP socket on ``port`` (those this user may inspect);
+    empty when the kernel's table cannot be read."""
+    try:
+        sockets = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return set()
+    return {
+        c.pid
+        for c in sockets
+        if c.pid is not None and c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+    }
+
+
+def _outside(pid: int, root: int) -> bool:
+    """Whether process ``pid`` is neither ``root`` nor one of its descendants (asked of
+    its parents now: a worker forked since the tree was listed is inside)."""
+    if pid == root:
+        return False
+    try:
+        return all(parent.pid != root for parent in psutil.Process(pid).parents())
+    except psutil.Error:
+        return False  # gone: it serves nothing any more
+
+
+def _maps_memray(pid: int) -> bool | None:
+    """Whether memray's extension is in process ``pid``'s memory map; ``None`` when that
+    cannot be told (no ``/proc``, gone, a zombie's empty map)."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as maps:
+            text = maps.read()
+    except OSError:
+        return None
+    if not text:
+        return None
+    return MEMRAY_LIBRARY in text
+
+
+def _command_of(pid: int) -> str:
+    """``sleep 600``: the command line process ``pid`` runs now (its program's name, not
+    its path), shortened, quoted."""
+    try:
+        argv = psutil.Process(pid).cmdline()
+        command = " ".join([os.path.basename(argv[0]), *argv[1:]] if argv else [])
+    except psutil.Error:
+        return "another program"
+    command = command if len(command) <= 200 else command[:197] + "..."
+    return f"`{command}`" if command else "another program"

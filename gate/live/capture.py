@@ -197,6 +197,12 @@ class LiveCapture:
         forks = sorted(self._forks, key=lambda p: p.pid)
         return [self._main, *forks] if self._main is not None else forks
 
+    def main_ended(self) -> bool:
+        """Whether the main process's stream ended (it exited, or closed memray's socket)
+        before :meth:`stop`, not by a failed poll: read while the polling thread runs."""
+        ended = self._main is not None and self._main.ended
+        return ended and not self._stopped and self._lost is None  # not a failed poll
+
     @property
     def stats(self) -> LiveStats:
         with self._lock:

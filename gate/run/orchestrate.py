@@ -105,6 +105,10 @@ def run_services(
                 service.wait_healthy()
             importing.join()
             outcome = _drive_load(members[0], services, target, out_dir, named, watched)
+            requests = outcome.samples[-1].requests if outcome.samples else 0
+            for service in services:  # what served the load to its end was measured
+                service.check_measured(requests, now=True)
+                service.check_listening()
             for service in services:
                 service.collect(measuring=False)
             for service in services:
@@ -324,6 +328,7 @@ def _drive_load(
                         f"{service.who} died under load ({exit_text(code)}) after"
                         f" {progress.requests} requests (see {service.log_path})"
                     )
+                service.check_measured(progress.requests)
             if finished:
                 break
             if time.monotonic() > load.deadline:

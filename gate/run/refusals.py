@@ -1,6 +1,6 @@
 """Refusals: a run that did not give something to measure is a :class:`RunError`, never
-a result (no successful requests, a load cut by its time limit, a service that died or
-had to be killed, work done in processes memray did not profile)."""
+a result (no successful requests or mostly failed ones, a load cut by its time limit, a
+service that died or had to be killed, work done in processes memray did not profile)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ from gate.outputs import LOAD_LOG
 from gate.process_tree import RawProcessSample
 from gate.scenario import Scenario
 from gate.service import StopInfo
+
+MOST_FAILED = 0.5
+"""A load where more than this share of the measured requests (after warm-up) failed is
+refused: its memory is that of errors (or of no service at all: connection refused), not
+of the service's work. A scenario's endpoints answer successfully; a status the service is
+meant to answer (a 404 tested on purpose) is marked a success in the locustfile."""
 
 
 def check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
@@ -47,6 +53,13 @@ def check_load(outcome: LoadOutcome, scenario: Scenario, out_dir: Path) -> None:
         raise RunError(
             f"no successful requests after warm-up ({measured} sent, all failed"
             f"{_most_often(outcome)}; see {out_dir / LOAD_LOG})"
+        )
+    failed = last.failures - warm.failures
+    if failed > MOST_FAILED * measured:
+        raise RunError(
+            f"{failed:,} of {measured:,} measured requests failed{_most_often(outcome)}:"
+            " a load that mostly failed did not measure the service (see"
+            f" {out_dir / LOAD_LOG})"
         )
     if outcome.stop_reason == "time_limit":
         wanted = f"{spec.requests} requests" if spec.requests else f"{spec.duration:g} s"

@@ -20,7 +20,7 @@ import pytest
 
 from gate.errors import InputError, RunError
 from gate.report.formats import Format, render
-from gate.report.parts import Report
+from gate.report.report import Report
 from gate.report.terminal import render_run
 from gate.run.orchestrate import run_scenario
 from gate.scenario import BudgetSpec, load_scenario
