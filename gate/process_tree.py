@@ -95,3 +95,58 @@ def _descriptors(pid: int) -> tuple[int, int] | None:
         except OSError:
             continue  # closed meanwhile
     return len(names), sockets
+
+
+MEMRAY_LIBRARY = "/memray/_memray."
+"""What memray's extension module's path contains: a process of the service whose memory
+map lacks it runs no memray any more (it exec'd another program)."""
+
+
+def listeners(port: int) -> set[int]:
+    """The pids with a listening TCP socket on ``port`` (those this user may inspect);
+    empty when the kernel's table cannot be read."""
+    try:
+        sockets = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return set()
+    return {
+        c.pid
+        for c in sockets
+        if c.pid is not None and c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+    }
+
+
+def outside_tree(pid: int, root: int) -> bool:
+    """Whether process ``pid`` is neither ``root`` nor one of its descendants (asked of
+    its parents now: a worker forked since the tree was listed is inside)."""
+    if pid == root:
+        return False
+    try:
+        return all(parent.pid != root for parent in psutil.Process(pid).parents())
+    except psutil.Error:
+        return False  # gone: it serves nothing any more
+
+
+def maps_memray(pid: int) -> bool | None:
+    """Whether memray's extension is in process ``pid``'s memory map; ``None`` when that
+    cannot be told (no ``/proc``, gone, a zombie's empty map)."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as maps:
+            text = maps.read()
+    except OSError:
+        return None
+    if not text:
+        return None
+    return MEMRAY_LIBRARY in text
+
+
+def command_of(pid: int) -> str:
+    """``sleep 600``: the command line process ``pid`` runs now (its program's name, not
+    its path), shortened, quoted."""
+    try:
+        argv = psutil.Process(pid).cmdline()
+        command = " ".join([os.path.basename(argv[0]), *argv[1:]] if argv else [])
+    except psutil.Error:
+        return "another program"
+    command = command if len(command) <= 200 else command[:197] + "..."
+    return f"`{command}`" if command else "another program"

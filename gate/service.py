@@ -45,7 +45,15 @@ from gate.errors import RunError
 from gate.interpreter import AGENT, ServicePython, check_python, service_command
 from gate.loopback import open_direct
 from gate.outputs import CAPTURE, SERVICE_LOG
-from gate.process_tree import RawProcessSample, loaded_libraries, sample_tree
+from gate.process_tree import (
+    RawProcessSample,
+    command_of,
+    listeners,
+    loaded_libraries,
+    maps_memray,
+    outside_tree,
+    sample_tree,
+)
 from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
 from gate.spacing import Spacing
 
@@ -68,9 +76,6 @@ memray measures (its memory map read: a few hundred lines)."""
 ENDED_GRACE_S = 2.0
 """How long a process whose memray stream ended is given to exit (then it died, and is
 told so) before the stream's end is taken for a process that lives on unmeasured."""
-MEMRAY_LIBRARY = "/memray/_memray."
-"""What memray's extension module's path contains: a process of the service whose memory
-map lacks it runs no memray any more (it exec'd another program)."""
 
 
 def free_port() -> int:
@@ -383,7 +388,7 @@ class ServiceProcess:
             )
         if not self.profiled:
             return
-        outside = [pid for pid in sorted(_listeners(port)) if _outside(pid, root.pid)]
+        outside = [pid for pid in sorted(listeners(port)) if outside_tree(pid, root.pid)]
         if not outside:
             return
         for pid in outside:  # forked by the service since it started: killed with it
@@ -412,9 +417,9 @@ class ServiceProcess:
             return
         self._next_measured_check = clock + MEASURED_EVERY_S
         pid = self._proc.pid
-        if _maps_memray(pid) is False and self.exit_code() is None:
+        if maps_memray(pid) is False and self.exit_code() is None:
             raise RunError(
-                f"the {self.who}'s process (pid {pid}) exec'd {_command_of(pid)} after"
+                f"the {self.who}'s process (pid {pid}) exec'd {command_of(pid)} after"
                 f" {requests:,} requests, without memray: memgate did not measure what"
                 " served the rest of the load; make the scenario's command the program"
                 f" that serves, not one that execs it (see {self.log_path})"
@@ -542,53 +547,3 @@ def _port_of(url: str) -> int:
     """The TCP port ``url`` goes to."""
     parts = urllib.parse.urlsplit(url)
     return parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def _listeners(port: int) -> set[int]:
-    """The pids with a listening TCP socket on ``port`` (those this user may inspect);
-    empty when the kernel's table cannot be read."""
-    try:
-        sockets = psutil.net_connections(kind="tcp")
-    except (psutil.Error, OSError):
-        return set()
-    return {
-        c.pid
-        for c in sockets
-        if c.pid is not None and c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
-    }
-
-
-def _outside(pid: int, root: int) -> bool:
-    """Whether process ``pid`` is neither ``root`` nor one of its descendants (asked of
-    its parents now: a worker forked since the tree was listed is inside)."""
-    if pid == root:
-        return False
-    try:
-        return all(parent.pid != root for parent in psutil.Process(pid).parents())
-    except psutil.Error:
-        return False  # gone: it serves nothing any more
-
-
-def _maps_memray(pid: int) -> bool | None:
-    """Whether memray's extension is in process ``pid``'s memory map; ``None`` when that
-    cannot be told (no ``/proc``, gone, a zombie's empty map)."""
-    try:
-        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as maps:
-            text = maps.read()
-    except OSError:
-        return None
-    if not text:
-        return None
-    return MEMRAY_LIBRARY in text
-
-
-def _command_of(pid: int) -> str:
-    """``sleep 600``: the command line process ``pid`` runs now (its program's name, not
-    its path), shortened, quoted."""
-    try:
-        argv = psutil.Process(pid).cmdline()
-        command = " ".join([os.path.basename(argv[0]), *argv[1:]] if argv else [])
-    except psutil.Error:
-        return "another program"
-    command = command if len(command) <= 200 else command[:197] + "..."
-    return f"`{command}`" if command else "another program"
