@@ -150,3 +150,11 @@ def command_of(pid: int) -> str:
         return "another program"
     command = command if len(command) <= 200 else command[:197] + "..."
     return f"`{command}`" if command else "another program"
+
+
+def is_stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (SIGSTOP, SIGTSTP, or held by a tracer)."""
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+    except psutil.Error:
+        return False

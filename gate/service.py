@@ -48,6 +48,7 @@ from gate.outputs import CAPTURE, SERVICE_LOG
 from gate.process_tree import (
     RawProcessSample,
     command_of,
+    is_stopped,
     listeners,
     loaded_libraries,
     maps_memray,
@@ -161,6 +162,7 @@ class ServiceProcess:
         self._seen: dict[int, psutil.Process] = {}
         """Every process of the service's tree the sampler saw, by pid."""
         self._next_measured_check = 0.0
+        self._stopped_checks = 0
 
     @property
     def who(self) -> str:
@@ -410,13 +412,23 @@ class ServiceProcess:
         not end, it falls silent), or memray's stream of it ended. Checked at most every
         ``MEASURED_EVERY_S`` unless ``now``; a process that exited is left to the caller
         (it died under load)."""
-        if self._proc is None or not self.profiled:
+        if self._proc is None:
             return
         clock = time.monotonic()
         if not now and clock < self._next_measured_check:
             return
         self._next_measured_check = clock + MEASURED_EVERY_S
         pid = self._proc.pid
+        # Stopped (SIGSTOP, a debugger) in two checks running: the load stalls, and the
+        # run would end only at the load's time limit and the stop signals' timeout.
+        self._stopped_checks = self._stopped_checks + 1 if is_stopped(pid) else 0
+        if self._stopped_checks >= 2:
+            raise RunError(
+                f"the {self.who}'s process (pid {pid}) is stopped (SIGSTOP, or a debugger)"
+                f" after {requests:,} requests: the load stalled (see {self.log_path})"
+            )
+        if not self.profiled:
+            return
         if maps_memray(pid) is False and self.exit_code() is None:
             raise RunError(
                 f"the {self.who}'s process (pid {pid}) exec'd {command_of(pid)} after"
@@ -525,6 +537,11 @@ class ServiceProcess:
                 os.killpg(self._proc.pid, sig)
             else:
                 self._proc.send_signal(sig)
+            if sig is not signal.SIGKILL:  # a stopped process acts on it once continued
+                if group:
+                    os.killpg(self._proc.pid, signal.SIGCONT)
+                else:
+                    self._proc.send_signal(signal.SIGCONT)
         except (ProcessLookupError, PermissionError):
             pass
 

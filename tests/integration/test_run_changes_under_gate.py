@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,14 @@ def test_a_daemon_that_serves_the_port_from_mid_load_is_refused(tmp_path: Path) 
     message = run_file(tmp_path, service(tmp_path, HANDS_OVER))
     assert re.match(r"port [0-9]+ is served by pid [0-9]+, which memgate does not", message)
     assert not leftovers(tmp_path)
+
+
+def test_a_service_that_stops_itself_is_named_within_the_time_limit(tmp_path: Path) -> None:
+    # It read "ignored the stop signals and was killed" after 67 s, past a 25 s limit.
+    stops = "if Handler.served == 300: os.kill(os.getpid(), signal.SIGSTOP)"
+    scenario = server(tmp_path, on_request=stops)
+    started = time.monotonic()
+    message = run_file(tmp_path, scenario)
+    took = time.monotonic() - started
+    assert re.search(r"process \(pid \d+\) is stopped \(SIGSTOP, or a debugger\) after", message)
+    assert took < 25, took
