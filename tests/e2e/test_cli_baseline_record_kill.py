@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import json
 import os
 import random
 import shutil
@@ -26,11 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from gate.baseline import BaselineStore
+from gate.baseline import BaselineStore, _history_adapter
 from gate.cli import main
+from gate.model import RunResult
 from gate.result import read_result, write_result
-from gate.summary import summarize
-from tests.support import REPO, make_result
+from gate.summary import SCHEMA_VERSION, History, summarize
+from tests.support import make_result
 
 pytestmark = [
     pytest.mark.e2e,
@@ -102,14 +102,22 @@ def record(result: Path, baselines: Path) -> list[str]:
 
 @pytest.fixture
 def baselines(tmp_path: Path) -> Path:
-    """A history of ``OLD_RUNS`` runs (the three of baselines/demo.json, renumbered)."""
-    demo = json.loads((REPO / "baselines" / "demo.json").read_text())
-    runs = [dict(demo["runs"][i % 3], run_id=f"{i:016x}") for i in range(OLD_RUNS)]
+    """A history of ``OLD_RUNS`` runs like the ones recorded here (``make_result``'s, its
+    planted growth their way: a record judges the run first, and keeps only one that
+    does not fail against the history)."""
+    summary = summarize(read_result(_written(tmp_path / "old.json", make_result())))
+    runs = [dataclasses.replace(summary, run_id=f"{i:016x}") for i in range(OLD_RUNS)]
     folder = tmp_path / "baselines"
     folder.mkdir()
-    (folder / "demo.json").write_text(json.dumps({**demo, "runs": runs}, indent=2))
+    history = History(SCHEMA_VERSION, "demo", tuple(runs))
+    (folder / "demo.json").write_bytes(_history_adapter().dump_json(history, indent=2))
     (folder / ".demo.lock").touch()
     return folder
+
+
+def _written(path: Path, result: RunResult) -> Path:
+    write_result(result, path)
+    return path
 
 
 def kill_record(kill: str, result: Path, baselines: Path, rng: random.Random) -> tuple[str, int]:
