@@ -557,3 +557,17 @@ def test_a_peak_within_the_historys_own_highest_plus_a_material_change_is_its_wa
     past = dataclasses.replace(make_summary(peak_heap=int(18.5 * MIB)), final_heap=16 * MIB)
     (found,) = [f for f in decide(past, history, BudgetSpec()).findings if f.check == "history"]
     assert found.metric == "peak heap" and found.severity is Outcome.FLAG  # transient
+
+
+def test_a_site_whose_growth_is_immaterial_over_the_run_is_no_finding() -> None:
+    # A clean Django app's page rendering: 12.5 B/request over about 4,000 requests, 49
+    # KiB (a cache's last entries), past a history's limit of 4.4 B/request.
+    history = clean_history()
+    small = dataclasses.replace(
+        make_summary(sites=(("views.py:render_page", 12.5),)), measured_requests=4_000
+    )
+    assert not [f for f in decide(small, history, BudgetSpec()).findings if f.check == "site"]
+    # The same growth over 6,000 requests is 73 KiB: material.
+    longer = dataclasses.replace(small, measured_requests=6_000)
+    (found,) = [f for f in decide(longer, history, BudgetSpec()).findings if f.check == "site"]
+    assert found.severity is Outcome.FAIL
