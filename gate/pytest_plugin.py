@@ -17,7 +17,6 @@ Off unless asked for:
 
 from __future__ import annotations
 
-import argparse
 import re
 import tomllib
 from collections.abc import Callable, Iterator
@@ -60,7 +59,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--memgate-env",
         action="append",
-        type=_env_pair,
         default=[],
         metavar="KEY=VALUE",
         help="environment variable for the scenarios' services (repeatable)",
@@ -74,8 +72,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--memgate-calls-time-limit",
-        type=_time_limit,
-        default=DEFAULT_CALLS_TIME_LIMIT_S,
+        default=str(DEFAULT_CALLS_TIME_LIMIT_S),
         metavar="SECONDS",
         help="how long memgate_calls' calls may take before the test fails"
         f" (default: {DEFAULT_CALLS_TIME_LIMIT_S:g}s; 0: no limit)",
@@ -83,13 +80,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _env_pair(text: str) -> tuple[str, str]:
-    """``--memgate-env``'s value as ``check --env``'s: a bad one is pytest's usage error."""
+    """``--memgate-env``'s value as ``check --env``'s: a bad one is pytest's usage error
+    (argv is parsed by pytest; this only reads the value it kept)."""
     from gate.check import parse_env_pair
 
     try:
         return parse_env_pair(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise pytest.UsageError(f"--memgate-env: {exc}") from None
 
 
 def _time_limit(text: str) -> float | None:
@@ -98,7 +96,7 @@ def _time_limit(text: str) -> float | None:
     try:
         return seconds(text) or None
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise pytest.UsageError(f"--memgate-calls-time-limit: {exc}") from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -106,6 +104,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "memgate_scenario: a scenario file run as a test by --memgate"
     )
     _refuse_recording_in_pull_request(config.getoption("memgate_record"))
+    option = config.option  # the values as given, read once
+    option.memgate_env = [_env_pair(text) for text in option.memgate_env]
+    option.memgate_calls_time_limit = _time_limit(str(option.memgate_calls_time_limit))
     if not config.getoption("memgate"):
         return
     given = [arg for arg in config.args if arg.split("::")[0].endswith(".toml")]

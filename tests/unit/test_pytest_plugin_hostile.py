@@ -3,18 +3,17 @@ a subprocess: what a user sees of them is in tests/e2e/test_pytest_plugin.py."""
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 from gate.pytest_plugin import _env_pair, _refuse_recording_in_pull_request, _time_limit
 
 
-def test_env_values_are_pairs_and_a_bad_one_is_an_argument_error() -> None:
+def test_env_values_are_pairs_and_a_bad_one_is_a_usage_error() -> None:
     assert _env_pair("A=b=c") == ("A", "b=c")
     assert _env_pair("A=") == ("A", "")
     for bad in ("NOEQUALS", "=value", ""):
-        with pytest.raises(argparse.ArgumentTypeError, match=f"expected KEY=VALUE, got '{bad}'"):
+        said = f"--memgate-env: expected KEY=VALUE, got '{bad}'"
+        with pytest.raises(pytest.UsageError, match=said):
             _env_pair(bad)
 
 
@@ -24,7 +23,7 @@ def test_time_limits_are_durations_and_zero_is_none() -> None:
     assert _time_limit("500ms") == 0.5
     assert _time_limit("0") is None
     for bad in ("soon", "-5", "inf", ""):
-        with pytest.raises(argparse.ArgumentTypeError, match="not a duration"):
+        with pytest.raises(pytest.UsageError, match="--memgate-calls-time-limit: not a duration"):
             _time_limit(bad)
 
 
