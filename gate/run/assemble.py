@@ -183,7 +183,11 @@ def build_result(
         raise RunError(str(exc)) from None
     except (NotEnoughData, NotEnoughPoints, TooFewPoints) as exc:
         where = f"the live capture of the {service.who}" if service.live else service.capture_path
-        raise RunError(f"{where}: {exc}") from None
+        raise RunError(
+            f"{where}: {exc} ({load.measured_requests:,} requests measured in"
+            f" {load.measured_duration_s:.1f} s: too short to read; ask for more with"
+            " --requests or --duration)"
+        ) from None
     files = [name for _, name, _ in recordings if name]
     live = service.live_stats()
     curve, analysis = read.curve, read.analysis

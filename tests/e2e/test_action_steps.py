@@ -95,7 +95,7 @@ def test_check_step_runs_a_glob_of_scenarios_with_extra_arguments(tmp_path: Path
         tmp_path,
         "push",
         record="true",
-        args="--requests 1500 --warmup 300 --quiet",
+        args="--requests 3000 --warmup 300 --quiet",
         **{"working-directory": "repo", "out-dir": "out dir"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
