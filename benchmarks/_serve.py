@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from gate.capture import Capture
 from gate.load import LoadConfig, LoadProcess
+from gate.loopback import free_port
+from gate.recording.capture_file import Capture
 from gate.scenario import ProfileSpec, Scenario
-from gate.service import ServiceProcess, free_port
+from gate.service import ServiceProcess
 
 
 def serve_once(

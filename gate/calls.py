@@ -28,9 +28,9 @@ from typing import Any
 
 from gate.analysis.sites import rank_sites
 from gate.analysis.trend import blocks, trend
-from gate.capture import Capture, tracking
 from gate.errors import InputError, RunError
 from gate.model import Site
+from gate.recording.capture_file import Capture, tracking
 from gate.report.parts import growing_sites, where
 from gate.shapes import Trend
 from gate.units import size

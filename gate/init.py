@@ -29,10 +29,9 @@ from typing import IO
 import psutil
 
 from gate.errors import InputError, RunError
-from gate.loopback import open_direct
+from gate.loopback import free_port, open_direct
 from gate.process_tree import sample_tree
 from gate.scenario.sections import NAME_PATTERN
-from gate.service import free_port
 
 HEALTH_PATHS = ("/health", "/healthz", "/ready", "/status", "/")
 """Tried in order when no health path is given."""

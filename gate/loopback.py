@@ -5,6 +5,7 @@ blamed another program for holding the port."""
 from __future__ import annotations
 
 import http.client
+import socket
 import urllib.request
 from collections.abc import Mapping
 
@@ -28,3 +29,10 @@ def without_proxies(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` for the load's processes: no proxy variables, so that Locust's users
     reach the service itself."""
     return {name: value for name, value in env.items() if name not in PROXY_VARIABLES}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

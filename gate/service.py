@@ -17,19 +17,14 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
 import urllib.error
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import psutil
-
-if TYPE_CHECKING:
-    from gate.live import LiveCapture, LiveProcess, LiveStats
 
 from gate._files import last_line, open_log
 from gate._process import exit_text
@@ -51,19 +46,15 @@ from gate.process_tree import (
     is_stopped,
     listeners,
     loaded_libraries,
-    maps_memray,
     outside_tree,
     sample_tree,
 )
+from gate.recording import Recorder, recorder_for
 from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
 from gate.spacing import Spacing
 
 HEALTH_POLL_S = 0.1
 SAMPLE_INTERVAL_S = 0.1
-LIVE_POLL_S = 0.02
-"""How often the live allocations are read at first (or less often, when a reading takes
-long: ``gate.live.process.RELIEF``): a load of a second still gets dozens of points; the spacing
-doubles each time the points kept reach their cap."""
 RETAINED_EVERY_S = 0.2
 """The agent's full collections come at most this often in each process (a pull
 request's check of the demo measures for 3 to 10 s)..."""
@@ -79,13 +70,6 @@ ENDED_GRACE_S = 2.0
 told so) before the stream's end is taken for a process that lives on unmeasured."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def fill_port(text: str, port: int, ports: dict[str, int] | None = None) -> str:
     """``text`` with ``{port}`` replaced by ``port`` and each ``{port:NAME}`` by the port
     of service NAME in ``ports`` (the scenario has checked that they name services)."""
@@ -93,14 +77,12 @@ def fill_port(text: str, port: int, ports: dict[str, int] | None = None) -> str:
     return PORT_OF.sub(lambda m: str((ports or {}).get(m.group(1), m.group(0))), text)
 
 
-def agent_settings(profile: ProfileSpec, out_dir: Path, capture: Path, port: int | None) -> str:
+def agent_settings(profile: ProfileSpec, out_dir: Path, recording: dict[str, object]) -> str:
     """What the agent inside the service is told (``$MEMGATE_AGENT``): how to profile,
-    where to stream (``port``, live) or write (``capture``, a file), where the garbage
-    collector's counts and forked processes' ports go."""
+    how to record (the recorder's ``recording``: ``capture``, where to stream or write),
+    where the garbage collector's counts and forked processes' ports go."""
     settings = {
-        "capture": "live" if port is not None else "file",
-        "port": port,
-        "file": str(capture),
+        **recording,
         "folder": str(out_dir),
         "gc": str(out_dir / "gc"),
         "trace_python_allocators": profile.trace_python_allocators,
@@ -158,7 +140,8 @@ class ServiceProcess:
         self._python: ServicePython | None = None
         self._env: dict[str, str] = {}
         self._argv: list[str] = []
-        self._live: LiveCapture | None = None
+        self.recorder: Recorder | None = None
+        """How its allocations are recorded (set by :meth:`start`; none unprofiled)."""
         self._seen: dict[int, psutil.Process] = {}
         """Every process of the service's tree the sampler saw, by pid."""
         self._next_measured_check = 0.0
@@ -194,8 +177,8 @@ class ServiceProcess:
                 or any(p.isdigit() for p in path.name.split("."))
             ):
                 path.unlink(missing_ok=True)  # capture.bin.PID, gc.PID.START.jsonl, ...
-        if self.live:
-            self.capture_path.unlink(missing_ok=True)
+        if self.recorder is not None:
+            self.recorder.clear()
 
     @property
     def pid(self) -> int:
@@ -204,8 +187,8 @@ class ServiceProcess:
 
     @property
     def live(self) -> bool:
-        """Whether memray's records stream to memgate (else they go to a capture file)."""
-        return self.profiled and self.scenario.profile.capture == "live"
+        """Whether what is recorded is read while the load runs (once started)."""
+        return self.recorder is not None and self.recorder.streams
 
     def prepare(self) -> ServicePython:
         """Choose the service's interpreter and check that it can run memgate's agent
@@ -235,25 +218,14 @@ class ServiceProcess:
 
     def start(self) -> None:
         self.prepare()
+        folder = self.capture_path.parent
+        if self.profiled:
+            self.recorder = recorder_for(self.scenario.profile, folder, self.capture_path, self.who)
         self._clear_previous()
         env = dict(self._env)
-        if self.profiled:
-            port = free_port() if self.live else None
-            env[SETTINGS] = agent_settings(
-                self.scenario.profile, self.capture_path.parent, self.capture_path, port
-            )
-            if port is not None:
-                from gate.live import LiveCapture
-
-                profile = self.scenario.profile
-                self._live = LiveCapture(
-                    port,
-                    self.capture_path.parent,
-                    interval_s=LIVE_POLL_S,
-                    flamegraphs=self.capture_path.parent if profile.flamegraph else None,
-                    trace_python_allocators=profile.trace_python_allocators,
-                    full_collections=profile.retained_heap,
-                )
+        if self.recorder is not None:
+            recording = self.recorder.agent_settings()
+            env[SETTINGS] = agent_settings(self.scenario.profile, folder, recording)
         with open_log(self.log_path) as log:
             try:
                 self._proc = subprocess.Popen(
@@ -269,9 +241,9 @@ class ServiceProcess:
                 raise RunError(f"could not start the {self.who}: {exc}") from None
         self._sampler = threading.Thread(target=self._sample_loop, daemon=True)
         self._sampler.start()
-        if self._live is not None:
+        if self.recorder is not None:
             try:
-                self._live.connect(alive=lambda: self.exit_code() is None)
+                self.recorder.connect(self.pid, alive=lambda: self.exit_code() is None)
             except RunError as exc:
                 code = self.exit_code()
                 ended = f" ({exit_text(code)})" if code is not None else ""
@@ -321,8 +293,8 @@ class ServiceProcess:
     def end_capture(self) -> None:
         """Take the live capture's last point and stop reading (the load has ended); with
         native traces, list the libraries the service's processes have loaded."""
-        if self._live is not None:
-            self._live.stop()
+        if self.recorder is not None:
+            self.recorder.stop()
         native = self.profiled and self.scenario.profile.native
         if native and not self.libraries and self._proc is not None:  # once, while it runs
             try:
@@ -427,16 +399,16 @@ class ServiceProcess:
                 f"the {self.who}'s process (pid {pid}) is stopped (SIGSTOP, or a debugger)"
                 f" after {requests:,} requests: the load stalled (see {self.log_path})"
             )
-        if not self.profiled:
+        if self.recorder is None:
             return
-        if maps_memray(pid) is False and self.exit_code() is None:
+        if self.recorder.records(pid) is False and self.exit_code() is None:
             raise RunError(
                 f"the {self.who}'s process (pid {pid}) exec'd {command_of(pid)} after"
                 f" {requests:,} requests, without memray: memgate did not measure what"
                 " served the rest of the load; make the scenario's command the program"
                 f" that serves, not one that execs it (see {self.log_path})"
             )
-        if self._live is None or not self._live.main_ended():
+        if self.recorder is None or not self.recorder.stream_ended():
             return
         deadline = time.monotonic() + ENDED_GRACE_S
         while self.exit_code() is None and time.monotonic() < deadline:
@@ -463,7 +435,7 @@ class ServiceProcess:
         if proc.poll() is None:
             timeout = self.scenario.service.stop_timeout
             steps = [(signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)]
-            if not self.live:  # memray must finish the capture file
+            if self.recorder is not None and self.recorder.finishes_on_exit:
                 steps = [(signal.SIGINT, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)]
             for sig, wait_s in steps:
                 used = sig.name
@@ -489,37 +461,18 @@ class ServiceProcess:
         self._kill_seen()
         self.end_capture()
 
-    def live_processes(self) -> list[LiveProcess]:
-        """What was read live of the service's process, then of each forked process, in
-        pid order (after :meth:`end_capture`)."""
-        assert self._live is not None
-        return self._live.processes()
-
-    def live_heap_so_far(self) -> tuple[list[float], list[int]]:
-        """While the load runs: the times of the live points so far and the heap at each
-        (empty for a capture file); right after full collections once there are enough
-        of them (``[profile] retained_heap``), as the run's analysis judges the heap."""
-        if self._live is None:
+    def heap_so_far(self) -> tuple[list[float], list[int]]:
+        """While the load runs: the times of the points read so far and the heap at each
+        (empty when nothing is read before the end); right after full collections once
+        there are enough of them (``[profile] retained_heap``), as the run's analysis
+        judges the heap."""
+        if self.recorder is None:
             return [], []
         enough = MIN_RETAINED if self.scenario.profile.retained_heap else 0
-        return self._live.heap_so_far(min_retained=enough)
-
-    def live_stats(self) -> LiveStats | None:
-        """How the live reading went; ``None`` for a capture file."""
-        return self._live.stats if self._live is not None else None
+        return self.recorder.heap_so_far(enough)
 
     def samples(self) -> list[RawProcessSample]:
         return list(self._samples)
-
-    def captures(self) -> list[tuple[int, Path]]:
-        """``(pid, capture)`` of the service's own process, then of each forked process
-        (memray names a fork's capture after the main one and its pid), in pid order."""
-        forks = []
-        for path in self.capture_path.parent.glob(self.capture_path.name + ".*"):
-            pid = path.name.removeprefix(self.capture_path.name + ".")
-            if pid.isdigit():
-                forks.append((int(pid), path))
-        return [(self.pid, self.capture_path), *sorted(forks)]
 
     def _kill_seen(self) -> None:
         """Kill every process of the tree ever sampled that still runs: one that left

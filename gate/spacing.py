@@ -5,7 +5,7 @@ its garbage collections); :class:`Spacing` keeps the first ``per_doubling`` of t
 next ``per_doubling`` twice as far apart, and so on. What is kept grows with the
 logarithm of the run's length, not with the length: at 0.1 s and 1,000 per doubling, a
 minute keeps 600 samples, an hour about 5,300 and ten hours about 8,600, while the
-curve's live points are thinned to a fixed number (``gate.live``). The agent inside the
+curve's live points are thinned to a fixed number (``gate.recording.live``). The agent inside the
 service keeps its garbage-collector counts the same way with its own copy (it imports
 nothing of memgate's).
 """

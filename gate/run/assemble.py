@@ -12,8 +12,6 @@ import dataclasses
 import datetime
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -38,7 +36,6 @@ from gate.analysis.shape import (
 )
 from gate.analysis.sites import rank_sites, sum_by_stack
 from gate.analysis.trend import TooFewPoints, blocks, trend
-from gate.capture import Capture, StackLiveBytes, UnreadableCapture
 from gate.errors import RunError
 from gate.interpreter import without_agent
 from gate.load import LoadOutcome
@@ -54,9 +51,11 @@ from gate.model import (
     Site,
 )
 from gate.native import Libraries
-from gate.observed import CaptureInfo, FullCollection, ProcessCurve
+from gate.observed import FullCollection, ProcessCurve
 from gate.outputs import LOAD_LOG, LOAD_TIMELINE
 from gate.process_tree import RawProcessSample
+from gate.recording import Recorded, Timing
+from gate.recording.capture_file import StackLiveBytes, UnreadableCapture
 from gate.result import SCHEMA_VERSION
 from gate.run.refusals import check_profiled
 from gate.run.retained import (
@@ -68,21 +67,6 @@ from gate.run.retained import (
 from gate.scenario import Scenario, stored_settings
 from gate.service import ServiceProcess
 from gate.shapes import Analysis, Trend
-
-LIVE_END_S = 5.0
-"""Read live, the last poll comes once the load has ended (and before the services stop):
-a process read up to this long after the load's end counts as read through it."""
-LIVE_LATE_S = 1.0
-"""Read live, how much later than the polls' usual spacing the last one in the load may
-come: one slow poll (a reading of many stacks) and the pause after it."""
-
-
-class Recording(Protocol):
-    """What memray recorded of one process: a capture file, or a live stream read."""
-
-    def snapshots(self) -> list[MemorySnapshot]: ...
-
-    def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,31 +116,18 @@ def build_result(
         raise RunError(f"the load measured nothing: {load.measured_nothing}")
     during = [s for s in service.samples() if outcome.started_at <= s.t <= outcome.ended_at]
     samples = _process_samples(during, timeline, outcome.started_at)
-    sizes: dict[str, int] = {}  # capture files' sizes, taken once before they are read
+    recorder = service.recorder
+    assert recorder is not None, "an unprofiled service has no result"
+    timing = recorder.timing
     try:
         with contextlib.ExitStack() as opened:
-            recordings: list[tuple[int, str, Recording]]
-            if service.live:
-                recordings = [(p.pid, "", p) for p in service.live_processes()]
-            else:
-                sizes = _sizes(service.captures())
-                # A fork that ended before writing anything (or exec'd another program)
-                # left an empty capture: it profiled nothing, as check_profiled judges.
-                recordings = [
-                    (
-                        pid,
-                        path.name,
-                        opened.enter_context(Capture(path, show_progress=progress)),
-                    )
-                    for n, (pid, path) in enumerate(service.captures())
-                    if n == 0 or sizes.get(path.name)
-                ]
+            recordings = recorder.open(service.pid, opened, progress)
             collections = (
                 read_full_collections(service.census_folder)
                 if scenario.profile.retained_heap
                 else {}
             )
-            forks = {pid for pid, _, _ in recordings[1:]}
+            forks = {r.pid for r in recordings[1:]}
             check_profiled(during, forks, scenario.profile.follow_fork, service.who)
             starts, failed_starts = read_censuses(service.census_folder, "start")
             ends, failed_ends = read_censuses(service.census_folder, "end")
@@ -174,30 +145,22 @@ def build_result(
                 warmup_done,
                 samples,
                 service.python.library_roots,
-                service.live,
-                _census_windows([*starts, *ends], service.live),
+                timing,
+                _census_windows([*starts, *ends], timing),
                 service.libraries,
                 collections,
             )
     except UnreadableCapture as exc:
         raise RunError(str(exc)) from None
     except (NotEnoughData, NotEnoughPoints, TooFewPoints) as exc:
-        where = f"the live capture of the {service.who}" if service.live else service.capture_path
         raise RunError(
-            f"{where}: {exc} ({load.measured_requests:,} requests measured in"
+            f"{recorder.describe()}: {exc} ({load.measured_requests:,} requests measured in"
             f" {load.measured_duration_s:.1f} s: too short to read; ask for more with"
             " --requests or --duration)"
         ) from None
-    files = [name for _, name, _ in recordings if name]
-    live = service.live_stats()
     curve, analysis = read.curve, read.analysis
     process_curves = (
         _process_curves(read.processes, curve, analysis.steady.index) if len(recordings) > 1 else ()
-    )
-    # From a file, the reading itself; live, the wait for the result once the load ended
-    # (the runner sets it once the services have stopped).
-    read_seconds = (
-        time.time() - outcome.ended_at if service.live else time.perf_counter() - read_started
     )
 
     up = "../" if scenario.service_name else ""  # the load's files are the scenario's
@@ -225,20 +188,7 @@ def build_result(
             LoadSample(round(s.t - outcome.started_at, 3), s.requests, s.failures) for s in timeline
         ),
         processes=samples,
-        capture=CaptureInfo(
-            file="" if service.live else service.capture_path.name,
-            bytes=sum(sizes.get(name, 0) for name in files),
-            read_seconds=round(read_seconds, 3),
-            snapshots=read.snapshots,
-            forks=len(recordings) - 1,
-            mode="live" if service.live else "file",
-            polls=live.polls if live else None,
-            stacks=live.last_poll_stacks if live else None,
-            poll_seconds=round(live.median_poll_s, 4) if live else None,
-            backlog_bytes=live.max_backlog_bytes if live else None,
-            behind_share=round(live.behind_polls / max(live.backlog_reads, 1), 3) if live else None,
-            problems=live.problems if live else (),
-        ),
+        capture=recorder.capture_info(recordings, read.snapshots, read_started, outcome.ended_at),
         files={
             "service_log": service.log_path.name,
             "load_log": f"{up}{LOAD_LOG}",
@@ -258,7 +208,7 @@ def build_result(
             problems=problems,
         ),
         full_collections=(
-            full_collections(collections, outcome, live.retained_missed if live else 0)
+            full_collections(collections, outcome, recorder.collections_missed())
             if scenario.profile.retained_heap
             else None
         ),
@@ -298,7 +248,7 @@ CENSUS_MARGIN_S = 0.1
 
 
 def _census_windows(
-    censuses: Sequence[CensusRecord], live: bool
+    censuses: Sequence[CensusRecord], timing: Timing
 ) -> dict[int, list[tuple[float, float]]]:
     """When each process's snapshots may hold a census's own objects: they are no point
     of the curve. From a capture file (stamped by the service's tracker) the census's
@@ -308,19 +258,20 @@ def _census_windows(
     run the points it needs."""
     windows: dict[int, list[tuple[float, float]]] = {}
     for census in censuses:
-        end = census.t + census.seconds + (0.0 if live else max(CENSUS_MARGIN_S, census.seconds))
+        margin = max(CENSUS_MARGIN_S, census.seconds) if timing.stamped_in_service else 0.0
+        end = census.t + census.seconds + margin
         windows.setdefault(census.pid, []).append((census.t, end))
     return windows
 
 
 def _read(
     scenario: Scenario,
-    recordings: Sequence[tuple[int, str, Recording]],
+    recordings: Sequence[Recorded],
     outcome: LoadOutcome,
     warmup_done: int,
     samples: tuple[ProcessSample, ...],
     library_roots: Sequence[str],
-    live: bool,
+    timing: Timing,
     censuses: dict[int, list[tuple[float, float]]],
     libraries: Sequence[str] = (),
     collections: dict[int, list[FullCollection]] | None = None,
@@ -337,10 +288,12 @@ def _read(
     frames are named by the ``libraries`` the service had loaded."""
     collections = collections or {}
     snapshots = [
-        recording.snapshots() if live else after_collections(recording.snapshots(), theirs)
-        for (pid, _, recording), theirs in ((r, collections.get(r[0], [])) for r in recordings)
+        after_collections(r.recording.snapshots(), collections.get(r.pid, []))
+        if timing.stamped_in_service
+        else r.recording.snapshots()
+        for r in recordings
     ]
-    after_end = LIVE_END_S if live else 0.0
+    after_end = timing.after_end_s
     during = [
         sum(1 for s in theirs if outcome.started_at <= s.t <= outcome.ended_at + after_end)
         if theirs and theirs[0].t <= outcome.started_at and theirs[-1].t >= outcome.ended_at
@@ -359,7 +312,7 @@ def _read(
         load_start=outcome.started_at,
         load_end=outcome.ended_at,
         warmup_requests=warmup_done,
-        late=LIVE_LATE_S if live else 0.0,
+        late=timing.late_s,
         exclude=censuses.get(recordings[reference][0], ()),
     )
     at = [outcome.started_at + p.t for p in curve.points]
@@ -372,12 +325,12 @@ def _read(
         heap = [theirs[i].heap if i >= 0 else 0 for i in chosen]
         ended = bool(theirs) and outcome.started_at <= theirs[-1].t < outcome.ended_at
         lifetime = _lifetime(theirs, outcome, windows) if number else None
-        if not name:  # read live
+        if not timing.stamped_in_service:  # the agent's allocations in every point
             heap = without_agent_heap(heap, recording.live_bytes_by_stack(chosen))
         processes.append(Profiled(pid, name, chosen, heap, ended, lifetime))
     curve = with_heaps(curve, [p.heap for p in processes])
     curve = with_rss(curve, [(s.t, s.rss_anon) for s in samples])
-    kept = retained_points(recordings, snapshots, outcome, censuses, collections)
+    kept = retained_points(recordings, snapshots, outcome, censuses, collections, timing)
     curve = dataclasses.replace(curve, retained=kept.points)
     analysis = analyse_curve(curve)
     retained_index = steady_retained(curve, analysis.steady)
@@ -503,16 +456,6 @@ def _process_curves(
             )
         )
     return tuple(out)
-
-
-def _sizes(captures: Sequence[tuple[int, Path]]) -> dict[str, int]:
-    """Each capture file's size by name; a file gone already is left out (the main one
-    is then refused as missing when it is opened)."""
-    sizes = {}
-    for _, path in captures:
-        with contextlib.suppress(OSError):
-            sizes[path.name] = path.stat().st_size
-    return sizes
 
 
 def _requests_when(timeline: tuple[LoadSample, ...], when: float | None) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 from gate._process import exit_text
 from gate.errors import InputError, MemgateError, RunError
 from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess
+from gate.loopback import free_port
 from gate.model import RunResult
 from gate.outputs import (
     EARLIER_RUN_FILES,
@@ -35,7 +36,7 @@ from gate.run.progress import QuietObserver, RunObserver, Watched
 from gate.run.refusals import check_load, check_stop
 from gate.run.soak import SoakWatch
 from gate.scenario import Scenario, ScenarioFile, port_variable
-from gate.service import ServiceProcess, StopInfo, fill_port, free_port
+from gate.service import ServiceProcess, StopInfo, fill_port
 
 POLL_S = 0.1
 CENSUS_TIMEOUT_S = 30.0

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gate.analysis.curve import requests_at
-from gate.capture import StackLiveBytes
 from gate.interpreter import without_agent
 from gate.load import LoadOutcome
 from gate.model import MemorySnapshot, RetainedPoint
 from gate.observed import FullCollection, FullCollections
-
-if TYPE_CHECKING:
-    from gate.run.assemble import Recording
+from gate.recording import Recorded, Recording, Timing
+from gate.recording.capture_file import StackLiveBytes
 
 SPANNED = 0.5
 """A service of several processes has a retained heap only where every one of them has
@@ -57,17 +54,20 @@ class _Own:
 
 
 def retained_points(
-    recordings: Sequence[tuple[int, str, Recording]],
+    recordings: Sequence[Recorded],
     snapshots: Sequence[Sequence[MemorySnapshot]],
     outcome: LoadOutcome,
     censuses: dict[int, list[tuple[float, float]]],
     collections: dict[int, list[FullCollection]],
+    timing: Timing,
 ) -> Kept:
     """The service's heap right after each full collection during the load, out of the
     census's pauses (:data:`NONE` if a process has too few such points)."""
     owns = [
-        _own(pid, name, recording, mine, outcome, censuses.get(pid, ()), collections.get(pid, []))
-        for (pid, name, recording), mine in zip(recordings, snapshots, strict=True)
+        _own(
+            r.recording, mine, outcome, censuses.get(r.pid, ()), collections.get(r.pid, []), timing
+        )
+        for r, mine in zip(recordings, snapshots, strict=True)
     ]
     if not owns or any(len(own.indexes) < (1 if len(owns) == 1 else 2) for own in owns):
         return NONE
@@ -104,13 +104,12 @@ def retained_points(
 
 
 def _own(
-    pid: int,
-    name: str,
     recording: Recording,
     mine: Sequence[MemorySnapshot],
     outcome: LoadOutcome,
     windows: Sequence[tuple[float, float]],
     events: list[FullCollection],
+    timing: Timing,
 ) -> _Own:
     indexes = [
         i
@@ -120,7 +119,7 @@ def _own(
         and not any(a <= s.t <= b for a, b in windows)
     ]
     heaps = [mine[i].heap for i in indexes]
-    if indexes and not name:  # read live: the agent's own allocations (a census's) left out
+    if indexes and not timing.stamped_in_service:  # the agent's own (a census's) left out
         heaps = without_agent_heap(heaps, recording.live_bytes_by_stack(indexes))
     return _Own(
         np.asarray([mine[i].t for i in indexes], dtype=float),

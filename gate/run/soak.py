@@ -38,7 +38,7 @@ class SoakWatch:
             return self.said
         said = []
         for service in self.services:
-            times, heap = service.live_heap_so_far()
+            times, heap = service.heap_so_far()
             if len(times) < 2:
                 continue
             looks = self.looks[service.who]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.live.process import RELIEF_MOST_S
 from gate.model import RunResult
-from gate.run.assemble import LIVE_LATE_S
+from gate.recording.live.process import RELIEF_MOST_S
+from gate.recording.live.recorder import LATE_S as LIVE_LATE_S
 from gate.run.orchestrate import run_scenario
 from gate.scenario import load_scenario
 from gate.shapes import Shape

@@ -290,8 +290,8 @@ def test_a_capture_deleted_once_it_is_open_is_still_read_whole(
 ) -> None:
     """memray reads an open capture to its end; its size was taken before (it was an
     internal error, with no failure.json, when the size was asked after the reading)."""
-    import gate.run.assemble
-    from gate.capture import Capture
+    import gate.recording.file
+    from gate.recording.capture_file import Capture
 
     class Vanishing(Capture):
         """Deletes its file once memray has opened it, as a cleaner in CI might."""
@@ -300,7 +300,7 @@ def test_a_capture_deleted_once_it_is_open_is_still_read_whole(
             super().__init__(path, **options)
             path.unlink()
 
-    monkeypatch.setattr(gate.run.assemble, "Capture", Vanishing)
+    monkeypatch.setattr(gate.recording.file, "Capture", Vanishing)
     scenario = server(tmp_path)
     scenario.write_text(scenario.read_text() + '\n[profile]\ncapture = "file"\n')
     result = run_scenario(load_scenario(scenario), tmp_path / "out")

@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gate import capture
-from gate.capture import by_python_stack, live_bytes_by_group, native_tail
 from gate.model import Frame
+from gate.recording import capture_file as capture
+from gate.recording.capture_file import by_python_stack, live_bytes_by_group, native_tail
 
 NEVER = np.iinfo(np.int64).max
 

@@ -1,5 +1,5 @@
-"""Damaged memray captures through :class:`gate.capture.Capture` and the reading the
-runner does (``snapshots()``, then ``live_bytes_by_stack``).
+"""Damaged memray captures through :class:`gate.recording.capture_file.Capture` and the
+reading the runner does (``snapshots()``, then ``live_bytes_by_stack``).
 
 Each case ends in :class:`UnreadableCapture` (an input error) with one line naming the
 file, or in data that makes sense: never another exception or a hang. Truncations and a
@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gate.capture import Capture, UnreadableCapture, tracking
+from gate.recording.capture_file import Capture, UnreadableCapture, tracking
 
 FUZZ = settings(
     max_examples=int(os.environ.get("MEMGATE_FUZZ_EXAMPLES", 40)),
@@ -166,7 +166,7 @@ def test_no_capture_at_all(tmp_path: Path, make: object, message: str) -> None:
 CHILD = """
 import runpy, sys
 from pathlib import Path
-from gate.capture import UnreadableCapture
+from gate.recording.capture_file import UnreadableCapture
 
 read_all = runpy.run_path(sys.argv[1])["read_all"]
 for number, name in enumerate(sys.argv[2:]):

@@ -1,4 +1,4 @@
-"""memray's live streams through :class:`gate.live.LiveCapture`, from real tracked
+"""memray's live streams through :class:`gate.recording.live.LiveCapture`, from real tracked
 processes: a child Python runs a ``memray.Tracker`` on a socket, as memgate's agent
 starts it, and keeps a known pattern alive (``KEPT``: 1,033 bytes every 10 ms, one
 ``bytes(1000)`` each) while it allocates and frees another (``FREED``).
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from gate.errors import RunError
-from gate.live import LiveCapture, LiveProcess
+from gate.recording.live import LiveCapture, LiveProcess
 
 TRACKED = '''\
 import os, socket, sys, threading, time

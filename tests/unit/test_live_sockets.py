@@ -1,4 +1,4 @@
-"""gate.live.sockets: the kernel's view of loopback sockets, through netlink's sock_diag
+"""gate.recording.live.sockets: the kernel's view of loopback sockets, through netlink's sock_diag
 and through /proc, on real sockets of this process."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gate.live import sockets
+from gate.recording.live import sockets
 
 
 @pytest.fixture
@@ -46,17 +46,17 @@ def test_netlink_and_proc_see_the_same_listening_port_and_backlog(
 
 def test_listening_ports_and_backlogs(connected: tuple[int, socket.socket, socket.socket]) -> None:
     port, client, _ = connected
-    assert port in sockets._listening_ports()
-    assert sockets._backlogs()[port] == 3000
+    assert port in sockets.listening_ports()
+    assert sockets.backlogs()[port] == 3000
     client.recv(3000, socket.MSG_WAITALL)
-    assert sockets._backlogs().get(port, 0) == 0
+    assert sockets.backlogs().get(port, 0) == 0
 
 
 def test_a_closed_port_is_not_listening() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # bound, never listening
-        assert port not in sockets._listening_ports()
+        assert port not in sockets.listening_ports()
 
 
 def test_without_netlink_proc_answers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,7 +64,7 @@ def test_without_netlink_proc_answers(monkeypatch: pytest.MonkeyPatch) -> None:
         server.bind(("127.0.0.1", 0))
         server.listen()
         monkeypatch.setattr(sockets, "_sockets", lambda state: None)
-        assert server.getsockname()[1] in sockets._listening_ports()
+        assert server.getsockname()[1] in sockets.listening_ports()
 
 
 class _Replies:
@@ -131,4 +131,4 @@ def test_a_bad_reply_falls_back_to_proc(monkeypatch: pytest.MonkeyPatch) -> None
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        assert server.getsockname()[1] in sockets._listening_ports()
+        assert server.getsockname()[1] in sockets.listening_ports()

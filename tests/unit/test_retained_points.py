@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 
-from gate.capture import StackLiveBytes
 from gate.interpreter import AGENT
 from gate.load import LoadOutcome
 from gate.model import Frame, LoadSample, MemorySnapshot
 from gate.observed import FullCollection
+from gate.recording import Recorded, Timing
+from gate.recording.capture_file import StackLiveBytes
+from gate.recording.live.recorder import LiveRecorder
 from gate.run.retained import NONE, full_collections, retained_points
 
 AGENT_STACK = (Frame("_census", str(AGENT), 1),)
@@ -53,7 +55,9 @@ def test_the_points_are_the_retained_snapshots_in_the_load_out_of_the_census() -
     mine = snapshots()
     collections = {7: [FullCollection(t=s.t - 0.05, pause=0.02, forced=True) for s in mine]}
     live = Recording(mine, agent=500)
-    kept = retained_points([(7, "", live)], [mine], LOAD, {7: [(104.9, 105.1)]}, collections)
+    read_live = LiveRecorder.timing
+    censuses = {7: [(104.9, 105.1)]}
+    kept = retained_points([Recorded(7, "", live)], [mine], LOAD, censuses, collections, read_live)
     # 100..110 s, whole seconds, without 105 s (the census's pause).
     assert [p.t for p in kept.points] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]
     assert [p.requests for p in kept.points] == [0, 100, 200, 300, 400, 600, 700, 800, 900, 1000]
@@ -61,8 +65,9 @@ def test_the_points_are_the_retained_snapshots_in_the_load_out_of_the_census() -
     # Read live: the agent's own bytes are not the service's.
     assert [p.heap for p in kept.points] == [mine[i].heap - 500 for i in kept.indexes[0]]
     assert {(p.pause, p.forced) for p in kept.points} == {(0.02, True)}
-    # From a capture file (a name), its snapshots' heaps are taken as they are.
-    from_file = retained_points([(7, "capture.bin", live)], [mine], LOAD, {}, collections)
+    # From a capture file (stamped in the service), its snapshots' heaps are as they are.
+    recorded = [Recorded(7, "capture.bin", live)]
+    from_file = retained_points(recorded, [mine], LOAD, {}, collections, Timing())
     assert [p.heap for p in from_file.points] == [mine[i].heap for i in from_file.indexes[0]]
 
 
@@ -87,8 +92,8 @@ def test_a_service_that_forks_sums_its_processes_at_the_busiest_ones_collections
     leaking = worker(100.25, 0.5, 300, 2_000_000)
     clean = worker(100.5, 1.0, 0, 3_000_000)
     mine = [master, leaking, clean]
-    processes = [(pid, "", Recording(s, 0)) for pid, s in zip((1, 2, 3), mine, strict=True)]
-    kept = retained_points(processes, mine, LOAD, {}, {})
+    processes = [Recorded(pid, "", Recording(s, 0)) for pid, s in zip((1, 2, 3), mine, strict=True)]
+    kept = retained_points(processes, mine, LOAD, {}, {}, LiveRecorder.timing)
     # Where each has points on both sides: 100.5 s to 109.5 s (the clean one's first and
     # last), at the leaking worker's collections, the others read in between.
     assert [p.t for p in kept.points] == [0.75 + n / 2 for n in range(18)]
@@ -105,12 +110,12 @@ def test_a_worker_that_spans_too_little_of_the_load_leaves_the_service_none() ->
     # Started at 106 s (a worker recycled midway): 4 s of the 9 measured.
     early = worker(100, 1, 0, 0)
     late = [s if s.t >= 106 else dataclasses.replace(s, retained=False) for s in early]
-    processes = [(1, "", Recording(early, 0)), (2, "", Recording(late, 0))]
-    assert retained_points(processes, [early, late], LOAD, {}, {}) is NONE
+    processes = [Recorded(1, "", Recording(early, 0)), Recorded(2, "", Recording(late, 0))]
+    assert retained_points(processes, [early, late], LOAD, {}, {}, LiveRecorder.timing) is NONE
     # And a process with a single retained point cannot be read between two.
     once = [dataclasses.replace(s, retained=s.t == 105) for s in early]
-    processes = [(1, "", Recording(early, 0)), (2, "", Recording(once, 0))]
-    assert retained_points(processes, [early, once], LOAD, {}, {}) is NONE
+    processes = [Recorded(1, "", Recording(early, 0)), Recorded(2, "", Recording(once, 0))]
+    assert retained_points(processes, [early, once], LOAD, {}, {}, LiveRecorder.timing) is NONE
 
 
 def test_the_collections_of_the_measured_phase_and_the_share_of_the_most_held() -> None:

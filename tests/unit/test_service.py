@@ -5,8 +5,10 @@ import socket
 from pathlib import Path
 
 from gate.agent_files import read_gc_samples
+from gate.loopback import free_port
+from gate.recording.file import FileRecorder
 from gate.scenario import ProfileSpec, port_variable
-from gate.service import agent_settings, fill_port, free_port
+from gate.service import agent_settings, fill_port
 
 
 def test_free_port_can_be_bound_and_filled_in() -> None:
@@ -38,11 +40,14 @@ def test_probe_files_with_torn_or_foreign_lines(tmp_path) -> None:
 
 def test_the_agent_is_told_how_to_profile_and_where_to_send() -> None:
     out = Path("/out")
-    live = json.loads(agent_settings(ProfileSpec(follow_fork=True), out, out / "c.bin", 4321))
+    streamed = {"capture": "live", "port": 4321, "file": "/out/c.bin"}
+    live = json.loads(agent_settings(ProfileSpec(follow_fork=True), out, streamed))
     assert live["capture"] == "live" and live["port"] == 4321 and live["folder"] == "/out"
     assert live["follow_fork"] and live["trace_python_allocators"] and not live["native"]
     assert live["gc"] == "/out/gc"
     native = ProfileSpec(trace_python_allocators=False, native=True)
-    written = json.loads(agent_settings(native, out, out / "c.bin", None))
+    written = json.loads(
+        agent_settings(native, out, FileRecorder(out / "c.bin", "service").agent_settings())
+    )
     assert written["capture"] == "file" and written["file"] == "/out/c.bin"
     assert written["native"] and not written["trace_python_allocators"]

@@ -1,5 +1,6 @@
 """Read memray's live streams of the service's processes: the live side of
-:mod:`gate.capture`, with the same reading (``snapshots()``, ``live_bytes_by_stack``).
+:mod:`gate.recording.capture_file`, with the same reading (``snapshots()``,
+``live_bytes_by_stack``); :mod:`gate.recording.live.recorder` is the recorder on it.
 
 memgate's agent starts a ``memray.Tracker`` on a ``SocketDestination`` in the service's
 main process (on the port memgate chose) and in every process it forks: there the agent
@@ -23,7 +24,7 @@ What memray 1.20's ``SocketReader`` does, read in its source and seen here:
 - ``__enter__`` connects, retrying every 0.5 s without end while nothing listens (only
   a signal to the main thread breaks the loop); then it reads the stream's header
   *holding the GIL*. So it is called only once the tracker's port is listening (asked of
-  the kernel, :mod:`gate.live.sockets`: a probe connection would be the one the tracker
+  the kernel, :mod:`gate.recording.live.sockets`: a probe connection would be the one the tracker
   accepts). A
   tracker accepts, then writes its header when it is entered: the agent does both at
   once; one that accepted and never wrote would stall this process.
@@ -38,7 +39,7 @@ What memray 1.20's ``SocketReader`` does, read in its source and seen here:
   stayed unseen for seconds, until its stream ended).
 """
 
-from gate.live.capture import LiveCapture, LiveStats
-from gate.live.process import LiveProcess
+from gate.recording.live.process import LiveProcess
+from gate.recording.live.reader import LiveCapture, LiveStats
 
 __all__ = ["LiveCapture", "LiveProcess", "LiveStats"]

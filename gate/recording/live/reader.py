@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from gate.agent.memgate_agent import FULL_FILE
-from gate.capture import Place, _reason
 from gate.errors import RunError, one_line
-from gate.live.process import RELIEF, LiveProcess
-from gate.live.sockets import _alive, _backlogs, _listening_ports, _open
 from gate.model import Frame
+from gate.recording.capture_file import Place, memray_reason
+from gate.recording.live.process import RELIEF, LiveProcess
+from gate.recording.live.sockets import backlogs, listening_ports, open_reader, process_alive
 
 STOP_TIMEOUT_S = 15.0
 """How long :meth:`LiveCapture.stop` waits for the reading thread's last polls."""
@@ -153,7 +153,7 @@ class LiveCapture:
         if self._main is not None or self._stopped:
             raise ValueError("connect() may be called once, before stop()")
         deadline = time.monotonic() + self.connect_timeout_s
-        while self.port not in _listening_ports():
+        while self.port not in listening_ports():
             if not alive():
                 raise RunError("it exited before memray's tracker in it was listening")
             if time.monotonic() >= deadline:
@@ -162,7 +162,7 @@ class LiveCapture:
                     f"within {self.connect_timeout_s:g} s"
                 )
             time.sleep(0.05)
-        reader = _open(self.port)
+        reader = open_reader(self.port)
         pid = reader.pid
         self._main = LiveProcess(
             pid if pid is not None else -1, reader, self._frames, self._capacity, self.interval_s
@@ -259,7 +259,7 @@ class LiveCapture:
             try:
                 process.write_flamegraph(folder / name, self.trace_python_allocators)
             except (OSError, RuntimeError, ValueError) as exc:
-                self._problem(f"{folder / name}: flame graph not written: {_reason(exc)}")
+                self._problem(f"{folder / name}: flame graph not written: {memray_reason(exc)}")
 
     def _all(self) -> list[LiveProcess]:
         return [self._main, *self._forks] if self._main is not None else list(self._forks)
@@ -380,7 +380,7 @@ class LiveCapture:
             return now >= process.retained_retry
         if now - process.retained_due >= RETAINED_WAIT_S or not process.port:
             return True
-        return _backlogs().get(process.port, 0) <= RETAINED_SETTLED_BYTES
+        return backlogs().get(process.port, 0) <= RETAINED_SETTLED_BYTES
 
     def _poll(self, process: LiveProcess, retained: bool = False, mark: int | None = None) -> bool:
         """Poll ``process``; whether the poll was kept."""
@@ -390,7 +390,7 @@ class LiveCapture:
         except (OSError, RuntimeError, ValueError, MemoryError) as exc:
             process.close()
             process.ended = True
-            self._problem(f"process {process.pid}: poll failed: {_reason(exc)}", lost=True)
+            self._problem(f"process {process.pid}: poll failed: {memray_reason(exc)}", lost=True)
             return False
         took = time.perf_counter() - started
         with self._lock:
@@ -406,7 +406,7 @@ class LiveCapture:
         streaming = [p.port for p in self._all() if not p.ended and p.port]
         if not streaming:
             return
-        waiting = _backlogs()
+        waiting = backlogs()
         with self._lock:
             for port in streaming:
                 backlog = waiting.get(port, 0)
@@ -430,7 +430,7 @@ class LiveCapture:
                 self._announced[entry.name] = key
                 text = Path(entry.path).read_text("ascii")
             except (OSError, UnicodeDecodeError) as exc:
-                self._problem(f"{entry.path}: unreadable: {_reason(exc)}")
+                self._problem(f"{entry.path}: unreadable: {memray_reason(exc)}")
                 continue
             match = _PORT_TEXT.fullmatch(text)
             if match is None or not 0 < int(match[1]) < 65536:
@@ -439,12 +439,12 @@ class LiveCapture:
             self._pending.append(_Pending(Path(entry.path), int(name[1]), int(match[1]), now))
         if not self._pending:
             return
-        listening = _listening_ports()
+        listening = listening_ports()
         waiting = []
         for pending in self._pending:
             if pending.port in listening:
                 try:
-                    reader = _open(pending.port)
+                    reader = open_reader(pending.port)
                 except RunError as exc:
                     self._problem(f"{pending.path}: {exc}")
                     continue
@@ -452,7 +452,7 @@ class LiveCapture:
                 fork = LiveProcess(pid, reader, self._frames, self._capacity, self.interval_s)
                 fork.port = pending.port
                 self._forks.append(fork)
-            elif not _alive(pending.pid):
+            elif not process_alive(pending.pid):
                 self._problem(f"{pending.path}: process {pending.pid} ended before it listened")
             elif now - pending.since > self.connect_timeout_s:
                 self._problem(

@@ -19,14 +19,14 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gate.capture import _reason, quiet_memray
 from gate.errors import RunError
+from gate.recording.capture_file import memray_reason, quiet_memray
 
 if TYPE_CHECKING:
     from memray import SocketReader
 
 
-def _open(port: int) -> SocketReader:
+def open_reader(port: int) -> SocketReader:
     """A reader connected to the tracker listening on ``port``, its header read."""
     from memray import SocketReader
 
@@ -35,7 +35,7 @@ def _open(port: int) -> SocketReader:
     try:
         reader.__enter__()
     except (OSError, RuntimeError, ValueError) as exc:
-        raise RunError(f"127.0.0.1:{port}: not a memray stream: {_reason(exc)}") from None
+        raise RunError(f"127.0.0.1:{port}: not a memray stream: {memray_reason(exc)}") from None
     return reader
 
 
@@ -124,7 +124,9 @@ def _proc_sockets(state: int) -> list[tuple[int, int, int]]:
             text = Path(table).read_text("ascii")
         except OSError as exc:
             if table == "/proc/net/tcp":
-                raise RunError(f"live reading needs Linux's {table}: {_reason(exc)}") from None
+                raise RunError(
+                    f"live reading needs Linux's {table}: {memray_reason(exc)}"
+                ) from None
             continue  # no IPv6
         for line in text.splitlines()[1:]:
             fields = line.split(maxsplit=5)
@@ -142,12 +144,12 @@ def _in_state(state: int) -> list[tuple[int, int, int]]:
     return found if found is not None else _proc_sockets(state)
 
 
-def _listening_ports() -> set[int]:
+def listening_ports() -> set[int]:
     """The TCP ports a connection to the loopback would find listening (Linux)."""
     return {local for local, _, _ in _in_state(LISTEN)}
 
 
-def _backlogs() -> dict[int, int]:
+def backlogs() -> dict[int, int]:
     """By remote port: bytes waiting to be read in this machine's connections to
     127.0.0.1 on that port (Linux's ``rx_queue``: memgate's, of a tracker's stream)."""
     waiting: dict[int, int] = {}
@@ -156,7 +158,7 @@ def _backlogs() -> dict[int, int]:
     return waiting
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -77,7 +77,7 @@ class Capture:
             )
         except (OSError, RuntimeError, ValueError, OverflowError, LookupError) as exc:
             raise UnreadableCapture(
-                f"{path}: not a readable memray capture: {_reason(exc)}"
+                f"{path}: not a readable memray capture: {memray_reason(exc)}"
             ) from None
 
     def __enter__(self) -> Capture:
@@ -94,7 +94,7 @@ class Capture:
             ]
         except (OSError, RuntimeError, ValueError, LookupError) as exc:
             raise UnreadableCapture(
-                f"{self.path}: cannot read memory snapshots: {_reason(exc)}"
+                f"{self.path}: cannot read memory snapshots: {memray_reason(exc)}"
             ) from None
 
     def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]:
@@ -128,7 +128,7 @@ class Capture:
         # LookupError: a damaged record sends memray 1.13's C++ reader out of its maps.
         except (OSError, RuntimeError, ValueError, NotImplementedError, LookupError) as exc:
             raise UnreadableCapture(
-                f"{self.path}: cannot read allocations: {_reason(exc)}"
+                f"{self.path}: cannot read allocations: {memray_reason(exc)}"
             ) from None
         live = live_bytes_by_group(
             np.asarray(groups, dtype=np.int64),
@@ -193,7 +193,7 @@ def by_python_stack(
         yield StackLiveBytes(stack=python, live=tuple(total.tolist()), native=tail)
 
 
-def _reason(exc: BaseException) -> str:
+def memray_reason(exc: BaseException) -> str:
     """The first line of what memray said, for a one-line error."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -15,9 +15,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gate.agent.memgate_agent import MARKER_FUNCTION
-from gate.capture import Place, StackLiveBytes, as_frames, by_python_stack, native_tail
-from gate.live.flamegraph import write_flamegraph
 from gate.model import Frame, MemorySnapshot
+from gate.recording.capture_file import (
+    Place,
+    StackLiveBytes,
+    as_frames,
+    by_python_stack,
+    native_tail,
+)
+from gate.recording.live.flamegraph import write_flamegraph
 
 if TYPE_CHECKING:
     from memray import AllocationRecord, SocketReader
@@ -130,8 +136,8 @@ class LiveProcess:
     def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]:
         """Live bytes of each Python stack at each poll index in ``indexes`` (0 at a
         negative index: the process was not running), as
-        :meth:`gate.capture.Capture.live_bytes_by_stack` gives them: records that differ
-        only by thread or allocator merged, innermost frame first."""
+        :meth:`gate.recording.capture_file.Capture.live_bytes_by_stack` gives them:
+        records that differ only by thread or allocator merged, innermost frame first."""
         chosen = [self._poll_live(i) if i >= 0 else None for i in indexes]
         # A stack never resolved (its stream broke off) has no Python frame to show.
         if not self._native:
