@@ -9,7 +9,7 @@ from gate.load import LoadConfig, LoadProcess
 from gate.loopback import free_port
 from gate.recording.capture_file import Capture
 from gate.scenario import ProfileSpec, Scenario
-from gate.service import ServiceProcess
+from gate.service.process import ServiceProcess
 
 
 def serve_once(

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks._serve import serve_once
-from gate.agent_files import read_full_collections
 from gate.scenario import load_scenario
+from gate.service.agent_files import read_full_collections
 
 REPO = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("MEMGATE_BENCH_SECONDS", "10"))

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from gate.errors import ExitCode, InputError
-from gate.outcome import Outcome
-from gate.outputs import (
+from gate.layout import (
     REPORT_HTML,
     REPORT_JSON,
     RESULT,
@@ -30,6 +29,7 @@ from gate.outputs import (
     keep_previous,
     service_folder,
 )
+from gate.outcome import Outcome
 from gate.report.formats import Format, render
 from gate.run.progress import RunObserver
 

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 
 from gate.check import DEFAULT_BASELINES, AlreadyRecorded, Recorded
 from gate.errors import one_line, printable
-from gate.outputs import Kept
+from gate.layout import Kept
 
 if TYPE_CHECKING:
     from gate.check import Ran, Recording, ScenarioCheck
-    from gate.outputs import NotKept
+    from gate.layout import NotKept
     from gate.report.formats import Format
     from gate.report.report import Report
     from gate.scenario import ScenarioFile
@@ -172,9 +172,9 @@ def _runs(count: int, noun: str) -> str:
 def say_error(line: str) -> None:
     """One line on standard error; on standard output inside Actions, where the runner
     reads the two streams apart, so that the pause of workflow commands covers it."""
-    from gate import github
+    from gate import actions
 
-    out = sys.stdout if github.in_actions() else sys.stderr
+    out = sys.stdout if actions.in_actions() else sys.stderr
     print(printable(one_line(line)), file=out, flush=True)
 
 

@@ -23,9 +23,9 @@ from pydantic import TypeAdapter
 
 from gate._json import bad_integer, first_error, one_of, read_json, validate
 from gate.errors import InputError
+from gate.layout import FAILURE, REPORT_JSON, REPORT_VERSION, RUN_FILES, is_set_aside
 from gate.model import scenario_key
 from gate.outcome import WORST_FIRST, Outcome
-from gate.outputs import FAILURE, REPORT_JSON, REPORT_VERSION, RUN_FILES, is_set_aside
 from gate.verdict import Finding, worst_finding
 
 """The ``report_version`` read here (``gate.report.json`` writes it)."""
@@ -115,7 +115,7 @@ def merge(reports: Iterable[ScenarioReport], errors: Iterable[BadInput] = ()) ->
 
 # report.json as far as merging reads it (a part of gate.report.documents.ReportDoc, the
 # writer's: tests/unit/test_merge.py checks that every field read here is one it writes,
-# and both take REPORT_VERSION from gate.outputs); other fields are ignored.
+# and both take REPORT_VERSION from gate.layout); other fields are ignored.
 
 
 @dataclasses.dataclass(frozen=True)

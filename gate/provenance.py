@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 import gate
-from gate import github
+from gate import actions
 from gate.agent import memgate_agent as agent
 from gate.model import Provenance
 
@@ -61,7 +61,7 @@ def collect(
         platform=platform.platform(),
         hostname=socket.gethostname(),
         commit=_git(cwd, "rev-parse", "HEAD"),
-        branch=github.branch() or _branch(cwd),
+        branch=actions.branch() or _branch(cwd),
         env_key=env_key(
             platform.system(),
             platform.machine(),
@@ -86,9 +86,9 @@ def _repository(cwd: Path) -> tuple[str | None, str | None]:
     if top is None:
         return None, None
     relative = os.path.relpath(os.path.realpath(cwd), os.path.realpath(top))
-    repository = github_remote(_git(cwd, "remote", "get-url", "origin"), github.server())
-    if repository is None and os.path.realpath(top) == github.workspace():
-        repository = github.repository()
+    repository = github_remote(_git(cwd, "remote", "get-url", "origin"), actions.server())
+    if repository is None and os.path.realpath(top) == actions.workspace():
+        repository = actions.repository()
     path = "" if relative == "." else relative.replace(os.sep, "/")
     return repository, path
 
@@ -107,7 +107,7 @@ def github_remote(url: str | None, server: str = "https://github.com") -> str | 
 
 def who(cwd: Path) -> str:
     """Who is acting: the Actions actor, else git's user, else the login name."""
-    name = github.actor() or _git(cwd, "config", "user.name")
+    name = actions.actor() or _git(cwd, "config", "user.name")
     if name:
         return name
     try:

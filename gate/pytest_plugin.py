@@ -120,9 +120,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def _refuse_recording_in_pull_request(record: bool) -> None:
     """As ``memgate check --record``: a pull request's workflow must not write the
     baselines its own change is judged against."""
-    from gate import github
+    from gate import actions
 
-    if record and github.in_pull_request():
+    if record and actions.in_pull_request():
         raise pytest.UsageError(
             "--memgate-record is refused in a pull request's workflow: it must not write baselines"
         )

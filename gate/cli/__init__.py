@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gate import github
+    from gate import actions
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         # Inside Actions, nothing memgate prints is read as a workflow command, but for
-        # the annotations it emits on purpose (gate.github.emit_commands).
-        with github.commands_paused():
+        # the annotations it emits on purpose (gate.actions.emit_commands).
+        with actions.commands_paused():
             return _run_command(args)
     finally:
         signal.signal(signal.SIGTERM, previous)

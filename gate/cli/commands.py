@@ -78,7 +78,7 @@ class CheckCommand:
         add_run_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from gate import check, github
+        from gate import actions, check
         from gate.console import TerminalObserver
 
         options = run_options(args)
@@ -86,7 +86,7 @@ class CheckCommand:
         codes: list[int] = []
         done: list[check.Checked] = []
         errors: list[tuple[str, str]] = []
-        if options.record and github.in_pull_request():
+        if options.record and actions.in_pull_request():
             why = "--record is refused in a pull request's workflow: it must not write baselines"
             say_error(f"memgate: error: {why}")
             publish([], [("--record", why)], root)
@@ -107,18 +107,18 @@ class CheckCommand:
                 continue
             done += checked.checked
             codes.append(checked.exit_code)
-        if github.in_actions():
+        if actions.in_actions():
             publish(done, errors, root)
         return int(ExitCode.worst(codes))
 
 
 def publish(done: list[Checked], errors: list[tuple[str, str]], root: Path) -> None:
     """Inside GitHub Actions: annotations, one job summary, and the step outputs."""
-    from gate import github
+    from gate import actions
     from gate.report.github import Annotation, annotate, render_annotations
     from gate.report.markdown import md, render_markdown
 
-    workspace = github.workspace() or os.path.realpath(os.getcwd())
+    workspace = actions.workspace() or os.path.realpath(os.getcwd())
     notes = [a for c in done for a in annotate(c.report, workspace)]
     notes += [Annotation("error", "memgate: error", f"{path}: {why}") for path, why in errors]
     summary = [
@@ -136,7 +136,7 @@ def publish(done: list[Checked], errors: list[tuple[str, str]], root: Path) -> N
         "json-report": "\n".join(str(c.files[Format.JSON]) for c in done),
         "html-report": "\n".join(str(c.files[Format.HTML]) for c in done),
     }
-    for problem in github.publish(render_annotations(notes), "\n".join(summary), outputs):
+    for problem in actions.publish(render_annotations(notes), "\n".join(summary), outputs):
         say_error(f"memgate: warning: {problem}")
 
 
@@ -192,7 +192,7 @@ class ReportCommand:
         add_baseline_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from gate import github
+        from gate import actions
         from gate._files import write_atomic
         from gate.baseline import BaselineStore
         from gate.check import judge_file
@@ -202,10 +202,10 @@ class ReportCommand:
         result = read_result(args.result)
         store = BaselineStore(args.baselines)
         report, _ = judge_file(result, store, Outcome.FAIL, result_path=args.result)
-        workspace = os.path.realpath(args.workspace) if args.workspace else github.workspace()
+        workspace = os.path.realpath(args.workspace) if args.workspace else actions.workspace()
         text = render(report, args.format, workspace=workspace, width=width())
         if args.out is None and args.format is Format.GITHUB:
-            github.emit_commands(text)  # meant to be read as commands
+            actions.emit_commands(text)  # meant to be read as commands
         elif args.out is None:
             say(text, end="")
         else:
@@ -239,7 +239,7 @@ class MergeCommand:
         add_fail_on(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from gate import github
+        from gate import actions
         from gate._files import write_atomic
         from gate.merge import collect
         from gate.report.formats import render_merged
@@ -255,15 +255,15 @@ class MergeCommand:
             if args.out is not None:
                 write_atomic(args.out, text.encode())
             elif args.format is Format.GITHUB:
-                github.emit_commands(text)  # meant to be read as commands
+                actions.emit_commands(text)  # meant to be read as commands
             else:
                 say(text, end="")
         except MemgateError as exc:
             say_error(f"memgate: error: {exc}")
             code, verdict = int(ExitCode.BAD_INPUT), Outcome.ERROR
-        if github.in_actions():
+        if actions.in_actions():
             published = {"verdict": verdict.value}
-            for problem in github.publish("", render_merged_markdown(merged), published):
+            for problem in actions.publish("", render_merged_markdown(merged), published):
                 say_error(f"memgate: warning: {problem}")
         return code
 
@@ -364,7 +364,7 @@ class InitCommand:
         )
 
     def run(self, args: argparse.Namespace) -> int:
-        from gate.init import init
+        from gate.scaffold import init
 
         command = list(args.service_command)
         if command[:1] == ["--"]:

@@ -11,9 +11,9 @@ import sys
 import time
 from typing import Any
 
-from gate._process import signal_name
 from gate.load.child import MISSED_KEY, Destinations, Emit, LoadFailure, emit_end, follow
 from gate.load.process import LoadConfig
+from gate.service.exits import signal_name
 
 LOOPBACK = "127.0.0.1"
 """The only address a distributed load's master listens on."""

@@ -11,7 +11,7 @@ follows what it records while the service runs, and hands the result's builder o
 :class:`Recording` per profiled process, which reads alike whatever recorded it: memory
 snapshots, and each stack's live bytes at chosen snapshots. The builder
 (:mod:`gate.run.assemble`) knows no mode: what differs between recorders for the reading
-is in :class:`Timing`. :class:`gate.service.ServiceProcess` keeps only the process's life.
+is in :class:`Timing`. :class:`gate.service.process.ServiceProcess` keeps only the process's life.
 """
 
 from __future__ import annotations

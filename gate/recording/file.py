@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gate.observed import CaptureInfo
-from gate.process_tree import maps_memray
 from gate.recording import Recorded, Timing
 from gate.recording.capture_file import Capture
+from gate.service.tree import maps_memray
 
 
 class FileRecorder:

@@ -17,11 +17,11 @@ from pydantic import TypeAdapter
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from 3.12
 
 from gate._json import json_schema
+from gate.layout import REPORT_VERSION
 from gate.merge import BadInput
 from gate.model import FailureReason, Frame, NativeFrame, Provenance, ScenarioRef
 from gate.observed import Census, Retained
 from gate.outcome import Outcome
-from gate.outputs import REPORT_VERSION
 from gate.shapes import Shape
 from gate.summary import TrendSummary
 from gate.verdict import Finding

@@ -8,9 +8,9 @@ import math
 from typing import Any
 
 from gate import __version__
+from gate.layout import REPORT_VERSION
 from gate.merge import Merged
 from gate.outcome import Outcome
-from gate.outputs import REPORT_VERSION
 from gate.report.documents import (
     MERGE_VERSION,
     BaselineDoc,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from gate._files import write_atomic
 from gate.errors import RunError
-from gate.outputs import FAILURE
+from gate.layout import FAILURE
 from gate.run.progress import Watched
 from gate.scenario import ScenarioFile
-from gate.service import ServiceProcess
+from gate.service.process import ServiceProcess
 from gate.spacing import thin
 
 FAILURE_SAMPLES = 200

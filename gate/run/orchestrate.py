@@ -17,12 +17,8 @@ import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
-from gate._process import exit_text
 from gate.errors import InputError, MemgateError, RunError
-from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess
-from gate.loopback import free_port
-from gate.model import RunResult
-from gate.outputs import (
+from gate.layout import (
     EARLIER_RUN_FILES,
     LOAD_LOG,
     LOAD_STOP,
@@ -30,13 +26,17 @@ from gate.outputs import (
     SERVICE_LOG,
     service_folder,
 )
+from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess
+from gate.loopback import free_port
+from gate.model import RunResult
 from gate.run.assemble import build_result
 from gate.run.failure import write_failure
 from gate.run.progress import QuietObserver, RunObserver, Watched
 from gate.run.refusals import check_load, check_stop
 from gate.run.soak import SoakWatch
 from gate.scenario import Scenario, ScenarioFile, port_variable
-from gate.service import ServiceProcess, StopInfo, fill_port
+from gate.service.exits import exit_text
+from gate.service.process import ServiceProcess, StopInfo, fill_port
 
 POLL_S = 0.1
 CENSUS_TIMEOUT_S = 30.0

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gate._files import last_line
-from gate._process import exit_text
 from gate.errors import RunError
+from gate.layout import LOAD_LOG
 from gate.load import LoadOutcome
 from gate.model import LoadSample
-from gate.outputs import LOAD_LOG
-from gate.process_tree import RawProcessSample
 from gate.scenario import Scenario
-from gate.service import StopInfo
+from gate.service.exits import exit_text
+from gate.service.process import StopInfo
+from gate.service.tree import RawProcessSample
 
 MOST_FAILED = 0.5
 """A load where more than this share of the measured requests (after warm-up) failed is

@@ -17,12 +17,12 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from gate.analysis.curve import requests_at
-from gate.interpreter import without_agent
 from gate.load import LoadOutcome
 from gate.model import MemorySnapshot, RetainedPoint
 from gate.observed import FullCollection, FullCollections
 from gate.recording import Recorded, Recording, Timing
 from gate.recording.capture_file import StackLiveBytes
+from gate.service.interpreter import without_agent
 
 SPANNED = 0.5
 """A service of several processes has a retained heap only where every one of them has

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from gate.analysis.curve import requests_at
 from gate.analysis.sequential import Look, look_at
 from gate.load import LoadProcess
-from gate.service import ServiceProcess
+from gate.service.process import ServiceProcess
 
 LOOK_EVERY_S = 10.0
 """Seconds between looks: each spends a share of the false-alarm budget, so looking more

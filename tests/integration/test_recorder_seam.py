@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-import gate.service
+import gate.service.process
 from gate.model import MemorySnapshot
 from gate.observed import CaptureInfo
 from gate.recording import Recorded, Timing
@@ -112,7 +112,7 @@ def test_a_recorder_plugged_in_runs_a_whole_check(
         made.append(RssRecorder())
         return made[-1]
 
-    monkeypatch.setattr(gate.service, "recorder_for", recorder_for)
+    monkeypatch.setattr(gate.service.process, "recorder_for", recorder_for)
     # 4 KiB a request, kept: malloc's own blocks, so RSS grows with them.
     scenario = load_scenario(DEMO_SCENARIO).with_overrides(
         env={"DEMO_LEAK_BYTES": "4096"}, requests=3000, warmup=300

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.interpreter import AGENT
+from gate.service.interpreter import AGENT
 
 # Older Pythons installed beside this one (pyenv's versions/3.X.Y/bin), where there are.
 OLDER = sorted(

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from gate.errors import RunError
-from gate.interpreter import AGENT, ServicePython
 from gate.load import LoadOutcome
 from gate.model import Frame, LoadSample, MemorySnapshot
 from gate.observed import CaptureInfo
@@ -20,6 +19,7 @@ from gate.recording import Recorded, Timing
 from gate.recording.capture_file import StackLiveBytes
 from gate.run.assemble import build_result
 from gate.scenario import load_scenario
+from gate.service.interpreter import AGENT, ServicePython
 from gate.shapes import Shape
 from tests.support import DEMO_SCENARIO
 
@@ -109,7 +109,7 @@ class FakeRecorder:
 
 @dataclasses.dataclass
 class FakeService:
-    """What the builder asks of :class:`gate.service.ServiceProcess`."""
+    """What the builder asks of :class:`gate.service.process.ServiceProcess`."""
 
     recorder: FakeRecorder
     folder: Path

@@ -227,7 +227,7 @@ def test_the_light_census_leaves_nothing_behind() -> None:
 def test_a_census_that_fails_is_answered_left_out_and_said(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gate.agent_files import read_censuses
+    from gate.service.agent_files import read_censuses
 
     def broken() -> dict[str, Any]:
         raise RuntimeError("a container that cannot be counted")

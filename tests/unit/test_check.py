@@ -160,7 +160,7 @@ def test_a_check_keeps_the_previous_run_and_records_only_what_did_not_fail(
     write_scenario, tmp_path: Path, fake_runs
 ) -> None:
     from gate.check import FailedNotRecorded, Recorded, check_scenario, open_check
-    from gate.outputs import Kept
+    from gate.layout import Kept
     from gate.summary import summarize
     from tests.support import make_result
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from gate.check import AlreadyRecorded, FailedNotRecorded, Recorded
 from gate.console import accept_command, previous_line, recording_line
-from gate.outputs import Kept, NotKept
+from gate.layout import Kept, NotKept
 
 
 def test_a_recorded_run_says_where_and_how_many_runs_the_history_keeps() -> None:

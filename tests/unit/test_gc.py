@@ -50,8 +50,8 @@ def test_no_probe_no_figures() -> None:
 
 
 def test_full_collections_are_read_per_process_and_a_cut_line_is_skipped(tmp_path) -> None:
-    from gate.agent_files import read_full_collections
     from gate.observed import FullCollection
+    from gate.service.agent_files import read_full_collections
 
     (tmp_path / "full.41.jsonl").write_text(
         '{"t": 2.5, "pause": 0.01, "forced": true}\n'

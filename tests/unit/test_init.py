@@ -1,4 +1,4 @@
-"""``gate.init`` against hostile services, names and OpenAPI documents: a one-line error
+"""``gate.scaffold`` against hostile services, names and OpenAPI documents: a one-line error
 or a locustfile that compiles, never a hang, and no process of the service left."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from gate import init as init_module
+from gate import scaffold as init_module
 from gate.errors import InputError, RunError
-from gate.init import init, locustfile_text, probe
+from gate.scaffold import init, locustfile_text, probe
 
 SERVES_AFTER_A_MEBIBYTE_ON_STDERR = """
 import sys

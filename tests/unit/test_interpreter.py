@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from gate.errors import InputError, RunError
-from gate.interpreter import AGENT, check_python, service_command, without_agent
 from gate.model import Frame
+from gate.service.interpreter import AGENT, check_python, service_command, without_agent
 
 HERE = Path.cwd()
 

@@ -1,4 +1,4 @@
-"""Native frames' libraries (:mod:`gate.native`), from real ELF files: the leaky test
+"""Native frames' libraries (:mod:`gate.service.native`), from real ELF files: the leaky test
 extension built here, and the libraries this test process has loaded."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from gate.model import Frame, NativeFrame
-from gate.native import Libraries, is_extension, is_runtime
-from gate.process_tree import loaded_libraries
+from gate.service.native import Libraries, is_extension, is_runtime
+from gate.service.tree import loaded_libraries
 from tests.support import build_leaky
 
 

@@ -1,4 +1,4 @@
-"""gate/outputs.py: the previous run's folder moved aside before a run writes its own."""
+"""gate/layout.py: the previous run's folder moved aside before a run writes its own."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.outputs import Kept, NotKept, keep_previous, previous_folder
+from gate.layout import Kept, NotKept, keep_previous, previous_folder
 
 
 def a_run(folder: Path, marker: str = "one") -> Path:

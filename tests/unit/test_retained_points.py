@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 
-from gate.interpreter import AGENT
 from gate.load import LoadOutcome
 from gate.model import Frame, LoadSample, MemorySnapshot
 from gate.observed import FullCollection
@@ -14,6 +13,7 @@ from gate.recording import Recorded, Timing
 from gate.recording.capture_file import StackLiveBytes
 from gate.recording.live.recorder import LiveRecorder
 from gate.run.retained import NONE, full_collections, retained_points
+from gate.service.interpreter import AGENT
 
 AGENT_STACK = (Frame("_census", str(AGENT), 1),)
 SERVICE = (Frame("handle", "app.py", 10),)

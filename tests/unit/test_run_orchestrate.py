@@ -6,7 +6,7 @@ import pytest
 
 from gate.run.orchestrate import _stop_all, _Stopping
 from gate.run.progress import QuietObserver, Watched
-from gate.service import StopInfo
+from gate.service.process import StopInfo
 
 
 class FakeService:

@@ -10,10 +10,10 @@ import pytest
 from gate.errors import RunError
 from gate.load import LoadOutcome
 from gate.model import LoadSample
-from gate.process_tree import RawProcessSample
 from gate.run.refusals import check_load, check_profiled, check_stop
 from gate.scenario import load_scenario
-from gate.service import StopInfo
+from gate.service.process import StopInfo
+from gate.service.tree import RawProcessSample
 from tests.support import MINIMAL
 
 

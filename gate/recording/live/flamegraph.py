@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gate.interpreter import AGENT, without_agent
 from gate.model import Frame
+from gate.service.interpreter import AGENT, without_agent
 
 if TYPE_CHECKING:
     from memray import AllocationRecord, SocketReader

@@ -6,7 +6,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import re
@@ -18,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gate.agent.memgate_agent import FULL_FILE
 from gate.errors import RunError, one_line
 from gate.model import Frame
 from gate.recording.capture_file import Place, memray_reason
-from gate.recording.live.process import RELIEF, LiveProcess
+from gate.recording.live.collections import RETAINED_WATCH_S, FullCollectionPolls
+from gate.recording.live.process import LiveProcess
 from gate.recording.live.sockets import backlogs, listening_ports, open_reader, process_alive
 
 STOP_TIMEOUT_S = 15.0
@@ -33,24 +32,6 @@ BEHIND_BYTES = 1 << 20
 """Records waiting in a stream's socket beyond which memgate's reading is behind."""
 BACKLOG_EVERY_S = 1.0
 """How often the streams' socket backlogs are read (from the kernel, all at once)."""
-RETAINED_WATCH_S = 0.01
-"""How often the agent's files of full collections are looked at: the heap right after
-one is read within about this long of its settling."""
-RETAINED_QUIET_S = 0.4
-"""How long after the agent said a collection comes soon, or after it came, no other
-poll starts, at most: a reading behind the service must not cost the curve its points."""
-RETAINED_SETTLED_BYTES = 64 * 1024
-"""A full collection's poll waits while more than this many bytes of records wait unread
-in the stream's socket (the collection's frees may be among them)..."""
-RETAINED_WAIT_S = 0.25
-"""...but no longer than this."""
-RETAINED_SETTLE_S = 0.05
-"""...and at least this long, marker or not (the first try; a collection the service
-made itself has no marker after it): the tracker sends the collection's frees in blocks
-as they fill, and memray's reader in memgate takes them in after the socket."""
-RETAINED_GIVE_UP_S = 3.0
-"""How long a full collection's poll is tried again while the stream has not shown the
-agent's marker (memgate's reading is behind): then that collection has no point."""
 PORT_FILE = re.compile(r"live\.([0-9]+)\.port")
 """The name of the file a forked process announces its tracker's port in."""
 
@@ -138,7 +119,7 @@ class LiveCapture:
         self._backlog_reads = 0
         self._problems: list[str] = []
         self._lost: str | None = None
-        self._retained_missed = 0
+        self._collections = FullCollectionPolls(folder, self._lock)
 
     def __enter__(self) -> LiveCapture:
         return self
@@ -216,7 +197,7 @@ class LiveCapture:
                 behind_polls=self._behind_polls,
                 backlog_reads=self._backlog_reads,
                 problems=tuple(self._problems),
-                retained_missed=self._retained_missed,
+                retained_missed=self._collections.missed,
             )
 
     def heap_so_far(self, min_retained: int = 0) -> tuple[list[float], list[int]]:
@@ -276,15 +257,15 @@ class LiveCapture:
                     self._read_backlogs()
                     next_backlog = now + BACKLOG_EVERY_S
                 if now >= next_full:
-                    self._watch_collections(now)
+                    self._collections.watch(self._all(), now)
                     next_full = now + RETAINED_WATCH_S if self.full_collections else math.inf
                 for process in self._all():
-                    if not process.ended and self._collected(process, now):
+                    if not process.ended and self._collections.due(process, now):
                         self._poll_retained(process, now)
                 # A poll takes tens of milliseconds: none starts while a full collection
                 # comes or waits for its own, read as soon as it ended (the garbage the
                 # service makes meanwhile is in that reading).
-                quiet = self._collecting(time.monotonic())
+                quiet = self._collections.quiet(self._all(), time.monotonic())
                 for process in self._all():
                     if not process.ended and not quiet and now >= process.next_due:
                         self._poll(process)
@@ -307,80 +288,12 @@ class LiveCapture:
             for process in self._all():
                 process.close()
 
-    def _watch_collections(self, now: float) -> None:
-        """Read what the agent wrote of each process's full collections since the last
-        look: one that ended asks for a poll of that process (:meth:`_collected`)."""
-        for process in self._all():
-            if process.ended:
-                continue
-            path = self.folder / FULL_FILE.format(pid=process.pid)
-            try:
-                with open(path, "rb") as source:
-                    source.seek(process.collections_read)
-                    text = source.read()
-            except OSError:
-                continue  # none yet, or [profile] retained_heap = false
-            whole = text.rfind(b"\n") + 1  # a line still being written waits
-            if not whole:
-                continue
-            process.collections_read += whole
-            for line in text[:whole].splitlines():
-                try:
-                    said = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(said, dict):
-                    continue
-                if "t" in said:  # a collection ended: the newest is read
-                    if process.retained_due is not None:  # the one before was never read
-                        with self._lock:
-                            self._retained_missed += 1
-                    process.retained_due = now
-                    mark = said.get("mark")
-                    process.retained_mark = mark if isinstance(mark, int) else None
-                elif said.get("soon"):
-                    process.collecting_soon = now
-
     def _poll_retained(self, process: LiveProcess, now: float) -> None:
-        """Poll ``process`` as the heap right after its last full collection; if the
-        stream has not shown the agent's marker yet, again shortly, and no later than
-        ``RETAINED_GIVE_UP_S`` (then that collection has no point)."""
-        due = process.retained_due
-        assert due is not None
+        """Poll ``process`` as the heap right after its last full collection (see
+        :meth:`FullCollectionPolls.polled`)."""
         started = time.monotonic()
         kept = self._poll(process, retained=True, mark=process.retained_mark)
-        # Not yet: kept as an ordinary poll, tried again as an ordinary poll would be (a
-        # reading behind the service must not be held further back by the tries).
-        took = time.monotonic() - started
-        process.retained_retry = time.monotonic() + max(RELIEF * took, RETAINED_SETTLE_S)
-        if kept or process.ended or now - due >= RETAINED_GIVE_UP_S:
-            if not kept and not process.ended:
-                with self._lock:
-                    self._retained_missed += 1
-            process.retained_due = process.collecting_soon = process.retained_mark = None
-
-    def _collecting(self, now: float) -> bool:
-        """Whether a full collection is about to come (said at most ``RETAINED_QUIET_S``
-        ago), or came and waits for its poll."""
-        return any(
-            (p.retained_due is not None and now - p.retained_due < RETAINED_QUIET_S)
-            or (p.collecting_soon is not None and now - p.collecting_soon < RETAINED_QUIET_S)
-            for p in self._all()
-            if not p.ended
-        )
-
-    def _collected(self, process: LiveProcess, now: float) -> bool:
-        """Whether a full collection of ``process`` waits for its poll and the stream has
-        caught up with it (or waited long enough)."""
-        if process.retained_due is None:
-            return False
-        if now - process.retained_due < RETAINED_SETTLE_S:
-            return False
-        if process.retained_mark is not None:  # its poll says whether it came through
-            return now >= process.retained_retry
-        if now - process.retained_due >= RETAINED_WAIT_S or not process.port:
-            return True
-        return backlogs().get(process.port, 0) <= RETAINED_SETTLED_BYTES
+        self._collections.polled(process, kept, time.monotonic() - started, now)
 
     def _poll(self, process: LiveProcess, retained: bool = False, mark: int | None = None) -> bool:
         """Poll ``process``; whether the poll was kept."""

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from gate.loopback import free_port
 from gate.observed import CaptureInfo
-from gate.process_tree import maps_memray
 from gate.recording import Recorded, Timing
 from gate.recording.live.reader import LiveCapture
 from gate.scenario import ProfileSpec
+from gate.service.tree import maps_memray
 
 POLL_S = 0.02
 """How often the live allocations are read at first (or less often, when a reading takes

@@ -30,8 +30,8 @@ import psutil
 
 from gate.errors import InputError, RunError
 from gate.loopback import free_port, open_direct
-from gate.process_tree import sample_tree
 from gate.scenario.sections import NAME_PATTERN
+from gate.service.tree import sample_tree
 
 HEALTH_PATHS = ("/health", "/healthz", "/ready", "/status", "/")
 """Tried in order when no health path is given."""

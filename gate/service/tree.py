@@ -66,7 +66,7 @@ def sample_tree(root: psutil.Process, seen: dict[int, psutil.Process]) -> RawPro
 
 def loaded_libraries(pids: Iterable[int]) -> tuple[str, ...]:
     """The files mapped into the processes ``pids`` (those still running), each once, in
-    the order first seen: read while the service runs, for :mod:`gate.native` to look
+    the order first seen: read while the service runs, for :mod:`gate.service.native` to look
     native frames' functions up in after it stopped."""
     seen: dict[str, None] = {}
     for pid in pids:

@@ -2,7 +2,7 @@
 
 memray names a native frame by its function and, with debug information, its source
 file, but not by the shared library it is in. The service's loaded libraries are listed
-from ``/proc`` at the end of the load (:func:`gate.process_tree.loaded_libraries`); a
+from ``/proc`` at the end of the load (:func:`gate.service.tree.loaded_libraries`); a
 frame's library is the one whose symbol tables define its function. The interpreter's
 and the C runtime's are looked in first; a name several other libraries define (every
 Cython module has ``__Pyx_PyObject_GetAttrStr``) goes to the library of the frame next

@@ -27,7 +27,6 @@ from pathlib import Path
 import psutil
 
 from gate._files import last_line, open_log
-from gate._process import exit_text
 from gate.agent.memgate_agent import (
     CENSUS_FILE,
     CENSUS_REQUEST,
@@ -37,20 +36,18 @@ from gate.agent.memgate_agent import (
 )
 from gate.analysis.shape import MIN_RETAINED
 from gate.errors import RunError
-from gate.interpreter import AGENT, ServicePython, check_python, service_command
+from gate.layout import CAPTURE, SERVICE_LOG
 from gate.loopback import open_direct
-from gate.outputs import CAPTURE, SERVICE_LOG
-from gate.process_tree import (
-    RawProcessSample,
-    command_of,
-    is_stopped,
-    listeners,
-    loaded_libraries,
-    outside_tree,
-    sample_tree,
-)
 from gate.recording import Recorder, recorder_for
 from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
+from gate.service.checks import MeasuredChecks, check_listening
+from gate.service.exits import exit_text
+from gate.service.interpreter import AGENT, ServicePython, check_python, service_command
+from gate.service.tree import (
+    RawProcessSample,
+    loaded_libraries,
+    sample_tree,
+)
 from gate.spacing import Spacing
 
 HEALTH_POLL_S = 0.1
@@ -62,12 +59,6 @@ RETAINED_SHARE = 0.05
 """...and so much less often that their pauses take at most this share of the time: the
 demo's collection (33,000 objects) takes 8-17 ms under memray, one every 0.2-0.35 s; a
 framework's heap of 700,000 objects takes about 60 ms unprofiled, one every 1.2 s or more."""
-MEASURED_EVERY_S = 0.5
-"""How often, under load, the service's main process is checked to still be the one
-memray measures (its memory map read: a few hundred lines)."""
-ENDED_GRACE_S = 2.0
-"""How long a process whose memray stream ended is given to exit (then it died, and is
-told so) before the stream's end is taken for a process that lives on unmeasured."""
 
 
 def fill_port(text: str, port: int, ports: dict[str, int] | None = None) -> str:
@@ -144,8 +135,7 @@ class ServiceProcess:
         """How its allocations are recorded (set by :meth:`start`; none unprofiled)."""
         self._seen: dict[int, psutil.Process] = {}
         """Every process of the service's tree the sampler saw, by pid."""
-        self._next_measured_check = 0.0
-        self._stopped_checks = 0
+        self.measured = MeasuredChecks()
 
     @property
     def who(self) -> str:
@@ -184,6 +174,10 @@ class ServiceProcess:
     def pid(self) -> int:
         assert self._proc is not None
         return self._proc.pid
+
+    @property
+    def started(self) -> bool:
+        return self._proc is not None
 
     @property
     def live(self) -> bool:
@@ -331,94 +325,18 @@ class ServiceProcess:
             time.sleep(HEALTH_POLL_S)
 
     def check_listening(self) -> None:
-        """Refuse a port not served by the processes memgate profiles: a health check
-        answered by another program on the port (one the service could not bind), or a
-        process outside the service's tree listening there too (a daemon that
-        double-forked out of it: the launcher profiled idles while the daemon serves).
-        Called once healthy and at the load's end; such a daemon, forked by the service,
-        is killed with it."""
-        assert self._proc is not None
-        port = _port_of(self.health_url)
-        try:
-            root = psutil.Process(self._proc.pid)
-            tree = [root, *root.children(recursive=True)]
-            born = root.create_time()
-        except psutil.NoSuchProcess:
-            return  # it died just now: the next poll or the load says so
-        looked = listens = False
-        for proc in tree:
-            try:
-                sockets = proc.net_connections(kind="tcp")
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            looked = True
-            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in sockets):
-                listens = True
-                break
-        if looked and not listens:
-            raise RunError(
-                f"{self.health_url} answered, but no process of the {self.who} listens on"
-                f" port {port}: another program holds it (see {self.log_path})"
-            )
-        if not self.profiled:
-            return
-        outside = [pid for pid in sorted(listeners(port)) if outside_tree(pid, root.pid)]
-        if not outside:
-            return
-        for pid in outside:  # forked by the service since it started: killed with it
-            with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(pid)
-                if proc.uids().real == os.getuid() and proc.create_time() >= born:
-                    self._seen.setdefault(pid, proc)
-        listed = ", ".join(str(pid) for pid in outside[:5])
-        raise RunError(
-            f"port {port} is served by pid {listed}, which memgate does not profile (a"
-            f" daemon that left the {self.who}'s process tree?): run the server in the"
-            f" foreground (see {self.log_path})"
-        )
+        """Refuse a port not served by the processes memgate profiles
+        (:func:`gate.service.checks.check_listening`)."""
+        check_listening(self)
 
     def check_measured(self, requests: int, *, now: bool = False) -> None:
-        """Under load: refuse a service whose main process is no longer the one memray
-        measures, though it runs on: it exec'd another program (memray is no longer in
-        its memory; the new program inherits the tracker's socket, so the stream does
-        not end, it falls silent), or memray's stream of it ended. Checked at most every
-        ``MEASURED_EVERY_S`` unless ``now``; a process that exited is left to the caller
-        (it died under load)."""
-        if self._proc is None:
-            return
-        clock = time.monotonic()
-        if not now and clock < self._next_measured_check:
-            return
-        self._next_measured_check = clock + MEASURED_EVERY_S
-        pid = self._proc.pid
-        # Stopped (SIGSTOP, a debugger) in two checks running: the load stalls, and the
-        # run would end only at the load's time limit and the stop signals' timeout.
-        self._stopped_checks = self._stopped_checks + 1 if is_stopped(pid) else 0
-        if self._stopped_checks >= 2:
-            raise RunError(
-                f"the {self.who}'s process (pid {pid}) is stopped (SIGSTOP, or a debugger)"
-                f" after {requests:,} requests: the load stalled (see {self.log_path})"
-            )
-        if self.recorder is None:
-            return
-        if self.recorder.records(pid) is False and self.exit_code() is None:
-            raise RunError(
-                f"the {self.who}'s process (pid {pid}) exec'd {command_of(pid)} after"
-                f" {requests:,} requests, without memray: memgate did not measure what"
-                " served the rest of the load; make the scenario's command the program"
-                f" that serves, not one that execs it (see {self.log_path})"
-            )
-        if self.recorder is None or not self.recorder.stream_ended():
-            return
-        deadline = time.monotonic() + ENDED_GRACE_S
-        while self.exit_code() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.exit_code() is None:
-            raise RunError(
-                f"memray's live stream of the {self.who} (pid {pid}) ended under load while"
-                f" the process ran on, after {requests:,} requests: memgate did not measure"
-                f" what served the rest of the load (see {self.log_path})"
-            )
+        """Under load: refuse a service no longer measured though it runs on
+        (:class:`gate.service.checks.MeasuredChecks`)."""
+        self.measured.check(self, requests, now=now)
+
+    def adopt(self, proc: psutil.Process) -> None:
+        """Count ``proc`` as the service's, to be killed with it."""
+        self._seen.setdefault(proc.pid, proc)
 
     def exit_code(self) -> int | None:
         """The exit code (negative: the signal that ended it), ``None`` while it runs or
@@ -511,9 +429,3 @@ class ServiceProcess:
                 return
             if kept.keep(sample.t):
                 self._samples.append(sample)
-
-
-def _port_of(url: str) -> int:
-    """The TCP port ``url`` goes to."""
-    parts = urllib.parse.urlsplit(url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
