@@ -20,7 +20,7 @@ from pathlib import Path
 
 import gate
 from gate import actions
-from gate.agent import memgate_agent as agent
+from gate.agent import describe_python
 from gate.model import Provenance
 
 
@@ -134,4 +134,4 @@ def _git(cwd: Path, *args: str) -> str | None:
 def library_roots() -> list[str]:
     """Folders of memgate's own interpreter whose code is not the user's: the standard
     library and site-packages (for code measured inside memgate, as ``memgate_calls``)."""
-    return agent.library_roots()
+    return describe_python.library_roots()

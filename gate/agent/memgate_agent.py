@@ -55,8 +55,6 @@ from types import CellType, FrameType, FunctionType
 from typing import Any
 
 SETTINGS = "MEMGATE_AGENT"
-DESCRIBE = "--describe"
-"""``PYTHON agent.py --describe`` prints what memgate needs to know of the interpreter."""
 GC_INTERVAL_S = 0.1
 GC_PER_DOUBLING = 1000
 """Lines written at each spacing before it doubles (memgate's ``gate.spacing``)."""
@@ -198,7 +196,7 @@ def _watch_full_collections(settings: dict[str, Any]) -> None:
     except OSError:
         return  # memgate then judges the heap at every point, and says why
     args = (folder, float(retained["every_s"]), float(retained["share"]))
-    threading.Thread(target=_collect_when_asked, args=args, daemon=True).start()
+    _daemon(_collect_when_asked, *args)
 
 
 _trackers: list[Any] = []
@@ -223,12 +221,8 @@ def _write_gc_forever(prefix: str) -> None:
             time.sleep(interval)
 
 
-def _count_gc(prefix: str) -> None:
-    threading.Thread(target=_write_gc_forever, args=(prefix,), daemon=True).start()
-
-
-def _watch_census(folder: str) -> None:
-    threading.Thread(target=_census_when_asked, args=(folder,), daemon=True).start()
+def _daemon(target: Any, *args: Any) -> None:
+    threading.Thread(target=target, args=args, daemon=True).start()
 
 
 def _census_when_asked(folder: str) -> None:
@@ -569,12 +563,6 @@ def _tracker(settings: dict[str, Any], port: int | None) -> Any:
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _track_fork(settings: dict[str, Any]) -> None:
     """In a forked process: a tracker of its own, announced to memgate."""
     # memray's tracker in the parent named its threads through attributes on
@@ -585,7 +573,9 @@ def _track_fork(settings: dict[str, Any]) -> None:
     folder = settings["folder"]
     if os.path.exists(os.path.join(folder, READING_ENDED)):
         return  # memgate no longer reads: a tracker would wait for it for ever
-    port = _free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a free port
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
     path = os.path.join(folder, PORT_FILE.format(pid=os.getpid()))
     with open(path + ".tmp", "w") as out:
         out.write(f"{port}\n")
@@ -642,13 +632,13 @@ def _after_fork(settings: dict[str, Any]) -> None:
             os.close(descriptor)
     _full[1] = "false"
     if settings.get("gc"):  # as _start: the full collections are the gc hook's too
-        _count_gc(settings["gc"])
+        _daemon(_write_gc_forever, settings["gc"])
         _watch_full_collections(settings)
     # A process forked once the start's census was asked (a recycled worker, a pool's
     # process) takes none: its heap would be walked for nothing.
     asked = os.path.join(settings.get("folder", ""), CENSUS_REQUEST.format(label="start"))
     if settings.get("census") and not os.path.exists(asked):
-        _watch_census(settings["folder"])
+        _daemon(_census_when_asked, settings["folder"])
     if settings.get("capture") == "live" and settings.get("follow_fork"):
         _track_fork(settings)
 
@@ -680,87 +670,7 @@ def _run(target: list[str]) -> None:
         runpy.run_path(target[0], run_name="__main__")
 
 
-def library_roots() -> list[str]:
-    """Folders of this interpreter whose code is not the service's: the standard library
-    and site-packages, of the environment and of the Python it was made from."""
-    import sysconfig
-
-    names = ("stdlib", "platstdlib", "purelib", "platlib")
-    roots = {sysconfig.get_path(name) for name in names}
-    roots |= {
-        sysconfig.get_path(name, vars={"base": sys.base_prefix, "platbase": sys.base_prefix})
-        for name in names
-    }
-    return sorted(root for root in roots if root)
-
-
-def describe() -> dict[str, Any]:
-    """This interpreter: its version, memray's (``None`` when it cannot be imported,
-    with the reason) and its library folders."""
-    import importlib.metadata
-    import platform
-
-    try:
-        import memray  # noqa: F401 - importable, not only installed
-
-        found, problem = importlib.metadata.version("memray"), None
-    except Exception as exc:
-        found, problem = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
-    return {
-        "executable": sys.executable,
-        "python": platform.python_version(),
-        "memray": found,
-        "problem": problem,
-        "library_roots": library_roots(),
-        **installed(),
-    }
-
-
-def installed() -> dict[str, Any]:
-    """The interpreter's distributions and their versions, and which distributions each
-    top-level package or module belongs to: a frame in site-packages, or a retention
-    path, is then named by its distribution."""
-    import importlib.metadata
-    import re
-
-    versions: dict[str, str] = {}
-    packages: dict[str, list[str]] = {}
-    seen: set[str] = set()
-    try:
-        found = list(importlib.metadata.distributions())
-    except Exception:
-        found = []
-    for dist in found:
-        try:  # one broken distribution's metadata costs only its own line
-            name = dist.metadata["Name"]
-            key = re.sub(r"[-_.]+", "-", name).lower() if name else ""
-            if not key or key in seen:
-                continue  # the first on the path is the one imported
-            seen.add(key)
-            versions[name] = dist.version
-            top = dist.read_text("top_level.txt") or ""
-            for module in top.split() or _top_level(dist):
-                packages.setdefault(module, []).append(name)
-        except Exception:
-            continue
-    return {"distributions": versions, "packages": packages}
-
-
-def _top_level(dist: Any) -> list[str]:
-    """A distribution's top-level names from its RECORD (no ``top_level.txt``)."""
-    found = []
-    for file in dist.files or ():
-        first = str(file).split("/")[0]
-        if first.endswith((".dist-info", ".egg-info", ".pth")) or first == "..":
-            continue
-        found.append(first[:-3] if first.endswith(".py") else first.split(".")[0])
-    return sorted(set(found))
-
-
 def main() -> None:
-    if sys.argv[1:] == [DESCRIBE]:
-        print(json.dumps(describe()))
-        return
     settings = json.loads(os.environ.pop(SETTINGS, "{}") or "{}")
     die_with_parent(settings.get("parent"))
     if settings.get("capture") in ("live", "file"):
@@ -779,10 +689,10 @@ def _start(settings: dict[str, Any]) -> None:
     """Count garbage collections, and be ready for forks."""
     if settings.get("gc"):
         gc.callbacks.append(_counts.hook)
-        _count_gc(settings["gc"])
+        _daemon(_write_gc_forever, settings["gc"])
         _watch_full_collections(settings)
     if settings.get("census"):
-        _watch_census(settings["folder"])
+        _daemon(_census_when_asked, settings["folder"])
     os.register_at_fork(before=_before_fork, after_in_child=lambda: _after_fork(settings))
 
 

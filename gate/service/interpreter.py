@@ -19,12 +19,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gate.agent import memgate_agent as agent
+from gate.agent import describe_python, memgate_agent
 from gate.errors import InputError, RunError
 from gate.model import Frame
 
-AGENT = Path(agent.__file__)
+AGENT = Path(memgate_agent.__file__)
 """memgate's agent, run by path in the service's interpreter."""
+DESCRIBE = Path(describe_python.__file__)
+"""What tells memgate about that interpreter, run there by path."""
 _PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
 _SH_EXEC = re.compile(rb"""^'''exec' (?:"([^"]+)"|'([^']+)'|(\S+))""")
 DESCRIBE_TIMEOUT_S = 60.0
@@ -92,11 +94,11 @@ def service_command(
 def check_python(executable: str, env: dict[str, str], cwd: Path, where: str) -> ServicePython:
     """Check that ``executable`` can run the agent: it starts, imports memray, and has
     memgate's own version of it. One line naming the fix otherwise (an input error)."""
-    ours = agent.describe()["memray"]
+    ours = describe_python.describe()["memray"]
     install = f"run {executable} -m pip install memray=={ours}"
     try:
         done = subprocess.run(
-            [executable, str(AGENT), agent.DESCRIBE],
+            [executable, str(DESCRIBE)],
             env=env,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
