@@ -197,8 +197,7 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
     findings += leak
     findings += [f if leaking else dataclasses.replace(f, severity=Outcome.FLAG) for f in growing]
     findings += sites
-    findings += ShapeCheck().findings(current, runs)
-    findings += ResourceCheck().findings(current, runs)
-    findings += ProcessCheck().findings(current, runs)
-    findings += BudgetCheck(budgets).findings(current, runs)
+    absolute: list[Check] = [ShapeCheck(), ResourceCheck(), ProcessCheck(), BudgetCheck(budgets)]
+    for check in absolute:
+        findings += check.findings(current, runs)
     return Decision(Outcome.from_findings(findings), tuple(findings), tuple(runs))
