@@ -34,3 +34,11 @@ def write_scenario(tmp_path: Path):
         return path
 
     return write
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every integration and e2e test is slow: ``pytest -m "not slow"`` is the fast tier
+    (the unit tests but the few marked slow), under two minutes on two cores."""
+    for item in items:
+        if item.get_closest_marker("integration") or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.slow)

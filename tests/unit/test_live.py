@@ -25,6 +25,7 @@ import pytest
 
 from gate.errors import RunError
 from gate.recording.live import LiveCapture, LiveProcess
+from gate.recording.live.sockets import backlogs
 
 TRACKED = '''\
 import os, socket, sys, threading, time
@@ -164,13 +165,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(path: Path, timeout: float = 20.0) -> None:
-    """Wait for ``path``, then a little for its writer's last records to reach us."""
+def wait_for(path: Path, timeout: float = 20.0, port: int | None = None) -> None:
+    """Wait for ``path``, then a little for its writer's last records to reach us (and,
+    given the stream's ``port``, until nothing waits unread in its socket: a busy
+    machine's reader lags; seen with native traces, whose records are larger)."""
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.02)
     time.sleep(0.2)
+    while port is not None and backlogs().get(port, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -305,7 +310,7 @@ def test_with_native_traces_each_python_stack_is_one_entry_with_its_native_frame
     tmp_path: Path,
 ) -> None:
     with tracked(tmp_path, 20, native=True, interval_s=0.05) as (_, live):
-        wait_for(tmp_path / "done")
+        wait_for(tmp_path / "done", port=live.port)
         live.stop()
         (main,) = live.processes()
     last = len(main.snapshots()) - 1

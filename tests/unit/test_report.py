@@ -183,6 +183,7 @@ def test_annotations_are_returned_whatever_github_action_utils_is_told(
     assert github_action_utils.COMMANDS_USE_SUBPROCESS is True  # left as it was
 
 
+@pytest.mark.slow  # 100 whole reports in every format: 18 s
 @settings(max_examples=100, deadline=None)
 @given(name=HOSTILE, function=HOSTILE)
 def test_hostile_frame_names_through_the_whole_reporter(name: str, function: str) -> None:
