@@ -107,6 +107,8 @@ def build_result(
             f" {load.measured_duration_s:.1f} s: too short to read; ask for more with"
             " --requests or --duration)"
         ) from None
+    # The reading's time, before anything else is gathered (provenance runs git).
+    capture = recorder.capture_info(recordings, read.snapshots, read_started, outcome.ended_at)
     curve, analysis = read.curve, read.analysis
     process_curves = (
         curves_of_processes(read.processes, curve, analysis.steady.index)
@@ -139,7 +141,7 @@ def build_result(
             LoadSample(round(s.t - outcome.started_at, 3), s.requests, s.failures) for s in timeline
         ),
         processes=samples,
-        capture=recorder.capture_info(recordings, read.snapshots, read_started, outcome.ended_at),
+        capture=capture,
         files={
             "service_log": service.log_path.name,
             "load_log": f"{up}{LOAD_LOG}",

@@ -123,12 +123,13 @@ class LeakCheck:
                 # per page of the 60 the load reads, as Django inlines LIMIT and OFFSET,
                 # grew 56-209 B/request on the retained heap's points in 4 of 5 runs).
                 # Where the service's workers ended while the load ran (gunicorn's
-                # max_requests), every site summed over them is a sawtooth too: each
-                # worker is judged on its own life (``ProcessCheck``). A clean prefork
+                # max_requests; two at least, as ``ProcessCheck`` judges them), every
+                # site summed over them is a sawtooth too: each worker is judged on its
+                # own life. A clean prefork
                 # app recycling a worker every 600 requests had gunicorn's http_date
                 # grow 15.7 B/request [6.7, 20.7] summed, and failed.
                 kept = current.retained is not None
-                recycled = any(p.ended and not p.main for p in current.processes)
+                recycled = sum(p.ended and not p.main for p in current.processes) >= 2
                 message = (
                     f"memory {'may leak' if kept or recycled else 'leaks'}: {site.key} grows"
                     f" {fmt(site.trend.slope, 'B/request')} [{fmt(site.trend.low, '')},"

@@ -525,13 +525,17 @@ def test_with_no_history_a_growing_site_fails_only_where_no_retained_heap_decide
     assert flags.message.endswith("though the heap that survived full collections does not surely")
     # Summed over workers recycled while the load ran, a site is a sawtooth as the heap
     # is: each worker is judged on its own life (the processes check), the site flags.
-    recycled = dataclasses.replace(flat, processes=processes((5.0, -9.0, 0.3)).processes)
+    recycled = dataclasses.replace(flat, processes=processes(*[(5.0, -9.0, 0.3)] * 2).processes)
     found = decide(recycled, None, BudgetSpec()).findings
     (flags,) = [f for f in found if f.check == "leak"]
     assert flags.severity is Outcome.FLAG
     assert flags.message.startswith("memory may leak: app.py:render grows 120.0 B/request")
     assert flags.message.endswith("each judged on its own life")
     assert Outcome.FAIL not in {f.severity for f in found}
+    # One worker that ended (a crash, the OOM killer) is no sawtooth: the site fails.
+    crashed = dataclasses.replace(flat, processes=processes((5.0, -9.0, 0.3)).processes)
+    (fails,) = [f for f in decide(crashed, None, BudgetSpec()).findings if f.check == "leak"]
+    assert fails.severity is Outcome.FAIL
 
 
 def test_against_another_environments_history_a_new_growing_site_is_a_flag() -> None:
