@@ -169,3 +169,26 @@ def with_heaps(curve: Curve, heaps: Sequence[Sequence[int]]) -> Curve:
         dataclasses.replace(p, heap=int(h)) for p, h in zip(curve.points, total, strict=True)
     )
     return dataclasses.replace(curve, points=points)
+
+
+def summed_at_collections(
+    series: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Several processes' heaps right after their own full collections (``(times,
+    heaps)`` each, times increasing), summed: at the times of the process that collected
+    most often over the span where every one has points on both sides, each other read
+    on the straight line between its own two collections around that time (its retained
+    heap grows by what it keeps, so the line is what it kept meanwhile). The times, the
+    sums, and which process gave the times; ``None`` when a process has fewer than two
+    points, or the span holds none."""
+    if not series or any(len(at) < 2 for at, _ in series):
+        return None
+    start = max(float(at[0]) for at, _ in series)
+    end = min(float(at[-1]) for at, _ in series)
+    inside = [(at >= start) & (at <= end) for at, _ in series]
+    grid = max(range(len(series)), key=lambda n: int(inside[n].sum()))
+    times = series[grid][0][inside[grid]]
+    if not len(times):
+        return None
+    heaps = sum((np.interp(times, at, heap) for at, heap in series), np.zeros(len(times)))
+    return times, heaps, grid

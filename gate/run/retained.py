@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from gate.analysis.curve import requests_at
+from gate.analysis.curve import requests_at, summed_at_collections
 from gate.load import LoadOutcome
 from gate.model import MemorySnapshot, RetainedPoint
 from gate.observed import FullCollection, FullCollections
@@ -71,16 +71,16 @@ def retained_points(
     ]
     if not owns or any(len(own.indexes) < (1 if len(owns) == 1 else 2) for own in owns):
         return NONE
-    start = max(float(own.at[0]) for own in owns)
-    end = min(float(own.at[-1]) for own in owns)
-    measured = outcome.ended_at - (outcome.warmup_done_at or outcome.started_at)
-    if len(owns) > 1 and end - start < SPANNED * measured:
-        return NONE
-    # The times of the process that collected most often in the span, every other read there.
-    inside = [(own.at >= start) & (own.at <= end) for own in owns]
-    grid = max(range(len(owns)), key=lambda n: int(inside[n].sum()))
-    at = owns[grid].at[inside[grid]]
-    heaps = sum((np.interp(at, own.at, own.heaps) for own in owns), np.zeros(len(at)))
+    if len(owns) == 1:
+        at, heaps, grid = owns[0].at, owns[0].heaps, 0
+    else:
+        summed = summed_at_collections([(own.at, own.heaps) for own in owns])
+        measured = outcome.ended_at - (outcome.warmup_done_at or outcome.started_at)
+        start = max(float(own.at[0]) for own in owns)
+        end = min(float(own.at[-1]) for own in owns)
+        if summed is None or end - start < SPANNED * measured:
+            return NONE
+        at, heaps, grid = summed
     indexes = tuple(
         [own.indexes[int(n)] for n in np.searchsorted(own.at, at, side="right") - 1] for own in owns
     )

@@ -8,6 +8,7 @@ from gate.analysis.curve import (
     build_curve,
     requests_at,
     snapshot_indexes,
+    summed_at_collections,
     with_heaps,
 )
 from gate.model import Curve, CurvePoint, LoadSample, MemorySnapshot
@@ -208,3 +209,17 @@ def test_no_point_is_taken_while_a_census_ran() -> None:
     at = [T0 + 3.2, T0 + 3.5]
     assert snapshot_indexes(snaps(T0 + 2.9, T0 + 3.1, T0 + 3.45), at, exclude=[census]) == [0, 2]
     assert snapshot_indexes(snaps(T0 + 3.1), at, exclude=[census]) == [-1, -1]
+
+
+def test_processes_retained_heaps_are_summed_at_the_busiest_ones_collections() -> None:
+    # One collects every second and keeps 100 bytes a second; the other every 2.5 s,
+    # flat at 1,000; a third has one point only, and nothing can be read between two.
+    busy = (np.arange(0.0, 11.0), 500 + 100 * np.arange(0.0, 11.0))
+    rare = (np.asarray([0.5, 3.0, 5.5, 8.0]), np.full(4, 1000.0))
+    summed = summed_at_collections([busy, rare])
+    assert summed is not None
+    times, heaps, grid = summed
+    assert grid == 0 and times.tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert heaps.tolist() == [1500 + 100 * t for t in times.tolist()]
+    assert summed_at_collections([busy, (np.asarray([4.0]), np.asarray([1.0]))]) is None
+    assert summed_at_collections([busy, (np.asarray([20.0, 21.0]), np.ones(2))]) is None

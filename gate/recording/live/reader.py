@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gate.analysis.curve import summed_at_collections
 from gate.errors import RunError, one_line
 from gate.model import Frame
 from gate.recording.capture_file import Place, memray_reason
@@ -201,28 +202,28 @@ class LiveCapture:
             )
 
     def heap_so_far(self, min_retained: int = 0) -> tuple[list[float], list[int]]:
-        """While it runs: the main process's poll times so far, and at each the heap of
-        every process read (a fork at its last poll before; none before its first).
-        Once the main process has ``min_retained`` polls right after full collections
-        (if not 0), those, for a service of one process (a service that forks is watched
-        on every point: its processes collect at times of their own)."""
+        """While it runs: the service's heap so far, as the run's analysis judges it.
+        Once there are ``min_retained`` points right after full collections (if not 0):
+        those (of a service that forks, summed at the collections of the process that
+        collected most, the others read between two of theirs:
+        :func:`gate.analysis.curve.summed_at_collections`). Before: the main process's
+        poll times, and at each the heap of every process read (a fork at its last poll
+        before; none before its first)."""
         if self._main is None:
             return [], []
-        retained = (
-            bool(min_retained)
-            and not self._forks
-            and len(self._main.retained_series()[0]) >= min_retained
-        )
-
-        def series(process: LiveProcess) -> tuple[list[float], list[int]]:
-            return process.retained_series() if retained else process.heap_series()
-
-        times, heap = series(self._main)
+        running = [p for p in self._all() if not p.ended]
+        if min_retained and running and running[0] is self._main:
+            kept = [p.retained_series() for p in running]
+            series = [(np.asarray(t, dtype=float), np.asarray(h, dtype=float)) for t, h in kept]
+            summed = summed_at_collections(series)
+            if summed is not None and len(summed[0]) >= min_retained:
+                return summed[0].tolist(), [round(h) for h in summed[1].tolist()]
+        times, heap = self._main.heap_series()
         total = np.asarray(heap, dtype=np.int64)
         for fork in list(self._forks):
             if fork.ended:  # a worker that ended (recycled) holds nothing any more
                 continue
-            theirs, heaps = series(fork)
+            theirs, heaps = fork.heap_series()
             if not theirs:
                 continue
             at = np.searchsorted(np.asarray(theirs), np.asarray(times), side="right") - 1
