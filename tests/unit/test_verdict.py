@@ -584,3 +584,19 @@ def test_a_site_whose_growth_is_immaterial_over_the_run_is_no_finding() -> None:
     longer = dataclasses.replace(small, measured_requests=6_000)
     (found,) = [f for f in decide(longer, history, BudgetSpec()).findings if f.check == "site"]
     assert found.severity is Outcome.FAIL
+
+
+def test_a_site_within_what_one_history_run_grew_there_only_flags() -> None:
+    # A clean Flask app's list_items grew 409 B/request in 1 of 18 history runs (a cache
+    # that fills in some runs only): its band is 0 +- 0, and the next run that filled
+    # it failed. Within that run's growth it flags; past it, it fails.
+    runs = [make_summary(run_id=f"h{i}") for i in range(17)]
+    runs.append(make_summary(run_id="filled", sites=(("app.py:list_items", 409.0),)))
+    history = history_of(runs)
+    again = make_summary(sites=(("app.py:list_items", 400.0),))
+    (flags,) = [f for f in decide(again, history, BudgetSpec()).findings if f.check == "site"]
+    assert flags.severity is Outcome.FLAG
+    assert flags.message.endswith("though one of its runs grew 409.0 B/request here")
+    more = make_summary(sites=(("app.py:list_items", 900.0),))
+    (fails,) = [f for f in decide(more, history, BudgetSpec()).findings if f.check == "site"]
+    assert fails.severity is Outcome.FAIL
