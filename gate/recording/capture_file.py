@@ -75,6 +75,9 @@ class Capture:
             self._reader = FileReader(
                 path, report_progress=show_progress, max_memory_records=max_snapshots
             )
+            # memray builds its metadata from the header at each look: a damaged header
+            # (an allocator id out of range, a KeyError) fails here, not mid-reading.
+            self._native = bool(self._reader.metadata.has_native_traces)
         except (OSError, RuntimeError, ValueError, OverflowError, LookupError) as exc:
             raise UnreadableCapture(
                 f"{path}: not a readable memray capture: {memray_reason(exc)}"
@@ -107,7 +110,7 @@ class Capture:
         one that grew (:func:`by_python_stack`).
         """
         never = np.iinfo(np.int64).max
-        native = bool(self._reader.metadata.has_native_traces)
+        native = self._native
         stacks: dict[tuple[tuple[Place, ...], tuple[Place, ...]], int] = {}
         groups: list[int] = []
         starts: list[int] = []
