@@ -96,9 +96,7 @@ then starts no other reading, to read the heap as soon as the collection ended."
 
 class _Counts:
     def __init__(self) -> None:
-        self.collections = [0, 0, 0]
-        self.seconds = 0.0
-        self.started = 0.0
+        self.collections, self.seconds, self.started = [0, 0, 0], 0.0, 0.0
 
     def hook(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -585,14 +583,15 @@ def _track_fork(settings: dict[str, Any]) -> None:
     _trackers[:] = [tracker]
 
 
-def die_with_parent(parent: int | None = None) -> None:
+def die_with_parent(parent: int | None = None, reaper: bool = False) -> None:
     """Have the kernel kill this process when its parent dies (Linux; elsewhere nothing):
-    the service dies with memgate, even one killed with SIGKILL, and a forked process
-    with the process that forked it. ``parent`` is the pid it was started by, read before
-    it started (memgate's, given in the settings; the forking process's, read in the
-    at-fork hook before the fork): one that has exited already, the process reparented
-    to init or a subreaper before it could ask, is not waited for, and this process ends.
-    Only without it is the parent read here, which races with the parent's exit."""
+    the service dies with memgate, even killed with SIGKILL, and a fork with the process
+    that forked it. ``parent``, its parent's pid read before it started (memgate's; the
+    forking process's, in the at-fork hook): one gone already is not waited for, and
+    this process ends (read here only without it, which races with the parent's exit).
+    ``reaper``: be the subreaper of every process this one starts, so that one its parent
+    leaves (a daemon, double-forked, or through a shell where no at-fork hook runs) is
+    reparented here, stays in the tree memgate samples and is killed with the service."""
     parent = os.getppid() if parent is None else parent
     try:
         import ctypes
@@ -600,6 +599,8 @@ def die_with_parent(parent: int | None = None) -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if reaper:
+            libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         return
     if os.getppid() != parent:  # it died before the signal was asked for
@@ -624,8 +625,7 @@ def _after_fork(settings: dict[str, Any]) -> None:
     # started from a request's thread, which would die when that thread ends.
     if _forking_thread[0]:
         die_with_parent(_forking_process[0] or None)
-    _counts.collections = [0, 0, 0]
-    _counts.seconds = 0.0
+    _counts.collections, _counts.seconds = [0, 0, 0], 0.0
     if _full[0] is not None:  # the parent's file: this process writes its own
         descriptor, _full[0] = _full[0], None
         with contextlib.suppress(OSError):
@@ -672,7 +672,7 @@ def _run(target: list[str]) -> None:
 
 def main() -> None:
     settings = json.loads(os.environ.pop(SETTINGS, "{}") or "{}")
-    die_with_parent(settings.get("parent"))
+    die_with_parent(settings.get("parent"), reaper=True)
     if settings.get("capture") in ("live", "file"):
         port = settings["port"] if settings["capture"] == "live" else None
         # The agent's threads start under the tracker: a thread memray has not seen

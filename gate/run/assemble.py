@@ -45,7 +45,7 @@ from gate.run.retained import (
 from gate.scenario import Scenario, stored_settings
 from gate.service.agent_files import read_censuses, read_full_collections, read_gc_samples
 from gate.service.process import ServiceProcess
-from gate.service.tree import RawProcessSample
+from gate.service.tree import RawProcessSample, command_of
 
 
 def build_result(
@@ -77,7 +77,7 @@ def build_result(
                 else {}
             )
             forks = {r.pid for r in recordings[1:]}
-            check_profiled(during, forks, scenario.profile.follow_fork, service.who)
+            check_profiled(during, forks, scenario.profile.follow_fork, service.who, command_of)
             starts, failed_starts = read_censuses(service.census_folder, "start")
             ends, failed_ends = read_censuses(service.census_folder, "end")
             problems = census_problems(

@@ -4,7 +4,7 @@ service that died or had to be killed, work done in processes memray did not pro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gate._files import last_line
@@ -101,10 +101,13 @@ def check_profiled(
     captured: set[int],
     follow_fork: bool,
     who: str = "service",
+    command: Callable[[int], str] = lambda pid: "",
 ) -> None:
     """Refuse a run whose service did its work in processes memray did not profile: its
     flat main process would otherwise pass whatever the workers did. ``during``: the
-    process tree's samples through the load; ``captured``: the forks with a capture."""
+    process tree's samples through the load; ``captured``: the forks with a capture;
+    ``command``: what a process runs, for the message (empty if unknown). A daemon the
+    service started is in its tree too (the main process is its subreaper)."""
     # Per sample, not per process: workers restarted every few hundred requests each
     # live briefly, but some unprofiled worker is there all the time.
     seen: dict[int, int] = {}
@@ -117,12 +120,13 @@ def check_profiled(
     if uncovered * 2 <= len(during):
         return
     missed = sorted(seen, key=lambda pid: (-seen[pid], pid))
-    listed = ", ".join(str(pid) for pid in missed[:5])
+    listed = ", ".join(" ".join(filter(None, (str(pid), command(pid)))) for pid in missed[:5])
     if not follow_fork:
         raise RunError(
             f"the {who} ran {len(missed)} more process(es) during most of the load (pid"
             f" {listed}) that memray did not profile; set [profile] follow_fork = true for a"
-            " prefork server"
+            " prefork server (a program the service starts, a helper or a daemon, is not"
+            " measured: run it apart)"
         )
     raise RunError(
         f"{len(missed)} process(es) of the {who} ran during most of the load without a"
