@@ -37,6 +37,12 @@ HEALTH_PATHS = ("/health", "/healthz", "/ready", "/status", "/")
 """Tried in order when no health path is given."""
 OPENAPI_PATHS = ("/openapi.json", "/swagger.json", "/api/openapi.json", "/v3/api-docs")
 MOST_TASKS = 20
+OPENAPI_MOST_BYTES = 8 * 2**20
+OPENAPI_READ_S = 10.0
+"""How long an OpenAPI document may take to arrive, whole (each read has 5 s of its
+own): one trickled a byte at a time is left out, not waited for."""
+HEALTH_PATH = re.compile(r"/[!-~]*")
+"""A health path: a slash and visible ASCII (a URL's path, escaped as it is sent)."""
 STOP_TIMEOUT_S = 10.0
 TAIL_BYTES = 64 * 1024
 """How much of the end of the service's standard error is read for its last line."""
@@ -63,6 +69,8 @@ def init(
     # trailing line break through, into both file names.
     if not re.fullmatch(NAME_PATTERN, name):
         raise InputError(f"--name {name!r}: letters, digits, '.', '_' and '-' only")
+    if health is not None and not HEALTH_PATH.fullmatch(health):
+        raise InputError(f"--health {health!r}: a path of visible ASCII, such as /health")
     if out.exists() and not out.is_dir():  # said before the service is started, not after
         raise InputError(f"--out {out}: not a folder")
     scenario, locustfile = out / f"{name}.toml", out / f"{name}_locustfile.py"
@@ -186,7 +194,7 @@ def _get_endpoints(port: int, health: str) -> list[str]:
         try:
             url = f"http://127.0.0.1:{port}{path}"
             with open_direct(url, timeout=5) as response:
-                document = json.loads(response.read(8 * 2**20))
+                document = json.loads(_read_within(response, OPENAPI_READ_S))
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
             continue
         paths = document.get("paths") if isinstance(document, dict) else None
@@ -204,6 +212,22 @@ def _get_endpoints(port: int, health: str) -> list[str]:
         ]
         return sorted(gets)[:MOST_TASKS]
     return []
+
+
+def _read_within(response: http.client.HTTPResponse, seconds: float) -> bytes:
+    """The body, at most ``OPENAPI_MOST_BYTES`` of it, if it all came within ``seconds``;
+    ``TimeoutError`` otherwise."""
+    deadline = time.monotonic() + seconds
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read1(OPENAPI_MOST_BYTES - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= OPENAPI_MOST_BYTES:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the document took more than {seconds:g} s")
+    return b"".join(chunks)
 
 
 def _stop(service: _Started) -> None:

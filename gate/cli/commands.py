@@ -369,8 +369,6 @@ class InitCommand:
         command = list(args.service_command)
         if command[:1] == ["--"]:
             command = command[1:]
-        if args.health is not None and not args.health.startswith("/"):
-            raise InputError(f"--health {args.health!r}: a path, such as /health")
         scenario, locustfile = init(command, name=args.name, out=args.out, health=args.health)
         say(f"wrote {scenario} and {locustfile}; run it with: memgate run {scenario}")
         return ExitCode.PASS

@@ -206,3 +206,51 @@ def test_an_out_made_unwritable_while_the_service_ran_is_bad_input(
     monkeypatch.setattr(init_module, "probe", probe_while_a_file_takes_its_parent)
     with pytest.raises(InputError, match=r"^cannot write in .*/taken/api: Not a directory$"):
         init(["serve", "{port}"], name="api", out=tmp_path / "taken" / "api")
+
+
+TRICKLES_ITS_DOCUMENT = """
+import sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"openapi": "3.0.0", "paths": {"/items": {"get": {}}}}' * 100
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.path != "/openapi.json":
+            self.wfile.write(body)
+            return
+        for byte in body:  # a byte every 0.2 s: each read is quick, the whole is not
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.2)
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_an_openapi_document_trickled_byte_by_byte_is_left_out_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(init_module, "OPENAPI_READ_S", 1.0)
+    (tmp_path / "slow.py").write_text(TRICKLES_ITS_DOCUMENT)
+    started = time.monotonic()
+    found = probe([sys.executable, "slow.py", "{port}"], health=None, timeout=10)
+    assert found == ("/health", [])
+    assert time.monotonic() - started < 8  # about 1 s of the document, not 1,100 s
+    assert not _left_in(tmp_path)
+
+
+@pytest.mark.parametrize("health", ["health", "/he\x1b[2Jalth", "/a b", "/\u00e9t\u00e9", "/x\n"])
+def test_a_health_path_that_is_no_url_path_is_refused_before_anything_runs(
+    tmp_path: Path, health: str
+) -> None:
+    with pytest.raises(
+        InputError, match=r"^--health .*: a path of visible ASCII, such as /health$"
+    ):
+        init(["false", "{port}"], name="api", out=tmp_path, health=health)
