@@ -583,15 +583,14 @@ def _track_fork(settings: dict[str, Any]) -> None:
     _trackers[:] = [tracker]
 
 
-def die_with_parent(parent: int | None = None, reaper: bool = False) -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """Have the kernel kill this process when its parent dies (Linux; elsewhere nothing):
     the service dies with memgate, even killed with SIGKILL, and a fork with the process
     that forked it. ``parent``, its parent's pid read before it started (memgate's; the
     forking process's, in the at-fork hook): one gone already is not waited for, and
     this process ends (read here only without it, which races with the parent's exit).
-    ``reaper``: be the subreaper of every process this one starts, so that one its parent
-    leaves (a daemon, double-forked, or through a shell where no at-fork hook runs) is
-    reparented here, stays in the tree memgate samples and is killed with the service."""
+    A daemon started through a shell (no at-fork hook runs in it) is found by memgate
+    by the mark in its environment (``$MEMGATE_SERVICE``), and killed with the service."""
     parent = os.getppid() if parent is None else parent
     try:
         import ctypes
@@ -599,8 +598,6 @@ def die_with_parent(parent: int | None = None, reaper: bool = False) -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-        if reaper:
-            libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         return
     if os.getppid() != parent:  # it died before the signal was asked for
@@ -672,7 +669,7 @@ def _run(target: list[str]) -> None:
 
 def main() -> None:
     settings = json.loads(os.environ.pop(SETTINGS, "{}") or "{}")
-    die_with_parent(settings.get("parent"), reaper=True)
+    die_with_parent(settings.get("parent"))
     if settings.get("capture") in ("live", "file"):
         port = settings["port"] if settings["capture"] == "live" else None
         # The agent's threads start under the tracker: a thread memray has not seen

@@ -91,6 +91,11 @@ class Recorder(Protocol):
         followed (:class:`gate.errors.RunError` if not, while ``alive()``)."""
         ...
 
+    def forks(self) -> list[int]:
+        """The forked processes whose recording it follows now (a fork that ended, or
+        whose pid another process took since, may be among them)."""
+        ...
+
     def records(self, pid: int) -> bool | None:
         """Whether process ``pid`` still runs what records it (a process that exec'd
         another program has lost it); ``None`` when that cannot be told."""

@@ -33,6 +33,9 @@ class FileRecorder:
     def clear(self) -> None:
         pass  # the agent's tracker replaces the main capture; forks' go with the folder's
 
+    def forks(self) -> list[int]:
+        return [pid for pid, _ in self.captures(-1)[1:]]
+
     def records(self, pid: int) -> bool | None:
         return maps_memray(pid)
 

@@ -16,6 +16,7 @@ from gate.errors import RunError
 from gate.service.tree import command_of, is_stopped, listeners, outside_tree
 
 if TYPE_CHECKING:
+    from gate.recording import Recorder
     from gate.service.process import ServiceProcess
 
 MEASURED_EVERY_S = 0.5
@@ -111,6 +112,7 @@ class MeasuredChecks:
                 " served the rest of the load; make the scenario's command the program"
                 f" that serves, not one that execs it (see {service.log_path})"
             )
+        self._forks_measured(service, recorder, requests)
         if not recorder.stream_ended():
             return
         deadline = time.monotonic() + ENDED_GRACE_S
@@ -122,6 +124,19 @@ class MeasuredChecks:
                 f" while the process ran on, after {requests:,} requests: memgate did not"
                 f" measure what served the rest of the load (see {service.log_path})"
             )
+
+    def _forks_measured(self, service: ServiceProcess, recorder: Recorder, requests: int) -> None:
+        """A recorded fork still in the service's tree that exec'd another program (a
+        worker re-exec'd without memray) is no longer measured though it may serve."""
+        tree = set(service.tree_pids())
+        for pid in recorder.forks():
+            if pid in tree and recorder.records(pid) is False and psutil.pid_exists(pid):
+                raise RunError(
+                    f"a process of the {service.who} (pid {pid}), forked and recorded, exec'd"
+                    f" {command_of(pid)} after {requests:,} requests, without memray: memgate"
+                    " did not measure what it did from then on; a worker must not exec"
+                    f" (see {service.log_path})"
+                )
 
 
 def _port_of(url: str) -> int:

@@ -16,6 +16,7 @@ import dataclasses
 import http.client
 import json
 import os
+import secrets
 import signal
 import subprocess
 import threading
@@ -46,6 +47,7 @@ from gate.service.interpreter import AGENT, ServicePython, check_python, service
 from gate.service.tree import (
     RawProcessSample,
     loaded_libraries,
+    marked,
     sample_tree,
 )
 from gate.spacing import Spacing
@@ -59,6 +61,10 @@ RETAINED_SHARE = 0.05
 """...and so much less often that their pauses take at most this share of the time: the
 demo's collection (33,000 objects) takes 8-17 ms under memray, one every 0.2-0.35 s; a
 framework's heap of 700,000 objects takes about 60 ms unprofiled, one every 1.2 s or more."""
+
+
+MARK = "MEMGATE_SERVICE"
+"""The variable of the service's environment that marks it and what it starts."""
 
 
 def fill_port(text: str, port: int, ports: dict[str, int] | None = None) -> str:
@@ -136,6 +142,8 @@ class ServiceProcess:
         self._seen: dict[int, psutil.Process] = {}
         """Every process of the service's tree the sampler saw, by pid."""
         self.measured = MeasuredChecks()
+        self._mark = secrets.token_hex(8)
+        """In ``$MEMGATE_SERVICE`` of the service: what it starts inherits it."""
 
     @property
     def who(self) -> str:
@@ -193,6 +201,7 @@ class ServiceProcess:
         spec = self.scenario.service
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env["PORT"] = env["MEMGATE_PORT"] = str(self.port)
+        env[MARK] = self._mark
         env.update({port_variable(name): str(port) for name, port in self.ports.items()})
         env.update({k: fill_port(v, self.port, self.ports) for k, v in spec.env.items()})
         command = [fill_port(arg, self.port, self.ports) for arg in spec.command]
@@ -392,11 +401,18 @@ class ServiceProcess:
     def samples(self) -> list[RawProcessSample]:
         return list(self._samples)
 
+    def tree_pids(self) -> tuple[int, ...]:
+        """The processes of its tree at the last sample, its own first."""
+        return self._samples[-1].pids if self._samples else ()
+
     def _kill_seen(self) -> None:
-        """Kill every process of the tree ever sampled that still runs: one that left
-        the service's session (``setsid``) escapes its process group's signal. psutil
-        tells a pid reused since by another process apart (by its start time)."""
-        for proc in list(self._seen.values()):
+        """Kill every process of the tree ever sampled that still runs (one that left
+        the service's session, ``setsid``, escapes its process group's signal; psutil
+        tells a pid reused since by another process apart, by its start time), and every
+        one that carries the service's mark in its environment: a daemon it started that
+        left the tree before a sample saw it (through a shell, where no at-fork hook of
+        the agent runs, it outlived 5 of 5 runs)."""
+        for proc in [*self._seen.values(), *marked(MARK, self._mark)]:
             with contextlib.suppress(psutil.Error):
                 if proc.is_running():
                     proc.kill()

@@ -158,3 +158,19 @@ def is_stopped(pid: int) -> bool:
         return psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
     except psutil.Error:
         return False
+
+
+def marked(name: str, value: str) -> list[psutil.Process]:
+    """This user's processes whose environment holds ``name=value``: what a service
+    started, wherever it went (reparented, in a session of its own), unless it cleared
+    its environment."""
+    uid = os.getuid()
+    found = []
+    for proc in psutil.process_iter(["uids"]):
+        try:
+            uids = proc.info["uids"]
+            if uids is not None and uids.real == uid and proc.environ().get(name) == value:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found

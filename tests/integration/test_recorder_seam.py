@@ -74,6 +74,9 @@ class RssRecorder:
         self.thread = threading.Thread(target=sample, daemon=True)
         self.thread.start()
 
+    def forks(self) -> list[int]:
+        return []
+
     def records(self, pid: int) -> bool | None:
         return True
 

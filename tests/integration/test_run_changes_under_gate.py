@@ -219,3 +219,26 @@ def test_a_service_that_stops_itself_is_named_within_the_time_limit(tmp_path: Pa
     took = time.monotonic() - started
     assert re.search(r"process \(pid \d+\) is stopped \(SIGSTOP, or a debugger\) after", message)
     assert took < 25, took
+
+
+FORK_THAT_EXECS = """
+import time
+if os.fork() == 0:  # a worker, recorded (follow_fork), that execs at request 300
+    while not os.path.exists("exec-now"):
+        time.sleep(0.02)
+    os.execv("/bin/sleep", ["sleep", "600"])
+"""
+
+
+@pytest.mark.parametrize("capture", ["live", "file"])
+def test_a_recorded_fork_that_execs_under_load_is_refused(tmp_path: Path, capture: str) -> None:
+    """Case 1 for a worker: only the main process was checked; a recorded fork that
+    exec'd another program read as a flat worker from then on."""
+    at_300 = 'if Handler.served == 300: open("exec-now", "w").close()'
+    scenario = server(tmp_path, on_request=at_300, at_start=FORK_THAT_EXECS)
+    text = scenario.read_text().replace("requests = 300", "requests = 1500")
+    scenario.write_text(text + f'\n[profile]\nfollow_fork = true\ncapture = "{capture}"\n')
+    message = run_file(tmp_path, scenario)
+    assert re.search(r"a process of the service \(pid [0-9]+\), forked and recorded,", message)
+    assert re.search(r"exec'd `sleep 600` after [0-9,]+ requests, without memray", message)
+    assert not leftovers(tmp_path)

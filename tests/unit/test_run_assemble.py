@@ -80,6 +80,9 @@ class FakeRecorder:
     def connect(self, pid: int, alive: Callable[[], bool]) -> None:
         pass
 
+    def forks(self) -> list[int]:
+        return []
+
     def records(self, pid: int) -> bool | None:
         return True
 

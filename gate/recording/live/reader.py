@@ -179,6 +179,10 @@ class LiveCapture:
         forks = sorted(self._forks, key=lambda p: p.pid)
         return [self._main, *forks] if self._main is not None else forks
 
+    def fork_pids(self) -> list[int]:
+        """While it runs: the forks read, but those whose stream ended."""
+        return [fork.pid for fork in list(self._forks) if not fork.ended]
+
     def main_ended(self) -> bool:
         """Whether the main process's stream ended (it exited, or closed memray's socket)
         before :meth:`stop`, not by a failed poll: read while the polling thread runs."""

@@ -55,6 +55,9 @@ class LiveRecorder:
     def clear(self) -> None:
         self.capture.unlink(missing_ok=True)  # a capture file is not this run's
 
+    def forks(self) -> list[int]:
+        return self.reader.fork_pids()
+
     def records(self, pid: int) -> bool | None:
         return maps_memray(pid)
 
