@@ -17,13 +17,13 @@ import pytest
 
 import gate.service.process
 from gate.model import MemorySnapshot
-from gate.observed import CaptureInfo
-from gate.recording import Recorded, Timing
+from gate.recording import Recorded
 from gate.recording.capture_file import StackLiveBytes
 from gate.run.orchestrate import run_scenario
 from gate.scenario import load_scenario
 from gate.shapes import Shape
 from tests.support import DEMO_SCENARIO
+from tests.support.recorders import QuietRecorder
 
 pytestmark = pytest.mark.integration
 
@@ -41,13 +41,10 @@ class Sampled:
         return iter(())
 
 
-class RssRecorder:
+class RssRecorder(QuietRecorder):
     """Samples the service's main process's RSS every 20 ms, from outside."""
 
-    mode = "rss"
-    timing = Timing()  # stamped as taken: no lag to allow for
-    streams = False
-    finishes_on_exit = False
+    mode = "rss"  # stamped as taken: no lag to allow for (Timing's defaults)
 
     def __init__(self) -> None:
         self.points: list[MemorySnapshot] = []
@@ -56,11 +53,8 @@ class RssRecorder:
         self.agent_told: dict[str, object] = {}
 
     def agent_settings(self) -> dict[str, object]:
-        self.agent_told = {"capture": "none"}  # the agent starts no tracker
+        self.agent_told = super().agent_settings()  # the agent starts no tracker
         return self.agent_told
-
-    def clear(self) -> None:
-        pass
 
     def connect(self, pid: int, alive: Callable[[], bool]) -> None:
         process = psutil.Process(pid)
@@ -74,36 +68,13 @@ class RssRecorder:
         self.thread = threading.Thread(target=sample, daemon=True)
         self.thread.start()
 
-    def forks(self) -> list[int]:
-        return []
-
-    def records(self, pid: int) -> bool | None:
-        return True
-
     def stop(self) -> None:
         self.stopped.set()
         if self.thread is not None:
             self.thread.join()
 
-    def stream_ended(self) -> bool:
-        return False
-
-    def heap_so_far(self, min_retained: int) -> tuple[list[float], list[int]]:
-        return [], []
-
     def open(self, main_pid: int, opened: contextlib.ExitStack, progress: bool) -> list[Recorded]:
         return [Recorded(main_pid, "", Sampled(self.points))]
-
-    def capture_info(
-        self, recorded: Sequence[Recorded], snapshots: int, read_started: float, load_end: float
-    ) -> CaptureInfo:
-        return CaptureInfo("", 0, 0.0, snapshots, forks=len(recorded) - 1, mode=self.mode)
-
-    def collections_missed(self) -> int:
-        return 0
-
-    def describe(self) -> str:
-        return "the RSS samples"
 
 
 def test_a_recorder_plugged_in_runs_a_whole_check(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,6 @@ import pytest
 from gate.errors import RunError
 from gate.load import LoadOutcome
 from gate.model import Frame, LoadSample, MemorySnapshot
-from gate.observed import CaptureInfo
 from gate.recording import Recorded, Timing
 from gate.recording.capture_file import StackLiveBytes
 from gate.run.assemble import build_result
@@ -22,6 +21,7 @@ from gate.scenario import load_scenario
 from gate.service.interpreter import AGENT, ServicePython
 from gate.shapes import Shape
 from tests.support import DEMO_SCENARIO
+from tests.support.recorders import QuietRecorder
 
 BASE = 4_000_000
 """The heap the fake service holds before the load."""
@@ -61,53 +61,15 @@ class Recording:
         yield StackLiveBytes(LEAKING, tuple(grown))
 
 
-@dataclasses.dataclass
-class FakeRecorder:
-    """A recorder handing out ``recordings`` as they are."""
+class FakeRecorder(QuietRecorder):
+    """A recorder handing out ``recordings`` as they are, its snapshots stamped as
+    ``timing`` says."""
 
-    recordings: list[Recorded]
-    timing: Timing = STAMPED
-    mode: str = "fake"
-    streams: bool = False
-    finishes_on_exit: bool = False
-
-    def agent_settings(self) -> dict[str, object]:
-        return {"capture": "none"}
-
-    def clear(self) -> None:
-        pass
-
-    def connect(self, pid: int, alive: Callable[[], bool]) -> None:
-        pass
-
-    def forks(self) -> list[int]:
-        return []
-
-    def records(self, pid: int) -> bool | None:
-        return True
-
-    def stop(self) -> None:
-        pass
-
-    def stream_ended(self) -> bool:
-        return False
-
-    def heap_so_far(self, min_retained: int) -> tuple[list[float], list[int]]:
-        return [], []
+    def __init__(self, recordings: list[Recorded], timing: Timing = STAMPED) -> None:
+        self.recordings, self.timing = recordings, timing
 
     def open(self, main_pid: int, opened: contextlib.ExitStack, progress: bool) -> list[Recorded]:
         return self.recordings
-
-    def capture_info(
-        self, recorded: Sequence[Recorded], snapshots: int, read_started: float, load_end: float
-    ) -> CaptureInfo:
-        return CaptureInfo("", 0, 0.0, snapshots, forks=len(recorded) - 1, mode=self.mode)
-
-    def collections_missed(self) -> int:
-        return 0
-
-    def describe(self) -> str:
-        return "the fake recording"
 
 
 @dataclasses.dataclass
