@@ -95,7 +95,7 @@ class Capture:
                 MemorySnapshot(t=snap.time / 1000.0, rss=snap.rss, heap=snap.heap)
                 for snap in self._reader.get_memory_snapshots()
             ]
-        except (OSError, RuntimeError, ValueError, LookupError) as exc:
+        except (OSError, RuntimeError, ValueError, OverflowError, LookupError) as exc:
             raise UnreadableCapture(
                 f"{self.path}: cannot read memory snapshots: {memray_reason(exc)}"
             ) from None
@@ -128,19 +128,24 @@ class Capture:
                     end = interval.deallocated_before_snapshot
                     ends.append(never if end is None else end)
                     sizes.append(interval.n_bytes)
+            # A damaged size or snapshot number can be past int64: OverflowError here.
+            group_of, start_at, end_at, size_of = (
+                np.asarray(column, dtype=np.int64) for column in (groups, starts, ends, sizes)
+            )
         # LookupError: a damaged record sends memray 1.13's C++ reader out of its maps.
-        except (OSError, RuntimeError, ValueError, NotImplementedError, LookupError) as exc:
+        except (
+            OSError,
+            RuntimeError,
+            ValueError,
+            NotImplementedError,
+            OverflowError,
+            LookupError,
+        ) as exc:
             raise UnreadableCapture(
                 f"{self.path}: cannot read allocations: {memray_reason(exc)}"
             ) from None
-        live = live_bytes_by_group(
-            np.asarray(groups, dtype=np.int64),
-            np.asarray(starts, dtype=np.int64),
-            np.asarray(ends, dtype=np.int64),
-            np.asarray(sizes, dtype=np.int64),
-            np.asarray(indexes, dtype=np.int64),
-            len(stacks),
-        )
+        chosen = np.asarray(indexes, dtype=np.int64)
+        live = live_bytes_by_group(group_of, start_at, end_at, size_of, chosen, len(stacks))
         frames: dict[Place, Frame] = {}  # one Frame per place, shared
         if not native:
             for (python, _), row in zip(stacks, live, strict=True):
