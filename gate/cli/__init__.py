@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
         doc = (command.__doc__ or "").strip()
-        sub = subparsers.add_parser(name, help=doc.splitlines()[0], description=doc)
+        summary = " ".join(doc.split("\n\n")[0].split())  # its first paragraph, whole
+        sub = subparsers.add_parser(name, help=summary, description=doc)
         command.prepare_parser(sub)
     return parser
 

@@ -320,3 +320,16 @@ def test_names_from_the_measured_code_reach_the_terminal_as_escapes(tmp_path: Pa
     assert "evil\\x1b]0;pwned\\x1b]52;c;cm0gLXJm\\x1b[2J\\u202e" in out
     assert "app.py\\x1b[2J:54 in evil" in out
     assert not {"\x1b", "\x07", "\u202e"} & set(out)
+
+
+def test_each_command_is_summed_up_in_whole_sentences_in_the_top_help() -> None:
+    # "merge" read "...into one summary and": the first line of a two-line sentence.
+    from gate.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if a.choices and "merge" in a.choices]
+    helps = {choice.dest: choice.help for choice in commands._choices_actions}
+    assert set(helps) >= {"run", "check", "merge", "init"}
+    for name, text in helps.items():
+        assert text and text.endswith("."), (name, text)
+    assert helps["merge"].endswith("into one summary and one verdict.")
