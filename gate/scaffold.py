@@ -80,7 +80,10 @@ def init(
     found_health, gets = probe(command, health=health, timeout=timeout)
     load = _compiled(locustfile_text(name, gets, found_health), locustfile)
     cwd = os.path.relpath(Path.cwd(), out.resolve())
-    text = scenario_text(command, cwd, found_health, locustfile.name, bool(gets))
+    shown = (
+        os.path.relpath(scenario) if not os.path.relpath(scenario).startswith("..") else scenario
+    )
+    text = scenario_text(command, cwd, found_health, locustfile.name, bool(gets), str(shown))
     _write(out, {locustfile: load, scenario: text})
     return scenario, locustfile
 
@@ -262,13 +265,22 @@ def _toml_string(text: str) -> str:
 
 
 def scenario_text(
-    command: Sequence[str], cwd: str, health: str, locustfile: str, from_openapi: bool
+    command: Sequence[str],
+    cwd: str,
+    health: str,
+    locustfile: str,
+    from_openapi: bool,
+    path: str = "",
 ) -> str:
+    """The scenario's text; ``path``: where it is written, as its comment names it (from
+    the folder init ran in)."""
     load = "its OpenAPI document's GET endpoints" if from_openapi else "its health path only"
+    path = path or locustfile.removesuffix("_locustfile.py") + ".toml"
     return f"""\
 # Written by memgate init: the service, and a first load ({load}).
 # Edit the locustfile so that the load is what the service serves in production, then:
-#   memgate run {locustfile.removesuffix("_locustfile.py")}.toml
+#   memgate run {path}
+#   memgate check {path} --record   (judged, and its history started)
 description = {_toml_string("written by memgate init for: " + _join(command))}
 
 [service]

@@ -47,7 +47,11 @@ class RunCommand:
         options = run_options(args)
         scenario = check.open_scenario(args.scenario, options)
         with TerminalObserver(scenario, quiet=args.quiet) as observer:
-            check.run(scenario, options, observer)
+            ran = check.run(scenario, options, observer)
+        for one in ran:  # what to do with it
+            html = one.path.with_name("report.html")
+            say(f"its report: memgate report {one.path} --format html --out {html}")
+        say(f"next: memgate check {args.scenario} --record (judged, and its history started)")
         return ExitCode.PASS
 
 

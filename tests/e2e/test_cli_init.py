@@ -68,12 +68,19 @@ def test_init_on_the_demos_command_writes_a_scenario_memgate_runs(tmp_path: Path
     text = (out / "first.toml").read_text()
     assert 'health_url = "http://127.0.0.1:{port}/health"' in text
     assert 'locustfile = "first_locustfile.py"' in text
+    # The comment names the file as the command printed it (it said "first.toml").
+    assert f"#   memgate run {out / 'first.toml'}\n" in text
+    assert f"#   memgate check {out / 'first.toml'} --record" in text
     ran = memgate(
         "run", str(out / "first.toml"), "--requests", "800", "--warmup", "200", "--quiet",
         "--out", str(tmp_path / "run"), cwd=tmp_path,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert (tmp_path / "run" / "result.json").is_file()
+    # It ends on what to do next: the HTML report, and a check that starts the history.
+    result, html = tmp_path / "run" / "result.json", tmp_path / "run" / "report.html"
+    assert f"its report: memgate report {result} --format html --out {html}" in ran.stdout
+    assert f"next: memgate check {out / 'first.toml'} --record" in ran.stdout
     # Nothing is written over.
     again = memgate("init", "--name", "first", "--out", str(out), "--", *DEMO, cwd=REPO)
     assert again.returncode == 2 and "exists: memgate init writes over nothing" in one_line_error(
