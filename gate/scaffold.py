@@ -77,13 +77,16 @@ def init(
     for path in (scenario, locustfile):
         if path.exists():
             raise InputError(f"{path} exists: memgate init writes over nothing")
+    forks = server_forks(command)  # refuses what memray cannot follow, before it runs
     found_health, gets = probe(command, health=health, timeout=timeout)
     load = _compiled(locustfile_text(name, gets, found_health), locustfile)
     cwd = os.path.relpath(Path.cwd(), out.resolve())
     shown = (
         os.path.relpath(scenario) if not os.path.relpath(scenario).startswith("..") else scenario
     )
-    text = scenario_text(command, cwd, found_health, locustfile.name, bool(gets), str(shown))
+    text = scenario_text(
+        command, cwd, found_health, locustfile.name, bool(gets), str(shown), follow_fork=forks
+    )
     _write(out, {locustfile: load, scenario: text})
     return scenario, locustfile
 
@@ -132,6 +135,35 @@ class _Started:
         self.stderr.seek(max(0, size - TAIL_BYTES))
         lines = self.stderr.read().decode(errors="replace").strip().splitlines()
         return lines[-1].strip() if lines else ""
+
+
+def server_forks(command: Sequence[str]) -> bool:
+    """Whether the server ``command`` starts forks its workers (gunicorn: always, one
+    worker at least, and the workers serve); :class:`InputError` for a server whose
+    workers memray cannot follow (uvicorn ``--workers``: spawned, not forked)."""
+    words = [os.path.basename(part) for part in command]
+    runs = words[:1] + [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-m"]
+    if any(name.startswith("gunicorn") for name in runs):
+        return True
+    if any(name == "uvicorn" for name in runs):
+        workers = _option(command, "--workers")
+        if workers is not None and workers not in ("1", "0"):
+            raise InputError(
+                f"uvicorn --workers {workers}: uvicorn spawns its workers, which memray"
+                " cannot follow; run one worker, or gunicorn with uvicorn's worker class"
+                " (-k uvicorn.workers.UvicornWorker), whose workers fork"
+            )
+    return False
+
+
+def _option(command: Sequence[str], name: str) -> str | None:
+    """The value of option ``name`` in ``command`` (``--name V`` or ``--name=V``)."""
+    for i, part in enumerate(command):
+        if part == name and i + 1 < len(command):
+            return command[i + 1]
+        if part.startswith(name + "="):
+            return part.split("=", 1)[1]
+    return None
 
 
 def probe(command: Sequence[str], *, health: str | None, timeout: float) -> tuple[str, list[str]]:
@@ -271,9 +303,11 @@ def scenario_text(
     locustfile: str,
     from_openapi: bool,
     path: str = "",
+    *,
+    follow_fork: bool = False,
 ) -> str:
     """The scenario's text; ``path``: where it is written, as its comment names it (from
-    the folder init ran in)."""
+    the folder init ran in); ``follow_fork``: the server forks its workers."""
     load = "its OpenAPI document's GET endpoints" if from_openapi else "its health path only"
     path = path or locustfile.removesuffix("_locustfile.py") + ".toml"
     return f"""\
@@ -295,6 +329,13 @@ spawn_rate = 4
 warmup_requests = 500
 requests = 5000
 time_limit = 300
+""" + (PREFORK_PROFILE if follow_fork else "")
+
+
+PREFORK_PROFILE = """
+[profile]
+# A prefork server: its workers serve, each recorded on its own.
+follow_fork = true
 """
 
 

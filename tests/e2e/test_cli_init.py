@@ -3,6 +3,7 @@ document, and the commands it must refuse."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 import time
 from pathlib import Path
@@ -176,3 +177,33 @@ def test_a_service_that_writes_a_mebibyte_on_stderr_before_it_listens_is_probed(
     assert done.returncode == 0, done.stderr
     assert 'health_url = "http://127.0.0.1:{port}/health"' in (tmp_path / "loud.toml").read_text()
     _no_service_left("loud.py", tmp_path)
+
+
+PREFORK = [
+    "python", "-m", "gunicorn", "examples.prefork_service.app:app",
+    "-c", "examples/prefork_service/gunicorn.conf.py", "--bind", "127.0.0.1:{port}",
+]  # fmt: skip
+
+
+def test_init_on_a_gunicorn_command_writes_a_scenario_that_follows_its_workers(
+    tmp_path: Path,
+) -> None:
+    """Without follow_fork, the first run of a gunicorn app was refused after 13 s."""
+    out = tmp_path / "scenarios"
+    done = memgate("init", "--name", "pre", "--out", str(out), "--", *PREFORK, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "follow_fork = true" in (out / "pre.toml").read_text()
+    ran = memgate(
+        "run", str(out / "pre.toml"), "--requests", "1500", "--warmup", "300", "--quiet",
+        "--out", str(tmp_path / "run"), cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    forks = json.loads((tmp_path / "run" / "result.json").read_text())["capture"]["forks"]
+    assert forks == 3  # gunicorn.conf.py's three workers, each read
+
+
+def test_init_refuses_uvicorn_workers_before_anything_runs(tmp_path: Path) -> None:
+    done = memgate("init", "--out", str(tmp_path), "--", *DEMO, "--workers", "2", cwd=REPO)
+    assert done.returncode == 2
+    assert one_line_error(done).startswith("memgate: error: uvicorn --workers 2: uvicorn spawns")
+    assert not list(tmp_path.iterdir())

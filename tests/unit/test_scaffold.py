@@ -254,3 +254,33 @@ def test_a_health_path_that_is_no_url_path_is_refused_before_anything_runs(
         InputError, match=r"^--health .*: a path of visible ASCII, such as /health$"
     ):
         init(["false", "{port}"], name="api", out=tmp_path, health=health)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["gunicorn", "-w", "2", "app:app", "--bind", "127.0.0.1:{port}"],
+        ["/srv/venv/bin/gunicorn", "app:app", "--bind", "127.0.0.1:{port}"],
+        ["python", "-m", "gunicorn", "app:app", "-c", "gunicorn.conf.py"],
+    ],
+)
+def test_a_gunicorn_command_gets_follow_fork(command: list[str]) -> None:
+    """gunicorn forks its workers, one at least, and they serve: without follow_fork the
+    first run was refused after 13 s ("set follow_fork = true")."""
+    import tomllib
+
+    assert init_module.server_forks(command)
+    text = init_module.scenario_text(command, ".", "/health", "api_locustfile.py", False, "a.toml")
+    assert tomllib.loads(text).get("profile") is None
+    forked = init_module.scenario_text(
+        command, ".", "/health", "api_locustfile.py", False, "a.toml", follow_fork=True
+    )
+    assert tomllib.loads(forked)["profile"] == {"follow_fork": True}
+
+
+def test_uvicorn_workers_are_refused_with_the_reason_and_one_worker_is_not() -> None:
+    for workers in (["--workers", "4"], ["--workers=2"]):
+        with pytest.raises(InputError, match=r"^uvicorn --workers [24]: uvicorn spawns"):
+            init_module.server_forks(["python", "-m", "uvicorn", "app:app", *workers])
+    assert not init_module.server_forks(["uvicorn", "app:app", "--workers", "1"])
+    assert not init_module.server_forks(["python", "app.py", "{port}"])
