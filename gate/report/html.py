@@ -38,6 +38,7 @@ from gate.report.parts import (
     where,
 )
 from gate.report.report import Report
+from gate.summary import shown_file
 from gate.units import quantity, size
 from gate.verdict import worst_finding
 
@@ -263,7 +264,10 @@ def render_html(report: Report) -> str:
             "where": where(site.frame),
             "link": code_link(result, site.frame),
             "user": site.in_user_code,
-            "stack": [(frame, code_link(result, frame)) for frame in service_frames(site.stack)],
+            "stack": [
+                (frame, shown_file(frame.file), code_link(result, frame))
+                for frame in service_frames(site.stack)
+            ],
         }
         for site in growing_sites(result.sites, SITES)
     ]

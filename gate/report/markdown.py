@@ -28,6 +28,7 @@ from gate.report.parts import (
     growing_sites,
     headline,
     heap_name,
+    not_user_code,
     nothing_retained,
     process_growth,
     process_name,
@@ -39,7 +40,7 @@ from gate.report.parts import (
     tally,
 )
 from gate.report.report import Report
-from gate.summary import RunSummary
+from gate.summary import RunSummary, shown_file
 from gate.units import quantity, size
 from gate.verdict import Finding
 
@@ -197,7 +198,7 @@ def _where(frame: Frame | None, *, cell: bool = False, link: str | None = None) 
     """``file:line in function``; the place a link to ``link`` (its line on GitHub)."""
     if frame is None:
         return ""
-    place = code(f"{frame.file}:{frame.line}", cell=cell)
+    place = code(f"{shown_file(frame.file)}:{frame.line}", cell=cell)
     if link is not None:  # code_link's: a web address of safe characters, its path quoted
         place = f"[{place}]({link})"
     return f"{place} in {code(frame.function, cell=cell)}"
@@ -280,7 +281,7 @@ def _sites(report: Report) -> list[str]:
         return [*out, "No allocation site grew steadily through the steady state.", ""]
     for rank, site in enumerate(sites, start=1):
         frame = site.frame
-        owner = "" if site.in_user_code else " (not user code)"
+        owner = md(not_user_code(site, report.result.provenance))
         native = site.native_frame
         calls = f", native: {code(str(native))}" if native is not None else ""
         out.append(

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 
 from gate.analysis.resources import LABELS
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
-from gate.dependencies import owner_of_path
+from gate.dependencies import normalize, owner, owner_of_path
 from gate.merge import Merged
-from gate.model import Frame, NativeFrame, RunResult, Site
+from gate.model import Frame, NativeFrame, Provenance, RunResult, Site
 from gate.observed import CaptureInfo, ProcessCurve, Retained, Retention
 from gate.outcome import WORST_FIRST, Outcome
 from gate.report.report import Report
 from gate.shapes import Trend
+from gate.summary import shown_file
 from gate.units import quantity, size
 from gate.verdict import Finding
 
@@ -294,8 +295,28 @@ def _num(value: float) -> str:
     return f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def library_of(frame: Frame | None, provenance: Provenance) -> str:
+    """``uvicorn 0.30.1``: the distribution a library frame's file belongs to, with its
+    version when the run recorded it; empty when none is known."""
+    name = owner(frame, provenance.packages)
+    if name is None:
+        return ""
+    versions = {normalize(n): v for n, v in (provenance.distributions or {}).items()}
+    return f"{name} {versions[name]}" if name in versions else name
+
+
+def not_user_code(site: Site, provenance: Provenance) -> str:
+    """`` (uvicorn 0.30.1, not user code)`` after a site's place; empty for the
+    service's own."""
+    if site.in_user_code or site.frame is None:
+        return ""
+    library = library_of(site.frame, provenance)
+    return f" ({library}, not user code)" if library else " (not user code)"
+
+
 def where(frame: Frame | None) -> str:
-    return f"{frame.file}:{frame.line} in {frame.function}" if frame else ""
+    """``file:line in function``, a library's file from its import root."""
+    return f"{shown_file(frame.file)}:{frame.line} in {frame.function}" if frame else ""
 
 
 def change(finding: Finding) -> str:

@@ -24,6 +24,7 @@ from gate.report.parts import (
     growing_sites,
     headline,
     heap_ends,
+    not_user_code,
     nothing_retained,
     process_growth,
     process_name,
@@ -92,9 +93,7 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
         sites.caption = "no allocation site grew steadily through the steady state"
     for rank, site in enumerate(growing, start=1):
         frame = site.frame
-        place = where(frame) or "(no Python frame)"
-        if not site.in_user_code and frame is not None:
-            place += " (not user code)"
+        place = (where(frame) or "(no Python frame)") + not_user_code(site, result.provenance)
         if site.native_frame is not None:
             place += f"\n  native: {site.native_frame}"
         sites.add_row(

@@ -72,3 +72,23 @@ def test_terminal_summary() -> None:
     assert f"demo on {ENV}: FAIL (compared with 3 baseline runs; art/demo/report.json)" in lines
     assert any(line.startswith("soak on Darwin-arm64-py3.12: FLAG") for line in lines)
     assert not any(line.startswith("api on") for line in lines)
+
+
+def test_a_library_site_is_shown_from_its_import_root_with_its_distribution() -> None:
+    """It read ``/srv/venv/lib/python3.11/site-packages/gunicorn/util.py:513``."""
+    import dataclasses
+
+    from gate.model import Frame
+
+    result = make_result(leak_per_request=100)
+    library = Frame("http_date", "/srv/venv/lib/python3.11/site-packages/gunicorn/util.py", 513)
+    site = dataclasses.replace(result.sites[0], stack=(library,), user_frame=None)
+    provenance = dataclasses.replace(
+        result.provenance,
+        packages={"gunicorn": ["gunicorn"]},
+        distributions={"gunicorn": "27.0.1"},
+    )
+    shown = dataclasses.replace(result, sites=(site,), provenance=provenance)
+    text = " ".join(render_run(shown, width=200).split())
+    assert "gunicorn/util.py:513 in http_date (gunicorn 27.0.1, not user code)" in text
+    assert "site-packages" not in text
