@@ -317,6 +317,10 @@ class Provenance:
     repository_path: str | None = None
     """The service's working directory within the checkout (POSIX, ``""`` at its top):
     with ``repository`` and ``commit``, the service's own files link to their lines."""
+    dirty: tuple[str, ...] | None = None
+    """The checkout's tracked files changed since ``commit`` (``git diff --name-only
+    HEAD``, at most 20, from its top): the run measured them, not ``commit`` alone.
+    ``None``: not a checkout, or not recorded."""
 
 
 @dataclasses.dataclass(frozen=True)

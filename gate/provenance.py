@@ -74,7 +74,21 @@ def collect(
         packages=packages,
         repository=repository,
         repository_path=repository_path,
+        dirty=_dirty(cwd),
     )
+
+
+DIRTY_MOST = 20
+"""Changed files named in a run's provenance, at most."""
+
+
+def _dirty(cwd: Path) -> tuple[str, ...] | None:
+    """The checkout's tracked files changed since its commit, staged or not (at most
+    ``DIRTY_MOST``); ``None`` outside a checkout."""
+    if _git(cwd, "rev-parse", "HEAD") is None:
+        return None
+    changed = _git(cwd, "diff", "--name-only", "HEAD") or ""
+    return tuple(changed.splitlines()[:DIRTY_MOST])
 
 
 def _repository(cwd: Path) -> tuple[str | None, str | None]:

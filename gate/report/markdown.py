@@ -19,6 +19,7 @@ from gate.report.parts import (
     baseline_text,
     census_text,
     change,
+    changed_files,
     code_link,
     collections_text,
     dependency_notes,
@@ -341,7 +342,7 @@ def _indent(text: str) -> str:
 def _provenance(this: Provenance, base: RunSummary | None) -> list[str]:
     def rows(p: Provenance) -> list[tuple[str, str]]:
         return [
-            ("commit", p.commit or ""),
+            ("commit", " + ".join(filter(None, (p.commit or "", changed_files(p))))),
             ("branch", p.branch or ""),
             ("started", p.started_at),
             ("environment", p.env_key),

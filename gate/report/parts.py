@@ -295,6 +295,16 @@ def _num(value: float) -> str:
     return f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def changed_files(provenance: Provenance, most: int = 5) -> str:
+    """``3 files changed since the commit: app.py, views.py, models.py``; empty for a
+    clean checkout (or none)."""
+    files = provenance.dirty or ()
+    if not files:
+        return ""
+    named = ", ".join(files[:most]) + (", ..." if len(files) > most else "")
+    return f"{len(files)} file{'' if len(files) == 1 else 's'} changed since the commit: {named}"
+
+
 def library_of(frame: Frame | None, provenance: Provenance) -> str:
     """``uvicorn 0.30.1``: the distribution a library frame's file belongs to, with its
     version when the run recorded it; empty when none is known."""

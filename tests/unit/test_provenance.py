@@ -3,6 +3,7 @@ from reports to the service's lines on GitHub (a real git checkout in a folder).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import subprocess
 from pathlib import Path
@@ -10,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from gate.provenance import collect, github_remote
+from gate.report.html import render_html
+from gate.report.markdown import render_markdown
+from tests.support.reports import leak_report
 
 NOW = datetime.datetime(2026, 12, 3, tzinfo=datetime.UTC)
 
@@ -83,3 +87,22 @@ def test_a_remote_on_an_enterprise_server() -> None:
     server = "https://github.example.com"
     assert github_remote("git@github.example.com:acme/shop.git", server) == f"{server}/acme/shop"
     assert github_remote("https://github.com/acme/shop", server) is None
+
+
+def test_uncommitted_changes_are_recorded_and_shown(tmp_path: Path) -> None:
+    """A leak in the working tree showed the baseline's commit, and nothing else."""
+    top = _checkout(tmp_path / "repo", None)
+    assert collect(NOW, top).dirty == ()
+    (top / "services" / "api" / "app.py").write_text("kept = []\n")
+    (top / "notes.txt").write_text("untracked: not the service's code\n")
+    changed = collect(NOW, top / "services" / "api").dirty
+    assert changed == ("services/api/app.py",)
+    (tmp_path / "elsewhere").mkdir()
+    assert collect(NOW, tmp_path / "elsewhere").dirty is None  # not a checkout
+    report = leak_report()
+    provenance = dataclasses.replace(report.result.provenance, dirty=changed)
+    shown = dataclasses.replace(
+        report, result=dataclasses.replace(report.result, provenance=provenance)
+    )
+    said = "1 file changed since the commit: services/api/app.py"
+    assert said in render_markdown(shown) and said in render_html(shown)
