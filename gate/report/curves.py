@@ -52,7 +52,7 @@ def lines(report: Report, metric: str, most: int = 400) -> list[Line]:
         commit = (base.provenance.commit or "")[:7]
         out.append(
             Line(
-                f"baseline{' ' + commit if commit else ''}",
+                f"newest baseline run{f' (commit {commit})' if commit else ''}",
                 tuple(c.requests for c in base.curve),
                 tuple(float(getattr(c, metric)) for c in base.curve),
             )

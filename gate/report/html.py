@@ -44,6 +44,8 @@ from gate.units import quantity, size
 from gate.verdict import worst_finding
 
 WIDTH, HEIGHT = 760, 300
+CHAR_PX = 6.2
+"""The width of a character of the charts' 11 px labels, about."""
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 20, 44
 COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 """This run red, the baseline blue; processes take the palette in order."""
@@ -74,6 +76,8 @@ class Chart:
     """(label, SVG points of its outline): the range of the history's curves."""
     guides: tuple[tuple[str, str, str], ...] = ()
     """(label, colour, SVG path) per dashed line: the history's limits."""
+    legend_at: tuple[float, ...] = ()
+    """Where each line's key starts, after the one before it (by its label's length)."""
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -138,6 +142,8 @@ def chart(
         for i, line in enumerate(series)
     )
     x_ticks, y_ticks = nice_ticks(0, x_max), nice_ticks(y_low, y_high)
+    keys = [len(label) * CHAR_PX + 36 for label, _, _ in polylines]
+    legend_at = tuple(float(sum(keys[:i])) for i in range(len(keys)))
     return Chart(
         title,
         polylines,
@@ -153,6 +159,7 @@ def chart(
             )
             for i, line in enumerate(guides)
         ),
+        legend_at=legend_at,
     )
 
 

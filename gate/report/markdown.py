@@ -238,7 +238,7 @@ def _charts(report: Report) -> list[str]:
     series = lines(report, "heap")
     legend = "Red: this run."
     if len(series) > 1:
-        legend += f" Blue: {md(series[1].label)} (the newest baseline run compared)."
+        legend += f" Blue: {md(series[1].label)}, compared."
         ends = [line.requests[-1] for line in series]
         if max(ends) > 1.05 * min(ends):
             legend += f" Drawn up to {min(ends):,.0f} requests, where both runs have points."

@@ -80,6 +80,15 @@ def test_a_failing_report_with_long_names_fits_a_1280_px_window(browser, tmp_pat
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 1280, f"the page is {width} px wide in a 1280 px window"
     assert page.get_by_text("module.py").first.is_visible()
+    # The charts fill the column (they were about 550 px wide), and no table spills past
+    # it (the findings' did, past the headings' rule).
+    chart = page.evaluate("document.querySelector('figure svg').getBoundingClientRect().width")
+    assert chart >= 900, chart
+    column = page.evaluate("document.querySelector('h2').getBoundingClientRect().right")
+    rights = page.evaluate(
+        "[...document.querySelectorAll('table')].map(t => t.getBoundingClientRect().right)"
+    )
+    assert max(rights) <= column + 1, (rights, column)
 
 
 def test_report_opens_without_errors_and_draws_both_curves(browser, tmp_path: Path) -> None:
