@@ -131,21 +131,20 @@ def render_markdown(report: Report) -> str:
 
 
 def _findings(findings: Sequence[Finding], result: RunResult | None = None) -> list[str]:
-    """The findings table, then each finding's sentence; with the ``result``, the
+    """The findings table, each finding once with its sentence; with the ``result``, the
     service's own lines link to GitHub."""
     out = [
-        "| | metric | baseline ± spread | current | change | where |",
-        "|---|---|--:|--:|--:|---|",
+        "| | metric | baseline ± spread | current | change | why | where |",
+        "|---|---|--:|--:|--:|---|---|",
     ]
     for f in findings:
         current = quantity(f.current, f.unit) if f.current is not None else ""
         link = code_link(result, f.where) if result else None
         out.append(
             f"| {MARK[f.severity]} | {md(f.metric)} | {md(baseline_text(f))} | {md(current)}"
-            f" | {md(change(f))} | {_where(f.where, cell=True, link=link)} |"
+            f" | {md(change(f))} | {md(f.message)} | {_where(f.where, cell=True, link=link)} |"
         )
     out.append("")
-    out += [f"- {MARK[f.severity]}: {md(f.message)}" for f in findings]
     return out
 
 
@@ -235,6 +234,7 @@ def _charts(report: Report) -> list[str]:
             *(f"  line [{', '.join(f'{v / 2**20:.2f}' for v in line)}]" for line in values),
         ]
         out += [fenced("\n".join(chart), "mermaid"), ""]
+        out += _chart_table(title, grid, [line.label for line in series], values)
     series = lines(report, "heap")
     legend = "Red: this run."
     if len(series) > 1:
@@ -248,6 +248,28 @@ def _charts(report: Report) -> list[str]:
     legend += f" Warm-up ends at {report.result.curve.warmup_requests:,} requests;"
     legend += f" the steady state analysed starts at {steady:,.0f}."
     return [*out, legend, ""]
+
+
+TABLE_ROWS = 6
+"""Rows of a chart's table, where Mermaid is not drawn."""
+
+
+def _chart_table(
+    title: str, grid: Sequence[float], labels: Sequence[str], values: Sequence[Sequence[float]]
+) -> list[str]:
+    """The chart's lines at a few points, folded away: what a reader sees where Mermaid
+    is not drawn (an e-mail of the summary, a renderer without it)."""
+    rows = sorted({round(i * (len(grid) - 1) / (TABLE_ROWS - 1)) for i in range(TABLE_ROWS)})
+    out = [
+        f"<details><summary>{md(title)} as a table</summary>",
+        "",
+        "| requests | " + " | ".join(md(label) for label in labels) + " |",
+        "|--:|" + "--:|" * len(labels),
+    ]
+    for row in rows:
+        cells = " | ".join(f"{line[row] / 2**20:.2f} MiB" for line in values)
+        out.append(f"| {grid[row]:,.0f} | {cells} |")
+    return [*out, "", "</details>", ""]
 
 
 def _processes(report: Report) -> list[str]:

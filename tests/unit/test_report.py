@@ -680,3 +680,18 @@ def test_no_link_without_a_repository_and_a_hostile_name_is_quoted() -> None:
     for repository in ("javascript:alert(1)", "https://github.com/a/b) [x](y"):
         bad = dataclasses.replace(result.provenance, repository=repository)
         assert code_link(dataclasses.replace(result, provenance=bad), odd) is None
+
+
+def test_the_job_summary_gives_each_finding_once_and_each_chart_as_a_table_too() -> None:
+    """The failures were listed twice (the table, then bullets); Mermaid is not drawn
+    everywhere the summary is read."""
+    from gate.report.markdown import render_markdown
+
+    report = leak_report()
+    text = render_markdown(report)
+    for finding in report.decision.findings:
+        first = md(finding.message)
+        assert text.count(first) == 1, finding.message
+    assert text.count("```mermaid") == 2
+    assert "<details><summary>Heap as a table</summary>" in text
+    assert "<details><summary>Anonymous RSS as a table</summary>" in text
