@@ -22,7 +22,14 @@ import github_action_utils as gau
 from gate.dependencies import normalize
 from gate.merge import Merged
 from gate.outcome import Outcome
-from gate.report.parts import is_user_frame, native_at, source_path, where
+from gate.report.parts import (
+    GROWTH_CHECKS,
+    is_user_frame,
+    keeper,
+    native_at,
+    source_path,
+    where,
+)
 from gate.report.report import Report
 
 LEVEL: dict[Outcome, Literal["error", "warning"]] = {
@@ -50,10 +57,13 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
     through such a distribution is placed on its line and on the pin's."""
     merged: dict[tuple[Literal["error", "warning"], str | None, int | None], list[str]] = {}
     changed = {c.name: c for c in report.changes}
+    kept = keeper(report.result)
     for finding in report.decision.findings:
         file = line = None
         frame = finding.where
         message = finding.message
+        if kept and finding.check in GROWTH_CHECKS:
+            message += f"; {kept}"
         native = native_at(report.result, frame)
         if native is not None:
             message += f" (native: {native})"

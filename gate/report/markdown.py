@@ -16,6 +16,7 @@ from gate.model import Frame, Provenance, RunResult
 from gate.outcome import Outcome
 from gate.report.curves import lines, on_grid
 from gate.report.parts import (
+    GROWTH_CHECKS,
     baseline_text,
     census_text,
     change,
@@ -29,6 +30,7 @@ from gate.report.parts import (
     growing_sites,
     headline,
     heap_name,
+    keeper,
     not_user_code,
     nothing_retained,
     process_growth,
@@ -102,6 +104,9 @@ def render_markdown(report: Report) -> str:
         f" shape **{result.analysis.shape.value}**; {heap_name(result)}"
         f" {md(rate(result.analysis.heap.trend))}; {against}."
     )
+    grew = [f for f in decision.findings if f.check in GROWTH_CHECKS]
+    if grew and (kept := keeper(result)):
+        out += ["", f"**{md(kept[0].upper() + kept[1:])}**."]
     if failed := failures_text(result):
         out += ["", f"Failed requests, most often: {md(failed)}."]
     if result.resources:

@@ -695,3 +695,18 @@ def test_the_job_summary_gives_each_finding_once_and_each_chart_as_a_table_too()
     assert text.count("```mermaid") == 2
     assert "<details><summary>Heap as a table</summary>" in text
     assert "<details><summary>Anonymous RSS as a table</summary>" in text
+
+
+def test_the_keeper_goes_with_the_leak_in_the_annotation_and_the_summarys_first_lines() -> None:
+    """The census named the keeper only in the report's retention section: a reviewer
+    read the allocation line (get_json) and not what held the memory."""
+    report = _with_retention(leak_report(), "app._recent_payloads")
+    kept = "kept alive by app._recent_payloads (list, +4,949 items, 0.99 per request)"
+    notes = annotate(report, "/repo")
+    leak = next(n for n in notes if "memory leaks" in n.message)
+    assert kept in leak.message
+    peak = next(n for n in notes if n.message.startswith("peak heap"))
+    assert kept not in peak.message  # a peak is no growth: no keeper
+    summary = render(report, Format.MARKDOWN)
+    first = summary.split("\n| |")[0]
+    assert "**Kept alive by app.\\_recent\\_payloads (list, +4,949 items" in first
