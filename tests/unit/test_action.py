@@ -56,7 +56,7 @@ def test_every_input_is_used_and_only_through_env_or_with() -> None:
 def test_every_output_is_one_memgate_sets(tmp_path: Path, monkeypatch, capsys) -> None:
     action = load(ACTION)
     check = next(s for s in action["runs"]["steps"] if s.get("id") == "check")
-    assert '"${MEMGATE:-memgate}" check' in check["run"]
+    assert '"$memgate" check' in check["run"]
     # What memgate check sets, from the real code path, in a simulated step.
     output = tmp_path / "output"
     output.write_text("")
@@ -237,7 +237,23 @@ def test_memgate_is_installed_apart_and_only_memray_beside_the_service() -> None
     assert '"$home/bin/python" -m pip install' in script and '"$GITHUB_ACTION_PATH"' in script
     # The job's Python, where the service runs, gets memgate's memray and nothing of it.
     assert 'python -m pip install --disable-pip-version-check "memray==$memray"' in script
-    assert 'echo "MEMGATE=$home/bin/memgate" >> "$GITHUB_ENV"' in script
+    assert 'home="$RUNNER_TEMP/memgate-env"' in script
+    # The check step finds it there: nothing goes to $GITHUB_ENV, which every later
+    # step of the job reads (zizmor's github-env).
+    check = next(s for s in action["runs"]["steps"] if s.get("id") == "check")
+    assert 'memgate="$RUNNER_TEMP/memgate-env/bin/memgate"' in check["run"]
+    assert not any('"$GITHUB_ENV"' in step.get("run", "") for step in action["runs"]["steps"])
+
+
+def test_the_recording_workflow_keeps_no_credentials_in_the_checkout() -> None:
+    # zizmor's artipacked: the checkout's token stayed in .git/config for every step.
+    workflow = load(REPO / "examples" / "workflows" / "memgate-main.yml")
+    steps = workflow["jobs"]["record"]["steps"]
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["persist-credentials"] is False
+    commit = next(s for s in steps if s.get("name") == "Commit the baseline histories")
+    assert commit["env"]["GH_TOKEN"] == "${{ github.token }}"
+    assert 'git push "$remote" HEAD:main' in commit["run"]
 
 
 ACTIONLINT = Path(
