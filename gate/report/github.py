@@ -38,6 +38,13 @@ LEVEL: dict[Outcome, Literal["error", "warning"]] = {
 }
 
 
+MOST_MESSAGES = 5
+"""Findings written out in one annotation; the rest are counted (a leak through a web
+framework made 34 findings at one line: an annotation of 6 KB)."""
+MOST_CHARACTERS = 4000
+"""An annotation's message at most, cut with an ellipsis."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Annotation:
     level: Literal["error", "warning"]
@@ -58,12 +65,11 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
     merged: dict[tuple[Literal["error", "warning"], str | None, int | None], list[str]] = {}
     changed = {c.name: c for c in report.changes}
     kept = keeper(report.result)
+    grew: set[tuple[Literal["error", "warning"], str | None, int | None]] = set()
     for finding in report.decision.findings:
         file = line = None
         frame = finding.where
         message = finding.message
-        if kept and finding.check in GROWTH_CHECKS:
-            message += f"; {kept}"
         native = native_at(report.result, frame)
         if native is not None:
             message += f" (native: {native})"
@@ -81,16 +87,30 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
             pinned = pin_line(Path(workspace), changed[name].name)
             if pinned is not None:
                 file, line = pinned
-        merged.setdefault((LEVEL[finding.severity], file, line), []).append(message)
+        place = (LEVEL[finding.severity], file, line)
+        merged.setdefault(place, []).append(message)
+        if finding.check in GROWTH_CHECKS:
+            grew.add(place)
     name = report.result.scenario.key
     out = []
-    for (level, file, line), messages in merged.items():
+    for place, messages in merged.items():
+        level, file, line = place
         what = "memory regression" if level == "error" else "memory flag"
         title = f"memgate {name}: {what}"
         if len(messages) > 1:
             title += f" ({len(messages)} findings)"
-        out.append(Annotation(level, title, "\n".join(messages), file, line))
+        shown = [_cut(m, MOST_CHARACTERS // (MOST_MESSAGES + 1)) for m in messages[:MOST_MESSAGES]]
+        if len(messages) > MOST_MESSAGES:
+            shown.append(f"and {len(messages) - MOST_MESSAGES} more here: see the job summary")
+        if kept and place in grew:  # once, after the findings it explains
+            shown.append(kept[0].upper() + kept[1:])
+        out.append(Annotation(level, title, _cut("\n".join(shown), MOST_CHARACTERS), file, line))
     return out
+
+
+def _cut(text: str, most: int) -> str:
+    """``text``, at most ``most`` characters: cut with an ellipsis."""
+    return text if len(text) <= most else text[: most - 1] + "\u2026"
 
 
 PIN_FILES = (
