@@ -7,12 +7,14 @@ behaves the same on a laptop.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 from collections.abc import Iterator
 
 import github_action_utils as gau
 
-from gate.errors import printable
+from gate.errors import InputError, printable
 
 
 def in_actions() -> bool:
@@ -54,6 +56,46 @@ def repository() -> str | None:
     if not in_actions() or not os.environ.get("GITHUB_REPOSITORY"):
         return None
     return f"{server()}/{os.environ['GITHUB_REPOSITORY']}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PullRequest:
+    """The pull request a workflow run is for, and how to reach GitHub's API about it."""
+
+    api: str
+    repository: str
+    """``OWNER/NAME``."""
+    number: int
+    token: str
+
+
+def pull_request() -> PullRequest:
+    """The pull request this workflow run is for (from ``$GITHUB_EVENT_PATH``), the API's
+    address, and the token in ``$GITHUB_TOKEN``; :class:`InputError` in one line when
+    any is missing (not in Actions, not a pull request's event, no token given)."""
+    if not in_actions():
+        raise InputError("not inside GitHub Actions: there is no pull request to comment on")
+    if not in_pull_request():
+        raise InputError(
+            f"the workflow ran for {os.environ.get('GITHUB_EVENT_NAME') or 'no event'},"
+            " not a pull request: there is no pull request to comment on"
+        )
+    try:
+        with open(os.environ.get("GITHUB_EVENT_PATH", ""), encoding="utf-8") as event:
+            found = json.load(event)
+        number = found.get("pull_request", {}).get("number") or found.get("number")
+    except (OSError, ValueError, AttributeError):
+        number = None
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise InputError("the workflow's event names no pull request number ($GITHUB_EVENT_PATH)")
+    repository = os.environ.get("GITHUB_REPOSITORY", "")
+    if repository.count("/") != 1:
+        raise InputError(f"$GITHUB_REPOSITORY {repository!r}: not OWNER/NAME")
+    token = os.environ.get("GITHUB_TOKEN", "")
+    if not token:
+        raise InputError("no $GITHUB_TOKEN: give the step env GITHUB_TOKEN: ${{ github.token }}")
+    api = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+    return PullRequest(api, repository, number, token)
 
 
 def in_pull_request() -> bool:

@@ -17,6 +17,7 @@ from typing import NoReturn, Protocol
 from gate.cli.commands import (
     BaselineCommand,
     CheckCommand,
+    CommentCommand,
     CompareCommand,
     InitCommand,
     MergeCommand,
@@ -40,6 +41,7 @@ COMMANDS: dict[str, Command] = {
     "baseline": BaselineCommand(),
     "report": ReportCommand(),
     "merge": MergeCommand(),
+    "comment": CommentCommand(),
     "init": InitCommand(),
 }
 

@@ -272,6 +272,37 @@ class MergeCommand:
         return code
 
 
+class CommentCommand:
+    """Write the checks' summary as one comment on the pull request, updated on each push.
+
+    Each FILE is a report.json or a folder searched for report.json files, as merge reads
+    them; their summary is the comment. Inside GitHub Actions, for a pull request's
+    event only: the pull request comes from the event, the token from GITHUB_TOKEN, and
+    the job needs permissions: pull-requests: write. The comment is found again by a
+    marker it carries and updated, never added twice.
+    """
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("files", type=Path, nargs="+", metavar="FILE")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from gate import actions
+        from gate.github_api import upsert_comment
+        from gate.merge import collect
+        from gate.report.markdown import render_merged_markdown
+
+        target = actions.pull_request()
+        merged = collect(args.files)
+        for bad in merged.errors:
+            say_error(f"memgate: error: {bad}")
+        if not merged.reports:
+            raise InputError("no report.json to comment with: run memgate check first")
+        body = render_merged_markdown(merged)
+        how, _ = upsert_comment(target.api, target.repository, target.number, target.token, body)
+        say(f"memgate comment: {how} the comment on pull request #{target.number}")
+        return ExitCode.PASS
+
+
 class BaselineCommand:
     """Keep baseline histories: record a run, show a history, accept a regression."""
 
