@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from gate.check import DEFAULT_OUT
-from gate.errors import ExitCode, MemgateError, error_text
+from gate.errors import ExitCode, MemgateError, error_text, printable
 from gate.units import seconds
 
 DEFAULT_SCENARIOS = "scenarios"
@@ -195,8 +195,8 @@ class ScenarioItem(pytest.Item):
             raise ScenarioFailed("\n".join(lines))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, ScenarioFailed):
-            return str(excinfo.value)
+        if isinstance(excinfo.value, ScenarioFailed):  # names from the measured code
+            return printable(str(excinfo.value))
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -248,9 +248,9 @@ def memgate_calls(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..
             )
         except MemgateError as exc:  # bad arguments, calls past their time limit
             failure = f"memgate: error: {error_text(exc)}"
-            raise pytest.fail.Exception(failure, pytrace=False) from None
-        if outcome.problems:
-            pytest.fail(outcome.text(), pytrace=False)
+            raise pytest.fail.Exception(printable(failure), pytrace=False) from None
+        if outcome.problems:  # the measured function's file and name, printable
+            pytest.fail(printable(outcome.text()), pytrace=False)
         return outcome.result
 
     return measure

@@ -191,3 +191,27 @@ def test_a_time_limit_that_is_no_duration_is_a_usage_error(
 ) -> None:
     done = pytest_run("--memgate-calls-time-limit", given, cwd=tmp_path)
     assert usage_error(done) == f"ERROR: --memgate-calls-time-limit: {problem}"
+
+
+HOSTILE_NAME = """
+KEPT = []
+
+def grow():
+    KEPT.append(bytes(200))
+
+# A function whose name sets the terminal's title (OSC 0) where it is printed raw.
+grow = type(grow)(grow.__code__.replace(co_name="grow\\x1b]0;pwned\\x07"), globals())
+
+def test_leaks_through_a_hostile_name(memgate_calls):
+    memgate_calls(grow)
+"""
+
+
+def test_a_failing_calls_test_prints_the_measured_codes_names_escaped(tmp_path: Path) -> None:
+    """Issue 25, case 8's gap: the plugin's failure text went to pytest's own writer
+    raw; names from the measured code reach the terminal escaped, as memgate's do."""
+    (tmp_path / "test_hostile.py").write_text(HOSTILE_NAME)
+    done = pytest_run("test_hostile.py", cwd=tmp_path)
+    assert "1 failed" in done.stdout, done.stdout + done.stderr
+    assert "\x1b" not in done.stdout + done.stderr
+    assert "grow\\x1b]0;pwned\\x07" in done.stdout
