@@ -13,7 +13,7 @@ import dataclasses
 import functools
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, TypeAdapter
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from 3.12
 
 from gate._json import json_schema
@@ -35,7 +35,10 @@ naming frames (the result keeps it), not for readers."""
 
 @dataclasses.dataclass(frozen=True)
 class FindingDoc(Finding):
-    """A finding as report.json has it: with its change for people."""
+    """A finding as report.json has it: with its change for people. Every field is
+    written, those with defaults too: the schema says so (``required``)."""
+
+    __pydantic_config__ = ConfigDict(json_schema_serialization_defaults_required=True)
 
     change: str | None = None
     """``current - baseline`` for people, e.g. ``+2.6 MiB (+48%)``."""

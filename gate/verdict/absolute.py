@@ -58,7 +58,6 @@ class ProcessCheck:
                     unit="B/request",
                     current=middle,
                     baseline=statistics.median(before) if limit is not None else None,
-                    spread=None,
                     limit=limit,
                     message=f"{len(grew)} of the {len(ended)} processes that ended while the"
                     f" load ran grew surely while they ran (median {fmt(middle, 'B/request')};"
@@ -140,9 +139,6 @@ class ResourceCheck:
                     metric=f"{label} growth",
                     unit="per 1000 requests",
                     current=round(resource.slope * 1000, 2),
-                    baseline=None,
-                    spread=None,
-                    limit=None,
                     message=f"{label} keep growing: {resource.slope * 1000:,.1f} more per 1000"
                     f" requests through the steady state, {resource.at_end:,} at the end ({since})",
                 )
@@ -170,8 +166,6 @@ class BudgetCheck:
                 metric=name,
                 unit=unit,
                 current=value,
-                baseline=None,
-                spread=None,
                 limit=limit,
                 message=f"{name} {fmt(value, unit)} is over the scenario's budget"
                 f" of {fmt(limit, unit)}",

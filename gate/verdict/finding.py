@@ -27,10 +27,10 @@ class Finding:
     unit: str
     """Of ``current``, ``baseline``, ``spread`` and ``limit`` (empty with no figures)."""
     current: float | None
-    baseline: float | None
+    baseline: float | None = None
     """The history's center (median), if compared with history."""
-    spread: float | None
-    limit: float | None
+    spread: float | None = None
+    limit: float | None = None
     """The value past which this is a finding."""
     message: str
     """One sentence: why this is a failure or a flag."""
@@ -109,9 +109,6 @@ def plain(
         metric=metric,
         unit="",
         current=None,
-        baseline=None,
-        spread=None,
-        limit=None,
         message=message,
         where=where,
     )

@@ -178,9 +178,6 @@ class SiteCheck:
                         metric="site growth per request",
                         unit="B/request",
                         current=slope,
-                        baseline=None,
-                        spread=None,
-                        limit=None,
                         message=f"{site.key} grows {fmt(slope, 'B/request')}"
                         f" [{fmt(site.trend.low, '')}, {fmt(site.trend.high, '')}] and grew"
                         f" in none of the {len(runs)} baseline runs",
