@@ -187,7 +187,7 @@ def test_inside_actions_a_leak_is_annotated_summarized_and_output(
     summary = Path(actions["GITHUB_STEP_SUMMARY"]).read_text()
     assert summary.startswith("## ❌ memgate `demo`: FAIL\n")
     assert summary.count("## ❌ memgate") == 1
-    assert "| | metric | baseline ± spread | current | change | where |" in summary
+    assert "| | metric | baseline ± spread | current | change | why | where |" in summary
     assert "heap growth per request" in summary
     assert "```mermaid\n" in summary and "xychart-beta" in summary
     assert f"`examples/demo_service/app.py:{planted_leak_line()}` in `__call__`" in summary

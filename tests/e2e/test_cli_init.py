@@ -73,7 +73,7 @@ def test_init_on_the_demos_command_writes_a_scenario_memgate_runs(tmp_path: Path
     assert f"#   memgate run {out / 'first.toml'}\n" in text
     assert f"#   memgate check {out / 'first.toml'} --record" in text
     ran = memgate(
-        "run", str(out / "first.toml"), "--requests", "800", "--warmup", "200", "--quiet",
+        "run", str(out / "first.toml"), "--requests", "2000", "--warmup", "200", "--quiet",
         "--out", str(tmp_path / "run"), cwd=tmp_path,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stdout + ran.stderr
@@ -194,7 +194,7 @@ def test_init_on_a_gunicorn_command_writes_a_scenario_that_follows_its_workers(
     assert done.returncode == 0, done.stderr
     assert "follow_fork = true" in (out / "pre.toml").read_text()
     ran = memgate(
-        "run", str(out / "pre.toml"), "--requests", "1500", "--warmup", "300", "--quiet",
+        "run", str(out / "pre.toml"), "--requests", "3000", "--warmup", "300", "--quiet",
         "--out", str(tmp_path / "run"), cwd=tmp_path,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stdout + ran.stderr
