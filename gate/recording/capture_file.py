@@ -78,7 +78,8 @@ class Capture:
             # memray builds its metadata from the header at each look: a damaged header
             # (an allocator id out of range, a KeyError) fails here, not mid-reading.
             self._native = bool(self._reader.metadata.has_native_traces)
-        except (OSError, RuntimeError, ValueError, OverflowError, LookupError) as exc:
+        # MemoryError: a damaged length has memray 1.13 ask for more than there is.
+        except (OSError, RuntimeError, ValueError, OverflowError, LookupError, MemoryError) as exc:
             raise UnreadableCapture(
                 f"{path}: not a readable memray capture: {memray_reason(exc)}"
             ) from None
@@ -95,7 +96,7 @@ class Capture:
                 MemorySnapshot(t=snap.time / 1000.0, rss=snap.rss, heap=snap.heap)
                 for snap in self._reader.get_memory_snapshots()
             ]
-        except (OSError, RuntimeError, ValueError, OverflowError, LookupError) as exc:
+        except (OSError, RuntimeError, ValueError, OverflowError, LookupError, MemoryError) as exc:
             raise UnreadableCapture(
                 f"{self.path}: cannot read memory snapshots: {memray_reason(exc)}"
             ) from None
@@ -140,6 +141,7 @@ class Capture:
             NotImplementedError,
             OverflowError,
             LookupError,
+            MemoryError,
         ) as exc:
             raise UnreadableCapture(
                 f"{self.path}: cannot read allocations: {memray_reason(exc)}"
