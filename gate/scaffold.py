@@ -81,9 +81,8 @@ def init(
     found_health, gets = probe(command, health=health, timeout=timeout)
     load = _compiled(locustfile_text(name, gets, found_health), locustfile)
     cwd = os.path.relpath(Path.cwd(), out.resolve())
-    shown = (
-        os.path.relpath(scenario) if not os.path.relpath(scenario).startswith("..") else scenario
-    )
+    relative = os.path.relpath(scenario)  # as the command printed it, from here
+    shown = scenario if relative.startswith("..") else relative
     text = scenario_text(
         command, cwd, found_health, locustfile.name, bool(gets), str(shown), follow_fork=forks
     )

@@ -172,7 +172,7 @@ def with_heaps(curve: Curve, heaps: Sequence[Sequence[int]]) -> Curve:
 
 
 def summed_at_collections(
-    series: Sequence[tuple[np.ndarray, np.ndarray]],
+    series: Sequence[tuple[np.ndarray, np.ndarray]], least_span: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, int] | None:
     """Several processes' heaps right after their own full collections (``(times,
     heaps)`` each, times increasing), summed: at the times of the process that collected
@@ -180,11 +180,13 @@ def summed_at_collections(
     on the straight line between its own two collections around that time (its retained
     heap grows by what it keeps, so the line is what it kept meanwhile). The times, the
     sums, and which process gave the times; ``None`` when a process has fewer than two
-    points, or the span holds none."""
+    points, or the span is shorter than ``least_span`` seconds or holds none."""
     if not series or any(len(at) < 2 for at, _ in series):
         return None
     start = max(float(at[0]) for at, _ in series)
     end = min(float(at[-1]) for at, _ in series)
+    if end - start < least_span:
+        return None
     inside = [(at >= start) & (at <= end) for at, _ in series]
     grid = max(range(len(series)), key=lambda n: int(inside[n].sum()))
     times = series[grid][0][inside[grid]]

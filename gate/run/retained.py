@@ -74,11 +74,10 @@ def retained_points(
     if len(owns) == 1:
         at, heaps, grid = owns[0].at, owns[0].heaps, 0
     else:
-        summed = summed_at_collections([(own.at, own.heaps) for own in owns])
         measured = outcome.ended_at - (outcome.warmup_done_at or outcome.started_at)
-        start = max(float(own.at[0]) for own in owns)
-        end = min(float(own.at[-1]) for own in owns)
-        if summed is None or end - start < SPANNED * measured:
+        series = [(own.at, own.heaps) for own in owns]
+        summed = summed_at_collections(series, least_span=SPANNED * measured)
+        if summed is None:
             return NONE
         at, heaps, grid = summed
     indexes = tuple(

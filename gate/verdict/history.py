@@ -272,4 +272,4 @@ def _trends_of(key: str, run: RunSummary) -> list[TrendSummary]:
 
 
 def _trend_of(key: str, run: RunSummary) -> TrendSummary | None:
-    return next((s.trend for s in run.sites if s.key == key), None)
+    return next(iter(_trends_of(key, run)), None)
