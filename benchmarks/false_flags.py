@@ -154,6 +154,8 @@ def lucky_runs(records: list[dict[str, Any]]) -> str:
     ``DEFAULT_KEEP`` kept either way."""
     adapter = _history_adapter()
     clean = [_summary(adapter, r) for r in records if r["case"] == "clean" and "summary" in r]
+    if not clean:
+        return "no clean run recorded: nothing to replay"
     kept: list[RunSummary] = []
     for run in clean:
         history = History(SCHEMA_VERSION, "demo", tuple(kept[-DEFAULT_KEEP:]), None)
