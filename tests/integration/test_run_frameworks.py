@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 APPS = {
     # scenario, the planted leak's variable, its container, measured requests, warm-up
-    "flask": ("scenarios/frameworks/flask.toml", "FLASK_LEAK", "_recent_responses", 3500, 600),
+    "flask": ("scenarios/frameworks/flask.toml", "FLASK_LEAK", "_recent_responses", 4500, 600),
     # Django's warm-up must let each worker's caches fill; by the growing site's stack,
     # SQLite's statement cache, one statement per page of the 60 the load reads (Django
     # inlines LIMIT and OFFSET). With 400 requests of warm-up, the
