@@ -185,7 +185,8 @@ class CaptureInfo:
     """``file``: memray's capture files, read after the load; ``live``: memray's records
     streamed to memgate and read during the load (no file: ``file`` is empty, ``bytes``
     0, ``snapshots`` the points memgate kept of the main process, ``read_seconds`` from
-    the end of the load to the result)."""
+    the end of the load to the result); ``counters``: nothing traced, the allocators'
+    counters the agent wrote (no file, no sites; ``bytes`` the counters' files)."""
     polls: int | None = None
     """Live: the times memgate read the live allocations of every process."""
     stacks: int | None = None

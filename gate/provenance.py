@@ -25,7 +25,13 @@ from gate.model import Provenance
 
 
 def env_key(
-    system: str, machine: str, python: str, memray: str, cpus: int | None, agent: bool = False
+    system: str,
+    machine: str,
+    python: str,
+    memray: str,
+    cpus: int | None,
+    agent: bool = False,
+    counters: bool = False,
 ) -> str:
     """``Linux-x86_64-py3.11-memray1.20-2cpu``: what must match for runs to be compared.
 
@@ -33,11 +39,16 @@ def env_key(
     own Python (memgate 0.2). Before, the service ran under ``memray run`` with memgate's
     folder first on its ``sys.path`` (memgate's ``_json`` shadowed the standard
     library's accelerator in it) and memray's command line imported modules before
-    tracking began: its heap and garbage-collector figures do not compare."""
+    tracking began: its heap and garbage-collector figures do not compare.
+
+    ``-counters`` ends the key of a run that traced nothing (``[profile] capture =
+    "counters"``): its heap is the allocators' own count (pymalloc's blocks, malloc's
+    chunks), not the sum of the sizes memray saw asked for (a 64-byte leak read 73.5
+    B/request, against 65 traced)."""
     py_minor = ".".join(python.split(".")[:2])
     memray_minor = ".".join(memray.split(".")[:2])
     key = f"{system}-{machine}-py{py_minor}-memray{memray_minor}-{cpus or '?'}cpu"
-    return key + "-agent" if agent else key
+    return key + "-agent" * agent + "-counters" * counters
 
 
 def collect(
@@ -46,6 +57,7 @@ def collect(
     python: str | None = None,
     distributions: dict[str, str] | None = None,
     packages: dict[str, list[str]] | None = None,
+    counters: bool = False,
 ) -> Provenance:
     """The provenance of a run started now in ``cwd`` (the service's folder): of a
     service measured by the agent in its own Python ``python`` (its version), or of code
@@ -69,6 +81,7 @@ def collect(
             memray,
             os.cpu_count(),
             agent=python is not None,
+            counters=counters,
         ),
         distributions=distributions,
         packages=packages,

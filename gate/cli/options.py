@@ -76,9 +76,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=whole_number(0), help="warm-up requests")
     parser.add_argument(
         "--capture",
-        choices=("live", "file"),
+        choices=("live", "file", "counters"),
         help="read memray's records live (no file), or write memray's capture file and read"
-        " it after the load (for memray's own reporters); default: the scenario's profile",
+        " it after the load (for memray's own reporters), or trace nothing and read the"
+        " allocators' counters (near full speed, no sites); default: the scenario's profile",
     )
     parser.add_argument(
         "--flamegraph",

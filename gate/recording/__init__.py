@@ -4,7 +4,9 @@ way of recording, chosen by ``[profile] capture``.
 - ``live`` (:mod:`gate.recording.live.recorder`): memray's tracker in each process streams
   to memgate, which reads it while the load runs (``gate.recording.live``);
 - ``file`` (:mod:`gate.recording.file`): memray's tracker writes a capture file per
-  process, read once the service has stopped (:mod:`gate.recording.capture_file`).
+  process, read once the service has stopped (:mod:`gate.recording.capture_file`);
+- ``counters`` (:mod:`gate.recording.counters`): no tracker; the agent reads the
+  allocators' own counters (the heap, exactly, but no stacks) while the load runs.
 
 A recorder tells memgate's agent in the service what to start (``agent_settings``),
 follows what it records while the service runs, and hands the result's builder one
@@ -139,6 +141,10 @@ class Recorder(Protocol):
 def recorder_for(profile: ProfileSpec, folder: Path, capture: Path, who: str) -> Recorder:
     """The recorder ``profile.capture`` names, writing into ``folder`` (a capture file's
     main path is ``capture``); ``who`` names the service in messages."""
+    if profile.capture == "counters":
+        from gate.recording.counters import CountersRecorder
+
+        return CountersRecorder(folder, who)
     if profile.capture == "file":
         from gate.recording.file import FileRecorder
 

@@ -31,6 +31,7 @@ from gate.report.parts import (
     headline,
     heap_name,
     keeper,
+    no_sites_text,
     not_user_code,
     nothing_retained,
     process_growth,
@@ -306,7 +307,7 @@ def _sites(report: Report) -> list[str]:
     sites = growing_sites(report.result.sites)
     out = ["### Allocation sites growing with requests", ""]
     if not sites:
-        return [*out, "No allocation site grew steadily through the steady state.", ""]
+        return [*out, no_sites_text(report.result.capture), ""]
     for rank, site in enumerate(sites, start=1):
         frame = site.frame
         owner = md(not_user_code(site, report.result.provenance))

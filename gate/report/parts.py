@@ -28,6 +28,16 @@ MIN_CONFIDENCE = 0.5
 zero and at least this confidence."""
 
 
+def no_sites_text(capture: CaptureInfo) -> str:
+    """What to say when no site is listed: none grew, or none was recorded."""
+    if capture.mode == "counters":
+        return (
+            'No allocation site was recorded: capture = "counters" traces no allocation'
+            ' (capture = "live" names the lines).'
+        )
+    return "No allocation site grew steadily through the steady state."
+
+
 def growing_sites(sites: Sequence[Site], top: int = TOP_SITES) -> list[Site]:
     """The sites worth showing: growing surely (interval above zero), materially and
     with some confidence, most likely leaking first."""
@@ -280,6 +290,11 @@ def capture_text(capture: CaptureInfo) -> str:
         if capture.problems:
             text += f"; {len(capture.problems)} problem(s): {capture.problems[0]}"
         return text
+    if capture.mode == "counters":
+        return (
+            f"counters{forks}: no allocation traced; {capture.snapshots:,} points;"
+            f" result {capture.read_seconds:.1f} s after the load"
+        )
     return (
         f"{capture.file}{forks}: {size(capture.bytes)},"
         f" {capture.snapshots:,} snapshots, read in {capture.read_seconds:.1f} s"

@@ -24,6 +24,7 @@ from gate.report.parts import (
     growing_sites,
     headline,
     heap_ends,
+    no_sites_text,
     not_user_code,
     nothing_retained,
     process_growth,
@@ -90,7 +91,7 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     sites.add_column("where", overflow="fold")
     growing = growing_sites(result.sites)
     if not growing:
-        sites.caption = "no allocation site grew steadily through the steady state"
+        sites.caption = no_sites_text(result.capture)[:-1].lower()
     for rank, site in enumerate(growing, start=1):
         frame = site.frame
         place = (where(frame) or "(no Python frame)") + not_user_code(site, result.provenance)

@@ -238,10 +238,12 @@ class ProfileSpec(StrictModel):
     judged at whatever moment of the collector's cycle each point falls: reference
     cycles waiting for a rare full collection ramp like a leak, and clean services on
     large frameworks fail or flag far more often."""
-    capture: Literal["live", "file"] = "live"
+    capture: Literal["live", "file", "counters"] = "live"
     """``live`` streams memray's records to memgate during the load (no capture file;
     memgate's memory and disk stay bounded however long the load); ``file`` writes
-    memray's capture file and reads it after the load (for memray's own reporters)."""
+    memray's capture file and reads it after the load (for memray's own reporters);
+    ``counters`` traces no allocation: the allocators' own counters give the heap
+    exactly, at near the service's own speed, but no sites (no line is named)."""
 
     @model_validator(mode="after")
     def _flamegraph_read_live(self) -> ProfileSpec:
@@ -249,6 +251,11 @@ class ProfileSpec(StrictModel):
             raise ValueError(
                 'flamegraph: memgate draws it from the live capture; with capture = "file",'
                 " run memray flamegraph on capture.bin"
+            )
+        if self.capture == "counters" and (self.flamegraph or self.native):
+            raise ValueError(
+                f"{'flamegraph' if self.flamegraph else 'native'}: needs memray's traces;"
+                ' capture = "counters" records none (use capture = "live")'
             )
         return self
 

@@ -1,6 +1,7 @@
 """What memgate's agent writes inside the service's output folder, read back: the
 garbage collector's running totals (``gc.<pid>.<start ns>.jsonl``), its full collections
-(``full.<pid>.jsonl``) and the censuses of its objects (``census.LABEL.<pid>.json``). A
+(``full.<pid>.jsonl``), the censuses of its objects (``census.LABEL.<pid>.json``) and,
+counting, the heap's counters (``heap.<pid>.<start ns>.jsonl``). A
 file damaged or not the agent's is left out: these tell, they never decide."""
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import pydantic
 
-from gate.agent.memgate_agent import CENSUS_FILE, FULL_FILE
+from gate.agent.memgate_agent import CENSUS_FILE, FULL_FILE, HEAP_FILE
 from gate.analysis.retention import CensusRecord
+from gate.model import MemorySnapshot
 from gate.observed import FullCollection, GcSample
 
 
@@ -139,3 +141,42 @@ def read_full_collections(folder: Path) -> dict[int, list[FullCollection]]:
         if mine:
             found[int(pid)] = sorted(mine, key=lambda c: c.t)
     return found
+
+
+def heap_files(folder: Path) -> dict[int, Path]:
+    """Each process's file of heap counters, by pid (of a pid used by several processes
+    in turn, a recycled worker's, the newest process's)."""
+    found: dict[int, tuple[int, Path]] = {}
+    for path in folder.glob(HEAP_FILE.format(pid="*", ns="*")):
+        parts = path.name.split(".")
+        if len(parts) != 4 or not (parts[1].isdigit() and parts[2].isdigit()):
+            continue
+        pid, started = int(parts[1]), int(parts[2])
+        if pid not in found or found[pid][0] < started:
+            found[pid] = (started, path)
+    return {pid: path for pid, (_, path) in found.items()}
+
+
+def read_heap_counters(heap_file: Path, full_file: Path) -> list[MemorySnapshot]:
+    """One process's heap counters, oldest first: every line of its ``heap_file``, and
+    each full collection's line of its ``full_file`` that carries them (marked retained:
+    read right after the collection). A line cut short, or not the agent's, is skipped."""
+    snapshots = [*_counted(heap_file, retained=False), *_counted(full_file, retained=True)]
+    return sorted(snapshots, key=lambda s: s.t)
+
+
+def _counted(path: Path, retained: bool) -> list[MemorySnapshot]:
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            raw = json.loads(line)
+            if "heap" not in raw:
+                continue
+            out.append(MemorySnapshot(float(raw["t"]), int(raw["rss"]), int(raw["heap"]), retained))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out

@@ -1,0 +1,174 @@
+"""The ``counters`` recorder: no allocation is traced. memgate's agent in each process
+reads the bytes the process's allocators hold (pymalloc's allocated blocks and malloc's
+bytes in use) and its RSS every 100 ms and right after each full collection, and
+appends them to files memgate reads while the load runs.
+
+The service runs near its own speed, and the heap (right after full collections) is
+known exactly; what is not known is where it was allocated: no stack is recorded, so a
+run gives no sites. A traced run (``live``) names them."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gate.agent.memgate_agent import FULL_FILE, HEAP_INTERVAL_S
+from gate.analysis.curve import summed_at_collections
+from gate.errors import RunError
+from gate.model import MemorySnapshot
+from gate.observed import CaptureInfo
+from gate.recording import Recorded, Timing
+from gate.recording.capture_file import StackLiveBytes
+from gate.service.agent_files import heap_files, read_heap_counters
+
+STALE_S = 2.0
+"""A running process whose counters have not moved for this long no longer runs the
+agent (it exec'd another program): its recording has ended."""
+CONNECT_S = 10.0
+"""How long the service's main process has, once started, to write its first counters."""
+
+
+class Counted:
+    """One process's counters, read from its files: a :class:`gate.recording.Recording`
+    with no stacks."""
+
+    def __init__(self, snapshots: list[MemorySnapshot]) -> None:
+        self._snapshots = snapshots
+
+    def snapshots(self) -> list[MemorySnapshot]:
+        return self._snapshots
+
+    def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]:
+        return iter(())
+
+
+class CountersRecorder:
+    """The agent's heap counters, one file per process in ``folder``."""
+
+    mode = "counters"
+    timing = Timing(after_end_s=1.0, late_s=0.5, stamped_in_service=True)
+    streams = True  # the files are whole at any time: read while the service stops
+    finishes_on_exit = False
+
+    def __init__(self, folder: Path, who: str) -> None:
+        self.folder = folder
+        self.who = who
+        self._main = 0
+        self._read_bytes = 0
+
+    def agent_settings(self) -> dict[str, object]:
+        return {"capture": "counters", "port": None, "file": None}
+
+    def clear(self) -> None:
+        for path in heap_files(self.folder).values():
+            path.unlink(missing_ok=True)
+
+    def connect(self, pid: int, alive: Callable[[], bool]) -> None:
+        self._main = pid
+        deadline = time.monotonic() + CONNECT_S
+        while pid not in heap_files(self.folder):
+            if not alive():
+                return  # the service's own exit is the reason given
+            if time.monotonic() > deadline:
+                raise RunError(
+                    f"the {self.who}'s agent wrote no heap counters in {CONNECT_S:.0f} s"
+                    " (the allocators' statistics could not be read: counters need CPython"
+                    ' with pymalloc or glibc; use [profile] capture = "live")'
+                )
+            time.sleep(HEAP_INTERVAL_S / 2)
+
+    def forks(self) -> list[int]:
+        return sorted(pid for pid in heap_files(self.folder) if pid != self._main)
+
+    def records(self, pid: int) -> bool | None:
+        path = heap_files(self.folder).get(pid)
+        if path is None:
+            return False
+        try:
+            return time.time() - path.stat().st_mtime < STALE_S
+        except OSError:
+            return None
+
+    def stop(self) -> None:
+        """Wait (a moment at most) for the main process's counters after the load's end."""
+        ended = time.time()
+        deadline = time.monotonic() + 5 * HEAP_INTERVAL_S
+        path = heap_files(self.folder).get(self._main)
+        while path is not None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime > ended:
+                    return
+            time.sleep(HEAP_INTERVAL_S / 4)
+
+    def stream_ended(self) -> bool:
+        return self.records(self._main) is False
+
+    def heap_so_far(self, min_retained: int) -> tuple[list[float], list[int]]:
+        counted = [snapshots for _, snapshots in self._read()]
+        if not counted or not counted[0]:
+            return [], []
+        if min_retained:
+            series = [
+                (
+                    np.asarray([s.t for s in theirs if s.retained], dtype=float),
+                    np.asarray([s.heap for s in theirs if s.retained], dtype=float),
+                )
+                for theirs in counted
+            ]
+            summed = summed_at_collections(series)
+            if summed is not None and len(summed[0]) >= min_retained:
+                return summed[0].tolist(), [round(h) for h in summed[1].tolist()]
+        main = [s for s in counted[0] if not s.retained]
+        times = np.asarray([s.t for s in main], dtype=float)
+        total = np.asarray([s.heap for s in main], dtype=np.int64)
+        for theirs in counted[1:]:
+            own = [s for s in theirs if not s.retained]
+            if not own:
+                continue
+            at = np.searchsorted([s.t for s in own], times, side="right") - 1
+            heaps = np.asarray([s.heap for s in own], dtype=np.int64)
+            total += np.where(at >= 0, heaps[at.clip(0)], 0)
+        return times.tolist(), total.tolist()
+
+    def open(self, main_pid: int, opened: contextlib.ExitStack, progress: bool) -> list[Recorded]:
+        return [
+            Recorded(pid, "", Counted(snapshots))
+            for pid, snapshots in self._read(main_pid)
+            if snapshots or pid == main_pid
+        ]
+
+    def _read(self, main_pid: int | None = None) -> list[tuple[int, list[MemorySnapshot]]]:
+        """Each process's counters, the main process's first, then by pid."""
+        main = self._main if main_pid is None else main_pid
+        files = heap_files(self.folder)
+        order = sorted(files, key=lambda pid: (pid != main, pid))
+        self._read_bytes = 0
+        read = []
+        for pid in order:
+            full = self.folder / FULL_FILE.format(pid=pid)
+            with contextlib.suppress(OSError):
+                self._read_bytes += files[pid].stat().st_size
+            read.append((pid, read_heap_counters(files[pid], full)))
+        return read
+
+    def capture_info(
+        self, recorded: Sequence[Recorded], snapshots: int, read_started: float, load_end: float
+    ) -> CaptureInfo:
+        return CaptureInfo(
+            file="",
+            bytes=self._read_bytes,
+            read_seconds=round(time.time() - load_end, 3),
+            snapshots=snapshots,
+            forks=len(recorded) - 1,
+            mode=self.mode,
+        )
+
+    def collections_missed(self) -> int:
+        return 0
+
+    def describe(self) -> str:
+        return f"the heap counters of the {self.who}"

@@ -1,0 +1,153 @@
+"""The ``counters`` recorder: the agent's heap counters read back, and the agent's reading
+of its own allocators (pymalloc's blocks and malloc's bytes in use) checked against
+allocations of known sizes."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gate.recording import recorder_for
+from gate.recording.counters import CountersRecorder
+from gate.scenario import ProfileSpec
+from gate.service.agent_files import heap_files, read_heap_counters
+from gate.service.interpreter import AGENT
+
+
+def load_agent() -> Any:
+    spec = importlib.util.spec_from_file_location("memgate_agent_counters", AGENT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_lines(path: Path, lines: list[object]) -> None:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_the_agent_counts_what_python_allocates() -> None:
+    """100,000 objects of 133 bytes (pymalloc's 144-byte blocks) and the list's 8 bytes
+    a pointer: the heap grows by 152 bytes an object, to within 2%; freed, it returns."""
+    heap = load_agent()._Heap()
+    before = heap.read()
+    assert before is not None and before > 0
+    kept = [bytes(100) for _ in range(100_000)]
+    grown = heap.read()
+    assert grown is not None
+    assert (grown - before) / len(kept) == pytest.approx(152, rel=0.02)
+    del kept
+    after = heap.read()
+    assert after is not None and abs(after - before) < 100_000
+    assert heap.rss() > grown
+
+
+def test_a_large_allocation_is_counted_once_through_malloc() -> None:
+    heap = load_agent()._Heap()
+    before = heap.read()
+    block = bytearray(8 * 2**20)
+    grown = heap.read()
+    assert before is not None and grown is not None
+    assert grown - before == pytest.approx(len(block), rel=0.01)
+
+
+def test_a_fork_reads_its_own_rss(tmp_path: Path) -> None:
+    heap = load_agent()._Heap()
+    assert heap.rss() > 0
+    pid = os.fork()
+    if pid == 0:  # the child grows its RSS by 64 MiB; the parent's file must not be read
+        with contextlib.suppress(BaseException):
+            before = heap.rss()
+            grown = bytearray(64 * 2**20)
+            grown[::4096] = b"x" * len(grown[::4096])
+            (tmp_path / "child").write_text(str(heap.rss() - before))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert int((tmp_path / "child").read_text()) >= 60 * 2**20
+
+
+def test_counters_are_read_with_the_full_collections_as_retained(tmp_path: Path) -> None:
+    now = time.time()
+    write_lines(
+        tmp_path / "heap.100.5.jsonl",
+        [{"t": now + n / 10, "heap": 1000 + n, "rss": 5000} for n in range(5)],
+    )
+    (tmp_path / "heap.100.5.jsonl").open("a").write('{"t": 1, "heap": 3')  # cut short
+    write_lines(
+        tmp_path / "full.100.jsonl",
+        [
+            {"t": now + 0.15, "pause": 0.01, "forced": True, "mark": 3000, "heap": 900, "rss": 1},
+            {"t": now + 0.25, "pause": 0.01, "forced": False},  # none: not counted
+        ],
+    )
+    snapshots = read_heap_counters(tmp_path / "heap.100.5.jsonl", tmp_path / "full.100.jsonl")
+    assert [s.heap for s in snapshots] == [1000, 1001, 900, 1002, 1003, 1004]
+    assert [s.retained for s in snapshots] == [False, False, True, False, False, False]
+
+
+def test_a_reused_pid_is_read_from_its_newest_process(tmp_path: Path) -> None:
+    for name in ("heap.7.100.jsonl", "heap.7.200.jsonl", "heap.8.50.jsonl", "heap.x.1.jsonl"):
+        (tmp_path / name).write_text("")
+    assert heap_files(tmp_path) == {
+        7: tmp_path / "heap.7.200.jsonl",
+        8: tmp_path / "heap.8.50.jsonl",
+    }
+
+
+def test_the_recorder_reads_the_main_process_first_and_sums_at_collections(
+    tmp_path: Path,
+) -> None:
+    recorder = recorder_for(ProfileSpec(capture="counters"), tmp_path, tmp_path / "c", "service")
+    assert isinstance(recorder, CountersRecorder)
+    assert recorder.agent_settings()["capture"] == "counters"
+    now = time.time()
+    for pid, base in ((20, 1000), (10, 5000)):
+        write_lines(
+            tmp_path / f"heap.{pid}.1.jsonl",
+            [{"t": now + n, "heap": base + n, "rss": 1} for n in range(4)],
+        )
+        write_lines(
+            tmp_path / f"full.{pid}.jsonl",
+            [
+                {"t": now + n + 0.5, "pause": 0.0, "forced": True, "heap": base, "rss": 1}
+                for n in range(4)
+            ],
+        )
+    recorder.connect(20, alive=lambda: True)
+    assert recorder.forks() == [10]
+    with contextlib.ExitStack() as opened:
+        recorded = recorder.open(20, opened, progress=False)
+    assert [r.pid for r in recorded] == [20, 10]
+    assert list(recorded[0].recording.live_bytes_by_stack([0, 1])) == []
+    times, heap = recorder.heap_so_far(min_retained=3)
+    assert len(times) == 4 and heap == [6000] * 4  # both retained heaps, summed
+    times, heap = recorder.heap_so_far(min_retained=0)
+    assert heap == [6000, 6002, 6004, 6006]
+    assert recorder.records(20) is True and recorder.records(99) is False
+    old = time.time() - 60
+    os.utime(tmp_path / "heap.20.1.jsonl", (old, old))
+    assert recorder.stream_ended()  # the main process stopped counting: it exec'd
+
+
+def test_a_service_that_writes_no_counters_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from gate.errors import RunError
+    from gate.recording import counters
+
+    monkeypatch.setattr(counters, "CONNECT_S", 0.2)
+    recorder = CountersRecorder(tmp_path, "service")
+    with pytest.raises(RunError, match="wrote no heap counters"):
+        recorder.connect(1234, alive=lambda: True)
+    recorder.connect(1234, alive=lambda: False)  # its exit is the reason given elsewhere
+
+
+@pytest.mark.parametrize("option", ["native", "flamegraph"])
+def test_counters_refuse_what_needs_traces(option: str) -> None:
+    with pytest.raises(ValueError, match=f"{option}: needs memray's traces"):
+        ProfileSpec(capture="counters", **{option: True})
