@@ -6,6 +6,7 @@ often a planted leak is missed, against recorded histories of 3 and of 10 clean 
     .venv/bin/python benchmarks/false_flags.py --table-only --record runs.jsonl
     .venv/bin/python benchmarks/false_flags.py --service noisy --record noisy.jsonl
     .venv/bin/python benchmarks/false_flags.py --service cyclic --record cyclic.jsonl
+    .venv/bin/python benchmarks/false_flags.py --capture counters --record counters.jsonl
     .venv/bin/python benchmarks/false_flags.py --service flask --history 3 --checks 20 \
         --cases clean --record flask.jsonl
 
@@ -81,13 +82,14 @@ HISTORIES = (3, 10)
 
 
 def run_once(
-    case: str, scenario_path: Path, leak_var: str, workdir: Path
+    case: str, scenario_path: Path, leak_var: str, workdir: Path, capture: str | None = None
 ) -> tuple[RunSummary, CurveShape | None] | str:
-    """One run of the scenario with ``case`` planted: its summary and its retained heap's
-    shape (if it had enough points), or why it failed."""
+    """One run of the scenario with ``case`` planted (recorded as ``capture`` says, if
+    given): its summary and its retained heap's shape (if it had enough points), or why
+    it failed."""
     planted = CASES[case]
     env = {leak_var: planted} if planted else {}
-    scenario = load_scenario(scenario_path).with_overrides(env=env)
+    scenario = load_scenario(scenario_path).with_overrides(env=env, capture=capture)
     try:
         result = run_scenario(scenario, workdir / case)
     except MemgateError as exc:
@@ -209,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history", type=int, default=max(HISTORIES), help="clean runs recorded")
     parser.add_argument("--checks", type=int, default=100, help="check runs per case")
     parser.add_argument("--record", type=Path, help="append each run here (JSON lines)")
+    parser.add_argument(
+        "--capture",
+        choices=("live", "file", "counters", "auto"),
+        help="how allocations are recorded",
+    )
     parser.add_argument("--table-only", action="store_true", help="judge --record again")
     parser.add_argument(
         "--cases", default=",".join(CASES), help=f"checked cases, of {', '.join(CASES)}"
@@ -239,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(plan)} runs; recorded in {record}", file=sys.stderr)
     for role, case in plan:
         started = time.perf_counter()
-        outcome = run_once(case, args.scenario, args.leak_var, workdir)
+        outcome = run_once(case, args.scenario, args.leak_var, workdir, args.capture)
         entry: dict[str, object] = {"role": role, "case": case}
         if isinstance(outcome, str):
             entry["error"] = outcome

@@ -51,10 +51,9 @@ MODES: dict[str, dict[str, object] | None] = {
 }
 
 
-def _serve(scenario: Scenario, mode: str, out: Path) -> float:
+def _serve(scenarios: dict[bool, Scenario], mode: str, out: Path) -> float:
     changes = MODES[mode]
-    if mode.startswith("tracemalloc"):
-        scenario = scenario.with_overrides(env={"PYTHONTRACEMALLOC": "1"})
+    scenario = scenarios[mode.startswith("tracemalloc")]
     profile = None
     if changes is not None:
         profile = scenario.profile.model_copy(update={**changes, "flamegraph": False})
@@ -65,11 +64,16 @@ def _serve(scenario: Scenario, mode: str, out: Path) -> float:
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_throughput_by_mode(name: str, tmp_path: Path, figure) -> None:
     path, env = SERVICES[name]
-    scenario = load_scenario(REPO / path).with_overrides(env=env).members()[0]
+    scenarios = {
+        traced: load_scenario(REPO / path)
+        .with_overrides(env={**env, **({"PYTHONTRACEMALLOC": "1"} if traced else {})})
+        .members()[0]
+        for traced in (False, True)
+    }
     rps: dict[str, list[float]] = {mode: [] for mode in MODES}
     for round_ in range(ROUNDS):
         for number, mode in enumerate(MODES):
-            value = _serve(scenario, mode, tmp_path / f"r{round_}-{number}")
+            value = _serve(scenarios, mode, tmp_path / f"r{round_}-{number}")
             rps[mode].append(value)
             print(f"{name} round {round_ + 1} {mode:40} {value:8.1f} req/s", flush=True)
     plain = statistics.median(rps["unprofiled"])

@@ -38,6 +38,9 @@ LOAD_LOG = "load.log"
 LOAD_TIMELINE = "load.jsonl"
 LOAD_STOP = "load.stop"
 """Written by memgate to end a soak's load early (a certain leak)."""
+LOAD_ENOUGH = "load.enough"
+"""Written by memgate once a counted service's heap right after full collections can be
+judged: before, the requests bound does not end the load."""
 
 EARLIER_RUN_FILES = (FAILURE, RESULT, REPORT_JSON, REPORT_HTML)
 """What a run in the folder wrote last time and this run replaces, or must not leave

@@ -171,6 +171,19 @@ class Retention:
 
 
 @dataclasses.dataclass(frozen=True)
+class CountedFirst:
+    """``[profile] capture = "auto"``: the counted run that came first, and why it did not
+    decide alone (this run, traced, did)."""
+
+    folder: str
+    """Its folder, relative to this result's."""
+    requests: int
+    """Requests it measured."""
+    why: str
+    """Why it did not decide: its heap's growth not ruled out, in a line."""
+
+
+@dataclasses.dataclass(frozen=True)
 class CaptureInfo:
     file: str
     """Path of the memray capture, relative to the result's directory."""
@@ -199,6 +212,8 @@ class CaptureInfo:
     """Live: the share of the sockets' backlog readings (one a second) that found at
     least 1 MiB waiting: memgate's reading fell behind, and the tracker's writes slowed
     the service down."""
+    counted_first: CountedFirst | None = None
+    """``auto``, traced: the counted run that came first and could not decide alone."""
     problems: tuple[str, ...] = ()
     """Live: what went wrong in the reading without losing a process (a fork that ended
     before it could be read, a flame graph not written), one line each."""

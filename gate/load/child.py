@@ -239,7 +239,11 @@ def follow(
             measure_from = (now, done)
             emit("warmup_done", requests=done)
         if measure_from is not None:
-            if config.requests is not None and done - measure_from[1] >= config.requests:
+            if (
+                config.requests is not None
+                and done - measure_from[1] >= config.requests
+                and (not config.enough_path or os.path.exists(config.enough_path))
+            ):
                 return "requests"
             if config.duration is not None and now - measure_from[0] >= config.duration:
                 return "duration"

@@ -42,6 +42,9 @@ class LoadConfig:
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     stop_path: str = ""
     """A file whose appearance ends the load early (:meth:`LoadProcess.stop_early`)."""
+    enough_path: str = ""
+    """With it, the requests bound ends the load only once this file exists
+    (:meth:`LoadProcess.enough`): memgate writes it when what it reads can be judged."""
     tags: list[str] = dataclasses.field(default_factory=list)
     """Locust's ``--tags``: only the tasks tagged with one of them run."""
     exclude_tags: list[str] = dataclasses.field(default_factory=list)
@@ -93,8 +96,9 @@ class LoadProcess:
 
     def start(self) -> None:
         Path(self.config.timeline_path).write_text("")
-        if self.config.stop_path:
-            Path(self.config.stop_path).unlink(missing_ok=True)
+        for path in (self.config.stop_path, self.config.enough_path):
+            if path:
+                Path(path).unlink(missing_ok=True)
         env = without_proxies({**os.environ, "PYTHONUNBUFFERED": "1", **self.config.env})
         env["MEMGATE_PARENT"] = str(os.getpid())
         self.deadline = time.monotonic() + self.config.time_limit + DEADLINE_GRACE_S
@@ -113,6 +117,11 @@ class LoadProcess:
         its outcome is whole, and measured up to then."""
         if self.config.stop_path:
             Path(self.config.stop_path).write_text("leak\n")
+
+    def enough(self) -> None:
+        """Let the requests bound end the load (with ``enough_path``)."""
+        if self.config.enough_path:
+            Path(self.config.enough_path).write_text("enough\n")
 
     def timeline(self) -> tuple[list[LoadSample], int | None]:
         """The samples so far (absolute times), and the requests done when the warm-up

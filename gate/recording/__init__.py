@@ -79,6 +79,9 @@ class Recorder(Protocol):
     finishes_on_exit: bool
     """The service must exit of itself to finish the recording (memray writes a capture
     file's end at exit): it is stopped with SIGINT before SIGTERM."""
+    waits_for_collections: bool
+    """The load's requests bound waits until :meth:`retained_so_far` is enough: a
+    service recorded so cheaply serves a check's requests in too few full collections."""
 
     def agent_settings(self) -> dict[str, object]:
         """What memgate's agent is told about recording (``capture``, ``port``, ``file``)."""
@@ -117,6 +120,11 @@ class Recorder(Protocol):
         when nothing is read before the end."""
         ...
 
+    def retained_so_far(self) -> int:
+        """While the load runs: the points right after full collections read so far (of
+        a service that forks, summed: :func:`gate.analysis.curve.summed_at_collections`)."""
+        ...
+
     def open(self, main_pid: int, opened: contextlib.ExitStack, progress: bool) -> list[Recorded]:
         """The recordings of the service's processes, its main process's first, each
         open until ``opened`` closes (``progress``: show the reading's progress)."""
@@ -141,7 +149,7 @@ class Recorder(Protocol):
 def recorder_for(profile: ProfileSpec, folder: Path, capture: Path, who: str) -> Recorder:
     """The recorder ``profile.capture`` names, writing into ``folder`` (a capture file's
     main path is ``capture``); ``who`` names the service in messages."""
-    if profile.capture == "counters":
+    if profile.capture in ("counters", "auto"):  # auto: a traced run names the lines
         from gate.recording.counters import CountersRecorder
 
         return CountersRecorder(folder, who)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from gate.agent.memgate_agent import FULL_FILE, HEAP_INTERVAL_S
 from gate.analysis.curve import summed_at_collections
@@ -26,8 +27,8 @@ from gate.recording.capture_file import StackLiveBytes
 from gate.service.agent_files import heap_files, read_heap_counters
 
 STALE_S = 2.0
-"""A running process whose counters have not moved for this long no longer runs the
-agent (it exec'd another program): its recording has ended."""
+"""A running process whose counters have not moved for this long since memgate looked
+no longer runs the agent (it exec'd another program): its recording has ended."""
 CONNECT_S = 10.0
 """How long the service's main process has, once started, to write its first counters."""
 
@@ -53,6 +54,7 @@ class CountersRecorder:
     timing = Timing(after_end_s=1.0, late_s=0.5, stamped_in_service=True)
     streams = True  # the files are whole at any time: read while the service stops
     finishes_on_exit = False
+    waits_for_collections = True
 
     def __init__(self, folder: Path, who: str) -> None:
         self.folder = folder
@@ -85,13 +87,27 @@ class CountersRecorder:
         return sorted(pid for pid in heap_files(self.folder) if pid != self._main)
 
     def records(self, pid: int) -> bool | None:
+        """Whether process ``pid``'s counters still move: written in the last few
+        intervals, or within ``STALE_S`` from now (a process that exec'd writes none)."""
+        try:  # a process that ended (a zombie, a recycled worker) cannot be told
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.Error:
+            return None
         path = heap_files(self.folder).get(pid)
         if path is None:
             return False
-        try:
-            return time.time() - path.stat().st_mtime < STALE_S
-        except OSError:
-            return None
+        asked = time.time()
+        while True:
+            try:
+                written = path.stat().st_mtime
+            except OSError:
+                return None
+            if written > asked - 3 * HEAP_INTERVAL_S:
+                return True
+            if time.time() - asked > STALE_S:
+                return False
+            time.sleep(HEAP_INTERVAL_S / 2)
 
     def stop(self) -> None:
         """Wait (a moment at most) for the main process's counters after the load's end."""
@@ -106,6 +122,19 @@ class CountersRecorder:
 
     def stream_ended(self) -> bool:
         return self.records(self._main) is False
+
+    def retained_so_far(self) -> int:
+        summed = summed_at_collections(self._retained_series())
+        return 0 if summed is None else len(summed[0])
+
+    def _retained_series(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [
+            (
+                np.asarray([s.t for s in theirs if s.retained], dtype=float),
+                np.asarray([s.heap for s in theirs if s.retained], dtype=float),
+            )
+            for _, theirs in self._read()
+        ]
 
     def heap_so_far(self, min_retained: int) -> tuple[list[float], list[int]]:
         counted = [snapshots for _, snapshots in self._read()]

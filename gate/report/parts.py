@@ -28,12 +28,27 @@ MIN_CONFIDENCE = 0.5
 zero and at least this confidence."""
 
 
+def ran_on_text(result: RunResult) -> str:
+    """``; ran on past the 3,000 requests asked ...`` for a counted run whose load went
+    on until enough full collections were read; else empty."""
+    load = result.settings.get("load") if result.settings else None
+    asked = load.get("requests") if isinstance(load, dict) else None
+    if result.capture.mode != "counters" or not isinstance(asked, int):
+        return ""
+    if result.load.stop_reason != "requests" or result.load.measured_requests < 1.05 * asked:
+        return ""
+    return (
+        f" (ran on past the {asked:,} asked until enough full collections were read:"
+        " counted, the service serves them fast)"
+    )
+
+
 def no_sites_text(capture: CaptureInfo) -> str:
     """What to say when no site is listed: none grew, or none was recorded."""
     if capture.mode == "counters":
         return (
-            'No allocation site was recorded: capture = "counters" traces no allocation'
-            ' (capture = "live" names the lines).'
+            "No allocation site was recorded: the heap was counted, no allocation traced"
+            ' (with capture = "auto", a run whose counted heap may grow is traced).'
         )
     return "No allocation site grew steadily through the steady state."
 
@@ -289,6 +304,12 @@ def capture_text(capture: CaptureInfo) -> str:
             )
         if capture.problems:
             text += f"; {len(capture.problems)} problem(s): {capture.problems[0]}"
+        first = capture.counted_first
+        if first is not None:
+            text += (
+                f"; traced because a counted run of {first.requests:,} requests could not"
+                f" decide: {first.why} ({first.folder}/)"
+            )
         return text
     if capture.mode == "counters":
         return (

@@ -29,6 +29,7 @@ from gate.report.parts import (
     nothing_retained,
     process_growth,
     process_name,
+    ran_on_text,
     rate,
     resources_text,
     retained_text,
@@ -64,7 +65,7 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
         f"{load.requests:,} requests ({load.warmup_requests:,} warm-up,"
         f" {load.measured_requests:,} measured), {load.failures:,} failed;"
         f" {load.requests_per_second:,.0f} req/s measured;"
-        f" {STOPPED.get(load.stop_reason, f'stopped by {load.stop_reason}')}",
+        f" {STOPPED.get(load.stop_reason, f'stopped by {load.stop_reason}')}" + ran_on_text(result),
     )
     if failed := failures_text(result):
         summary.add_row("failures", failed)

@@ -131,10 +131,10 @@ class ScenarioDoc(_Common):
         if target is not None and target not in names:
             raise ValueError(f"load.target: {target!r} is not a service of the scenario")
         profiles = [self.profile, *(m.profile for m in self.services.values() if m.profile)]
-        if self.load.stop_on_leak and any(p.capture != "live" for p in profiles):
+        if self.load.stop_on_leak and any(p.capture == "file" for p in profiles):
             raise ValueError(
-                'load.stop_on_leak: needs profile.capture = "live" (the heap is watched'
-                " while the load runs)"
+                'load.stop_on_leak: needs profile.capture = "live" or "counters" (the heap is'
+                " watched while the load runs)"
             )
         return self
 

@@ -238,12 +238,14 @@ class ProfileSpec(StrictModel):
     judged at whatever moment of the collector's cycle each point falls: reference
     cycles waiting for a rare full collection ramp like a leak, and clean services on
     large frameworks fail or flag far more often."""
-    capture: Literal["live", "file", "counters"] = "live"
+    capture: Literal["live", "file", "counters", "auto"] = "live"
     """``live`` streams memray's records to memgate during the load (no capture file;
     memgate's memory and disk stay bounded however long the load); ``file`` writes
     memray's capture file and reads it after the load (for memray's own reporters);
     ``counters`` traces no allocation: the allocators' own counters give the heap
-    exactly, at near the service's own speed, but no sites (no line is named)."""
+    exactly, at near the service's own speed, but no sites (no line is named); ``auto``
+    counts, and when the heap grew, runs the load again traced (``live``, ``native`` and
+    ``flamegraph`` as set) to name the lines: the run is judged on the counted heap."""
 
     @model_validator(mode="after")
     def _flamegraph_read_live(self) -> ProfileSpec:

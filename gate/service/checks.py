@@ -108,7 +108,7 @@ class MeasuredChecks:
         if recorder.records(pid) is False and service.exit_code() is None:
             raise RunError(
                 f"the {service.who}'s process (pid {pid}) exec'd {command_of(pid)} after"
-                f" {requests:,} requests, without memray: memgate did not measure what"
+                f" {requests:,} requests, {_without(recorder)}: memgate did not measure what"
                 " served the rest of the load; make the scenario's command the program"
                 f" that serves, not one that execs it (see {service.log_path})"
             )
@@ -133,10 +133,16 @@ class MeasuredChecks:
             if pid in tree and recorder.records(pid) is False and psutil.pid_exists(pid):
                 raise RunError(
                     f"a process of the {service.who} (pid {pid}), forked and recorded, exec'd"
-                    f" {command_of(pid)} after {requests:,} requests, without memray: memgate"
+                    f" {command_of(pid)} after {requests:,} requests, {_without(recorder)}:"
+                    " memgate"
                     " did not measure what it did from then on; a worker must not exec"
                     f" (see {service.log_path})"
                 )
+
+
+def _without(recorder: Recorder) -> str:
+    """What a process that exec'd runs without."""
+    return "without memgate's agent" if recorder.mode == "counters" else "without memray"
 
 
 def _port_of(url: str) -> int:

@@ -398,6 +398,20 @@ class ServiceProcess:
         enough = MIN_RETAINED if self.scenario.profile.retained_heap else 0
         return self.recorder.heap_so_far(enough)
 
+    @property
+    def waits_for_collections(self) -> bool:
+        """Whether the load's requests bound waits for enough full collections read
+        (:meth:`collections_enough`): a counted service's, with ``retained_heap``."""
+        return (
+            self.recorder is not None
+            and self.recorder.waits_for_collections
+            and self.scenario.profile.retained_heap
+        )
+
+    def collections_enough(self, wanted: int) -> bool:
+        """Whether ``wanted`` points right after full collections have been read."""
+        return self.recorder is None or self.recorder.retained_so_far() >= wanted
+
     def samples(self) -> list[RawProcessSample]:
         return list(self._samples)
 

@@ -136,6 +136,16 @@ def test_a_service_that_re_execs_itself_is_refused_with_a_capture_file(tmp_path:
     assert not leftovers(tmp_path)
 
 
+def test_a_service_that_re_execs_itself_is_refused_when_counted(tmp_path: Path) -> None:
+    """Case 1 with ``[profile] capture = "counters"``: nothing traced, the process's heap
+    counters stop moving when it execs (checked again at the load's end)."""
+    scenario = service(tmp_path, REEXEC.format(at=600, exec=ITSELF), requests=1500)
+    scenario.write_text(scenario.read_text() + '\n[profile]\ncapture = "counters"\n')
+    message = run_file(tmp_path, scenario)
+    assert "--no-agent-marker` after" in message and "without memgate's agent" in message
+    assert not leftovers(tmp_path)
+
+
 CLOSE_STREAM = """
 import socket
 for fd in map(int, os.listdir("/proc/self/fd")):

@@ -236,3 +236,44 @@ def test_requests_that_miss_the_services_are_counted_by_place(tmp_path: Path) ->
     places.add({"127.0.0.1:9999": 3, "junk": "3", 4: 4, no_url: 1})
     places.add(None)
     assert places.missed == {"127.0.0.1:9999": 5, "example.com:80": 1, no_url: 5}
+
+
+class _Stats:
+    """Locust's stats, as ``follow`` reads them: 100 more requests at each sample; at
+    ``enough_at`` requests, memgate says it read enough (the file appears)."""
+
+    def __init__(self, enough: Path | None, enough_at: int) -> None:
+        self.done, self.enough, self.enough_at = 0, enough, enough_at
+        self.num_failures = 0
+
+    @property
+    def num_requests(self) -> int:
+        self.done += 100
+        if self.enough is not None and self.done >= self.enough_at:
+            self.enough.write_text("enough\n")
+        return self.done
+
+
+@pytest.mark.parametrize("waits", [False, True])
+def test_the_requests_bound_waits_for_enough_when_told(tmp_path: Path, waits: bool) -> None:
+    """A counted service's load runs on past its requests until memgate has read enough
+    full collections (``enough_path``); without it, the bound ends it at once."""
+    import time
+    from types import SimpleNamespace
+
+    from gate.load.child import follow
+
+    enough = tmp_path / "load.enough"
+    cfg = dataclasses.replace(
+        config(tmp_path),
+        warmup_requests=0,
+        requests=500,
+        duration=None,
+        time_limit=60,
+        enough_path=str(enough) if waits else "",
+    )
+    stats = _Stats(enough if waits else None, enough_at=1500)
+    env = SimpleNamespace(stats=stats, shape_class=None)
+    reason = follow(cfg, env, lambda *a, **k: None, time.monotonic())
+    assert reason == "requests"
+    assert stats.done >= 1500 if waits else stats.done < 1000

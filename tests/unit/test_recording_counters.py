@@ -102,13 +102,17 @@ def test_a_reused_pid_is_read_from_its_newest_process(tmp_path: Path) -> None:
 
 
 def test_the_recorder_reads_the_main_process_first_and_sums_at_collections(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from gate.recording import counters
+
+    monkeypatch.setattr(counters, "STALE_S", 0.3)
+    main, fork = os.getpid(), 2**22 + 1  # this process, and a pid no process has
     recorder = recorder_for(ProfileSpec(capture="counters"), tmp_path, tmp_path / "c", "service")
     assert isinstance(recorder, CountersRecorder)
     assert recorder.agent_settings()["capture"] == "counters"
     now = time.time()
-    for pid, base in ((20, 1000), (10, 5000)):
+    for pid, base in ((main, 1000), (fork, 5000)):
         write_lines(
             tmp_path / f"heap.{pid}.1.jsonl",
             [{"t": now + n, "heap": base + n, "rss": 1} for n in range(4)],
@@ -120,20 +124,22 @@ def test_the_recorder_reads_the_main_process_first_and_sums_at_collections(
                 for n in range(4)
             ],
         )
-    recorder.connect(20, alive=lambda: True)
-    assert recorder.forks() == [10]
+    recorder.connect(main, alive=lambda: True)
+    assert recorder.forks() == [fork]
     with contextlib.ExitStack() as opened:
-        recorded = recorder.open(20, opened, progress=False)
-    assert [r.pid for r in recorded] == [20, 10]
+        recorded = recorder.open(main, opened, progress=False)
+    assert [r.pid for r in recorded] == [main, fork]
     assert list(recorded[0].recording.live_bytes_by_stack([0, 1])) == []
     times, heap = recorder.heap_so_far(min_retained=3)
     assert len(times) == 4 and heap == [6000] * 4  # both retained heaps, summed
     times, heap = recorder.heap_so_far(min_retained=0)
     assert heap == [6000, 6002, 6004, 6006]
-    assert recorder.records(20) is True and recorder.records(99) is False
+    assert recorder.records(main) is True
+    assert recorder.records(fork) is None  # no such process: nothing to tell
     old = time.time() - 60
-    os.utime(tmp_path / "heap.20.1.jsonl", (old, old))
-    assert recorder.stream_ended()  # the main process stopped counting: it exec'd
+    os.utime(tmp_path / f"heap.{main}.1.jsonl", (old, old))
+    assert recorder.records(main) is False  # it runs, and stopped counting: it exec'd
+    assert recorder.stream_ended()
 
 
 def test_a_service_that_writes_no_counters_is_refused(tmp_path: Path, monkeypatch) -> None:

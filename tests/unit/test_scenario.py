@@ -356,9 +356,14 @@ def test_a_scenario_nested_too_deeply_is_bad_input(write_scenario, nested: str) 
     assert str(caught.value) == f"{path}: not valid TOML: nested too deeply"
 
 
-def test_a_soak_stopped_on_leak_needs_the_live_capture(write_scenario) -> None:
+def test_a_soak_stopped_on_leak_needs_the_heap_read_while_the_load_runs(write_scenario) -> None:
     live = write_scenario(MINIMAL.replace("[load]", "[load]\nstop_on_leak = true"))
     assert load_scenario(live).doc.load.stop_on_leak
+    counted = write_scenario(
+        MINIMAL.replace("[load]", "[load]\nstop_on_leak = true")
+        + '\n[profile]\ncapture = "counters"\n'
+    )
+    assert load_scenario(counted).doc.profile.capture == "counters"
     path = write_scenario(
         MINIMAL.replace("[load]", "[load]\nstop_on_leak = true") + '\n[profile]\ncapture = "file"\n'
     )
