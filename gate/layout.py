@@ -42,6 +42,9 @@ LOAD_ENOUGH = "load.enough"
 """Written by memgate once a counted service's heap right after full collections can be
 judged: before, the requests bound does not end the load."""
 
+COUNTED = "counted"
+"""``[profile] capture = "auto"``: the counted run's folder, inside the run's."""
+
 EARLIER_RUN_FILES = (FAILURE, RESULT, REPORT_JSON, REPORT_HTML)
 """What a run in the folder wrote last time and this run replaces, or must not leave
 beside its own failure (``memgate merge`` would read the old report as this run's)."""
@@ -151,7 +154,12 @@ def _not_movable(folder: Path) -> str | None:
     here = os.path.realpath(os.getcwd())
     if os.path.commonpath([here, os.path.realpath(folder)]) == os.path.realpath(folder):
         return "holds the current folder"
-    if not (names.intersection(RUN_MARKS) or any(_is_service_folder(folder / n) for n in names)):
+    counted = COUNTED in names and _not_movable(folder / COUNTED) is None
+    if not (
+        names.intersection(RUN_MARKS)
+        or counted
+        or any(_is_service_folder(folder / n) for n in names)
+    ):
         return f"holds no run's files ({', '.join(RUN_MARKS)})"
     return None
 

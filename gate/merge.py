@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 
 from gate._json import bad_integer, first_error, one_of, read_json, validate
 from gate.errors import InputError
-from gate.layout import FAILURE, REPORT_JSON, REPORT_VERSION, RUN_FILES, is_set_aside
+from gate.layout import COUNTED, FAILURE, REPORT_JSON, REPORT_VERSION, RUN_FILES, is_set_aside
 from gate.model import scenario_key
 from gate.outcome import WORST_FIRST, Outcome
 from gate.verdict import Finding, worst_finding
@@ -249,7 +249,8 @@ def _search(folder: Path) -> tuple[list[Path], list[BadInput]]:
     for root, dirs, names in os.walk(folder):
         # A run's folder moved aside by the next run of it (``NAME.previous``) is not a
         # check of this matrix; nor is one of those moves cut short.
-        dirs[:] = sorted(d for d in dirs if not is_set_aside(d))
+        # Nor is an ``auto`` run's counted run: the run beside it was the one judged.
+        dirs[:] = sorted(d for d in dirs if not is_set_aside(d) and d != COUNTED)
         here = set(names)
         if FAILURE in here:
             errors.append(BadInput(root, f"{FAILURE}: the run of this scenario could not be done"))

@@ -83,6 +83,7 @@ CENSUS_CHUNK = 1000
 HEAP_FILE = "heap.{pid}.{ns}.jsonl"
 """Counters: ``{"t": time, "heap": bytes, "rss": bytes}`` every ``HEAP_INTERVAL_S``."""
 HEAP_INTERVAL_S = 0.1
+HEAP_MAX_INTERVAL_S = 1.0
 FULL_FILE = "full.{pid}.jsonl"
 """One line per full collection of the process: ``{"t": end, "pause": s, "forced": b}``,
 and ``"mark": size`` for the agent's; ``{"soon": true}`` before a spaced-out one."""
@@ -135,18 +136,17 @@ class _Heap:
     ``sys._debugmallocstats()`` prints: 0.3 ms for 47 MB of blocks) and malloc's bytes
     in use (glibc's ``mallinfo2``: small chunks and mmapped ones; pymalloc's arenas are
     mmapped by themselves, so nothing is counted twice). ``read()`` is ``None`` where
-    neither can be read (no glibc, no pymalloc)."""
+    either is missing while in use (no glibc: blocks over 512 bytes would go uncounted).
+    Set up once, by :func:`_start` before any thread of the agent reads it."""
 
     def __init__(self) -> None:
-        self._ready = False
         self._stats: Any = None
         self._libc: Any = None
         self._mallinfo: Any = None
         self._statm: tuple[int, int] | None = None
         """``/proc/self/statm`` opened, and by which process (a fork opens its own)."""
 
-    def _setup(self) -> None:
-        self._ready = True
+    def setup(self) -> None:
         try:
             import ctypes
 
@@ -176,17 +176,13 @@ class _Heap:
             break
 
     def read(self) -> int | None:
-        if not self._ready:
-            self._setup()
-        total, known = 0, False
-        if self._stats is not None:
-            blocks = self._pymalloc()
-            if blocks is not None:
-                total, known = total + blocks, True
-        if self._mallinfo is not None:
-            info = self._mallinfo()
-            total, known = total + info.uordblks + info.hblkhd, True
-        return total if known else None
+        if self._mallinfo is None or self._stats is None:
+            return None
+        blocks = self._pymalloc()
+        if blocks is None:
+            return None
+        info = self._mallinfo()
+        return blocks + int(info.uordblks) + int(info.hblkhd)
 
     def _pymalloc(self) -> int | None:
         import ctypes
@@ -203,6 +199,8 @@ class _Heap:
             text = ctypes.string_at(buffer, size.value) if used else b""
         finally:
             self._libc.free(buffer)
+        if not used:  # pymalloc is not in use (PYTHONMALLOC=malloc): malloc counts it all
+            return 0
         for line in text.splitlines():
             if line.startswith(b"# bytes in allocated blocks"):
                 return int(line.rpartition(b"=")[2].replace(b",", b""))
@@ -229,18 +227,21 @@ _counting: list[bool] = [False]
 
 
 def _write_heap_forever(folder: str) -> None:
+    """The heap's counters, a line every ``HEAP_INTERVAL_S`` (doubled every 1,000 lines,
+    up to ``HEAP_MAX_INTERVAL_S``), into a file held open as long as the process runs the
+    agent: memgate tells a process that exec'd another program by its file no longer
+    being open in it (Python opens files close-on-exec)."""
+    if _heap.read() is None:
+        return  # no file: memgate says the heap could not be read
     # The start time keeps a process that reuses a dead worker's pid out of its file.
     name = HEAP_FILE.format(pid=os.getpid(), ns=time.time_ns())
     interval, written = HEAP_INTERVAL_S, 0
     with open(os.path.join(folder, name), "a", buffering=1) as out:
         while True:
-            fields = _heap.fields()
-            if not fields:
-                return  # memgate says the heap could not be read
-            out.write(f'{{"t": {time.time():.6f}{fields}}}\n')
+            out.write(f'{{"t": {time.time():.6f}{_heap.fields()}}}\n')
             written += 1
-            if written % GC_PER_DOUBLING == 0:  # as the gc counts: a soak's stays small
-                interval *= 2
+            if written % GC_PER_DOUBLING == 0:  # a soak's file grows by 3,600 lines an hour
+                interval = min(2 * interval, HEAP_MAX_INTERVAL_S)
             time.sleep(interval)
 
 
@@ -821,15 +822,16 @@ def main() -> None:
 
 def _start(settings: dict[str, Any]) -> None:
     """Count garbage collections, and be ready for forks."""
+    if settings.get("capture") == "counters":
+        _heap.setup()  # before any thread reads it, or the collector's callback
+        _counting[0] = True
+        _daemon(_write_heap_forever, settings["folder"])
     if settings.get("gc"):
         gc.callbacks.append(_counts.hook)
         _daemon(_write_gc_forever, settings["gc"])
         _watch_full_collections(settings)
     if settings.get("census"):
         _daemon(_census_when_asked, settings["folder"])
-    if settings.get("capture") == "counters":
-        _counting[0] = True
-        _daemon(_write_heap_forever, settings["folder"])
     os.register_at_fork(before=_before_fork, after_in_child=lambda: _after_fork(settings))
 
 

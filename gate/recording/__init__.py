@@ -79,6 +79,9 @@ class Recorder(Protocol):
     finishes_on_exit: bool
     """The service must exit of itself to finish the recording (memray writes a capture
     file's end at exit): it is stopped with SIGINT before SIGTERM."""
+    traces: bool
+    """Allocations are traced (memray): sites are recorded, and a process that exec'd is
+    one memray is no longer in. ``False``: the agent counts, and records no stack."""
     waits_for_collections: bool
     """The load's requests bound waits until :meth:`retained_so_far` is enough: a
     service recorded so cheaply serves a check's requests in too few full collections."""
@@ -120,9 +123,10 @@ class Recorder(Protocol):
         when nothing is read before the end."""
         ...
 
-    def retained_so_far(self) -> int:
-        """While the load runs: the points right after full collections read so far (of
-        a service that forks, summed: :func:`gate.analysis.curve.summed_at_collections`)."""
+    def retained_so_far(self, since: float) -> int:
+        """While the load runs: the points right after full collections read so far from
+        ``since`` (seconds since the epoch) on (of a service that forks, summed:
+        :func:`gate.analysis.curve.summed_at_collections`)."""
         ...
 
     def open(self, main_pid: int, opened: contextlib.ExitStack, progress: bool) -> list[Recorded]:

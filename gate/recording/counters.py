@@ -10,6 +10,7 @@ run gives no sites. A traced run (``live``) names them."""
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,9 +27,9 @@ from gate.recording import Recorded, Timing
 from gate.recording.capture_file import StackLiveBytes
 from gate.service.agent_files import heap_files, read_heap_counters
 
-STALE_S = 2.0
-"""A running process whose counters have not moved for this long since memgate looked
-no longer runs the agent (it exec'd another program): its recording has ended."""
+ENDED_S = 2.5
+"""A process's counters older than this at a time (the agent writes them every second at
+the least) are not summed there: the process had ended (a recycled worker)."""
 CONNECT_S = 10.0
 """How long the service's main process has, once started, to write its first counters."""
 
@@ -54,6 +55,7 @@ class CountersRecorder:
     timing = Timing(after_end_s=1.0, late_s=0.5, stamped_in_service=True)
     streams = True  # the files are whole at any time: read while the service stops
     finishes_on_exit = False
+    traces = False
     waits_for_collections = True
 
     def __init__(self, folder: Path, who: str) -> None:
@@ -87,9 +89,10 @@ class CountersRecorder:
         return sorted(pid for pid in heap_files(self.folder) if pid != self._main)
 
     def records(self, pid: int) -> bool | None:
-        """Whether process ``pid``'s counters still move: written in the last few
-        intervals, or within ``STALE_S`` from now (a process that exec'd writes none)."""
-        try:  # a process that ended (a zombie, a recycled worker) cannot be told
+        """Whether process ``pid`` still runs the agent: its counters' file is open in it
+        (the agent holds it open, close-on-exec: a process that exec'd has closed it);
+        ``None`` when that cannot be told (no ``/proc``, a process that ended)."""
+        try:  # a zombie's file descriptors are gone: it ended, it did not exec
             if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
                 return None
         except psutil.Error:
@@ -97,17 +100,16 @@ class CountersRecorder:
         path = heap_files(self.folder).get(pid)
         if path is None:
             return False
-        asked = time.time()
-        while True:
-            try:
-                written = path.stat().st_mtime
-            except OSError:
-                return None
-            if written > asked - 3 * HEAP_INTERVAL_S:
-                return True
-            if time.time() - asked > STALE_S:
-                return False
-            time.sleep(HEAP_INTERVAL_S / 2)
+        wanted = os.path.realpath(path)
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            return None
+        for descriptor in descriptors:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{descriptor}") == wanted:
+                    return True
+        return False
 
     def stop(self) -> None:
         """Wait (a moment at most) for the main process's counters after the load's end."""
@@ -123,32 +125,29 @@ class CountersRecorder:
     def stream_ended(self) -> bool:
         return self.records(self._main) is False
 
-    def retained_so_far(self) -> int:
-        summed = summed_at_collections(self._retained_series())
+    def retained_so_far(self, since: float) -> int:
+        summed = summed_at_collections(self._retained_series(since))
         return 0 if summed is None else len(summed[0])
 
-    def _retained_series(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [
-            (
-                np.asarray([s.t for s in theirs if s.retained], dtype=float),
-                np.asarray([s.heap for s in theirs if s.retained], dtype=float),
-            )
-            for _, theirs in self._read()
-        ]
+    def _retained_series(
+        self, since: float = 0.0, counted: list[list[MemorySnapshot]] | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each process's points right after full collections from ``since`` on: times,
+        heaps."""
+        counted = counted if counted is not None else [s for _, s in self._read()]
+        series = []
+        for theirs in counted:
+            kept = [s for s in theirs if s.retained and s.t >= since]
+            times = np.asarray([s.t for s in kept], dtype=float)
+            series.append((times, np.asarray([s.heap for s in kept], dtype=float)))
+        return series
 
     def heap_so_far(self, min_retained: int) -> tuple[list[float], list[int]]:
         counted = [snapshots for _, snapshots in self._read()]
         if not counted or not counted[0]:
             return [], []
         if min_retained:
-            series = [
-                (
-                    np.asarray([s.t for s in theirs if s.retained], dtype=float),
-                    np.asarray([s.heap for s in theirs if s.retained], dtype=float),
-                )
-                for theirs in counted
-            ]
-            summed = summed_at_collections(series)
+            summed = summed_at_collections(self._retained_series(counted=counted))
             if summed is not None and len(summed[0]) >= min_retained:
                 return summed[0].tolist(), [round(h) for h in summed[1].tolist()]
         main = [s for s in counted[0] if not s.retained]
@@ -160,7 +159,9 @@ class CountersRecorder:
                 continue
             at = np.searchsorted([s.t for s in own], times, side="right") - 1
             heaps = np.asarray([s.heap for s in own], dtype=np.int64)
-            total += np.where(at >= 0, heaps[at.clip(0)], 0)
+            # A process that ended (a recycled worker) holds nothing after its last line.
+            running = (at >= 0) & (times <= own[-1].t + ENDED_S)
+            total += np.where(running, heaps[at.clip(0)], 0)
         return times.tolist(), total.tolist()
 
     def open(self, main_pid: int, opened: contextlib.ExitStack, progress: bool) -> list[Recorded]:

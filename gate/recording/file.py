@@ -21,6 +21,7 @@ class FileRecorder:
     timing = Timing()
     streams = False
     finishes_on_exit = True  # memray writes the capture's end when the service exits
+    traces = True
     waits_for_collections = False
 
     def __init__(self, capture: Path, who: str) -> None:
@@ -49,7 +50,7 @@ class FileRecorder:
     def stream_ended(self) -> bool:
         return False
 
-    def retained_so_far(self) -> int:
+    def retained_so_far(self, since: float) -> int:
         return 0
 
     def heap_so_far(self, min_retained: int) -> tuple[list[float], list[int]]:

@@ -6,8 +6,8 @@ heap right after full collections grew, with 95% confidence, by less than
 ``CONCLUSIVE_BELOW`` bytes a request, and the run's shape is no leak. Otherwise (the heap
 grew, or it wanders too much for counting to tell, or too few full collections were
 read), the load runs again traced (memray, read live), and that run is the one judged:
-its sites tell a leak that the heap's noise hides, and name the lines. The counted run
-lives in ``counted/`` either way.
+its sites tell a leak that the heap's noise hides, and name the lines. The counted run's
+files are in ``counted/`` either way.
 
 A clean service whose counted heap is tight (the demo's: 6 B/request wide) is then
 checked at 0.85x its speed or better; a noisy one (tens of KiB of wander: a 64 B/request
@@ -19,13 +19,13 @@ import dataclasses
 from collections.abc import Sequence
 
 from gate.analysis.shape import retained_shape
+from gate.layout import COUNTED
 from gate.model import RunResult
 from gate.observed import CountedFirst
 from gate.scenario import ScenarioFile
 from gate.shapes import Shape
 
-FOLDER = "counted"
-"""The counted run's folder, inside the run's, once a traced run follows it."""
+FOLDER = COUNTED
 CONCLUSIVE_BELOW = 16.0
 """Bytes per request the counted heap's growth must be surely below (the top of its 95%
 interval) to decide alone: a quarter of the smallest leak a check must catch (64
@@ -38,18 +38,20 @@ def is_auto(scenario: ScenarioFile) -> bool:
     return any(m.profile.capture == "auto" for m in scenario.members())
 
 
-def undecided(result: RunResult) -> str | None:
-    """Why a counted run cannot decide alone, in a line; ``None`` when it can."""
+def undecided(result: RunResult, limit: float | None = None) -> str | None:
+    """Why a counted run cannot decide alone, in a line; ``None`` when it can. ``limit``:
+    the scenario's ``max_growth_per_request``, if stricter than ``CONCLUSIVE_BELOW``."""
     if result.analysis.shape not in DECIDING:
         return f"its shape is {result.analysis.shape.value}"
     kept = retained_shape(result.curve)
     if kept is None:
         return "too few full collections were read to judge its heap right after them"
-    if kept.trend.high >= CONCLUSIVE_BELOW:
+    below = min(CONCLUSIVE_BELOW, limit) if limit is not None else CONCLUSIVE_BELOW
+    if kept.trend.high >= below:
         return (
             f"its heap right after full collections grew {kept.trend.slope:,.1f} B/request"
             f" [{kept.trend.low:,.1f}, {kept.trend.high:,.1f}]: growth of"
-            f" {CONCLUSIVE_BELOW:.0f} B/request or more is not ruled out"
+            f" {below:g} B/request or more is not ruled out"
         )
     return None
 
@@ -68,7 +70,9 @@ def traced(scenario: ScenarioFile) -> ScenarioFile:
 
 
 def with_counted_first(
-    traced_results: Sequence[RunResult], counted: Sequence[RunResult]
+    traced_results: Sequence[RunResult],
+    counted: Sequence[RunResult],
+    limits: dict[str | None, float | None] | None = None,
 ) -> list[RunResult]:
     """The traced results, each saying which counted run came first and why it did not
     decide (matched by service)."""
@@ -85,7 +89,8 @@ def with_counted_first(
             note = CountedFirst(
                 folder=folder,
                 requests=first.load.measured_requests,
-                why=undecided(first) or "another service's counted run did not decide",
+                why=undecided(first, (limits or {}).get(result.scenario.service))
+                or "another service's counted run did not decide",
             )
             result = dataclasses.replace(
                 result, capture=dataclasses.replace(result.capture, counted_first=note)

@@ -25,14 +25,12 @@ from gate.layout import (
     LOAD_LOG,
     LOAD_STOP,
     LOAD_TIMELINE,
-    RESULT,
     SERVICE_LOG,
     service_folder,
 )
 from gate.load import DEADLINE_GRACE_S, LoadConfig, LoadOutcome, LoadProcess
 from gate.loopback import free_port
 from gate.model import RunResult
-from gate.result import write_result
 from gate.run import auto
 from gate.run.assemble import build_result
 from gate.run.failure import write_failure
@@ -76,18 +74,41 @@ def run_services(
     observer = observer or QuietObserver()
     if not auto.is_auto(scenario):
         return run_once(scenario, out_dir, observer)
+    _clear_earlier(out_dir, [service_folder(out_dir, m.service_name) for m in scenario.members()])
     counted_dir = out_dir / auto.FOLDER
     counted = run_once(scenario, counted_dir, observer)
-    why = next((w for w in map(auto.undecided, counted) if w is not None), None)
+    limits = {m.service_name: m.budgets.max_growth_per_request for m in scenario.members()}
+    why = next(
+        (
+            w
+            for r in counted
+            if (w := auto.undecided(r, limits.get(r.scenario.service))) is not None
+        ),
+        None,
+    )
     if why is None:
         for result in counted:  # the result's folder; its files stay where they are
             service_folder(out_dir, result.scenario.service).mkdir(parents=True, exist_ok=True)
         return [auto.decided(result) for result in counted]
     observer.phase(f"counting could not decide ({why}): the load again, traced")
     traced = run_once(auto.traced(scenario), out_dir, observer)
-    for result in counted:  # its own figures, beside its logs
-        write_result(result, service_folder(counted_dir, result.scenario.service) / RESULT)
-    return auto.with_counted_first(traced, counted)
+    return auto.with_counted_first(traced, counted, limits)
+
+
+def _clear_earlier(out_dir: Path, folders: Sequence[Path]) -> None:
+    """Create the run's folders, and remove the verdicts an earlier run left in them, or
+    in any service's folder of ``out_dir``: they must not outlive this run if it fails
+    (services renamed or removed since left theirs too; a service's folder is known by
+    its log)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        earlier = [path.parent for path in out_dir.glob(f"*/{SERVICE_LOG}")]
+        for folder in dict.fromkeys([out_dir, *earlier, *folders]):
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in EARLIER_RUN_FILES:
+                (folder / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
 
 
 def run_once(
@@ -105,18 +126,7 @@ def run_once(
     observer = observer or QuietObserver()
     members = scenario.members()
     folders = [service_folder(out_dir, m.service_name) for m in members]
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        # Services renamed or removed since an earlier run left their verdicts too (a
-        # service's folder is known by its log).
-        earlier = [path.parent for path in out_dir.glob(f"*/{SERVICE_LOG}")]
-        for folder in dict.fromkeys([out_dir, *earlier, *folders]):
-            folder.mkdir(parents=True, exist_ok=True)
-            # An earlier run's verdict must not outlive this run if it fails.
-            for name in EARLIER_RUN_FILES:
-                (folder / name).unlink(missing_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
+    _clear_earlier(out_dir, folders)
     started_at = datetime.datetime.now(datetime.UTC)
     ports = _free_ports(len(members))
     named = {m.service_name: p for m, p in zip(members, ports, strict=True) if m.service_name}
@@ -138,7 +148,7 @@ def run_once(
             for service in services:
                 service.prepare()  # each one checked before any service starts
             for service in services:
-                watched.phase(f"starting the {service.who} under memray")
+                watched.phase(f"starting the {service.who} {service.watched}")
                 tried.append(service)
                 service.start()
                 service.wait_healthy()
@@ -350,25 +360,27 @@ def _drive_load(
     census_asked = False
     waiting = bool(config.enough_path)
     started = time.monotonic()
+    measuring_since = 0.0
     try:
         while True:
             finished = load.poll() is not None
             progress = load.progress
             phase = progress.phase
+            if phase == "measuring" and not census_asked:  # the warm-up is over
+                census_asked = True
+                measuring_since = time.time()
+                for service in services:
+                    service.collect(measuring=True)
+                    service.ask_census("start")
             if waiting and phase == "measuring":
                 measured = progress.requests - spec.warmup_requests
                 if (
-                    all(s.collections_enough(RETAINED_WANTED) for s in counting)
+                    all(s.collections_enough(RETAINED_WANTED, measuring_since) for s in counting)
                     or time.monotonic() - started >= RETAINED_WAIT_SHARE * spec.time_limit
                     or measured >= RETAINED_WAIT_REQUESTS * (spec.requests or 0)
                 ):
                     load.enough()
                     waiting = False
-            if phase == "measuring" and not census_asked:  # the warm-up is over
-                census_asked = True
-                for service in services:
-                    service.collect(measuring=True)
-                    service.ask_census("start")
             if watch is not None and phase == "measuring":
                 growth = watch.tick()
                 phase = f"{phase}; {growth}" if growth else phase

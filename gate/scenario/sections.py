@@ -244,8 +244,10 @@ class ProfileSpec(StrictModel):
     memray's capture file and reads it after the load (for memray's own reporters);
     ``counters`` traces no allocation: the allocators' own counters give the heap
     exactly, at near the service's own speed, but no sites (no line is named); ``auto``
-    counts, and when the heap grew, runs the load again traced (``live``, ``native`` and
-    ``flamegraph`` as set) to name the lines: the run is judged on the counted heap."""
+    counts first, and decides with that run alone when its heap right after full
+    collections surely grew less than 16 B/request (or ``max_growth_per_request``) and
+    its shape is flat, a plateau or a step; otherwise runs the load again traced
+    (``live``, with ``native`` and ``flamegraph`` as set) and judges that run."""
 
     @model_validator(mode="after")
     def _flamegraph_read_live(self) -> ProfileSpec:
@@ -257,7 +259,12 @@ class ProfileSpec(StrictModel):
         if self.capture == "counters" and (self.flamegraph or self.native):
             raise ValueError(
                 f"{'flamegraph' if self.flamegraph else 'native'}: needs memray's traces;"
-                ' capture = "counters" records none (use capture = "live")'
+                ' capture = "counters" records none (use capture = "live" or "auto")'
+            )
+        if self.capture == "auto" and not self.retained_heap:
+            raise ValueError(
+                'capture = "auto" decides on the heap right after full collections:'
+                " it needs retained_heap = true"
             )
         return self
 

@@ -142,7 +142,7 @@ class MeasuredChecks:
 
 def _without(recorder: Recorder) -> str:
     """What a process that exec'd runs without."""
-    return "without memgate's agent" if recorder.mode == "counters" else "without memray"
+    return "without memray" if recorder.traces else "without memgate's agent"
 
 
 def _port_of(url: str) -> int:

@@ -215,6 +215,12 @@ class ServiceProcess:
         return self._python
 
     @property
+    def watched(self) -> str:
+        """How the service is watched, for progress lines: ``under memray``, or counted."""
+        traced = self.scenario.profile.capture in ("live", "file")
+        return "under memray" if traced else "counted (nothing traced)"
+
+    @property
     def python(self) -> ServicePython:
         """The service's interpreter (see :meth:`prepare`)."""
         return self.prepare()
@@ -408,9 +414,10 @@ class ServiceProcess:
             and self.scenario.profile.retained_heap
         )
 
-    def collections_enough(self, wanted: int) -> bool:
-        """Whether ``wanted`` points right after full collections have been read."""
-        return self.recorder is None or self.recorder.retained_so_far() >= wanted
+    def collections_enough(self, wanted: int, since: float) -> bool:
+        """Whether ``wanted`` points right after full collections have been read from
+        ``since`` (seconds since the epoch) on."""
+        return self.recorder is None or self.recorder.retained_so_far(since) >= wanted
 
     def samples(self) -> list[RawProcessSample]:
         return list(self._samples)

@@ -65,7 +65,7 @@ def test_auto_traces_a_run_whose_counted_heap_grew_and_judges_that(tmp_path: Pat
     first = leak.capture.counted_first
     assert first is not None and first.folder == "counted", leak.capture
     assert "not ruled out" in first.why or "shape is leak" in first.why, first.why
-    assert (tmp_path / "counted" / "result.json").exists()
+    assert (tmp_path / "counted" / "service.log").exists()
     assert (tmp_path / "service.log").exists()  # the traced run's, where it is judged
     top = leak.sites[0].frame
     assert top is not None and top.file.endswith("demo_service/app.py"), leak.sites[0]

@@ -17,6 +17,7 @@ class QuietRecorder:
     timing = Timing()
     streams = False
     finishes_on_exit = False
+    traces = True
     waits_for_collections = False
 
     def agent_settings(self) -> dict[str, object]:
@@ -40,7 +41,7 @@ class QuietRecorder:
     def stream_ended(self) -> bool:
         return False
 
-    def retained_so_far(self) -> int:
+    def retained_so_far(self, since: float) -> int:
         return 0
 
     def heap_so_far(self, min_retained: int) -> tuple[list[float], list[int]]:

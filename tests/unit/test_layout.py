@@ -136,3 +136,16 @@ def test_a_run_dropped_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) ->
     out = a_run(tmp_path / "demo")
     assert keep_previous(out) == Kept(tmp_path / "demo.previous")
     assert hidden(tmp_path) == [".demo.previous.other.x.old"]
+
+
+def test_an_auto_run_of_several_services_decided_by_counting_is_kept(tmp_path: Path) -> None:
+    """Its services' folders hold their verdicts; their logs are in ``counted/``."""
+    out = tmp_path / "shop"
+    (out / "api").mkdir(parents=True)
+    (out / "api" / "result.json").write_text("{}")
+    (out / "counted" / "api").mkdir(parents=True)
+    (out / "counted" / "api" / "service.log").write_text("")
+    (out / "counted" / "load.log").write_text("")
+    assert isinstance(keep_previous(out), Kept)
+    assert (tmp_path / "shop.previous" / "api" / "result.json").exists()
+    assert not out.exists()

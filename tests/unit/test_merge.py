@@ -239,3 +239,13 @@ def test_a_run_moved_aside_by_the_next_is_not_a_report_of_the_matrix(tmp_path: P
     merged = collect([tmp_path])
     assert (merged.verdict, merged.errors) == (Outcome.PASS, ())
     assert [r.verdict.value for r in merged.reports] == ["pass"]
+
+
+def test_an_auto_runs_counted_run_is_not_an_unfinished_check(tmp_path: Path) -> None:
+    """``capture = "auto"`` with several services: the counted run's service folders
+    (``counted/NAME``, a log and no report) lie beside the traced run that was judged."""
+    write(tmp_path / "shop" / "api", doc("shop", "pass"))
+    (tmp_path / "shop" / "counted" / "api").mkdir(parents=True)
+    (tmp_path / "shop" / "counted" / "api" / "service.log").write_text("")
+    merged = collect([tmp_path])
+    assert (merged.verdict, merged.errors) == (Outcome.PASS, ())

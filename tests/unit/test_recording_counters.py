@@ -29,6 +29,12 @@ def load_agent() -> Any:
     return module
 
 
+def counting_heap() -> Any:
+    heap = load_agent()._Heap()
+    heap.setup()
+    return heap
+
+
 def write_lines(path: Path, lines: list[object]) -> None:
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
@@ -36,7 +42,7 @@ def write_lines(path: Path, lines: list[object]) -> None:
 def test_the_agent_counts_what_python_allocates() -> None:
     """100,000 objects of 133 bytes (pymalloc's 144-byte blocks) and the list's 8 bytes
     a pointer: the heap grows by 152 bytes an object, to within 2%; freed, it returns."""
-    heap = load_agent()._Heap()
+    heap = counting_heap()
     before = heap.read()
     assert before is not None and before > 0
     kept = [bytes(100) for _ in range(100_000)]
@@ -49,8 +55,16 @@ def test_the_agent_counts_what_python_allocates() -> None:
     assert heap.rss() > grown
 
 
+def test_without_mallinfo_the_heap_is_not_read_half() -> None:
+    """Without glibc's counts (musl, macOS), blocks over 512 bytes would go uncounted:
+    the heap is not read at all, and the run is refused, rather than read as flat."""
+    heap = counting_heap()
+    heap._mallinfo = None
+    assert heap.read() is None and heap.fields() == ""
+
+
 def test_a_large_allocation_is_counted_once_through_malloc() -> None:
-    heap = load_agent()._Heap()
+    heap = counting_heap()
     before = heap.read()
     block = bytearray(8 * 2**20)
     grown = heap.read()
@@ -59,7 +73,7 @@ def test_a_large_allocation_is_counted_once_through_malloc() -> None:
 
 
 def test_a_fork_reads_its_own_rss(tmp_path: Path) -> None:
-    heap = load_agent()._Heap()
+    heap = counting_heap()
     assert heap.rss() > 0
     pid = os.fork()
     if pid == 0:  # the child grows its RSS by 64 MiB; the parent's file must not be read
@@ -102,11 +116,8 @@ def test_a_reused_pid_is_read_from_its_newest_process(tmp_path: Path) -> None:
 
 
 def test_the_recorder_reads_the_main_process_first_and_sums_at_collections(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    from gate.recording import counters
-
-    monkeypatch.setattr(counters, "STALE_S", 0.3)
     main, fork = os.getpid(), 2**22 + 1  # this process, and a pid no process has
     recorder = recorder_for(ProfileSpec(capture="counters"), tmp_path, tmp_path / "c", "service")
     assert isinstance(recorder, CountersRecorder)
@@ -134,12 +145,14 @@ def test_the_recorder_reads_the_main_process_first_and_sums_at_collections(
     assert len(times) == 4 and heap == [6000] * 4  # both retained heaps, summed
     times, heap = recorder.heap_so_far(min_retained=0)
     assert heap == [6000, 6002, 6004, 6006]
-    assert recorder.records(main) is True
     assert recorder.records(fork) is None  # no such process: nothing to tell
-    old = time.time() - 60
-    os.utime(tmp_path / f"heap.{main}.1.jsonl", (old, old))
-    assert recorder.records(main) is False  # it runs, and stopped counting: it exec'd
-    assert recorder.stream_ended()
+    # The agent holds its file open (close-on-exec): a process that exec'd has not.
+    assert recorder.records(main) is False and recorder.stream_ended()
+    with open(tmp_path / f"heap.{main}.1.jsonl", "a"):
+        assert recorder.records(main) is True and not recorder.stream_ended()
+    # Counted from the measured phase's start only.
+    assert recorder.retained_so_far(since=0.0) == 4
+    assert recorder.retained_so_far(since=now + 2.0) == 2
 
 
 def test_a_service_that_writes_no_counters_is_refused(tmp_path: Path, monkeypatch) -> None:
@@ -150,7 +163,8 @@ def test_a_service_that_writes_no_counters_is_refused(tmp_path: Path, monkeypatc
     recorder = CountersRecorder(tmp_path, "service")
     with pytest.raises(RunError, match="wrote no heap counters"):
         recorder.connect(1234, alive=lambda: True)
-    recorder.connect(1234, alive=lambda: False)  # its exit is the reason given elsewhere
+    # A service that exited: its own exit is the reason given (by the caller), not this.
+    assert recorder.connect(1234, alive=lambda: False) is None
 
 
 @pytest.mark.parametrize("option", ["native", "flamegraph"])

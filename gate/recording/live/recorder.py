@@ -35,6 +35,7 @@ class LiveRecorder:
     timing = Timing(after_end_s=END_S, late_s=LATE_S, stamped_in_service=False)
     streams = True
     finishes_on_exit = False  # the last point is taken before the stop: nothing to finish
+    traces = True
     waits_for_collections = False
 
     def __init__(self, profile: ProfileSpec, folder: Path, capture: Path, who: str) -> None:
@@ -71,7 +72,7 @@ class LiveRecorder:
     def stream_ended(self) -> bool:
         return self.reader.main_ended()
 
-    def retained_so_far(self) -> int:
+    def retained_so_far(self, since: float) -> int:
         return 0
 
     def heap_so_far(self, min_retained: int) -> tuple[list[float], list[int]]:
