@@ -2,10 +2,14 @@
 the command starts, so that the first check of a real service takes minutes.
 
 The command runs once, without memray, on a free port of 127.0.0.1 (``{port}`` in it);
-its health URL is the first of the usual paths that answers 2xx (or the one given), and
-when it serves an OpenAPI document, each GET endpoint without path parameters becomes a
-task. The service is stopped (its whole process group, and every process of its tree
-seen) before anything is written, and no file is written over.
+its health URL is the first of the usual paths that answers 2xx (or the one given). Its
+GET routes come from its OpenAPI document if it serves one; else, for a Python command,
+from its web framework, asked inside its process by memgate's agent (Flask's url_map,
+Django's URL resolver, Starlette's routes); else from the links of its root page. Each
+route without parameters that answers a GET below 400 becomes a task; each with
+parameters, a commented example to fill in. The service is stopped (its whole process
+group, and every process of its tree seen) before anything is written, and no file is
+written over.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 from collections.abc import Sequence
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import IO
 
@@ -31,6 +37,7 @@ import psutil
 from gate.errors import InputError, RunError
 from gate.loopback import free_port, open_direct
 from gate.scenario.sections import NAME_PATTERN
+from gate.service.interpreter import AGENT, service_command
 from gate.service.tree import sample_tree
 
 HEALTH_PATHS = ("/health", "/healthz", "/ready", "/status", "/")
@@ -43,6 +50,22 @@ OPENAPI_READ_S = 10.0
 own): one trickled a byte at a time is left out, not waited for."""
 HEALTH_PATH = re.compile(r"/[!-~]*")
 """A health path: a slash and visible ASCII (a URL's path, escaped as it is sent)."""
+ROUTES_WAIT_S = 5.0
+"""How long the agent's list of the framework's routes is waited for."""
+ROUTES_AFTER_ANSWER_S = 0.5
+"""Once a process answered without routes (a gunicorn master that never imported the
+app), how much longer another (a worker) is waited for."""
+ROOT_MOST_BYTES = 2**20
+ROOT_READ_S = 5.0
+NO_ROUTES = "no routes were found: add the requests the service serves"
+SOURCES = {
+    "openapi": "its OpenAPI document",
+    "flask": "Flask's url_map",
+    "django": "Django's URL resolver",
+    "starlette": "Starlette's routes",
+    "links": "the links of its root page",
+}
+"""Where the routes came from, as the written files say it."""
 STOP_TIMEOUT_S = 10.0
 TAIL_BYTES = 64 * 1024
 """How much of the end of the service's standard error is read for its last line."""
@@ -78,13 +101,17 @@ def init(
         if path.exists():
             raise InputError(f"{path} exists: memgate init writes over nothing")
     forks = server_forks(command)  # refuses what memray cannot follow, before it runs
-    found_health, gets = probe(command, health=health, timeout=timeout)
-    load = _compiled(locustfile_text(name, gets, found_health), locustfile)
+    found = probe(command, health=health, timeout=timeout)
+    load = _compiled(
+        locustfile_text(name, found.gets, found.health, found.source, found.with_params),
+        locustfile,
+    )
     cwd = os.path.relpath(Path.cwd(), out.resolve())
     relative = os.path.relpath(scenario)  # as the command printed it, from here
     shown = scenario if relative.startswith("..") else relative
+    load_said = _load_said(found.source, bool(found.gets))
     text = scenario_text(
-        command, cwd, found_health, locustfile.name, bool(gets), str(shown), follow_fork=forks
+        command, cwd, found.health, locustfile.name, load_said, str(shown), follow_fork=forks
     )
     _write(out, {locustfile: load, scenario: text})
     return scenario, locustfile
@@ -112,6 +139,19 @@ def _compiled(source: str, path: Path) -> str:
             " nothing was written; this is a bug in memgate"
         ) from None
     return source
+
+
+@dataclasses.dataclass(frozen=True)
+class Probed:
+    """What init found the service serves."""
+
+    health: str
+    gets: tuple[str, ...] = ()
+    """GET paths without parameters that answered below 400, the health path left out."""
+    with_params: tuple[str, ...] = ()
+    """GET routes with parameters, as the framework writes them: for the user to fill in."""
+    source: str = NO_ROUTES
+    """Where the routes came from (a value of ``SOURCES``), or ``NO_ROUTES``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,17 +205,19 @@ def _option(command: Sequence[str], name: str) -> str | None:
     return None
 
 
-def probe(command: Sequence[str], *, health: str | None, timeout: float) -> tuple[str, list[str]]:
-    """Start the service, find its health path and its GET endpoints, stop it."""
+def probe(command: Sequence[str], *, health: str | None, timeout: float) -> Probed:
+    """Start the service, find its health path and its GET routes, stop it."""
     port = free_port()
     argv = [part.replace("{port}", str(port)) for part in command]
-    with tempfile.TemporaryFile() as stderr:
+    with tempfile.TemporaryFile() as stderr, tempfile.TemporaryDirectory() as folder:
+        run, env = _with_agent(argv, folder)
         try:
             process = subprocess.Popen(
-                argv,
+                run,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
+                env=env,
                 start_new_session=True,  # its own process group: stopped whole
             )
         except OSError as exc:
@@ -184,9 +226,141 @@ def probe(command: Sequence[str], *, health: str | None, timeout: float) -> tupl
         try:
             paths = [health] if health else list(HEALTH_PATHS)
             found = _wait_healthy(service, port, paths, timeout)
-            return found, _get_endpoints(port, found)
+            gets = _get_endpoints(port, found)
+            if gets:
+                return Probed(found, tuple(gets), (), SOURCES["openapi"])
+            return _routes(service, port, found, folder if env is not None else None)
         finally:
             _stop(service)
+
+
+def _with_agent(argv: list[str], folder: str) -> tuple[list[str], dict[str, str] | None]:
+    """The command run by memgate's agent in its own interpreter, which lists the
+    framework's routes from inside when asked, and its environment; a command that is no
+    Python program (``sh -c ...``) as it is, with the environment inherited (``None``)."""
+    try:
+        python, target = service_command(
+            argv, os.environ.get("PATH", ""), Path.cwd(), None, "command"
+        )
+    except (InputError, RunError):  # not Python, or not found: Popen says so as before
+        return argv, None
+    settings = json.dumps({"routes": folder, "folder": folder})
+    return [python, str(AGENT), *target], {**os.environ, "MEMGATE_AGENT": settings}
+
+
+def _routes(service: _Started, port: int, health: str, folder: str | None) -> Probed:
+    """The framework's routes (asked of the agent in ``folder``), else the root page's
+    links; those without parameters kept if they answer a GET below 400."""
+    framework, listed = _framework_routes(service, folder) if folder else ("", [])
+    if listed:
+        source = SOURCES[framework]
+        candidates = [path for path, params in listed if not params]
+        with_params = tuple(path for path, params in listed if params)[:MOST_TASKS]
+    else:
+        source, candidates, with_params = SOURCES["links"], _root_links(port), ()
+    gets = _answering(port, [path for path in candidates if path != health])
+    if not gets and not with_params:
+        return Probed(health)
+    return Probed(health, tuple(gets), with_params, source)
+
+
+def _framework_routes(service: _Started, folder: str) -> tuple[str, list[tuple[str, bool]]]:
+    """Ask the agent for the framework's routes and wait for the first process to list
+    some: ``(framework, [(path, has parameters), ...])``, ``("", [])`` if none did."""
+    Path(folder, "routes.request").touch()
+    deadline = time.monotonic() + ROUTES_WAIT_S
+    root = psutil.Process(service.process.pid)
+    while time.monotonic() < deadline:
+        with contextlib.suppress(psutil.Error):
+            sample_tree(root, service.seen)
+        answers = [_read_routes(path) for path in sorted(Path(folder).glob("routes.*.json"))]
+        for framework, routes in answers:
+            if routes:
+                return framework, routes
+        if answers:  # one answered without routes: another is waited for a moment only
+            deadline = min(deadline, time.monotonic() + ROUTES_AFTER_ANSWER_S)
+        if service.process.poll() is not None:
+            break
+        time.sleep(0.05)
+    return "", []
+
+
+def _read_routes(path: Path) -> tuple[str, list[tuple[str, bool]]]:
+    """The agent's answer in ``path``, checked: it comes from the service's process."""
+    try:
+        said = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "", []
+    framework = said.get("framework") if isinstance(said, dict) else None
+    routes = said.get("routes") if isinstance(said, dict) else None
+    if framework not in SOURCES or framework == "openapi" or not isinstance(routes, list):
+        return "", []
+    found = [
+        (route["path"], bool(route.get("params")))
+        for route in routes
+        if isinstance(route, dict)
+        and isinstance(route.get("path"), str)
+        and route["path"].startswith("/")
+    ]
+    return str(framework), found
+
+
+class _Links(HTMLParser):
+    """The ``href`` of each ``<a>`` tag, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs.extend(value for name, value in attrs if name == "href" and value)
+
+
+def same_origin_links(html: str) -> list[str]:
+    """The paths of this site the page's links lead to, resolved against ``/``, without
+    query nor fragment, each once, at most ``MOST_TASKS``: another host's link
+    (``//host``, ``https://...``) or another scheme's (``mailto:``) is none of them."""
+    parser = _Links()
+    with contextlib.suppress(Exception):  # a page is the service's: whatever it holds
+        parser.feed(html)
+        parser.close()
+    paths: list[str] = []
+    for href in parser.hrefs:
+        href = href.strip()
+        parts = urllib.parse.urlsplit(href)
+        if href.startswith("//") or parts.scheme or parts.netloc:
+            continue
+        path = urllib.parse.urlsplit(urllib.parse.urljoin("/", href)).path or "/"
+        if path not in paths:
+            paths.append(path)
+        if len(paths) >= MOST_TASKS:
+            break
+    return paths
+
+
+def _root_links(port: int) -> list[str]:
+    """The links of the root page, if it is HTML."""
+    try:
+        with open_direct(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            if "html" not in (response.headers.get("Content-Type") or "").lower():
+                return []
+            body = _read_within(response, ROOT_READ_S, ROOT_MOST_BYTES)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
+        return []
+    return same_origin_links(body.decode("utf-8", errors="replace"))
+
+
+def _answering(port: int, paths: Sequence[str]) -> list[str]:
+    """The ``paths`` that answer one GET below 400, at most ``MOST_TASKS``; at most
+    three times as many asked."""
+    kept = []
+    for path in paths[: 3 * MOST_TASKS]:
+        if 0 < _status(port, path) < 400:
+            kept.append(path)
+            if len(kept) >= MOST_TASKS:
+                break
+    return kept
 
 
 def _wait_healthy(service: _Started, port: int, paths: list[str], timeout: float) -> str:
@@ -248,16 +422,18 @@ def _get_endpoints(port: int, health: str) -> list[str]:
     return []
 
 
-def _read_within(response: http.client.HTTPResponse, seconds: float) -> bytes:
-    """The body, at most ``OPENAPI_MOST_BYTES`` of it, if it all came within ``seconds``;
+def _read_within(
+    response: http.client.HTTPResponse, seconds: float, most: int = OPENAPI_MOST_BYTES
+) -> bytes:
+    """The body, at most ``most`` bytes of it, if it all came within ``seconds``;
     ``TimeoutError`` otherwise."""
     deadline = time.monotonic() + seconds
     chunks: list[bytes] = []
     size = 0
-    while chunk := response.read1(OPENAPI_MOST_BYTES - size):
+    while chunk := response.read1(most - size):
         chunks.append(chunk)
         size += len(chunk)
-        if size >= OPENAPI_MOST_BYTES:
+        if size >= most:
             break
         if time.monotonic() > deadline:
             raise TimeoutError(f"the document took more than {seconds:g} s")
@@ -300,14 +476,14 @@ def scenario_text(
     cwd: str,
     health: str,
     locustfile: str,
-    from_openapi: bool,
+    load: str,
     path: str = "",
     *,
     follow_fork: bool = False,
 ) -> str:
-    """The scenario's text; ``path``: where it is written, as its comment names it (from
-    the folder init ran in); ``follow_fork``: the server forks its workers."""
-    load = "its OpenAPI document's GET endpoints" if from_openapi else "its health path only"
+    """The scenario's text; ``load``: what the first load requests and where its routes
+    came from (:func:`_load_said`); ``path``: where it is written, as its comment names
+    it (from the folder init ran in); ``follow_fork``: the server forks its workers."""
     path = path or locustfile.removesuffix("_locustfile.py") + ".toml"
     return f"""\
 # Written by memgate init: the service, and a first load ({load}).
@@ -338,13 +514,26 @@ follow_fork = true
 """
 
 
-def locustfile_text(name: str, gets: Sequence[str], health: str) -> str:
+def _load_said(source: str, tasks: bool) -> str:
+    """What the first load requests, and where its routes came from, in one phrase: the
+    locustfile's docstring and the scenario's first comment say the same."""
+    if tasks:
+        return f"one task per GET route without parameters, from {source}"
+    if source == NO_ROUTES:
+        return f"its health path only; {NO_ROUTES}"
+    return f"its health path only: no route without parameters answered, from {source}"
+
+
+def locustfile_text(
+    name: str,
+    gets: Sequence[str],
+    health: str,
+    source: str = NO_ROUTES,
+    with_params: Sequence[str] = (),
+) -> str:
+    """The locustfile: a task per path of ``gets`` (the health path if none), and a
+    commented request for each route of ``with_params``, to fill in."""
     paths = list(gets) or [health]
-    why = (
-        "one task per GET endpoint without path parameters in its OpenAPI document"
-        if gets
-        else "no OpenAPI document was found: add the requests the service serves"
-    )
     tasks = []
     used: set[str] = set()
     for path in paths:
@@ -355,11 +544,17 @@ def locustfile_text(name: str, gets: Sequence[str], health: str) -> str:
         tasks.append(
             f"    @task\n    def {function}(self) -> None:\n        self.client.get({path!r})\n"
         )
+    # repr here too: a line break in a route would end the comment, and start code.
+    examples = "".join(
+        f"    # self.client.get({path!r})  # a route with parameters: fill them in\n"
+        for path in list(with_params)[:MOST_TASKS]
+    )
     return (
-        f'"""The load of scenario {name}, written by memgate init:\n{why}."""\n\n'
+        f'"""The load of scenario {name}, written by memgate init:\n'
+        f'{_load_said(source, bool(gets))}."""\n\n'
         "from locust import HttpUser, constant, task\n\n\n"
         "class Visitor(HttpUser):\n"
-        "    wait_time = constant(0)\n\n" + "\n".join(tasks)
+        "    wait_time = constant(0)\n\n" + "\n".join(tasks) + ("\n" + examples if examples else "")
     )
 
 

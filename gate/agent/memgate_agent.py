@@ -35,6 +35,10 @@ runs). The agent
   counting afresh and, live, starts a tracker of its own on a free port that it
   announces in ``FOLDER/live.<pid>.port`` for memgate to connect to (a file capture
   follows forks by itself: ``FILE.<pid>``);
+- with ``routes`` (a folder), once memgate asks (the file ``FOLDER/routes.request``
+  appears) lists the routes the service's web framework knows (Flask's ``url_map``,
+  Django's URL resolver, Starlette's routes: only a framework already imported is
+  looked at) in ``FOLDER/routes.<pid>.json``, for ``memgate init``;
 - then runs TARGET (a script, ``-m module`` or ``-c code``) as ``__main__`` with its
   own ``sys.argv`` and ``sys.path``.
 
@@ -80,6 +84,13 @@ CENSUS_GROWN = 10
 first, up to this many, get the path to them."""
 CENSUS_MAX_OBJECTS = 2_000_000
 CENSUS_CHUNK = 1000
+ROUTES_REQUEST = "routes.request"
+ROUTES_FILE = "routes.{pid}.json"
+ROUTES_MOST = 500
+"""Routes listed at most: init keeps 20 tasks, and an app may generate thousands."""
+ROUTES_DEPTH = 20
+"""How deep nested mounts and includes are walked: a cycle ends there."""
+FASTAPI_OWN = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 HEAP_FILE = "heap.{pid}.{ns}.jsonl"
 """Counters: ``{"t": time, "heap": bytes, "rss": bytes}`` every ``HEAP_INTERVAL_S``."""
 HEAP_INTERVAL_S = 0.1
@@ -399,6 +410,146 @@ def _read_census(folder: str, label: str) -> dict[str, Any] | None:
             return found
     except (OSError, ValueError):
         return None  # a fork started after the start's census: it took none
+
+
+def _routes_when_asked(folder: str) -> None:
+    """List the framework's routes once memgate asks for them (``ROUTES_REQUEST``), and
+    write them to ``ROUTES_FILE``; then end. Nothing that fails here reaches the service."""
+    request = os.path.join(folder, ROUTES_REQUEST)
+    while not os.path.exists(request):
+        time.sleep(CENSUS_POLL_S)
+    try:
+        found: dict[str, Any] = list_routes()
+    except Exception as exc:  # the service's own code ran (a property, a urlconf)
+        found = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:200]}
+    path = os.path.join(folder, ROUTES_FILE.format(pid=os.getpid()))
+    try:
+        with open(path + ".tmp", "w") as out:
+            out.write(json.dumps(found))
+        os.replace(path + ".tmp", path)
+    except (OSError, ValueError, TypeError):
+        pass  # memgate waits for it a few seconds only
+
+
+def list_routes() -> dict[str, Any]:
+    """``{"framework": NAME, "routes": [{"path": "/x", "params": false}, ...]}`` of the
+    first framework loaded in this process that knows routes; ``{"error": ...}`` if none.
+    Only frameworks already imported are looked at: importing one would run the
+    service's code, or load what it never uses."""
+    for name, lister in (
+        ("flask", _flask_routes),
+        ("django", _django_routes),
+        ("starlette", _starlette_routes),
+    ):
+        routes = lister()
+        if routes:
+            unique = {path: params for path, params in routes}
+            listed = [{"path": p, "params": unique[p]} for p in sorted(unique)[:ROUTES_MOST]]
+            return {"framework": name, "routes": listed}
+    return {"error": "no Flask, Django or Starlette routes in this process"}
+
+
+def _instances(kind: type) -> list[Any]:
+    """The objects of class ``kind`` (or a subclass) the garbage collector tracks."""
+    return [obj for obj in gc.get_objects() if isinstance(obj, kind)]
+
+
+def _flask_routes() -> list[tuple[str, bool]]:
+    """The GET rules of every Flask app: ``(rule, has arguments)``, static files left out."""
+    flask = sys.modules.get("flask")
+    app_class = getattr(flask, "Flask", None)
+    if not isinstance(app_class, type):
+        return []
+    routes = []
+    for app in _instances(app_class):
+        for rule in app.url_map.iter_rules():
+            endpoint = str(rule.endpoint)
+            if "GET" not in (rule.methods or ()) or endpoint.split(".")[-1] == "static":
+                continue
+            routes.append((str(rule.rule), bool(rule.arguments)))
+    return routes
+
+
+def _django_routes() -> list[tuple[str, bool]]:
+    """The root URLconf's patterns, includes walked; ``admin/`` left out. Only once
+    Django is imported and its settings configured: ``django.urls`` is then imported."""
+    conf = sys.modules.get("django.conf")
+    settings = getattr(conf, "settings", None)
+    if settings is None or not settings.configured:
+        return []
+    import importlib
+
+    urls = importlib.import_module("django.urls")
+    routes: list[tuple[str, bool]] = []
+    _walk_django(urls.get_resolver().url_patterns, "/", routes, 0)
+    return routes
+
+
+def _django_pattern(pattern: object) -> str:
+    """A pattern as a path: a route as written, a regex without its ``^`` and ``$``."""
+    text = str(pattern)
+    if type(pattern).__name__ == "RegexPattern":
+        text = text[1:] if text.startswith("^") else text  # 3.8: no removeprefix
+        for end in ("$", "\\Z"):
+            text = text[: -len(end)] if text.endswith(end) else text
+    return text
+
+
+def _walk_django(patterns: Any, prefix: str, routes: list[tuple[str, bool]], depth: int) -> None:
+    if depth > ROUTES_DEPTH:
+        return
+    for entry in patterns:
+        if len(routes) >= ROUTES_MOST:
+            return
+        path = prefix + _django_pattern(entry.pattern)
+        if path.startswith("/admin/"):
+            continue
+        if hasattr(entry, "url_patterns"):  # a URLResolver: an include()
+            _walk_django(entry.url_patterns, path, routes, depth + 1)
+        else:
+            # <...> and (...) capture arguments; any other regex syntax is no plain path
+            params = any(mark in path for mark in "<([\\*+?|")
+            routes.append((path, params))
+
+
+def _starlette_routes() -> list[tuple[str, bool]]:
+    """The GET routes of every Starlette (or FastAPI) app, mounts walked; FastAPI's own
+    pages left out. An app mounted in another is listed under its mount only."""
+    applications = sys.modules.get("starlette.applications")
+    routing = sys.modules.get("starlette.routing")
+    app_class = getattr(applications, "Starlette", None)
+    if not isinstance(app_class, type) or routing is None:
+        return []
+    listed: dict[int, list[tuple[str, bool]]] = {}
+    mounted: set[int] = set()
+    for app in _instances(app_class):
+        routes: list[tuple[str, bool]] = []
+        _walk_starlette(routing, app.routes, "", routes, mounted, 0)
+        listed[id(app)] = routes
+    return [route for key, routes in listed.items() if key not in mounted for route in routes]
+
+
+def _walk_starlette(
+    routing: Any,
+    entries: Any,
+    prefix: str,
+    routes: list[tuple[str, bool]],
+    mounted: set[int],
+    depth: int,
+) -> None:
+    if depth > ROUTES_DEPTH:
+        return
+    for entry in entries:
+        if len(routes) >= ROUTES_MOST:
+            return
+        if isinstance(entry, routing.Mount):
+            mounted.add(id(entry.app))
+            _walk_starlette(routing, entry.routes, prefix + entry.path, routes, mounted, depth + 1)
+        elif isinstance(entry, routing.Route):
+            methods = entry.methods  # None: an endpoint class, which takes any method
+            path = prefix + entry.path
+            if (methods is None or "GET" in methods) and path not in FASTAPI_OWN:
+                routes.append((path, "{" in path))
 
 
 _CONTAINERS = (list, dict, set, collections.deque)
@@ -772,6 +923,8 @@ def _after_fork(settings: dict[str, Any]) -> None:
     asked = os.path.join(settings.get("folder", ""), CENSUS_REQUEST.format(label="start"))
     if settings.get("census") and not os.path.exists(asked):
         _daemon(_census_when_asked, settings["folder"])
+    if settings.get("routes"):  # gunicorn's workers may import the app, not its master
+        _daemon(_routes_when_asked, settings["routes"])
     if settings.get("capture") == "live" and settings.get("follow_fork"):
         _track_fork(settings)
     if settings.get("capture") == "counters" and settings.get("follow_fork"):
@@ -832,6 +985,8 @@ def _start(settings: dict[str, Any]) -> None:
         _watch_full_collections(settings)
     if settings.get("census"):
         _daemon(_census_when_asked, settings["folder"])
+    if settings.get("routes"):
+        _daemon(_routes_when_asked, settings["routes"])
     os.register_at_fork(before=_before_fork, after_in_child=lambda: _after_fork(settings))
 
 

@@ -207,3 +207,44 @@ def test_init_refuses_uvicorn_workers_before_anything_runs(tmp_path: Path) -> No
     assert done.returncode == 2
     assert one_line_error(done).startswith("memgate: error: uvicorn --workers 2: uvicorn spawns")
     assert not list(tmp_path.iterdir())
+
+
+FLASK = [
+    "python", "-m", "gunicorn", "examples.flask_service.app:app",
+    "-c", "examples/flask_service/gunicorn.conf.py", "--bind", "127.0.0.1:{port}",
+]  # fmt: skip
+DJANGO = [
+    "python", "-m", "gunicorn", "examples.django_service.wsgi:application",
+    "-c", "examples/django_service/gunicorn.conf.py", "--bind", "127.0.0.1:{port}",
+]  # fmt: skip
+
+
+def test_init_on_the_flask_example_finds_its_get_routes_in_its_url_map(tmp_path: Path) -> None:
+    out = tmp_path / "scenarios"
+    done = memgate("init", "--name", "shop", "--out", str(out), "--", *FLASK, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    _no_service_left("examples.flask_service.app:app", REPO)
+    locustfile = (out / "shop_locustfile.py").read_text()
+    assert "from Flask's url_map" in locustfile
+    assert "        self.client.get('/items')\n" in locustfile
+    assert "self.client.get('/health')" not in locustfile  # the health path is no task
+    for route in ("/items/<int:item_id>", "/orders/<int:order_id>"):
+        assert f"    # self.client.get({route!r})  # a route with parameters" in locustfile
+    assert "'/orders')" not in locustfile  # POST only
+    assert "from Flask's url_map" in (out / "shop.toml").read_text().splitlines()[0]
+    compile(locustfile, "shop_locustfile.py", "exec")
+
+
+def test_init_on_the_django_example_finds_its_routes_in_its_url_resolver(tmp_path: Path) -> None:
+    """gunicorn's master never imports the Django app: its workers answer."""
+    out = tmp_path / "scenarios"
+    done = memgate("init", "--name", "blog", "--out", str(out), "--", *DJANGO, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    _no_service_left("examples.django_service.wsgi:application", REPO)
+    locustfile = (out / "blog_locustfile.py").read_text()
+    assert "from Django's URL resolver" in locustfile
+    assert "        self.client.get('/')\n" in locustfile
+    for route in ("/articles/<int:article_id>/", "/authors/<int:author_id>/"):
+        assert f"    # self.client.get({route!r})  # a route with parameters" in locustfile
+    assert "from Django's URL resolver" in (out / "blog.toml").read_text().splitlines()[0]
+    compile(locustfile, "blog_locustfile.py", "exec")
