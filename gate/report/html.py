@@ -19,6 +19,7 @@ from gate.model import RunResult
 from gate.outcome import Outcome
 from gate.report.curves import Line, history_range, limit_lines, lines
 from gate.report.parts import (
+    TrendRow,
     baseline_text,
     capture_text,
     census_text,
@@ -29,6 +30,8 @@ from gate.report.parts import (
     dependency_notes,
     growing_processes,
     growing_sites,
+    growth_text,
+    history_trend,
     no_sites_text,
     nothing_retained,
     process_growth,
@@ -79,6 +82,82 @@ class Chart:
     """(label, colour, SVG path) per dashed line: the history's limits."""
     legend_at: tuple[float, ...] = ()
     """Where each line's key starts, after the one before it (by its label's length)."""
+
+
+TREND_PLOT = 200
+"""The trend chart's plot height; its bottom margin holds the slanted commits."""
+TREND_SLANT = 35
+"""Degrees the trend chart's commit labels are turned by, to fit a history of 20 runs."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Mark:
+    """One run in the trend chart: its growth and its interval, in pixels."""
+
+    x: float
+    slope: float
+    low: float
+    """The interval's lower end (the larger pixel value: the SVG's y grows downwards)."""
+    high: float
+    label: str
+    colour: str
+    tip: str
+    """The run in words, for a pointer resting on it and for screen readers (its label is
+    the commit alone, ``+`` when the checkout had uncommitted changes)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrendChart:
+    """Each run's heap growth per request with its interval, against its commit."""
+
+    title: str
+    marks: tuple[Mark, ...]
+    y_ticks: tuple[Tick, ...]
+    zero: float
+    """Where 0 B/request is: above it the heap grew."""
+    height: int
+    bottom: int
+
+
+def trend_chart(rows: Sequence[TrendRow]) -> TrendChart | None:
+    """The runs' growth per request, oldest first, evenly spaced (runs are commits, not
+    times), each with its interval as a vertical bar, this run red and the history's
+    blue; the value axis always shows 0. ``None`` without runs."""
+    if not rows:
+        return None
+    values = [v for r in rows for v in (r.growth.low, r.growth.high, r.growth.slope)] + [0.0]
+    low, high = min(values), max(values)
+    pad = max((high - low) * 0.08, 0.05)
+    y_low, y_high = (low - pad if low < 0 else 0.0), (high + pad if high > 0 else pad)
+    longest = max(len(r.commit) + 1 for r in rows)
+    bottom = 24 + round(longest * CHAR_PX * math.sin(math.radians(TREND_SLANT)))
+    step = (WIDTH - LEFT - RIGHT) / len(rows)
+
+    def py(value: float) -> float:
+        return TOP + (1 - (value - y_low) / (y_high - y_low)) * TREND_PLOT
+
+    marks = tuple(
+        Mark(
+            x=LEFT + (i + 0.5) * step,
+            slope=py(r.growth.slope),
+            low=py(r.growth.low),
+            high=py(r.growth.high),
+            label=r.commit + ("+" if r.uncommitted else ""),
+            colour=COLOURS[0] if r.current else COLOURS[1],
+            tip=f"{r.name}{' (this run)' if r.current else ''}, {r.recorded}:"
+            f" {growth_text(r.growth)}",
+        )
+        for i, r in enumerate(rows)
+    )
+    ticks = nice_ticks(y_low, y_high)
+    return TrendChart(
+        "Heap growth (B/request) of each run, oldest first",
+        marks,
+        tuple(Tick(py(y), f"{y:,.{_decimals(ticks)}f}") for y in ticks),
+        py(0.0),
+        TOP + TREND_PLOT + bottom,
+        bottom,
+    )
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -198,6 +277,7 @@ def _template() -> jinja2.Template:
     )
     env.filters["size"] = size
     env.filters["rate"] = rate
+    env.filters["growth"] = growth_text
     return env.get_template("report.html.j2")
 
 
@@ -291,8 +371,13 @@ def render_html(report: Report) -> str:
         {"item": r, "kind": kinds[r.kind], "several": several}
         for r in (retention.retained if retention else ())
     ]
+    trend = history_trend(report)
     return _template().render(
         report=report,
+        trend=trend,
+        trend_chart=trend_chart(trend),
+        slant=TREND_SLANT,
+        run_colours=COLOURS[:2],
         retained=retained,
         changed=dependency_notes(report),
         uncommitted=changed_files(result.provenance, most=20),

@@ -28,8 +28,10 @@ from gate.report.parts import (
     gc_text,
     growing_processes,
     growing_sites,
+    growth_text,
     headline,
     heap_name,
+    history_trend,
     keeper,
     no_sites_text,
     not_user_code,
@@ -128,6 +130,7 @@ def render_markdown(report: Report) -> str:
         out += [f"- {md(line)}" for line in changed]
         out.append("")
     out += _charts(report)
+    out += _trend(report)
     out += _processes(report)
     out += _sites(report)
     out += _retention(report)
@@ -254,6 +257,44 @@ def _charts(report: Report) -> list[str]:
     legend += f" Warm-up ends at {report.result.curve.warmup_requests:,} requests;"
     legend += f" the steady state analysed starts at {steady:,.0f}."
     return [*out, legend, ""]
+
+
+TREND_ROWS = 10
+"""Runs in the job summary's trend across the history: the newest (the HTML report has all)."""
+
+
+def _trend(report: Report) -> list[str]:
+    """The compared runs and this one, in bold, oldest first: each one's commit, growth
+    and heap, to see when growth began; nothing without a history."""
+    rows = history_trend(report)
+    if not rows:
+        return []
+    shown = rows[-TREND_ROWS:]
+    out = ["### Trend across the history", ""]
+    if len(shown) < len(rows):
+        out += [f"The newest {len(shown)} of {len(rows)} runs.", ""]
+    out += [
+        "| commit | recorded | growth [95% interval] | peak heap | final heap |",
+        "|---|---|--:|--:|--:|",
+    ]
+    for row in shown:
+        commit = code(row.commit, cell=True) + (" + uncommitted" if row.uncommitted else "")
+        growth = md(growth_text(row.growth)) + (" (retained)" if row.retained else "")
+        cells = [
+            commit + (" (this run)" if row.current else ""),
+            md(row.recorded),
+            growth,
+            size(row.peak_heap),
+            size(row.final_heap),
+        ]
+        out.append("| " + " | ".join(f"**{c}**" if row.current else c for c in cells) + " |")
+    out += [
+        "",
+        "Growth per request is the retained heap's (right after full collections) where a"
+        " run kept it, marked (retained), else the heap's.",
+        "",
+    ]
+    return out
 
 
 TABLE_ROWS = 6

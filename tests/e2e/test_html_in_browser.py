@@ -105,7 +105,7 @@ def test_report_opens_without_errors_and_draws_both_curves(browser, tmp_path: Pa
     page.goto(page_file.as_uri())
     assert problems == []
     assert page.title() == "memgate demo: FAIL"
-    charts = page.locator("svg")
+    charts = page.locator("svg:not(.trend)")
     assert charts.count() == 2
     for i in range(2):
         chart = charts.nth(i)
@@ -125,6 +125,18 @@ def test_report_opens_without_errors_and_draws_both_curves(browser, tmp_path: Pa
             at = part.bounding_box()
             assert at is not None and at["width"] > 300
             assert box["y"] <= at["y"] and at["y"] + at["height"] <= box["y"] + box["height"]
+    # The trend across the history: the three runs and this one, inside their chart, the
+    # slanted commits below it inside the SVG.
+    trend = page.locator("svg.trend")
+    box = trend.bounding_box()
+    assert box is not None and box["width"] > 500
+    marks = trend.locator("line.interval").all() + trend.locator("g.run text").all()
+    assert len(marks) == 8
+    for mark in marks:
+        at = mark.bounding_box()
+        assert at is not None
+        assert box["x"] <= at["x"] and at["x"] + at["width"] <= box["x"] + box["width"]
+        assert box["y"] <= at["y"] and at["y"] + at["height"] <= box["y"] + box["height"]
     assert page.get_by_text("examples/demo_service/app.py:54 in __call__").first.is_visible()
     # Nothing wider than the window (a long file name, a deep stack): no scrollbar.
     page.set_viewport_size({"width": 1280, "height": 900})

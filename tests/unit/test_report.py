@@ -726,3 +726,111 @@ def test_an_annotation_carries_five_findings_and_counts_the_rest() -> None:
     assert "and 29 more here: see the job summary" in note.message or note.message.endswith(
         "\u2026"
     )
+
+
+def _trend_rows(markdown: str) -> list[list[str]]:
+    """The cells of the job summary's trend table, a list per row (header left out)."""
+    section = markdown.split("### Trend across the history\n", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    return [table_cells(row) for row in rows[2:]]
+
+
+def test_the_trend_across_the_history_lists_each_run_then_this_one() -> None:
+    from gate.report.parts import history_trend
+    from gate.summary import TrendSummary
+
+    report = leak_report()
+    first, second, third = report.decision.compared
+    dirty = dataclasses.replace(second.provenance, dirty=("app.py",))
+    runs = (
+        dataclasses.replace(first, retained=TrendSummary(1.5, 1.0, 2.0, 0.01)),
+        dataclasses.replace(second, provenance=dirty),
+        dataclasses.replace(third, provenance=dataclasses.replace(third.provenance, commit=None)),
+    )
+    report = dataclasses.replace(
+        report, decision=dataclasses.replace(report.decision, compared=runs)
+    )
+    rows = history_trend(report)
+    assert [(r.name, r.current) for r in rows] == [
+        ("0abcdef", False),
+        ("1abcdef + uncommitted", False),
+        ("?", False),
+        ("fc41e22", True),
+    ]
+    assert rows[0].growth.slope == 1.5 and rows[0].retained  # the retained heap's, kept
+    assert rows[3].growth == report.current.heap and rows[3].recorded == "2026-11-21 08:00"
+    assert (rows[1].recorded, rows[1].peak_heap, rows[1].final_heap) == (
+        "2026-11-21 07:00",
+        5_701_000,
+        5_701_000,
+    )
+
+    text = render(report, Format.MARKDOWN)
+    assert text.index("### Memory against requests") < text.index("### Trend across the history")
+    cells = _trend_rows(text)
+    assert [row[0].strip() for row in cells] == [
+        "`0abcdef`",
+        "`1abcdef` + uncommitted",
+        "`?`",
+        "**`fc41e22` (this run)**",
+    ]
+    assert cells[0][2].strip() == r"1.5 B/request \[1.0, 2.0\] (retained)"
+    assert [c.strip() for c in cells[3][1:]] == [
+        "**2026-11-21 08:00**",
+        r"**256.7 B/request \[256.0, 257.5\]**",
+        "**8.0 MiB**",
+        "**8.0 MiB**",
+    ]
+
+    page = render(report, Format.HTML)
+    trend = page.split("<h2>Trend across the history</h2>", 1)[1].split("<h2>", 1)[0]
+    assert '<title id="trend-title">Heap growth (B/request) of each run' in trend
+    assert trend.count('class="interval"') == 4  # one per run: its 95% interval
+    assert trend.count('stroke="#d62728" stroke-width="2"') == 1  # this run, in red
+    labels = re.findall(r'transform="rotate\([^)]*\)">([^<]*)</text>', trend)
+    assert labels == ["0abcdef", "1abcdef+", "?", "fc41e22"]
+    table = trend.split("<table", 1)[1]
+    assert table.count("<tr") == 5 and table.count('<tr class="current">') == 1
+    assert "256.7 B/request [256.0, 257.5]" in table and "5.4 MiB" in table
+
+
+def test_no_history_no_trend_and_an_accepted_run_is_not_drawn_twice() -> None:
+    from gate.report.parts import history_trend
+
+    alone = leak_report(runs=())
+    assert history_trend(alone) == []
+    assert "Trend across the history" not in render(alone, Format.MARKDOWN)
+    assert "Trend across the history" not in render(alone, Format.HTML)
+    # Accepted as the reference, the run is in the history: marked there, not added.
+    report = leak_report()
+    compared = (*report.decision.compared, report.current)
+    accepted = dataclasses.replace(
+        report, decision=dataclasses.replace(report.decision, compared=compared)
+    )
+    rows = history_trend(accepted)
+    assert [r.current for r in rows] == [False, False, False, True]
+    assert render(accepted, Format.HTML).count('class="interval"') == 4
+
+
+def test_the_job_summarys_trend_shows_the_newest_ten_runs() -> None:
+    report = leak_report()
+    base = report.decision.compared[0]
+    runs = tuple(
+        dataclasses.replace(
+            base,
+            run_id=f"r{i}",
+            provenance=dataclasses.replace(base.provenance, commit=f"{i:02d}cafe00"),
+        )
+        for i in range(12)
+    )
+    report = dataclasses.replace(
+        report, decision=dataclasses.replace(report.decision, compared=runs)
+    )
+    text = render(report, Format.MARKDOWN)
+    assert "The newest 10 of 13 runs." in text
+    cells = _trend_rows(text)
+    assert [row[0].strip()[:4] for row in cells] == [
+        *(f"`{i:02d}c" for i in range(3, 12)),
+        "**`f",
+    ]
+    assert render(report, Format.HTML).count('class="interval"') == 13  # the page has all
