@@ -306,6 +306,7 @@ def judge(
     """Compare ``result`` with its history (less the run itself, if it was recorded) and
     with ``budgets``: the report and its exit code."""
     from gate.report.report import Report
+    from gate.scenario import run_settings
     from gate.summary import summarize
     from gate.verdict import decide
 
@@ -313,7 +314,9 @@ def judge(
     history = store.load(result.scenario.key)
     if history is not None:
         history = history.without_run(current.run_id)
-    decision = decide(current, history, budgets)
+    # The environment's parts that must match ([gate] env_match), as the run was set.
+    _, gate = run_settings(result.settings or {})
+    decision = decide(current, history, budgets, env_match=gate.env_match)
     report = Report(result, current, decision, str(result_path) if result_path else None)
     return report, decision.verdict.exit_code(fail_on)
 

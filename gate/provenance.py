@@ -21,34 +21,8 @@ from pathlib import Path
 import gate
 from gate import actions
 from gate.agent import describe_python
+from gate.environment import env_key
 from gate.model import Provenance
-
-
-def env_key(
-    system: str,
-    machine: str,
-    python: str,
-    memray: str,
-    cpus: int | None,
-    agent: bool = False,
-    counters: bool = False,
-) -> str:
-    """``Linux-x86_64-py3.11-memray1.20-2cpu``: what must match for runs to be compared.
-
-    ``-agent`` ends the key of a service measured by memgate's agent in the service's
-    own Python (memgate 0.2). Before, the service ran under ``memray run`` with memgate's
-    folder first on its ``sys.path`` (memgate's ``_json`` shadowed the standard
-    library's accelerator in it) and memray's command line imported modules before
-    tracking began: its heap and garbage-collector figures do not compare.
-
-    ``-counters`` ends the key of a run that traced nothing (``[profile] capture =
-    "counters"``): its heap is the allocators' own count (pymalloc's blocks, malloc's
-    chunks), not the sum of the sizes memray saw asked for (a 64-byte leak read 73.5
-    B/request, against 65 traced)."""
-    py_minor = ".".join(python.split(".")[:2])
-    memray_minor = ".".join(memray.split(".")[:2])
-    key = f"{system}-{machine}-py{py_minor}-memray{memray_minor}-{cpus or '?'}cpu"
-    return key + "-agent" * agent + "-counters" * counters
 
 
 def collect(

@@ -19,9 +19,9 @@ from pydantic import TypeAdapter
 from gate._files import write_atomic
 from gate._json import bad_integer, first_error, first_line, read_json, validate
 from gate._json import json_schema as schema_of
+from gate.environment import env_key
 from gate.errors import InputError
 from gate.model import Curve, Frame, RunResult
-from gate.provenance import env_key
 from gate.scenario import NAME_PATTERN, run_settings
 
 _MACHINES = frozenset({"x86_64", "aarch64", "arm64", "i686", "ppc64le", "s390x"})

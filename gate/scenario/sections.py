@@ -24,6 +24,10 @@ from pydantic import (
 from gate.shapes import Shape
 from gate.units import seconds
 
+EnvPart = Literal["system", "machine", "python", "memray", "cpus", "recording"]
+"""A part of the environment key (``gate.environment.ENV_PARTS``)."""
+ENV_PARTS: tuple[EnvPart, ...] = ("system", "machine", "python", "memray", "cpus", "recording")
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
 """A scenario's name: it names its baseline file and output folder."""
@@ -302,3 +306,7 @@ class GateSpec(StrictModel):
 
     keep: int = Field(default=20, ge=2, le=1000)
     """Runs kept in the baseline history."""
+    env_match: list[EnvPart] = list(ENV_PARTS)
+    """The parts of the environment key (``gate.environment.env_key``) a history run must
+    share with this one to count as the same environment; drop ``cpus`` to compare a
+    laptop's history with CI's runs as equals."""

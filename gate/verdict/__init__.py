@@ -28,9 +28,11 @@ that grow fail with it, and are flags otherwise.
 
 **Absolute**: the scenario's ``[budgets]``; a new ``fragmentation`` is a flag.
 
-No history, another environment, or other run settings than the history's are said
-plainly as flags; with another environment, or runs profiled otherwise (``[profile]``:
-native frames move RSS, Python allocators the heap), relative failures become flags.
+No history, another environment (a key differing in a part the scenario's ``[gate]
+env_match`` keeps: ``gate.environment.env_parts``), or other run settings than the
+history's are said plainly as flags; with another environment, or runs profiled
+otherwise (``[profile]``: native frames move RSS, Python allocators the heap), relative
+failures become flags.
 
 Here :func:`decide`; the findings and bands in ``finding.py``, the checks against
 history in ``history.py``, the absolute ones in ``absolute.py``.
@@ -40,9 +42,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
+from gate.environment import ENV_PARTS, env_differences
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
 from gate.summary import History, RunSummary, settings_differences
@@ -145,8 +148,37 @@ def _shown(value: Any) -> str:
     return "unset" if value is None else json.dumps(value)
 
 
-def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) -> Decision:
-    """Run every check; the verdict is the worst finding's."""
+def _other_environment(
+    current: RunSummary, runs: Sequence[RunSummary], env_match: Collection[str]
+) -> str:
+    """The flag for a history of another environment only, naming the key's parts that
+    differ (``env_match``'s, in the key's order)."""
+    keys = sorted({r.provenance.env_key for r in runs})
+    mine = current.provenance.env_key
+    differ = {part for key in keys for part in env_differences(mine, key, env_match)}
+    named = ", ".join(part for part in ENV_PARTS if part in differ)
+    return (
+        f"the baseline comes from another environment ({', '.join(keys)}; this run:"
+        f" {mine}; differing: {named or 'unknown'}): compared anyway, failures reported as"
+        " flags"
+    )
+
+
+def decide(
+    current: RunSummary,
+    history: History | None,
+    budgets: BudgetSpec,
+    *,
+    env_match: Collection[str] = ENV_PARTS,
+) -> Decision:
+    """Run every check; the verdict is the worst finding's. History runs whose
+    environment keys agree with this run's on the parts ``env_match`` names (the
+    scenario's ``[gate] env_match``; all of them by default) are the same environment."""
+
+    def same_env(run: RunSummary) -> bool:
+        key = run.provenance.env_key
+        return not env_differences(current.provenance.env_key, key, env_match)
+
     findings: list[Finding] = []
     runs: Sequence[RunSummary] = ()
     profile_differs = False
@@ -160,17 +192,10 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
         )
     else:
         comparable = history.comparable()
-        same_env = [r for r in comparable if r.provenance.env_key == current.provenance.env_key]
-        runs = same_env or comparable
-        if not same_env:
-            keys = sorted({r.provenance.env_key for r in comparable})
-            findings.append(
-                flag(
-                    "baseline",
-                    f"the baseline comes from another environment ({', '.join(keys)}; this run:"
-                    f" {current.provenance.env_key}): compared anyway, failures reported as flags",
-                )
-            )
+        alike = [r for r in comparable if same_env(r)]
+        runs = alike or comparable
+        if not alike:
+            findings.append(flag("baseline", _other_environment(current, comparable, env_match)))
         if {r.settings_sha256 for r in runs} != {current.settings_sha256}:
             findings.append(flag("baseline", _settings_differ(current, runs)))
             profile_differs = _profile_differs(current, runs)
@@ -179,9 +204,7 @@ def decide(current: RunSummary, history: History | None, budgets: BudgetSpec) ->
     for check in checks:
         relative += check.findings(current, runs)
     incomparable = (
-        history is not None
-        and bool(runs)
-        and not any(r.provenance.env_key == current.provenance.env_key for r in runs)
+        history is not None and bool(runs) and not any(same_env(r) for r in runs)
     ) or profile_differs
     sites = SiteCheck().findings(current, runs)
     if incomparable:

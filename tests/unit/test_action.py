@@ -299,3 +299,37 @@ def test_the_workflows_and_the_actions_steps_pass_actionlint(tmp_path: Path) -> 
     )
     found = _actionlint(bad)
     assert found.returncode == 1 and "potentially untrusted" in found.stdout
+
+
+def test_branch_workflow_records_on_its_own_branch_and_never_pushes_to_main() -> None:
+    """Where branch protection refuses pushes to main, the histories live on a branch of
+    their own: checked out (or started as an orphan) into a folder, recorded there, and
+    pushed to that branch only, retrying a race with a rebase."""
+    path = WORKFLOWS / "memgate-main-branch.yml"
+    workflow = load(path)
+    assert set(workflow[True]) == {"push"}
+    assert workflow[True]["push"]["branches"] == ["main"]
+    assert workflow["permissions"] == {"contents": "write"}
+    assert workflow["concurrency"] == {"group": "memgate-baselines", "cancel-in-progress": False}
+    branch, folder = workflow["env"]["HISTORIES_BRANCH"], workflow["env"]["HISTORIES"]
+    assert branch != "main"
+    (job,) = workflow["jobs"].values()
+    assert "refs/heads/main" in job["if"]
+    steps = job["steps"]
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["persist-credentials"] is False
+    start = next(s for s in steps if s.get("name") == "Check out the histories' branch")
+    assert 'git checkout -q --orphan "$HISTORIES_BRANCH"' in start["run"]
+    assert '[ "$status" -eq 2 ] || exit "$status"' in start["run"]  # only a missing branch
+    (memgate,) = [s for s in steps if s.get("uses") == "./"]
+    assert memgate["with"]["record"] == "true"
+    assert memgate["with"]["baselines"] == "${{ env.HISTORIES }}/baselines"
+    commit = next(s for s in steps if s.get("name") == "Commit the baseline histories")
+    assert commit["if"] == "success() || failure()"
+    assert commit["env"]["GH_TOKEN"] == "${{ github.token }}"
+    script = commit["run"]
+    assert script.startswith('cd "$HISTORIES"\n') and folder.startswith(".")
+    assert "':!baselines/.*.lock'" in script and "':!baselines/.*.tmp'" in script
+    assert 'git pull -q --rebase "$remote" "$HISTORIES_BRANCH"' in script
+    assert 'git push "$remote" "HEAD:refs/heads/$HISTORIES_BRANCH"' in script
+    assert "main" not in script

@@ -203,3 +203,41 @@ def test_without_record_a_check_says_nothing_of_the_history(
     done = check_scenario(open_check(path, options), options, told)
     assert told.told == [] and done.checked[0].recording is None
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("relaxed", [False, True])
+def test_the_runs_env_match_setting_reaches_the_verdict(
+    leak, tmp_path: Path, relaxed: bool
+) -> None:
+    """A history recorded on a machine of 8 CPUs, a check on 2: another environment,
+    unless the run's scenario lets the CPU count differ (``[gate] env_match``)."""
+    import dataclasses
+
+    from gate.environment import ENV_PARTS
+
+    store = BaselineStore(tmp_path)
+    elsewhere = dataclasses.replace(
+        leak,
+        provenance=dataclasses.replace(
+            leak.provenance, env_key="Linux-x86_64-py3.11-memray1.20-8cpu-agent"
+        ),
+    )
+    store.accept(elsewhere, reason="recorded on a laptop", who="test")
+    settings = dict(leak.settings)
+    if relaxed:
+        settings["gate"] = {
+            **settings.get("gate", {}),
+            "env_match": [p for p in ENV_PARTS if p != "cpus"],
+        }
+    here = dataclasses.replace(
+        leak,
+        settings=settings,
+        provenance=dataclasses.replace(
+            leak.provenance, env_key="Linux-x86_64-py3.11-memray1.20-2cpu-agent"
+        ),
+    )
+    report, _ = judge(here, store, BudgetSpec(), Outcome.FAIL)
+    flagged = [f for f in report.decision.findings if "another environment" in f.message]
+    assert bool(flagged) is not relaxed, report.decision.findings
+    if flagged:
+        assert "cpus" in flagged[0].message

@@ -14,8 +14,10 @@ from gate.scenario import (
     SERVICE_NAME_PATTERN,
     hidden_value,
     load_scenario,
+    run_settings,
     stored_settings,
 )
+from gate.scenario.sections import ENV_PARTS
 from tests.support import DEMO_SCENARIO, FUZZ, MINIMAL, REPO, toml
 
 
@@ -111,6 +113,15 @@ def test_load_processes_up_to_the_users(write_scenario) -> None:
             lambda t: t + "\n[gate]\nkeep = 1\n",
             "gate.keep: Input should be greater than or equal to 2",
         ),
+        (
+            lambda t: t + '\n[gate]\nenv_match = ["system", "cpu"]\n',
+            "gate.env_match.1: Input should be 'system', 'machine', 'python', 'memray', 'cpus'"
+            " or 'recording'",
+        ),
+        (
+            lambda t: t + '\n[gate]\nenv_match = "cpus"\n',
+            "gate.env_match: Input should be a valid list",
+        ),
         (lambda t: t.replace("{port}/", "{port}x/"), "service.health_url: port must be a number"),
         (
             lambda t: t + '\n[profile]\nfollow_fork = "workers"\n',
@@ -170,6 +181,19 @@ def test_budgets_and_gate_settings(write_scenario) -> None:
     assert scenario.budgets.max_peak_heap == 64 * 2**20
     assert [s.value for s in scenario.budgets.forbid_shapes] == ["leak"]
     assert scenario.gate.keep == 5
+    assert scenario.gate.env_match == ["system", "machine", "python", "memray", "cpus", "recording"]
+
+
+def test_gate_env_match_drops_parts_of_the_environment(write_scenario) -> None:
+    text = (
+        MINIMAL + '\n[gate]\nenv_match = ["system", "machine", "python", "memray", "recording"]\n'
+    )
+    (scenario,) = load_scenario(write_scenario(text)).members()
+    assert "cpus" not in scenario.gate.env_match
+    # A result keeps the setting, and a result read back gives it again.
+    _, gate = run_settings({"gate": scenario.gate.model_dump()})
+    assert gate.env_match == scenario.gate.env_match
+    assert run_settings({})[1].env_match == list(ENV_PARTS)
 
 
 # --- scenarios of several services ----------------------------------------------------

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import pytest
 
+from gate.environment import ENV_PARTS, env_differences, env_key, env_parts
 from gate.outcome import Outcome
 from gate.scenario import BudgetSpec
+from gate.scenario.sections import ENV_PARTS as SCENARIO_ENV_PARTS
+from gate.scenario.sections import EnvPart
 from gate.shapes import Shape
 from gate.summary import SCHEMA_VERSION, History, ResourceSummary, RunSummary, TrendSummary
 from gate.verdict import ResourceCheck, decide
@@ -600,3 +604,77 @@ def test_a_site_within_what_one_history_run_grew_there_only_flags() -> None:
     more = make_summary(sites=(("app.py:list_items", 900.0),))
     (fails,) = [f for f in decide(more, history, BudgetSpec()).findings if f.check == "site"]
     assert fails.severity is Outcome.FAIL
+
+
+# --- which parts of the environment must match ([gate] env_match) ---------------------
+
+LAPTOP = "Linux-x86_64-py3.11-memray1.20-8cpu-agent"
+CI = "Linux-x86_64-py3.11-memray1.20-2cpu-agent"
+
+
+@pytest.mark.parametrize(
+    ("key", "parts"),
+    [
+        (
+            "Linux-x86_64-py3.11-memray1.20-2cpu-agent-counters",
+            ("Linux", "x86_64", "3.11", "1.20", "2", "agent-counters"),
+        ),
+        (
+            "Darwin-arm64-py3.12-memray1.20-8cpu-agent",
+            ("Darwin", "arm64", "3.12", "1.20", "8", "agent"),
+        ),
+        # Before the agent (memgate 0.1): run under `memray run`.
+        ("Linux-x86_64-py3.11-memray1.20-2cpu", ("Linux", "x86_64", "3.11", "1.20", "2", "")),
+        # A result migrated from before memgate counted CPUs.
+        ("Linux-x86_64-py3.11-memray1.19-?cpu", ("Linux", "x86_64", "3.11", "1.19", None, "")),
+        # No format memgate wrote: nothing known.
+        ("linux", (None,) * 6),
+        ("Linux-x86_64-py3.11-2cpu", (None,) * 6),
+    ],
+)
+def test_an_environment_key_parses_back_into_its_parts(key, parts) -> None:
+    assert env_parts(key) == dict(zip(ENV_PARTS, parts, strict=True))
+
+
+def test_a_key_memgate_writes_parses_back() -> None:
+    key = env_key("Linux", "aarch64", "3.13.1", "1.20.3", 4, agent=True, counters=True)
+    assert env_parts(key) == {
+        "system": "Linux",
+        "machine": "aarch64",
+        "python": "3.13",
+        "memray": "1.20",
+        "cpus": "4",
+        "recording": "agent-counters",
+    }
+
+
+def test_the_scenario_and_the_key_name_the_same_parts() -> None:
+    assert typing.get_args(EnvPart) == ENV_PARTS == SCENARIO_ENV_PARTS
+
+
+def test_an_unknown_part_never_matches_but_equal_keys_always_do() -> None:
+    assert env_differences("linux", "linux") == []
+    assert env_differences("linux", CI) == list(ENV_PARTS)
+    old = "Linux-x86_64-py3.11-memray1.20-?cpu-agent"
+    assert env_differences(old, CI) == ["cpus"]
+    assert env_differences(old, CI, ["system", "python", "recording"]) == []
+
+
+def test_a_history_of_more_cpus_is_the_same_environment_when_cpus_need_not_match() -> None:
+    history = clean_history(env_key=LAPTOP)
+    current = make_summary(peak_heap=9 * MIB, env_key=CI)
+    relaxed = [p for p in ENV_PARTS if p != "cpus"]
+    decision = decide(current, history, BudgetSpec(), env_match=relaxed)
+    assert not any("another environment" in f.message for f in decision.findings)
+    assert decision.verdict is Outcome.FAIL and decision.compared_runs == 3
+    # By default every part must match: a flag naming the CPU count, failures as flags.
+    strict = decide(current, history, BudgetSpec())
+    assert strict.verdict is Outcome.FLAG
+    assert strict.findings[0].message == (
+        f"the baseline comes from another environment ({LAPTOP}; this run: {CI};"
+        " differing: cpus): compared anyway, failures reported as flags"
+    )
+    # Dropping cpus does not drop the rest: another Python still differs.
+    other = clean_history(env_key="Linux-x86_64-py3.12-memray1.20-8cpu-agent")
+    message = decide(current, other, BudgetSpec(), env_match=relaxed).findings[0].message
+    assert "differing: python)" in message
