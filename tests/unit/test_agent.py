@@ -4,7 +4,6 @@ library. Run here without a tracker (no ``capture`` in its settings)."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -14,11 +13,11 @@ import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
 from gate.service.interpreter import AGENT
+from tests.support.agent import load_agent
 
 # Older Pythons installed beside this one (pyenv's versions/3.X.Y/bin), where there are.
 OLDER = sorted(
@@ -123,14 +122,6 @@ def test_a_double_forked_daemon_dies_with_the_process_that_forked_it(tmp_path: P
         pytest.fail("the daemon outlived the process that forked it")
 
 
-def load_agent() -> Any:
-    spec = importlib.util.spec_from_file_location("memgate_agent_under_test", AGENT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_first_full_collections_pause_does_not_space_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,7 +129,7 @@ def test_the_first_full_collections_pause_does_not_space_the_next(
     the next (a Flask worker's: 0.17-0.21 s, then 0.03-0.06 s). Spaced by it, the next came
     4 s later and a short check of a framework app read too few retained points (CI:
     7 of the 8 needed). The spacing follows the later pauses' median."""
-    agent = load_agent()
+    agent = load_agent("memgate_agent_under_test")
     pauses = iter([0.25, *[0.01] * 1000])
     monkeypatch.setattr(agent, "gc", SimpleNamespace(collect=lambda: time.sleep(next(pauses))))
     out = tmp_path / "full.jsonl"

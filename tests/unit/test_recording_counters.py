@@ -5,7 +5,6 @@ allocations of known sizes."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import time
@@ -18,19 +17,11 @@ from gate.recording import recorder_for
 from gate.recording.counters import CountersRecorder
 from gate.scenario import ProfileSpec
 from gate.service.agent_files import heap_files, read_heap_counters
-from gate.service.interpreter import AGENT
-
-
-def load_agent() -> Any:
-    spec = importlib.util.spec_from_file_location("memgate_agent_counters", AGENT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.support.agent import load_agent
 
 
 def counting_heap() -> Any:
-    heap = load_agent()._Heap()
+    heap = load_agent("memgate_agent_counters")._Heap()
     heap.setup()
     return heap
 

@@ -4,7 +4,6 @@ or a locustfile that compiles, never a hang, and no process of the service left.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import os
 import sys
@@ -12,7 +11,6 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
@@ -28,7 +26,7 @@ from gate.scaffold import (
     probe,
     same_origin_links,
 )
-from gate.service.interpreter import AGENT
+from tests.support.agent import load_agent
 
 SERVES_AFTER_A_MEBIBYTE_ON_STDERR = """
 import sys
@@ -336,14 +334,6 @@ def test_routes_with_parameters_are_commented_examples_that_cannot_become_code()
     assert "#" not in bare
 
 
-def load_agent() -> Any:
-    spec = importlib.util.spec_from_file_location("memgate_agent_routes", AGENT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_agent_lists_a_flask_apps_get_rules() -> None:
     import flask
 
@@ -351,7 +341,7 @@ def test_the_agent_lists_a_flask_apps_get_rules() -> None:
     app.add_url_rule("/items", "items", lambda: "")
     app.add_url_rule("/items/<int:item_id>", "item", lambda item_id: "")
     app.add_url_rule("/orders", "orders", lambda: "", methods=["POST"])
-    found = load_agent().list_routes()
+    found = load_agent("memgate_agent_routes").list_routes()
     assert found["framework"] == "flask"
     routes = {route["path"]: route["params"] for route in found["routes"]}
     assert routes["/items"] is False and routes["/items/<int:item_id>"] is True
@@ -377,7 +367,7 @@ def test_the_agent_lists_a_starlette_apps_get_routes_and_mounts() -> None:
             Mount("/api", app=inner),
         ]
     )
-    agent = load_agent()
+    agent = load_agent("memgate_agent_routes")
     routes = dict(agent._starlette_routes())  # any other app of this process's too
     expected = {"/health": False, "/users/{user_id}": True, "/api/list": False, "/api/{pk}": True}
     assert expected.items() <= routes.items()
@@ -388,7 +378,7 @@ def test_the_agent_lists_a_starlette_apps_get_routes_and_mounts() -> None:
 def test_the_agent_writes_its_routes_once_asked_and_a_failure_as_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    agent = load_agent()
+    agent = load_agent("memgate_agent_routes")
 
     def broken() -> list[tuple[str, bool]]:
         raise RuntimeError("a urlconf that raises\nsecond line")
