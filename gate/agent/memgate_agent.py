@@ -86,11 +86,6 @@ CENSUS_MAX_OBJECTS = 2_000_000
 CENSUS_CHUNK = 1000
 ROUTES_REQUEST = "routes.request"
 ROUTES_FILE = "routes.{pid}.json"
-ROUTES_MOST = 500
-"""Routes listed at most: init keeps 20 tasks, and an app may generate thousands."""
-ROUTES_DEPTH = 20
-"""How deep nested mounts and includes are walked: a cycle ends there."""
-FASTAPI_OWN = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 HEAP_FILE = "heap.{pid}.{ns}.jsonl"
 """Counters: ``{"t": time, "heap": bytes, "rss": bytes}`` every ``HEAP_INTERVAL_S``."""
 HEAP_INTERVAL_S = 0.1
@@ -131,7 +126,7 @@ class _Counts:
         if 0 <= generation < 3:
             self.collections[generation] += 1
         if generation == 2 and _full[0] is not None:
-            fields = _heap.fields() if _counting[0] else ""
+            fields = _heap[0].fields() if _heap[0] is not None else ""
             line = f'{{"t": {time.time():.6f}, "pause": {pause:.6f}, "forced": false{fields}}}\n'
             # One write of a short line to a file opened to append: never interleaved.
             with contextlib.suppress(OSError):
@@ -141,100 +136,8 @@ class _Counts:
 _counts = _Counts()
 
 
-class _Heap:
-    """The bytes the process's allocators hold for it, read without tracing any
-    allocation: pymalloc's allocated blocks (``_PyObject_DebugMallocStats``, what
-    ``sys._debugmallocstats()`` prints: 0.3 ms for 47 MB of blocks) and malloc's bytes
-    in use (glibc's ``mallinfo2``: small chunks and mmapped ones; pymalloc's arenas are
-    mmapped by themselves, so nothing is counted twice). ``read()`` is ``None`` where
-    either is missing while in use (no glibc: blocks over 512 bytes would go uncounted).
-    Set up once, by :func:`_start` before any thread of the agent reads it."""
-
-    def __init__(self) -> None:
-        self._stats: Any = None
-        self._libc: Any = None
-        self._mallinfo: Any = None
-        self._statm: tuple[int, int] | None = None
-        """``/proc/self/statm`` opened, and by which process (a fork opens its own)."""
-
-    def setup(self) -> None:
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None)
-        except OSError:
-            return
-        try:  # a missing symbol is an AttributeError
-            stats = ctypes.pythonapi._PyObject_DebugMallocStats  # holds the GIL
-            stats.argtypes, stats.restype = [ctypes.c_void_p], ctypes.c_int
-            libc.open_memstream.restype = ctypes.c_void_p
-            libc.open_memstream.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-            libc.fclose.argtypes = [ctypes.c_void_p]
-            libc.free.argtypes = [ctypes.c_void_p]
-            self._stats, self._libc = stats, libc
-        except AttributeError:
-            pass
-        for name, field in (("mallinfo2", ctypes.c_size_t), ("mallinfo", ctypes.c_uint)):
-            try:
-                function = getattr(libc, name)
-            except AttributeError:
-                continue
-            names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks"
-            fields = [(n, field) for n in (*names.split(), "keepcost")]
-            function.restype = type("Mallinfo", (ctypes.Structure,), {"_fields_": fields})
-            function.argtypes = []
-            self._mallinfo = function
-            break
-
-    def read(self) -> int | None:
-        if self._mallinfo is None or self._stats is None:
-            return None
-        blocks = self._pymalloc()
-        if blocks is None:
-            return None
-        info = self._mallinfo()
-        return blocks + int(info.uordblks) + int(info.hblkhd)
-
-    def _pymalloc(self) -> int | None:
-        import ctypes
-
-        buffer, size = ctypes.c_char_p(), ctypes.c_size_t()
-        stream = self._libc.open_memstream(ctypes.byref(buffer), ctypes.byref(size))
-        if not stream:
-            return None
-        try:
-            used = self._stats(stream)
-        finally:
-            self._libc.fclose(stream)
-        try:
-            text = ctypes.string_at(buffer, size.value) if used else b""
-        finally:
-            self._libc.free(buffer)
-        if not used:  # pymalloc is not in use (PYTHONMALLOC=malloc): malloc counts it all
-            return 0
-        for line in text.splitlines():
-            if line.startswith(b"# bytes in allocated blocks"):
-                return int(line.rpartition(b"=")[2].replace(b",", b""))
-        return None
-
-    def rss(self) -> int:
-        try:
-            if self._statm is None or self._statm[1] != os.getpid():
-                self._statm = (os.open("/proc/self/statm", os.O_RDONLY), os.getpid())
-            fields = os.pread(self._statm[0], 200, 0).split()
-        except OSError:
-            return 0
-        return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def fields(self) -> str:
-        """``"heap": N, "rss": N`` for a JSON line (``""`` if the heap cannot be read)."""
-        heap = self.read()
-        return "" if heap is None else f', "heap": {heap}, "rss": {self.rss()}'
-
-
-_heap = _Heap()
-_counting: list[bool] = [False]
-"""Whether this process reads its heap by counters (``"capture": "counters"``)."""
+_heap: list[Any] = [None]
+"""Counting (``"capture": "counters"``): the heap's counters (``heap.py``'s ``Heap``)."""
 
 
 def _write_heap_forever(folder: str) -> None:
@@ -242,14 +145,14 @@ def _write_heap_forever(folder: str) -> None:
     up to ``HEAP_MAX_INTERVAL_S``), into a file held open as long as the process runs the
     agent: memgate tells a process that exec'd another program by its file no longer
     being open in it (Python opens files close-on-exec)."""
-    if _heap.read() is None:
+    if _heap[0].read() is None:
         return  # no file: memgate says the heap could not be read
     # The start time keeps a process that reuses a dead worker's pid out of its file.
     name = HEAP_FILE.format(pid=os.getpid(), ns=time.time_ns())
     interval, written = HEAP_INTERVAL_S, 0
     with open(os.path.join(folder, name), "a", buffering=1) as out:
         while True:
-            out.write(f'{{"t": {time.time():.6f}{_heap.fields()}}}\n')
+            out.write(f'{{"t": {time.time():.6f}{_heap[0].fields()}}}\n')
             written += 1
             if written % GC_PER_DOUBLING == 0:  # a soak's file grows by 3,600 lines an hour
                 interval = min(2 * interval, HEAP_MAX_INTERVAL_S)
@@ -290,7 +193,7 @@ def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
         # heap only once its stream shows an allocation of this size alive.
         size = MARK_BYTES + seq % MARK_SPREAD
         _full[2] = _memgate_marker(size)
-        fields = _heap.fields() if _counting[0] else ""
+        fields = _heap[0].fields() if _heap[0] is not None else ""
         line = (
             f'{{"t": {time.time():.6f}, "pause": {pause:.6f}, "forced": true,'
             f' "mark": {sys.getsizeof(_full[2])}{fields}}}\n'
@@ -366,6 +269,26 @@ def _write_gc_forever(prefix: str) -> None:
             time.sleep(interval)
 
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_routes: list[Any] = [None]
+"""``memgate init``'s probe: ``routes.py``, which lists the framework's routes."""
+
+
+def _beside(name: str) -> Any:
+    """``NAME.py`` beside the agent, loaded by path as the agent is (the service's
+    interpreter has no memgate to import): only for a job asked for, and at the start,
+    before the service's code runs, so that its code is in no measured point."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f"memgate_agent_{name}", os.path.join(_HERE, f"{name}.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _daemon(target: Any, *args: Any) -> None:
     threading.Thread(target=target, args=args, daemon=True).start()
 
@@ -419,7 +342,7 @@ def _routes_when_asked(folder: str) -> None:
     while not os.path.exists(request):
         time.sleep(CENSUS_POLL_S)
     try:
-        found: dict[str, Any] = list_routes()
+        found: dict[str, Any] = _routes[0].list_routes()
     except Exception as exc:  # the service's own code ran (a property, a urlconf)
         found = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:200]}
     path = os.path.join(folder, ROUTES_FILE.format(pid=os.getpid()))
@@ -429,127 +352,6 @@ def _routes_when_asked(folder: str) -> None:
         os.replace(path + ".tmp", path)
     except (OSError, ValueError, TypeError):
         pass  # memgate waits for it a few seconds only
-
-
-def list_routes() -> dict[str, Any]:
-    """``{"framework": NAME, "routes": [{"path": "/x", "params": false}, ...]}`` of the
-    first framework loaded in this process that knows routes; ``{"error": ...}`` if none.
-    Only frameworks already imported are looked at: importing one would run the
-    service's code, or load what it never uses."""
-    for name, lister in (
-        ("flask", _flask_routes),
-        ("django", _django_routes),
-        ("starlette", _starlette_routes),
-    ):
-        routes = lister()
-        if routes:
-            unique = {path: params for path, params in routes}
-            listed = [{"path": p, "params": unique[p]} for p in sorted(unique)[:ROUTES_MOST]]
-            return {"framework": name, "routes": listed}
-    return {"error": "no Flask, Django or Starlette routes in this process"}
-
-
-def _instances(kind: type) -> list[Any]:
-    """The objects of class ``kind`` (or a subclass) the garbage collector tracks."""
-    return [obj for obj in gc.get_objects() if isinstance(obj, kind)]
-
-
-def _flask_routes() -> list[tuple[str, bool]]:
-    """The GET rules of every Flask app: ``(rule, has arguments)``, static files left out."""
-    flask = sys.modules.get("flask")
-    app_class = getattr(flask, "Flask", None)
-    if not isinstance(app_class, type):
-        return []
-    routes = []
-    for app in _instances(app_class):
-        for rule in app.url_map.iter_rules():
-            endpoint = str(rule.endpoint)
-            if "GET" not in (rule.methods or ()) or endpoint.split(".")[-1] == "static":
-                continue
-            routes.append((str(rule.rule), bool(rule.arguments)))
-    return routes
-
-
-def _django_routes() -> list[tuple[str, bool]]:
-    """The root URLconf's patterns, includes walked; ``admin/`` left out. Only once
-    Django is imported and its settings configured: ``django.urls`` is then imported."""
-    conf = sys.modules.get("django.conf")
-    settings = getattr(conf, "settings", None)
-    if settings is None or not settings.configured:
-        return []
-    import importlib
-
-    urls = importlib.import_module("django.urls")
-    routes: list[tuple[str, bool]] = []
-    _walk_django(urls.get_resolver().url_patterns, "/", routes, 0)
-    return routes
-
-
-def _django_pattern(pattern: object) -> str:
-    """A pattern as a path: a route as written, a regex without its ``^`` and ``$``."""
-    text = str(pattern)
-    if type(pattern).__name__ == "RegexPattern":
-        text = text[1:] if text.startswith("^") else text  # 3.8: no removeprefix
-        for end in ("$", "\\Z"):
-            text = text[: -len(end)] if text.endswith(end) else text
-    return text
-
-
-def _walk_django(patterns: Any, prefix: str, routes: list[tuple[str, bool]], depth: int) -> None:
-    if depth > ROUTES_DEPTH:
-        return
-    for entry in patterns:
-        if len(routes) >= ROUTES_MOST:
-            return
-        path = prefix + _django_pattern(entry.pattern)
-        if path.startswith("/admin/"):
-            continue
-        if hasattr(entry, "url_patterns"):  # a URLResolver: an include()
-            _walk_django(entry.url_patterns, path, routes, depth + 1)
-        else:
-            # <...> and (...) capture arguments; any other regex syntax is no plain path
-            params = any(mark in path for mark in "<([\\*+?|")
-            routes.append((path, params))
-
-
-def _starlette_routes() -> list[tuple[str, bool]]:
-    """The GET routes of every Starlette (or FastAPI) app, mounts walked; FastAPI's own
-    pages left out. An app mounted in another is listed under its mount only."""
-    applications = sys.modules.get("starlette.applications")
-    routing = sys.modules.get("starlette.routing")
-    app_class = getattr(applications, "Starlette", None)
-    if not isinstance(app_class, type) or routing is None:
-        return []
-    listed: dict[int, list[tuple[str, bool]]] = {}
-    mounted: set[int] = set()
-    for app in _instances(app_class):
-        routes: list[tuple[str, bool]] = []
-        _walk_starlette(routing, app.routes, "", routes, mounted, 0)
-        listed[id(app)] = routes
-    return [route for key, routes in listed.items() if key not in mounted for route in routes]
-
-
-def _walk_starlette(
-    routing: Any,
-    entries: Any,
-    prefix: str,
-    routes: list[tuple[str, bool]],
-    mounted: set[int],
-    depth: int,
-) -> None:
-    if depth > ROUTES_DEPTH:
-        return
-    for entry in entries:
-        if len(routes) >= ROUTES_MOST:
-            return
-        if isinstance(entry, routing.Mount):
-            mounted.add(id(entry.app))
-            _walk_starlette(routing, entry.routes, prefix + entry.path, routes, mounted, depth + 1)
-        elif isinstance(entry, routing.Route):
-            methods = entry.methods  # None: an endpoint class, which takes any method
-            path = prefix + entry.path
-            if (methods is None or "GET" in methods) and path not in FASTAPI_OWN:
-                routes.append((path, "{" in path))
 
 
 _CONTAINERS = (list, dict, set, collections.deque)
@@ -976,8 +778,9 @@ def main() -> None:
 def _start(settings: dict[str, Any]) -> None:
     """Count garbage collections, and be ready for forks."""
     if settings.get("capture") == "counters":
-        _heap.setup()  # before any thread reads it, or the collector's callback
-        _counting[0] = True
+        counters = _beside("heap").Heap()
+        counters.setup()  # before any thread reads it, or the collector's callback
+        _heap[0] = counters
         _daemon(_write_heap_forever, settings["folder"])
     if settings.get("gc"):
         gc.callbacks.append(_counts.hook)
@@ -986,6 +789,7 @@ def _start(settings: dict[str, Any]) -> None:
     if settings.get("census"):
         _daemon(_census_when_asked, settings["folder"])
     if settings.get("routes"):
+        _routes[0] = _beside("routes")
         _daemon(_routes_when_asked, settings["routes"])
     os.register_at_fork(before=_before_fork, after_in_child=lambda: _after_fork(settings))
 

@@ -22,12 +22,12 @@ import github_action_utils as gau
 from gate.dependencies import normalize
 from gate.merge import Merged
 from gate.outcome import Outcome
+from gate.report.links import source_path
 from gate.report.parts import (
     GROWTH_CHECKS,
     is_user_frame,
     keeper,
     native_at,
-    source_path,
     where,
 )
 from gate.report.report import Report

@@ -18,20 +18,18 @@ import jinja2
 from gate.model import RunResult
 from gate.outcome import Outcome
 from gate.report.curves import Line, history_range, limit_lines, lines
+from gate.report.history_trend import TrendRow, history_trend
+from gate.report.links import code_link
 from gate.report.parts import (
-    TrendRow,
     baseline_text,
     capture_text,
     census_text,
     change,
     changed_files,
-    code_link,
     curve_reason,
     dependency_notes,
     growing_processes,
     growing_sites,
-    growth_text,
-    history_trend,
     no_sites_text,
     nothing_retained,
     process_growth,
@@ -144,8 +142,7 @@ def trend_chart(rows: Sequence[TrendRow]) -> TrendChart | None:
             high=py(r.growth.high),
             label=r.commit + ("+" if r.uncommitted else ""),
             colour=COLOURS[0] if r.current else COLOURS[1],
-            tip=f"{r.name}{' (this run)' if r.current else ''}, {r.recorded}:"
-            f" {growth_text(r.growth)}",
+            tip=f"{r.name}{' (this run)' if r.current else ''}, {r.recorded}: {rate(r.growth)}",
         )
         for i, r in enumerate(rows)
     )
@@ -277,7 +274,7 @@ def _template() -> jinja2.Template:
     )
     env.filters["size"] = size
     env.filters["rate"] = rate
-    env.filters["growth"] = growth_text
+    env.filters["growth"] = rate
     return env.get_template("report.html.j2")
 
 

@@ -15,23 +15,22 @@ from gate.merge import Merged
 from gate.model import Frame, Provenance, RunResult
 from gate.outcome import Outcome
 from gate.report.curves import lines, on_grid
+from gate.report.history_trend import history_trend
+from gate.report.links import code_link
 from gate.report.parts import (
     GROWTH_CHECKS,
     baseline_text,
     census_text,
     change,
     changed_files,
-    code_link,
     collections_text,
     dependency_notes,
     failures_text,
     gc_text,
     growing_processes,
     growing_sites,
-    growth_text,
     headline,
     heap_name,
-    history_trend,
     keeper,
     no_sites_text,
     not_user_code,
@@ -279,7 +278,7 @@ def _trend(report: Report) -> list[str]:
     ]
     for row in shown:
         commit = code(row.commit, cell=True) + (" + uncommitted" if row.uncommitted else "")
-        growth = md(growth_text(row.growth)) + (" (retained)" if row.retained else "")
+        growth = md(rate(row.growth)) + (" (retained)" if row.retained else "")
         cells = [
             commit + (" (this run)" if row.current else ""),
             md(row.recorded),

@@ -3,12 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import os.path
-import posixpath
-import re
-import urllib.parse
 from collections.abc import Sequence
 
 from gate.analysis.resources import LABELS
@@ -20,7 +14,7 @@ from gate.observed import CaptureInfo, ProcessCurve, Retained, Retention
 from gate.outcome import WORST_FIRST, Outcome
 from gate.report.report import Report
 from gate.shapes import Trend
-from gate.summary import RunSummary, TrendSummary, shown_file
+from gate.summary import TrendSummary, shown_file
 from gate.units import quantity, size
 from gate.verdict import Finding
 
@@ -339,7 +333,7 @@ def process_growth(process: ProcessCurve) -> str:
     return f"{ended}not running throughout"
 
 
-def rate(trend: Trend) -> str:
+def rate(trend: Trend | TrendSummary) -> str:
     """``256.7 B/request [256.0, 257.5]``: the slope and its interval."""
     return f"{_num(trend.slope)} B/request [{_num(trend.low)}, {_num(trend.high)}]"
 
@@ -421,46 +415,6 @@ def baseline_text(finding: Finding) -> str:
     return f"{quantity(finding.baseline, finding.unit)} ± {spread}"
 
 
-def source_path(result: RunResult, frame: Frame, workspace: str) -> str | None:
-    """``frame``'s file relative to ``workspace`` (POSIX), or ``None`` when it lies outside.
-
-    Frames are stored relative to the service's working directory when they lie below
-    it, so they are resolved against that first."""
-    service = result.settings.get("service", {})
-    scenario_dir = os.path.dirname(result.scenario.path)
-    root = os.path.normpath(os.path.join(scenario_dir, str(service.get("cwd", "."))))
-    path = os.path.normpath(os.path.join(root, frame.file))
-    workspace = os.path.normpath(workspace)
-    if not os.path.isabs(path) or not (path == workspace or path.startswith(workspace + os.sep)):
-        return None
-    return os.path.relpath(path, workspace).replace(os.sep, "/")
-
-
-_WEB_ADDRESS = re.compile(r"https?://[^\s()<>\[\]\"'`|]+")
-_COMMIT = re.compile(r"[0-9a-f]{7,64}")
-
-
-def code_link(result: RunResult, frame: Frame | None) -> str | None:
-    """``frame``'s line at the run's commit on GitHub, when the run knows its repository,
-    its commit and where the service's folder is in the checkout, and the frame is in
-    the service's own code (a file some site's user frame is in, below that folder)."""
-    provenance = result.provenance
-    repository, commit, folder = (
-        provenance.repository,
-        provenance.commit,
-        provenance.repository_path,
-    )
-    if frame is None or repository is None or commit is None or folder is None:
-        return None
-    if not _WEB_ADDRESS.fullmatch(repository) or not _COMMIT.fullmatch(commit):
-        return None
-    own = {site.user_frame.file for site in result.sites if site.user_frame is not None}
-    path = posixpath.normpath(posixpath.join(folder, frame.file))
-    if frame.file not in own or posixpath.isabs(frame.file) or path.startswith(".."):
-        return None
-    return f"{repository.rstrip('/')}/blob/{commit}/{urllib.parse.quote(path)}#L{frame.line}"
-
-
 def native_at(result: RunResult, frame: Frame | None) -> NativeFrame | None:
     """The extension's native frame called at ``frame``, from the first site named by it
     that has one (sites are most likely leaking first)."""
@@ -471,73 +425,3 @@ def is_user_frame(result: RunResult, frame: Frame | None) -> bool:
     """Whether ``frame`` is some site's user frame (not the standard library's or a
     package's): the only frames an annotation may point at."""
     return frame is not None and any(site.user_frame == frame for site in result.sites)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrendRow:
-    """One run of the history's trend (:func:`history_trend`), as the reports show it."""
-
-    commit: str
-    """The run's commit, 7 characters (``?`` when it was made outside a checkout)."""
-    uncommitted: bool
-    """The checkout had changes beyond ``commit``: the run measured those too."""
-    recorded: str
-    """``YYYY-MM-DD HH:MM``, as the history recorded it (UTC)."""
-    growth: TrendSummary
-    """Heap growth per request with its interval: the retained heap's when the run kept
-    it (what a leak is judged on), else the heap's."""
-    retained: bool
-    """``growth`` is the retained heap's."""
-    peak_heap: int
-    final_heap: int
-    current: bool
-    """This run (the one the report is of)."""
-
-    @property
-    def name(self) -> str:
-        """``fc41e22``, ``fc41e22 + uncommitted``: the commit as a label."""
-        return self.commit + (" + uncommitted" if self.uncommitted else "")
-
-
-def history_trend(report: Report) -> list[TrendRow]:
-    """The compared runs, oldest first, then this run (unless the history holds it, as
-    the accepted reference): what a trend across main's history draws. Empty without
-    compared runs: one point is no trend."""
-    compared = report.decision.compared
-    if not compared:
-        return []
-    runs = list(compared)
-    if all(r.run_id != report.current.run_id for r in runs):
-        runs.append(report.current)
-    return [_trend_row(r, r.run_id == report.current.run_id) for r in runs]
-
-
-def _trend_row(run: RunSummary, current: bool) -> TrendRow:
-    commit = run.provenance.commit
-    return TrendRow(
-        commit=commit[:7] if commit else "?",
-        uncommitted=bool(run.provenance.dirty),
-        recorded=recorded_text(run.recorded_at),
-        growth=run.retained or run.heap,
-        retained=run.retained is not None,
-        peak_heap=run.peak_heap,
-        final_heap=run.final_heap,
-        current=current,
-    )
-
-
-def recorded_text(when: str) -> str:
-    """``2026-11-21 07:00`` of an ISO 8601 time, in UTC when it says its offset; a
-    time that does not parse (a hand-edited history) is shown as it is."""
-    try:
-        parsed = datetime.datetime.fromisoformat(when)
-    except ValueError:
-        return when
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(datetime.UTC)
-    return parsed.strftime("%Y-%m-%d %H:%M")
-
-
-def growth_text(trend: TrendSummary) -> str:
-    """:func:`rate` of a trend the history kept: ``256.7 B/request [256.0, 257.5]``."""
-    return f"{_num(trend.slope)} B/request [{_num(trend.low)}, {_num(trend.high)}]"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import http.client
-import json
 import os
 import secrets
 import signal
@@ -40,7 +39,8 @@ from gate.errors import RunError
 from gate.layout import CAPTURE, SERVICE_LOG
 from gate.loopback import open_direct
 from gate.recording import Recorder, recorder_for
-from gate.scenario import PORT_OF, ProfileSpec, Scenario, port_variable
+from gate.scenario import PORT_OF, Scenario, port_variable
+from gate.service.agent_settings import agent_settings
 from gate.service.checks import MeasuredChecks, check_listening
 from gate.service.exits import exit_text
 from gate.service.interpreter import AGENT, ServicePython, check_python, service_command
@@ -54,15 +54,6 @@ from gate.spacing import Spacing
 
 HEALTH_POLL_S = 0.1
 SAMPLE_INTERVAL_S = 0.1
-RETAINED_EVERY_S = 0.2
-"""The agent's full collections come at most this often in each process (a pull
-request's check of the demo measures for 3 to 10 s)..."""
-RETAINED_SHARE = 0.05
-"""...and so much less often that their pauses take at most this share of the time: the
-demo's collection (33,000 objects) takes 8-17 ms under memray, one every 0.2-0.35 s; a
-framework's heap of 700,000 objects takes about 60 ms unprofiled, one every 1.2 s or more."""
-
-
 MARK = "MEMGATE_SERVICE"
 """The variable of the service's environment that marks it and what it starts."""
 
@@ -72,28 +63,6 @@ def fill_port(text: str, port: int, ports: dict[str, int] | None = None) -> str:
     of service NAME in ``ports`` (the scenario has checked that they name services)."""
     text = text.replace("{port}", str(port))
     return PORT_OF.sub(lambda m: str((ports or {}).get(m.group(1), m.group(0))), text)
-
-
-def agent_settings(profile: ProfileSpec, out_dir: Path, recording: dict[str, object]) -> str:
-    """What the agent inside the service is told (``$MEMGATE_AGENT``): how to profile,
-    how to record (the recorder's ``recording``: ``capture``, where to stream or write),
-    where the garbage collector's counts and forked processes' ports go."""
-    settings = {
-        **recording,
-        "folder": str(out_dir),
-        "gc": str(out_dir / "gc"),
-        "trace_python_allocators": profile.trace_python_allocators,
-        "native": profile.native,
-        "follow_fork": profile.follow_fork,
-        "census": profile.census,
-        "retained": (
-            {"every_s": RETAINED_EVERY_S, "share": RETAINED_SHARE}
-            if profile.retained_heap
-            else None
-        ),
-        "parent": os.getpid(),
-    }
-    return json.dumps(settings)
 
 
 @dataclasses.dataclass(frozen=True)

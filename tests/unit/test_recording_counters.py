@@ -17,11 +17,11 @@ from gate.recording import recorder_for
 from gate.recording.counters import CountersRecorder
 from gate.scenario import ProfileSpec
 from gate.service.agent_files import heap_files, read_heap_counters
-from tests.support.agent import load_agent
+from tests.support.agent import load_beside
 
 
 def counting_heap() -> Any:
-    heap = load_agent("memgate_agent_counters")._Heap()
+    heap = load_beside("heap").Heap()
     heap.setup()
     return heap
 

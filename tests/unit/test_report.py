@@ -32,8 +32,9 @@ from gate.report.formats import Format, render
 from gate.report.github import Annotation, annotate, annotate_merged, render_annotations
 from gate.report.html import chart
 from gate.report.json import render_merged_json
+from gate.report.links import source_path
 from gate.report.markdown import code, fenced, md, render_merged_markdown
-from gate.report.parts import change, source_path
+from gate.report.parts import change
 from gate.report.report import Report
 from gate.scenario import BudgetSpec
 from gate.summary import History, summarize
@@ -664,7 +665,7 @@ def test_the_services_own_lines_link_to_github_at_the_runs_commit() -> None:
 
 
 def test_no_link_without_a_repository_and_a_hostile_name_is_quoted() -> None:
-    from gate.report.parts import code_link
+    from gate.report.links import code_link
 
     plain = leak_report()
     assert "<a href" not in render(plain, Format.HTML)
@@ -736,7 +737,7 @@ def _trend_rows(markdown: str) -> list[list[str]]:
 
 
 def test_the_trend_across_the_history_lists_each_run_then_this_one() -> None:
-    from gate.report.parts import history_trend
+    from gate.report.history_trend import history_trend
     from gate.summary import TrendSummary
 
     report = leak_report()
@@ -795,7 +796,7 @@ def test_the_trend_across_the_history_lists_each_run_then_this_one() -> None:
 
 
 def test_no_history_no_trend_and_an_accepted_run_is_not_drawn_twice() -> None:
-    from gate.report.parts import history_trend
+    from gate.report.history_trend import history_trend
 
     alone = leak_report(runs=())
     assert history_trend(alone) == []

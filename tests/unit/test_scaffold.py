@@ -17,16 +17,10 @@ import pytest
 
 from gate import scaffold as init_module
 from gate.errors import InputError, RunError
-from gate.scaffold import (
-    NO_ROUTES,
-    SOURCES,
-    Probed,
-    init,
-    locustfile_text,
-    probe,
-    same_origin_links,
-)
-from tests.support.agent import load_agent
+from gate.scaffold import init, locustfile_text
+from gate.service import probe as probe_module
+from gate.service.probe import NO_ROUTES, SOURCES, Probed, probe, same_origin_links
+from tests.support.agent import load_agent, load_beside
 
 SERVES_AFTER_A_MEBIBYTE_ON_STDERR = """
 import sys
@@ -246,7 +240,7 @@ def test_an_openapi_document_trickled_byte_by_byte_is_left_out_in_bounded_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(init_module, "OPENAPI_READ_S", 1.0)
+    monkeypatch.setattr(probe_module, "OPENAPI_READ_S", 1.0)
     (tmp_path / "slow.py").write_text(TRICKLES_ITS_DOCUMENT)
     started = time.monotonic()
     found = probe([sys.executable, "slow.py", "{port}"], health=None, timeout=10)
@@ -341,7 +335,7 @@ def test_the_agent_lists_a_flask_apps_get_rules() -> None:
     app.add_url_rule("/items", "items", lambda: "")
     app.add_url_rule("/items/<int:item_id>", "item", lambda item_id: "")
     app.add_url_rule("/orders", "orders", lambda: "", methods=["POST"])
-    found = load_agent("memgate_agent_routes").list_routes()
+    found = load_beside("routes").list_routes()
     assert found["framework"] == "flask"
     routes = {route["path"]: route["params"] for route in found["routes"]}
     assert routes["/items"] is False and routes["/items/<int:item_id>"] is True
@@ -367,8 +361,7 @@ def test_the_agent_lists_a_starlette_apps_get_routes_and_mounts() -> None:
             Mount("/api", app=inner),
         ]
     )
-    agent = load_agent("memgate_agent_routes")
-    routes = dict(agent._starlette_routes())  # any other app of this process's too
+    routes = dict(load_beside("routes")._starlette_routes())  # any other app of this process's too
     expected = {"/health": False, "/users/{user_id}": True, "/api/list": False, "/api/{pk}": True}
     assert expected.items() <= routes.items()
     assert "/orders" not in routes and "/list" not in routes  # the mounted app: under /api
@@ -379,11 +372,12 @@ def test_the_agent_writes_its_routes_once_asked_and_a_failure_as_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     agent = load_agent("memgate_agent_routes")
+    agent._routes[0] = routes = load_beside("routes")
 
     def broken() -> list[tuple[str, bool]]:
         raise RuntimeError("a urlconf that raises\nsecond line")
 
-    monkeypatch.setattr(agent, "_flask_routes", broken)
+    monkeypatch.setattr(routes, "_flask_routes", broken)
     worker = threading.Thread(target=agent._routes_when_asked, args=(str(tmp_path),))
     worker.start()
     (tmp_path / agent.ROUTES_REQUEST).touch()

@@ -8,7 +8,8 @@ from gate.loopback import free_port
 from gate.recording.file import FileRecorder
 from gate.scenario import ProfileSpec, port_variable
 from gate.service.agent_files import read_gc_samples
-from gate.service.process import agent_settings, fill_port
+from gate.service.agent_settings import agent_settings
+from gate.service.process import fill_port
 
 
 def test_free_port_can_be_bound_and_filled_in() -> None:
