@@ -25,7 +25,7 @@ from gate.model import MemorySnapshot
 from gate.observed import CaptureInfo
 from gate.recording import Recorded, Timing
 from gate.recording.capture_file import StackLiveBytes
-from gate.service.agent_files import heap_files, read_heap_counters
+from gate.service.agent_files import heap_files, read_heap_counters, read_retained_counters
 
 ENDED_S = 2.5
 """A process's counters older than this at a time (the agent writes them every second at
@@ -134,7 +134,10 @@ class CountersRecorder:
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each process's points right after full collections from ``since`` on: times,
         heaps."""
-        counted = counted if counted is not None else [s for _, s in self._read()]
+        if counted is None:  # while the load runs: the full collections' files alone
+            files = heap_files(self.folder)
+            order = sorted(files, key=lambda pid: (pid != self._main, pid))
+            counted = [read_retained_counters(self.folder / FULL_FILE.format(pid=p)) for p in order]
         series = []
         for theirs in counted:
             kept = [s for s in theirs if s.retained and s.t >= since]

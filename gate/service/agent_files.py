@@ -161,8 +161,13 @@ def read_heap_counters(heap_file: Path, full_file: Path) -> list[MemorySnapshot]
     """One process's heap counters, oldest first: every line of its ``heap_file``, and
     each full collection's line of its ``full_file`` that carries them (marked retained:
     read right after the collection). A line cut short, or not the agent's, is skipped."""
-    snapshots = [*_counted(heap_file, retained=False), *_counted(full_file, retained=True)]
+    snapshots = [*_counted(heap_file, retained=False), *read_retained_counters(full_file)]
     return sorted(snapshots, key=lambda s: s.t)
+
+
+def read_retained_counters(full_file: Path) -> list[MemorySnapshot]:
+    """The heap counters of one process's full collections alone, oldest first."""
+    return _counted(full_file, retained=True)
 
 
 def _counted(path: Path, retained: bool) -> list[MemorySnapshot]:
