@@ -59,7 +59,7 @@ def undecided(result: RunResult, limit: float | None = None) -> str | None:
 def decided(result: RunResult) -> RunResult:
     """A counted run that decided alone, as the run's result: its files are in
     ``counted/`` beside it."""
-    prefix = FOLDER if result.scenario.service is None else f"../{FOLDER}/{result.scenario.service}"
+    prefix = _counted_folder(result.scenario.service)
     files = {name: f"{prefix}/{path}" for name, path in result.files.items()}
     return dataclasses.replace(result, files=files)
 
@@ -69,31 +69,38 @@ def traced(scenario: ScenarioFile) -> ScenarioFile:
     return scenario.with_overrides(capture="live")
 
 
+def reasons(scenario: ScenarioFile, counted: Sequence[RunResult]) -> dict[str | None, str | None]:
+    """Why each service's counted run cannot decide alone (:func:`undecided`, with its
+    scenario's ``max_growth_per_request``), by service name."""
+    limits = {m.service_name: m.budgets.max_growth_per_request for m in scenario.members()}
+    return {r.scenario.service: undecided(r, limits.get(r.scenario.service)) for r in counted}
+
+
 def with_counted_first(
     traced_results: Sequence[RunResult],
     counted: Sequence[RunResult],
-    limits: dict[str | None, float | None] | None = None,
+    why: dict[str | None, str | None],
 ) -> list[RunResult]:
     """The traced results, each saying which counted run came first and why it did not
-    decide (matched by service)."""
+    decide (``why``, by service: :func:`reasons`)."""
     by_service = {r.scenario.service: r for r in counted}
     out = []
     for result in traced_results:
-        first = by_service.get(result.scenario.service)
+        service = result.scenario.service
+        first = by_service.get(service)
         if first is not None:
-            folder = (
-                FOLDER
-                if result.scenario.service is None
-                else f"../{FOLDER}/{result.scenario.service}"
-            )
             note = CountedFirst(
-                folder=folder,
+                folder=_counted_folder(service),
                 requests=first.load.measured_requests,
-                why=undecided(first, (limits or {}).get(result.scenario.service))
-                or "another service's counted run did not decide",
+                why=why.get(service) or "another service's counted run did not decide",
             )
             result = dataclasses.replace(
                 result, capture=dataclasses.replace(result.capture, counted_first=note)
             )
         out.append(result)
     return out
+
+
+def _counted_folder(service: str | None) -> str:
+    """The counted run's folder of ``service``, relative to its judged result's."""
+    return FOLDER if service is None else f"../{FOLDER}/{service}"

@@ -77,22 +77,15 @@ def run_services(
     _clear_earlier(out_dir, [service_folder(out_dir, m.service_name) for m in scenario.members()])
     counted_dir = out_dir / auto.FOLDER
     counted = run_once(scenario, counted_dir, observer)
-    limits = {m.service_name: m.budgets.max_growth_per_request for m in scenario.members()}
-    why = next(
-        (
-            w
-            for r in counted
-            if (w := auto.undecided(r, limits.get(r.scenario.service))) is not None
-        ),
-        None,
-    )
+    reasons = auto.reasons(scenario, counted)
+    why = next((w for w in reasons.values() if w is not None), None)
     if why is None:
         for result in counted:  # the result's folder; its files stay where they are
             service_folder(out_dir, result.scenario.service).mkdir(parents=True, exist_ok=True)
         return [auto.decided(result) for result in counted]
     observer.phase(f"counting could not decide ({why}): the load again, traced")
     traced = run_once(auto.traced(scenario), out_dir, observer)
-    return auto.with_counted_first(traced, counted, limits)
+    return auto.with_counted_first(traced, counted, reasons)
 
 
 def _clear_earlier(out_dir: Path, folders: Sequence[Path]) -> None:

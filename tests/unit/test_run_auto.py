@@ -73,7 +73,7 @@ def test_a_decided_runs_files_point_into_counted(service: str | None, prefix: st
 def test_a_traced_run_says_which_counted_run_came_first_and_why() -> None:
     first = counted(40.0)
     traced = make_result(40)
-    (named,) = with_counted_first([traced], [first])
+    (named,) = with_counted_first([traced], [first], {None: undecided(first)})
     note = named.capture.counted_first
     assert note is not None and note.folder == "counted"
     assert note.requests == first.load.measured_requests and "not ruled out" in note.why
@@ -84,5 +84,5 @@ def test_a_service_with_no_counted_run_is_left_as_it_is() -> None:
     other = dataclasses.replace(
         counted(40.0), scenario=ScenarioRef(name="demo", path="x", sha256="0" * 64, service="db")
     )
-    (same,) = with_counted_first([traced], [other])
+    (same,) = with_counted_first([traced], [other], {"db": undecided(other)})
     assert same.capture.counted_first is None
