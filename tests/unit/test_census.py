@@ -1,5 +1,7 @@
-"""The agent's census of the garbage collector's objects (``gate.agent.memgate_agent``),
-taken in this process on objects made here, and its analysis (``gate.analysis.retention``)."""
+"""The agent's census of the garbage collector's objects (``gate/agent/census.py``, which
+the agent loads by path), taken in this process on objects made here, its taking and
+writing by the agent (``gate.agent.memgate_agent``), and its analysis
+(``gate.analysis.retention``)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ import json
 import os
 import subprocess
 import threading
+import types
 from typing import Any, ClassVar
 
 import pytest
 
+from gate.agent import census as census_module
 from gate.agent import memgate_agent as agent
 from gate.analysis.retention import MIN_GROWTH, CensusRecord, retention
 from tests.unit.test_agent import PYTHONS
@@ -73,11 +77,11 @@ def _roundtrip(taken: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_containers_that_grew_are_named_by_the_path_from_a_root() -> None:
     _grow(100, 0)
-    start = _roundtrip(agent.light_census())  # the start's, as the agent takes it
+    start = _roundtrip(census_module.light_census())  # the start's, as the agent takes it
     assert start["objects"] > 1000 and start["seconds"] > 0
     assert [id(retained_here), "list", len(retained_here)] in start["containers"]
     _grow(500, 1000)
-    end = agent.census(start)
+    end = census_module.census(start)
     grown = {g["path"]: (g["type"], g["before"], g["after"]) for g in end["grown"]}
     module = __name__
     assert grown[f"{module}.retained_here"] == ("list", 100, 600)
@@ -96,12 +100,12 @@ def test_the_containers_that_grew_are_named_by_the_path_from_a_root() -> None:
 
 
 def test_objects_only_native_code_refers_to_are_counted_as_orphans() -> None:
-    start = _roundtrip(agent.light_census())
+    start = _roundtrip(census_module.light_census())
     for _ in range(300):
         kept = Leaked()
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(kept))  # a reference never given back
     del kept
-    end = agent.census(start)
+    end = census_module.census(start)
     name = f"{__name__}.Leaked"
     assert start["types"].get(name, 0) == 0 and end["orphans"][name] == 300
     assert name not in end["types"]  # no root reaches them
@@ -117,11 +121,11 @@ def test_another_threads_locals_are_a_root() -> None:
         assert in_flight
 
     thread = threading.Thread(target=hold, name="holder")
-    start = _roundtrip(agent.light_census())
+    start = _roundtrip(census_module.light_census())
     thread.start()
     ready.wait()
     try:
-        end = agent.census(start)
+        end = census_module.census(start)
     finally:
         done.set()
         thread.join()
@@ -130,19 +134,19 @@ def test_another_threads_locals_are_a_root() -> None:
 
 
 def test_a_census_stops_at_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agent, "CENSUS_MAX_OBJECTS", 100)
-    taken = agent.census()
+    monkeypatch.setattr(census_module, "CENSUS_MAX_OBJECTS", 100)
+    taken = census_module.census()
     assert taken["truncated"] and taken["objects"] == 100
 
 
 @pytest.mark.parametrize("python", PYTHONS)
 def test_the_census_runs_in_every_python_the_agent_supports(python: str) -> None:
     code = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); import memgate_agent as a; "
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import census as a; "
         "s = a.light_census(); keep = [0] * 100; e = a.census(json.loads(json.dumps(s))); "
         "print(json.dumps([g['path'] for g in e['grown']]))"
     )
-    folder = str(agent.__file__).rpartition("/")[0]
+    folder = str(census_module.__file__).rpartition("/")[0]
     done = subprocess.run([python, "-c", code, folder], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "__main__.keep" in json.loads(done.stdout)
@@ -210,11 +214,11 @@ def test_the_light_census_leaves_nothing_behind() -> None:
     frame object (which would live as long as its frame)."""
     import tracemalloc
 
-    agent.light_census()  # its first call's one-off costs (the interned names)
+    census_module.light_census()  # its first call's one-off costs (the interned names)
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        taken = agent.light_census()
+        taken = census_module.light_census()
         assert taken["objects"] > 1000
         del taken
         after = tracemalloc.get_traced_memory()[0]
@@ -232,7 +236,7 @@ def test_a_census_that_fails_is_answered_left_out_and_said(
     def broken() -> dict[str, Any]:
         raise RuntimeError("a container that cannot be counted")
 
-    monkeypatch.setattr(agent, "light_census", broken)
+    monkeypatch.setattr(agent, "_census", [types.SimpleNamespace(light_census=broken)])
     agent._take_census(str(tmp_path), "start")  # answered: memgate waits no longer
     written = tmp_path / agent.CENSUS_FILE.format(label="start", pid=os.getpid())
     assert json.loads(written.read_text())["error"].startswith("RuntimeError: a container")
@@ -244,7 +248,7 @@ def test_a_census_that_fails_is_answered_left_out_and_said(
             os.getpid(): "failed: RuntimeError: a container that cannot be counted",
         },
     )
-    monkeypatch.undo()
+    monkeypatch.setattr(agent, "_census", [census_module])
     agent._take_census(str(tmp_path), "start")
     (found,), failed = read_censuses(tmp_path, "start")
     assert (found.pid, found.label) == (os.getpid(), "start") and found.objects > 1000
