@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import TypeAdapter
 from scipy.stats import binomtest
@@ -54,7 +54,7 @@ from gate.analysis.shape import retained_shape  # noqa: E402
 from gate.baseline import _history_adapter  # noqa: E402
 from gate.errors import MemgateError  # noqa: E402
 from gate.outcome import Outcome  # noqa: E402
-from gate.run.orchestrate import run_scenario  # noqa: E402
+from gate.run.orchestrate import run_all  # noqa: E402
 from gate.scenario import BudgetSpec, load_scenario  # noqa: E402
 from gate.shapes import CurveShape  # noqa: E402
 from gate.summary import (  # noqa: E402
@@ -82,19 +82,26 @@ HISTORIES = (3, 10)
 
 
 def run_once(
-    case: str, scenario_path: Path, leak_var: str, workdir: Path, capture: str | None = None
-) -> tuple[RunSummary, CurveShape | None] | str:
+    case: str,
+    scenario_path: Path,
+    leak_var: str,
+    workdir: Path,
+    capture: str | None = None,
+    *,
+    recording: bool = False,
+) -> list[tuple[RunSummary, CurveShape | None]] | str:
     """One run of the scenario with ``case`` planted (recorded as ``capture`` says, if
     given): its summary and its retained heap's shape (if it had enough points), or why
-    it failed."""
+    it failed. ``recording``: as ``check --record`` runs it, which with ``capture =
+    "auto"`` traces after the counted run in any case: both runs, the traced first."""
     planted = CASES[case]
     env = {leak_var: planted} if planted else {}
     scenario = load_scenario(scenario_path).with_overrides(env=env, capture=capture)
     try:
-        result = run_scenario(scenario, workdir / case)
+        runs = run_all(scenario, workdir / case, trace_always=recording)
     except MemgateError as exc:
         return str(exc)
-    return summarize(result), retained_shape(result.curve)
+    return [(summarize(r), retained_shape(r.curve)) for r in (*runs.judged, *runs.counted)]
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
@@ -113,10 +120,15 @@ def table(records: list[dict[str, object]], histories: tuple[int, ...]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in histories:
-        if len(recorded) < size:
+        if len({r.get("group", i) for i, r in enumerate(recorded)}) < size:
             rows.append(f"| (history of {size}: only {len(recorded)} runs recorded) |||||||||")
             continue
-        runs = tuple(_summary(adapter, r) for r in recorded[:size])
+        # A recording check of capture = "auto" records two runs (one group).
+        groups = list(dict.fromkeys(r.get("group", i) for i, r in enumerate(recorded)))
+        chosen = set(groups[:size])
+        runs = tuple(
+            _summary(adapter, r) for i, r in enumerate(recorded) if r.get("group", i) in chosen
+        )
         history = History(SCHEMA_VERSION, "demo", runs, None)
         for case in CASES:
             checks = [r for r in records if r["role"] == "check" and r["case"] == case]
@@ -133,7 +145,7 @@ def table(records: list[dict[str, object]], histories: tuple[int, ...]) -> str:
             slope = statistics.median(s.heap.slope for s in judged)
             width = statistics.median(s.heap.high - s.heap.low for s in judged)
             bases = sorted({s.basis for s in judged})
-            kept = [r["retained"] for r in checks if "retained" in r]
+            kept = [cast("list[float]", r["retained"]) for r in checks if "retained" in r]
             retained = (
                 f"{statistics.median(k[0] for k in kept):.1f},"
                 f" {statistics.median(k[2] - k[1] for k in kept):.1f} ({len(kept)}/{n})"
@@ -237,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{lucky_runs(records)}")
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="memgate-flags-"))
-    recorded = sum(1 for r in records if r["role"] == "history")
+    recorded = len({r.get("group", i) for i, r in enumerate(records) if r["role"] == "history"})
     checks = [r["case"] for r in records if r["role"] == "check"]
     done = {case: checks.count(case) for case in CASES}
     plan = [("history", "clean")] * max(args.history - recorded, 0)
@@ -246,21 +258,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(plan)} runs; recorded in {record}", file=sys.stderr)
     for role, case in plan:
         started = time.perf_counter()
-        outcome = run_once(case, args.scenario, args.leak_var, workdir, args.capture)
-        entry: dict[str, object] = {"role": role, "case": case}
+        recording = role == "history"
+        outcome = run_once(
+            case, args.scenario, args.leak_var, workdir, args.capture, recording=recording
+        )
+        wall = round(time.perf_counter() - started, 1)
+        entries: list[dict[str, object]] = []
         if isinstance(outcome, str):
-            entry["error"] = outcome
-        else:
-            summary, retained = outcome
+            entries.append({"role": role, "case": case, "error": outcome})
+        group = f"g{len({r.get('group', i) for i, r in enumerate(records) if r['role'] == role})}"
+        for summary, retained in outcome if not isinstance(outcome, str) else ():
+            entry: dict[str, object] = {"role": role, "case": case}
+            if recording and len(outcome) > 1:
+                entry["group"] = group
             entry["summary"] = _stored(summary)
             entry["slope"] = summary.heap.slope
             if retained is not None:
                 entry["retained"] = [retained.trend.slope, retained.trend.low, retained.trend.high]
-        entry["wall_s"] = round(time.perf_counter() - started, 1)
-        records.append(entry)
-        with open(record, "a") as out:
-            out.write(json.dumps(entry) + "\n")
-        print(json.dumps({k: v for k, v in entry.items() if k != "summary"}), file=sys.stderr)
+            entries.append(entry)
+        for entry in entries:
+            entry["wall_s"] = wall
+            records.append(entry)
+            with open(record, "a") as out:
+                out.write(json.dumps(entry) + "\n")
+            print(json.dumps({k: v for k, v in entry.items() if k != "summary"}), file=sys.stderr)
     print(table(records, histories))
     print(f"\n{lucky_runs(records)}")
     return 0

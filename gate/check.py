@@ -116,6 +116,8 @@ class Recorded:
     """Runs the history keeps now."""
     dropped: int = 0
     """Older runs it dropped to keep no more than ``gate.keep``."""
+    label: str = "run"
+    """What was recorded: ``run``, or ``counted run`` (``capture = "auto"``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +128,7 @@ class AlreadyRecorded:
     path: Path
     """The history's file."""
     runs: int
+    label: str = "run"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +142,7 @@ class FailedNotRecorded:
     """The run's ``result.json``, to accept."""
     baselines: Path
     """The folder of histories the check used (``--baselines``)."""
+    label: str = "run"
 
 
 Recording = Recorded | AlreadyRecorded | FailedNotRecorded
@@ -155,6 +159,9 @@ class Checked:
     """The reports written beside the run's ``result.json``: JSON and HTML."""
     recording: Recording | None = None
     """What ``record`` did with the run; ``None`` when the check did not record."""
+    counted: Recording | None = None
+    """``capture = "auto"``: what ``record`` did with the counted run that came before the
+    judged, traced one (a recording check keeps both kinds)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,24 +234,36 @@ def run(scenario: ScenarioFile, options: RunOptions, observer: Observer) -> list
     """Run ``scenario`` into ``options.out`` (default ``memgate-out/NAME``) and write each
     service's ``result.json``; :class:`~gate.errors.RunError` if the run could not
     measure."""
-    return _run(scenario, options.out or DEFAULT_OUT / scenario.name, observer)
+    ran, _ = _run(scenario, options.out or DEFAULT_OUT / scenario.name, observer)
+    return ran
 
 
-def _run(scenario: ScenarioFile, out: Path, observer: Observer) -> list[Ran]:
+def _run(
+    scenario: ScenarioFile, out: Path, observer: Observer, *, record: bool = False
+) -> tuple[list[Ran], dict[str | None, Ran]]:
+    """The run's results written, each service's judged one and, with ``capture =
+    "auto"``, its counted one if it was not judged (by service; ``counted/SERVICE``)."""
     from gate.result import write_result
-    from gate.run.orchestrate import run_services
+    from gate.run.auto import FOLDER as COUNTED
+    from gate.run.orchestrate import run_all
 
     previous = keep_previous(out)
     if previous is not None:
         observer.kept(previous)
+    runs = run_all(scenario, out, observer, trace_always=record)
     written = []
-    for result in run_services(scenario, out, observer):
+    for result in runs.judged:
         path = service_folder(out, result.scenario.service) / RESULT
         write_result(result, path)
         ran = Ran(result, path)
         observer.ran(ran)
         written.append(ran)
-    return written
+    counted = {}
+    for result in runs.counted:
+        path = service_folder(out / COUNTED, result.scenario.service) / RESULT
+        write_result(result, path)
+        counted[result.scenario.service] = Ran(result, path)
+    return written, counted
 
 
 def check_scenario(
@@ -253,14 +272,17 @@ def check_scenario(
     """Run ``scenario`` into ``OUT/NAME`` (``OUT``: ``options.out``, default
     ``memgate-out``), compare each of its services with its own history, write their
     reports beside their results and, with ``options.record``, record each that did not
-    fail (and say, for each, what was done)."""
+    fail (and say, for each, what was done). With ``capture = "auto"`` and ``record``,
+    the load runs traced after the counted run in any case, and both are recorded if
+    neither fails against its own kind of runs."""
     from gate.baseline import BaselineStore
 
     store = BaselineStore(options.baselines)
     members = scenario.members()
     out = out_root(options) / scenario.name
     checked = []
-    for member, ran in zip(members, _run(scenario, out, observer), strict=True):
+    judged, counted = _run(scenario, out, observer, record=options.record)
+    for member, ran in zip(members, judged, strict=True):
         report, code = judge(
             ran.result, store, member.budgets, options.fail_on, result_path=ran.path
         )
@@ -268,21 +290,46 @@ def check_scenario(
         files = write_reports(report, ran.path.parent)
         observer.reported(files)
         recording: Recording | None = None
-        if options.record and report.decision.verdict is Outcome.FAIL:
-            recording = FailedNotRecorded(store.path(member.key), ran.path, options.baselines)
-        elif options.record:
-            recording = record(ran.result, store, keep=member.gate.keep)
-        if recording is not None:
+        also: Recording | None = None
+        if options.record:
+            recording = _record_unless_failed(ran, report, store, member.gate.keep, options)
             observer.recorded(recording)
-        checked.append(Checked(report, code, files, recording))
+            first = counted.get(member.service_name)
+            if first is not None:
+                counted_report, _ = judge(first.result, store, member.budgets, options.fail_on)
+                also = _record_unless_failed(
+                    first, counted_report, store, member.gate.keep, options, "counted run"
+                )
+                observer.recorded(also)
+        checked.append(Checked(report, code, files, recording, also))
     done = ScenarioCheck(scenario.name, tuple(checked))
     observer.concluded(done)
     return done
 
 
-def record(result: RunResult, store: BaselineStore, *, keep: int) -> Recorded | AlreadyRecorded:
+def _record_unless_failed(
+    ran: Ran,
+    report: Report,
+    store: BaselineStore,
+    keep: int,
+    options: RunOptions,
+    label: str = "run",
+) -> Recording:
+    """Record a run that did not fail its check; a failing one is left out, with the
+    command that would accept it."""
+    if report.decision.verdict is Outcome.FAIL:
+        return FailedNotRecorded(
+            store.path(ran.result.scenario.key), ran.path, options.baselines, label
+        )
+    return record(ran.result, store, keep=keep, label=label)
+
+
+def record(
+    result: RunResult, store: BaselineStore, *, keep: int, label: str = "run"
+) -> Recorded | AlreadyRecorded:
     """Append ``result`` to its history (``memgate check --record``, ``memgate baseline
-    record``), keeping the last ``keep`` runs: what was done."""
+    record``), keeping the last ``keep`` runs: what was done (``label``: what the run is,
+    as the line says)."""
     from gate.summary import summarize
 
     key = result.scenario.key
@@ -291,8 +338,9 @@ def record(result: RunResult, store: BaselineStore, *, keep: int) -> Recorded | 
     had = [run.run_id for run in before.runs] if before is not None else []
     history = store.record(result, keep=keep)
     if run_id in had:
-        return AlreadyRecorded(run_id, store.path(key), len(history.runs))
-    return Recorded(run_id, store.path(key), len(history.runs), len(had) + 1 - len(history.runs))
+        return AlreadyRecorded(run_id, store.path(key), len(history.runs), label)
+    dropped = len(had) + 1 - len(history.runs)
+    return Recorded(run_id, store.path(key), len(history.runs), dropped, label)
 
 
 def judge(

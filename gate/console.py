@@ -140,19 +140,21 @@ ACCEPT_REASON = "why this growth is expected"
 def recording_line(recording: Recording) -> str:
     """What ``--record`` did with one service's run, or why it did nothing and what to run
     instead (one line)."""
+    label = recording.label
     if isinstance(recording, Recorded):
         dropped = f"; {_runs(recording.dropped, 'older run')} dropped" if recording.dropped else ""
         return (
-            f"recorded: run {recording.run_id} appended to {recording.path}"
+            f"recorded: {label} {recording.run_id} appended to {recording.path}"
             f" ({_runs(recording.runs, 'run')}{dropped})"
         )
     if isinstance(recording, AlreadyRecorded):
         return (
-            f"not recorded: run {recording.run_id} is already in {recording.path}"
+            f"not recorded: {label} {recording.run_id} is already in {recording.path}"
             f" ({_runs(recording.runs, 'run')})"
         )
+    failed = "the check failed" if label == "run" else f"the {label} failed its check"
     return (
-        f"not recorded in {recording.path}: the check failed, and a failing run enters the"
+        f"not recorded in {recording.path}: {failed}, and a failing run enters the"
         f" history only when accepted: {accept_command(recording.result, recording.baselines)}"
     )
 

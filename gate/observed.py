@@ -172,15 +172,16 @@ class Retention:
 
 @dataclasses.dataclass(frozen=True)
 class CountedFirst:
-    """``[profile] capture = "auto"``: the counted run that came first, and why it did not
-    decide alone (this run, traced, did)."""
+    """``[profile] capture = "auto"``: the counted run that came first, and why the load
+    ran again traced (this run, traced, is judged)."""
 
     folder: str
     """Its folder, relative to this result's."""
     requests: int
     """Requests it measured."""
     why: str
-    """Why it did not decide: its heap's growth not ruled out, in a line."""
+    """Why the load ran again traced, in a line: why it could not decide (its heap's
+    growth not ruled out, say), or that a recording check traces anyway."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,7 +214,7 @@ class CaptureInfo:
     least 1 MiB waiting: memgate's reading fell behind, and the tracker's writes slowed
     the service down."""
     counted_first: CountedFirst | None = None
-    """``auto``, traced: the counted run that came first and could not decide alone."""
+    """``auto``, traced: the counted run that came first, and why the load ran again."""
     problems: tuple[str, ...] = ()
     """Live: what went wrong in the reading without losing a process (a fork that ended
     before it could be read, a flame graph not written), one line each."""

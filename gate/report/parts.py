@@ -303,8 +303,8 @@ def capture_text(capture: CaptureInfo) -> str:
         first = capture.counted_first
         if first is not None:
             text += (
-                f"; traced because a counted run of {first.requests:,} requests could not"
-                f" decide: {first.why} ({first.folder}/)"
+                f"; traced after a counted run of {first.requests:,} requests:"
+                f" {first.why} ({first.folder}/)"
             )
         return text
     if capture.mode == "counters":

@@ -34,6 +34,12 @@ DECIDING = (Shape.FLAT, Shape.PLATEAU, Shape.STEP)
 """The shapes a counted run may decide with: no leak, and no RSS growth."""
 
 
+RECORDED_BOTH = (
+    "it decided; a check that records traces as well, so that the history keeps both kinds"
+)
+"""Why a recording check traced after a counted run that decided (``--record``)."""
+
+
 def is_auto(scenario: ScenarioFile) -> bool:
     return any(m.profile.capture == "auto" for m in scenario.members())
 
@@ -81,18 +87,26 @@ def with_counted_first(
     counted: Sequence[RunResult],
     why: dict[str | None, str | None],
 ) -> list[RunResult]:
-    """The traced results, each saying which counted run came first and why it did not
-    decide (``why``, by service: :func:`reasons`)."""
+    """The traced results, each saying which counted run came first and why the load ran
+    again traced (``why``: why each service's counted run could not decide, by service,
+    :func:`reasons`; none could not: a recording check traces anyway)."""
     by_service = {r.scenario.service: r for r in counted}
     out = []
     for result in traced_results:
         service = result.scenario.service
         first = by_service.get(service)
         if first is not None:
+            reason = why.get(service)
+            if reason is not None:
+                reason = f"it could not decide: {reason}"
+            elif any(w is not None for w in why.values()):
+                reason = "another service's counted run could not decide"
+            else:
+                reason = RECORDED_BOTH
             note = CountedFirst(
                 folder=_counted_folder(service),
                 requests=first.load.measured_requests,
-                why=why.get(service) or "another service's counted run did not decide",
+                why=reason,
             )
             result = dataclasses.replace(
                 result, capture=dataclasses.replace(result.capture, counted_first=note)

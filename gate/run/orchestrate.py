@@ -67,25 +67,53 @@ def run_scenario(
 def run_services(
     scenario: ScenarioFile, out_dir: Path, observer: RunObserver | None = None
 ) -> list[RunResult]:
+    """Run ``scenario`` (see :func:`run_all`): one judged result per service."""
+    return run_all(scenario, out_dir, observer).judged
+
+
+@dataclasses.dataclass(frozen=True)
+class Runs:
+    """What a scenario's run measured."""
+
+    judged: list[RunResult]
+    """One result per service, in the scenario's order: the one its check judges."""
+    counted: list[RunResult] = dataclasses.field(default_factory=list)
+    """With ``capture = "auto"``, the counted runs that are not judged, because a traced
+    run followed them (in ``counted/``): a recording check records them too."""
+
+
+def run_all(
+    scenario: ScenarioFile,
+    out_dir: Path,
+    observer: RunObserver | None = None,
+    *,
+    trace_always: bool = False,
+) -> Runs:
     """Run ``scenario`` (see :func:`run_once`). With ``[profile] capture = "auto"``, a
     counted run comes first, into ``out_dir/counted``, and decides alone when it rules out
-    growth; otherwise the load runs again traced into ``out_dir``, and that run is the
-    one returned (:mod:`gate.run.auto`)."""
+    growth; otherwise the load runs again traced into ``out_dir``, and that run is judged
+    (:mod:`gate.run.auto`). ``trace_always`` (a check that records, on main) runs the
+    traced load in any case, so that the history keeps runs of both kinds: a pull
+    request's traced run is then compared with traced runs, its counted run with
+    counted ones."""
     observer = observer or QuietObserver()
     if not auto.is_auto(scenario):
-        return run_once(scenario, out_dir, observer)
+        return Runs(run_once(scenario, out_dir, observer))
     _clear_earlier(out_dir, [service_folder(out_dir, m.service_name) for m in scenario.members()])
     counted_dir = out_dir / auto.FOLDER
     counted = run_once(scenario, counted_dir, observer)
     reasons = auto.reasons(scenario, counted)
     why = next((w for w in reasons.values() if w is not None), None)
-    if why is None:
+    if why is None and not trace_always:
         for result in counted:  # the result's folder; its files stay where they are
             service_folder(out_dir, result.scenario.service).mkdir(parents=True, exist_ok=True)
-        return [auto.decided(result) for result in counted]
-    observer.phase(f"counting could not decide ({why}): the load again, traced")
+        return Runs([auto.decided(result) for result in counted])
+    if why is None:
+        observer.phase("counting decided; recording both kinds: the load again, traced")
+    else:
+        observer.phase(f"counting could not decide ({why}): the load again, traced")
     traced = run_once(auto.traced(scenario), out_dir, observer)
-    return auto.with_counted_first(traced, counted, reasons)
+    return Runs(auto.with_counted_first(traced, counted, reasons), counted)
 
 
 def _clear_earlier(out_dir: Path, folders: Sequence[Path]) -> None:

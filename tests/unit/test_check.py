@@ -142,17 +142,18 @@ def fake_runs(monkeypatch):
     """Runs that write a service log and measure the next of the results appended."""
     import gate.run.orchestrate
     from gate.model import RunResult
+    from gate.run.orchestrate import Runs
 
     results: list[RunResult] = []
     done: list[RunResult] = []
 
-    def run_services(scenario, out_dir: Path, observer=None) -> list[RunResult]:
+    def run_all(scenario, out_dir: Path, observer=None, **_: object) -> Runs:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "service.log").write_text(f"run {len(done) + 1}")
         done.append(results.pop(0))
-        return [done[-1]]
+        return Runs([done[-1]])
 
-    monkeypatch.setattr(gate.run.orchestrate, "run_services", run_services)
+    monkeypatch.setattr(gate.run.orchestrate, "run_all", run_all)
     return results
 
 
@@ -241,3 +242,73 @@ def test_the_runs_env_match_setting_reaches_the_verdict(
     assert bool(flagged) is not relaxed, report.decision.findings
     if flagged:
         assert "cpus" in flagged[0].message
+
+
+def test_with_auto_a_recording_check_records_both_kinds_and_a_pull_request_compares_alike(
+    write_scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``capture = "auto"``: a check that records is asked to trace after the counted run,
+    and records both; a pull request's traced run is then compared with the traced runs
+    alone, with no "another environment" flag (it flagged every escalated check against
+    a history of counted runs only)."""
+    import dataclasses
+
+    import gate.run.orchestrate
+    from gate.check import Recorded, check_scenario, open_check
+    from gate.run.orchestrate import Runs
+    from gate.summary import summarize
+    from tests.support import make_result
+
+    traced = make_result(0)
+    counted = dataclasses.replace(
+        traced,
+        provenance=dataclasses.replace(
+            traced.provenance,
+            env_key=f"{traced.provenance.env_key}-counters",
+            started_at="2026-11-21T07:01:00+00:00",
+        ),
+    )
+    later = dataclasses.replace(traced.provenance, started_at="2026-11-22T07:00:00+00:00")
+    asked: list[bool] = []
+
+    def run_all(scenario, out_dir: Path, observer=None, *, trace_always: bool = False) -> Runs:
+        asked.append(trace_always)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "service.log").write_text("")
+        if not trace_always:  # a later run of the same code
+            return Runs([dataclasses.replace(traced, provenance=later)])
+        (out_dir / "counted").mkdir()  # the counted run's folder, as run_once makes it
+        return Runs([traced], [counted])
+
+    monkeypatch.setattr(gate.run.orchestrate, "run_all", run_all)
+    path = write_scenario(MINIMAL, "demo.toml")
+    options = RunOptions(out=tmp_path / "out", record=True, baselines=tmp_path / "b")
+    told = Told()
+    done = check_scenario(open_check(path, options), options, told)
+    history = tmp_path / "b" / "demo.json"
+    assert told.told == [
+        Recorded(summarize(traced).run_id, history, 1),
+        Recorded(summarize(counted).run_id, history, 2, label="counted run"),
+    ]
+    assert done.checked[0].counted == told.told[1]
+    assert (tmp_path / "out" / "demo" / "counted" / "result.json").is_file()
+
+    pull_request = dataclasses.replace(options, record=False, out=tmp_path / "pr")
+    check = check_scenario(open_check(path, pull_request), pull_request, Told())
+    decision = check.checked[0].report.decision
+    assert asked == [True, False]
+    assert decision.compared_runs == 1  # the traced run alone
+    assert not any("another environment" in f.message for f in decision.findings)
+
+
+def test_a_counted_run_that_fails_its_check_is_not_recorded_and_says_which_run() -> None:
+    from gate.check import FailedNotRecorded
+    from gate.console import recording_line
+
+    line = recording_line(
+        FailedNotRecorded(
+            Path("b/demo.json"), Path("out/counted/result.json"), Path("b"), "counted run"
+        )
+    )
+    assert line.startswith("not recorded in b/demo.json: the counted run failed its check")
+    assert "memgate baseline accept out/counted/result.json" in line

@@ -242,15 +242,15 @@ def checked_runs(monkeypatch, write_scenario, tmp_path: Path):
 
     runs: list[object] = []
 
-    def run_services(scenario, out_dir: Path, observer=None):
+    def run_all(scenario, out_dir: Path, observer=None, **_: object):
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "service.log").write_text("")
         run = runs.pop(0)
         if isinstance(run, Exception):
             raise run
-        return [run]
+        return gate.run.orchestrate.Runs([run])
 
-    monkeypatch.setattr(gate.run.orchestrate, "run_services", run_services)
+    monkeypatch.setattr(gate.run.orchestrate, "run_all", run_all)
     scenario = write_scenario(MINIMAL, "demo.toml")
     args = ["check", str(scenario), "--record", "--quiet", "--baselines", str(tmp_path / "b")]
     return runs, [*args, "--out", str(tmp_path / "out")]

@@ -674,7 +674,7 @@ def scenario_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("the scenario was accepted")
 
-    monkeypatch.setattr(gate.run.orchestrate, "run_services", must_not_run)
+    monkeypatch.setattr(gate.run.orchestrate, "run_all", must_not_run)
     return tmp_path
 
 
