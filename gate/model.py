@@ -8,6 +8,7 @@ in bytes; ``requests`` always counts completed requests (successes and failures)
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from gate.observed import (
@@ -22,6 +23,15 @@ from gate.shapes import (
     Analysis,
     Trend,
 )
+
+_SHOWN_PREFIX = re.compile(r"^(?:.*/)?(?:site-packages|dist-packages|lib/python\d+\.\d+)/")
+
+
+def shown_file(path: str) -> str:
+    """A file as people read it: a library's from the folder it is imported from
+    (``gunicorn/util.py`` for ``/srv/venv/lib/python3.11/site-packages/gunicorn/util.py``,
+    ``asyncio/events.py`` for the standard library's), the service's own as it is."""
+    return _SHOWN_PREFIX.sub("", path)
 
 
 def scenario_key(name: str, service: str | None) -> str:
@@ -42,6 +52,12 @@ class Frame:
         return f"{self.function} at {self.file}:{self.line}"
 
 
+def named_function(function: str) -> bool:
+    """Whether a native frame's function has a name: memray calls the functions of a
+    library without symbols (a stripped one, as Rust-built wheels are) ``<unknown>``."""
+    return bool(function) and not function.startswith("<") and function != "??"
+
+
 @dataclasses.dataclass(frozen=True)
 class NativeFrame:
     """One native (C) frame of an allocation's stack, recorded with ``[profile] native``."""
@@ -56,9 +72,21 @@ class NativeFrame:
     extension: bool = False
     """``library`` is an extension's: neither the interpreter, the C runtime nor memray."""
 
+    @property
+    def named(self) -> bool:
+        """Whether memray named the function (:func:`named_function`)."""
+        return named_function(self.function)
+
     def __str__(self) -> str:
-        """``function in library.so (file.c:12)``, as much of it as is known."""
-        library = self.library.rpartition("/")[2]
+        """``function in library.so (file.c:12)``, as much of it as is known; a function
+        with no name is told by its library: ``in somelib/_core.cpython-311-....so (no
+        symbols)``. An installed library is shown from its import root, as files are
+        (:func:`shown_file`), another by its name."""
+        library = shown_file(self.library)
+        if library == self.library:
+            library = library.rpartition("/")[2]
+        if not self.named:
+            return f"in {library} (no symbols)" if library else self.function or "<unknown>"
         text = f"{self.function} in {library}" if library else self.function
         return f"{text} ({self.file}:{self.line})" if self.line else text
 

@@ -324,14 +324,6 @@ def site_key(frame: Frame | None) -> str:
 
 # Keys in stored histories depend on it: a change here makes old sites new ones.
 _LIBRARY_PREFIX = re.compile(r"^/.*/(?:site-packages|dist-packages|lib/python\d+\.\d+)/")
-_SHOWN_PREFIX = re.compile(r"^(?:.*/)?(?:site-packages|dist-packages|lib/python\d+\.\d+)/")
-
-
-def shown_file(path: str) -> str:
-    """A file as people read it: a library's from the folder it is imported from
-    (``gunicorn/util.py`` for ``/srv/venv/lib/python3.11/site-packages/gunicorn/util.py``,
-    ``asyncio/events.py`` for the standard library's), the service's own as it is."""
-    return _SHOWN_PREFIX.sub("", path)
 
 
 def _site(site: Site) -> SiteSummary:

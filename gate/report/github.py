@@ -30,7 +30,7 @@ from gate.report.parts import (
     native_at,
     where,
 )
-from gate.report.report import Report
+from gate.report.report import Report, is_growth
 
 LEVEL: dict[Outcome, Literal["error", "warning"]] = {
     Outcome.FAIL: "error",
@@ -61,7 +61,10 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
     distribution whose version changed since the compared runs is placed on the line
     of the workspace that pins it (a dependency upgrade's pull request gets it on the
     upgraded line), else on the run. A finding in the service's code whose stack goes
-    through such a distribution is placed on its line and on the pin's."""
+    through such a distribution is placed on its line and on the pin's, and memory that
+    grew natively while one distribution changed on the pin's, each saying why that is
+    the likely cause (:meth:`Report.cause`); native growth while several changed says
+    so on the run."""
     merged: dict[tuple[Literal["error", "warning"], str | None, int | None], list[str]] = {}
     changed = {c.name: c for c in report.changes}
     kept = keeper(report.result)
@@ -73,20 +76,30 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
         native = native_at(report.result, frame)
         if native is not None:
             message += f" (native: {native})"
+        cause = report.cause(finding)
         if frame is not None and is_user_frame(report.result, frame):
             file = source_path(report.result, frame, workspace)
             line = frame.line if file else None
-            if (name := report.changed_under(frame)) in changed:
-                message += f" (through {changed[name].text()})"
-                pinned = pin_line(Path(workspace), changed[name].name)
+            if cause is not None:
+                through = report.changed_under(frame) == cause.change.name
+                message += f" (through {cause.change.text()})" if through else f" ({cause.text()})"
+                pinned = pin_line(Path(workspace), cause.change.name)
                 if pinned is not None and pinned != (file, line):
                     placed = (LEVEL[finding.severity], *pinned)
-                    merged.setdefault(placed, []).append(f"{message} at {where(frame)}")
+                    said = f"{message} at {where(frame)}" + f"; {cause.text()}" * through
+                    merged.setdefault(placed, []).append(said)
         elif (name := report.owner(frame)) in changed:
             message += f" (in {changed[name].text()})"
             pinned = pin_line(Path(workspace), changed[name].name)
             if pinned is not None:
                 file, line = pinned
+        elif cause is not None:
+            message += f" ({cause.text()})"
+            pinned = pin_line(Path(workspace), cause.change.name)
+            if pinned is not None:
+                file, line = pinned
+        if cause is None and is_growth(finding) and report.suspects():
+            message += f" ({report.suspects()})"
         place = (LEVEL[finding.severity], file, line)
         merged.setdefault(place, []).append(message)
         if finding.check in GROWTH_CHECKS:

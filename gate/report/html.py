@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import jinja2
 
-from gate.model import RunResult
+from gate.model import RunResult, shown_file
 from gate.outcome import Outcome
 from gate.report.curves import Line, history_range, limit_lines, lines
 from gate.report.history_trend import TrendRow, history_trend
@@ -41,7 +41,6 @@ from gate.report.parts import (
     where,
 )
 from gate.report.report import Report
-from gate.summary import shown_file
 from gate.units import quantity, size
 from gate.verdict import worst_finding
 

@@ -108,7 +108,7 @@ def render_json(report: Report) -> str:
                 "name": c.name,
                 "before": c.before,
                 "after": c.after,
-                "findings": sum(report.dependency_of(f.where) == c.name for f in decision.findings),
+                "findings": sum(report.counted_for(f) == c.name for f in decision.findings),
             }
             for c in report.changes
         ],

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Sequence
 
 from gate.merge import Merged
-from gate.model import Frame, Provenance, RunResult
+from gate.model import Frame, Provenance, RunResult, shown_file
 from gate.outcome import Outcome
 from gate.report.curves import lines, on_grid
 from gate.report.history_trend import history_trend
@@ -45,7 +45,7 @@ from gate.report.parts import (
     tally,
 )
 from gate.report.report import Report
-from gate.summary import RunSummary, shown_file
+from gate.summary import RunSummary
 from gate.units import quantity, size
 from gate.verdict import Finding
 

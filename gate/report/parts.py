@@ -9,12 +9,12 @@ from gate.analysis.resources import LABELS
 from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
 from gate.dependencies import normalize, owner, owner_of_path
 from gate.merge import Merged
-from gate.model import Frame, NativeFrame, Provenance, RunResult, Site
+from gate.model import Frame, NativeFrame, Provenance, RunResult, Site, shown_file
 from gate.observed import CaptureInfo, ProcessCurve, Retained, Retention
 from gate.outcome import WORST_FIRST, Outcome
 from gate.report.report import Report
 from gate.shapes import Trend
-from gate.summary import TrendSummary, shown_file
+from gate.summary import TrendSummary
 from gate.units import quantity, size
 from gate.verdict import Finding
 
@@ -255,14 +255,22 @@ def dependency_notes(report: Report) -> list[str]:
     since the compared runs (those holding a finding first): ``somelib 2.4.1 → 2.5.0
     (2 findings in or through it, 1 growing container in it)``, a finding in the
     service's code counted for the distribution it calls into
-    (:meth:`Report.changed_under`); none for a pass."""
+    (:meth:`Report.changed_under`), native growth for the only one that changed
+    (:meth:`Report.cause`), and why it is the likely cause: ``somelib 1.0.0 → 2.0.0
+    (1 finding in or through it; likely cause: the leak at app.py:13 calls into its
+    extension)``. Native growth with several changed says so, naming none; none for
+    a pass."""
     if report.decision.verdict is Outcome.PASS:
         return []
     found: dict[str, int] = {}
+    why: dict[str, str] = {}
     for finding in report.decision.findings:
-        name = report.dependency_of(finding.where)
+        name = report.counted_for(finding)
         if name:
             found[name] = found.get(name, 0) + 1
+        cause = report.cause(finding)
+        if cause is not None:
+            why.setdefault(cause.change.name, cause.why)
     kept: dict[str, int] = {}  # what keeps memory alive, held in a distribution's modules
     retention = report.result.retention
     for retained in retention.retained if retention else ():
@@ -276,9 +284,14 @@ def dependency_notes(report: Report) -> list[str]:
         count, held = found.get(change.name, 0), kept.get(change.name, 0)
         parts = [f"{count} finding{'s' if count > 1 else ''} in or through it"] * bool(count)
         parts += [f"{held} growing container{'s' if held > 1 else ''} in it"] * bool(held)
-        notes.append(change.text() + (f" ({', '.join(parts)})" if parts else ""))
+        text = ", ".join(parts)
+        if change.name in why:
+            text += f"; likely cause: {why[change.name]}"
+        notes.append(change.text() + (f" ({text})" if text else ""))
     if len(notes) > MOST_CHANGES:
         notes = [*notes[:MOST_CHANGES], f"and {len(notes) - MOST_CHANGES} more"]
+    if report.suspects():
+        notes.append(report.suspects())
     return notes
 
 

@@ -10,6 +10,14 @@ to it that has a name of its own, else to none. A frame in an installed package'
 library (site-packages, a wheel's bundled ``*.libs``) or in one of the service's own
 folder is an extension's: the place a report shows under the Python line that called
 it. A system library a standard-library module loaded (libcrypto, libz) is not.
+
+A library without symbols (stripped: no ``.symtab``, no debug information, as Rust-built
+wheels are) leaves memray nothing to name its inner functions by: they come as
+``<unknown>``, and memray's readers give neither their address nor their library. Such a
+frame is given its library by elimination: the one extension library the service had
+loaded without symbols, when the frame was called from the interpreter (or from an
+exported function of that library) and the interpreter has its own symbols; none when
+several could hold it.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gate.model import Frame, NativeFrame
+from gate.model import Frame, NativeFrame, named_function
 
 _RUNTIME = re.compile(
     r"""^(?:
@@ -34,6 +42,8 @@ _RUNTIME = re.compile(
     )$""",
     re.VERBOSE,
 )
+_INTERPRETER = re.compile(r"^(?:python\d[\d.]*[a-z]*|libpython\d[\d.]*[a-z]*\.so.*)$")
+"""The interpreter's executable and shared library."""
 _RUNTIME_FOLDERS = ("lib-dynload", "memray", "memray.libs")
 """The standard library's extension modules, and memray's own module and libraries."""
 _INSTALLED = ("site-packages", "dist-packages")
@@ -87,13 +97,14 @@ class Libraries:
         self._own = tuple(own)
         self._tables: dict[str, list[_SymbolTable]] = {}
         self._owners: dict[str, tuple[str, ...]] = {}
+        self._stripped: tuple[str, ...] | None = None
 
     def owners(self, function: str) -> tuple[str, ...]:
         """The libraries that define ``function``: the runtime's one if it does (a name
         in both is the interpreter's, so that no interpreter frame passes for an
         extension's), else every other that does; none for a function memray could
         not name."""
-        if not function or function.startswith("<"):
+        if not named_function(function):
             return ()
         found = self._owners.get(function)
         if found is None:
@@ -111,19 +122,58 @@ class Libraries:
         several libraries define is given the library of the nearest frame, outward
         first, whose own library is one of them and the only one defining its name."""
         candidates = [self.owners(frame.function) for frame in frames]
-        out = []
+        libraries = [_resolve(i, candidates) for i in range(len(frames))]
         for i, frame in enumerate(frames):
-            library = _resolve(i, candidates)
-            out.append(
-                NativeFrame(
-                    function=frame.function,
-                    file=frame.file,
-                    line=frame.line,
-                    library=library,
-                    extension=is_extension(library, self._own),
-                )
+            if not named_function(frame.function):
+                libraries[i] = self._unnamed(i, frames, libraries)
+        return tuple(
+            NativeFrame(
+                function=frame.function,
+                file=frame.file,
+                line=frame.line,
+                library=library,
+                extension=is_extension(library, self._own),
             )
-        return tuple(out)
+            for frame, library in zip(frames, libraries, strict=True)
+        )
+
+    def stripped(self) -> tuple[str, ...]:
+        """The extension modules loaded without symbols (neither a full symbol table nor
+        debug information, so memray names none of their inner functions): what the
+        interpreter calls, so not a wheel's bundled libraries (``numpy.libs/...``)."""
+        if self._stripped is None:
+            self._stripped = tuple(
+                path
+                for path in self._others
+                if is_extension(path, self._own)
+                and path.endswith(".so")
+                and not any(part.endswith(".libs") for part in path.split("/")[:-1])
+                and _no_symbols(path)
+            )
+        return self._stripped
+
+    def _unnamed(self, i: int, frames: Sequence[Frame], libraries: Sequence[str]) -> str:
+        """The library of frame ``i``, whose function memray could not name: the library
+        of the nearest named frame outward if that is a stripped extension's (its
+        exported function called in); else, when that frame is the interpreter's (or
+        there is none), the one stripped extension library loaded, if only one is and
+        the interpreter has its symbols (else its own unnamed frames would pass for it)."""
+        caller = next(
+            (j for j in range(i + 1, len(frames)) if named_function(frames[j].function)), None
+        )
+        stripped = self.stripped()
+        if caller is not None:
+            library = libraries[caller]
+            if library in stripped:
+                return library
+            if not library or not is_runtime(library):
+                return ""
+        if len(stripped) != 1 or any(
+            _INTERPRETER.match(path.rpartition("/")[2]) and _no_symbols(path)
+            for path in self._runtime
+        ):
+            return ""
+        return stripped[0]
 
     def _defines(self, path: str, name: bytes) -> bool:
         tables = self._tables.get(path)
@@ -162,6 +212,23 @@ class _SymbolTable:
                 return True
             at = self._strings.find(name, at + 1)
         return False
+
+
+def _no_symbols(path: str) -> bool:
+    """Whether the ELF file at ``path`` has neither a full symbol table (``.symtab``,
+    or the compressed one in ``.gnu_debugdata``) nor debug information; ``False`` for a
+    file that is not one or cannot be read (nothing is known of it)."""
+    from elftools.elf.elffile import ELFFile
+
+    with contextlib.suppress(Exception), open(path, "rb") as file:
+        if file.read(4) != b"\x7fELF":
+            return False
+        file.seek(0)
+        return not any(
+            section["sh_type"] == "SHT_SYMTAB" or section.name in (".debug_info", ".gnu_debugdata")
+            for section in ELFFile(file).iter_sections()
+        )
+    return False
 
 
 def _symbol_tables(path: str) -> list[_SymbolTable]:

@@ -80,3 +80,22 @@ def test_every_report_shows_the_native_frame_under_the_python_line(native_run) -
     assert site["native_frame"]["function"] == "keep" and site["native_frame"]["extension"]
     assert site["native_frame"]["library"] == str(library)
     assert [f["function"] for f in site["native"][:2]] == ["keep", "leak"]
+
+
+def test_a_stripped_extensions_leak_is_named_by_its_library(tmp_path: Path) -> None:
+    """Built as Rust-built wheels ship (``strip --strip-all``): memray names none of its
+    functions, yet the line under the Python one names the library."""
+    library = build_leaky(tmp_path, debug=False, stripped=True)
+    out = tmp_path / "out"
+    done = memgate(
+        "run", "scenario.toml", "--out", str(out), "--capture", "live", "--quiet",
+        "--requests", "1500", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    top = read_result(out / "result.json").sites[0]
+    assert top.frame is not None and top.frame.line == _calling_line()
+    native = top.native_frame
+    assert native is not None and native.library == str(library) and not native.named
+    terminal = done.stdout.splitlines()
+    at = next(i for i, line in enumerate(terminal) if f"app.py:{_calling_line()} in do_GET" in line)
+    assert terminal[at + 1].strip() == f"native: in {library.name} (no symbols)"

@@ -11,10 +11,12 @@ NATIVE_SERVICE = Path(__file__).resolve().parents[1] / "fixtures" / "native_serv
 """A standard-library HTTP service calling ``leaky.leak`` (``leaky.c``) once a request."""
 
 
-def build_leaky(folder: Path, *, debug: bool = True) -> Path:
+def build_leaky(folder: Path, *, debug: bool = True, stripped: bool = False) -> Path:
     """Copy the native service into ``folder`` and build ``leaky`` beside it with the C
     compiler, for the interpreter running the tests (the one the service runs in);
-    the shared library's path. ``debug``: with debug information (source lines)."""
+    the shared library's path. ``debug``: with debug information (source lines);
+    ``stripped``: then stripped of every symbol it can lose (``strip --strip-all``,
+    as Rust-built wheels are), its exported ones kept in ``.dynsym``."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     assert compiler, "a C compiler is needed to build the test extension (gcc, as cc)"
     shutil.copytree(NATIVE_SERVICE, folder, dirs_exist_ok=True)
@@ -27,4 +29,6 @@ def build_leaky(folder: Path, *, debug: bool = True) -> Path:
         check=True,
         capture_output=True,
     )
+    if stripped:
+        subprocess.run(["strip", "--strip-all", library.name], cwd=folder, check=True)
     return library

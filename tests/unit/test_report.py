@@ -477,6 +477,31 @@ def test_every_format_shows_a_sites_native_frame_under_its_python_line() -> None
     assert f"(native: {shown})" in render(report, Format.GITHUB)
 
 
+CORE = "/venv/lib/python3.11/site-packages/somelib/_core.cpython-311-x86_64-linux-gnu.so"
+
+
+def test_a_stripped_extensions_frame_is_shown_by_its_library_in_every_format() -> None:
+    report = _native_report()
+    top, *rest = report.result.sites
+    stripped = NativeFrame("<unknown>", "<unknown>", 0, CORE, True)
+    sites = (dataclasses.replace(top, native=(stripped, *top.native[1:])), *rest)
+    report = dataclasses.replace(report, result=dataclasses.replace(report.result, sites=sites))
+    shown = "in somelib/_core.cpython-311-x86_64-linux-gnu.so (no symbols)"
+    assert str(stripped) == shown
+    terminal = render(report, Format.TERMINAL, width=200).splitlines()
+    at = next(i for i, line in enumerate(terminal) if "app.py:54" in line and "1 " in line[:6])
+    assert terminal[at + 1].strip() == f"native: {shown}"
+    summary = render(report, Format.MARKDOWN)
+    assert f"native: `{shown}`" in summary and f"{shown}\n" in summary
+    page = render(report, Format.HTML)
+    assert f"<code>{shown}</code>" in page and f"{shown}  [extension]" in page
+    assert f"(native: {shown})" in render(report, Format.GITHUB)
+    # A library outside site-packages is named by its file; no library, no place.
+    own = NativeFrame("<unknown>", "<unknown>", 0, "/srv/app/leaky.cpython-311.so", True)
+    assert str(own) == "in leaky.cpython-311.so (no symbols)"
+    assert str(NativeFrame("??", "??", 0)) == "??"
+
+
 @settings(max_examples=50, deadline=None)
 @given(path=HOSTILE)
 def test_a_hostile_path_stays_text_in_every_format(path: str) -> None:

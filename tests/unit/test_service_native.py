@@ -167,3 +167,62 @@ def test_a_damaged_library_names_nothing_and_never_raises(leaky: Path, tmp_path:
         found = Libraries([str(path)]).owners("keep")
         assert found in ((), (str(path),))
         path.unlink()
+
+
+@pytest.fixture(scope="module")
+def stripped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_leaky(tmp_path_factory.mktemp("stripped"), debug=False, stripped=True)
+
+
+CALLED = [  # as memray gives a stripped extension's frames: keep, leak, then the interpreter
+    Frame("<unknown>", "<unknown>", 0),
+    Frame("<unknown>", "<unknown>", 0),
+    Frame("cfunction_vectorcall_O", "Objects/methodobject.c", 514),
+]
+
+
+def test_a_stripped_extensions_frames_are_named_by_their_library(stripped, mine) -> None:
+    runtime = [path for path in mine if is_runtime(path)]
+    libraries = Libraries([*runtime, str(stripped)], own=[str(stripped.parent)])
+    assert libraries.stripped() == (str(stripped),)
+    keep, leak, interpreter = libraries.describe(CALLED)
+    assert keep == NativeFrame("<unknown>", "<unknown>", 0, str(stripped), extension=True)
+    assert leak == keep and not interpreter.extension and is_runtime(interpreter.library)
+    assert str(keep) == f"in {stripped.name} (no symbols)"
+    # Its exported function is still named, and so are the unnamed frames it called.
+    inner, exported = libraries.describe([CALLED[0], Frame("PyInit_leaky", "<unknown>", 0)])
+    assert (inner.library, exported.library) == (str(stripped), str(stripped))
+
+
+def test_an_unnamed_frame_no_elimination_can_place_has_no_library(
+    stripped: Path, leaky: Path, mine, tmp_path: Path
+) -> None:
+    runtime = [path for path in mine if is_runtime(path)]
+    # Two stripped extension modules: either could hold it.
+    twin = tmp_path / "twin.cpython-311-x86_64-linux-gnu.so"
+    twin.write_bytes(stripped.read_bytes())
+    own = [str(stripped.parent), str(tmp_path)]
+    two = Libraries([*runtime, str(stripped), str(twin)], own=own)
+    assert [f.library for f in two.describe(CALLED)][:2] == ["", ""]
+    # Called from an extension with symbols: a library that one loaded, not the stripped one.
+    one = Libraries([*runtime, str(stripped), str(leaky)], own=[*own, str(leaky.parent)])
+    (unnamed, caller) = one.describe([CALLED[0], Frame("leak", "<unknown>", 0)])
+    assert caller.library == str(leaky) and unnamed.library == "" and str(unnamed) == "<unknown>"
+    # A stripped interpreter: its own unnamed frames would pass for the extension's.
+    bare = tmp_path / "bin" / "python3.11"
+    bare.parent.mkdir()
+    bare.write_bytes(stripped.read_bytes())
+    assert Libraries([str(bare), str(stripped)], own=own).describe(CALLED[:1])[0].library == ""
+    # A wheel's bundled library is never what the interpreter calls.
+    bundled = tmp_path / "site-packages" / "somelib.libs" / "libcore-1a2b.so"
+    bundled.parent.mkdir(parents=True)
+    bundled.write_bytes(stripped.read_bytes())
+    assert Libraries([*runtime, str(bundled)]).stripped() == ()
+
+
+def test_a_library_with_symbols_or_no_elf_is_not_stripped(leaky: Path, tmp_path: Path) -> None:
+    text = tmp_path / "notes.so"
+    text.write_text("not an ELF file")
+    own = [str(leaky.parent), str(tmp_path)]
+    libraries = Libraries([str(leaky), str(text), str(tmp_path / "gone.so")], own=own)
+    assert libraries.stripped() == ()  # leaky keeps its .symtab
