@@ -93,7 +93,8 @@ def run_once(
     """One run of the scenario with ``case`` planted (recorded as ``capture`` says, if
     given): its summary and its retained heap's shape (if it had enough points), or why
     it failed. ``recording``: as ``check --record`` runs it, which with ``capture =
-    "auto"`` traces after the counted run in any case: both runs, the traced first."""
+    "auto"`` traces after the counted run in any case: both runs, the traced first; a
+    check's, the judged run alone."""
     planted = CASES[case]
     env = {leak_var: planted} if planted else {}
     scenario = load_scenario(scenario_path).with_overrides(env=env, capture=capture)
@@ -101,7 +102,8 @@ def run_once(
         runs = run_all(scenario, workdir / case, trace_always=recording)
     except MemgateError as exc:
         return str(exc)
-    return [(summarize(r), retained_shape(r.curve)) for r in (*runs.judged, *runs.counted)]
+    kept = (*runs.judged, *runs.counted) if recording else runs.judged  # checks: the judged
+    return [(summarize(r), retained_shape(r.curve)) for r in kept]
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:

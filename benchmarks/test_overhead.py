@@ -20,7 +20,9 @@ The modes:
 - memray, Python allocators, to a file;
 - memgate live: memray's Python allocators traced and streamed (``capture = "live"``);
 - memgate counters: nothing traced, the allocators' counters read (``capture =
-  "counters"``).
+  "counters"``);
+- memgate sampled: the counters, and the heap sampler's hook on the Python allocators
+  (``capture = "sampled"``, one allocation in 4 KiB sampled with its stack).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ MODES: dict[str, dict[str, object] | None] = {
     "memray, Python allocators, to a file": {"capture": "file"},
     "memgate live (Python allocators)": {"capture": "live"},
     "memgate counters": {"capture": "counters"},
+    "memgate sampled (one allocation in 4 KiB)": {"capture": "sampled"},
 }
 
 

@@ -15,7 +15,7 @@ def env_key(
     memray: str,
     cpus: int | None,
     agent: bool = False,
-    counters: bool = False,
+    recording: str = "",
 ) -> str:
     """``Linux-x86_64-py3.11-memray1.20-2cpu``: what must match for runs to be compared.
 
@@ -28,11 +28,12 @@ def env_key(
     ``-counters`` ends the key of a run that traced nothing (``[profile] capture =
     "counters"``): its heap is the allocators' own count (pymalloc's blocks, malloc's
     chunks), not the sum of the sizes memray saw asked for (a 64-byte leak read 73.5
-    B/request, against 65 traced)."""
+    B/request, against 65 traced). ``-sampled`` (``capture = "sampled"``): the heap
+    counted so, and sites estimated from samples, not traced."""
     py_minor = ".".join(python.split(".")[:2])
     memray_minor = ".".join(memray.split(".")[:2])
     key = f"{system}-{machine}-py{py_minor}-memray{memray_minor}-{cpus or '?'}cpu"
-    return key + "-agent" * agent + "-counters" * counters
+    return key + "-agent" * agent + (f"-{recording}" if recording else "")
 
 
 ENV_PARTS = ("system", "machine", "python", "memray", "cpus", "recording")
@@ -40,7 +41,7 @@ ENV_PARTS = ("system", "machine", "python", "memray", "cpus", "recording")
 
 _ENV_KEY = re.compile(
     r"(?P<system>[^-]+)-(?P<machine>[^-]+)-py(?P<python>\d+\.\d+)"
-    r"-memray(?P<memray>\d+\.\d+)-(?P<cpus>\d+|\?)cpu(?P<recording>(?:-agent)?(?:-counters)?)"
+    r"-memray(?P<memray>\d+\.\d+)-(?P<cpus>\d+|\?)cpu(?P<recording>(?:-agent)?(?:-counters|-sampled)?)"
 )
 
 
@@ -48,7 +49,8 @@ def env_parts(key: str) -> dict[str, str | None]:
     """The parts of an :func:`env_key`, each ``None`` where the key does not say it: the
     CPU count of ``?cpu`` (a result migrated from before memgate counted them), every part
     of a key in no format memgate wrote. ``recording`` is ``agent``, ``counters``,
-    ``agent-counters`` or ``""`` (measured under ``memray run``, before memgate 0.2)."""
+    ``agent-counters``, ``agent-sampled`` or ``""`` (measured under ``memray run``, before
+    memgate 0.2)."""
     found = _ENV_KEY.fullmatch(key)
     if found is None:
         return dict.fromkeys(ENV_PARTS)

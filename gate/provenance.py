@@ -31,7 +31,7 @@ def collect(
     python: str | None = None,
     distributions: dict[str, str] | None = None,
     packages: dict[str, list[str]] | None = None,
-    counters: bool = False,
+    recording: str = "",
 ) -> Provenance:
     """The provenance of a run started now in ``cwd`` (the service's folder): of a
     service measured by the agent in its own Python ``python`` (its version), or of code
@@ -55,7 +55,7 @@ def collect(
             memray,
             os.cpu_count(),
             agent=python is not None,
-            counters=counters,
+            recording=recording,
         ),
         distributions=distributions,
         packages=packages,

@@ -265,9 +265,13 @@ runs did before them: left at that value, a setting is left out of the hash, so 
 older histories still compare."""
 
 
-READING_SETTINGS = {"profile": {"capture", "flamegraph", "census"}, "load": {"stop_on_leak"}}
+READING_SETTINGS = {
+    "profile": {"capture", "flamegraph", "census", "sample_bytes"},
+    "load": {"stop_on_leak"},
+}
 """Settings that say how memgate reads what memray recorded, or watches it, not what is
 measured: left out of the hash (a live run compares with runs read from capture files,
+runs sampled more or less often with each other: the estimates are unbiased either way,
 a soak watched for a certain leak with the same soak unwatched, a run with the
 garbage collector's census, taken outside the curve's points, with one without)."""
 

@@ -28,6 +28,7 @@ def library_roots() -> list[str]:
 def describe() -> dict[str, Any]:
     """This interpreter: its version, memray's (``None`` when it cannot be imported,
     with the reason) and its library folders."""
+    import importlib
     import importlib.metadata
     import platform
 
@@ -37,11 +38,17 @@ def describe() -> dict[str, Any]:
         found, problem = importlib.metadata.version("memray"), None
     except Exception as exc:
         found, problem = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    try:  # capture = "sampled"'s extension
+        importlib.import_module("memgate_sampler")
+        sampler = importlib.metadata.version("memgate-sampler")
+    except Exception:
+        sampler = None
     return {
         "executable": sys.executable,
         "python": platform.python_version(),
         "memray": found,
         "problem": problem,
+        "sampler": sampler,
         "library_roots": library_roots(),
         **installed(),
     }

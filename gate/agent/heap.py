@@ -17,7 +17,10 @@ class Heap:
     either is missing while in use (no glibc: blocks over 512 bytes would go uncounted).
     Set up once, by :func:`_start` before any thread of the agent reads it."""
 
-    def __init__(self) -> None:
+    def __init__(self, sampler: str | None = None) -> None:
+        self.sampler = sampler
+        """The heap sampler's extension (its file), when it samples: its hook on the
+        objects' allocator hides pymalloc's statistics, which it reads without it."""
         self._stats: Any = None
         self._libc: Any = None
         self._mallinfo: Any = None
@@ -32,7 +35,11 @@ class Heap:
         except OSError:
             return
         try:  # a missing symbol is an AttributeError
-            stats = ctypes.pythonapi._PyObject_DebugMallocStats  # holds the GIL
+            stats = (  # with the GIL held: PyDLL
+                ctypes.PyDLL(self.sampler).memgate_sampler_malloc_stats
+                if self.sampler
+                else ctypes.pythonapi._PyObject_DebugMallocStats
+            )
             stats.argtypes, stats.restype = [ctypes.c_void_p], ctypes.c_int
             libc.open_memstream.restype = ctypes.c_void_p
             libc.open_memstream.argtypes = [ctypes.c_void_p, ctypes.c_void_p]

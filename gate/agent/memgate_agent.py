@@ -7,11 +7,14 @@ runs). The agent
 - starts memray's tracker: ``"capture": "live"`` streams to memgate over a socket on
   ``port`` (the tracker waits until memgate has connected), ``"file"`` writes the
   capture file ``file`` as ``memray run`` would;
-- with ``"capture": "counters"``, starts no tracker: it reads the bytes its allocators
-  hold for the process (pymalloc's allocated blocks, CPython's own statistics, and
-  malloc's bytes in use, glibc's ``mallinfo2``) and its RSS, and appends them to
+- with ``"capture": "counters"`` or ``"sampled"``, starts no tracker: it reads the bytes
+  its allocators hold for the process (pymalloc's allocated blocks, CPython's own
+  statistics, and malloc's bytes in use, glibc's ``mallinfo2``) and its RSS, and appends
+  them to
   ``HEAP.<pid>.<start ns>.jsonl`` every 100 ms and right after each full collection
-  (in its line of ``full.<pid>.jsonl``): no allocation is traced;
+  (in its line of ``full.<pid>.jsonl``): no allocation is traced; ``"sampled"`` also
+  starts the heap sampler (``samples.py``): one allocation in ``rate`` bytes sampled, and
+  the live bytes per stack written every 0.5 s and right after each full collection;
 - counts garbage collections per generation and the time spent in them, and appends the
   running totals to ``GC.<pid>.<start ns>.jsonl`` every 100 ms (the spacing doubles
   every 1,000 lines, as ``gate.spacing`` thins memgate's own samples);
@@ -127,6 +130,9 @@ _counts = _Counts()
 
 
 _heap: list[Any] = [None]
+_samples: list[Any] = [None]
+"""Sampling (``"capture": "sampled"``): ``samples.py``'s ``Samples``."""
+COUNTING = ("counters", "sampled")
 """Counting (``"capture": "counters"``): the heap's counters (``heap.py``'s ``Heap``)."""
 
 
@@ -142,7 +148,9 @@ def _write_heap_forever(folder: str) -> None:
     interval, written = HEAP_INTERVAL_S, 0
     with open(os.path.join(folder, name), "a", buffering=1) as out:
         while True:
-            out.write(f'{{"t": {time.time():.6f}{_heap[0].fields()}}}\n')
+            with _quiet():
+                fields = _heap[0].fields()
+            out.write(f'{{"t": {time.time():.6f}{fields}}}\n')
             written += 1
             if written % GC_PER_DOUBLING == 0:  # a soak's file grows by 3,600 lines an hour
                 interval = min(2 * interval, HEAP_MAX_INTERVAL_S)
@@ -153,6 +161,11 @@ _full: list[Any] = [None, "false", None]
 """The file descriptor full collections are written to (``FULL_FILE``), whether the one
 under way is the agent's (``"true"``: the agent writes its line itself), and the marker
 allocated after the agent's last."""
+
+
+def _quiet() -> Any:
+    """Held while sampling: no line of samples is being written meanwhile."""
+    return _samples[0].lock if _samples[0] is not None else contextlib.nullcontext()
 
 
 def _own_collection() -> None:
@@ -181,22 +194,8 @@ def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
     for seq in itertools.count():
         if os.path.exists(end):
             return
-        clock = time.perf_counter()
-        _own_collection()
-        # Spaced by the pause (how long the service was held), on a busy machine too.
-        pause = time.perf_counter() - clock
-        # Allocated once the collection ended, kept until the next: memgate reads the
-        # heap only once its stream shows an allocation of this size alive.
-        size = MARK_BYTES + seq % MARK_SPREAD
-        _full[2] = _memgate_marker(size)
-        fields = _heap[0].fields() if _heap[0] is not None else ""
-        line = (
-            f'{{"t": {time.time():.6f}, "pause": {pause:.6f}, "forced": true,'
-            f' "mark": {sys.getsizeof(_full[2])}{fields}}}\n'
-        )
-        if _full[0] is not None:
-            with contextlib.suppress(OSError):
-                os.write(_full[0], line.encode())
+        with _quiet():  # no line of samples in the making while it collects and reads
+            pause = _collect_once(seq)
         if seq:
             pauses.append(pause)
         typical = statistics.median(pauses) if pauses else 0.0
@@ -210,6 +209,32 @@ def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
                 os.write(_full[0], b'{"soon": true}\n')
         if not _sleep_until(due, end):
             return
+
+
+def _collect_once(seq: int) -> float:
+    """The agent's ``seq``-th full collection, its line (and, sampling, what the samples
+    hold right after it, at its time): its pause."""
+    clock = time.perf_counter()
+    _own_collection()
+    # Spaced by the pause (how long the service was held), on a busy machine too.
+    pause = time.perf_counter() - clock
+    # Allocated once the collection ended, kept until the next: memgate reads the
+    # heap only once its stream shows an allocation of this size alive.
+    size = MARK_BYTES + seq % MARK_SPREAD
+    _full[2] = _memgate_marker(size)
+    fields = _heap[0].fields() if _heap[0] is not None else ""
+    ended = time.time()
+    line = (
+        f'{{"t": {ended:.6f}, "pause": {pause:.6f}, "forced": true,'
+        f' "mark": {sys.getsizeof(_full[2])}{fields}}}\n'
+    )
+    if _full[0] is not None:
+        with contextlib.suppress(OSError):
+            os.write(_full[0], line.encode())
+    if _samples[0] is not None:  # what the samples hold right after it, at its time
+        with contextlib.suppress(OSError, ValueError):
+            _samples[0].write(round(ended, 6))
+    return pause
 
 
 def _memgate_marker(size: int) -> bytes:
@@ -449,8 +474,11 @@ def _after_fork(settings: dict[str, Any]) -> None:
         _daemon(_routes_when_asked, settings["routes"])
     if settings.get("capture") == "live" and settings.get("follow_fork"):
         _track_fork(settings)
-    if settings.get("capture") == "counters" and settings.get("follow_fork"):
+    if settings.get("capture") in COUNTING and settings.get("follow_fork"):
         _daemon(_write_heap_forever, settings["folder"])
+    if _samples[0] is not None and settings.get("follow_fork"):
+        _samples[0].after_fork()
+        _daemon(_samples[0].forever)
 
 
 def _run(target: list[str]) -> None:
@@ -497,8 +525,13 @@ def main() -> None:
 
 def _start(settings: dict[str, Any]) -> None:
     """Count garbage collections, and be ready for forks."""
-    if settings.get("capture") == "counters":
-        counters = _beside("heap").Heap()
+    if settings.get("capture") == "sampled":
+        samples = _beside("samples").Samples(settings["folder"], float(settings["rate"]))
+        samples.start()  # memgate checked that the service's Python has the extension
+        _samples[0] = samples
+        _daemon(samples.forever)
+    if settings.get("capture") in COUNTING:
+        counters = _beside("heap").Heap(_samples[0].library if _samples[0] else None)
         counters.setup()  # before any thread reads it, or the collector's callback
         _heap[0] = counters
         _daemon(_write_heap_forever, settings["folder"])

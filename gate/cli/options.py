@@ -76,10 +76,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=whole_number(0), help="warm-up requests")
     parser.add_argument(
         "--capture",
-        choices=("live", "file", "counters", "auto"),
+        choices=("live", "file", "counters", "sampled", "auto"),
         help="read memray's records live (no file), or write memray's capture file and read"
         " it after the load (for memray's own reporters), or trace nothing and read the"
-        " allocators' counters (near full speed, no sites), or count and, when the heap"
+        " allocators' counters (near full speed, no sites), or count and sample one"
+        " allocation in 4 KiB to name the lines (sampled), or count and, when the heap"
         " grew, run again traced to name the lines (auto); default: the scenario's profile",
     )
     parser.add_argument(

@@ -6,7 +6,9 @@ way of recording, chosen by ``[profile] capture``.
 - ``file`` (:mod:`gate.recording.file`): memray's tracker writes a capture file per
   process, read once the service has stopped (:mod:`gate.recording.capture_file`);
 - ``counters`` (:mod:`gate.recording.counters`): no tracker; the agent reads the
-  allocators' own counters (the heap, exactly, but no stacks) while the load runs.
+  allocators' own counters (the heap, exactly, but no stacks) while the load runs;
+- ``sampled`` (:mod:`gate.recording.sampled`): the counters, and the agent's heap
+  sampler's live bytes per stack (one allocation in ``sample_bytes`` sampled).
 
 A recorder tells memgate's agent in the service what to start (``agent_settings``),
 follows what it records while the service runs, and hands the result's builder one
@@ -85,6 +87,9 @@ class Recorder(Protocol):
     waits_for_collections: bool
     """The load's requests bound waits until :meth:`retained_so_far` is enough: a
     service recorded so cheaply serves a check's requests in too few full collections."""
+    env_suffix: str
+    """What ends the environment key of its runs (``counters``, ``sampled``; empty for
+    memray's): runs recorded otherwise compare only as another environment."""
 
     def agent_settings(self) -> dict[str, object]:
         """What memgate's agent is told about recording (``capture``, ``port``, ``file``)."""
@@ -153,6 +158,10 @@ class Recorder(Protocol):
 def recorder_for(profile: ProfileSpec, folder: Path, capture: Path, who: str) -> Recorder:
     """The recorder ``profile.capture`` names, writing into ``folder`` (a capture file's
     main path is ``capture``); ``who`` names the service in messages."""
+    if profile.capture == "sampled":
+        from gate.recording.sampled import SampledRecorder
+
+        return SampledRecorder(folder, who, profile.sample_bytes)
     if profile.capture in ("counters", "auto"):  # auto: a traced run names the lines
         from gate.recording.counters import CountersRecorder
 

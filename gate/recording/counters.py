@@ -57,6 +57,7 @@ class CountersRecorder:
     finishes_on_exit = False
     traces = False
     waits_for_collections = True
+    env_suffix = "counters"
 
     def __init__(self, folder: Path, who: str) -> None:
         self.folder = folder

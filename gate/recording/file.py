@@ -23,6 +23,7 @@ class FileRecorder:
     finishes_on_exit = True  # memray writes the capture's end when the service exits
     traces = True
     waits_for_collections = False
+    env_suffix = ""
 
     def __init__(self, capture: Path, who: str) -> None:
         self.capture = capture

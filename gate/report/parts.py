@@ -29,7 +29,7 @@ def ran_on_text(result: RunResult) -> str:
     on until enough full collections were read; else empty."""
     load = result.settings.get("load") if result.settings else None
     asked = load.get("requests") if isinstance(load, dict) else None
-    if result.capture.mode != "counters" or not isinstance(asked, int):
+    if result.capture.mode not in ("counters", "sampled") or not isinstance(asked, int):
         return ""
     if result.load.stop_reason != "requests" or result.load.measured_requests < 1.05 * asked:
         return ""
@@ -320,6 +320,11 @@ def capture_text(capture: CaptureInfo) -> str:
                 f" {first.why} ({first.folder}/)"
             )
         return text
+    if capture.mode == "sampled":
+        return (
+            f"sampled{forks}: no allocation traced, sites estimated from samples;"
+            f" {capture.snapshots:,} points; result {capture.read_seconds:.1f} s after the load"
+        )
     if capture.mode == "counters":
         return (
             f"counters{forks}: no allocation traced; {capture.snapshots:,} points;"

@@ -132,7 +132,7 @@ def build_result(
             service.python.python,
             service.python.distributions or None,
             service.python.packages or None,
-            counters=service.recorder is not None and not service.recorder.traces,
+            recording=service.recorder.env_suffix if service.recorder is not None else "",
         ),
         load=load,
         curve=curve,

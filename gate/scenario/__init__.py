@@ -133,8 +133,8 @@ class ScenarioDoc(_Common):
         profiles = [self.profile, *(m.profile for m in self.services.values() if m.profile)]
         if self.load.stop_on_leak and any(p.capture == "file" for p in profiles):
             raise ValueError(
-                'load.stop_on_leak: needs profile.capture = "live", "counters" or "auto" (the'
-                " heap is watched while the load runs)"
+                'load.stop_on_leak: needs profile.capture = "live", "counters", "sampled" or'
+                ' "auto" (the heap is watched while the load runs)'
             )
         return self
 

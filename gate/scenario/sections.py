@@ -242,7 +242,7 @@ class ProfileSpec(StrictModel):
     judged at whatever moment of the collector's cycle each point falls: reference
     cycles waiting for a rare full collection ramp like a leak, and clean services on
     large frameworks fail or flag far more often."""
-    capture: Literal["live", "file", "counters", "auto"] = "live"
+    capture: Literal["live", "file", "counters", "sampled", "auto"] = "live"
     """``live`` streams memray's records to memgate during the load (no capture file;
     memgate's memory and disk stay bounded however long the load); ``file`` writes
     memray's capture file and reads it after the load (for memray's own reporters);
@@ -251,7 +251,14 @@ class ProfileSpec(StrictModel):
     counts first, and decides with that run alone when its heap right after full
     collections surely grew less than 16 B/request (or ``max_growth_per_request``) and
     its shape is flat, a plateau or a step; otherwise runs the load again traced
-    (``live``, with ``native`` and ``flamegraph`` as set) and judges that run."""
+    (``live``, with ``native`` and ``flamegraph`` as set) and judges that run;
+    ``sampled`` counts as ``counters`` does and samples the Python allocators (one
+    allocation in ``sample_bytes`` bytes, the extension ``memgate-sampler`` in the
+    service's Python): each stack's live bytes estimated, so sites are named."""
+    sample_bytes: int = Field(default=4096, ge=64, le=1 << 24)
+    """``capture = "sampled"``: the mean bytes allocated between two samples (a Poisson
+    process over the bytes, as tcmalloc samples): smaller names smaller leaks, and
+    costs the service more."""
 
     @model_validator(mode="after")
     def _flamegraph_read_live(self) -> ProfileSpec:
@@ -260,10 +267,10 @@ class ProfileSpec(StrictModel):
                 'flamegraph: memgate draws it from the live capture; with capture = "file",'
                 " run memray flamegraph on capture.bin"
             )
-        if self.capture == "counters" and (self.flamegraph or self.native):
+        if self.capture in ("counters", "sampled") and (self.flamegraph or self.native):
             raise ValueError(
                 f"{'flamegraph' if self.flamegraph else 'native'}: needs memray's traces;"
-                ' capture = "counters" records none (use capture = "live" or "auto")'
+                f' capture = "{self.capture}" records none (use capture = "live" or "auto")'
             )
         if self.capture == "auto" and not self.retained_heap:
             raise ValueError(

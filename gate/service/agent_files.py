@@ -1,7 +1,8 @@
 """What memgate's agent writes inside the service's output folder, read back: the
 garbage collector's running totals (``gc.<pid>.<start ns>.jsonl``), its full collections
 (``full.<pid>.jsonl``), the censuses of its objects (``census.LABEL.<pid>.json``) and,
-counting, the heap's counters (``heap.<pid>.<start ns>.jsonl``). A
+counting, the heap's counters (``heap.<pid>.<start ns>.jsonl``) and, sampling, the live
+bytes by stack the heap sampler holds (``samples.<pid>.<start ns>.jsonl``). A
 file damaged or not the agent's is left out: these tell, they never decide."""
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from pathlib import Path
 import pydantic
 
 from gate.agent.memgate_agent import CENSUS_FILE, FULL_FILE, HEAP_FILE
+from gate.agent.samples import SAMPLES_FILE
 from gate.analysis.retention import CensusRecord
-from gate.model import MemorySnapshot
+from gate.model import Frame, MemorySnapshot
 from gate.observed import FullCollection, GcSample
 
 
@@ -146,8 +148,17 @@ def read_full_collections(folder: Path) -> dict[int, list[FullCollection]]:
 def heap_files(folder: Path) -> dict[int, Path]:
     """Each process's file of heap counters, by pid (of a pid used by several processes
     in turn, a recycled worker's, the newest process's)."""
+    return _newest_by_pid(folder, HEAP_FILE)
+
+
+def samples_files(folder: Path) -> dict[int, Path]:
+    """Each process's file of the heap sampler's live bytes, by pid (as :func:`heap_files`)."""
+    return _newest_by_pid(folder, SAMPLES_FILE)
+
+
+def _newest_by_pid(folder: Path, pattern: str) -> dict[int, Path]:
     found: dict[int, tuple[int, Path]] = {}
-    for path in folder.glob(HEAP_FILE.format(pid="*", ns="*")):
+    for path in folder.glob(pattern.format(pid="*", ns="*")):
         parts = path.name.split(".")
         if len(parts) != 4 or not (parts[1].isdigit() and parts[2].isdigit()):
             continue
@@ -185,3 +196,35 @@ def _counted(path: Path, retained: bool) -> list[MemorySnapshot]:
         except (ValueError, KeyError, TypeError):
             continue
     return out
+
+
+Sampled = tuple[dict[int, tuple[Frame, ...]], list[tuple[float, dict[int, int]]]]
+"""The sampler's stacks by id (innermost frame first), and each line's time and live
+bytes by stack id, oldest first."""
+
+
+def read_samples(path: Path | None) -> Sampled:
+    """One process's samples file (:data:`Sampled`); nothing for no file. A line cut short,
+    or not the agent's, is skipped."""
+    frames: dict[int, Frame] = {}
+    stacks: dict[int, tuple[Frame, ...]] = {}
+    lines: list[tuple[float, dict[int, int]]] = []
+    try:
+        raw_lines = path.read_bytes().splitlines() if path is not None else []
+    except OSError:
+        raw_lines = []
+    for line in raw_lines:
+        try:
+            raw = json.loads(line)
+            if "frames" in raw:
+                for key, (function, file, line) in raw["frames"].items():
+                    frames[int(key)] = Frame(str(function), str(file), int(line))
+            elif "stacks" in raw:
+                for key, ids in raw["stacks"].items():
+                    stacks[int(key)] = tuple(frames[int(i)] for i in ids)
+            elif "live" in raw:
+                lines.append((float(raw["t"]), {int(i): int(b) for i, b in raw["live"]}))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    lines.sort(key=lambda line: line[0])
+    return stacks, lines

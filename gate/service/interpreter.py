@@ -46,6 +46,8 @@ class ServicePython:
     """Its distributions and their versions."""
     packages: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     """Each top-level package or module, and the distributions that hold it."""
+    sampler: str | None = None
+    """``memgate-sampler``'s version, if it can be imported (``capture = "sampled"``)."""
 
 
 def service_command(
@@ -124,6 +126,7 @@ def check_python(executable: str, env: dict[str, str], cwd: Path, where: str) ->
             library_roots=tuple(str(root) for root in found["library_roots"]),
             distributions={str(k): str(v) for k, v in found.get("distributions", {}).items()},
             packages={str(k): [str(d) for d in v] for k, v in found.get("packages", {}).items()},
+            sampler=str(found["sampler"]) if found.get("sampler") else None,
         )
     except (ValueError, IndexError, KeyError, TypeError):
         said = done.stderr.strip().splitlines()
@@ -140,6 +143,21 @@ def check_python(executable: str, env: dict[str, str], cwd: Path, where: str) ->
             f"{where}: {executable} has memray {memray} and memgate has {ours}: {install}"
         )
     return described
+
+
+SAMPLER_SOURCE = Path(__file__).resolve().parent.parent.parent / "sampler"
+"""The heap sampler's source in memgate's checkout (``pip install`` builds it)."""
+
+
+def check_sampler(python: ServicePython, where: str) -> None:
+    """``capture = "sampled"`` needs the heap sampler in the service's Python: one line
+    naming the fix otherwise (an input error)."""
+    if python.sampler is None:
+        source = SAMPLER_SOURCE if (SAMPLER_SOURCE / "setup.py").is_file() else "memgate-sampler"
+        raise InputError(
+            f"{where}: {python.executable} cannot import memgate_sampler, which capture ="
+            f' "sampled" needs: run {python.executable} -m pip install {source}'
+        )
 
 
 def _configured(python: str, search_path: str, cwd: Path, where: str) -> str:

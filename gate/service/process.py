@@ -43,7 +43,13 @@ from gate.scenario import PORT_OF, Scenario, port_variable
 from gate.service.agent_settings import agent_settings
 from gate.service.checks import MeasuredChecks, check_listening
 from gate.service.exits import exit_text
-from gate.service.interpreter import AGENT, ServicePython, check_python, service_command
+from gate.service.interpreter import (
+    AGENT,
+    ServicePython,
+    check_python,
+    check_sampler,
+    service_command,
+)
 from gate.service.tree import (
     RawProcessSample,
     loaded_libraries,
@@ -179,6 +185,8 @@ class ServiceProcess:
         cwd = self.scenario.service_cwd
         python, target = service_command(command, env.get("PATH", ""), cwd, spec.python, where)
         self._python = check_python(python, env, cwd, where)
+        if self.profiled and self.scenario.profile.capture == "sampled":
+            check_sampler(self._python, where)
         self._env = env
         self._argv = [python, str(AGENT), *target] if self.profiled else [python, *target]
         return self._python
@@ -186,8 +194,10 @@ class ServiceProcess:
     @property
     def watched(self) -> str:
         """How the service is watched, for progress lines: ``under memray``, or counted."""
-        traced = self.scenario.profile.capture in ("live", "file")
-        return "under memray" if traced else "counted (nothing traced)"
+        capture = self.scenario.profile.capture
+        if capture == "sampled":
+            return "counted and sampled (nothing traced)"
+        return "under memray" if capture in ("live", "file") else "counted (nothing traced)"
 
     @property
     def python(self) -> ServicePython:

@@ -19,6 +19,7 @@ class QuietRecorder:
     finishes_on_exit = False
     traces = True
     waits_for_collections = False
+    env_suffix = ""
 
     def agent_settings(self) -> dict[str, object]:
         return {"capture": "none"}

@@ -637,7 +637,7 @@ def test_an_environment_key_parses_back_into_its_parts(key, parts) -> None:
 
 
 def test_a_key_memgate_writes_parses_back() -> None:
-    key = env_key("Linux", "aarch64", "3.13.1", "1.20.3", 4, agent=True, counters=True)
+    key = env_key("Linux", "aarch64", "3.13.1", "1.20.3", 4, agent=True, recording="counters")
     assert env_parts(key) == {
         "system": "Linux",
         "machine": "aarch64",

@@ -37,6 +37,7 @@ class LiveRecorder:
     finishes_on_exit = False  # the last point is taken before the stop: nothing to finish
     traces = True
     waits_for_collections = False
+    env_suffix = ""
 
     def __init__(self, profile: ProfileSpec, folder: Path, capture: Path, who: str) -> None:
         self.capture = capture
