@@ -503,6 +503,18 @@ static PyObject *start(PyObject *self, PyObject *args, PyObject *kwargs) {
     Py_RETURN_NONE;
 }
 
+/* Append `item` (a new reference, or NULL after an error) to `*out`; on failure, clear
+ * `*out` and return -1. */
+static int append(PyObject **out, PyObject *item) {
+    if (item == NULL || PyList_Append(*out, item) < 0) {
+        Py_XDECREF(item);
+        Py_CLEAR(*out);
+        return -1;
+    }
+    Py_DECREF(item);
+    return 0;
+}
+
 static PyObject *live(PyObject *self, PyObject *unused) {
     /* [(stack id, estimated live bytes, live samples)] for every stack with samples */
     busy = 1;
@@ -513,12 +525,9 @@ static PyObject *live(PyObject *self, PyObject *unused) {
         }
         PyObject *item = Py_BuildValue("(nLL)", (Py_ssize_t)i, (long long)stacks[i].live,
                                        (long long)stacks[i].count);
-        if (item == NULL || PyList_Append(out, item) < 0) {
-            Py_XDECREF(item);
-            Py_CLEAR(out);
+        if (append(&out, item) < 0) {
             break;
         }
-        Py_DECREF(item);
     }
     busy = 0;
     return out;
@@ -544,12 +553,9 @@ static PyObject *stacks_from(PyObject *self, PyObject *arg) {
             PyTuple_SET_ITEM(ids, k, id);
         }
         PyObject *item = ids ? Py_BuildValue("(nN)", (Py_ssize_t)i, ids) : NULL;
-        if (item == NULL || PyList_Append(out, item) < 0) {
-            Py_XDECREF(item);
-            Py_CLEAR(out);
+        if (append(&out, item) < 0) {
             break;
         }
-        Py_DECREF(item);
     }
     busy = 0;
     return out;
@@ -572,12 +578,9 @@ static PyObject *frames_from(PyObject *self, PyObject *arg) {
         PyObject *name = f->code->co_name;
 #endif
         PyObject *item = Py_BuildValue("(nOOi)", (Py_ssize_t)i, name, f->code->co_filename, line);
-        if (item == NULL || PyList_Append(out, item) < 0) {
-            Py_XDECREF(item);
-            Py_CLEAR(out);
+        if (append(&out, item) < 0) {
             break;
         }
-        Py_DECREF(item);
     }
     busy = 0;
     return out;
