@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", type=Path, help="append each run here (JSON lines)")
     parser.add_argument(
         "--capture",
-        choices=("live", "file", "counters", "auto"),
+        choices=("live", "file", "counters", "sampled", "auto"),
         help="how allocations are recorded",
     )
     parser.add_argument("--table-only", action="store_true", help="judge --record again")

@@ -116,6 +116,17 @@ class ProcessCurve:
 
 
 @dataclasses.dataclass(frozen=True)
+class SourceLine:
+    """A line of the service's own code, read in its source (no allocation's frame)."""
+
+    file: str
+    """Relative to the service's folder when below it, as sites' frames are."""
+    line: int
+    function: str
+    """The function it is in; ``<module>`` at a module's top level."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Retained:
     """What grew in the garbage collector's census between the steady start and the end
     of the load: a container (with the path from a root to it), a type of object, or
@@ -136,6 +147,11 @@ class Retained:
     per_request: float
     """Growth per request served between the two censuses."""
     pid: int
+    adds: tuple[SourceLine, ...] = ()
+    """A container reached from a module global: the lines of that module's file (the
+    service's own) that add to it (``NAME.append(...)``, ``NAME[key] = ...``), found in
+    its source when the result was assembled; empty when none was found, for another
+    kind, or in a result written before memgate looked."""
 
 
 @dataclasses.dataclass(frozen=True)

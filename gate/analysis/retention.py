@@ -10,7 +10,9 @@ the collector sees refers to (a reference an extension took and never gave back)
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 from gate.observed import Census, Retained, Retention
@@ -140,3 +142,216 @@ def _enough(found: list[Retained]) -> list[Retained]:
         theirs.sort(key=lambda r: r.after - r.before, reverse=True)
         kept += theirs[:SHOWN]
     return kept
+
+
+ADDING_METHODS = frozenset(
+    {"append", "add", "extend", "insert", "appendleft", "extendleft", "update", "setdefault"}
+)
+"""A container's methods that add to it."""
+_PATH = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)((?:\[[^\[\]]*\])*)")
+
+
+def container_path(path: str) -> tuple[tuple[str, ...], int] | None:
+    """A census path from a module global, split: its dotted names (the module's, then
+    the attributes from the global to the container) and how many subscripts follow
+    them (``app._by_user['alice']``: ``(('app', '_by_user'), 1)``); ``None`` for a path
+    from a thread's frame or through what code cannot name (a closure, an lru_cache)."""
+    match = _PATH.fullmatch(path)
+    if match is None or "." not in match[1]:
+        return None
+    return tuple(match[1].split(".")), match[2].count("[")
+
+
+def in_module(path: str, file: str) -> bool:
+    """Whether a census ``path`` starts at the module that ``file`` is (a file below the
+    service's folder, relative to it, or anywhere: ``shop/views.py`` is ``shop.views``,
+    whichever folder holds ``shop``)."""
+    parts = file.replace("\\", "/").removesuffix(".py").split("/")
+    if parts[-1] == "__init__":
+        parts.pop()
+    return any(path.startswith(".".join(parts[at:]) + ".") for at in range(len(parts)))
+
+
+def adding_lines(source: str, names: Sequence[str], subscripts: int = 0) -> list[tuple[int, str]]:
+    """The lines of a module's ``source`` that add to the container its globals reach by
+    ``names`` (``['_retained']``; ``['_cache', '_entries']`` for an attribute of a global),
+    then ``subscripts`` subscripts: a call of one of :data:`ADDING_METHODS` on it, an
+    item assigned in it (``NAME[key] = value``) or an augmented assignment (``NAME +=
+    ...``); each with the function it is in (``<module>`` at the top level), by line.
+
+    The container is named as the module names it: the global itself (not where a
+    function's local or parameter of that name hides it), and, for an attribute of a
+    class or of an object, ``self.NAME`` or ``cls.NAME`` in the methods of that class
+    (the class the object was made from at the top level, ``_cache = ItemCache()``;
+    any class of the module when that cannot be told). Nothing for source that is not
+    Python this interpreter parses."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    finder = _Adds(tree, tuple(names), subscripts)
+    finder.visit(tree)
+    return sorted(finder.found)
+
+
+@dataclasses.dataclass
+class _Scope:
+    name: str
+    function: bool
+    bound: set[str]
+    """Names bound in it (its locals), less those it declares global."""
+    declared_global: set[str]
+    self_name: str | None = None
+    """A method's first parameter (``self``, ``cls``) when its class may hold the container."""
+
+
+class _Adds(ast.NodeVisitor):
+    def __init__(self, tree: ast.Module, names: tuple[str, ...], subscripts: int) -> None:
+        self.names, self.subscripts = names, subscripts
+        self.found: set[tuple[int, str]] = set()
+        self.scopes: list[_Scope] = []
+        classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+        self.owners: set[str] | None = set()  # classes whose self.NAME it is; None: any
+        if len(names) >= 2:
+            parent = names[-2]
+            made = _made_by(tree, parent) if len(names) == 2 else None
+            if parent in classes:
+                self.owners = {parent}
+            elif made is not None and made in classes:
+                self.owners = {made}
+            else:
+                self.owners = None
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for child in (*node.bases, *node.keywords, *node.decorator_list):
+            self.visit(child)
+        bound, declared = _bound(node.body)
+        self.scopes.append(_Scope(node.name, False, bound, declared))
+        for statement in node.body:
+            self.visit(statement)
+        self.scopes.pop()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        for child in (*node.decorator_list, *node.args.defaults, *node.args.kw_defaults):
+            if child is not None:
+                self.visit(child)
+        arguments = [*node.args.posonlyargs, *node.args.args]
+        bound, declared = _bound(node.body)
+        bound |= {a.arg for a in (*arguments, *node.args.kwonlyargs)}
+        bound |= {a.arg for a in (node.args.vararg, node.args.kwarg) if a is not None}
+        owner = self.scopes[-1] if self.scopes and not self.scopes[-1].function else None
+        static = any(_named(d) == "staticmethod" for d in node.decorator_list)
+        mine = owner is not None and (self.owners is None or owner.name in self.owners)
+        self_name = arguments[0].arg if arguments and mine and not static else None
+        self.scopes.append(_Scope(node.name, True, bound - declared, declared, self_name))
+        for statement in node.body:
+            self.visit(statement)
+        self.scopes.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+        self.scopes.append(_Scope("<lambda>", True, {a.arg for a in arguments}, set()))
+        self.visit(node.body)
+        self.scopes.pop()
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ADDING_METHODS:
+            self._check(func.value, node.lineno)
+        self.generic_visit(node)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            if isinstance(target, ast.Subscript):
+                self._check(target.value, node.lineno)
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if isinstance(node.target, ast.Subscript) and node.value is not None:
+            self._check(node.target.value, node.lineno)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        target = node.target
+        self._check(target.value if isinstance(target, ast.Subscript) else target, node.lineno)
+        self.generic_visit(node)
+
+    def _check(self, node: ast.expr, line: int) -> None:
+        for _ in range(self.subscripts):
+            if not isinstance(node, ast.Subscript):
+                return
+            node = node.value
+        chain: list[str] = []
+        while isinstance(node, ast.Attribute):
+            chain.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return
+        chain.append(node.id)
+        chain.reverse()
+        function = next((s.name for s in reversed(self.scopes) if s.function), "<module>")
+        if tuple(chain) == self.names and self._is_global(node.id):
+            self.found.add((line, function))
+        elif len(chain) == 2 and len(self.names) >= 2 and chain[1] == self.names[-1]:
+            method = next((s for s in reversed(self.scopes) if s.function), None)
+            if method is not None and method.self_name == chain[0]:
+                self.found.add((line, function))
+
+    def _is_global(self, name: str) -> bool:
+        """Whether ``name``, where the visit is, is the module's global of that name."""
+        for at, scope in enumerate(reversed(self.scopes)):
+            if name in scope.declared_global:
+                return True
+            # A class's body hides a global only from its own statements.
+            if (scope.function or at == 0) and name in scope.bound:
+                return False
+        return True
+
+
+def _bound(body: Sequence[ast.stmt]) -> tuple[set[str], set[str]]:
+    """The names a scope's ``body`` binds (not inside the functions and classes it
+    defines, whose names it binds), and those it declares ``global``."""
+    bound: set[str] = set()
+    declared: set[str] = set()
+    todo: list[ast.AST] = list(body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Global):
+            declared.update(node.names)
+        elif isinstance(node, ast.Nonlocal):
+            bound.update(node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).partition(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        todo.extend(ast.iter_child_nodes(node))
+    return bound, declared
+
+
+def _made_by(tree: ast.Module, name: str) -> str | None:
+    """The class whose call a top-level statement binds ``name`` to (``name =
+    Class(...)``); ``None`` when no such statement, or another, binds it."""
+    made = {
+        _named(node.value.func)
+        for node in tree.body
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        and isinstance(node.value, ast.Call)
+        and any(
+            isinstance(t, ast.Name) and t.id == name
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        )
+    }
+    return made.pop() if len(made) == 1 else None
+
+
+def _named(node: ast.expr) -> str:
+    return node.id if isinstance(node, ast.Name) else ""

@@ -120,7 +120,8 @@ def publish(done: list[Checked], errors: list[tuple[str, str]], root: Path) -> N
     """Inside GitHub Actions: annotations, one job summary, and the step outputs."""
     from gate import actions
     from gate.report.github import Annotation, annotate, render_annotations
-    from gate.report.markdown import md, render_markdown
+    from gate.report.markdown import render_markdown
+    from gate.report.markdown_text import md
 
     workspace = actions.workspace() or os.path.realpath(os.getcwd())
     notes = [a for c in done for a in annotate(c.report, workspace)]

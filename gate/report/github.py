@@ -21,15 +21,20 @@ import github_action_utils as gau
 
 from gate.dependencies import normalize
 from gate.merge import Merged
+from gate.model import Frame
+from gate.observed import Retained
 from gate.outcome import Outcome
-from gate.report.links import source_path
-from gate.report.parts import (
+from gate.report.keepers import (
     GROWTH_CHECKS,
-    is_user_frame,
+    Kept,
+    by_keeper,
     keeper,
-    native_at,
-    where,
+    keeper_heading,
+    keepers,
+    keeps_alive,
 )
+from gate.report.links import source_path
+from gate.report.parts import is_user_frame, native_at, where
 from gate.report.report import Report, is_growth
 
 LEVEL: dict[Outcome, Literal["error", "warning"]] = {
@@ -55,6 +60,9 @@ class Annotation:
     line: int | None = None
 
 
+Place = tuple[Literal["error", "warning"], str | None, int | None]
+
+
 def annotate(report: Report, workspace: str) -> list[Annotation]:
     """One annotation per place and level: findings at the same line are merged into
     one, so the line shows one error that lists them all. A finding in the files of a
@@ -64,21 +72,29 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
     through such a distribution is placed on its line and on the pin's, and memory that
     grew natively while one distribution changed on the pin's, each saying why that is
     the likely cause (:meth:`Report.cause`); native growth while several changed says
-    so on the run."""
-    merged: dict[tuple[Literal["error", "warning"], str | None, int | None], list[str]] = {}
+    so on the run.
+
+    When the census names what keeps the memory alive, the site findings at a line are
+    listed under the keeper that explains them (:func:`by_keeper`), and each line of
+    the service that adds to a keeper is annotated too (unless the annotation there
+    names it already), saying where the allocation is."""
+    result = report.result
+    merged: dict[Place, list[tuple[str, int | None]]] = {}
     changed = {c.name: c for c in report.changes}
-    kept = keeper(report.result)
-    grew: set[tuple[Literal["error", "warning"], str | None, int | None]] = set()
+    _, groups = by_keeper(result, report.decision.findings)
+    group_of = {id(f): at for at, group in enumerate(groups) for f in group.findings}
+    grew: set[Place] = set()
     for finding in report.decision.findings:
         file = line = None
         frame = finding.where
         message = finding.message
-        native = native_at(report.result, frame)
+        group = group_of.get(id(finding))
+        native = native_at(result, frame)
         if native is not None:
             message += f" (native: {native})"
         cause = report.cause(finding)
-        if frame is not None and is_user_frame(report.result, frame):
-            file = source_path(report.result, frame, workspace)
+        if frame is not None and is_user_frame(result, frame):
+            file = source_path(result, frame, workspace)
             line = frame.line if file else None
             if cause is not None:
                 through = report.changed_under(frame) == cause.change.name
@@ -87,7 +103,7 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
                 if pinned is not None and pinned != (file, line):
                     placed = (LEVEL[finding.severity], *pinned)
                     said = f"{message} at {where(frame)}" + f"; {cause.text()}" * through
-                    merged.setdefault(placed, []).append(said)
+                    merged.setdefault(placed, []).append((said, group))
         elif (name := report.owner(frame)) in changed:
             message += f" (in {changed[name].text()})"
             pinned = pin_line(Path(workspace), changed[name].name)
@@ -101,23 +117,79 @@ def annotate(report: Report, workspace: str) -> list[Annotation]:
         if cause is None and is_growth(finding) and report.suspects():
             message += f" ({report.suspects()})"
         place = (LEVEL[finding.severity], file, line)
-        merged.setdefault(place, []).append(message)
+        merged.setdefault(place, []).append((message, group))
         if finding.check in GROWTH_CHECKS:
             grew.add(place)
-    name = report.result.scenario.key
+    first = result.retention.retained[0] if result.retention and result.retention.retained else None
+    named = {
+        place: {groups[g].keeper for _, g in items if g is not None}
+        | ({first} if place in grew else set())
+        for place, items in merged.items()
+    }
+    adds = _adding_lines(report, workspace, groups, named)
+    name = result.scenario.key
     out = []
-    for place, messages in merged.items():
+    for place in [*merged, *(p for p in adds if p not in merged)]:
         level, file, line = place
+        items = merged.get(place, [])
         what = "memory regression" if level == "error" else "memory flag"
         title = f"memgate {name}: {what}"
-        if len(messages) > 1:
-            title += f" ({len(messages)} findings)"
-        shown = [_cut(m, MOST_CHARACTERS // (MOST_MESSAGES + 1)) for m in messages[:MOST_MESSAGES]]
-        if len(messages) > MOST_MESSAGES:
-            shown.append(f"and {len(messages) - MOST_MESSAGES} more here: see the job summary")
-        if kept and place in grew:  # once, after the findings it explains
-            shown.append(kept[0].upper() + kept[1:])
+        if len(items) > 1:
+            title += f" ({len(items)} findings)"
+        shown = [*adds.get(place, []), *_listed(items, groups)]
+        headed = {groups[g].keeper for _, g in items if g is not None}
+        if first is not None and place in grew and first not in headed:
+            text = keeper(result)  # once, after the findings it explains
+            shown.append(text[0].upper() + text[1:])
         out.append(Annotation(level, title, _cut("\n".join(shown), MOST_CHARACTERS), file, line))
+    return out
+
+
+def _listed(items: list[tuple[str, int | None]], groups: tuple[Kept, ...]) -> list[str]:
+    """An annotation's findings: those on their own, then each keeper's sites under it;
+    :data:`MOST_MESSAGES` in all, the rest counted."""
+    most = MOST_CHARACTERS // (MOST_MESSAGES + 1)
+    alone = [m for m, g in items if g is None]
+    shown = [_cut(m, most) for m in alone[:MOST_MESSAGES]]
+    if len(alone) > MOST_MESSAGES:
+        shown.append(f"and {len(alone) - MOST_MESSAGES} more here: see the job summary")
+    room = max(MOST_MESSAGES - len(alone), 0)
+    for at in sorted({g for _, g in items if g is not None}):
+        sites = [m for m, g in items if g == at]
+        shown.append(f"{keeper_heading(groups[at])}:")
+        shown += [f"- {_cut(m, most)}" for m in sites[:room]]
+        if len(sites) > room:
+            shown.append(f"- and {len(sites) - room} more here: see the job summary")
+        room = max(room - len(sites), 0)
+    return shown
+
+
+def _adding_lines(
+    report: Report,
+    workspace: str,
+    groups: tuple[Kept, ...],
+    named: dict[Place, set[Retained | None]],
+) -> dict[Place, list[str]]:
+    """The lines that add to a keeper, each with what it keeps alive and where the
+    allocation is (the first site it explains, else the leak's line), when memory grew;
+    none where the annotation of that line names the keeper already."""
+    growth = [f for f in report.decision.findings if f.check in GROWTH_CHECKS or is_growth(f)]
+    if not growth:
+        return {}
+    level = LEVEL[Outcome.worst(f.severity for f in growth)]
+    leak = next((f.where for f in growth if f.where is not None), None)
+    out: dict[Place, list[str]] = {}
+    for at, retained in enumerate(keepers(report.result.retention)):
+        allocated = next((g.findings[0].where for g in groups if g.keeper == retained), None)
+        message = keeps_alive(retained, allocated or (leak if at == 0 else None))
+        for added in retained.adds:
+            frame = Frame(added.function, added.file, added.line)
+            file = source_path(report.result, frame, workspace)
+            if file is None:
+                continue
+            if any(retained in k for (_, f, n), k in named.items() if (f, n) == (file, added.line)):
+                continue
+            out.setdefault((level, file, added.line), []).append(message)
     return out
 
 

@@ -7,18 +7,25 @@ name cannot break the table or inject markup.
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Sequence
 
 from gate.merge import Merged
 from gate.model import Frame, Provenance, RunResult, shown_file
 from gate.outcome import Outcome
-from gate.report.curves import lines, on_grid
-from gate.report.history_trend import history_trend
-from gate.report.links import code_link
-from gate.report.parts import (
+from gate.report.keepers import (
     GROWTH_CHECKS,
+    MOST_SITES,
+    Kept,
+    by_keeper,
+    keeper,
+    keeper_heading,
+    retained_text,
+)
+from gate.report.links import code_link
+from gate.report.markdown_charts import charts, trend
+from gate.report.markdown_text import code, fenced, md
+from gate.report.parts import (
     baseline_text,
     census_text,
     change,
@@ -31,7 +38,6 @@ from gate.report.parts import (
     growing_sites,
     headline,
     heap_name,
-    keeper,
     no_sites_text,
     not_user_code,
     nothing_retained,
@@ -39,7 +45,6 @@ from gate.report.parts import (
     process_name,
     rate,
     resources_text,
-    retained_text,
     service_frames,
     several_processes,
     tally,
@@ -49,42 +54,9 @@ from gate.summary import RunSummary
 from gate.units import quantity, size
 from gate.verdict import Finding
 
-CHART_POINTS = 30
-PALETTE = ("#d62728", "#1f77b4")
-"""Line colours in the charts: this run, then the baseline."""
 ICON = {Outcome.PASS: "✅", Outcome.FLAG: "⚠️", Outcome.FAIL: "❌", Outcome.ERROR: "❗"}
 MARK = {Outcome.FAIL: "❌ fail", Outcome.FLAG: "⚠️ flag"}
 STACK_FRAMES = 12
-
-_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#~!&$])")
-_AUTOLINK = re.compile(r"(:)(?=//)|(?<=www)(\.)", re.IGNORECASE)
-"""Where GitHub's renderer would start a link in plain text (``http://``, ``www.``): an
-escaped ``:`` or ``.`` reads the same and starts none."""
-
-
-def md(text: str) -> str:
-    """Text safe anywhere in a line of Markdown, table cells included: no markup, and
-    no link GitHub would make of a name (``http://x.py``, ``www.x``, ``a@b.c``)."""
-    escaped = _SPECIAL.sub(r"\\\1", " ".join(text.split()))
-    escaped = _AUTOLINK.sub(lambda m: "\\" + (m[1] or m[2]), escaped)
-    # An address is linked whatever is escaped: an empty comment splits the text there.
-    return escaped.replace("@", "@<!-- -->")
-
-
-def code(text: str, *, cell: bool = False) -> str:
-    """Inline code, or escaped text when the code span could not hold it. In a table
-    ``cell``, a pipe is escaped even inside the code span (GitHub's rule)."""
-    text = " ".join(text.split())
-    if "`" in text or (cell and "\\" in text):  # a backslash would escape the pipe's escape
-        return md(text)
-    return "`" + (text.replace("|", "\\|") if cell else text) + "`"
-
-
-def fenced(text: str, info: str = "") -> str:
-    """A fenced block whose fence is longer than any backtick run inside."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{info}\n{text}\n{fence}"
 
 
 def render_markdown(report: Report) -> str:
@@ -119,7 +91,10 @@ def render_markdown(report: Report) -> str:
         out += ["", f"Retained heap: {md(collected)}."]
     out.append("")
     if decision.findings:
-        out += _findings(decision.findings, report.result)
+        own, groups = by_keeper(result, decision.findings)
+        out += _findings(own, result) if own else []
+        for group in groups:
+            out += _kept(group, result)
     else:
         out.append("Nothing past the history's noise, no budget exceeded.")
     out.append("")
@@ -128,8 +103,8 @@ def render_markdown(report: Report) -> str:
         out += ["Dependencies changed since the compared runs:", ""]
         out += [f"- {md(line)}" for line in changed]
         out.append("")
-    out += _charts(report)
-    out += _trend(report)
+    out += charts(report)
+    out += trend(report)
     out += _processes(report)
     out += _sites(report)
     out += _retention(report)
@@ -153,6 +128,24 @@ def _findings(findings: Sequence[Finding], result: RunResult | None = None) -> l
             f" | {md(change(f))} | {md(f.message)} | {_where(f.where, cell=True, link=link)} |"
         )
     out.append("")
+    return out
+
+
+def _kept(group: Kept, result: RunResult) -> list[str]:
+    """The site findings one keeper explains, under it: the keeper and its growth, then
+    :data:`MOST_SITES` of them, the rest folded away."""
+    retention, sites = result.retention, group.findings
+    several = retention is not None and several_processes(retention)
+    title = md(keeper_heading(group, several))
+    if group.keeper is not None and group.keeper.kind == "container":  # its path as code
+        rest = retained_text(group.keeper, several).removeprefix(group.keeper.what)
+        title = f"Kept alive by {code(group.keeper.what)} {md(rest.strip())}"
+    count = f"{len(sites)} growing site{'' if len(sites) == 1 else 's'}"
+    out = [f"**{title}**: {count}.", "", *_findings(sites[:MOST_SITES], result)]
+    if len(sites) > MOST_SITES:
+        more = f"and {len(sites) - MOST_SITES} more"
+        out += [f"<details><summary>{more}</summary>", ""]
+        out += [*_findings(sites[MOST_SITES:], result), "</details>", ""]
     return out
 
 
@@ -218,104 +211,6 @@ def _run_name(provenance: Provenance) -> str:
     if provenance.branch:
         parts.append(f"on {code(provenance.branch)}")
     return " ".join(parts)
-
-
-def _charts(report: Report) -> list[str]:
-    out = ["### Memory against requests", ""]
-    for metric, title in (("heap", "Heap"), ("rss", "Anonymous RSS")):
-        series = lines(report, metric)
-        grid, values = on_grid(series, CHART_POINTS)
-        low = min(min(v) for v in values) / 2**20
-        high = max(max(v) for v in values) / 2**20
-        pad = max((high - low) * 0.1, 0.1)
-        chart = [
-            "---",
-            "config:",
-            "  themeVariables:",
-            "    xyChart:",
-            f'      plotColorPalette: "{", ".join(PALETTE)}"',
-            "---",
-            "xychart-beta",
-            f'  title "{title} (MiB) against requests"',
-            f'  x-axis "requests" 0 --> {grid[-1]:.0f}',
-            f'  y-axis "MiB" {max(low - pad, 0):.1f} --> {high + pad:.1f}',
-            *(f"  line [{', '.join(f'{v / 2**20:.2f}' for v in line)}]" for line in values),
-        ]
-        out += [fenced("\n".join(chart), "mermaid"), ""]
-        out += _chart_table(title, grid, [line.label for line in series], values)
-    series = lines(report, "heap")
-    legend = "Red: this run."
-    if len(series) > 1:
-        legend += f" Blue: {md(series[1].label)}, compared."
-        ends = [line.requests[-1] for line in series]
-        if max(ends) > 1.05 * min(ends):
-            legend += f" Drawn up to {min(ends):,.0f} requests, where both runs have points."
-    elif report.baseline is not None:
-        legend += " The baseline run was recorded without its curve (baseline schema 1)."
-    steady = report.result.analysis.steady.requests
-    legend += f" Warm-up ends at {report.result.curve.warmup_requests:,} requests;"
-    legend += f" the steady state analysed starts at {steady:,.0f}."
-    return [*out, legend, ""]
-
-
-TREND_ROWS = 10
-"""Runs in the job summary's trend across the history: the newest (the HTML report has all)."""
-
-
-def _trend(report: Report) -> list[str]:
-    """The compared runs and this one, in bold, oldest first: each one's commit, growth
-    and heap, to see when growth began; nothing without a history."""
-    rows = history_trend(report)
-    if not rows:
-        return []
-    shown = rows[-TREND_ROWS:]
-    out = ["### Trend across the history", ""]
-    if len(shown) < len(rows):
-        out += [f"The newest {len(shown)} of {len(rows)} runs.", ""]
-    out += [
-        "| commit | recorded | growth [95% interval] | peak heap | final heap |",
-        "|---|---|--:|--:|--:|",
-    ]
-    for row in shown:
-        commit = code(row.commit, cell=True) + (" + uncommitted" if row.uncommitted else "")
-        growth = md(rate(row.growth)) + (" (retained)" if row.retained else "")
-        cells = [
-            commit + (" (this run)" if row.current else ""),
-            md(row.recorded),
-            growth,
-            size(row.peak_heap),
-            size(row.final_heap),
-        ]
-        out.append("| " + " | ".join(f"**{c}**" if row.current else c for c in cells) + " |")
-    out += [
-        "",
-        "Growth per request is the retained heap's (right after full collections) where a"
-        " run kept it, marked (retained), else the heap's.",
-        "",
-    ]
-    return out
-
-
-TABLE_ROWS = 6
-"""Rows of a chart's table, where Mermaid is not drawn."""
-
-
-def _chart_table(
-    title: str, grid: Sequence[float], labels: Sequence[str], values: Sequence[Sequence[float]]
-) -> list[str]:
-    """The chart's lines at a few points, folded away: what a reader sees where Mermaid
-    is not drawn (an e-mail of the summary, a renderer without it)."""
-    rows = sorted({round(i * (len(grid) - 1) / (TABLE_ROWS - 1)) for i in range(TABLE_ROWS)})
-    out = [
-        f"<details><summary>{md(title)} as a table</summary>",
-        "",
-        "| requests | " + " | ".join(md(label) for label in labels) + " |",
-        "|--:|" + "--:|" * len(labels),
-    ]
-    for row in rows:
-        cells = " | ".join(f"{line[row] / 2**20:.2f} MiB" for line in values)
-        out.append(f"| {grid[row]:,.0f} | {cells} |")
-    return [*out, "", "</details>", ""]
 
 
 def _processes(report: Report) -> list[str]:

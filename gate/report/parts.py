@@ -10,7 +10,7 @@ from gate.analysis.shape import MIN_RISE, MIN_SLOPE, is_growing
 from gate.dependencies import normalize, owner, owner_of_path
 from gate.merge import Merged
 from gate.model import Frame, NativeFrame, Provenance, RunResult, Site, shown_file
-from gate.observed import CaptureInfo, ProcessCurve, Retained, Retention
+from gate.observed import CaptureInfo, ProcessCurve, Retention
 from gate.outcome import WORST_FIRST, Outcome
 from gate.report.report import Report
 from gate.shapes import Trend
@@ -126,39 +126,6 @@ def heap_ends(result: RunResult) -> tuple[int, int]:
         kept = result.curve.retained
         return kept[steady.retained_index].heap, kept[-1].heap
     return points[steady.index].heap, points[-1].heap
-
-
-def retained_text(retained: Retained, several: bool = False) -> str:
-    """``examples.app._retained (list, +4,949 items, 0.99 per request)``: what grew in the
-    census, and by how much (``several``: name the process)."""
-    grew = f"+{retained.after - retained.before:,}"
-    per = f"{retained.per_request:,.2f} per request"
-    who = f" in process {retained.pid}" if several else ""
-    if retained.kind == "container":
-        text = f"{retained.what} ({retained.type}, {grew} items, {per}){who}"
-    elif retained.kind == "native":
-        text = (
-            f"{retained.what}: {grew} objects that no object refers to, {per}{who}:"
-            " references native code took and kept"
-        )
-    else:
-        text = f"{retained.what}: {grew} objects, {per}{who}"
-    return text
-
-
-GROWTH_CHECKS = frozenset({"leak", "site", "processes"})
-"""The checks whose findings are memory that grew: what keeps it alive goes with them."""
-
-
-def keeper(result: RunResult) -> str:
-    """``kept alive by examples.app._retained (list, +4,949 items, 0.99 per request)``:
-    what grew most in the census, a container before a type; empty when nothing grew
-    (or no census was taken)."""
-    retention = result.retention
-    if retention is None or not retention.retained:
-        return ""
-    several = len({r.pid for r in retention.retained}) > 1
-    return f"kept alive by {retained_text(retention.retained[0], several)}"
 
 
 SHOWN_FAILURES = 3

@@ -13,6 +13,7 @@ from rich.table import Table
 from gate.merge import Merged
 from gate.model import RunResult
 from gate.observed import Retention
+from gate.report.keepers import retained_text
 from gate.report.parts import (
     baseline_text,
     capture_text,
@@ -32,7 +33,6 @@ from gate.report.parts import (
     ran_on_text,
     rate,
     resources_text,
-    retained_text,
     several_processes,
     tally,
     where,

@@ -8,9 +8,11 @@ shape, and the allocation sites ranked by how surely they grow.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from gate import provenance
 from gate.analysis.curve import (
@@ -19,7 +21,13 @@ from gate.analysis.curve import (
 )
 from gate.analysis.gc import gc_pressure
 from gate.analysis.resources import resource_growth
-from gate.analysis.retention import CensusRecord, retention
+from gate.analysis.retention import (
+    CensusRecord,
+    adding_lines,
+    container_path,
+    in_module,
+    retention,
+)
 from gate.analysis.shape import (
     NotEnoughPoints,
 )
@@ -33,7 +41,9 @@ from gate.model import (
     ProcessSample,
     RunResult,
     ScenarioRef,
+    Site,
 )
+from gate.observed import Retention, SourceLine
 from gate.recording import Timing
 from gate.recording.capture_file import UnreadableCapture
 from gate.result import SCHEMA_VERSION
@@ -153,13 +163,18 @@ def build_result(
             read_gc_samples(service.gc_prefix), curve, outcome.started_at, analysis.steady.index
         ),
         process_curves=process_curves,
-        retention=retention(
-            starts,
-            ends,
-            lambda t: float(requests_at([t], timeline)[0]),
-            load_start=outcome.started_at,
-            main_pid=recordings[0][0] if recordings else -1,
-            problems=problems,
+        retention=with_adds(
+            retention(
+                starts,
+                ends,
+                lambda t: float(requests_at([t], timeline)[0]),
+                load_start=outcome.started_at,
+                main_pid=recordings[0][0] if recordings else -1,
+                problems=problems,
+            ),
+            scenario,
+            read.sites,
+            service.python.library_roots,
         ),
         full_collections=(
             full_collections(collections, outcome, recorder.collections_missed())
@@ -195,6 +210,80 @@ def census_problems(
     elif main_pid not in answered["end"]:
         problems.append(f"process {main_pid} answered no end census")
     return tuple(problems)
+
+
+MOST_ADDS = 5
+"""Lines that add to one container, kept (the first in the file)."""
+SOURCE_MAX_BYTES = 2 * 2**20
+"""A module's source larger than this is not read for the lines that add to a container."""
+
+
+def with_adds(
+    found: Retention | None, scenario: Scenario, sites: Sequence[Site], library_roots: Sequence[str]
+) -> Retention | None:
+    """``found`` with each container named from a module global given the lines of that
+    module's file that add to it (:func:`adding_lines`), when the file is the service's
+    own: below the service's folder or a file of its sites' user frames, not in
+    ``library_roots``. The module is the longest start of the path that names such a
+    file (``__main__``: a ``.py`` file the service's command runs)."""
+    if found is None:
+        return None
+    base = scenario.service_cwd
+    own = {s.user_frame.file for s in sites if s.user_frame is not None}
+    scripts = [a for a in scenario.service.command if a.endswith(".py")]
+    retained = []
+    for kept in found.retained:
+        split = container_path(kept.what) if kept.kind == "container" else None
+        if split is not None:
+            names, subscripts = split
+            for cut in range(len(names) - 1, 0, -1):
+                file = _module_file(names[:cut], base, own, scripts, library_roots)
+                if file is not None:
+                    lines = _read_adds(file, names[cut:], subscripts, base)
+                    kept = dataclasses.replace(kept, adds=lines[:MOST_ADDS])
+                    break
+        retained.append(kept)
+    return dataclasses.replace(found, retained=tuple(retained))
+
+
+def _module_file(
+    module: Sequence[str],
+    base: Path,
+    own: set[str],
+    scripts: Sequence[str],
+    library_roots: Sequence[str],
+) -> Path | None:
+    dotted = ".".join(module)
+    if dotted == "__main__":
+        candidates = [base / script for script in scripts]
+    else:
+        candidates = [base / f for f in sorted(own) if in_module(f"{dotted}.x", f)]
+        folder = "/".join(module)
+        for root in (base, base / "src"):
+            candidates += [root / f"{folder}.py", root / folder / "__init__.py"]
+    for path in candidates:
+        resolved = path.resolve()
+        below = any(resolved.is_relative_to(root) for root in library_roots if root)
+        if not below and resolved.is_file():
+            return resolved
+    return None
+
+
+def _read_adds(
+    file: Path, names: Sequence[str], subscripts: int, base: Path
+) -> tuple[SourceLine, ...]:
+    try:
+        with file.open("rb") as source:
+            text = source.read(SOURCE_MAX_BYTES + 1)
+    except OSError:
+        return ()
+    if len(text) > SOURCE_MAX_BYTES:
+        return ()
+    shown = str(file.relative_to(base)) if file.is_relative_to(base) else str(file)
+    return tuple(
+        SourceLine(shown, line, function)
+        for line, function in adding_lines(text.decode("utf-8", "replace"), names, subscripts)
+    )
 
 
 CENSUS_MARGIN_S = 0.1

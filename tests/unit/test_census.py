@@ -297,3 +297,125 @@ def test_the_main_processs_missing_census_is_a_problem_a_recycled_forks_is_not()
         "the end census of process 8 is unreadable",
     )
     assert census_problems(False, 7, [], [], none) == ()
+
+
+SOURCE = """\
+import collections
+
+_retained = []
+_by_id = {}
+_queue = collections.deque()
+
+
+class Registry:
+    _items = []
+
+    def register(self, item):
+        self._items.append(item)
+
+    @classmethod
+    def register_all(cls, items):
+        cls._items.extend(items)
+
+    @staticmethod
+    def not_mine(self, item):
+        self._items.append(item)
+
+
+class Other:
+    def keep(self, item):
+        self._items.append(item)
+
+
+def handle(request):
+    payload = request.get_json()
+    _retained.append(payload)
+    _by_id[request.id] = payload
+    _queue.appendleft(payload)
+
+
+def shadowed(_retained):
+    _retained.append(1)
+
+
+def local():
+    _retained = []
+    _retained.append(2)
+    other._retained.append(3)
+    request._by_id[1] = 2
+    _retained_too.append(4)
+
+
+def rebound():
+    global _retained
+    _retained = _retained + [5]
+    _retained += [6]
+
+
+_retained.insert(0, "at import")
+"""
+
+
+def test_the_lines_that_add_to_a_module_global_are_found_by_name() -> None:
+    """Flask's leak was named at ``request.get_json()``, not the ``append`` that keeps it."""
+    from gate.analysis.retention import adding_lines
+
+    assert adding_lines(SOURCE, ["_retained"]) == [
+        (30, "handle"),
+        (50, "rebound"),
+        (53, "<module>"),
+    ]
+    # An item assigned in a dict; a deque added to at its left.
+    assert adding_lines(SOURCE, ["_by_id"]) == [(31, "handle")]
+    assert adding_lines(SOURCE, ["_queue"]) == [(32, "handle")]
+
+
+def test_a_local_or_a_parameter_of_the_globals_name_is_not_the_global() -> None:
+    from gate.analysis.retention import adding_lines
+
+    lines = [line for line, _ in adding_lines(SOURCE, ["_retained"])]
+    for hidden in (36, 41, 42):  # a parameter, a local, another object's attribute
+        assert hidden not in lines
+    assert adding_lines(SOURCE, ["_by_id"]) == [(31, "handle")]  # not request._by_id
+    assert adding_lines(SOURCE, ["_retained_too"]) == [(44, "local")]
+    assert adding_lines(SOURCE, ["_nothing"]) == []
+    assert adding_lines("def broken(:\n", ["_retained"]) == []
+
+
+def test_a_class_attribute_is_added_to_through_self_and_cls_in_its_methods() -> None:
+    from gate.analysis.retention import adding_lines
+
+    assert adding_lines(SOURCE, ["Registry", "_items"]) == [
+        (12, "register"),
+        (16, "register_all"),
+    ]  # not a static method's parameter, nor another class's self
+
+
+def test_an_objects_attribute_is_added_to_in_its_class_or_any_when_unknown() -> None:
+    """The demo's unbounded cache: ``examples.demo_service.app._cache._entries``."""
+    from gate.analysis.retention import adding_lines
+
+    made = "class Cache:\n    def put(self, k, v):\n        self._entries[k] = v\n"
+    other = "class Other:\n    def put(self, k, v):\n        self._entries[k] = v\n"
+    assert adding_lines(made + other + "_cache = Cache()\n", ["_cache", "_entries"]) == [(3, "put")]
+    unknown = made + other + "_cache = {'a': Cache()}['a']\n"
+    assert adding_lines(unknown, ["_cache", "_entries"]) == [(3, "put"), (6, "put")]
+    # A list under a key of a global dict: ``app._by_user['alice']``.
+    keyed = "_by_user = {}\ndef f(u, x):\n    _by_user[u].append(x)\n    _by_user[u] = []\n"
+    assert adding_lines(keyed, ["_by_user"], 1) == [(3, "f")]
+
+
+def test_the_demos_planted_leak_is_the_line_that_adds_to_retained() -> None:
+    from gate.analysis.retention import adding_lines, container_path, in_module
+    from tests.support import DEMO_APP, planted_leak_line
+
+    path = "examples.demo_service.app._retained"
+    assert container_path(path) == (("examples", "demo_service", "app", "_retained"), 0)
+    assert in_module(path, "examples/demo_service/app.py")
+    assert in_module(path, "/srv/checkout/examples/demo_service/app.py")
+    assert not in_module(path, "examples/demo_service/locustfile.py")
+    assert not in_module(path, "other/app.py")
+    found = adding_lines(DEMO_APP.read_text(), ["_retained"])
+    assert found == [(planted_leak_line(), "__call__")]
+    for unnamed in ("thread 'MainThread': serve (app.py:3)", "app.f (closure)", "app"):
+        assert container_path(unnamed) is None

@@ -25,15 +25,17 @@ from hypothesis import strategies as st
 from gate import merge
 from gate.merge import BadInput
 from gate.model import Frame, NativeFrame, RunResult
-from gate.observed import Census, Retained, Retention
+from gate.observed import Census, Retained, Retention, SourceLine
 from gate.outcome import Outcome
 from gate.report.curves import Line
 from gate.report.formats import Format, render
 from gate.report.github import Annotation, annotate, annotate_merged, render_annotations
 from gate.report.html import chart
 from gate.report.json import render_merged_json
+from gate.report.keepers import by_keeper
 from gate.report.links import source_path
-from gate.report.markdown import code, fenced, md, render_merged_markdown
+from gate.report.markdown import render_merged_markdown
+from gate.report.markdown_text import code, fenced, md
 from gate.report.parts import change
 from gate.report.report import Report
 from gate.scenario import BudgetSpec
@@ -860,3 +862,148 @@ def test_the_job_summarys_trend_shows_the_newest_ten_runs() -> None:
         "**`f",
     ]
     assert render(report, Format.HTML).count('class="interval"') == 13  # the page has all
+
+
+CACHE = Retained(
+    "container",
+    "shop.views._page_cache",
+    "dict",
+    0,
+    5000,
+    1.0,
+    4833,
+    adds=(SourceLine("shop/views.py", 21, "render_page"),),
+)
+STORE = Retained("container", "shop.sessions._store", "list", 100, 900, 0.16, 4833)
+
+
+def _sites_report(frames: list[tuple[Frame, ...]], retained: tuple[Retained, ...]) -> Report:
+    """The leak run whose site findings are one per stack of ``frames`` (innermost
+    first, each named by its first frame), the census naming ``retained``."""
+    report = leak_report()
+    template = report.result.sites[0]
+    sites = tuple(
+        dataclasses.replace(template, stack=(*stack, *template.stack[1:]), user_frame=stack[0])
+        for stack in frames
+    )
+    site = next(f for f in report.decision.findings if f.check == "site")
+    findings = tuple(f for f in report.decision.findings if f.check != "site") + tuple(
+        dataclasses.replace(site, message=f"{s[0].file}:{s[0].function} grows 99 B/r", where=s[0])
+        for s in frames
+    )
+    censuses = (Census(4833, "start", 1.95, 27554, 0.21), Census(4833, "end", 19.0, 27332, 0.18))
+    retention = Retention(retained, censuses, 4983.1) if retained else None
+    result = dataclasses.replace(report.result, sites=sites, retention=retention)
+    decision = dataclasses.replace(report.decision, findings=findings)
+    return dataclasses.replace(report, result=result, decision=decision)
+
+
+def test_34_sites_one_keeper_are_one_heading_and_the_adding_line_is_annotated() -> None:
+    """A leak through a web framework made 34 site findings at one line, the cache that
+    held them named only further down; the Django cache was named at its ``render``
+    line (20 here), not the line that stores the page in it (21)."""
+    views = [(Frame(f"render_{n}", "shop/views.py", 20),) for n in range(34)]
+    report = _sites_report(views, (CACHE,))
+    own, groups = by_keeper(report.result, report.decision.findings)
+    assert [f.check for f in own] == [f.check for f in report.decision.findings[:6]]
+    assert [(g.keeper, len(g.findings)) for g in groups] == [(CACHE, 34)]
+    notes = annotate(report, "/repo")
+    (line,) = [n for n in notes if (n.file, n.line) == ("shop/views.py", 20)]
+    assert line.title == "memgate demo: memory regression (34 findings)"
+    heading = (
+        "Kept alive by shop.views._page_cache (dict, +5,000 items, 1.00 per request),"
+        " added to at shop/views.py:21 in render_page:"
+    )
+    assert line.message.splitlines()[0] == heading
+    assert line.message.count("grows 99 B/r") == 5
+    assert line.message.endswith("\n- and 29 more here: see the job summary")
+    (adding,) = [n for n in notes if (n.file, n.line) == ("shop/views.py", 21)]
+    assert (adding.level, adding.message) == (
+        "error",
+        "keeps the leak alive: shop.views._page_cache grows 1.00 per request"
+        " (the allocation is at shop/views.py:20)",
+    )
+    summary = render(report, Format.MARKDOWN)
+    first = summary.split("\n| |")[0]
+    assert "added to at shop/views.py:21 in render\\_page**." in first
+    table, grouped = summary.split("\n\n**Kept alive by `shop.views._page_cache`")[:2]
+    assert "grows 99 B/r" not in table  # no site is a finding of its own
+    assert grouped.startswith(
+        " (dict, +5,000 items, 1.00 per request), added to at shop/views.py:21 in"
+        " render\\_page**: 34 growing sites.\n"
+    )
+    shown, folded = grouped.split("<details><summary>and 29 more</summary>")
+    assert shown.count("grows 99 B/r") == 5 and folded.count("grows 99 B/r") == 29
+    terminal = render(report, Format.TERMINAL, width=300)
+    assert "added to at shop/views.py:21 in render_page" in terminal
+
+
+def test_with_two_keepers_a_site_goes_to_the_one_it_adds_to_or_whose_module_it_is_in() -> None:
+    lib = Frame("render", "/venv/lib/python3.11/site-packages/django/template/base.py", 9)
+    views = (Frame("list_items", "shop/views.py", 20),)
+    session = (Frame("login", "shop/sessions.py", 40),)
+    through = (
+        Frame("touch", "shop/sessions.py", 44),
+        lib,
+        Frame("render_page", "shop/views.py", 21),
+    )
+    other = (Frame("helper", "shop/util.py", 5),)
+    report = _sites_report([views, session, through, other], (CACHE, STORE))
+    _, groups = by_keeper(report.result, report.decision.findings)
+    assert [(g.keeper, [f.where for f in g.findings]) for g in groups] == [
+        (CACHE, [views[0], through[0]]),  # through: its stack passes the line adding to it
+        (STORE, [session[0]]),
+        (None, [other[0]]),
+    ]
+    summary = render(report, Format.MARKDOWN)
+    assert (
+        "**Kept alive by `shop.sessions._store` (list, +800 items, 0.16 per request)**:" in summary
+    )
+    assert "**Kept alive by nothing the census named**: 1 growing site." in summary
+    notes = {(n.file, n.line): n.message for n in annotate(report, "/repo")}
+    assert notes[("shop/util.py", 5)].startswith("Kept alive by nothing the census named:\n- ")
+    assert notes[("shop/sessions.py", 40)].startswith("Kept alive by shop.sessions._store")
+    assert "(the allocation is at shop/views.py:20)" in notes[("shop/views.py", 21)]
+
+
+def test_without_a_keeper_site_findings_stay_findings_of_their_own() -> None:
+    views = [(Frame(f"render_{n}", "shop/views.py", 20 + n),) for n in range(3)]
+    for retained in ((), (Retained("type", "dict", "dict", 10, 20, 0.001, 4833),)):
+        report = _sites_report(views, ())
+        if retained:  # a census that named nothing grown enough to group by
+            nothing = Retention(
+                (), report.result.retention.censuses if report.result.retention else (), 1.0
+            )
+            report = dataclasses.replace(
+                report, result=dataclasses.replace(report.result, retention=nothing)
+            )
+        own, groups = by_keeper(report.result, report.decision.findings)
+        assert (own, groups) == (report.decision.findings, ())
+        summary = render(report, Format.MARKDOWN)
+        assert "Kept alive by" not in summary
+        assert summary.split("\n### ")[0].count("grows 99 B/r") == 3
+        notes = annotate(report, "/repo")
+        assert not any("ept alive" in n.message for n in notes)
+        assert [n.line for n in notes if n.file == "shop/views.py"] == [20, 21, 22]
+
+
+def test_an_adding_line_that_is_the_allocations_is_annotated_once() -> None:
+    """The demo's planted leak allocates and appends on one line."""
+    place = SourceLine("examples/demo_service/app.py", 54, "__call__")
+    report = _with_retention(leak_report(), "examples.demo_service.app._retained")
+    retention = report.result.retention
+    assert retention is not None
+    first = dataclasses.replace(retention.retained[0], adds=(place,))
+    retention = dataclasses.replace(retention, retained=(first, *retention.retained[1:]))
+    report = dataclasses.replace(
+        report, result=dataclasses.replace(report.result, retention=retention)
+    )
+    placed = [n for n in annotate(report, "/repo") if n.file]
+    assert [(n.file, n.line) for n in placed] == [("examples/demo_service/app.py", 54)]
+    message = placed[0].message
+    assert "keeps the leak alive" not in message
+    assert message.count("ept alive by examples.demo_service.app._retained") == 1
+    assert (
+        "Kept alive by examples.demo_service.app._retained (list, +4,949 items, 0.99 per"
+        " request), added to at examples/demo_service/app.py:54 in __call__:\n- " in message
+    )

@@ -164,3 +164,46 @@ def test_a_recording_too_short_to_read_says_so_in_one_line(tmp_path: Path) -> No
     message = str(refused.value)
     assert message.startswith("the fake recording: ") and "\n" not in message
     assert message.endswith("too short to read; ask for more with --requests or --duration)")
+
+
+def test_a_grown_containers_adding_lines_are_read_in_the_services_own_source(
+    tmp_path: Path,
+) -> None:
+    """The demo's planted leak: the census names ``examples.demo_service.app._retained``,
+    the line that appends to it is the planted one; a module under a library root, a
+    type, and a path from a thread's frame get none."""
+    from gate.observed import Census, Retained, Retention, SourceLine
+    from gate.run.assemble import with_adds
+    from tests.support import planted_leak_line
+
+    demo = load_scenario(DEMO_SCENARIO).members()[0]
+    grown = (
+        Retained("container", "examples.demo_service.app._retained", "list", 5, 900, 1.0, 7),
+        Retained("container", "thread 'x': serve (app.py:3)", "list", 5, 900, 1.0, 7),
+        Retained("type", "bytes", "bytes", 5, 900, 1.0, 7),
+    )
+    found = Retention(grown, (Census(7, "start", 1.0, 10, 0.1),), 900.0)
+    added = with_adds(found, demo, (), ())
+    assert added is not None
+    line = planted_leak_line()
+    assert added.retained[0].adds == (SourceLine("examples/demo_service/app.py", line, "__call__"),)
+    assert [r.adds for r in added.retained[1:]] == [(), ()]
+    library = with_adds(found, demo, (), (str(demo.service_cwd / "examples"),))
+    assert library is not None and library.retained[0].adds == ()
+    assert with_adds(None, demo, (), ()) is None
+    # A service run as a script: its module is ``__main__``.
+    (tmp_path / "serve.py").write_text("_kept = []\ndef on(x):\n    _kept.append(x)\n")
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        DEMO_SCENARIO.read_text()
+        .replace('cwd = ".."', 'cwd = "."')
+        .replace("python -m uvicorn examples.demo_service.app:app", "python serve.py")
+        .replace(
+            "../examples/demo_service/locustfile.py",
+            str(DEMO_SCENARIO.parent.parent / "examples/demo_service/locustfile.py"),
+        )
+    )
+    script = load_scenario(scenario).members()[0]
+    main = Retention((dataclasses.replace(grown[0], what="__main__._kept"),), (), 900.0)
+    kept = with_adds(main, script, (), ())
+    assert kept is not None and kept.retained[0].adds == (SourceLine("serve.py", 3, "on"),)
