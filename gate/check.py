@@ -273,8 +273,9 @@ def check_scenario(
     ``memgate-out``), compare each of its services with its own history, write their
     reports beside their results and, with ``options.record``, record each that did not
     fail (and say, for each, what was done). With ``capture = "auto"`` and ``record``,
-    the load runs traced after the counted run in any case, and both are recorded if
-    neither fails against its own kind of runs."""
+    the load runs traced after the counted run in any case, and the counted run is
+    recorded beside the traced one when that was, and did not fail against counted runs
+    itself."""
     from gate.baseline import BaselineStore
 
     store = BaselineStore(options.baselines)
@@ -295,7 +296,8 @@ def check_scenario(
             recording = _record_unless_failed(ran, report, store, member.gate.keep, options)
             observer.recorded(recording)
             first = counted.get(member.service_name)
-            if first is not None:
+            # Its counted run goes in only beside a judged run that went in.
+            if first is not None and isinstance(recording, Recorded | AlreadyRecorded):
                 counted_report, _ = judge(first.result, store, member.budgets, options.fail_on)
                 also = _record_unless_failed(
                     first, counted_report, store, member.gate.keep, options, "counted run"

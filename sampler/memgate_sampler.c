@@ -39,11 +39,38 @@
 #include "frameobject.h"
 #endif
 
+#ifdef Py_GIL_DISABLED
+#error "memgate-sampler's tables rely on the GIL: a free-threaded build is not supported"
+#endif
+#if PY_VERSION_HEX >= 0x030E0000 || PY_VERSION_HEX < 0x03090000
+#error "memgate-sampler reads the frames of CPython 3.9 to 3.13 only"
+#endif
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define REQUEST_EXTRA PyUnstable_Eval_RequestCodeExtraIndex
+#define GET_EXTRA PyUnstable_Code_GetExtra
+#define SET_EXTRA PyUnstable_Code_SetExtra
+#else
+#define REQUEST_EXTRA _PyEval_RequestCodeExtraIndex
+#define GET_EXTRA _PyCode_GetExtra
+#define SET_EXTRA _PyCode_SetExtra
+#endif
+
+#if PY_VERSION_HEX >= 0x030B0000
+#define CODE_NAME(code) ((code)->co_qualname)
+#else
+#define CODE_NAME(code) ((code)->co_name)
+#endif
+
 #define MAX_DEPTH 64
 
 typedef struct {
-    PyCodeObject *code; /* a strong reference, taken when the frame is interned */
+    PyCodeObject *code; /* borrowed; NULL once the code object died (its names kept) */
     int lasti;          /* the instruction's offset in bytes (a line is told from it) */
+    int line;           /* once the code object died: its line */
+    uint32_t next;      /* the next frame of the same code object: its id + 1; 0: none */
+    uint32_t name_at;   /* once the code object died: its names' offsets in `names` */
+    uint32_t file_at;
 } frame_t;
 
 typedef struct {
@@ -62,8 +89,11 @@ typedef struct {
 
 static PyMemAllocatorEx original[2];
 static int installed = 0;
-static int busy = 0; /* the sampler's own work: allocations pass through */
+static __thread int busy = 0;  /* the sampler's own work: allocations pass through */
 static __thread int quiet = 0; /* a thread whose allocations are not sampled (the agent's) */
+static Py_ssize_t extra_index = -1; /* the code objects' extra slot: their first frame + 1 */
+static char *names = NULL; /* dead code objects' names, each NUL-ended; offset 0 is "" */
+static size_t names_len = 0, names_cap = 0;
 static double rate = 4096.0;
 static int64_t countdown = 0;
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
@@ -227,6 +257,63 @@ static int frame_index_grow(void) {
     return 0;
 }
 
+/* `value`'s UTF-8 appended to `names`, NUL-ended: its offset (0, "", if it failed). */
+static uint32_t keep_string(PyObject *value) {
+    Py_ssize_t n = 0;
+    const char *utf8 = PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &n) : NULL;
+    if (utf8 == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    size_t need = names_len + (size_t)n + 1 + (names_len == 0);
+    if (need > names_cap) {
+        size_t cap = names_cap ? names_cap * 2 : 1 << 16;
+        while (cap < need) {
+            cap *= 2;
+        }
+        char *bigger = grow(names, names_cap, names_len, cap);
+        if (bigger == NULL) {
+            return 0;
+        }
+        names = bigger;
+        names_cap = cap;
+    }
+    if (names_len == 0) {
+        names[names_len++] = '\0'; /* offset 0: "" */
+    }
+    uint32_t at = (uint32_t)names_len;
+    memcpy(names + names_len, utf8, (size_t)n);
+    names_len += (size_t)n;
+    names[names_len++] = '\0';
+    return at;
+}
+
+/* Frame `i`'s names and line kept, and its code object let go of. */
+static void keep_names(size_t i) {
+    PyCodeObject *code = frames[i].code;
+    if (code == NULL) {
+        return;
+    }
+    int line = PyCode_Addr2Line(code, frames[i].lasti);
+    uint32_t name_at = keep_string(CODE_NAME(code));
+    uint32_t file_at = keep_string(code->co_filename);
+    frames[i].line = line;
+    frames[i].name_at = name_at;
+    frames[i].file_at = file_at;
+    frames[i].code = NULL;
+}
+
+/* A code object with frames dies (the extra slot's free function): keep their names. */
+static void code_died(void *head) {
+    int was = busy;
+    busy = 1;
+    for (uint32_t id = (uint32_t)(uintptr_t)head; id != 0 && id <= frames_len;) {
+        keep_names(id - 1);
+        id = frames[id - 1].next;
+    }
+    busy = was;
+}
+
 /* The id of frame `f` (interned on first sight); -1 if memory ran out. */
 static long intern_frame(const frame_t *f) {
     if (frame_index_cap == 0 || (frames_len + 1) * 2 > frame_index_cap) {
@@ -252,8 +339,19 @@ static long intern_frame(const frame_t *f) {
         frames = bigger;
         frames_cap = cap;
     }
-    Py_INCREF(f->code); /* a reference count, not an allocation */
+    /* No reference is held (a service that makes code objects as it runs would keep
+     * them all): the code object's extra slot links its frames, and when it dies its
+     * names are kept (code_died). */
     frames[frames_len] = *f;
+    frames[frames_len].next = 0;
+    void *head = NULL;
+    if (extra_index >= 0 && GET_EXTRA((PyObject *)f->code, extra_index, &head) == 0 &&
+        SET_EXTRA((PyObject *)f->code, extra_index, (void *)(uintptr_t)(frames_len + 1)) == 0) {
+        frames[frames_len].next = (uint32_t)(uintptr_t)head;
+    } else {
+        PyErr_Clear();
+        keep_names(frames_len); /* no slot: its names now, before the code object dies */
+    }
     frame_index[j] = (uint32_t)frames_len + 1;
     return (long)frames_len++;
 }
@@ -281,7 +379,11 @@ static int stack_index_grow(void) {
 
 /* The current thread's Python stack, innermost first, into `out`: its depth. */
 static int read_stack(frame_t *out) {
-    PyThreadState *tstate = PyThreadState_GET();
+#if PY_VERSION_HEX >= 0x030D0000
+    PyThreadState *tstate = PyThreadState_GetUnchecked();
+#else
+    PyThreadState *tstate = _PyThreadState_UncheckedGet();
+#endif
     int depth = 0;
     if (tstate == NULL) {
         return 0;
@@ -492,6 +594,7 @@ static PyObject *start(PyObject *self, PyObject *args, PyObject *kwargs) {
     if (seed != 0) {
         rng = seed;
     }
+    extra_index = REQUEST_EXTRA(code_died);
     countdown = draw_interval();
     PyMemAllocatorDomain domains[2] = {PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
     for (int i = 0; i < 2; i++) {
@@ -542,10 +645,10 @@ static PyObject *stacks_from(PyObject *self, PyObject *arg) {
     busy = 1;
     PyObject *out = PyList_New(0);
     for (size_t i = first < 0 ? 0 : (size_t)first; out != NULL && i < stacks_len; i++) {
-        stack_t_ *s = &stacks[i];
-        PyObject *ids = PyTuple_New(s->depth);
-        for (uint32_t k = 0; ids != NULL && k < s->depth; k++) {
-            PyObject *id = PyLong_FromUnsignedLong(chain[s->first + k]);
+        /* Indexed afresh at each step: an allocation may have grown (moved) the tables. */
+        PyObject *ids = PyTuple_New(stacks[i].depth);
+        for (uint32_t k = 0; ids != NULL && k < stacks[i].depth; k++) {
+            PyObject *id = PyLong_FromUnsignedLong(chain[stacks[i].first + k]);
             if (id == NULL) {
                 Py_CLEAR(ids);
                 break;
@@ -570,14 +673,15 @@ static PyObject *frames_from(PyObject *self, PyObject *arg) {
     busy = 1;
     PyObject *out = PyList_New(0);
     for (size_t i = first < 0 ? 0 : (size_t)first; out != NULL && i < frames_len; i++) {
-        frame_t *f = &frames[i];
-        int line = PyCode_Addr2Line(f->code, f->lasti);
-#if PY_VERSION_HEX >= 0x030B0000
-        PyObject *name = f->code->co_qualname;
-#else
-        PyObject *name = f->code->co_name;
-#endif
-        PyObject *item = Py_BuildValue("(nOOi)", (Py_ssize_t)i, name, f->code->co_filename, line);
+        PyObject *item;
+        if (frames[i].code != NULL) {
+            PyCodeObject *code = frames[i].code;
+            int line = PyCode_Addr2Line(code, frames[i].lasti);
+            item = Py_BuildValue("(nOOi)", (Py_ssize_t)i, CODE_NAME(code), code->co_filename, line);
+        } else {
+            item = Py_BuildValue("(nssi)", (Py_ssize_t)i, names + frames[i].name_at,
+                                 names + frames[i].file_at, frames[i].line);
+        }
         if (append(&out, item) < 0) {
             break;
         }
@@ -593,6 +697,7 @@ static PyObject *frames_from(PyObject *self, PyObject *arg) {
 static char *text = NULL;
 static size_t text_len = 0, text_cap = 0;
 static size_t written_frames = 0, written_stacks = 0;
+static int line_broken = 0; /* the last write failed part-way */
 
 static int text_reserve(size_t more) {
     if (text_len + more <= text_cap) {
@@ -626,14 +731,8 @@ static int put_number(long long value) {
     return put(digits, (size_t)n);
 }
 
-/* A JSON string of `value`'s UTF-8 (a str; anything else as ""). */
-static int put_string(PyObject *value) {
-    Py_ssize_t n = 0;
-    const char *utf8 = PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &n) : NULL;
-    if (utf8 == NULL) {
-        PyErr_Clear();
-        return put("\"\"", 2);
-    }
+/* A JSON string of `n` bytes of UTF-8. */
+static int put_utf8(const char *utf8, Py_ssize_t n) {
     if (text_reserve((size_t)n * 6 + 2) < 0) {
         return -1;
     }
@@ -651,6 +750,17 @@ static int put_string(PyObject *value) {
     }
     text[text_len++] = '"';
     return 0;
+}
+
+/* A JSON string of `value`'s UTF-8 (a str; anything else as ""). */
+static int put_string(PyObject *value) {
+    Py_ssize_t n = 0;
+    const char *utf8 = PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &n) : NULL;
+    if (utf8 == NULL) {
+        PyErr_Clear();
+        return put("\"\"", 2);
+    }
+    return put_utf8(utf8, n);
 }
 
 static int flush_text(int fd) {
@@ -677,27 +787,38 @@ static PyObject *write_lines(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "id", &fd, &t)) {
         return NULL;
     }
+    if (!isfinite(t) || fabs(t) > 1e15) {
+        PyErr_SetString(PyExc_ValueError, "t: a time in seconds");
+        return NULL;
+    }
     busy = 1; /* PyUnicode_AsUTF8AndSize caches a name's UTF-8 once: not sampled */
     int failed = 0;
     text_len = 0;
+    if (line_broken) { /* what a failed write left of a line ends here, and is skipped */
+        failed |= put("\n", 1);
+    }
     size_t stacks_now = stacks_len, frames_now = frames_len;
     if (written_frames < frames_now) {
         failed |= put("{\"frames\": {", 12);
         for (size_t i = written_frames; i < frames_now && !failed; i++) {
             frame_t *f = &frames[i];
-#if PY_VERSION_HEX >= 0x030B0000
-            PyObject *name = f->code->co_qualname;
-#else
-            PyObject *name = f->code->co_name;
-#endif
             failed |= put(i == written_frames ? "\"" : ", \"", i == written_frames ? 1 : 3);
             failed |= put_number((long long)i);
             failed |= put("\": [", 4);
-            failed |= put_string(name);
-            failed |= put(", ", 2);
-            failed |= put_string(f->code->co_filename);
-            failed |= put(", ", 2);
-            failed |= put_number(PyCode_Addr2Line(f->code, f->lasti));
+            if (f->code != NULL) {
+                failed |= put_string(CODE_NAME(f->code));
+                failed |= put(", ", 2);
+                failed |= put_string(f->code->co_filename);
+                failed |= put(", ", 2);
+                failed |= put_number(PyCode_Addr2Line(f->code, f->lasti));
+            } else { /* the code object died: the names kept then */
+                const char *name = names + f->name_at, *file = names + f->file_at;
+                failed |= put_utf8(name, (Py_ssize_t)strlen(name));
+                failed |= put(", ", 2);
+                failed |= put_utf8(file, (Py_ssize_t)strlen(file));
+                failed |= put(", ", 2);
+                failed |= put_number(f->line);
+            }
             failed |= put("]", 1);
         }
         failed |= put("}}\n", 3);
@@ -719,9 +840,9 @@ static PyObject *write_lines(PyObject *self, PyObject *args) {
         }
         failed |= put("}}\n", 3);
     }
-    char stamp[48];
+    char stamp[64];
     int n = snprintf(stamp, sizeof stamp, "{\"t\": %.6f, \"live\": [", t);
-    failed |= put(stamp, (size_t)n);
+    failed |= n < 0 || (size_t)n >= sizeof stamp || put(stamp, (size_t)n);
     int first = 1;
     for (size_t i = 0; i < stacks_now && !failed; i++) {
         if (stacks[i].count <= 0) {
@@ -742,16 +863,24 @@ static PyObject *write_lines(PyObject *self, PyObject *args) {
     }
     if (flush_text(fd) < 0) {
         text_len = 0;
+        line_broken = 1;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
+    line_broken = 0;
     written_frames = frames_now;
     written_stacks = stacks_now;
     Py_RETURN_NONE;
 }
 
 static PyObject *rewrite(PyObject *self, PyObject *unused) {
-    /* The next write() writes every frame and stack again (a forked process's new file). */
+    /* The next write() writes every frame and stack again (a forked process's new file);
+     * and a forked process draws its own samples. */
     written_frames = written_stacks = 0;
+    line_broken = 0;
+    rng ^= (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
+    if (rng == 0) {
+        rng = 0x9E3779B97F4A7C15ULL;
+    }
     Py_RETURN_NONE;
 }
 

@@ -148,8 +148,7 @@ def _write_heap_forever(folder: str) -> None:
     interval, written = HEAP_INTERVAL_S, 0
     with open(os.path.join(folder, name), "a", buffering=1) as out:
         while True:
-            with _quiet():
-                fields = _heap[0].fields()
+            fields = _heap[0].fields()
             out.write(f'{{"t": {time.time():.6f}{fields}}}\n')
             written += 1
             if written % GC_PER_DOUBLING == 0:  # a soak's file grows by 3,600 lines an hour
@@ -161,11 +160,6 @@ _full: list[Any] = [None, "false", None]
 """The file descriptor full collections are written to (``FULL_FILE``), whether the one
 under way is the agent's (``"true"``: the agent writes its line itself), and the marker
 allocated after the agent's last."""
-
-
-def _quiet() -> Any:
-    """Held while sampling: no line of samples is being written meanwhile."""
-    return _samples[0].lock if _samples[0] is not None else contextlib.nullcontext()
 
 
 def _own_collection() -> None:
@@ -194,8 +188,7 @@ def _collect_when_asked(folder: str, every_s: float, share: float) -> None:
     for seq in itertools.count():
         if os.path.exists(end):
             return
-        with _quiet():  # no line of samples in the making while it collects and reads
-            pause = _collect_once(seq)
+        pause = _collect_once(seq)
         if seq:
             pauses.append(pause)
         typical = statistics.median(pauses) if pauses else 0.0
@@ -457,6 +450,8 @@ def _after_fork(settings: dict[str, Any]) -> None:
     if _forking_thread[0]:
         die_with_parent(_forking_process[0] or None)
     _counts.collections, _counts.seconds = [0, 0, 0], 0.0
+    if _samples[0] is not None:  # first: no thread below may write to the parent's file
+        _samples[0].forked(bool(settings.get("follow_fork")))
     if _full[0] is not None:  # the parent's file: this process writes its own
         descriptor, _full[0] = _full[0], None
         with contextlib.suppress(OSError):
@@ -477,7 +472,6 @@ def _after_fork(settings: dict[str, Any]) -> None:
     if settings.get("capture") in COUNTING and settings.get("follow_fork"):
         _daemon(_write_heap_forever, settings["folder"])
     if _samples[0] is not None and settings.get("follow_fork"):
-        _samples[0].after_fork()
         _daemon(_samples[0].forever)
 
 

@@ -7,6 +7,7 @@ file damaged or not the agent's is left out: these tell, they never decide."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -221,7 +222,9 @@ def read_samples(path: Path | None) -> Sampled:
                     frames[int(key)] = Frame(str(function), str(file), int(line))
             elif "stacks" in raw:
                 for key, ids in raw["stacks"].items():
-                    stacks[int(key)] = tuple(frames[int(i)] for i in ids)
+                    with contextlib.suppress(KeyError, ValueError, TypeError):
+                        # A stack naming a frame a damaged line lost is left out alone.
+                        stacks[int(key)] = tuple(frames[int(i)] for i in ids)
             elif "live" in raw:
                 lines.append((float(raw["t"]), {int(i): int(b) for i, b in raw["live"]}))
         except (ValueError, KeyError, TypeError, AttributeError):

@@ -211,20 +211,24 @@ def without_agent(stack: tuple[Frame, ...]) -> tuple[Frame, ...] | None:
     its garbage-collector hook; or a thread the agent started, whose outermost frames
     are ``threading``'s and then the agent's). Only the ends of a stack are looked at:
     there are thousands of stacks."""
-    agent_file = _AGENT_FILE
-    if not stack or stack[0].file == agent_file:
+    agent_files = _AGENT_FILES
+    if not stack or stack[0].file in agent_files:
         return None if stack else stack
     end = len(stack)
-    if stack[-1].file == agent_file:  # the main thread: the agent ran the service's code
-        while end and (stack[end - 1].file == agent_file or _is_runpy(stack[end - 1].file)):
+    if stack[-1].file == _AGENT_FILE:  # the main thread: the agent ran the service's code
+        while end and (stack[end - 1].file in agent_files or _is_runpy(stack[end - 1].file)):
             end -= 1
         return stack[:end]
-    if any(frame.file == agent_file for frame in stack[-_THREAD_DEPTH:]):
+    if any(frame.file in agent_files for frame in stack[-_THREAD_DEPTH:]):
         return None
     return stack
 
 
 _AGENT_FILE = str(AGENT)
+_AGENT_FILES = frozenset(
+    str(AGENT.parent / name) for name in ("memgate_agent.py", "census.py", "heap.py", "samples.py")
+)
+"""The agent and the files it loads beside it (a thread it starts may run one's code)."""
 _THREAD_DEPTH = 4
 """``threading``'s frames above a thread's function: ``_bootstrap``,
 ``_bootstrap_inner``, ``run``, then the function."""

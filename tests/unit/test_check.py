@@ -312,3 +312,37 @@ def test_a_counted_run_that_fails_its_check_is_not_recorded_and_says_which_run()
     )
     assert line.startswith("not recorded in b/demo.json: the counted run failed its check")
     assert "memgate baseline accept out/counted/result.json" in line
+
+
+def test_with_auto_a_counted_run_is_not_recorded_beside_a_traced_run_that_failed(
+    write_scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    import gate.run.orchestrate
+    from gate.check import FailedNotRecorded, check_scenario, open_check
+    from gate.run.orchestrate import Runs
+    from tests.support import make_result
+
+    traced = make_result(300)  # a certain leak, with no history: fails
+    counted = dataclasses.replace(
+        make_result(0),
+        provenance=dataclasses.replace(
+            traced.provenance, env_key=f"{traced.provenance.env_key}-counters"
+        ),
+    )
+
+    def run_all(scenario, out_dir: Path, observer=None, *, trace_always: bool = False) -> Runs:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "service.log").write_text("")
+        (out_dir / "counted").mkdir()
+        return Runs([traced], [counted])
+
+    monkeypatch.setattr(gate.run.orchestrate, "run_all", run_all)
+    path = write_scenario(MINIMAL, "demo.toml")
+    options = RunOptions(out=tmp_path / "out", record=True, baselines=tmp_path / "b")
+    told = Told()
+    done = check_scenario(open_check(path, options), options, told)
+    assert [type(t) for t in told.told] == [FailedNotRecorded]
+    assert done.checked[0].counted is None
+    assert BaselineStore(tmp_path / "b").load("demo") is None

@@ -170,6 +170,12 @@ def test_the_agents_frames_are_cut_from_every_stack() -> None:
     writer = Frame("_write_gc_forever", str(AGENT), 66)
     bootstrap = [thread, Frame("_bootstrap_inner", thread.file, 1045)]
     assert without_agent((Frame("dumps", "/usr/lib/json.py", 1), writer, *bootstrap)) is None
+    # Nor what a thread runs in a file the agent loads beside it (the samples' writer),
+    # or its garbage-collector hook reading the heap's counters.
+    samples = Frame("forever", str(AGENT.parent / "samples.py"), 80)
+    assert without_agent((Frame("time", "<built-in>", 0), samples, *bootstrap)) is None
+    counters = Frame("fields", str(AGENT.parent / "heap.py"), 90)
+    assert without_agent((counters, app, main, *runpy, *agent)) is None
 
 
 def test_a_relative_path_entry_is_made_absolute(bin_dir: Path, tmp_path: Path) -> None:
