@@ -344,11 +344,22 @@ static long intern_frame(const frame_t *f) {
      * names are kept (code_died). */
     frames[frames_len] = *f;
     frames[frames_len].next = 0;
+    /* The slot holds the code object's first frame for good (setting it again would call
+     * its free function on the value it held); a later frame is linked after it. */
     void *head = NULL;
-    if (extra_index >= 0 && GET_EXTRA((PyObject *)f->code, extra_index, &head) == 0 &&
-        SET_EXTRA((PyObject *)f->code, extra_index, (void *)(uintptr_t)(frames_len + 1)) == 0) {
-        frames[frames_len].next = (uint32_t)(uintptr_t)head;
-    } else {
+    int linked = 0;
+    if (extra_index >= 0 && GET_EXTRA((PyObject *)f->code, extra_index, &head) == 0) {
+        uint32_t first = (uint32_t)(uintptr_t)head;
+        if (first != 0 && first <= frames_len) {
+            frames[frames_len].next = frames[first - 1].next;
+            frames[first - 1].next = (uint32_t)frames_len + 1;
+            linked = 1;
+        } else if (first == 0) {
+            void *mine = (void *)(uintptr_t)(frames_len + 1);
+            linked = SET_EXTRA((PyObject *)f->code, extra_index, mine) == 0;
+        }
+    }
+    if (!linked) {
         PyErr_Clear();
         keep_names(frames_len); /* no slot: its names now, before the code object dies */
     }

@@ -255,3 +255,28 @@ def test_a_stack_naming_a_frame_a_damaged_line_lost_is_left_out_alone(tmp_path: 
     )
     stacks, lines = read_samples(path)
     assert stacks == {0: (Frame("keep", "app.py", 5),)} and lines == [(1.0, {0: 100, 1: 50})]
+
+
+MANY_LINES = """
+import memgate_sampler
+memgate_sampler.start(rate=64, seed=13)
+def handle(i):
+    a = [i] * 10
+    b = {"i": i, "a": a}
+    c = str(i) * 3
+    return a, b, c
+for i in range(20000):
+    handle(i)
+print(memgate_sampler.stats()["frames"])
+"""
+
+
+def test_a_code_objects_frames_are_interned_once_each_however_often_sampled() -> None:
+    """A function whose several lines are sampled 20,000 times: a frame each, not a new
+    one at each sample (setting a code object's slot again let go of its frames, and the
+    demo's frames went from 3,169 to 92,304, at a tenth of its speed)."""
+    done = subprocess.run(
+        [sys.executable, "-c", MANY_LINES], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) < 100, done.stdout
