@@ -678,3 +678,20 @@ def test_a_history_of_more_cpus_is_the_same_environment_when_cpus_need_not_match
     other = clean_history(env_key="Linux-x86_64-py3.12-memray1.20-8cpu-agent")
     message = decide(current, other, BudgetSpec(), env_match=relaxed).findings[0].message
     assert "differing: python)" in message
+
+
+def test_with_no_history_a_heap_summed_over_recycled_workers_is_no_certain_leak() -> None:
+    """Judged on every point, the heap summed over workers recycled while the load ran is
+    a sawtooth of their births: with no history, its certain growth flags (each worker
+    is judged on its own life by the processes check); one ended worker is no sawtooth."""
+    leak = make_summary(slope=46.8, shape=Shape.LEAK)
+    assert decide(leak, None, BudgetSpec()).verdict is Outcome.FAIL
+    recycled = dataclasses.replace(leak, processes=processes(*[(5.0, -9.0, 0.3)] * 2).processes)
+    found = decide(recycled, None, BudgetSpec()).findings
+    (flags,) = [f for f in found if f.check == "leak"]
+    assert flags.severity is Outcome.FLAG
+    assert flags.message.startswith("memory may leak: the heap grows 46.8 B/request")
+    assert flags.message.endswith("each judged on its own life")
+    assert Outcome.FAIL not in {f.severity for f in found}
+    crashed = dataclasses.replace(leak, processes=processes((5.0, -9.0, 0.3)).processes)
+    assert decide(crashed, None, BudgetSpec()).verdict is Outcome.FAIL
