@@ -13,7 +13,10 @@ pytestmark = pytest.mark.e2e
 
 SCENARIO = REPO / "scenarios" / "prefork.toml"
 APP = REPO / "examples" / "prefork_service" / "app.py"
-RUN = ("--requests", "3000", "--warmup", "500", "--quiet")
+RUN = ("--requests", "4500", "--warmup", "500", "--quiet")
+"""A leak in one worker of three is a third of the requests' worth: at 3,000 requests its
+site read 74.8 B/request [9.2, 91.9] at confidence 0.77 in 1 CI run, and the check passed
+(the census named its list, +740 items)."""
 
 
 @pytest.mark.parametrize(
