@@ -47,13 +47,17 @@ def _left_in(folder: Path, within: float = 5.0) -> list[psutil.Process]:
     service, ``within`` seconds from now: a process sent SIGKILL takes a moment to go."""
     deadline = time.monotonic() + within
     while True:
-        left = [
-            proc
-            for proc in psutil.process_iter(["cwd", "status"])
-            if proc.info["cwd"] == str(folder)
-            and proc.info["status"] != psutil.STATUS_ZOMBIE
-            and proc.pid != os.getpid()
-        ]
+        try:
+            left = [
+                proc
+                for proc in psutil.process_iter(["cwd", "status"])
+                if proc.info["cwd"] == str(folder)
+                and proc.info["status"] != psutil.STATUS_ZOMBIE
+                and proc.pid != os.getpid()
+            ]
+        except OSError:  # one ended while listed: psutil 6.0 (the floor) raises for it
+            time.sleep(0.05)
+            continue
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.05)
