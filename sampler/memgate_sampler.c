@@ -89,8 +89,12 @@ typedef struct {
 
 static PyMemAllocatorEx original[2];
 static int installed = 0;
-static __thread int busy = 0;  /* the sampler's own work: allocations pass through */
-static __thread int quiet = 0; /* a thread whose allocations are not sampled (the agent's) */
+/* Read on every allocation: the initial-exec model reads them at a fixed offset from the
+ * thread pointer, where a shared object's default (general dynamic) calls __tls_get_addr
+ * each time. glibc keeps room for a dlopen'ed object's few bytes of it. */
+#define THREAD_LOCAL static __thread __attribute__((tls_model("initial-exec")))
+THREAD_LOCAL int busy = 0;  /* the sampler's own work: allocations pass through */
+THREAD_LOCAL int quiet = 0; /* a thread whose allocations are not sampled (the agent's) */
 static Py_ssize_t extra_index = -1; /* the code objects' extra slot: their first frame + 1 */
 static char *names = NULL; /* dead code objects' names, each NUL-ended; offset 0 is "" */
 static size_t names_len = 0, names_cap = 0;
@@ -111,6 +115,8 @@ static size_t stack_index_cap = 0;
 static sample_t *samples = NULL; /* open addressing by pointer */
 static size_t samples_cap = 0, samples_len = 0;
 static uint64_t sampled_total = 0;
+#define FILTER_BITS 18
+static uint8_t *filter = NULL; /* see filter_at */
 
 /* Mapped memory for the tables: `grow` maps `cap` bytes (zeroed) and copies `used`
  * bytes of `old` (of `old_cap` bytes) into it. NULL if the mapping failed. */
@@ -129,7 +135,8 @@ static void *grow(void *old, size_t old_cap, size_t used, size_t cap) {
 static size_t mapped_bytes(void) {
     return frames_cap * sizeof(frame_t) + frame_index_cap * sizeof(uint32_t) +
            chain_cap * sizeof(uint32_t) + stacks_cap * sizeof(stack_t_) +
-           stack_index_cap * sizeof(uint32_t) + samples_cap * sizeof(sample_t);
+           stack_index_cap * sizeof(uint32_t) + samples_cap * sizeof(sample_t) +
+           (filter != NULL ? (size_t)1 << FILTER_BITS : 0);
 }
 
 static uint64_t next_random(void) {
@@ -151,12 +158,21 @@ static uint64_t mix(uint64_t h, uint64_t v) {
     return h;
 }
 
-static size_t pointer_slot(void *ptr, size_t cap) {
-    uint64_t h = (uint64_t)(uintptr_t)ptr;
+/* A 64-bit finalizer (murmur3's): every bit of `h` moves every bit of the result. The
+ * tables are indexed by its low bits: without it, a code object's frames (near lasti)
+ * and the pointers' aligned low bits fall in runs of neighbouring slots, and linear
+ * probing walks them (a third of a Django worker's time went to probing). */
+static inline uint64_t spread(uint64_t h) {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
-    return (size_t)h & (cap - 1);
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static size_t pointer_slot(void *ptr, size_t cap) {
+    return (size_t)spread((uint64_t)(uintptr_t)ptr) & (cap - 1);
 }
 
 static int samples_grow(void) {
@@ -182,11 +198,20 @@ static int samples_grow(void) {
     return 0;
 }
 
-static int64_t forget(void *ptr) {
+/* A counting filter of the sampled pointers, by the top bits of their spread: a free
+ * whose count is 0 was surely not sampled, and does not probe the samples' table (a
+ * cache miss on nearly every free of a large heap). A count that reached 255 stays. */
+
+static inline uint8_t *filter_at(uint64_t spread_ptr) {
+    return &filter[spread_ptr >> (64 - FILTER_BITS)];
+}
+
+static int64_t forget(void *ptr, uint64_t h) {
     /* The weight of a sampled pointer freed (its stack's live bytes less it); 0 if it
-     * was not sampled. Linear probing, with backward-shift deletion (no tombstones). */
+     * was not sampled. `h`: spread(ptr). Linear probing, with backward-shift deletion
+     * (no tombstones). */
     size_t mask = samples_cap - 1;
-    size_t i = pointer_slot(ptr, samples_cap);
+    size_t i = (size_t)h & mask;
     while (samples[i].ptr != NULL) {
         if (samples[i].ptr == ptr) {
             stack_t_ *s = &stacks[samples[i].stack];
@@ -194,6 +219,9 @@ static int64_t forget(void *ptr) {
             s->live -= weight;
             s->count -= 1;
             samples_len--;
+            if (filter != NULL && *filter_at(h) != 255) {
+                *filter_at(h) -= 1;
+            }
             size_t hole = i;
             size_t j = (i + 1) & mask;
             while (samples[j].ptr != NULL) {
@@ -233,7 +261,7 @@ static int chain_reserve(size_t more) {
 }
 
 static uint64_t frame_hash(const frame_t *f) {
-    return mix(mix(0x84222325ULL, (uint64_t)(uintptr_t)f->code), (uint64_t)f->lasti);
+    return spread((uint64_t)(uintptr_t)f->code + (uint64_t)f->lasti * 0x9E3779B97F4A7C15ULL);
 }
 
 static int frame_index_grow(void) {
@@ -374,7 +402,7 @@ static int stack_index_grow(void) {
         return -1;
     }
     for (size_t i = 0; i < stacks_len; i++) {
-        size_t j = (size_t)stacks[i].hash & (cap - 1);
+        size_t j = (size_t)spread(stacks[i].hash) & (cap - 1);
         while (bigger[j] != 0) {
             j = (j + 1) & (cap - 1);
         }
@@ -461,7 +489,7 @@ static long intern_stack(frame_t *got, int depth) {
             return -1;
         }
     }
-    size_t j = (size_t)h & (stack_index_cap - 1);
+    size_t j = (size_t)spread(h) & (stack_index_cap - 1);
     while (stack_index[j] != 0) {
         stack_t_ *s = &stacks[stack_index[j] - 1];
         if (s->hash == h && s->depth == (uint32_t)depth &&
@@ -507,9 +535,13 @@ static void sample(void *ptr, size_t size) {
     if (id >= 0 && ((samples_len + 1) * 2 <= samples_cap || samples_grow() == 0)) {
         double s = (double)size;
         int64_t weight = (int64_t)(s / (1.0 - exp(-s / rate)) + 0.5);
-        size_t i = pointer_slot(ptr, samples_cap);
+        uint64_t h = spread((uint64_t)(uintptr_t)ptr);
+        size_t i = (size_t)h & (samples_cap - 1);
         while (samples[i].ptr != NULL) {
             i = (i + 1) & (samples_cap - 1);
+        }
+        if (filter != NULL && *filter_at(h) != 255) {
+            *filter_at(h) += 1;
         }
         samples[i].ptr = ptr;
         samples[i].stack = (uint32_t)id;
@@ -533,7 +565,10 @@ static inline void allocated(void *ptr, size_t size) {
 
 static inline void freed(void *ptr) {
     if (ptr != NULL && samples_len != 0) {
-        forget(ptr);
+        uint64_t h = spread((uint64_t)(uintptr_t)ptr);
+        if (filter == NULL || *filter_at(h) != 0) {
+            forget(ptr, h);
+        }
     }
 }
 
@@ -605,6 +640,7 @@ static PyObject *start(PyObject *self, PyObject *args, PyObject *kwargs) {
     if (seed != 0) {
         rng = seed;
     }
+    filter = grow(NULL, 0, 0, (size_t)1 << FILTER_BITS); /* NULL: every free probes */
     extra_index = REQUEST_EXTRA(code_died);
     countdown = draw_interval();
     PyMemAllocatorDomain domains[2] = {PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
