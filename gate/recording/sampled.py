@@ -17,6 +17,8 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from gate.model import Frame, MemorySnapshot
 from gate.recording import Recorded
 from gate.recording.capture_file import StackLiveBytes
@@ -41,21 +43,25 @@ class SampledRecording:
     def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]:
         stacks, lines = read_samples(self._samples)
         times = [t for t, _ in lines]
-        chosen: list[dict[int, int]] = []
-        for index in indexes:
-            at = -1
-            if index >= 0:
-                at = bisect.bisect_right(times, self._snapshots[index].t + MATCH_S) - 1
-            chosen.append(lines[at][1] if at >= 0 else {})
+        at = [
+            bisect.bisect_right(times, self._snapshots[i].t + MATCH_S) - 1 if i >= 0 else -1
+            for i in indexes
+        ]
+        chosen = [(k, lines[a][1]) for k, a in enumerate(at) if a >= 0]
+        if not chosen:
+            return
+        # Every stack live at some chosen line, a row each; a column per point.
+        ids = np.unique(np.concatenate([live[:, 0] for _, live in chosen]))
+        table = np.zeros((len(ids), len(indexes)), dtype=np.int64)
+        for k, live in chosen:
+            table[np.searchsorted(ids, live[:, 0]), k] = live[:, 1]
         # Stacks told apart by their instructions may share their lines: one site.
-        by_frames: dict[tuple[Frame, ...], list[int]] = {}
-        for stack in sorted(set().union(*chosen)):
-            frames = stacks.get(stack, ())
-            live = by_frames.setdefault(frames, [0] * len(chosen))
-            for k, point in enumerate(chosen):
-                live[k] += point.get(stack, 0)
-        for frames, live in by_frames.items():
-            yield StackLiveBytes(frames, tuple(live))
+        rows: dict[tuple[Frame, ...], list[int]] = {}
+        for row, stack in enumerate(ids.tolist()):
+            rows.setdefault(stacks.get(stack, ()), []).append(row)
+        for frames, same in rows.items():
+            live = table[same[0]] if len(same) == 1 else table[same].sum(axis=0)
+            yield StackLiveBytes(frames, tuple(live.tolist()))
 
 
 class SampledRecorder(CountersRecorder):

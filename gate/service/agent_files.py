@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pydantic
 
 from gate.agent.memgate_agent import CENSUS_FILE, FULL_FILE, HEAP_FILE
@@ -199,22 +201,48 @@ def _counted(path: Path, retained: bool) -> list[MemorySnapshot]:
     return out
 
 
-Sampled = tuple[dict[int, tuple[Frame, ...]], list[tuple[float, dict[int, int]]]]
+Sampled = tuple[dict[int, tuple[Frame, ...]], list[tuple[float, np.ndarray]]]
 """The sampler's stacks by id (innermost frame first), and each line's time and live
-bytes by stack id, oldest first."""
+bytes by stack id (an array of ``[stack id, bytes]`` rows), oldest first."""
+
+
+_LIVE_LINE = re.compile(rb'\{"t": (-?[0-9.e+-]+), "live": \[((?:\[[0-9]+, -?[0-9]+\](?:, )?)*)\]\}')
+"""A line of the live set exactly as the extension writes it: read with numpy's text
+parser (0.4 ms for 3,000 stacks, where ``json`` and an array of its lists take 2.4 ms)."""
+
+
+def _live_line(line: bytes) -> tuple[float, np.ndarray] | None:
+    """The time and live set of a line of the extension's, if it is one; ``None``
+    otherwise (another kind of line, or not quite this form: read as JSON then)."""
+    if not line.startswith(b'{"t": '):
+        return None
+    found = _LIVE_LINE.fullmatch(line)
+    if found is None:
+        return None
+    numbers = found.group(2).translate(None, b"[],").decode()
+    live = np.fromstring(numbers, dtype=np.int64, sep=" ") if numbers else np.empty(0, np.int64)
+    if live.size % 2:
+        return None
+    return float(found.group(1)), live.reshape(-1, 2)
 
 
 def read_samples(path: Path | None) -> Sampled:
     """One process's samples file (:data:`Sampled`); nothing for no file. A line cut short,
-    or not the agent's, is skipped."""
+    or not the agent's, is skipped. A line of the live set is read into an array whole
+    (a framework app's lines hold thousands of stacks each: a dict of them, line by line,
+    took seconds after the load)."""
     frames: dict[int, Frame] = {}
     stacks: dict[int, tuple[Frame, ...]] = {}
-    lines: list[tuple[float, dict[int, int]]] = []
+    lines: list[tuple[float, np.ndarray]] = []
     try:
         raw_lines = path.read_bytes().splitlines() if path is not None else []
     except OSError:
         raw_lines = []
     for line in raw_lines:
+        quick = _live_line(line)
+        if quick is not None:
+            lines.append(quick)
+            continue
         try:
             raw = json.loads(line)
             if "frames" in raw:
@@ -226,8 +254,13 @@ def read_samples(path: Path | None) -> Sampled:
                         # A stack naming a frame a damaged line lost is left out alone.
                         stacks[int(key)] = tuple(frames[int(i)] for i in ids)
             elif "live" in raw:
-                lines.append((float(raw["t"]), {int(i): int(b) for i, b in raw["live"]}))
-        except (ValueError, KeyError, TypeError, AttributeError):
+                live = np.asarray(raw["live"], dtype=np.int64)
+                if live.size == 0:
+                    live = live.reshape(0, 2)
+                if live.ndim != 2 or live.shape[1] != 2:
+                    continue
+                lines.append((float(raw["t"]), live))
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
             continue
     lines.sort(key=lambda line: line[0])
     return stacks, lines

@@ -194,7 +194,7 @@ def test_the_extension_writes_lines_the_recorder_reads_with_any_file_name(tmp_pa
     assert [t for t, _ in points] == [1.5, 2.5, 3.5]
     keep = {s for s, frames in stacks.items() if frames and frames[0].file == odd}
     assert keep, stacks
-    held = [sum(b for s, b in live.items() if s in keep) for _, live in points]
+    held = [sum(b for s, b in live.tolist() if s in keep) for _, live in points]
     # 5,000 then 10,000 objects of 133 bytes (and the lists' pointers)
     assert held[0] == pytest.approx(5000 * 141, rel=0.15), held
     assert held[1] == pytest.approx(10000 * 141, rel=0.15) and held[2] == held[1], held
@@ -254,7 +254,8 @@ def test_a_stack_naming_a_frame_a_damaged_line_lost_is_left_out_alone(tmp_path: 
         ],
     )
     stacks, lines = read_samples(path)
-    assert stacks == {0: (Frame("keep", "app.py", 5),)} and lines == [(1.0, {0: 100, 1: 50})]
+    assert stacks == {0: (Frame("keep", "app.py", 5),)}
+    assert [(t, live.tolist()) for t, live in lines] == [(1.0, [[0, 100], [1, 50]])]
 
 
 MANY_LINES = """
