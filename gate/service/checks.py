@@ -106,18 +106,17 @@ class MeasuredChecks:
         if recorder is None:
             return
         if recorder.records(pid) is False and service.exit_code() is None:
-            raise RunError(
-                f"the {service.who}'s process (pid {pid}) exec'd {command_of(pid)} after"
-                f" {requests:,} requests, {_without(recorder)}: memgate did not measure what"
-                " served the rest of the load; make the scenario's command the program"
-                f" that serves, not one that execs it (see {service.log_path})"
-            )
+            raise _exec_seen(service, recorder, pid, requests)
         self._forks_measured(service, recorder, requests)
         if not recorder.stream_ended():
             return
         deadline = time.monotonic() + ENDED_GRACE_S
         while service.exit_code() is None and time.monotonic() < deadline:
             time.sleep(0.05)
+        if service.exit_code() is None and not recorder.traces:
+            # The agent's file closed in a process that runs on: it exec'd (seen a moment
+            # after the look above, or while the exec was under way).
+            raise _exec_seen(service, recorder, pid, requests)
         if service.exit_code() is None:
             raise RunError(
                 f"memray's live stream of the {service.who} (pid {pid}) ended under load"
@@ -138,6 +137,15 @@ class MeasuredChecks:
                     " did not measure what it did from then on; a worker must not exec"
                     f" (see {service.log_path})"
                 )
+
+
+def _exec_seen(service: ServiceProcess, recorder: Recorder, pid: int, requests: int) -> RunError:
+    return RunError(
+        f"the {service.who}'s process (pid {pid}) exec'd {command_of(pid)} after"
+        f" {requests:,} requests, {_without(recorder)}: memgate did not measure what"
+        " served the rest of the load; make the scenario's command the program"
+        f" that serves, not one that execs it (see {service.log_path})"
+    )
 
 
 def _without(recorder: Recorder) -> str:

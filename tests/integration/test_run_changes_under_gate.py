@@ -85,13 +85,15 @@ server.serve_forever()
 """
 
 
-def service(tmp_path: Path, script: str, requests: int = 300) -> Path:
+def service(tmp_path: Path, script: str, requests: int = 300, capture: str = "live") -> Path:
     """A scenario whose service is ``script`` (``python TMP/server.py {port}``: its path
-    names ``tmp_path``, for :func:`leftovers`), loaded with ``requests`` requests."""
+    names ``tmp_path``, for :func:`leftovers`), loaded with ``requests`` requests and
+    recorded as ``capture`` says (memray's own, live, unless told)."""
     (tmp_path / "server.py").write_text(textwrap.dedent(script))
     scenario = scenario_file(tmp_path, f"python {tmp_path / 'server.py'} {{port}}")
     text = scenario.read_text().replace("[service]", "[service]\ncwd = '.'")
-    scenario.write_text(text.replace("requests = 300", f"requests = {requests}"))
+    text = text.replace("requests = 300", f"requests = {requests}")
+    scenario.write_text(f'{text}\n[profile]\ncapture = "{capture}"\n')
     return scenario
 
 
@@ -129,19 +131,20 @@ def test_a_port_served_by_a_daemon_outside_the_tree_is_refused(tmp_path: Path) -
 
 def test_a_service_that_re_execs_itself_is_refused_with_a_capture_file(tmp_path: Path) -> None:
     """Case 1 with ``[profile] capture = "file"``: no stream to end, the memory map says it."""
-    scenario = service(tmp_path, REEXEC.format(at=600, exec=ITSELF), requests=1500)
-    scenario.write_text(scenario.read_text() + '\n[profile]\ncapture = "file"\n')
-    message = run_file(tmp_path, scenario)
+    script = REEXEC.format(at=600, exec=ITSELF)
+    message = run_file(tmp_path, service(tmp_path, script, requests=1500, capture="file"))
     assert "--no-agent-marker` after" in message and "without memray" in message
     assert not leftovers(tmp_path)
 
 
-def test_a_service_that_re_execs_itself_is_refused_when_counted(tmp_path: Path) -> None:
-    """Case 1 with ``[profile] capture = "counters"``: nothing traced, the process's heap
-    counters stop moving when it execs (checked again at the load's end)."""
-    scenario = service(tmp_path, REEXEC.format(at=600, exec=ITSELF), requests=1500)
-    scenario.write_text(scenario.read_text() + '\n[profile]\ncapture = "counters"\n')
-    message = run_file(tmp_path, scenario)
+@pytest.mark.parametrize("capture", ["counters", "sampled"])
+def test_a_service_that_re_execs_itself_is_refused_when_counted(
+    tmp_path: Path, capture: str
+) -> None:
+    """Case 1 counted (and sampled, the default): nothing traced, the agent's counters'
+    file is closed in the process that exec'd (checked again at the load's end)."""
+    script = REEXEC.format(at=600, exec=ITSELF)
+    message = run_file(tmp_path, service(tmp_path, script, requests=1500, capture=capture))
     assert "--no-agent-marker` after" in message and "without memgate's agent" in message
     assert not leftovers(tmp_path)
 
