@@ -281,7 +281,11 @@ class ScenarioFile:
             update: dict[str, object] = {"capture": capture} if capture else {}
             if flamegraph:
                 update["flamegraph"] = True
-            return {**spec.model_dump(), **update} if update else spec
+            if not update:
+                return spec
+            # What the file set, not the defaults it left: an unset capture follows a
+            # flame graph asked for here (see ProfileSpec.capture).
+            return {**spec.model_dump(exclude_unset=True), **update}
 
         data.update(profile=profile(self.doc.profile), budgets=self.doc.budgets, gate=self.doc.gate)
         for name, member in self.doc.services.items():

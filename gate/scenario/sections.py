@@ -242,23 +242,38 @@ class ProfileSpec(StrictModel):
     judged at whatever moment of the collector's cycle each point falls: reference
     cycles waiting for a rare full collection ramp like a leak, and clean services on
     large frameworks fail or flag far more often."""
-    capture: Literal["live", "file", "counters", "sampled", "auto"] = "live"
-    """``live`` streams memray's records to memgate during the load (no capture file;
-    memgate's memory and disk stay bounded however long the load); ``file`` writes
-    memray's capture file and reads it after the load (for memray's own reporters);
-    ``counters`` traces no allocation: the allocators' own counters give the heap
-    exactly, at near the service's own speed, but no sites (no line is named); ``auto``
-    counts first, and decides with that run alone when its heap right after full
-    collections surely grew less than 16 B/request (or ``max_growth_per_request``) and
-    its shape is flat, a plateau or a step; otherwise runs the load again traced
-    (``live``, with ``native`` and ``flamegraph`` as set) and judges that run;
-    ``sampled`` counts as ``counters`` does and samples the Python allocators (one
-    allocation in ``sample_bytes`` bytes, the extension ``memgate-sampler`` in the
-    service's Python): each stack's live bytes estimated, so sites are named."""
+    capture: Literal["live", "file", "counters", "sampled", "auto"] = "sampled"
+    """``sampled`` (the default) counts the heap exactly and samples the Python allocators
+    (one allocation in ``sample_bytes`` bytes, the extension ``memgate-sampler`` in the
+    service's Python): each stack's live bytes estimated, so sites are named, at 0.8-0.9x
+    the service's own speed; left unset, with ``native``, ``flamegraph`` or
+    ``trace_python_allocators = false`` set, it is ``live``. ``live`` traces every
+    allocation with memray and streams its records to memgate during the load (no
+    capture file; memgate's memory and disk stay bounded however long the load; native
+    frames, flame graphs; a quarter of the service's speed); ``file`` writes memray's
+    capture file and reads it after the load (for memray's own reporters); ``counters``
+    traces no allocation: the allocators' own counters give the heap exactly, at near
+    the service's own speed, but no sites (no line is named); ``auto`` counts first, and
+    decides with that run alone when its heap right after full collections surely grew
+    less than 16 B/request (or ``max_growth_per_request``) and its shape is flat, a
+    plateau or a step; otherwise runs the load again traced (``live``, with ``native``
+    and ``flamegraph`` as set) and judges that run."""
     sample_bytes: int = Field(default=4096, ge=64, le=1 << 24)
     """``capture = "sampled"``: the mean bytes allocated between two samples (a Poisson
     process over the bytes, as tcmalloc samples): smaller names smaller leaks, and
     costs the service more."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _traced_when_traces_are_asked(cls, data: object) -> object:
+        """``capture`` unset: memray's ``live`` if the profile asks for what only its
+        traces give (native frames, a flame graph, arenas alone), else ``sampled``."""
+        if isinstance(data, dict) and "capture" not in data:
+            if data.get("native") or data.get("flamegraph"):
+                return {**data, "capture": "live"}
+            if data.get("trace_python_allocators") is False:
+                return {**data, "capture": "live"}
+        return data
 
     @model_validator(mode="after")
     def _flamegraph_read_live(self) -> ProfileSpec:

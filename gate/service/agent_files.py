@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +202,7 @@ def _counted(path: Path, retained: bool) -> list[MemorySnapshot]:
     return out
 
 
-Sampled = tuple[dict[int, tuple[Frame, ...]], list[tuple[float, np.ndarray]]]
+Sampled = tuple[Mapping[int, tuple[Frame, ...]], list[tuple[float, np.ndarray]]]
 """The sampler's stacks by id (innermost frame first), and each line's time and live
 bytes by stack id (an array of ``[stack id, bytes]`` rows), oldest first."""
 
@@ -209,6 +210,38 @@ bytes by stack id (an array of ``[stack id, bytes]`` rows), oldest first."""
 _LIVE_LINE = re.compile(rb'\{"t": (-?[0-9.e+-]+), "live": \[((?:\[[0-9]+, -?[0-9]+\](?:, )?)*)\]\}')
 """A line of the live set exactly as the extension writes it: read with numpy's text
 parser (0.4 ms for 3,000 stacks, where ``json`` and an array of its lists take 2.4 ms)."""
+
+
+class _Stacks(Mapping[int, tuple[Frame, ...]]):
+    """The stacks of a samples file by id, each made of its frames when first asked for:
+    a framework app's file names 15,000 stacks of 50 frames, and a run needs the few
+    thousand live at its points. A stack naming a frame a damaged line lost is left out
+    alone."""
+
+    def __init__(self, frames: dict[int, Frame]) -> None:
+        self.ids: dict[int, object] = {}
+        self._frames = frames
+        self._made: dict[int, tuple[Frame, ...] | None] = {}
+
+    def _make(self, key: int) -> tuple[Frame, ...] | None:
+        if key not in self._made:
+            made = None
+            with contextlib.suppress(KeyError, TypeError):
+                made = tuple(map(self._frames.__getitem__, self.ids[key]))  # type: ignore[call-overload]
+            self._made[key] = made
+        return self._made[key]
+
+    def __getitem__(self, key: int) -> tuple[Frame, ...]:
+        made = self._make(key)
+        if made is None:
+            raise KeyError(key)
+        return made
+
+    def __iter__(self) -> Iterator[int]:
+        return (key for key in list(self.ids) if self._make(key) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _live_line(line: bytes) -> tuple[float, np.ndarray] | None:
@@ -232,7 +265,7 @@ def read_samples(path: Path | None) -> Sampled:
     (a framework app's lines hold thousands of stacks each: a dict of them, line by line,
     took seconds after the load)."""
     frames: dict[int, Frame] = {}
-    stacks: dict[int, tuple[Frame, ...]] = {}
+    stacks = _Stacks(frames)
     lines: list[tuple[float, np.ndarray]] = []
     try:
         raw_lines = path.read_bytes().splitlines() if path is not None else []
@@ -250,9 +283,8 @@ def read_samples(path: Path | None) -> Sampled:
                     frames[int(key)] = Frame(str(function), str(file), int(line))
             elif "stacks" in raw:
                 for key, ids in raw["stacks"].items():
-                    with contextlib.suppress(KeyError, ValueError, TypeError):
-                        # A stack naming a frame a damaged line lost is left out alone.
-                        stacks[int(key)] = tuple(frames[int(i)] for i in ids)
+                    with contextlib.suppress(ValueError, TypeError):
+                        stacks.ids[int(key)] = ids
             elif "live" in raw:
                 live = np.asarray(raw["live"], dtype=np.int64)
                 if live.size == 0:

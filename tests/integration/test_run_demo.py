@@ -23,7 +23,11 @@ SECRET = "ghp_" + "s3cr3t" * 6
 
 
 def run_demo(out: Path, requests: int = REQUESTS, **env: str) -> RunResult:
-    scenario = load_scenario(DEMO_SCENARIO).with_overrides(env=env, requests=requests, warmup=500)
+    """The demo read live from memray (``capture = "live"``; the default, sampled, is
+    ``test_run_sampled.py``'s)."""
+    scenario = load_scenario(DEMO_SCENARIO).with_overrides(
+        env=env, requests=requests, warmup=500, capture="live"
+    )
     return run_scenario(scenario, out)
 
 

@@ -133,7 +133,7 @@ def test_each_service_is_profiled_and_measured_on_its_own(tmp_path: Path) -> Non
     for result, name in ((back, "back"), (front, "front")):
         folder = out / name
         # Each read live from its own stream.
-        assert result.capture.mode == "live" and result.capture.polls
+        assert result.capture.mode == "sampled"  # the default: counted and sampled
         assert result.capture.file == "" and not (folder / "capture.bin").exists()
         assert (folder / "service.log").is_file()
         assert result.files["load_timeline"] == "../load.jsonl"
@@ -158,7 +158,7 @@ def test_a_service_that_does_not_start_stops_the_ones_before_it(tmp_path: Path) 
     assert message.endswith(": no broker")
     failure = json.loads((tmp_path / "out" / "failure.json").read_text())
     assert failure["reason"] == message
-    assert failure["phase"] == "starting the service front under memray"
+    assert failure["phase"] == "starting the service front counted and sampled (nothing traced)"
     assert failure["services"]["front"]["returncode"] == 4
     assert failure["services"]["back"]["processes"]  # it ran, and was sampled
     assert failure["services"]["back"]["returncode"] is not None  # and it was stopped

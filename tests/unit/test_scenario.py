@@ -437,3 +437,38 @@ def test_result_json_keeps_environment_values_hashed_but_those_shown(write_scena
     # Another value tells the settings apart; the service itself got the value.
     assert hidden_value("API_TOKEN", "ghp_other") != hidden_value("API_TOKEN", "ghp_secret")
     assert member.service.env["API_TOKEN"] == "ghp_secret"
+
+
+@pytest.mark.parametrize(
+    ("profile", "capture"),
+    [
+        ("", "sampled"),
+        ("native = true", "live"),
+        ("flamegraph = true", "live"),
+        ("trace_python_allocators = false", "live"),
+        ('capture = "counters"', "counters"),
+        ('capture = "live"\nnative = false', "live"),
+    ],
+)
+def test_the_default_capture_samples_unless_the_profile_asks_for_memrays_traces(
+    write_scenario, profile: str, capture: str
+) -> None:
+    (scenario,) = load_scenario(write_scenario(f"{MINIMAL}\n[profile]\n{profile}\n")).members()
+    assert scenario.profile.capture == capture
+
+
+def test_a_flame_graph_asked_for_on_the_command_line_traces_an_unset_capture(
+    write_scenario,
+) -> None:
+    scenario = load_scenario(write_scenario(MINIMAL))
+    (traced,) = scenario.with_overrides(flamegraph=True).members()
+    assert (traced.profile.capture, traced.profile.flamegraph) == ("live", True)
+    sampled = load_scenario(write_scenario(f'{MINIMAL}\n[profile]\ncapture = "sampled"\n'))
+    with pytest.raises(InputError, match="flamegraph: needs memray's traces"):
+        sampled.with_overrides(flamegraph=True)
+
+
+def test_sampling_asked_for_with_native_frames_is_refused(write_scenario) -> None:
+    text = f'{MINIMAL}\n[profile]\ncapture = "sampled"\nnative = true\n'
+    with pytest.raises(InputError, match="native: needs memray's traces"):
+        load_scenario(write_scenario(text))
