@@ -21,8 +21,11 @@ The modes:
 - memgate live: memray's Python allocators traced and streamed (``capture = "live"``);
 - memgate counters: nothing traced, the allocators' counters read (``capture =
   "counters"``);
-- memgate sampled: the counters, and the heap sampler's hook on the Python allocators
-  (``capture = "sampled"``, one allocation in 4 KiB sampled with its stack).
+- memgate sampled, the default: the counters, and the heap sampler's hook on the Python
+  allocators (``capture = "sampled"``, one allocation in 4 KiB sampled with its stack).
+
+``MEMGATE_BENCH_MODES=sampled,counters`` (words of the modes' names) measures those
+modes only, beside the unprofiled one.
 """
 
 from __future__ import annotations
@@ -50,8 +53,17 @@ MODES: dict[str, dict[str, object] | None] = {
     "memray, Python allocators, to a file": {"capture": "file"},
     "memgate live (Python allocators)": {"capture": "live"},
     "memgate counters": {"capture": "counters"},
-    "memgate sampled (one allocation in 4 KiB)": {"capture": "sampled"},
+    "memgate sampled, the default (one allocation in 4 KiB)": {"capture": "sampled"},
 }
+
+
+ONLY = os.environ.get("MEMGATE_BENCH_MODES")
+if ONLY:
+    MODES = {
+        mode: changes
+        for mode, changes in MODES.items()
+        if mode == "unprofiled" or any(word in mode for word in ONLY.split(","))
+    }
 
 
 def _serve(scenarios: dict[bool, Scenario], mode: str, out: Path) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -207,9 +208,40 @@ Sampled = tuple[Mapping[int, tuple[Frame, ...]], list[tuple[float, np.ndarray]]]
 bytes by stack id (an array of ``[stack id, bytes]`` rows), oldest first."""
 
 
-_LIVE_LINE = re.compile(rb'\{"t": (-?[0-9.e+-]+), "live": \[((?:\[[0-9]+, -?[0-9]+\](?:, )?)*)\]\}')
-"""A line of the live set exactly as the extension writes it: read with numpy's text
-parser (0.4 ms for 3,000 stacks, where ``json`` and an array of its lists take 2.4 ms)."""
+_LIVE_HEAD = re.compile(rb'\{"t": (-?[0-9.e+-]+), "live": \[')
+"""The start of a line of the live set exactly as the extension writes it, whose rows
+are then read with numpy's text parser (0.4 ms for 3,000 stacks, where ``json`` and an
+array of its lists take 2.4 ms)."""
+_NUMBERS_ONLY = b"0123456789[], -"
+
+
+def _live_line(line: bytes) -> tuple[float, np.ndarray] | None:
+    """The time and live set of a line of the extension's, if it is one; ``None``
+    otherwise (another kind of line, or not quite this form: read as JSON then)."""
+    head = _LIVE_HEAD.match(line)
+    if head is None or not line.endswith(b"]}"):
+        return None
+    body = line[head.end() : -2]
+    if body.translate(None, _NUMBERS_ONLY):
+        return None
+    numbers = body.translate(None, b"[],").decode()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy warns of text it could not read
+            t = float(head.group(1))
+            live = np.fromstring(numbers, dtype=np.int64, sep=" ") if numbers.strip() else None
+    except (ValueError, DeprecationWarning):
+        return None
+    if live is None:
+        return t, np.empty((0, 2), np.int64)
+    if live.size % 2 or live.size != body.count(b",") + 1:  # [id, bytes], [id, bytes]...
+        return None
+    return t, live.reshape(-1, 2)
+
+
+_FRAMES: dict[tuple[str, str, int], Frame] = {}
+"""Every frame read from samples, once: the same line in several processes is the same
+object, which the sums over processes compare at once."""
 
 
 class _Stacks(Mapping[int, tuple[Frame, ...]]):
@@ -244,21 +276,6 @@ class _Stacks(Mapping[int, tuple[Frame, ...]]):
         return sum(1 for _ in self)
 
 
-def _live_line(line: bytes) -> tuple[float, np.ndarray] | None:
-    """The time and live set of a line of the extension's, if it is one; ``None``
-    otherwise (another kind of line, or not quite this form: read as JSON then)."""
-    if not line.startswith(b'{"t": '):
-        return None
-    found = _LIVE_LINE.fullmatch(line)
-    if found is None:
-        return None
-    numbers = found.group(2).translate(None, b"[],").decode()
-    live = np.fromstring(numbers, dtype=np.int64, sep=" ") if numbers else np.empty(0, np.int64)
-    if live.size % 2:
-        return None
-    return float(found.group(1)), live.reshape(-1, 2)
-
-
 def read_samples(path: Path | None) -> Sampled:
     """One process's samples file (:data:`Sampled`); nothing for no file. A line cut short,
     or not the agent's, is skipped. A line of the live set is read into an array whole
@@ -280,12 +297,17 @@ def read_samples(path: Path | None) -> Sampled:
             raw = json.loads(line)
             if "frames" in raw:
                 for key, (function, file, line) in raw["frames"].items():
-                    frames[int(key)] = Frame(str(function), str(file), int(line))
+                    named = (str(function), str(file), int(line))
+                    frames[int(key)] = _FRAMES.get(named) or _FRAMES.setdefault(
+                        named, Frame(*named)
+                    )
             elif "stacks" in raw:
                 for key, ids in raw["stacks"].items():
                     with contextlib.suppress(ValueError, TypeError):
                         stacks.ids[int(key)] = ids
             elif "live" in raw:
+                if not all(type(v) is int for row in raw["live"] for v in row):
+                    continue  # numbers only (numpy would read "4" as 4)
                 live = np.asarray(raw["live"], dtype=np.int64)
                 if live.size == 0:
                     live = live.reshape(0, 2)

@@ -281,3 +281,27 @@ def test_a_code_objects_frames_are_interned_once_each_however_often_sampled() ->
     )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) < 100, done.stdout
+
+
+@pytest.mark.parametrize(
+    ("line", "read"),
+    [
+        (b'{"t": 1.5, "live": [[1, 2], [3, 40]]}', [[1, 2], [3, 40]]),
+        (b'{"t": 1.5, "live": []}', []),
+        (b'{"t": 1.5, "live": [[1, 2],  [3, 40]]}', [[1, 2], [3, 40]]),  # JSON, not C's
+        (b'{"t": 1.5, "live": [[1, 2], [3]]}', None),
+        (b'{"t": 1.5, "live": [[1, 2], [3 4]]}', None),
+        (b'{"t": 1.5, "live": [[1, -], [3, 4]]}', None),
+        (b'{"t": 1.5, "live": [[1, 2], [3, 4]', None),
+        (b'{"t": 1.5, "live": [[1, 2], [3, "4"]]}', None),
+    ],
+)
+def test_a_live_line_is_read_as_json_reads_it_or_left_out(
+    tmp_path: Path, line: bytes, read: list[list[int]] | None
+) -> None:
+    """The extension's own lines are read by numpy's text parser, fast: a line that is
+    not quite that form is read as JSON, and one that is not the live set is left out."""
+    path = tmp_path / "samples.7.1.jsonl"
+    path.write_bytes(line + b"\n")
+    _, lines = read_samples(path)
+    assert [live.tolist() for _, live in lines] == ([] if read is None else [read])
