@@ -48,6 +48,22 @@ class Counted:
         return iter(())
 
 
+NO_THREAD_CACHE = "glibc.malloc.tcache_count=0"
+"""glibc's tunable that turns off its per-thread caches (tcache) in the service: a chunk
+freed into a thread's cache is still in use to ``mallinfo2``, so a service whose threads
+meet new sizes of allocation as it runs grows by what the caches keep (up to about 200
+KiB a thread). The queue example's API, four long-lived connection threads, grew 27-29
+B/request counted and sampled, clean (memray: flat); without the caches, -0.1."""
+
+
+def counted_env(env: dict[str, str]) -> dict[str, str]:
+    """What a counted service's environment adds to ``env``: glibc's thread caches off
+    (:data:`NO_THREAD_CACHE`), after any tunables the service already sets."""
+    tunables = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t]
+    tunables = [t for t in tunables if not t.startswith("glibc.malloc.tcache_count=")]
+    return {"GLIBC_TUNABLES": ":".join([*tunables, NO_THREAD_CACHE])}
+
+
 class CountersRecorder:
     """The agent's heap counters, one file per process in ``folder``."""
 

@@ -1,6 +1,7 @@
 """The service in an environment memgate could not share: its own virtual environment
-with memray and the demo's packages, pydantic 1.x, and none of memgate's (no locust, no
-numpy, no scipy), selected by ``PATH`` as an activated environment would be."""
+with memray, memgate's heap sampler (built there by pip) and the demo's packages,
+pydantic 1.x, and none of memgate's (no locust, no numpy, no scipy), selected by
+``PATH`` as an activated environment would be."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import DEMO_SCENARIO, memgate, one_line_error, planted_leak_line
+from tests.support import DEMO_SCENARIO, REPO, memgate, one_line_error, planted_leak_line
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +24,7 @@ MEMRAY = importlib.metadata.version("memray")
 @pytest.fixture(scope="module")
 def service_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The ``bin`` folder of a fresh virtual environment with only the demo's packages,
-    memray, and pydantic 1.10 (memgate needs pydantic 2)."""
+    memray, the sampler, and pydantic 1.10 (memgate needs pydantic 2)."""
     folder = tmp_path_factory.mktemp("service") / "venv"
     venv.create(folder, with_pip=True)
     python = folder / "bin" / "python"
@@ -36,6 +37,7 @@ def service_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--quiet",
             "--disable-pip-version-check",
             f"memray=={MEMRAY}",
+            str(REPO / "sampler"),
             "starlette",
             "uvicorn",
             "pydantic==1.10.*",
