@@ -190,7 +190,9 @@ def test_inside_actions_a_leak_is_annotated_summarized_and_output(
     assert "| | metric | baseline ± spread | current | change | why | where |" in summary
     assert "heap growth per request" in summary
     assert "```mermaid\n" in summary and "xychart-beta" in summary
-    assert f"`examples/demo_service/app.py:{planted_leak_line()}` in `__call__`" in summary
+    # Sampled, the default: the function by its qualified name (memray's: `__call__`).
+    where = f"`examples/demo_service/app.py:{planted_leak_line()}` in `RetainPerRequest.__call__`"
+    assert where in summary
     outputs = read_file_commands(Path(actions["GITHUB_OUTPUT"]).read_text())
     assert outputs["verdict"] == "fail"
     report = Path(outputs["json-report"])
