@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/detection.py --quick      # CI: 4 cases, 8 s, 1 repeat
     .venv/bin/python benchmarks/detection.py --full       # the figures: 60 s runs, 5 repeats
     .venv/bin/python benchmarks/detection.py --seconds 30 --repeats 3 --cases clean leak64
-    .venv/bin/python benchmarks/detection.py --full --capture live file   # both, interleaved
+    .venv/bin/python benchmarks/detection.py --full --capture sampled live  # both, interleaved
 
 Each case runs the demo scenario (``memgate run``'s own code path) with the example
 service switched by environment: planted leaks of 16, 64, 256 and 1024 bytes per
@@ -78,7 +78,7 @@ def cases() -> list[Case]:
 
 
 def run_once(
-    case: Case, seconds: float, workdir: Path, keep: Path | None = None, capture: str = "live"
+    case: Case, seconds: float, workdir: Path, keep: Path | None = None, capture: str = "sampled"
 ) -> dict[str, object]:
     scenario = load_scenario(REPO / "scenarios" / "demo.toml").with_overrides(
         env=case.env, duration=seconds, warmup=500, capture=capture
@@ -229,9 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--capture",
         nargs="+",
-        choices=("live", "file"),
-        default=["live"],
-        help="how memray is read (several: each case in each, interleaved)",
+        choices=("sampled", "live", "file"),
+        default=["sampled"],
+        help="how allocations are recorded: sampled, the default, or memray's traces read"
+        " live or from a file (several: each case in each, interleaved)",
     )
     parser.add_argument("--record", type=Path, help="append each run here (JSON lines)")
     parser.add_argument("--table-only", action="store_true", help="print the table of --record")

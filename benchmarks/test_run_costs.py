@@ -2,12 +2,12 @@
 
     .venv/bin/pytest benchmarks/test_run_costs.py
 
-Each profiling mode (each from a capture file, and memgate's default and native read
-live) serves the demo scenario's load for ``MEMGATE_BENCH_SECONDS``
-(default 8) measured seconds after a 300-request warm-up, ``MEMGATE_BENCH_ROUNDS``
-rounds (default 3), modes interleaved so that the machine's drift hits them alike;
-figures are medians. Reading is timed on the last Python-allocator capture, next to
-``memray stats`` on the same file.
+Each of memray's modes (each to a capture file, and Python allocators and native read
+live; ``benchmarks/test_overhead.py`` has the sampled default) serves the demo
+scenario's load for ``MEMGATE_BENCH_SECONDS`` (default 8) measured seconds after a
+300-request warm-up, ``MEMGATE_BENCH_ROUNDS`` rounds (default 3), modes interleaved so
+that the machine's drift hits them alike; figures are medians. Reading is timed on the
+last Python-allocator capture, next to ``memray stats`` on the same file.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ SECONDS = float(os.environ.get("MEMGATE_BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("MEMGATE_BENCH_ROUNDS", "3"))
 MODES = {
     "unprofiled": None,
-    "memgate default (python allocators traced)": ProfileSpec(capture="file"),
+    "memray, python allocators traced, to a file": ProfileSpec(capture="file"),
     "memray's own default (arenas only)": ProfileSpec(
         trace_python_allocators=False, capture="file"
     ),
     "native": ProfileSpec(native=True, capture="file"),
-    "memgate default, read live": ProfileSpec(),
+    "memray, python allocators traced, read live": ProfileSpec(capture="live"),
     "native, read live": ProfileSpec(native=True),
 }
 

@@ -149,14 +149,24 @@ SAMPLER_SOURCE = Path(__file__).resolve().parent.parent.parent / "sampler"
 """The heap sampler's source in memgate's checkout (``pip install`` builds it)."""
 
 
+SAMPLER_VERSION = "0.2.0"
+"""The heap sampler's version this memgate reads (``sampler/pyproject.toml``'s)."""
+
+
 def check_sampler(python: ServicePython, where: str) -> None:
-    """``capture = "sampled"`` needs the heap sampler in the service's Python: one line
-    naming the fix otherwise (an input error)."""
+    """``capture = "sampled"`` needs this memgate's heap sampler in the service's Python:
+    one line naming the fix otherwise (an input error)."""
+    source = SAMPLER_SOURCE if (SAMPLER_SOURCE / "setup.py").is_file() else "memgate-sampler"
     if python.sampler is None:
-        source = SAMPLER_SOURCE if (SAMPLER_SOURCE / "setup.py").is_file() else "memgate-sampler"
         raise InputError(
             f"{where}: {python.executable} cannot import memgate_sampler, which capture ="
             f' "sampled" needs: run {python.executable} -m pip install {source}'
+        )
+    if python.sampler != SAMPLER_VERSION:
+        raise InputError(
+            f"{where}: {python.executable} has memgate-sampler {python.sampler} and memgate"
+            f" reads {SAMPLER_VERSION}: run {python.executable} -m pip install --force-reinstall"
+            f" {source}"
         )
 
 

@@ -4,9 +4,11 @@ each point's live bytes by stack."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from gate.recording import recorder_for
 from gate.recording.sampled import SampledRecorder, SampledRecording
 from gate.scenario import ProfileSpec
 from gate.service.agent_files import read_samples
-from gate.service.interpreter import ServicePython, check_sampler
+from gate.service.interpreter import SAMPLER_VERSION, ServicePython, check_sampler
 
 AGENT = Path(__file__).resolve().parents[2] / "gate" / "agent"
 
@@ -141,7 +143,15 @@ def test_sampling_without_the_extension_in_the_services_python_is_refused_in_one
     with pytest.raises(InputError, match="cannot import memgate_sampler") as refused:
         check_sampler(python, "service")
     assert "-m pip install" in str(refused.value) and "\n" not in str(refused.value)
-    check_sampler(ServicePython("/venv/bin/python", "3.11.7", "1.20.0", (), sampler="0.1.0"), "s")
+    old = ServicePython("/venv/bin/python", "3.11.7", "1.20.0", (), sampler="0.1.0")
+    with pytest.raises(InputError, match=r"has memgate-sampler 0\.1\.0 and memgate reads 0\.2\.0"):
+        check_sampler(old, "service")
+    check_sampler(dataclasses.replace(old, sampler=SAMPLER_VERSION), "service")
+
+
+def test_memgate_reads_the_version_of_the_sampler_beside_it() -> None:
+    pyproject = tomllib.loads((AGENT.parents[1] / "sampler" / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == SAMPLER_VERSION
 
 
 @pytest.mark.parametrize(
