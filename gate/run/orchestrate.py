@@ -178,7 +178,6 @@ def run_once(
             requests = outcome.samples[-1].requests if outcome.samples else 0
             for service in services:  # what served the load to its end was measured
                 service.check_measured(requests, now=True)
-                service.check_listening()
             for service in services:
                 service.collect(measuring=False)
             for service in services:
@@ -186,6 +185,8 @@ def run_once(
             # After the last point: the census's pause and its objects are in no point.
             for service in services:
                 service.ask_census("end")
+            for service in services:  # the kernel's sockets asked while the census counts
+                service.check_listening()
             for service in services:
                 service.wait_census("end", after="start", timeout=CENSUS_TIMEOUT_S)
         except RunError:
