@@ -40,6 +40,7 @@ class Metric:
 
 MIB = 2**20
 HEAP_GROWTH = "heap growth per request"
+RSS_GROWTH = "RSS growth per request"
 """Judged by :class:`gate.verdict.leak.LeakCheck` with the heap's shape, not alone."""
 
 
@@ -61,7 +62,7 @@ METRICS = (
         lambda r: (r.heap.low, r.heap.high),
     ),
     Metric(
-        "RSS growth per request",
+        RSS_GROWTH,
         "B/request",
         lambda r: r.rss.slope,
         16.0,

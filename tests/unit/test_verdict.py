@@ -156,11 +156,30 @@ def test_small_or_unsure_sites_are_not_reported() -> None:
     assert decide(tiny, clean_history(), BudgetSpec()).verdict is Outcome.PASS
 
 
+def with_rss(summary, slope: float):
+    return dataclasses.replace(summary, rss=TrendSummary(slope, slope - 40, slope + 40, 1e-5))
+
+
 def test_new_fragmentation_is_a_flag() -> None:
-    current = make_summary(shape=Shape.FRAGMENTATION)
+    current = with_rss(make_summary(shape=Shape.FRAGMENTATION), 300.0)
     decision = decide(current, clean_history(), BudgetSpec())
     assert decision.verdict is Outcome.FLAG
     assert "fragmentation" in decision.findings[0].message
+    assert decide(current, None, BudgetSpec()).verdict is Outcome.FLAG
+
+
+def test_rss_creeping_as_it_did_in_the_history_is_not_fragmentation_flagged() -> None:
+    """A clean service that churns through many sizes creeps its RSS (the noisy service
+    sampled: 19 of 100 clean checks flagged): within the history's own RSS growth, the
+    service is as it was; past it, flagged."""
+    runs = [with_rss(run, s) for run, s in zip(clean_history().runs, (150, 120, 190), strict=True)]
+    history = dataclasses.replace(clean_history(), runs=tuple(runs))
+    creeping = with_rss(make_summary(shape=Shape.FRAGMENTATION), 170.0)
+    assert decide(creeping, history, BudgetSpec()).verdict is Outcome.PASS
+    faster = with_rss(make_summary(shape=Shape.FRAGMENTATION), 900.0)
+    decision = decide(faster, history, BudgetSpec())
+    assert decision.verdict is Outcome.FLAG
+    assert any("fragmentation" in f.message for f in decision.findings)
 
 
 def with_resources(summary, *growing: str):
