@@ -19,7 +19,7 @@ class Shape(enum.StrEnum):
     PLATEAU = "plateau"
     """Grew, then levelled off (a bounded cache, a pool filling)."""
     FRAGMENTATION = "fragmentation"
-    """RSS keeps growing while the traced heap does not (only for the whole run)."""
+    """RSS keeps growing while the heap does not (only for the whole run)."""
     STEP = "step"
     """Jumped once between two flat levels (a buffer resized, a batch loaded)."""
 

@@ -91,8 +91,13 @@ static PyMemAllocatorEx original[2];
 static int installed = 0;
 /* Read on every allocation: the initial-exec model reads them at a fixed offset from the
  * thread pointer, where a shared object's default (general dynamic) calls __tls_get_addr
- * each time. glibc keeps room for a dlopen'ed object's few bytes of it. */
+ * each time. glibc keeps room for a dlopen'ed object's few bytes of it; musl's loader
+ * refuses such an object, so elsewhere the default model stays. */
+#ifdef __GLIBC__
 #define THREAD_LOCAL static __thread __attribute__((tls_model("initial-exec")))
+#else
+#define THREAD_LOCAL static __thread
+#endif
 THREAD_LOCAL int busy = 0;  /* the sampler's own work: allocations pass through */
 THREAD_LOCAL int quiet = 0; /* a thread whose allocations are not sampled (the agent's) */
 static Py_ssize_t extra_index = -1; /* the code objects' extra slot: their first frame + 1 */

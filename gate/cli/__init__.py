@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="memgate",
-        description="Memory regression gate: run a service under memray with a Locust load"
-        " and measure how its memory grows with requests served.",
+        description="Memory regression gate: run a service with memgate's heap sampler (or"
+        " memray) under a Locust load and measure how its memory grows with requests served.",
     )
     parser.add_argument("--version", action="version", version=f"memgate {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

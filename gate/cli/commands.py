@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 
 class RunCommand:
-    """Run a scenario: the service under memray, driven by Locust; write OUT/result.json
-    (OUT/SERVICE/result.json for each of several services).
+    """Run a scenario: the service sampled (or traced by memray), driven by Locust; write
+    OUT/result.json (OUT/SERVICE/result.json for each of several services).
 
     The previous run's folder is kept whole in OUT.previous (the one before it removed).
     """

@@ -33,15 +33,22 @@ line it writes right after a full collection with the collection's own time."""
 class SampledRecording:
     """One process's counters and samples: a :class:`gate.recording.Recording`."""
 
-    def __init__(self, snapshots: list[MemorySnapshot], samples: Path | None) -> None:
+    def __init__(
+        self,
+        snapshots: list[MemorySnapshot],
+        samples: Path | None,
+        interned: dict[tuple[str, str, int], Frame] | None = None,
+    ) -> None:
         self._snapshots = snapshots
         self._samples = samples
+        self._interned = {} if interned is None else interned
+        """The run's frames, shared by its processes' recordings (one object a line)."""
 
     def snapshots(self) -> list[MemorySnapshot]:
         return self._snapshots
 
     def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]:
-        stacks, lines = read_samples(self._samples)
+        stacks, lines = read_samples(self._samples, self._interned)
         times = [t for t, _ in lines]
         at = [
             bisect.bisect_right(times, self._snapshots[i].t + MATCH_S) - 1 if i >= 0 else -1
@@ -84,8 +91,9 @@ class SampledRecorder(CountersRecorder):
 
     def open(self, main_pid: int, opened: contextlib.ExitStack, progress: bool) -> list[Recorded]:
         samples = samples_files(self.folder)
+        interned: dict[tuple[str, str, int], Frame] = {}
         return [
-            Recorded(pid, "", SampledRecording(snapshots, samples.get(pid)))
+            Recorded(pid, "", SampledRecording(snapshots, samples.get(pid), interned))
             for pid, snapshots in self._read(main_pid)
             if snapshots or pid == main_pid
         ]

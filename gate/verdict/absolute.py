@@ -120,7 +120,7 @@ class ShapeCheck:
                 plain(
                     "shape",
                     Outcome.FLAG,
-                    f"RSS grows {fmt(current.rss.slope, 'B/request')} while the traced heap does"
+                    f"RSS grows {fmt(current.rss.slope, 'B/request')} while the heap does"
                     " not: fragmentation or native memory",
                 )
             ]

@@ -40,8 +40,10 @@ class Metric:
 
 MIB = 2**20
 HEAP_GROWTH = "heap growth per request"
-RSS_GROWTH = "RSS growth per request"
 """Judged by :class:`gate.verdict.leak.LeakCheck` with the heap's shape, not alone."""
+RSS_GROWTH = "RSS growth per request"
+"""Judged beside the heap's growth; its band also tells RSS that creeps as before from
+fragmentation (:class:`gate.verdict.absolute.ShapeCheck`)."""
 
 
 def _ends_at_stop(run: RunSummary) -> bool:

@@ -252,7 +252,7 @@ def _shape_only(report: Report) -> Report:
     from gate.outcome import Outcome
     from gate.verdict.finding import plain
 
-    shape = plain("shape", Outcome.FLAG, "RSS grows 600 B/request while the traced heap does not")
+    shape = plain("shape", Outcome.FLAG, "RSS grows 600 B/request while the heap does not")
     decision = dataclasses.replace(report.decision, findings=(shape,))
     return dataclasses.replace(report, decision=decision)
 

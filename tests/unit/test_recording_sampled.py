@@ -304,6 +304,10 @@ def test_a_code_objects_frames_are_interned_once_each_however_often_sampled() ->
         (b'{"t": 1.5, "live": [[1, -], [3, 4]]}', None),
         (b'{"t": 1.5, "live": [[1, 2], [3, 4]', None),
         (b'{"t": 1.5, "live": [[1, 2], [3, "4"]]}', None),
+        (b'{"t": 1.5, "live": [[1, 2][3, 4]]}', None),
+        (b'{"t": 1.5, "live": [[1, 2, 3], [4]]}', None),
+        (b'{"t": 1.5, "live": [[1, 99999999999999999999]]}', None),
+        (b'{"t": 1.5, "live": [[1, 2], [3, -4]]}', [[1, 2], [3, -4]]),
     ],
 )
 def test_a_live_line_is_read_as_json_reads_it_or_left_out(
