@@ -386,7 +386,7 @@ def render_html(report: Report) -> str:
         charts=charts,
         findings=findings,
         sites=sites,
-        no_sites=no_sites_text(result.capture),
+        no_sites=no_sites_text(result),
         processes=processes,
         resources=resources_text(result),
         why=_why(report),

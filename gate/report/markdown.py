@@ -242,7 +242,7 @@ def _sites(report: Report) -> list[str]:
     sites = growing_sites(report.result.sites)
     out = ["### Allocation sites growing with requests", ""]
     if not sites:
-        return [*out, no_sites_text(report.result.capture), ""]
+        return [*out, no_sites_text(report.result), ""]
     for rank, site in enumerate(sites, start=1):
         frame = site.frame
         owner = md(not_user_code(site, report.result.provenance))

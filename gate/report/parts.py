@@ -13,7 +13,7 @@ from gate.model import Frame, NativeFrame, Provenance, RunResult, Site, shown_fi
 from gate.observed import CaptureInfo, ProcessCurve, Retention
 from gate.outcome import WORST_FIRST, Outcome
 from gate.report.report import Report
-from gate.shapes import Trend
+from gate.shapes import Shape, Trend
 from gate.summary import TrendSummary
 from gate.units import quantity, size
 from gate.verdict import Finding
@@ -39,12 +39,20 @@ def ran_on_text(result: RunResult) -> str:
     )
 
 
-def no_sites_text(capture: CaptureInfo) -> str:
-    """What to say when no site is listed: none grew, or none was recorded."""
-    if capture.mode == "counters":
+def no_sites_text(result: RunResult) -> str:
+    """What to say when no site is listed: none grew, none was recorded, or (sampled) the
+    heap grew where no Python allocation is: in native code, whose frames only memray's
+    native traces give."""
+    if result.capture.mode == "counters":
         return (
             "No allocation site was recorded: the heap was counted, no allocation traced"
             ' (with capture = "auto", a run whose counted heap may grow is traced).'
+        )
+    if result.capture.mode == "sampled" and result.analysis.shape is Shape.LEAK:
+        return (
+            "No allocation site of Python's allocators grew: the heap grows in memory native"
+            ' code takes from malloc; run again with capture = "live" and native = true to'
+            " see its native frames."
         )
     return "No allocation site grew steadily through the steady state."
 

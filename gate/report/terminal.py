@@ -92,7 +92,8 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     sites.add_column("where", overflow="fold")
     growing = growing_sites(result.sites)
     if not growing:
-        sites.caption = no_sites_text(result.capture)[:-1].lower()
+        text = no_sites_text(result)[:-1]
+        sites.caption = text[0].lower() + text[1:]
     for rank, site in enumerate(growing, start=1):
         frame = site.frame
         place = (where(frame) or "(no Python frame)") + not_user_code(site, result.provenance)

@@ -99,3 +99,23 @@ def test_a_stripped_extensions_leak_is_named_by_its_library(tmp_path: Path) -> N
     terminal = done.stdout.splitlines()
     at = next(i for i, line in enumerate(terminal) if f"app.py:{_calling_line()} in do_GET" in line)
     assert terminal[at + 1].strip() == f"native: in {library.name} (no symbols)"
+
+
+def test_sampled_by_default_the_extensions_leak_fails_and_points_to_its_frames(
+    tmp_path: Path,
+) -> None:
+    """The same service with no ``native = true``: sampled, as by default. The extension's
+    malloc is in the counted heap, so the leak fails, though no site of Python's
+    allocators grows; the reports say that memray's native traces name its frames."""
+    build_leaky(tmp_path)
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(scenario.read_text().replace("native = true", ""))
+    out = tmp_path / "out"
+    done = memgate("check", "scenario.toml", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    result = read_result(out / "scenario" / "result.json")
+    assert result.capture.mode == "sampled" and result.analysis.shape.value == "leak"
+    trend = result.analysis.heap.trend
+    assert trend.low <= LEAK_BYTES * 1.5 and trend.high >= LEAK_BYTES * 0.7, trend
+    assert not any(s.trend.slope > LEAK_BYTES / 4 for s in result.sites)
+    assert 'capture = "live" and native = true' in " ".join(done.stdout.split())

@@ -92,3 +92,23 @@ def test_a_library_site_is_shown_from_its_import_root_with_its_distribution() ->
     text = " ".join(render_run(shown, width=200).split())
     assert "gunicorn/util.py:513 in http_date (gunicorn 27.0.1, not user code)" in text
     assert "site-packages" not in text
+
+
+def test_a_sampled_leak_no_python_site_holds_points_to_memrays_native_frames() -> None:
+    """Sampled, a leak in native code's malloc grows the counted heap, and no site of
+    Python's allocators grows: the reports say where its frames are to be had."""
+    import dataclasses
+
+    from gate.report.parts import no_sites_text
+    from gate.shapes import Shape
+
+    result = make_result(256)
+    sampled = dataclasses.replace(
+        result, sites=(), capture=dataclasses.replace(result.capture, mode="sampled")
+    )
+    assert sampled.analysis.shape is Shape.LEAK
+    said = no_sites_text(sampled)
+    assert 'capture = "live" and native = true' in said and "native code" in said
+    assert 'capture = "live" and native = true' in " ".join(squeeze(render_run(sampled)))
+    traced = dataclasses.replace(sampled, capture=result.capture)
+    assert no_sites_text(traced) == "No allocation site grew steadily through the steady state."
