@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import datetime
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gate import provenance
@@ -64,9 +64,12 @@ def build_result(
     outcome: LoadOutcome,
     started_at: datetime.datetime,
     progress: bool,
+    census_done: Callable[[], None] | None = None,
 ) -> RunResult:
     """One service's result from its captures and samples (``progress``: show the
-    reading of a capture file's progress)."""
+    reading of a capture file's progress). ``census_done`` waits for the census asked
+    after the load: given, the recordings are read while the service counts its objects
+    (read live, no point falls in that census), and the census after."""
     read_started = time.perf_counter()
     timeline = outcome.samples
     warmup_done = _requests_when(timeline, outcome.warmup_done_at)
@@ -89,14 +92,10 @@ def build_result(
             forks = {r.pid for r in recordings[1:]}
             check_profiled(during, forks, scenario.profile.follow_fork, service.who, command_of)
             starts, failed_starts = read_censuses(service.census_folder, "start")
-            ends, failed_ends = read_censuses(service.census_folder, "end")
-            problems = census_problems(
-                scenario.profile.census,
-                service.pid,
-                starts,
-                ends,
-                {"start": failed_starts, "end": failed_ends},
-            )
+            ends: list[CensusRecord] = []
+            failed_ends: dict[int, str] = {}
+            if census_done is None:
+                ends, failed_ends = read_censuses(service.census_folder, "end")
             read = read_recordings(
                 scenario,
                 recordings,
@@ -108,6 +107,16 @@ def build_result(
                 _census_windows([*starts, *ends], timing),
                 service.libraries,
                 collections,
+            )
+            if census_done is not None:
+                census_done()
+                ends, failed_ends = read_censuses(service.census_folder, "end")
+            problems = census_problems(
+                scenario.profile.census,
+                service.pid,
+                starts,
+                ends,
+                {"start": failed_starts, "end": failed_ends},
             )
     except UnreadableCapture as exc:
         raise RunError(str(exc)) from None

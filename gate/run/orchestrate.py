@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gate.analysis.shape import MIN_RETAINED
@@ -187,8 +188,6 @@ def run_once(
                 service.ask_census("end")
             for service in services:  # the kernel's sockets asked while the census counts
                 service.check_listening()
-            for service in services:
-                service.wait_census("end", after="start", timeout=CENSUS_TIMEOUT_S)
         except RunError:
             watched.failed_in = watched.last_phase  # not the stop that follows
             _stop_all(tried, watched)
@@ -207,18 +206,27 @@ def run_once(
                 watched.phase(reading)
                 results.append(
                     build_result(
-                        member, service, outcome, started_at, observer.show_capture_progress
+                        member,
+                        service,
+                        outcome,
+                        started_at,
+                        observer.show_capture_progress,
+                        census_done=functools.partial(_census_done, service) if live else None,
                     )
                 )
             return results
 
-        if not all(service.live for service in services):  # the capture files come last
+        live = all(service.live for service in services)
+        if not live:  # the capture files come last
+            for service in services:
+                _census_done(service)
             stops = _stop_all(tried, watched)
             _refuse(stops, outcome, members[0], out_dir, watched)
             return read()
         # Read live, the last points are taken: the services stop while the results are
         # built (the stop of a prefork server takes a second or more).
-        stopping = _Stopping(tried)
+        # Each service is stopped once its census is done, while its recording is read.
+        stopping = _Stopping(tried, first=_census_done)
         try:
             results = read()
         except RunError as exc:
@@ -277,8 +285,13 @@ class _Stopping:
     reading beside it says what it does); :meth:`join` waits for it and raises what
     the stop raised. Cut short (a Ctrl-C while waiting), every service is killed."""
 
-    def __init__(self, services: Sequence[ServiceProcess]) -> None:
+    def __init__(
+        self,
+        services: Sequence[ServiceProcess],
+        first: Callable[[ServiceProcess], None] = lambda service: None,
+    ) -> None:
         self.services = services
+        self._first = first
         self._stops: list[tuple[ServiceProcess, StopInfo]] = []
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="memgate-stop", daemon=True)
@@ -286,6 +299,8 @@ class _Stopping:
 
     def _run(self) -> None:
         try:
+            for service in self.services:
+                self._first(service)
             self._stops = _stop_all(self.services, Watched(QuietObserver()))
         except BaseException as exc:  # handed to join's caller
             self._error = exc
@@ -305,6 +320,11 @@ class _Stopping:
         for service in self.services:
             service.kill()
         self._thread.join(timeout=5)
+
+
+def _census_done(service: ServiceProcess) -> None:
+    """Wait until the service's census after the load is done (or given up on)."""
+    service.wait_census("end", after="start", timeout=CENSUS_TIMEOUT_S)
 
 
 def _stop_all(
