@@ -108,12 +108,13 @@ class ShapeCheck:
 
     A clean service whose heap churns through many sizes creeps its RSS up as the
     allocators fragment: the noisy service's, counted and sampled, 1-2 MiB over 10,000
-    requests in most checks, material in some (19 of 100 flagged). Within the history's
-    own RSS growth (its band), that is the service as it was."""
+    requests in most checks, material in some (19 of 100 flagged). Unless it surely grows
+    past the history's own RSS growth (its band: the low end of its 95% interval past the
+    band's limit), that is the service as it was."""
 
     def findings(self, current: RunSummary, runs: Sequence[RunSummary]) -> list[Finding]:
         before = {run.shape for run in runs}
-        if runs and current.rss.slope <= band_of(RSS_METRIC, runs).limit:
+        if runs and current.rss.low <= band_of(RSS_METRIC, runs).limit:
             return []
         if current.shape is Shape.FRAGMENTATION and Shape.FRAGMENTATION not in before:
             return [
