@@ -78,7 +78,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--capture",
         choices=("live", "file", "counters", "sampled", "auto"),
         help="count the heap and sample one allocation in 4 KiB to name the lines (sampled:"
-        " the default, at 0.8-0.9x the service's speed), or trace every allocation with"
+        " the default, at about 0.8x the service's speed), or trace every allocation with"
         " memray and read its records live (no file; native frames, flame graphs), or write"
         " memray's capture file and read it after the load (for memray's own reporters), or"
         " trace nothing and read the allocators' counters (near full speed, no sites), or"

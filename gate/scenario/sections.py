@@ -245,7 +245,7 @@ class ProfileSpec(StrictModel):
     capture: Literal["live", "file", "counters", "sampled", "auto"] = "sampled"
     """``sampled`` (the default) counts the heap exactly and samples the Python allocators
     (one allocation in ``sample_bytes`` bytes, the extension ``memgate-sampler`` in the
-    service's Python): each stack's live bytes estimated, so sites are named, at 0.8-0.9x
+    service's Python): each stack's live bytes estimated, so sites are named, at about 0.8x
     the service's own speed; left unset, with ``native``, ``flamegraph`` or
     ``trace_python_allocators = false`` set, it is ``live``. ``live`` traces every
     allocation with memray and streams its records to memgate during the load (no
