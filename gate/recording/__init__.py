@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -93,6 +93,11 @@ class Recorder(Protocol):
 
     def agent_settings(self) -> dict[str, object]:
         """What memgate's agent is told about recording (``capture``, ``port``, ``file``)."""
+        ...
+
+    def service_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """The variables the recording sets in the service's environment ``env`` (before
+        it starts): none, or glibc's tunables for a count of malloc's."""
         ...
 
     def clear(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,7 @@ KiB a thread). The queue example's API, four long-lived connection threads, grew
 B/request counted and sampled, clean (memray: flat); without the caches, -0.1."""
 
 
-def counted_env(env: dict[str, str]) -> dict[str, str]:
+def counted_env(env: Mapping[str, str]) -> dict[str, str]:
     """What a counted service's environment adds to ``env``: glibc's thread caches off
     (:data:`NO_THREAD_CACHE`), after any tunables the service already sets."""
     tunables = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t]
@@ -83,6 +83,9 @@ class CountersRecorder:
 
     def agent_settings(self) -> dict[str, object]:
         return {"capture": "counters", "port": None, "file": None}
+
+    def service_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        return counted_env(env)
 
     def clear(self) -> None:
         for path in heap_files(self.folder).values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from gate.observed import CaptureInfo
@@ -32,6 +32,9 @@ class FileRecorder:
 
     def agent_settings(self) -> dict[str, object]:
         return {"capture": "file", "port": None, "file": str(self.capture)}
+
+    def service_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        return {}
 
     def clear(self) -> None:
         pass  # the agent's tracker replaces the main capture; forks' go with the folder's

@@ -39,7 +39,6 @@ from gate.errors import RunError
 from gate.layout import CAPTURE, SERVICE_LOG
 from gate.loopback import open_direct
 from gate.recording import Recorder, recorder_for
-from gate.recording.counters import counted_env
 from gate.scenario import PORT_OF, Scenario, port_variable
 from gate.service.agent_settings import agent_settings
 from gate.service.checks import MeasuredChecks, check_listening
@@ -215,8 +214,7 @@ class ServiceProcess:
         if self.recorder is not None:
             recording = self.recorder.agent_settings()
             env[SETTINGS] = agent_settings(self.scenario.profile, folder, recording)
-            if not self.recorder.traces:  # counted by malloc's statistics
-                env.update(counted_env(env))
+            env.update(self.recorder.service_env(env))
         with open_log(self.log_path) as log:
             try:
                 self._proc = subprocess.Popen(

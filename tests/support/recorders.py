@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from gate.observed import CaptureInfo
 from gate.recording import Recorded, Timing
@@ -23,6 +23,9 @@ class QuietRecorder:
 
     def agent_settings(self) -> dict[str, object]:
         return {"capture": "none"}
+
+    def service_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        return {}
 
     def clear(self) -> None:
         pass

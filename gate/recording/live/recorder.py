@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from gate.loopback import free_port
@@ -54,6 +54,9 @@ class LiveRecorder:
 
     def agent_settings(self) -> dict[str, object]:
         return {"capture": "live", "port": self.port, "file": str(self.capture)}
+
+    def service_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        return {}
 
     def clear(self) -> None:
         self.capture.unlink(missing_ok=True)  # a capture file is not this run's
