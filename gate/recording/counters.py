@@ -49,11 +49,13 @@ class Counted:
 
 
 NO_THREAD_CACHE = "glibc.malloc.tcache_count=0"
-"""glibc's tunable that turns off its per-thread caches (tcache) in the service: a chunk
-freed into a thread's cache is still in use to ``mallinfo2``, so a service whose threads
-meet new sizes of allocation as it runs grows by what the caches keep (up to about 200
-KiB a thread). The queue example's API, four long-lived connection threads, grew 27-29
-B/request counted and sampled, clean (memray: flat); without the caches, -0.1."""
+"""glibc's tunable that turns off its per-thread caches (tcache) in a counted service: a
+chunk freed into a thread's cache is still in use to ``mallinfo2``, so a service whose
+threads meet new sizes of allocation as it runs grows by what the caches keep (up to
+about 200 KiB a thread). The queue example's API, four long-lived connection threads,
+grew 27-29 B/request counted, clean (memray: flat); without the caches, -0.1. It costs
+the demo about a tenth of its throughput; a sampled service keeps its caches, which the
+sampler fills once per thread instead (``SampledRecorder.service_env``)."""
 
 
 def counted_env(env: Mapping[str, str]) -> dict[str, str]:
