@@ -31,9 +31,10 @@ retained heap does not leak, every point of the curve (far denser) tells the sha
 it reads a leak that the retained heap refutes (garbage waiting for a full collection).
 
 The run's shape is the heap's, except ``fragmentation`` when RSS leaks while the heap
-stays flat. "Material" means more than ``MIN_RISE`` bytes (``MIN_RSS_RISE`` for RSS,
-which moves by pages and allocator arenas) and more than ``NOISE_FACTOR`` times the
-noise of the block medians.
+stays flat, and RSS less the heap's highest point so far leaks too (RSS keeps what the
+heap's peaks reached: new peaks raise it with no fragmentation). "Material" means more
+than ``MIN_RISE`` bytes (``MIN_RSS_RISE`` for RSS, which moves by pages and allocator
+arenas) and more than ``NOISE_FACTOR`` times the noise of the block medians.
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def analyse_curve(curve: Curve) -> Analysis:
         retained_index=retained_index,
     )
     shape = heap_shape.shape
-    if rss_shape.shape is Shape.LEAK and shape is Shape.FLAT:
+    if rss_shape.shape is Shape.LEAK and shape is Shape.FLAT and _past_heap_peaks(curve):
         shape = Shape.FRAGMENTATION
     return Analysis(
         steady=steady,
@@ -185,6 +186,21 @@ def analyse_curve(curve: Curve) -> Analysis:
         basis=basis,
         unconfirmed=unconfirmed,
     )
+
+
+def _past_heap_peaks(curve: Curve) -> bool:
+    """Whether RSS grows past what the heap's own highest point so far explains: RSS less
+    the running maximum of the heap leaks through the steady state. RSS keeps the pages a
+    heap once reached, so a flat heap whose peaks (garbage waiting for a late full
+    collection) now and then reach a new height raises RSS step by step with no
+    fragmentation: the cyclic service, clean and sampled, grew RSS 34-90 B/request over
+    100,000 requests in 4 of 100 checks, as fast as its heap's running maximum."""
+    heap = np.maximum.accumulate(np.asarray([p.heap for p in curve.points], dtype=float))
+    excess = np.asarray([p.rss for p in curve.points], dtype=float) - heap
+    x, y = blocks(
+        [p.requests for p in curve.points[curve.warmup_index :]], excess[curve.warmup_index :]
+    )
+    return classify(x, y, steady_start(x, y, MIN_RSS_RISE)[0], MIN_RSS_RISE).shape is Shape.LEAK
 
 
 def _retained_refute(

@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 
 from gate.analysis.shape import analyse_curve, classify
-from gate.model import Curve, RetainedPoint
+from gate.model import Curve, CurvePoint, RetainedPoint
 from gate.shapes import Shape
 from tests.support import (
     BASE_HEAP,
+    BASE_RSS,
     FLAT,
     LEAK_64,
     PLATEAU,
     RSS_GROWTH,
     STEP,
+    TOTAL,
     WARMUP,
     after_warmup,
     curve,
@@ -173,3 +175,27 @@ def test_the_retained_steady_state_starts_at_the_point_the_analysis_cut_at() -> 
     assert judged.basis == "retained" and index is not None
     assert kept[index].requests < judged.steady.requests <= kept[index + 1].requests
     assert analyse_curve(raw).steady.retained_index is None
+
+
+def test_rss_raised_by_the_heaps_new_peaks_is_no_fragmentation() -> None:
+    """A flat heap whose rare peaks (garbage waiting for a late full collection) reach a
+    new height now and then: RSS keeps what each peak reached, and grows like a leak,
+    but only as far as the heap's own highest point so far. That is no fragmentation;
+    RSS growing past it is."""
+    rng = np.random.default_rng(4)
+    n = 200
+    requests = np.linspace(0, TOTAL, n)
+    garbage = np.where(np.arange(n) % 10 == 9, np.linspace(1e6, 5e6, n), 0.0)
+    heap = BASE_HEAP + garbage + rng.normal(0, 20_000, n)
+    peaks = np.maximum.accumulate(heap) - BASE_HEAP
+    for extra, expected in ((0.0, Shape.FLAT), (300.0, Shape.FRAGMENTATION)):
+        rss = BASE_RSS + peaks + extra * requests + rng.normal(0, 20_000, n)
+        points = tuple(
+            CurvePoint(requests=float(r), t=float(r) / 1000, heap=int(h), rss=int(s))
+            for r, h, s in zip(requests, heap, rss, strict=True)
+        )
+        warmup = int(np.searchsorted(requests, WARMUP))
+        analysis = analyse_curve(Curve(points=points, warmup_requests=WARMUP, warmup_index=warmup))
+        assert analysis.heap.shape is Shape.FLAT, analysis.heap.reason
+        assert analysis.rss.shape is Shape.LEAK, analysis.rss.reason
+        assert analysis.shape is expected, extra
