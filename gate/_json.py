@@ -114,7 +114,7 @@ def bad_integer(value: Any) -> str | None:
         elif isinstance(item, list | tuple):
             children = list(enumerate(item))
         elif hasattr(type(item), "__dataclass_fields__"):
-            children = list(vars(item).items())
+            children = [(name, getattr(item, name)) for name in type(item).__dataclass_fields__]
         else:
             continue
         # Pushed in reverse, so the first bad integer in reading order is found first.
@@ -135,8 +135,8 @@ def _any_bad_integer(value: Any) -> bool:
             stack.extend(item)
         elif kind is dict:
             stack.extend(item.values())
-        elif hasattr(kind, "__dataclass_fields__"):
-            stack.extend(vars(item).values())
+        elif hasattr(kind, "__dataclass_fields__"):  # its fields only (a frame's hash is not)
+            stack.extend(getattr(item, name) for name in kind.__dataclass_fields__)
     return False
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gate.observed import (
     CaptureInfo,
@@ -47,6 +47,20 @@ class Frame:
     function: str
     file: str
     line: int
+    if TYPE_CHECKING:
+        _hash: ClassVar[int]  # set per frame; not a field, nor in the result's JSON
+
+    def __post_init__(self) -> None:
+        # A stack of 50 frames is a dict key many times over while a run's sites are
+        # summed (a Flask app's 10,000 stacks): the generated hash, a tuple made and
+        # hashed in Python per frame and per look-up, took a third of reading them.
+        object.__setattr__(self, "_hash", hash((self.function, self.file, self.line)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[Frame], tuple[str, str, int]]:
+        return Frame, (self.function, self.file, self.line)  # hashed again where unpickled
 
     def __str__(self) -> str:
         return f"{self.function} at {self.file}:{self.line}"

@@ -88,14 +88,27 @@ def sum_by_stack(
     if len(streams) == 1:
         yield from streams[0]
         return
+    # A stack is looked up by its frames' ids first: a reader that interns its frames
+    # (the sampled one, over all its processes) gives the same stack as the same
+    # objects, whose ids hash far faster than 50 frames do; equal stacks of other
+    # objects still meet by value, once per such stack.
     totals: dict[tuple[Frame, ...], np.ndarray] = {}
+    by_ids: dict[tuple[int, ...], tuple[tuple[Frame, ...], np.ndarray]] = {}
     for stream in streams:
         for stack, live in stream:
             values = np.asarray(live, dtype=np.int64)
-            if stack in totals:
-                totals[stack] += values
+            key = tuple(map(id, stack))
+            seen = by_ids.get(key)
+            if seen is None:
+                summed = totals.get(stack)
+                if summed is None:
+                    summed = totals[stack] = values.copy()
+                else:
+                    summed += values
+                by_ids[key] = (stack, summed)  # the stack kept: its frames' ids stay theirs
             else:
-                totals[stack] = values.copy()
+                summed = seen[1]
+                summed += values  # in place: the array in ``totals``
     for stack, summed in totals.items():
         yield stack, summed.tolist()
 

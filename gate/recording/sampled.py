@@ -62,11 +62,14 @@ class SampledRecording:
         table = np.zeros((len(ids), len(indexes)), dtype=np.int64)
         for k, live in chosen:
             table[np.searchsorted(ids, live[:, 0]), k] = live[:, 1]
-        # Stacks told apart by their instructions may share their lines: one site.
-        rows: dict[tuple[Frame, ...], list[int]] = {}
+        # Stacks told apart by their instructions may share their lines: one site. (The
+        # run's frames are interned: the same frames are the same objects, whose ids
+        # hash far faster than the frames do.)
+        rows: dict[tuple[int, ...], tuple[tuple[Frame, ...], list[int]]] = {}
         for row, stack in enumerate(ids.tolist()):
-            rows.setdefault(stacks.get(stack, ()), []).append(row)
-        for frames, same in rows.items():
+            frames = stacks.get(stack, ())
+            rows.setdefault(tuple(map(id, frames)), (frames, []))[1].append(row)
+        for frames, same in rows.values():
             live = table[same[0]] if len(same) == 1 else table[same].sum(axis=0)
             yield StackLiveBytes(frames, tuple(live.tolist()))
 

@@ -186,8 +186,10 @@ def run_once(
             # After the last point: the census's pause and its objects are in no point.
             for service in services:
                 service.ask_census("end")
-            for service in services:  # the kernel's sockets asked while the census counts
-                service.check_listening()
+            live = all(service.live for service in services)
+            if not live:  # read live, the stop checks it while the recordings are read
+                for service in services:  # the kernel's sockets asked while it counts
+                    service.check_listening()
         except RunError:
             watched.failed_in = watched.last_phase  # not the stop that follows
             _stop_all(tried, watched)
@@ -216,7 +218,6 @@ def run_once(
                 )
             return results
 
-        live = all(service.live for service in services)
         if not live:  # the capture files come last
             for service in services:
                 _census_done(service)
@@ -225,8 +226,10 @@ def run_once(
             return read()
         # Read live, the last points are taken: the services stop while the results are
         # built (the stop of a prefork server takes a second or more).
-        # Each service is stopped once its census is done, while its recording is read.
-        stopping = _Stopping(tried, first=_census_done)
+        # Each service is stopped once its census is done and its port checked (the
+        # kernel's sockets took a Flask app's result 0.1-0.3 s longer), while its
+        # recording is read.
+        stopping = _Stopping(tried, first=_census_done, check=ServiceProcess.check_listening)
         try:
             results = read()
         except RunError as exc:
@@ -242,6 +245,8 @@ def run_once(
             if failed is not None:  # the reading's reason first
                 watched.failed_in = reading
                 raise failed from None
+            if stopping.refused:
+                watched.failed_in = "load"  # where the port was found served by another
             raise
         _refuse(stops, outcome, members[0], out_dir, watched)
         if failed is not None:
@@ -282,16 +287,21 @@ def _refuse(
 
 class _Stopping:
     """The services stopped in a thread of their own (:func:`_stop_all`), quietly (the
-    reading beside it says what it does); :meth:`join` waits for it and raises what
-    the stop raised. Cut short (a Ctrl-C while waiting), every service is killed."""
+    reading beside it says what it does), each after ``first`` was done for it and
+    ``check`` for every one; :meth:`join` waits for it and raises what the stop raised,
+    or the check's refusal once all are stopped (``refused``). Cut short (a Ctrl-C
+    while waiting), every service is killed."""
 
     def __init__(
         self,
         services: Sequence[ServiceProcess],
         first: Callable[[ServiceProcess], None] = lambda service: None,
+        check: Callable[[ServiceProcess], None] = lambda service: None,
     ) -> None:
         self.services = services
         self._first = first
+        self._check = check
+        self.refused = False
         self._stops: list[tuple[ServiceProcess, StopInfo]] = []
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="memgate-stop", daemon=True)
@@ -301,7 +311,16 @@ class _Stopping:
         try:
             for service in self.services:
                 self._first(service)
+            refusal: RunError | None = None
+            try:
+                for service in self.services:
+                    self._check(service)
+            except RunError as exc:  # raised once every service is stopped
+                refusal = exc
             self._stops = _stop_all(self.services, Watched(QuietObserver()))
+            if refusal is not None:
+                self.refused = True
+                raise refusal
         except BaseException as exc:  # handed to join's caller
             self._error = exc
 

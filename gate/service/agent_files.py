@@ -234,6 +234,29 @@ def _live_line(line: bytes) -> tuple[float, np.ndarray] | None:
     return t, live.reshape(-1, 2)
 
 
+_STACK_ITEM = re.compile(rb'"([0-9]{1,10})": \[((?:[0-9]{1,10}(?:, [0-9]{1,10})*)?)\]')
+"""A stack in a line of new stacks as the extension writes them: each stack's frame
+ids are kept as their text, read when the stack is first asked for (``json`` took a
+fifth of reading a Flask app's samples, most of them stacks no point holds)."""
+
+
+def _stacks_line(line: bytes, into: dict[int, object]) -> bool:
+    """The stacks of a line of the extension's into ``into`` (id: their frame ids'
+    text); ``False`` for another kind of line, or not quite this form (JSON then)."""
+    if not (line.startswith(b'{"stacks": {') and line.endswith(b"}}")):
+        return False
+    body = line[12:-2]
+    # Only the characters of its form, and nothing but its stacks, ", " between them
+    # (each is '"ID": [IDS]', 6 characters besides its numbers).
+    if body.translate(None, b'0123456789[]:", '):
+        return False
+    found = _STACK_ITEM.findall(body)
+    if len(body) != sum(len(key) + len(ids) for key, ids in found) + 8 * len(found) - 2:
+        return len(body) == 0
+    into.update({int(key): ids for key, ids in found})
+    return True
+
+
 class _Stacks(Mapping[int, tuple[Frame, ...]]):
     """The stacks of a samples file by id, each made of its frames when first asked for:
     a framework app's file names 15,000 stacks of 50 frames, and a run needs the few
@@ -248,8 +271,11 @@ class _Stacks(Mapping[int, tuple[Frame, ...]]):
     def _make(self, key: int) -> tuple[Frame, ...] | None:
         if key not in self._made:
             made = None
-            with contextlib.suppress(KeyError, TypeError):
-                made = tuple(map(self._frames.__getitem__, self.ids[key]))  # type: ignore[call-overload]
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                ids = self.ids[key]
+                if isinstance(ids, bytes):  # as the extension wrote them (_stacks_line)
+                    ids = map(int, ids.split(b", ")) if ids else ()
+                made = tuple(map(self._frames.__getitem__, ids))  # type: ignore[call-overload]
             self._made[key] = made
         return self._made[key]
 
@@ -287,6 +313,8 @@ def read_samples(
         quick = _live_line(line)
         if quick is not None:
             lines.append(quick)
+            continue
+        if _stacks_line(line, stacks.ids):
             continue
         try:
             raw = json.loads(line)

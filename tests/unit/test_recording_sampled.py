@@ -319,3 +319,30 @@ def test_a_live_line_is_read_as_json_reads_it_or_left_out(
     path.write_bytes(line + b"\n")
     _, lines = read_samples(path)
     assert [live.tolist() for _, live in lines] == ([] if read is None else [read])
+
+
+@pytest.mark.parametrize(
+    ("line", "read"),
+    [
+        (b'{"stacks": {"0": [0, 1], "1": [1]}}', {0: ("a", "b"), 1: ("b",)}),
+        (b'{"stacks": {"0": []}}', {0: ()}),
+        (b'{"stacks": {"0": [0,1], "1": [1]}}', {0: ("a", "b"), 1: ("b",)}),  # JSON, not C's
+        (b'{"stacks": {"0": [0, 1] "1": [1]}}', {}),
+        (b'{"stacks": {"0": [0, 1], "1": [1], }}', {}),
+        (b'{"stacks": {"0": [0,, 1]}}', {}),
+        (b'{"stacks": {"0": [0, 1]x}}', {}),
+        (b'{"stacks": {"0": [0, 1], "1": [1', {}),
+        (b'{"stacks": {"0": [0, "1"]}}', {}),
+    ],
+)
+def test_a_stacks_line_is_read_as_json_reads_it_or_left_out(
+    tmp_path: Path, line: bytes, read: dict[int, tuple[str, ...]]
+) -> None:
+    """The extension's own lines of new stacks are kept as text and read when a stack
+    is asked for: a line not quite of that form is read as JSON, or left out."""
+    path = tmp_path / "samples.7.1.jsonl"
+    path.write_bytes(
+        b'{"frames": {"0": ["a", "app.py", 1], "1": ["b", "app.py", 2]}}\n' + line + b"\n"
+    )
+    stacks, _ = read_samples(path)
+    assert {k: tuple(f.function for f in v) for k, v in stacks.items()} == read

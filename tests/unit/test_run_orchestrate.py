@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gate.errors import RunError
 from gate.run.orchestrate import _stop_all, _Stopping
 from gate.run.progress import QuietObserver, Watched
 from gate.service.process import StopInfo
@@ -58,3 +59,23 @@ def test_a_stop_beside_the_reading_hands_back_its_stops_or_its_error() -> None:
     with pytest.raises(OSError, match="cannot signal"):
         stopping.join()
     assert log == ["stop service api", "stop service db", "kill service db"]
+
+
+def test_a_port_check_refused_in_the_stop_thread_is_raised_once_every_service_stopped() -> None:
+    """Read live, each service's port is checked beside the reading, after its census
+    and before the stop: a refusal stops every service first, then is raised."""
+    log: list[str] = []
+    services = [FakeService(n, log) for n in ("db", "api")]
+
+    def check(service: FakeService) -> None:
+        log.append(f"check {service.who}")
+        if service.who == "service api":
+            raise RunError("port 8000 is served by pid 42, which memgate does not profile")
+
+    stopping = _Stopping(services, check=check)  # type: ignore[arg-type]
+    with pytest.raises(RunError, match="which memgate does not profile"):
+        stopping.join()
+    assert stopping.refused
+    assert log == ["check service db", "check service api", "stop service api", "stop service db"]
+    fine = _Stopping(services, check=lambda service: None)  # type: ignore[arg-type]
+    assert len(fine.join()) == 2 and not fine.refused

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+import pickle
+
 import numpy as np
 
 from gate.analysis.sites import (
@@ -155,3 +158,20 @@ def test_sites_under_the_entry_point_are_named_by_their_library_frame() -> None:
     )
     assert [(s.frame, s.in_user_code) for s in sites] == [(SITE, False), (other, False)]
     assert all(s.user_frame is None for s in sites)
+
+
+def test_equal_stacks_of_distinct_frames_sum_as_one_across_processes() -> None:
+    """Stacks are summed by their frames' ids first (the sampled reader's frames are
+    interned) and by value besides: equal stacks made of other objects are one site."""
+    one = (Frame("handle", "app.py", 5), Frame("main", "app.py", 9))
+    other = tuple(Frame(f.function, f.file, f.line) for f in one)
+    assert one == other and one[0] is not other[0]
+    summed = dict(sum_by_stack([[(one, [1, 2])], [(other, [10, 20]), (one, [100, 200])]]))
+    assert summed == {one: [111, 222]}
+
+
+def test_a_frame_hashes_as_its_place_and_again_where_unpickled() -> None:
+    frame = Frame("handle", "app.py", 5)
+    again = pickle.loads(pickle.dumps(frame))
+    assert again == frame and hash(again) == hash(frame) == hash(Frame("handle", "app.py", 5))
+    assert dataclasses.asdict(frame) == {"function": "handle", "file": "app.py", "line": 5}
