@@ -10,6 +10,7 @@ number).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -114,7 +115,7 @@ def bad_integer(value: Any) -> str | None:
         elif isinstance(item, list | tuple):
             children = list(enumerate(item))
         elif hasattr(type(item), "__dataclass_fields__"):
-            children = [(name, getattr(item, name)) for name in type(item).__dataclass_fields__]
+            children = [(f.name, getattr(item, f.name)) for f in dataclasses.fields(item)]
         else:
             continue
         # Pushed in reverse, so the first bad integer in reading order is found first.
@@ -136,7 +137,7 @@ def _any_bad_integer(value: Any) -> bool:
         elif kind is dict:
             stack.extend(item.values())
         elif hasattr(kind, "__dataclass_fields__"):  # its fields only (a frame's hash is not)
-            stack.extend(getattr(item, name) for name in kind.__dataclass_fields__)
+            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
     return False
 
 

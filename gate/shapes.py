@@ -89,7 +89,8 @@ class Analysis:
     heap: CurveShape
     rss: CurveShape
     shape: Shape
-    """The run's shape: the heap's, or ``fragmentation`` when RSS leaks and the heap does not."""
+    """The run's shape: the heap's, or ``fragmentation`` when RSS leaks and the heap does
+    not, past the heap's highest point so far."""
     basis: str = "heap"
     """What the heap's shape and growth were judged on: ``retained`` (the heap right after
     each full collection, :attr:`Curve.retained`) or ``heap`` (every point of the curve,

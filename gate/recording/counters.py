@@ -55,7 +55,8 @@ threads meet new sizes of allocation as it runs grows by what the caches keep (u
 about 200 KiB a thread). The queue example's API, four long-lived connection threads,
 grew 27-29 B/request counted, clean (memray: flat); without the caches, -0.1. It costs
 the demo about a tenth of its throughput; a sampled service keeps its caches, which the
-sampler fills once per thread instead (``SampledRecorder.service_env``)."""
+sampler fills once in each thread that allocates through Python instead
+(``SampledRecorder.service_env``)."""
 
 
 def counted_env(env: Mapping[str, str]) -> dict[str, str]:

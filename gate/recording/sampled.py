@@ -88,9 +88,10 @@ class SampledRecorder(CountersRecorder):
         return {"capture": "sampled", "rate": self.sample_bytes, "port": None, "file": None}
 
     def service_env(self, env: Mapping[str, str]) -> dict[str, str]:
-        # glibc's thread caches stay on: the sampler fills each thread's once, so what
-        # they hold does not grow (memgate_sampler.c, prime_cache); turned off, they cost
-        # the demo a tenth of its throughput.
+        # glibc's thread caches stay on: the sampler fills those of each thread that
+        # allocates through Python once (memgate_sampler.c, prime_cache), so what
+        # they hold does not grow; turned off, they cost the demo a tenth of its
+        # throughput.
         return {}
 
     def clear(self) -> None:

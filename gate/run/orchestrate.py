@@ -242,11 +242,12 @@ def run_once(
         try:
             stops = stopping.join()
         except Exception:
+            if stopping.refused:  # the port served by another: what the reading met too
+                watched.failed_in = "load"
+                raise
             if failed is not None:  # the reading's reason first
                 watched.failed_in = reading
                 raise failed from None
-            if stopping.refused:
-                watched.failed_in = "load"  # where the port was found served by another
             raise
         _refuse(stops, outcome, members[0], out_dir, watched)
         if failed is not None:
@@ -308,16 +309,18 @@ class _Stopping:
         self._thread.start()
 
     def _run(self) -> None:
+        refusal: RunError | None = None
         try:
-            for service in self.services:
-                self._first(service)
-            refusal: RunError | None = None
             try:
                 for service in self.services:
-                    self._check(service)
-            except RunError as exc:  # raised once every service is stopped
-                refusal = exc
-            self._stops = _stop_all(self.services, Watched(QuietObserver()))
+                    self._first(service)
+                for service in self.services:  # each one (a daemon found is adopted)
+                    try:
+                        self._check(service)
+                    except RunError as exc:  # raised once every service is stopped
+                        refusal = refusal or exc
+            finally:
+                self._stops = _stop_all(self.services, Watched(QuietObserver()))
             if refusal is not None:
                 self.refused = True
                 raise refusal

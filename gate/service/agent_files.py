@@ -234,7 +234,8 @@ def _live_line(line: bytes) -> tuple[float, np.ndarray] | None:
     return t, live.reshape(-1, 2)
 
 
-_STACK_ITEM = re.compile(rb'"([0-9]{1,10})": \[((?:[0-9]{1,10}(?:, [0-9]{1,10})*)?)\]')
+_NUMBER = rb"(?:0|[1-9][0-9]{0,9})"  # as JSON writes one: no leading zero
+_STACK_ITEM = re.compile(rb'"(%s)": \[((?:%s(?:, %s)*)?)\]' % (_NUMBER, _NUMBER, _NUMBER))
 """A stack in a line of new stacks as the extension writes them: each stack's frame
 ids are kept as their text, read when the stack is first asked for (``json`` took a
 fifth of reading a Flask app's samples, most of them stacks no point holds)."""
@@ -246,13 +247,10 @@ def _stacks_line(line: bytes, into: dict[int, object]) -> bool:
     if not (line.startswith(b'{"stacks": {') and line.endswith(b"}}")):
         return False
     body = line[12:-2]
-    # Only the characters of its form, and nothing but its stacks, ", " between them
-    # (each is '"ID": [IDS]', 6 characters besides its numbers).
-    if body.translate(None, b'0123456789[]:", '):
-        return False
+    # Nothing but its stacks, ", " between them: the line is made again from them.
     found = _STACK_ITEM.findall(body)
-    if len(body) != sum(len(key) + len(ids) for key, ids in found) + 8 * len(found) - 2:
-        return len(body) == 0
+    if body != b", ".join(b'"%s": [%s]' % pair for pair in found):
+        return False
     into.update({int(key): ids for key, ids in found})
     return True
 

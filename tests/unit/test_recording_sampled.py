@@ -333,6 +333,9 @@ def test_a_live_line_is_read_as_json_reads_it_or_left_out(
         (b'{"stacks": {"0": [0, 1]x}}', {}),
         (b'{"stacks": {"0": [0, 1], "1": [1', {}),
         (b'{"stacks": {"0": [0, "1"]}}', {}),
+        (b'{"stacks": {"0": [0, 1]]["1": [1]}}', {}),
+        (b'{"stacks": {"0": [0, 1]99"1": [1]}}', {}),
+        (b'{"stacks": {"0": [01]}}', {}),
     ],
 )
 def test_a_stacks_line_is_read_as_json_reads_it_or_left_out(
