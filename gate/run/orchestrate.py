@@ -226,9 +226,8 @@ def run_once(
             return read()
         # Read live, the last points are taken: the services stop while the results are
         # built (the stop of a prefork server takes a second or more).
-        # Each service is stopped once its census is done and its port checked (the
-        # kernel's sockets took a Flask app's result 0.1-0.3 s longer), while its
-        # recording is read.
+        # The services' ports are checked while their censuses count, and they are
+        # stopped once the censuses are done, while their recordings are read.
         stopping = _Stopping(tried, first=_census_done, check=ServiceProcess.check_listening)
         try:
             results = read()
@@ -288,8 +287,8 @@ def _refuse(
 
 class _Stopping:
     """The services stopped in a thread of their own (:func:`_stop_all`), quietly (the
-    reading beside it says what it does), each after ``first`` was done for it and
-    ``check`` for every one; :meth:`join` waits for it and raises what the stop raised,
+    reading beside it says what it does), once ``check`` and then ``first`` were done
+    for every one; :meth:`join` waits for it and raises what the stop raised,
     or the check's refusal once all are stopped (``refused``). Cut short (a Ctrl-C
     while waiting), every service is killed."""
 
@@ -312,13 +311,15 @@ class _Stopping:
         refusal: RunError | None = None
         try:
             try:
+                # Checked while the census counts (the kernel's sockets took 0.3 s under
+                # a Flask app's load), each one (a daemon found is adopted).
                 for service in self.services:
-                    self._first(service)
-                for service in self.services:  # each one (a daemon found is adopted)
                     try:
                         self._check(service)
                     except RunError as exc:  # raised once every service is stopped
                         refusal = refusal or exc
+                for service in self.services:
+                    self._first(service)
             finally:
                 self._stops = _stop_all(self.services, Watched(QuietObserver()))
             if refusal is not None:

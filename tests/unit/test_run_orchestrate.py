@@ -62,8 +62,8 @@ def test_a_stop_beside_the_reading_hands_back_its_stops_or_its_error() -> None:
 
 
 def test_a_port_check_refused_in_the_stop_thread_is_raised_once_every_service_stopped() -> None:
-    """Read live, each service's port is checked beside the reading, after its census
-    and before the stop: a refusal stops every service first, then is raised."""
+    """Read live, each service's port is checked beside the reading, while its census
+    counts and before the stop: a refusal stops every service first, then is raised."""
     log: list[str] = []
     services = [FakeService(n, log) for n in ("db", "api")]
 
