@@ -559,50 +559,7 @@ static void sample(void *ptr, size_t size) {
     busy = 0;
 }
 
-/* glibc's per-thread caches (tcache) keep up to 7 freed chunks of each of 64 sizes (up
- * to 1,032 bytes) for the thread that freed them, and malloc's statistics (`mallinfo2`,
- * which memgate counts the heap from) count them as in use. A thread's caches fill as it
- * meets new sizes, so a clean service whose threads keep meeting new ones reads as slowly
- * growing: the queue example's API (four connection threads) grew 20-29 B/request.
- * Turning the caches off (glibc.malloc.tcache_count=0) cost the demo a tenth of its
- * throughput; instead, a thread's caches are filled once, at its first allocation the
- * sampler sees, by allocating PRIME_COUNT chunks of each cached size and freeing them:
- * from then on the caches are full whenever the thread frees more than it allocates,
- * and what they hold no longer grows. (Filled later, at a thread's 1,000th allocation so
- * as to leave threads that do little alone, the queue API's connection threads filled
- * theirs one by one under load: its heap rose in steps of 245 KB, 86 B/request.) That takes about 0.1 ms, and about 240 KB stay in a thread's caches while it
- * lives, as they would once it had met every size. (PRIME_COUNT is above glibc's default
- * of 7 so that a service's own tcache_count up to it is filled too; the rest go back to
- * malloc.) Threads that never allocate through Python's allocators are not filled. */
-#ifdef __GLIBC__
-#define PRIME_COUNT 16
-#define PRIME_SIZES 64
-THREAD_LOCAL int primed = 0; /* this thread's caches were filled */
-
-static void prime_cache(void) {
-    void *held[PRIME_COUNT];
-    for (size_t size = 24; size < 24 + 16 * PRIME_SIZES; size += 16) { /* one per bin */
-        for (int i = 0; i < PRIME_COUNT; i++) {
-            held[i] = malloc(size); /* libc's own: no hook of Python's is called */
-        }
-        for (int i = PRIME_COUNT; i-- > 0;) {
-            free(held[i]);
-        }
-    }
-}
-
-static inline void prime_once(void) {
-    if (!primed) {
-        primed = 1;
-        prime_cache();
-    }
-}
-#else
-static inline void prime_once(void) {}
-#endif
-
 static inline void allocated(void *ptr, size_t size) {
-    prime_once();
     if (ptr != NULL && !busy && !quiet) {
         countdown -= (int64_t)size;
         if (countdown < 0) {

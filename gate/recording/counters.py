@@ -49,14 +49,18 @@ class Counted:
 
 
 NO_THREAD_CACHE = "glibc.malloc.tcache_count=0"
-"""glibc's tunable that turns off its per-thread caches (tcache) in a counted service: a
-chunk freed into a thread's cache is still in use to ``mallinfo2``, so a service whose
-threads meet new sizes of allocation as it runs grows by what the caches keep (up to
-about 200 KiB a thread). The queue example's API, four long-lived connection threads,
-grew 27-29 B/request counted, clean (memray: flat); without the caches, -0.1. It costs
-the demo about a tenth of its throughput; a sampled service keeps its caches, which the
-sampler fills once in each thread that allocates through Python instead
-(``SampledRecorder.service_env``)."""
+"""glibc's tunable that turns off its per-thread caches (tcache) in the service: a chunk
+freed into a thread's cache is still in use to ``mallinfo2``, so a service whose threads
+meet new sizes of allocation as it runs grows by what the caches keep (up to about 200
+KiB a thread). The queue example's API, four long-lived connection threads, grew 27-29
+B/request counted and sampled, clean (memray: flat); without the caches, -0.1.
+
+Filling each thread's caches once instead (tried in the sampler: what a full cache holds
+no longer grows) kept the queue API flat too, but a server with a thread per request
+then held 240 KB more per live thread, and read a 64 B/request leak as flat in 1 of 2
+runs (70.7 B/request [-21.1, 78.8]; with the caches off 74.5 [70.7, 80.6] and 72.6 [71.1,
+75.0]); and in one run of 5 interleaved rounds the demo, sampled, served 0.82x its
+unprofiled throughput with the caches filled, 0.81x with them off."""
 
 
 def counted_env(env: Mapping[str, str]) -> dict[str, str]:

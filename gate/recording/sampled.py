@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -86,13 +86,6 @@ class SampledRecorder(CountersRecorder):
 
     def agent_settings(self) -> dict[str, object]:
         return {"capture": "sampled", "rate": self.sample_bytes, "port": None, "file": None}
-
-    def service_env(self, env: Mapping[str, str]) -> dict[str, str]:
-        # glibc's thread caches stay on: the sampler fills those of each thread that
-        # allocates through Python once (memgate_sampler.c, prime_cache), so what
-        # they hold does not grow; turned off, they cost the demo a tenth of its
-        # throughput.
-        return {}
 
     def clear(self) -> None:
         super().clear()
