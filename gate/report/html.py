@@ -38,6 +38,7 @@ from gate.report.parts import (
     resources_text,
     service_frames,
     several_processes,
+    unexplained_text,
     where,
 )
 from gate.report.report import Report
@@ -387,6 +388,7 @@ def render_html(report: Report) -> str:
         findings=findings,
         sites=sites,
         no_sites=no_sites_text(result),
+        unexplained=unexplained_text(result),
         processes=processes,
         resources=resources_text(result),
         why=_why(report),

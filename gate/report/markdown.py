@@ -48,6 +48,7 @@ from gate.report.parts import (
     service_frames,
     several_processes,
     tally,
+    unexplained_text,
 )
 from gate.report.report import Report
 from gate.summary import RunSummary
@@ -265,7 +266,8 @@ def _sites(report: Report) -> list[str]:
             out += ["   native frames, innermost first:", "", _indent(fenced(natives)), ""]
             out += ["   Python frames:", ""]
         out += [_indent(fenced(stack)), "", "   </details>", ""]
-    return out
+    unexplained = unexplained_text(report.result)
+    return [*out, md(unexplained), ""] if unexplained else out
 
 
 def _retention(report: Report) -> list[str]:

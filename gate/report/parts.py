@@ -57,6 +57,24 @@ def no_sites_text(result: RunResult) -> str:
     return "No allocation site grew steadily through the steady state."
 
 
+def unexplained_text(result: RunResult) -> str:
+    """Sampled, when the heap leaks and the sites that grow explain less than half of it:
+    the rest grows in native memory (``""`` otherwise). A C extension's leak is in the
+    counted heap but at no site of Python's allocators, and a site growing a little
+    beside it (within its interval) must not hide that."""
+    if result.capture.mode != "sampled" or result.analysis.shape is not Shape.LEAK:
+        return ""
+    heap = result.analysis.heap.trend.slope
+    explained = sum(s.trend.slope for s in growing_sites(result.sites, len(result.sites)))
+    if not heap > 0 or explained >= heap / 2:
+        return ""
+    return (
+        f"These sites explain {explained:,.1f} of the heap's {heap:,.1f} bytes per request:"
+        " the rest grows in memory native code takes from malloc; run again with"
+        ' capture = "live" and native = true to see its native frames.'
+    )
+
+
 def growing_sites(sites: Sequence[Site], top: int = TOP_SITES) -> list[Site]:
     """The sites worth showing: growing surely (interval above zero), materially and
     with some confidence, most likely leaking first."""

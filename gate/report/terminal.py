@@ -35,6 +35,7 @@ from gate.report.parts import (
     resources_text,
     several_processes,
     tally,
+    unexplained_text,
     where,
 )
 from gate.shapes import CurveShape
@@ -91,8 +92,8 @@ def render_run(result: RunResult, *, width: int = 100) -> str:
     sites.add_column("live at end", justify="right")
     sites.add_column("where", overflow="fold")
     growing = growing_sites(result.sites)
-    if not growing:
-        text = no_sites_text(result)[:-1]
+    text = no_sites_text(result)[:-1] if not growing else unexplained_text(result)[:-1]
+    if text:
         sites.caption = text[0].lower() + text[1:]
     for rank, site in enumerate(growing, start=1):
         frame = site.frame
