@@ -44,9 +44,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gate.analysis.fits import best_step, bic_of, jump_beside_a_slope, lstsq, lstsq_rss, model_fits
 from gate.analysis.trend import MIN_BLOCKS, TooFewPoints, blocks, robust_spread, trend
 from gate.model import Curve, RetainedPoint
-from gate.shapes import Analysis, CurveShape, ModelFit, Shape, SteadyState, Trend
+from gate.shapes import Analysis, CurveShape, Shape, SteadyState, Trend
 
 ALPHA = 0.01
 MIN_SLOPE = 1.0
@@ -278,26 +279,26 @@ def steady_growth(x: np.ndarray, y: np.ndarray) -> Trend:
 def steady_start(x: np.ndarray, y: np.ndarray, min_rise: float = MIN_RISE) -> tuple[int, str]:
     """The block where the steady state starts (0: right after the warm-up), and why."""
     n = len(x)
-    line_rss = _lstsq_rss(np.column_stack([np.ones(n), x]), y)
+    line_rss = lstsq_rss(np.column_stack([np.ones(n), x]), y)
     best: tuple[float, int, float] | None = None
     for k in range(1, n - MIN_BLOCKS + 1):
         design = np.column_stack(
             [np.ones(n), np.minimum(x, x[k]) - x[0], np.maximum(x - x[k], 0.0)]
         )
-        coef, rss = _lstsq(design, y)
+        coef, rss = lstsq(design, y)
         rise = coef[1] * (x[k] - x[0])
         # Warm-up ends where growth slows down for good: to a quarter at most. (A line in
         # autocorrelated noise often fits a milder "slowdown" better, by chance.)
         if coef[1] <= 0 or coef[2] > coef[1] / SLOWDOWN:
             continue
-        bic = _bic(rss, n, 3)
+        bic = bic_of(rss, n, 3)
         if best is None or bic < best[0]:
             best = (bic, k, rise)
     if best is None:
         return 0, "no slowdown after the warm-up: the steady state starts there"
     bic, k, rise = best
     noise = robust_spread(y[k:] - np.median(y[k:]))
-    gain = _bic(line_rss, n, 2) - bic
+    gain = bic_of(line_rss, n, 2) - bic
     if gain < BIC_MARGIN or rise < max(min_rise, NOISE_FACTOR * noise):
         return 0, "no slowdown after the warm-up: the steady state starts there"
     return k, (
@@ -308,14 +309,14 @@ def steady_start(x: np.ndarray, y: np.ndarray, min_rise: float = MIN_RISE) -> tu
 
 def classify(x: np.ndarray, y: np.ndarray, cut: int, min_rise: float = MIN_RISE) -> CurveShape:
     """The shape of block medians ``y`` over requests ``x``, steady from block ``cut``."""
-    fits = _fits(x, y)
+    fits = model_fits(x, y)
     xs, ys = x[cut:], y[cut:]
     steady_trend = trend(xs, ys)
     noise = max(steady_trend.noise, 1.0)
     material = max(min_rise, NOISE_FACTOR * noise)
     rise = float(y[cut] - y[0]) if cut else 0.0
 
-    jump, step_ratio, step_noise = _best_step(xs, ys)
+    jump, step_ratio, step_noise = best_step(xs, ys)
     # A jump smaller than half the rise before it is part of levelling off (a dict
     # resizing once a bounded cache is full), not a shape of its own.
     step_material = max(min_rise, NOISE_FACTOR * step_noise, rise / 2)
@@ -323,7 +324,7 @@ def classify(x: np.ndarray, y: np.ndarray, cut: int, min_rise: float = MIN_RISE)
         # (With the fewest blocks there are none to spare for leaving the jump's out.)
         # A leak may also jump once (a buffer resized on the way): fit the jump together
         # with a slope, and judge the growth with the jump taken out.
-        height, at, ratio = _jump_beside_a_slope(xs, ys)
+        height, at, ratio = jump_beside_a_slope(xs, ys)
         # The block the jump falls in holds a bit of both levels: leave it out.
         keep = np.arange(len(ys)) != at
         besides = trend(xs[keep], (ys - height * (np.arange(len(ys)) >= at))[keep])
@@ -396,65 +397,3 @@ def classify(x: np.ndarray, y: np.ndarray, cut: int, min_rise: float = MIN_RISE)
 def is_growing(t: Trend, material: float) -> bool:
     """Surely (the trend test and the interval) and materially (rate and total) growing."""
     return t.p_value < ALPHA and t.low > 0 and t.slope >= MIN_SLOPE and t.growth > material
-
-
-def _jump_beside_a_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, int, float]:
-    """The jump of the best fit y = a + b x + h [i >= k]: its height h, index k, and
-    that fit's squared residuals over a line's."""
-    n = len(x)
-    line_rss = _lstsq_rss(np.column_stack([np.ones(n), x]), y)
-    best = (np.inf, 0.0, 0)
-    for k in range(2, n - 1):
-        design = np.column_stack([np.ones(n), x, (np.arange(n) >= k).astype(float)])
-        coef, rss = _lstsq(design, y)
-        if rss < best[0]:
-            best = (rss, float(coef[2]), k)
-    return best[1], best[2], (best[0] / line_rss if line_rss > 0 else np.inf)
-
-
-def _best_step(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """The best single jump between two flat levels: its height, its squared residuals
-    over a line's, and the robust spread of its residuals."""
-    n = len(x)
-    line_rss = _lstsq_rss(np.column_stack([np.ones(n), x]), y)
-    best_rss, best_k = np.inf, 0
-    for k in range(2, n - 1):
-        left, right = y[:k], y[k:]
-        rss = float(((left - left.mean()) ** 2).sum() + ((right - right.mean()) ** 2).sum())
-        if rss < best_rss:
-            best_rss, best_k = rss, k
-    if best_k == 0 or line_rss <= 0:
-        return 0.0, np.inf, 0.0
-    left, right = y[:best_k], y[best_k:]
-    residuals = np.concatenate([left - left.mean(), right - right.mean()])
-    jump = float(right.mean() - left.mean())
-    return jump, best_rss / line_rss, robust_spread(residuals)
-
-
-def _fits(x: np.ndarray, y: np.ndarray) -> tuple[ModelFit, ...]:
-    n = len(x)
-    ones = np.ones(n)
-    flat = float(((y - y.mean()) ** 2).sum())
-    linear = _lstsq_rss(np.column_stack([ones, x]), y)
-    plateau = min(_lstsq_rss(np.column_stack([ones, np.minimum(x, x[k])]), y) for k in range(1, n))
-    step = min(
-        float(((y[:k] - y[:k].mean()) ** 2).sum() + ((y[k:] - y[k:].mean()) ** 2).sum())
-        for k in range(1, n)
-    )
-    return tuple(
-        ModelFit(name, round(float(np.sqrt(rss / n)), 1))
-        for name, rss in (("flat", flat), ("linear", linear), ("plateau", plateau), ("step", step))
-    )
-
-
-def _lstsq(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    return coef, float(((y - design @ coef) ** 2).sum())
-
-
-def _lstsq_rss(design: np.ndarray, y: np.ndarray) -> float:
-    return _lstsq(design, y)[1]
-
-
-def _bic(rss: float, n: int, params: int) -> float:
-    return float(n * np.log(max(rss, 1.0) / n) + params * np.log(n))

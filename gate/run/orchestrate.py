@@ -15,7 +15,7 @@ import functools
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from gate.analysis.shape import MIN_RETAINED
@@ -38,13 +38,12 @@ from gate.run.failure import write_failure
 from gate.run.progress import QuietObserver, RunObserver, Watched
 from gate.run.refusals import check_load, check_stop
 from gate.run.soak import SoakWatch
+from gate.run.stopping import Stopping, census_done, stop_all
 from gate.scenario import Scenario, ScenarioFile, port_variable
 from gate.service.exits import exit_text
 from gate.service.process import ServiceProcess, StopInfo, fill_port
 
 POLL_S = 0.1
-CENSUS_TIMEOUT_S = 30.0
-"""The longest wait for the services' censuses at the end of the load."""
 RETAINED_WANTED = 2 * MIN_RETAINED
 """A counted service serves so fast that a check's requests may hold too few full
 collections (the demo counted: 5,000 requests in 2.6 s, 10 collections, 1 in 10 runs
@@ -192,10 +191,10 @@ def run_once(
                     service.check_listening()
         except RunError:
             watched.failed_in = watched.last_phase  # not the stop that follows
-            _stop_all(tried, watched)
+            stop_all(tried, watched)
             raise
         except BaseException:
-            _stop_all(tried, watched)
+            stop_all(tried, watched)
             raise
 
         reading = ""
@@ -213,22 +212,22 @@ def run_once(
                         outcome,
                         started_at,
                         observer.show_capture_progress,
-                        census_done=functools.partial(_census_done, service) if live else None,
+                        census_done=functools.partial(census_done, service) if live else None,
                     )
                 )
             return results
 
         if not live:  # the capture files come last
             for service in services:
-                _census_done(service)
-            stops = _stop_all(tried, watched)
+                census_done(service)
+            stops = stop_all(tried, watched)
             _refuse(stops, outcome, members[0], out_dir, watched)
             return read()
         # Read live, the last points are taken: the services stop while the results are
         # built (the stop of a prefork server takes a second or more).
         # The services' ports are checked while their censuses count, and they are
         # stopped once the censuses are done, while their recordings are read.
-        stopping = _Stopping(tried, first=_census_done, check=ServiceProcess.check_listening)
+        stopping = Stopping(tried, first=census_done, check=ServiceProcess.check_listening)
         try:
             results = read()
         except RunError as exc:
@@ -283,90 +282,6 @@ def _refuse(
     except RunError:
         watched.failed_in = watched.failed_in or "load"  # unless a service was killed
         raise
-
-
-class _Stopping:
-    """The services stopped in a thread of their own (:func:`_stop_all`), quietly (the
-    reading beside it says what it does), once ``check`` and then ``first`` were done
-    for every one; :meth:`join` waits for it and raises what the stop raised,
-    or the check's refusal once all are stopped (``refused``). Cut short (a Ctrl-C
-    while waiting), every service is killed."""
-
-    def __init__(
-        self,
-        services: Sequence[ServiceProcess],
-        first: Callable[[ServiceProcess], None] = lambda service: None,
-        check: Callable[[ServiceProcess], None] = lambda service: None,
-    ) -> None:
-        self.services = services
-        self._first = first
-        self._check = check
-        self.refused = False
-        self._stops: list[tuple[ServiceProcess, StopInfo]] = []
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="memgate-stop", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        refusal: RunError | None = None
-        try:
-            try:
-                # Checked while the census counts (the kernel's sockets took 0.3 s under
-                # a Flask app's load), each one (a daemon found is adopted).
-                for service in self.services:
-                    try:
-                        self._check(service)
-                    except RunError as exc:  # raised once every service is stopped
-                        refusal = refusal or exc
-                for service in self.services:
-                    self._first(service)
-            finally:
-                self._stops = _stop_all(self.services, Watched(QuietObserver()))
-            if refusal is not None:
-                self.refused = True
-                raise refusal
-        except BaseException as exc:  # handed to join's caller
-            self._error = exc
-
-    def join(self) -> list[tuple[ServiceProcess, StopInfo]]:
-        try:
-            self._thread.join()
-        except BaseException:
-            self.kill()
-            raise
-        if self._error is not None:
-            raise self._error
-        return self._stops
-
-    def kill(self) -> None:
-        """Kill every service now; the stop thread then finds them gone and ends."""
-        for service in self.services:
-            service.kill()
-        self._thread.join(timeout=5)
-
-
-def _census_done(service: ServiceProcess) -> None:
-    """Wait until the service's census after the load is done (or given up on)."""
-    service.wait_census("end", after="start", timeout=CENSUS_TIMEOUT_S)
-
-
-def _stop_all(
-    services: Sequence[ServiceProcess], watched: Watched
-) -> list[tuple[ServiceProcess, StopInfo]]:
-    """Stop ``services`` in the reverse order (what depends on the others first). If
-    stopping is cut short (a second Ctrl-C, a CI cancel's SIGTERM), the services not yet
-    stopped are killed: none outlives memgate."""
-    stops = []
-    left = list(reversed(services))
-    try:
-        while left:
-            watched.phase(f"stopping the {left[0].who}")
-            stops.append((left[0], left[0].stop()))
-            left.pop(0)
-    finally:
-        for service in left:
-            service.kill()
-    return stops
 
 
 def _import_statistics() -> None:

@@ -1,12 +1,12 @@
-"""The runner's orchestration (gate.run.orchestrate): how it stops the services."""
+"""Stopping a run's services (gate.run.stopping)."""
 
 from __future__ import annotations
 
 import pytest
 
 from gate.errors import RunError
-from gate.run.orchestrate import _stop_all, _Stopping
 from gate.run.progress import QuietObserver, Watched
+from gate.run.stopping import Stopping, stop_all
 from gate.service.process import StopInfo
 
 
@@ -33,13 +33,13 @@ class FakeService:
 def test_services_stop_in_reverse_and_an_interrupted_stop_kills_the_rest() -> None:
     log: list[str] = []
     services = [FakeService(n, log) for n in ("db", "worker", "api")]
-    stops = _stop_all(services, Watched(QuietObserver()))  # type: ignore[arg-type]
+    stops = stop_all(services, Watched(QuietObserver()))  # type: ignore[arg-type]
     assert log == ["stop service api", "stop service worker", "stop service db"]
     assert [s.who for s, _ in stops] == ["service api", "service worker", "service db"]
     log.clear()
     services[1].interrupt = True
     with pytest.raises(KeyboardInterrupt):
-        _stop_all(services, Watched(QuietObserver()))  # type: ignore[arg-type]
+        stop_all(services, Watched(QuietObserver()))  # type: ignore[arg-type]
     assert log == [
         "stop service api",
         "stop service worker",
@@ -51,11 +51,11 @@ def test_services_stop_in_reverse_and_an_interrupted_stop_kills_the_rest() -> No
 def test_a_stop_beside_the_reading_hands_back_its_stops_or_its_error() -> None:
     log: list[str] = []
     services = [FakeService(n, log) for n in ("db", "api")]
-    stopping = _Stopping(services)  # type: ignore[arg-type]
+    stopping = Stopping(services)  # type: ignore[arg-type]
     assert [s.who for s, _ in stopping.join()] == ["service api", "service db"]
     log.clear()
     services[0].error = True
-    stopping = _Stopping(services)  # type: ignore[arg-type]
+    stopping = Stopping(services)  # type: ignore[arg-type]
     with pytest.raises(OSError, match="cannot signal"):
         stopping.join()
     assert log == ["stop service api", "stop service db", "kill service db"]
@@ -72,10 +72,10 @@ def test_a_port_check_refused_in_the_stop_thread_is_raised_once_every_service_st
         if service.who == "service api":
             raise RunError("port 8000 is served by pid 42, which memgate does not profile")
 
-    stopping = _Stopping(services, check=check)  # type: ignore[arg-type]
+    stopping = Stopping(services, check=check)  # type: ignore[arg-type]
     with pytest.raises(RunError, match="which memgate does not profile"):
         stopping.join()
     assert stopping.refused
     assert log == ["check service db", "check service api", "stop service api", "stop service db"]
-    fine = _Stopping(services, check=lambda service: None)  # type: ignore[arg-type]
+    fine = Stopping(services, check=lambda service: None)  # type: ignore[arg-type]
     assert len(fine.join()) == 2 and not fine.refused
