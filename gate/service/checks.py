@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import psutil
 
 from gate.errors import RunError
-from gate.service.tree import command_of, is_stopped, listeners, outside_tree
+from gate.service.tree import command_of, is_stopped, outside_tree
+from gate.tcp_table import listeners
 
 if TYPE_CHECKING:
     from gate.recording import Recorder
@@ -36,28 +37,21 @@ def check_listening(service: ServiceProcess) -> None:
     port = _port_of(service.health_url)
     try:
         root = psutil.Process(service.pid)
-        tree = [root, *root.children(recursive=True)]
+        tree = {root.pid, *(child.pid for child in root.children(recursive=True))}
         born = root.create_time()
     except psutil.NoSuchProcess:
         return  # it died just now: the next poll or the load says so
-    looked = listens = False
-    for proc in tree:
-        try:
-            sockets = proc.net_connections(kind="tcp")
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        looked = True
-        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in sockets):
-            listens = True
-            break
-    if looked and not listens:
+    holders = listeners(port)
+    if holders is None or not any(os.access(f"/proc/{pid}/fd", os.R_OK) for pid in tree):
+        return  # no /proc to tell, or the service's descriptors are not this user's to read
+    if not holders & tree:
         raise RunError(
             f"{service.health_url} answered, but no process of the {service.who} listens on"
             f" port {port}: another program holds it (see {service.log_path})"
         )
     if not service.profiled:
         return
-    outside = [pid for pid in sorted(listeners(port)) if outside_tree(pid, root.pid)]
+    outside = [pid for pid in sorted(holders - tree) if outside_tree(pid, root.pid)]
     if not outside:
         return
     for pid in outside:  # forked by the service since it started: killed with it

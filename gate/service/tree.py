@@ -102,20 +102,6 @@ MEMRAY_LIBRARY = "/memray/_memray."
 map lacks it runs no memray any more (it exec'd another program)."""
 
 
-def listeners(port: int) -> set[int]:
-    """The pids with a listening TCP socket on ``port`` (those this user may inspect);
-    empty when the kernel's table cannot be read."""
-    try:
-        sockets = psutil.net_connections(kind="tcp")
-    except (psutil.Error, OSError):
-        return set()
-    return {
-        c.pid
-        for c in sockets
-        if c.pid is not None and c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
-    }
-
-
 def outside_tree(pid: int, root: int) -> bool:
     """Whether process ``pid`` is neither ``root`` nor one of its descendants (asked of
     its parents now: a worker forked since the tree was listed is inside)."""

@@ -25,7 +25,7 @@ import pytest
 
 from gate.errors import RunError
 from gate.recording.live import LiveCapture, LiveProcess
-from gate.recording.live.sockets import backlogs
+from gate.tcp_table import backlogs
 
 TRACKED = '''\
 import os, socket, sys, threading, time

@@ -24,10 +24,9 @@ What memray 1.20's ``SocketReader`` does, read in its source and seen here:
 - ``__enter__`` connects, retrying every 0.5 s without end while nothing listens (only
   a signal to the main thread breaks the loop); then it reads the stream's header
   *holding the GIL*. So it is called only once the tracker's port is listening (asked of
-  the kernel, :mod:`gate.recording.live.sockets`: a probe connection would be the one the tracker
-  accepts). A
-  tracker accepts, then writes its header when it is entered: the agent does both at
-  once; one that accepted and never wrote would stall this process.
+  the kernel, :mod:`gate.tcp_table`: a probe connection would be the one the tracker
+  accepts). A tracker accepts, then writes its header when it is entered: the agent
+  does both at once; one that accepted and never wrote would stall this process.
 - A stream that is not memray's (or of another memray version) fails ``__enter__`` with
   an ``OSError``. A stream that ends (the process exited, or sent bad records) turns
   ``is_active`` false; ``get_current_snapshot`` still answers with everything the

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gate.agent.memgate_agent import FULL_FILE
 from gate.recording.live.process import RELIEF, LiveProcess
-from gate.recording.live.sockets import backlogs
+from gate.tcp_table import backlogs
 
 RETAINED_WATCH_S = 0.01
 """How often the agent's files of full collections are looked at: the heap right after

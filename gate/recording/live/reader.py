@@ -23,7 +23,8 @@ from gate.model import Frame
 from gate.recording.capture_file import Place, memray_reason
 from gate.recording.live.collections import RETAINED_WATCH_S, FullCollectionPolls
 from gate.recording.live.process import LiveProcess
-from gate.recording.live.sockets import backlogs, listening_ports, open_reader, process_alive
+from gate.recording.live.sockets import open_reader, process_alive
+from gate.tcp_table import backlogs, listening_ports
 
 STOP_TIMEOUT_S = 15.0
 """How long :meth:`LiveCapture.stop` waits for the reading thread's last polls."""

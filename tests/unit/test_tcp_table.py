@@ -1,16 +1,19 @@
-"""gate.recording.live.sockets: the kernel's view of loopback sockets, through netlink's sock_diag
-and through /proc, on real sockets of this process."""
+"""gate.tcp_table: the kernel's view of TCP sockets, through netlink's sock_diag and through
+/proc, on real sockets of this process and of a child."""
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from gate.recording.live import sockets
+from gate import tcp_table as sockets
 
 
 @pytest.fixture
@@ -37,11 +40,14 @@ def test_netlink_and_proc_see_the_same_listening_port_and_backlog(
         pytest.skip("this kernel does not answer netlink's sock_diag")
     by_proc = sockets._proc_sockets(sockets.ESTABLISHED)
     mine = client.getsockname()[1]
-    assert (mine, port, 3000) in by_netlink
-    assert (mine, port, 3000) in by_proc
+    assert (mine, port, 3000) in {found[:3] for found in by_netlink}
+    assert (mine, port, 3000) in {found[:3] for found in by_proc}
+    assert {found for found in by_netlink if found.local == mine} == {
+        found for found in by_proc if found.local == mine
+    }  # the inode too
     listening = sockets._sockets(sockets.LISTEN)
-    assert listening is not None and port in {local for local, _, _ in listening}
-    assert port in {local for local, _, _ in sockets._proc_sockets(sockets.LISTEN)}
+    assert listening is not None and port in {found.local for found in listening}
+    assert port in {found.local for found in sockets._proc_sockets(sockets.LISTEN)}
 
 
 def test_listening_ports_and_backlogs(connected: tuple[int, socket.socket, socket.socket]) -> None:
@@ -63,7 +69,7 @@ def test_without_netlink_proc_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        monkeypatch.setattr(sockets, "_sockets", lambda state: None)
+        monkeypatch.setattr(sockets, "_sockets", lambda state, loopback=True: None)
         assert server.getsockname()[1] in sockets.listening_ports()
 
 
@@ -82,12 +88,14 @@ def _message(kind: int, body: bytes = b"") -> bytes:
     return header + body + bytes(-len(body) % 4)  # each message padded to 4 bytes
 
 
-def _socket_message(local: int, remote: int, address: bytes, unread: int) -> bytes:
-    """An inet_diag_msg: family, state, timer, retrans, ports, addresses, ..., queues."""
+def _socket_message(local: int, remote: int, address: bytes, unread: int, inode: int = 7) -> bytes:
+    """An inet_diag_msg: family, state, timer, retrans, ports, addresses, ..., queues, uid,
+    inode."""
     body = bytearray(72)
     body[4:8] = struct.pack(">HH", local, remote)
     body[8 : 8 + len(address)] = address
     body[56:64] = struct.pack("=II", unread, 0)
+    body[68:72] = struct.pack("=I", inode)
     return _message(20, bytes(body))
 
 
@@ -95,7 +103,7 @@ LOOPBACK = socket.inet_aton("127.0.0.1")
 
 
 def test_a_dump_over_several_datagrams_is_read_to_its_end() -> None:
-    found: list[tuple[int, int, int]] = []
+    found: list[sockets.Socket] = []
     replies = _Replies(
         _socket_message(8000, 0, LOOPBACK, 0) + _socket_message(41000, 8000, LOOPBACK, 12),
         _socket_message(9000, 0, socket.inet_aton("10.0.0.5"), 0),  # not the loopback
@@ -103,7 +111,7 @@ def test_a_dump_over_several_datagrams_is_read_to_its_end() -> None:
         _socket_message(9999, 0, LOOPBACK, 0),  # after the dump's end: not read
     )
     sockets._read_dump(replies, 4, sockets._LOOPBACK_V4, found)  # type: ignore[arg-type]
-    assert found == [(8000, 0, 0), (41000, 8000, 12), (9100, 0, 3)]
+    assert found == [(8000, 0, 0, 7), (41000, 8000, 12, 7), (9100, 0, 3, 7)]
     assert len(replies.datagrams) == 1
 
 
@@ -132,3 +140,35 @@ def test_a_bad_reply_falls_back_to_proc(monkeypatch: pytest.MonkeyPatch) -> None
         server.bind(("127.0.0.1", 0))
         server.listen()
         assert server.getsockname()[1] in sockets.listening_ports()
+
+
+LISTENING_CHILD = """
+import socket, sys
+server = socket.socket()
+server.bind(("127.0.0.2", 0))  # not 127.0.0.1: its holders are found on any address
+server.listen()
+print(server.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("netlink", [True, False], ids=["netlink", "proc"])
+def test_listeners_are_the_processes_holding_the_listening_socket(
+    monkeypatch: pytest.MonkeyPatch, netlink: bool
+) -> None:
+    if not netlink:
+        monkeypatch.setattr(sockets, "_sockets", lambda state, loopback=True: None)
+    with subprocess.Popen(
+        [sys.executable, "-c", LISTENING_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as child:
+        assert child.stdout is not None and child.stdin is not None
+        port = int(child.stdout.readline())
+        with socket.socket() as mine:
+            mine.bind(("127.0.0.1", 0))
+            mine.listen()
+            own = mine.getsockname()[1]
+            with socket.create_connection(("127.0.0.1", own)):  # not a listener's socket
+                assert sockets.listeners(port) == {child.pid}
+                assert sockets.listeners(own) == {os.getpid()}
+        child.stdin.close()
+    assert sockets.listeners(port) == set()  # nothing listens there now
