@@ -80,7 +80,8 @@ CENSUS_POLL_S = 0.05
 ROUTES_REQUEST = "routes.request"
 ROUTES_FILE = "routes.{pid}.json"
 HEAP_FILE = "heap.{pid}.{ns}.jsonl"
-"""Counters: ``{"t": time, "heap": bytes, "rss": bytes}`` every ``HEAP_INTERVAL_S``."""
+"""Counters: ``{"t": time, "heap": bytes, "rss": bytes}`` every ``HEAP_INTERVAL_S``, and
+right before the end's census."""
 HEAP_INTERVAL_S = 0.1
 HEAP_MAX_INTERVAL_S = 1.0
 FULL_FILE = "full.{pid}.jsonl"
@@ -136,24 +137,37 @@ COUNTING = ("counters", "sampled")
 """Counting (``"capture": "counters"``): the heap's counters (``heap.py``'s ``Heap``)."""
 
 
+_heap_fd: list[Any] = [None]
+"""The file this process's heap counters are written to (``HEAP_FILE``)."""
+
+
 def _write_heap_forever(folder: str) -> None:
     """The heap's counters, a line every ``HEAP_INTERVAL_S`` (doubled every 1,000 lines,
     up to ``HEAP_MAX_INTERVAL_S``), into a file held open as long as the process runs the
     agent: memgate tells a process that exec'd another program by its file no longer
-    being open in it (Python opens files close-on-exec)."""
+    being open in it (it is opened close-on-exec)."""
     if _heap[0].read() is None:
         return  # no file: memgate says the heap could not be read
     # The start time keeps a process that reuses a dead worker's pid out of its file.
     name = HEAP_FILE.format(pid=os.getpid(), ns=time.time_ns())
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+    _heap_fd[0] = os.open(os.path.join(folder, name), flags, 0o644)
     interval, written = HEAP_INTERVAL_S, 0
-    with open(os.path.join(folder, name), "a", buffering=1) as out:
-        while True:
-            fields = _heap[0].fields()
-            out.write(f'{{"t": {time.time():.6f}{fields}}}\n')
-            written += 1
-            if written % GC_PER_DOUBLING == 0:  # a soak's file grows by 3,600 lines an hour
-                interval = min(2 * interval, HEAP_MAX_INTERVAL_S)
-            time.sleep(interval)
+    while True:
+        _write_heap_point()
+        written += 1
+        if written % GC_PER_DOUBLING == 0:  # a soak's file grows by 3,600 lines an hour
+            interval = min(2 * interval, HEAP_MAX_INTERVAL_S)
+        time.sleep(interval)
+
+
+def _write_heap_point() -> None:
+    """A line of the heap's counters now, if this process writes them: one write of a
+    short line to a file opened to append, never interleaved with another thread's."""
+    if _heap_fd[0] is not None:
+        line = f'{{"t": {time.time():.6f}{_heap[0].fields()}}}\n'
+        with contextlib.suppress(OSError):
+            os.write(_heap_fd[0], line.encode())
 
 
 _full: list[Any] = [None, "false", None]
@@ -327,6 +341,9 @@ def _take_census(folder: str, label: str) -> None:
         if label == CENSUS_LABELS[0]:
             taken = _census[0].light_census()
         else:
+            # The load has ended: a point after it, before the census, tells memgate
+            # this process ran through the load (memgate waits for no other).
+            _write_heap_point()
             taken = _census[0].census(_read_census(folder, CENSUS_LABELS[0]), _own_collection)
     except Exception as exc:  # a census tells, it must never break the service
         taken = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
@@ -457,6 +474,10 @@ def _after_fork(settings: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.close(descriptor)
     _full[1] = "false"
+    if _heap_fd[0] is not None:  # the parent's file too
+        descriptor, _heap_fd[0] = _heap_fd[0], None
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
     if settings.get("gc"):  # as _start: the full collections are the gc hook's too
         _daemon(_write_gc_forever, settings["gc"])
         _watch_full_collections(settings)

@@ -78,6 +78,8 @@ class CountersRecorder:
     timing = Timing(after_end_s=1.0, late_s=0.5, stamped_in_service=True)
     streams = True  # the files are whole at any time: read while the service stops
     finishes_on_exit = False
+    last_point_at_census = True  # the agent's, right before its census
+    read_after_census = True
     traces = False
     waits_for_collections = True
     env_suffix = "counters"

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,10 @@ from gate.model import Frame, MemorySnapshot
 from gate.recording import Recorded
 from gate.recording.capture_file import StackLiveBytes
 from gate.recording.counters import CountersRecorder
-from gate.service.agent_files import read_samples, samples_files
+from gate.service.agent_files import SamplesReader, samples_files
 
+READ_AHEAD_S = 1.0
+"""How often, while the load runs, the samples written since are read."""
 MATCH_S = 0.001
 """A samples' line this much after a point still is that point's: the agent stamps the
 line it writes right after a full collection with the collection's own time."""
@@ -33,22 +36,15 @@ line it writes right after a full collection with the collection's own time."""
 class SampledRecording:
     """One process's counters and samples: a :class:`gate.recording.Recording`."""
 
-    def __init__(
-        self,
-        snapshots: list[MemorySnapshot],
-        samples: Path | None,
-        interned: dict[tuple[str, str, int], Frame] | None = None,
-    ) -> None:
+    def __init__(self, snapshots: list[MemorySnapshot], samples: SamplesReader) -> None:
         self._snapshots = snapshots
         self._samples = samples
-        self._interned = {} if interned is None else interned
-        """The run's frames, shared by its processes' recordings (one object a line)."""
 
     def snapshots(self) -> list[MemorySnapshot]:
         return self._snapshots
 
     def live_bytes_by_stack(self, indexes: Sequence[int]) -> Iterator[StackLiveBytes]:
-        stacks, lines = read_samples(self._samples, self._interned)
+        stacks, lines = self._samples.sampled()
         times = [t for t, _ in lines]
         at = [
             bisect.bisect_right(times, self._snapshots[i].t + MATCH_S) - 1 if i >= 0 else -1
@@ -83,6 +79,11 @@ class SampledRecorder(CountersRecorder):
     def __init__(self, folder: Path, who: str, sample_bytes: int) -> None:
         super().__init__(folder, who)
         self.sample_bytes = sample_bytes
+        self._readers: dict[Path, SamplesReader] = {}
+        self._interned: dict[tuple[str, str, int], Frame] = {}
+        """The run's frames, shared by its processes' recordings (one object a line)."""
+        self._reading: threading.Thread | None = None
+        self._read_all = threading.Event()
 
     def agent_settings(self) -> dict[str, object]:
         return {"capture": "sampled", "rate": self.sample_bytes, "port": None, "file": None}
@@ -92,11 +93,43 @@ class SampledRecorder(CountersRecorder):
         for path in samples_files(self.folder).values():
             path.unlink(missing_ok=True)
 
+    def connect(self, pid: int, alive: Callable[[], bool]) -> None:
+        super().connect(pid, alive)
+        self._readers, self._interned, self._read_all = {}, {}, threading.Event()
+        self._reading = threading.Thread(
+            target=self._read_ahead, args=(alive,), name="memgate-samples", daemon=True
+        )
+        self._reading.start()
+
+    def _read_ahead(self, alive: Callable[[], bool]) -> None:
+        """While the service runs, until :meth:`open`: read what its processes' samples
+        files have had written since the last look, and make the stacks live now."""
+        while not self._read_all.wait(READ_AHEAD_S) and alive():
+            for path in samples_files(self.folder).values():
+                reader = self._reader(path)
+                reader.read_more()
+                reader.make_stacks()
+
+    def _reader(self, path: Path) -> SamplesReader:
+        reader = self._readers.get(path)
+        if reader is None:
+            reader = self._readers[path] = SamplesReader(path, self._interned)
+        return reader
+
     def open(self, main_pid: int, opened: contextlib.ExitStack, progress: bool) -> list[Recorded]:
+        self._read_all.set()
+        if self._reading is not None:
+            self._reading.join()
         samples = samples_files(self.folder)
-        interned: dict[tuple[str, str, int], Frame] = {}
         return [
-            Recorded(pid, "", SampledRecording(snapshots, samples.get(pid), interned))
+            Recorded(
+                pid,
+                "",
+                SampledRecording(
+                    snapshots,
+                    self._reader(samples[pid]) if pid in samples else SamplesReader(None),
+                ),
+            )
             for pid, snapshots in self._read(main_pid)
             if snapshots or pid == main_pid
         ]

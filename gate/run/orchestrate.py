@@ -205,6 +205,13 @@ def run_once(
             for member, service in zip(members, services, strict=True):
                 reading = f"reading the {service.who}'s capture"
                 watched.phase(reading)
+                assert service.recorder is not None
+                # Read live, the agent's files once its census is done (the census has
+                # the cores, and the stop that waits for it comes sooner); memray's
+                # streams beside it. Not live, the service stopped after its census.
+                beside = live and not service.recorder.read_after_census
+                if live and not beside:
+                    census_done(service)
                 results.append(
                     build_result(
                         member,
@@ -212,7 +219,7 @@ def run_once(
                         outcome,
                         started_at,
                         observer.show_capture_progress,
-                        census_done=functools.partial(census_done, service) if live else None,
+                        census_done=functools.partial(census_done, service) if beside else None,
                     )
                 )
             return results
@@ -373,7 +380,7 @@ def _drive_load(
                         f" {progress.requests} requests (see {service.log_path})"
                     )
                 service.check_measured(progress.requests)
-            if finished:
+            if finished or load.ended:  # (killed below if still on its way out)
                 break
             if time.monotonic() > load.deadline:
                 raise RunError(

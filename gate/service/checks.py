@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 MEASURED_EVERY_S = 0.5
 """How often, under load, the service's main process is checked to still be the one
 memray measures (its memory map read: a few hundred lines)."""
+EXIT_GRACE_S = 0.1
+"""How long a fork whose recording is no longer open in it is given to be gone."""
 ENDED_GRACE_S = 2.0
 """How long a process whose memray stream ended is given to exit (then it died, and is
 told so) before the stream's end is taken for a process that lives on unmeasured."""
@@ -123,7 +125,7 @@ class MeasuredChecks:
         worker re-exec'd without memray) is no longer measured though it may serve."""
         tree = set(service.tree_pids())
         for pid in recorder.forks():
-            if pid in tree and recorder.records(pid) is False and psutil.pid_exists(pid):
+            if pid in tree and recorder.records(pid) is False and _runs_on(pid, recorder):
                 raise RunError(
                     f"a process of the {service.who} (pid {pid}), forked and recorded, exec'd"
                     f" {command_of(pid)} after {requests:,} requests, {_without(recorder)}:"
@@ -131,6 +133,15 @@ class MeasuredChecks:
                     " did not measure what it did from then on; a worker must not exec"
                     f" (see {service.log_path})"
                 )
+
+
+def _runs_on(pid: int, recorder: Recorder) -> bool:
+    """Whether process ``pid``, its recording not open in it, still runs without it a
+    moment later: a worker on its way out is not (the kernel closes its files before it
+    is a zombie; a worker recycled by gunicorn's max_requests was once taken for one
+    that exec'd)."""
+    time.sleep(EXIT_GRACE_S)
+    return recorder.records(pid) is False and psutil.pid_exists(pid)
 
 
 def _exec_seen(service: ServiceProcess, recorder: Recorder, pid: int, requests: int) -> RunError:

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 import types
 from typing import Any, ClassVar
 
@@ -253,6 +254,30 @@ def test_a_census_that_fails_is_answered_left_out_and_said(
     (found,), failed = read_censuses(tmp_path, "start")
     assert (found.pid, found.label) == (os.getpid(), "start") and found.objects > 1000
     assert failed == {123: "is unreadable"}
+
+
+def test_the_end_census_is_preceded_by_a_point_of_the_heap(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent writes the last point itself, before the census's pause: memgate waits
+    for no other to know the process ran through the load."""
+    heap = tmp_path / "heap.jsonl"
+    descriptor = os.open(heap, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    monkeypatch.setattr(agent, "_heap_fd", [descriptor])
+    monkeypatch.setattr(agent, "_heap", [types.SimpleNamespace(fields=lambda: ', "heap": 5')])
+    times: list[float] = []
+
+    def census(start: object, collect: object) -> dict[str, Any]:
+        times.append(time.time())
+        return {"pid": os.getpid(), "t": times[0], "objects": 1}
+
+    monkeypatch.setattr(agent, "_census", [types.SimpleNamespace(census=census)])
+    try:
+        agent._take_census(str(tmp_path), "end")
+    finally:
+        os.close(descriptor)
+    (point,) = [json.loads(line) for line in heap.read_text().splitlines()]
+    assert point["heap"] == 5 and point["t"] <= times[0]
 
 
 def test_censuses_that_failed_or_never_came_are_a_retention_with_problems() -> None:

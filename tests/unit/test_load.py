@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,6 +128,31 @@ def test_a_load_that_exits_without_an_end_is_a_run_error(tmp_path: Path) -> None
         RunError, match=r"exited with code -9 before finishing .*: locust said something"
     ):
         load.outcome()
+
+
+END = {"event": "end", "t": 2.0, "requests": 40, "failures": 0, "stop_reason": "requests"}
+
+
+def test_a_load_killed_on_its_way_out_after_its_end_is_whole(tmp_path: Path) -> None:
+    """Once its end is read, the load process's teardown is not waited for: killed then,
+    its outcome stands; killed before its end, it is a run error."""
+    started = {"event": "start", "t": 1.0, "requests": 0, "failures": 0}
+    for events, whole in (([started, {**END, "endpoints": []}], True), ([started], False)):
+        load = LoadProcess(config(tmp_path), tmp_path / "load.log")
+        (tmp_path / "load.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        (tmp_path / "load.log").write_text("")
+        load._proc = subprocess.Popen(  # as a load process still in its teardown
+            [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+        )
+        load.poll()
+        assert load.ended is whole
+        load.kill()
+        assert load._proc.returncode == -signal.SIGKILL
+        if whole:
+            assert load.outcome().ended_at == 2.0
+        else:
+            with pytest.raises(RunError, match="exited with code -9 before finishing"):
+                load.outcome()
 
 
 def test_a_distributed_end_lists_the_workers_and_parses_as_before(tmp_path: Path) -> None:

@@ -4,10 +4,12 @@ each point's live bytes by stack."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -15,10 +17,10 @@ import pytest
 
 from gate.errors import InputError
 from gate.model import Frame, MemorySnapshot
-from gate.recording import recorder_for
+from gate.recording import recorder_for, sampled
 from gate.recording.sampled import SampledRecorder, SampledRecording
 from gate.scenario import ProfileSpec
-from gate.service.agent_files import read_samples
+from gate.service.agent_files import SamplesReader, read_samples
 from gate.service.interpreter import SAMPLER_VERSION, ServicePython, check_sampler
 
 AGENT = Path(__file__).resolve().parents[2] / "gate" / "agent"
@@ -115,12 +117,60 @@ def test_samples_are_read_back_and_each_point_takes_the_last_line_at_or_before_i
     assert stacks[0] == keep and stacks[2] == keep and stacks[1] == (keep[1],)
     assert [t for t, _ in lines] == [1.0, 2.0]  # the line cut short is left out
     snapshots = [MemorySnapshot(t, 0, 0, False) for t in (0.5, 1.0, 1.5, 2.0)]
-    read = SampledRecording(snapshots, path)
+    read = SampledRecording(snapshots, SamplesReader(path))
     found = {s.stack: s.live for s in read.live_bytes_by_stack([-1, 0, 1, 2, 3])}
     # Before its first line, a point has nothing; stacks that differ only by their
     # instruction are one site.
     assert found == {keep: (0, 0, 1000, 1000, 2500), (keep[1],): (0, 0, 50, 50, 0)}
     assert read_samples(None) == ({}, [])
+
+
+def test_a_file_read_as_it_grows_reads_as_the_whole_file(tmp_path: Path) -> None:
+    lines = [
+        {"frames": {"0": ["keep", "app.py", 5], "1": ["handle", "app.py", 9]}},
+        {"stacks": {"0": [0, 1]}},
+        {"t": 1.0, "live": [[0, 1000]]},
+        {"stacks": {"1": [1]}},
+        {"t": 2.0, "live": [[0, 2000], [1, 50]]},
+    ]
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    path = tmp_path / "samples.7.1.jsonl"
+    growing = SamplesReader(path)
+    path.write_text(text[:120])  # the frames' line and part of the stacks' line
+    growing.read_more()
+    with path.open("a") as more:
+        more.write(text[120:])
+    growing.read_more()
+    stacks, read = growing.sampled()
+    whole_stacks, whole = read_samples(path)
+    assert dict(stacks) == dict(whole_stacks) and len(dict(stacks)) == 2
+    assert [(t, live.tolist()) for t, live in read] == [(t, live.tolist()) for t, live in whole]
+    assert [t for t, _ in read] == [1.0, 2.0]
+
+
+def test_the_recorder_reads_the_samples_while_the_service_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sampled, "READ_AHEAD_S", 0.01)
+    (tmp_path / "heap.7.1.jsonl").write_text('{"t": 10.0, "heap": 100, "rss": 200}\n')
+    path = write_samples(
+        tmp_path / "samples.7.1.jsonl",
+        [{"frames": {"0": ["keep", "app.py", 5]}}, {"stacks": {"0": [0]}}],
+    )
+    recorder = SampledRecorder(tmp_path, "service", 4096)
+    recorder.connect(7, lambda: True)
+    deadline = time.monotonic() + 10
+    while recorder._reader(path)._offset == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert recorder._reader(path)._offset > 0  # read ahead, the line cut short left
+    with path.open("a") as more:  # the cut line ends, and another comes
+        more.write('0, 300]]}\n{"t": 2.0, "live": [[0, 500]]}\n')
+    (recorded,) = recorder.open(7, contextlib.ExitStack(), progress=False)
+    assert recorder._reading is not None and not recorder._reading.is_alive()
+    found = list(recorded.recording.live_bytes_by_stack([0]))
+    assert [(s.stack, s.live) for s in found] == [((Frame("keep", "app.py", 5),), (300,))]
+    _, lines = recorder._reader(path).sampled()
+    assert [(t, live.tolist()) for t, live in lines] == [(2.0, [[0, 500]]), (9.0, [[0, 300]])]
 
 
 def test_the_sampled_recorder_asks_the_agent_to_sample_and_keys_its_runs_apart(
