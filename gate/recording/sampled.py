@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -28,6 +29,10 @@ from gate.service.agent_files import SamplesReader, samples_files
 
 READ_AHEAD_S = 1.0
 """How often, while the load runs, the samples written since are read."""
+READ_AHEAD_NICE = 10
+"""How much nicer the reading thread is than memgate (Linux sets it per thread): it reads with what the
+service and the load leave of the CPU (a Django app's 12 MB of samples took 0.33 s of
+it in a 10 s load)."""
 MATCH_S = 0.001
 """A samples' line this much after a point still is that point's: the agent stamps the
 line it writes right after a full collection with the collection's own time."""
@@ -104,6 +109,10 @@ class SampledRecorder(CountersRecorder):
     def _read_ahead(self, alive: Callable[[], bool]) -> None:
         """While the service runs, until :meth:`open`: read what its processes' samples
         files have had written since the last look, and make the stacks live now."""
+        with contextlib.suppress(OSError, AttributeError):  # not Linux: as it is
+            me = threading.get_native_id()
+            nice = os.getpriority(os.PRIO_PROCESS, me) + READ_AHEAD_NICE
+            os.setpriority(os.PRIO_PROCESS, me, min(nice, 19))
         while not self._read_all.wait(READ_AHEAD_S) and alive():
             for path in samples_files(self.folder).values():
                 reader = self._reader(path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -163,6 +164,10 @@ def test_the_recorder_reads_the_samples_while_the_service_runs(
     while recorder._reader(path)._offset == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert recorder._reader(path)._offset > 0  # read ahead, the line cut short left
+    assert recorder._reading is not None and recorder._reading.native_id is not None
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    niced = os.getpriority(os.PRIO_PROCESS, recorder._reading.native_id)
+    assert niced == min(mine + sampled.READ_AHEAD_NICE, 19)  # with what the service leaves
     with path.open("a") as more:  # the cut line ends, and another comes
         more.write('0, 300]]}\n{"t": 2.0, "live": [[0, 500]]}\n')
     (recorded,) = recorder.open(7, contextlib.ExitStack(), progress=False)
