@@ -30,9 +30,9 @@ from gate.service.agent_files import SamplesReader, samples_files
 READ_AHEAD_S = 1.0
 """How often, while the load runs, the samples written since are read."""
 READ_AHEAD_NICE = 10
-"""How much nicer the reading thread is than memgate (Linux sets it per thread): it reads with what the
-service and the load leave of the CPU (a Django app's 12 MB of samples took 0.33 s of
-it in a 10 s load)."""
+"""How much nicer the reading thread is than memgate (Linux sets it per thread): it
+reads with what the service and the load leave of the CPU (a Django app's 12 MB of
+samples took 0.33 s of it in a 10 s load)."""
 MATCH_S = 0.001
 """A samples' line this much after a point still is that point's: the agent stamps the
 line it writes right after a full collection with the collection's own time."""
