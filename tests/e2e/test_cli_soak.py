@@ -1,4 +1,5 @@
-"""The soak scenario: read live, stopped early by a certain leak, full length when clean."""
+"""The soak scenario: read live (or sampled), stopped early by a certain leak, full length
+when clean."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ pytestmark = pytest.mark.e2e
 SOAK = REPO / "scenarios" / "soak" / "demo-soak.toml"
 
 
-def test_a_certain_leak_stops_the_soak_early_and_fails_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("capture", ["live", "sampled"])
+def test_a_certain_leak_stops_the_soak_early_and_fails_it(tmp_path: Path, capture: str) -> None:
     out = tmp_path / "out"
     done = memgate(
         "check",
@@ -25,6 +27,8 @@ def test_a_certain_leak_stops_the_soak_early_and_fails_it(tmp_path: Path) -> Non
         str(out),
         "--env",
         "DEMO_LEAK_BYTES=1024",
+        "--capture",
+        capture,
     )
     assert done.returncode == 1, done.stdout + done.stderr
     result = json.loads((out / "demo-soak" / "result.json").read_text())
@@ -33,7 +37,7 @@ def test_a_certain_leak_stops_the_soak_early_and_fails_it(tmp_path: Path) -> Non
     assert "stopped early: the leak was certain" in done.stdout
     top = result["sites"][0]["user_frame"]
     assert (top["file"], top["line"]) == ("examples/demo_service/app.py", planted_leak_line())
-    assert result["capture"]["mode"] == "live"
+    assert result["capture"]["mode"] == capture
     assert not list((out / "demo-soak").glob("capture.bin*"))
 
 
