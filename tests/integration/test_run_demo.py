@@ -66,7 +66,9 @@ def test_run_invariants(which: str, request: pytest.FixtureRequest) -> None:
     assert load.stop_reason == "requests"
     assert {e.name for e in load.endpoints} == {"/items/[id]", "/orders"}
     points = result.curve.points
-    assert len(points) >= 20
+    # A point per poll of the live stream (every 0.1 s) over a few seconds of load: 18
+    # when two suites shared the 2 cores, 30 or more alone.
+    assert len(points) >= 12
     assert all(a.requests <= b.requests and a.t <= b.t for a, b in itertools.pairwise(points))
     # The last point is the last poll before the users were told to stop: at most the
     # lateness a slow poll is allowed (and the pause it earns) before the end.
