@@ -332,6 +332,15 @@ def _census_when_asked(folder: str) -> None:
         _take_census(folder, label)
 
 
+def _point_at_end(folder: str) -> None:
+    """In a process that takes no census (forked once the start's was asked): its last
+    point once the end's census is asked, as a process that takes it writes one."""
+    request = os.path.join(folder, CENSUS_REQUEST.format(label=CENSUS_LABELS[-1]))
+    while not os.path.exists(request):
+        time.sleep(CENSUS_POLL_S)
+    _write_heap_point()
+
+
 def _take_census(folder: str, label: str) -> None:
     """Take the census ``label`` and write it: in a function of its own, so that none of
     it outlives the writing (kept in the loop's locals through the load, the start's
@@ -486,6 +495,8 @@ def _after_fork(settings: dict[str, Any]) -> None:
     asked = os.path.join(settings.get("folder", ""), CENSUS_REQUEST.format(label="start"))
     if settings.get("census") and not os.path.exists(asked):
         _daemon(_census_when_asked, settings["folder"])
+    elif settings.get("census") and settings.get("capture") in COUNTING:
+        _daemon(_point_at_end, settings["folder"])
     if settings.get("routes"):  # gunicorn's workers may import the app, not its master
         _daemon(_routes_when_asked, settings["routes"])
     if settings.get("capture") == "live" and settings.get("follow_fork"):

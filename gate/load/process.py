@@ -93,7 +93,6 @@ class LoadProcess:
         self.progress = LoadProgress()
         self.deadline = float("inf")
         """``time.monotonic()`` past which the load process is hung (set by :meth:`start`)."""
-        self._killed_after_end = False
 
     def start(self) -> None:
         Path(self.config.timeline_path).write_text("")
@@ -153,7 +152,6 @@ class LoadProcess:
         Once :attr:`ended`, this ends it without waiting for its Python's teardown (a
         tenth of a second that would delay the census and the service's stop)."""
         if self._proc is not None and self._proc.poll() is None:
-            self._killed_after_end = self.ended
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait()
@@ -168,7 +166,7 @@ class LoadProcess:
                 error = InputError if event.get("kind") == "input" else RunError
                 raise error(f"load failed: {event['message']} (see {self.log_path})")
         by_kind = {event["event"]: event for event in self._events}
-        if "end" not in by_kind or (code != 0 and not self._killed_after_end):
+        if "end" not in by_kind:  # once it is there, the way out does not matter
             raise RunError(
                 f"load process exited with code {code} before finishing"
                 f" (see {self.log_path}): {last_line(self.log_path)}"

@@ -81,9 +81,6 @@ class Recorder(Protocol):
     finishes_on_exit: bool
     """The service must exit of itself to finish the recording (memray writes a capture
     file's end at exit): it is stopped with SIGINT before SIGTERM."""
-    last_point_at_census: bool
-    """The agent writes each process's last point itself, right before the census after
-    the load (when the scenario takes censuses): :meth:`stop` is then not waited for."""
     read_after_census: bool
     """The recordings are read once the census after the load is done: the census then
     has the machine's cores to itself, and the service's stop, which waits for it,
@@ -175,11 +172,11 @@ def recorder_for(profile: ProfileSpec, folder: Path, capture: Path, who: str) ->
     if profile.capture == "sampled":
         from gate.recording.sampled import SampledRecorder
 
-        return SampledRecorder(folder, who, profile.sample_bytes)
+        return SampledRecorder(folder, who, profile.census, profile.sample_bytes)
     if profile.capture in ("counters", "auto"):  # auto: a traced run names the lines
         from gate.recording.counters import CountersRecorder
 
-        return CountersRecorder(folder, who)
+        return CountersRecorder(folder, who, profile.census)
     if profile.capture == "file":
         from gate.recording.file import FileRecorder
 

@@ -78,15 +78,17 @@ class CountersRecorder:
     timing = Timing(after_end_s=1.0, late_s=0.5, stamped_in_service=True)
     streams = True  # the files are whole at any time: read while the service stops
     finishes_on_exit = False
-    last_point_at_census = True  # the agent's, right before its census
     read_after_census = True
     traces = False
     waits_for_collections = True
     env_suffix = "counters"
 
-    def __init__(self, folder: Path, who: str) -> None:
+    def __init__(self, folder: Path, who: str, census: bool = False) -> None:
         self.folder = folder
         self.who = who
+        self.census = census
+        """The service takes a census after the load: its agent writes each process's
+        last point right before it (:meth:`stop` then waits for none)."""
         self._main = 0
         self._read_bytes = 0
 
@@ -141,7 +143,10 @@ class CountersRecorder:
         return False
 
     def stop(self) -> None:
-        """Wait (a moment at most) for the main process's counters after the load's end."""
+        """Unless a census follows, wait (a moment at most) for the main process's
+        counters after the load's end."""
+        if self.census:
+            return
         ended = time.time()
         deadline = time.monotonic() + 5 * HEAP_INTERVAL_S
         path = heap_files(self.folder).get(self._main)

@@ -21,7 +21,6 @@ class FileRecorder:
     timing = Timing()
     streams = False
     finishes_on_exit = True  # memray writes the capture's end when the service exits
-    last_point_at_census = False
     read_after_census = True
     traces = True
     waits_for_collections = False

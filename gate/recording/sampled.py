@@ -81,8 +81,8 @@ class SampledRecorder(CountersRecorder):
     mode = "sampled"
     env_suffix = "sampled"
 
-    def __init__(self, folder: Path, who: str, sample_bytes: int) -> None:
-        super().__init__(folder, who)
+    def __init__(self, folder: Path, who: str, census: bool, sample_bytes: int) -> None:
+        super().__init__(folder, who, census)
         self.sample_bytes = sample_bytes
         self._readers: dict[Path, SamplesReader] = {}
         self._interned: dict[tuple[str, str, int], Frame] = {}
@@ -107,8 +107,9 @@ class SampledRecorder(CountersRecorder):
         self._reading.start()
 
     def _read_ahead(self, alive: Callable[[], bool]) -> None:
-        """While the service runs, until :meth:`open`: read what its processes' samples
-        files have had written since the last look, and make the stacks live now."""
+        """While the load runs (until :meth:`stop`, or the service's end): read what its
+        processes' samples files have had written since the last look, and make the
+        stacks live now."""
         with contextlib.suppress(OSError, AttributeError):  # not Linux: as it is
             me = threading.get_native_id()
             nice = os.getpriority(os.PRIO_PROCESS, me) + READ_AHEAD_NICE
@@ -118,6 +119,12 @@ class SampledRecorder(CountersRecorder):
                 reader = self._reader(path)
                 reader.read_more()
                 reader.make_stacks()
+
+    def stop(self) -> None:
+        """The load ended: no more reading ahead (what is left is read once the census
+        is done, :meth:`open`)."""
+        self._read_all.set()
+        super().stop()
 
     def _reader(self, path: Path) -> SamplesReader:
         reader = self._readers.get(path)

@@ -316,10 +316,12 @@ class SamplesReader:
         self._interned = {} if interned is None else interned
         self._lines: list[tuple[float, np.ndarray]] = []
         self._offset = 0
+        self._whole = False
 
     def read_more(self, whole: bool = False) -> None:
-        """Read the lines written since the last call: those ended by a newline, or
-        (``whole``) up to the file's end, a line cut short skipped."""
+        """Read the lines written since the last call that a newline ends, and
+        (``whole``) the line after them, which a cut is skipped as (it is read again,
+        whole, if it is ended later)."""
         if self.path is None:
             return
         try:
@@ -328,11 +330,12 @@ class SamplesReader:
                 chunk = source.read()
         except OSError:
             return
-        if not whole:
-            chunk = chunk[: chunk.rfind(b"\n") + 1]
-        self._offset += len(chunk)
-        for line in chunk.splitlines():
+        ended = chunk.rfind(b"\n") + 1
+        self._offset += ended
+        for line in chunk[:ended].splitlines():
             self._read_line(line)
+        if whole and chunk[ended:]:
+            self._read_line(chunk[ended:])
 
     def make_stacks(self) -> None:
         """Make the stacks of the newest line of the live set now (while the load runs:
@@ -343,9 +346,12 @@ class SamplesReader:
                 self._stacks.get(key)
 
     def sampled(self) -> Sampled:
-        """The whole file's :data:`Sampled`, its lines in time order."""
-        self.read_more(whole=True)
-        self._lines.sort(key=lambda line: line[0])
+        """The whole file's :data:`Sampled`, its lines in time order: read to its end
+        once, at the first call."""
+        if not self._whole:
+            self._whole = True
+            self.read_more(whole=True)
+            self._lines.sort(key=lambda line: line[0])
         return self._stacks, self._lines
 
     def _read_line(self, line: bytes) -> None:

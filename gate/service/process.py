@@ -282,8 +282,7 @@ class ServiceProcess:
     def end_capture(self) -> None:
         """Take the live capture's last point and stop reading (the load has ended); with
         native traces, list the libraries the service's processes have loaded."""
-        census = self.profiled and self.scenario.profile.census
-        if self.recorder is not None and not (census and self.recorder.last_point_at_census):
+        if self.recorder is not None:
             self.recorder.stop()
         native = self.profiled and self.scenario.profile.native
         if native and not self.libraries and self._proc is not None:  # once, while it runs

@@ -17,7 +17,6 @@ class QuietRecorder:
     timing = Timing()
     streams = False
     finishes_on_exit = False
-    last_point_at_census = False
     read_after_census = False
     traces = True
     waits_for_collections = False

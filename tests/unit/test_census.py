@@ -280,6 +280,26 @@ def test_the_end_census_is_preceded_by_a_point_of_the_heap(
     assert point["heap"] == 5 and point["t"] <= times[0]
 
 
+def test_a_process_that_takes_no_census_writes_its_last_point_when_the_end_is_asked(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heap = tmp_path / "heap.jsonl"
+    descriptor = os.open(heap, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    monkeypatch.setattr(agent, "_heap_fd", [descriptor])
+    monkeypatch.setattr(agent, "_heap", [types.SimpleNamespace(fields=lambda: ', "heap": 5')])
+    writing = threading.Thread(target=agent._point_at_end, args=(str(tmp_path),), daemon=True)
+    try:
+        writing.start()
+        time.sleep(3 * agent.CENSUS_POLL_S)
+        assert heap.read_text() == ""  # not before the end's census is asked
+        (tmp_path / agent.CENSUS_REQUEST.format(label="end")).write_text("")
+        writing.join(timeout=10)
+    finally:
+        os.close(descriptor)
+    (point,) = [json.loads(line) for line in heap.read_text().splitlines()]
+    assert point["heap"] == 5
+
+
 def test_censuses_that_failed_or_never_came_are_a_retention_with_problems() -> None:
     said = ("the end census of process 7 failed: MemoryError",)
     found = retention(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from gate.agent.memgate_agent import HEAP_INTERVAL_S
 from gate.recording import recorder_for
 from gate.recording.counters import CountersRecorder, counted_env
 from gate.scenario import ProfileSpec
@@ -156,6 +157,21 @@ def test_a_service_that_writes_no_counters_is_refused(tmp_path: Path, monkeypatc
         recorder.connect(1234, alive=lambda: True)
     # A service that exited: its own exit is the reason given (by the caller), not this.
     assert recorder.connect(1234, alive=lambda: False) is None
+
+
+def test_the_loads_end_waits_for_a_point_unless_a_census_follows(tmp_path: Path) -> None:
+    """The main process's point after the load is waited for (a moment at most), unless
+    a census follows: the agent writes that point itself, before the census."""
+
+    (tmp_path / "heap.7.1.jsonl").write_text('{"t": 1.0, "heap": 100, "rss": 200}\n')
+    waits = []
+    for census in (False, True):
+        recorder = CountersRecorder(tmp_path, "service", census)
+        recorder._main = 7
+        clock = time.monotonic()
+        recorder.stop()  # no point comes: waited for at most 5 intervals, or not at all
+        waits.append(time.monotonic() - clock)
+    assert waits[0] >= 5 * HEAP_INTERVAL_S > 2 * waits[1]
 
 
 @pytest.mark.parametrize("option", ["native", "flamegraph"])

@@ -158,7 +158,7 @@ def test_the_recorder_reads_the_samples_while_the_service_runs(
         tmp_path / "samples.7.1.jsonl",
         [{"frames": {"0": ["keep", "app.py", 5]}}, {"stacks": {"0": [0]}}],
     )
-    recorder = SampledRecorder(tmp_path, "service", 4096)
+    recorder = SampledRecorder(tmp_path, "service", True, 4096)
     recorder.connect(7, lambda: True)
     deadline = time.monotonic() + 10
     while recorder._reader(path)._offset == 0 and time.monotonic() < deadline:
@@ -168,10 +168,12 @@ def test_the_recorder_reads_the_samples_while_the_service_runs(
     mine = os.getpriority(os.PRIO_PROCESS, 0)
     niced = os.getpriority(os.PRIO_PROCESS, recorder._reading.native_id)
     assert niced == min(mine + sampled.READ_AHEAD_NICE, 19)  # with what the service leaves
+    recorder.stop()  # the load ended (a census follows: no point waited for)
+    recorder._reading.join(timeout=5)
+    assert not recorder._reading.is_alive()
     with path.open("a") as more:  # the cut line ends, and another comes
         more.write('0, 300]]}\n{"t": 2.0, "live": [[0, 500]]}\n')
     (recorded,) = recorder.open(7, contextlib.ExitStack(), progress=False)
-    assert recorder._reading is not None and not recorder._reading.is_alive()
     found = list(recorded.recording.live_bytes_by_stack([0]))
     assert [(s.stack, s.live) for s in found] == [((Frame("keep", "app.py", 5),), (300,))]
     _, lines = recorder._reader(path).sampled()

@@ -35,7 +35,6 @@ class LiveRecorder:
     timing = Timing(after_end_s=END_S, late_s=LATE_S, stamped_in_service=False)
     streams = True
     finishes_on_exit = False  # the last point is taken before the stop: nothing to finish
-    last_point_at_census = False  # read from the stream: the census would be in it
     read_after_census = False
     traces = True
     waits_for_collections = False
