@@ -40,8 +40,7 @@ class Stopping:
         refusal: RunError | None = None
         try:
             try:
-                # Checked while the census counts (the kernel's sockets took 0.3 s under
-                # a Flask app's load), each one (a daemon found is adopted).
+                # Checked while the census counts, each one (a daemon found is adopted).
                 for service in self.services:
                     try:
                         self._check(service)

@@ -340,7 +340,7 @@ class SamplesReader:
     def make_stacks(self) -> None:
         """Make the stacks of the newest line of the live set now (while the load runs:
         those live at its end are mostly live already; a Flask app's 10,000 took 0.15 s
-        to make after it)."""
+        to make after it, under cProfile)."""
         if self._lines:
             for key in self._lines[-1][1][:, 0].tolist():
                 self._stacks.get(key)
