@@ -24,7 +24,8 @@ MEASURED_EVERY_S = 0.5
 """How often, under load, the service's main process is checked to still be the one
 memray measures (its memory map read: a few hundred lines)."""
 EXIT_GRACE_S = 0.1
-"""How long a fork whose recording is no longer open in it is given to be gone."""
+"""How long a fork whose recording is no longer open in it is given to be gone (a
+worker on its way out closes its files first)."""
 ENDED_GRACE_S = 2.0
 """How long a process whose memray stream ended is given to exit (then it died, and is
 told so) before the stream's end is taken for a process that lives on unmeasured."""
@@ -80,6 +81,7 @@ class MeasuredChecks:
     def __init__(self) -> None:
         self._next = 0.0
         self._stopped = 0
+        self._suspects: dict[int, float] = {}  # fork pid -> when seen without its recording
 
     def check(self, service: ServiceProcess, requests: int, *, now: bool = False) -> None:
         if not service.started:
@@ -103,7 +105,7 @@ class MeasuredChecks:
             return
         if recorder.records(pid) is False and service.exit_code() is None:
             raise _exec_seen(service, recorder, pid, requests)
-        self._forks_measured(service, recorder, requests)
+        self._forks_measured(service, recorder, requests, now=now)
         if not recorder.stream_ended():
             return
         deadline = time.monotonic() + ENDED_GRACE_S
@@ -120,12 +122,30 @@ class MeasuredChecks:
                 f" measure what served the rest of the load (see {service.log_path})"
             )
 
-    def _forks_measured(self, service: ServiceProcess, recorder: Recorder, requests: int) -> None:
+    def _forks_measured(
+        self, service: ServiceProcess, recorder: Recorder, requests: int, *, now: bool
+    ) -> None:
         """A recorded fork still in the service's tree that exec'd another program (a
-        worker re-exec'd without memray) is no longer measured though it may serve."""
+        worker re-exec'd without memray) is no longer measured though it may serve.
+
+        A worker on its way out looks the same for a moment (the kernel closes its files
+        before it is a zombie; one recycled by gunicorn's ``max_requests`` was once taken
+        for one that exec'd): a fork is refused only if it still runs without its
+        recording ``EXIT_GRACE_S`` later. Under load that is told at a later check, so the
+        load's loop never waits; in the last check (``now``) it is waited for."""
         tree = set(service.tree_pids())
-        for pid in recorder.forks():
-            if pid in tree and recorder.records(pid) is False and _runs_on(pid, recorder):
+        clock = time.monotonic()
+        suspects = {
+            pid: self._suspects.get(pid, clock)
+            for pid in recorder.forks()
+            if pid in tree and recorder.records(pid) is False
+        }
+        self._suspects = suspects
+        if now and any(clock - seen < EXIT_GRACE_S for seen in suspects.values()):
+            time.sleep(EXIT_GRACE_S)
+            clock = time.monotonic()
+        for pid, seen in suspects.items():
+            if clock - seen >= EXIT_GRACE_S and _runs_on(pid, recorder):
                 raise RunError(
                     f"a process of the {service.who} (pid {pid}), forked and recorded, exec'd"
                     f" {command_of(pid)} after {requests:,} requests, {_without(recorder)}:"
@@ -136,12 +156,14 @@ class MeasuredChecks:
 
 
 def _runs_on(pid: int, recorder: Recorder) -> bool:
-    """Whether process ``pid``, its recording not open in it, still runs without it a
-    moment later: a worker on its way out is not (the kernel closes its files before it
-    is a zombie; a worker recycled by gunicorn's max_requests was once taken for one
-    that exec'd)."""
-    time.sleep(EXIT_GRACE_S)
-    return recorder.records(pid) is False and psutil.pid_exists(pid)
+    """Whether process ``pid``, its recording not open in it, still runs without it (not
+    gone, nor a zombie waiting to be reaped)."""
+    if recorder.records(pid) is not False:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _exec_seen(service: ServiceProcess, recorder: Recorder, pid: int, requests: int) -> RunError:
