@@ -203,12 +203,16 @@ static int samples_grow(void) {
     return 0;
 }
 
-/* A counting filter of the sampled pointers, by the top bits of their spread: a free
- * whose count is 0 was surely not sampled, and does not probe the samples' table (a
- * cache miss on nearly every free of a large heap). A count that reached 255 stays. */
+/* A counting filter of the sampled pointers, by bits 4 to 21 of their address (blocks
+ * are 16-byte aligned): a free whose count is 0 was surely not sampled, and does not
+ * probe the samples' table (a cache miss on nearly every free of a large heap). Indexed
+ * by address, not by a hash: the frees of neighbouring blocks (a pool's, a container's
+ * items) read the same cache line. Indexed by a hash, the wait for the filter's byte
+ * was two thirds of the free hook's time: the hook took 1.0% of the CPU's samples
+ * (perf) under the demo's load, 0.6% indexed by address. A count that reached 255 stays. */
 
-static inline uint8_t *filter_at(uint64_t spread_ptr) {
-    return &filter[spread_ptr >> (64 - FILTER_BITS)];
+static inline uint8_t *filter_at(const void *ptr) {
+    return &filter[((uintptr_t)ptr >> 4) & (((uintptr_t)1 << FILTER_BITS) - 1)];
 }
 
 static int64_t forget(void *ptr, uint64_t h) {
@@ -224,8 +228,8 @@ static int64_t forget(void *ptr, uint64_t h) {
             s->live -= weight;
             s->count -= 1;
             samples_len--;
-            if (filter != NULL && *filter_at(h) != 255) {
-                *filter_at(h) -= 1;
+            if (filter != NULL && *filter_at(ptr) != 255) {
+                *filter_at(ptr) -= 1;
             }
             size_t hole = i;
             size_t j = (i + 1) & mask;
@@ -545,8 +549,8 @@ static void sample(void *ptr, size_t size) {
         while (samples[i].ptr != NULL) {
             i = (i + 1) & (samples_cap - 1);
         }
-        if (filter != NULL && *filter_at(h) != 255) {
-            *filter_at(h) += 1;
+        if (filter != NULL && *filter_at(ptr) != 255) {
+            *filter_at(ptr) += 1;
         }
         samples[i].ptr = ptr;
         samples[i].stack = (uint32_t)id;
@@ -569,11 +573,8 @@ static inline void allocated(void *ptr, size_t size) {
 }
 
 static inline void freed(void *ptr) {
-    if (ptr != NULL && samples_len != 0) {
-        uint64_t h = spread((uint64_t)(uintptr_t)ptr);
-        if (filter == NULL || *filter_at(h) != 0) {
-            forget(ptr, h);
-        }
+    if (ptr != NULL && samples_len != 0 && (filter == NULL || *filter_at(ptr) != 0)) {
+        forget(ptr, spread((uint64_t)(uintptr_t)ptr));
     }
 }
 

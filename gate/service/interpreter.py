@@ -149,7 +149,7 @@ SAMPLER_SOURCE = Path(__file__).resolve().parent.parent.parent / "sampler"
 """The heap sampler's source in memgate's checkout (``pip install`` builds it)."""
 
 
-SAMPLER_VERSION = "0.2.0"
+SAMPLER_VERSION = "0.2.1"
 """The heap sampler's version this memgate reads (``sampler/pyproject.toml``'s)."""
 
 
