@@ -326,18 +326,20 @@ def _daemon(target: Any, *args: Any) -> None:
 def _census_when_asked(folder: str) -> None:
     """Take each census once memgate asks for it, in order; then end."""
     for label in CENSUS_LABELS:
-        request = os.path.join(folder, CENSUS_REQUEST.format(label=label))
-        while not os.path.exists(request):
-            time.sleep(CENSUS_POLL_S)
+        _wait_for(os.path.join(folder, CENSUS_REQUEST.format(label=label)))
         _take_census(folder, label)
+
+
+def _wait_for(request: str) -> None:
+    """Wait until memgate writes the file ``request`` (it asks for a job so)."""
+    while not os.path.exists(request):
+        time.sleep(CENSUS_POLL_S)
 
 
 def _point_at_end(folder: str) -> None:
     """In a process that takes no census (forked once the start's was asked): its last
     point once the end's census is asked, as a process that takes it writes one."""
-    request = os.path.join(folder, CENSUS_REQUEST.format(label=CENSUS_LABELS[-1]))
-    while not os.path.exists(request):
-        time.sleep(CENSUS_POLL_S)
+    _wait_for(os.path.join(folder, CENSUS_REQUEST.format(label=CENSUS_LABELS[-1])))
     _write_heap_point()
 
 
@@ -380,9 +382,7 @@ def _read_census(folder: str, label: str) -> dict[str, Any] | None:
 def _routes_when_asked(folder: str) -> None:
     """List the framework's routes once memgate asks for them (``ROUTES_REQUEST``), and
     write them to ``ROUTES_FILE``; then end. Nothing that fails here reaches the service."""
-    request = os.path.join(folder, ROUTES_REQUEST)
-    while not os.path.exists(request):
-        time.sleep(CENSUS_POLL_S)
+    _wait_for(os.path.join(folder, ROUTES_REQUEST))
     try:
         found: dict[str, Any] = _routes[0].list_routes()
     except Exception as exc:  # the service's own code ran (a property, a urlconf)
